@@ -79,7 +79,7 @@ def get_arch(name: str) -> ViTShape:
         raise KeyError(f"unknown architecture {name!r}; known: {known}") from None
 
 
-def block_params(width: int) -> int:
+def block_params(width: float) -> float:
     """Parameters of one pre-norm transformer block with MLP ratio 4 and qkv bias: 12 d^2 + 13 d."""
     d = width
     return 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (4 * d * d + 4 * d) + (4 * d * d + d)
@@ -112,7 +112,7 @@ class MaeFlops:
         return self.patch_embed + self.encoder + self.decoder
 
 
-def block_flops(n_tokens: int, width: int) -> float:
+def block_flops(n_tokens: float, width: float) -> float:
     """Forward matmul FLOPs of one block: 24 n d^2 + 4 n^2 d."""
     return 24.0 * n_tokens * width**2 + 4.0 * n_tokens**2 * width
 
@@ -126,7 +126,7 @@ def mae_train_flops_per_image(
     decoder_dim: int = DECODER_DIM,
     decoder_depth: int = DECODER_DEPTH,
 ) -> MaeFlops:
-    """Forward + backward matmul FLOPs of one MAE pretraining step, per image.
+    """Forward + backward matmul FLOPs of one MAE pretraining step, per image, for a concrete model.
 
     Visible tokens n_e = floor(L (1 - mask_ratio)) + 1 (class token), decoder tokens n_d = L + 1.
     """
@@ -136,6 +136,19 @@ def mae_train_flops_per_image(
         raise ValueError(f"image size {image_px} px is not a positive multiple of the {patch_px}-px patch")
     n_patch = (image_px // patch_px) ** 2
     n_enc = math.floor(n_patch * (1.0 - mask_ratio)) + 1
+    return mae_train_flops(width, depth, patch_px, n_patch, n_enc, decoder_dim, decoder_depth)
+
+
+def mae_train_flops(
+    width: float,
+    depth: float,
+    patch_px: int,
+    n_patch: float,
+    n_enc: float,
+    decoder_dim: int = DECODER_DIM,
+    decoder_depth: int = DECODER_DEPTH,
+) -> MaeFlops:
+    """The formula itself, on token counts; real-valued shapes and tokens are allowed for projections."""
     n_dec = n_patch + 1
     pix = 3 * patch_px * patch_px
     f_patch = 2.0 * n_patch * pix * width

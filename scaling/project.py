@@ -1,0 +1,272 @@
+"""Invert a fitted scaling surface: what scale reaches a target, and what it costs.
+
+Three questions, each answered by a ``Projection``:
+
+- ``project_scale``: multiply every axis of the largest trained point by one common factor k (axis i by
+  k**w_i; w = 1 by default, the question of Orhan 2023) and find the smallest k that reaches the target;
+- ``project_axis``: solve for one axis with the others held fixed;
+- ``project_at``: evaluate the surface at a given point (e.g. 2.5B parameters, 20,000 h, 952 px).
+
+Every answer says how many decades beyond the data it lies (per axis, log10 of value / largest observed
+value), whether the target is reachable under the form at all ("beyond the fitted ceiling" when it lies
+past the form's asymptote), and the pretraining compute it implies (``scaling.compute``) when the axes
+are the run database's ``n_params``, ``data_hours`` and ``image_px``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
+
+from scaling.compute import FRAMES_PER_HOUR, ComputeEstimate, pretrain_compute
+from scaling.errors import ProjectionError
+
+COMPUTE_AXES = ("n_params", "data_hours", "image_px")
+# Search range of the scale factor (or of one axis relative to its reference value), in decades.
+SEARCH_DECADES = (-3.0, 12.0)
+GRID_STEP_DECADES = 0.01
+
+
+class FitLike(Protocol):
+    """What a projection needs from a fit (``scaling.fit.FitResult`` provides it)."""
+
+    form: str
+    axes: tuple[str, ...]
+    kind: str
+    ceiling: float | None
+    axis_ranges: dict[str, tuple[float, float]]
+
+    def predict(self, X: pd.DataFrame | Mapping[str, Any]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class ComputeAssumptions:
+    """How a projected point turns into pretraining compute."""
+
+    passes: float  # images seen / frames in the pretraining data
+    mask_ratio: float = 0.75
+    patch_px: int = 14
+    source: str = "default"
+
+
+@dataclass(frozen=True)
+class Projection:
+    mode: str  # 'scale' | 'solve' | 'at'
+    form: str
+    kind: str
+    target: float | None
+    reachable: bool
+    point: dict[str, float] | None
+    predicted: float | None
+    scale_factor: float | None  # k of 'scale'; axis value / reference value of 'solve'
+    reference: dict[str, float]
+    decades_beyond: dict[str, float] | None
+    compute: ComputeEstimate | None
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def max_decades_beyond(self) -> float | None:
+        if not self.decades_beyond:
+            return None
+        return max(self.decades_beyond.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "form": self.form,
+            "kind": self.kind,
+            "target": self.target,
+            "reachable": self.reachable,
+            "reason": self.reason,
+            "point": self.point,
+            "predicted": self.predicted,
+            "scale_factor": self.scale_factor,
+            "reference": self.reference,
+            "decades_beyond": self.decades_beyond,
+            "max_decades_beyond": self.max_decades_beyond,
+            "compute": self.compute.to_dict() if self.compute else None,
+            "details": self.details,
+        }
+
+
+def reference_point(fit: FitLike) -> dict[str, float]:
+    """The largest trained point: the largest observed value of every axis."""
+    return {a: float(fit.axis_ranges[a][1]) for a in fit.axes}
+
+
+def decades_beyond(fit: FitLike, point: Mapping[str, float]) -> dict[str, float]:
+    """log10(value / largest observed value) per axis; positive means beyond the data."""
+    return {a: math.log10(point[a] / fit.axis_ranges[a][1]) for a in fit.axes}
+
+
+def _meets(fit: FitLike, predicted: np.ndarray, target: float) -> np.ndarray:
+    return predicted >= target if fit.kind == "accuracy" else predicted <= target
+
+
+def _predict_point(fit: FitLike, point: Mapping[str, float]) -> float:
+    return float(fit.predict({a: np.array([point[a]]) for a in fit.axes})[0])
+
+
+def _check_axes(fit: FitLike, point: Mapping[str, float], what: str) -> None:
+    missing = [a for a in fit.axes if a not in point]
+    if missing:
+        raise ProjectionError(f"{what} lacks axis {missing[0]!r}; the fit's axes are {', '.join(fit.axes)}")
+    bad = [a for a in fit.axes if not (math.isfinite(point[a]) and point[a] > 0)]
+    if bad:
+        raise ProjectionError(f"{what}: axis {bad[0]!r} must be a positive number, got {point[bad[0]]}")
+
+
+def _compute(point: Mapping[str, float], assumptions: ComputeAssumptions | None) -> ComputeEstimate | None:
+    if assumptions is None or not all(a in point for a in COMPUTE_AXES):
+        return None
+    return pretrain_compute(
+        point["n_params"],
+        point["data_hours"],
+        point["image_px"],
+        passes=assumptions.passes,
+        mask_ratio=assumptions.mask_ratio,
+        patch_px=assumptions.patch_px,
+    )
+
+
+def _unreachable_reason(fit: FitLike, target: float, best: float, what: str) -> str:
+    if fit.ceiling is not None and not _meets(fit, np.array([fit.ceiling]), target)[0]:
+        side = "above" if fit.kind == "accuracy" else "below"
+        return f"unreachable under this form: target {target:g} is {side} the fitted ceiling {fit.ceiling:.4g}"
+    hi = 10 ** SEARCH_DECADES[1]
+    return f"not reached for {what} up to {hi:.0e} x the reference (best prediction {best:.4g})"
+
+
+def _solve_path(
+    fit: FitLike, target: float, path: Any, *, what: str
+) -> tuple[float | None, float, str]:
+    """Smallest factor f on a log grid with path(f) meeting the target, refined by root finding.
+
+    ``path`` maps an array of factors to predictions. Returns (factor or None, best prediction, reason).
+    """
+    lo, hi = SEARCH_DECADES
+    logf = np.arange(lo, hi + GRID_STEP_DECADES / 2, GRID_STEP_DECADES)
+    pred = path(10.0**logf)
+    ok = _meets(fit, pred, target) & np.isfinite(pred)
+    best = float(np.nanmax(pred) if fit.kind == "accuracy" else np.nanmin(pred))
+    if not ok.any():
+        return None, best, _unreachable_reason(fit, target, best, what)
+    i = int(np.argmax(ok))
+    if i == 0:
+        return 10.0**lo, best, f"already reached at the smallest {what} searched ({10.0**lo:g} x the reference)"
+
+    def gap(log_factor: float) -> float:
+        return float(path(np.array([10.0**log_factor]))[0] - target)
+
+    root = brentq(gap, logf[i - 1], logf[i], xtol=1e-12)
+    return 10.0**root, best, ""
+
+
+def project_scale(
+    fit: FitLike,
+    target: float,
+    *,
+    exponents: Mapping[str, float] | None = None,
+    reference: Mapping[str, float] | None = None,
+    compute: ComputeAssumptions | None = None,
+) -> Projection:
+    """Smallest common factor k such that the point (x_i * k**w_i) reaches ``target``."""
+    ref = dict(reference) if reference is not None else reference_point(fit)
+    _check_axes(fit, ref, "reference point")
+    w = {a: 1.0 for a in fit.axes} | dict(exponents or {})
+    unknown = set(w) - set(fit.axes)
+    if unknown:
+        raise ProjectionError(f"scale exponent for unknown axis {sorted(unknown)[0]!r}; axes: {', '.join(fit.axes)}")
+
+    def path(k: np.ndarray) -> np.ndarray:
+        return fit.predict({a: ref[a] * k ** w[a] for a in fit.axes})
+
+    k, best, reason = _solve_path(fit, target, path, what="scale factor")
+    if k is None:
+        return Projection("scale", fit.form, fit.kind, target, False, None, None, None, ref, None, None, reason,
+                          {"exponents": w, "best_prediction": best})
+    point = {a: ref[a] * k ** w[a] for a in fit.axes}
+    return Projection(
+        "scale", fit.form, fit.kind, target, True, point, _predict_point(fit, point), k, ref,
+        decades_beyond(fit, point), _compute(point, compute), reason, {"exponents": w},
+    )
+
+
+def project_axis(
+    fit: FitLike,
+    target: float,
+    axis: str,
+    *,
+    fixed: Mapping[str, float] | None = None,
+    compute: ComputeAssumptions | None = None,
+) -> Projection:
+    """Value of ``axis`` that reaches ``target`` with the other axes fixed (default: their largest values)."""
+    if axis not in fit.axes:
+        raise ProjectionError(f"cannot solve for {axis!r}: the fit's axes are {', '.join(fit.axes)}")
+    ref = reference_point(fit) | dict(fixed or {})
+    _check_axes(fit, ref, "fixed point")
+
+    def path(f: np.ndarray) -> np.ndarray:
+        cols = {a: np.full_like(f, ref[a]) for a in fit.axes}
+        cols[axis] = ref[axis] * f
+        return fit.predict(cols)
+
+    f, best, reason = _solve_path(fit, target, path, what=axis)
+    details = {"axis": axis, "best_prediction": best}
+    if f is None:
+        return Projection("solve", fit.form, fit.kind, target, False, None, None, None, ref, None, None, reason,
+                          details)
+    point = dict(ref) | {axis: ref[axis] * f}
+    return Projection(
+        "solve", fit.form, fit.kind, target, True, point, _predict_point(fit, point), f, ref,
+        decades_beyond(fit, point), _compute(point, compute), reason, details,
+    )
+
+
+def project_at(
+    fit: FitLike,
+    point: Mapping[str, float],
+    *,
+    target: float | None = None,
+    compute: ComputeAssumptions | None = None,
+) -> Projection:
+    """The prediction at ``point``; ``reachable`` says whether it meets ``target`` (when one is given)."""
+    _check_axes(fit, point, "evaluation point")
+    pt = {a: float(point[a]) for a in fit.axes}
+    value = _predict_point(fit, pt)
+    meets = True if target is None else bool(_meets(fit, np.array([value]), target)[0])
+    reason = "" if meets else f"prediction {value:.4g} does not reach the target {target:g} at this point"
+    return Projection(
+        "at", fit.form, fit.kind, target, meets, pt, value, None, reference_point(fit),
+        decades_beyond(fit, pt), _compute(pt, compute), reason,
+    )
+
+
+def compute_assumptions_from_grid(grid: pd.DataFrame, reference: Mapping[str, float]) -> ComputeAssumptions | None:
+    """Passes over the data and mask ratio of the trained run at the reference point (else the largest run).
+
+    The study's training length was set by wall-clock, so passes vary across the grid; the reference run's
+    are the natural default for "more of the same".
+    """
+    needed = {"samples_seen", "data_hours", *COMPUTE_AXES}
+    if not needed <= set(grid.columns):
+        return None
+    rows = grid.dropna(subset=["samples_seen", "data_hours"])
+    if rows.empty:
+        return None
+    at_ref = rows
+    for a in COMPUTE_AXES:
+        if a in reference:
+            at_ref = at_ref[np.isclose(at_ref[a], reference[a])]
+    row = at_ref.iloc[0] if not at_ref.empty else rows.sort_values(list(COMPUTE_AXES)).iloc[-1]
+    passes = float(row["samples_seen"]) / (float(row["data_hours"]) * FRAMES_PER_HOUR)
+    mask = float(row["mask_ratio"]) if "mask_ratio" in row and pd.notna(row["mask_ratio"]) else 0.75
+    patch = int(row["patch_px"]) if "patch_px" in row and pd.notna(row["patch_px"]) else 14
+    return ComputeAssumptions(passes=passes, mask_ratio=mask, patch_px=patch, source=f"run {row.get('run_id', '?')}")
