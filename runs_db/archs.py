@@ -43,7 +43,9 @@ class ViTShape:
     def n_patches(self, image_px: int) -> int:
         """Number of patches L = (image_px / patch_px)^2; the image side must be divisible by the patch."""
         if image_px <= 0 or image_px % self.patch_px:
-            raise ValueError(f"image size {image_px} px is not a positive multiple of the {self.patch_px}-px patch")
+            raise ValueError(
+                f"image size {image_px} px is not a positive multiple of the {self.patch_px}-px patch"
+            )
         return (image_px // self.patch_px) ** 2
 
 

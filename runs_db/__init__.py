@@ -1,0 +1,62 @@
+"""Run database of the scaling toolkit: pretraining runs, their evaluations and curves, in SQLite.
+
+Data flows ``train`` -> ``runs_db`` -> ``scaling``; this package never imports either of the others (nor
+torch). Quick start::
+
+    import runs_db
+    db = runs_db.open_db()          # $SCALING_DB or ~/.local/share/scaling/runs.sqlite; seeded on creation
+    db.grid()                       # 78 published runs: best-epoch ImageNet top-1 (fraction), 2% fine-tune
+    db.import_paths(["out/"])       # run.json files written by train (recursive), CSV, JSONL or MAE logs
+
+Modules: ``schema`` (DDL, migrations), ``db`` (location, transactions, ``RunDB``), ``ids`` (run ids),
+``validate`` (checks and derivations), ``mae_logs`` (MAE JSON-lines logs), ``records`` (run.json, CSV,
+JSONL formats), ``store`` (idempotence and conflict rules), ``published`` (the shipped grid), ``archs``
+(ViT shapes, parameter and FLOPs counts).
+"""
+
+from __future__ import annotations
+
+from .db import (
+    DB_ENV_VAR,
+    ImportReport,
+    RunDB,
+    default_db_path,
+    insert_run_record,
+    open_db,
+    validate_paths,
+)
+from .errors import ConflictError, RunsDBError, UnknownRunError, ValidationError
+from .ids import run_id_for
+from .published import (
+    EVAL_SET_IMAGENET,
+    PROTOCOL_PERMISSIVE,
+    PROTOCOL_STRINGENT,
+    PUBLISHED_SOURCE,
+    published_logs_dir,
+)
+from .records import RUN_JSON_SCHEMA
+from .schema import SCHEMA_VERSION
+from .validate import GRID_AXES
+
+__all__ = [
+    "DB_ENV_VAR",
+    "EVAL_SET_IMAGENET",
+    "GRID_AXES",
+    "PROTOCOL_PERMISSIVE",
+    "PROTOCOL_STRINGENT",
+    "PUBLISHED_SOURCE",
+    "RUN_JSON_SCHEMA",
+    "SCHEMA_VERSION",
+    "ConflictError",
+    "ImportReport",
+    "RunDB",
+    "RunsDBError",
+    "UnknownRunError",
+    "ValidationError",
+    "default_db_path",
+    "insert_run_record",
+    "open_db",
+    "published_logs_dir",
+    "run_id_for",
+    "validate_paths",
+]

@@ -1,0 +1,481 @@
+"""The run database: location, connections, transactions and the ``RunDB`` query/import API.
+
+Location: ``$SCALING_DB`` if set, else ``$XDG_DATA_HOME/scaling/runs.sqlite``, else
+``~/.local/share/scaling/runs.sqlite`` (the CLI's ``--db PATH`` overrides all three). Opening a file
+that does not exist yet creates it, migrates it to the current schema and imports the published grid of
+Orhan (2023) in one transaction (``seed_published=False`` skips the grid).
+
+Concurrency: several processes may import at once (runs finishing in parallel, racing imports). The file
+is in WAL mode (readers never block the writer), every connection waits up to ``BUSY_TIMEOUT_S`` for a
+lock, every write is one ``BEGIN IMMEDIATE`` transaction (the write lock is taken up front, so two writers
+never deadlock upgrading read locks), and a transaction that still meets "database is locked/busy" is
+retried with jittered exponential backoff for up to ``RETRY_DEADLINE_S``; after that a ``RunsDBError``
+(one line) is raised, never a raw ``sqlite3.OperationalError``. WAL needs a local filesystem: on NFS or
+Lustre let each run write its ``run.json`` and import those instead of sharing one database file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from . import records as rec_io
+from .errors import RunsDBError, UnknownRunError, ValidationError
+from .mae_logs import is_mae_logs_dir, read_mae_logs
+from .published import PROTOCOL_PERMISSIVE, PUBLISHED_SPEC, published_logs_dir, published_records
+from .schema import SCHEMA_VERSION, migrate, user_version
+from .store import RUN_COLUMNS, write_records
+from .validate import RUN_FIELDS, Loc, RunRecord
+
+DB_ENV_VAR = "SCALING_DB"
+BUSY_TIMEOUT_S = 10.0
+RETRY_DEADLINE_S = 120.0
+FORMATS = ("auto", "mae-logs", "csv", "run-json", "jsonl")
+MEMORY = ":memory:"
+
+T = TypeVar("T")
+
+
+def default_db_path() -> Path:
+    """``$SCALING_DB``, else ``$XDG_DATA_HOME/scaling/runs.sqlite``, else ``~/.local/share/scaling/...``."""
+    env = os.environ.get(DB_ENV_VAR, "").strip()
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "scaling" / "runs.sqlite"
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import (or a dry run) did: files read, runs added/unchanged/updated, evals added."""
+
+    files: int
+    runs_added: int
+    runs_unchanged: int
+    evals_added: int
+    runs_updated: int = 0
+    history_added: int = 0
+
+
+def _is_lock_error(e: sqlite3.OperationalError) -> bool:
+    text = str(e).lower()
+    return "locked" in text or "busy" in text
+
+
+def _with_retry(fn: Callable[[], T], where: str) -> T:
+    """Run ``fn``, retrying lock/busy errors with jittered exponential backoff up to a deadline."""
+    deadline = time.monotonic() + RETRY_DEADLINE_S
+    delay = 0.02
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if not _is_lock_error(e):
+                raise RunsDBError(f"SQLite error: {e}", file=where) from None
+            if time.monotonic() + delay > deadline:
+                raise RunsDBError(
+                    f"database stayed locked for {RETRY_DEADLINE_S:.0f} s by other writers; try again",
+                    file=where) from None
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------------------------ file loading
+def _detect(path: Path, fmt: str) -> list[tuple[str, Path]]:
+    """Expand one user path into (format, file or directory) pairs."""
+    if not path.exists():
+        raise ValidationError("no such file or directory", file=str(path))
+    if path.is_dir():
+        if fmt in ("auto", "mae-logs") and is_mae_logs_dir(path):
+            return [("mae-logs", path)]
+        if fmt == "mae-logs":
+            raise ValidationError("not an MAE logs directory (no pretraining_logs/ or finetuning_logs/)",
+                                  file=str(path))
+        found: list[tuple[str, Path]] = []
+        if fmt in ("auto", "run-json"):
+            found += [("run-json", p) for p in sorted(path.rglob("run.json"))]
+        if fmt in ("auto", "jsonl"):
+            found += [("jsonl", p) for p in sorted(path.rglob("*.jsonl"))]
+        if fmt in ("auto", "csv"):
+            found += [("csv", p) for p in sorted(path.rglob("*.csv"))]
+        if not found:
+            raise ValidationError(f"no importable files found (format {fmt})", file=str(path))
+        return found
+    if fmt != "auto":
+        return [(fmt, path)]
+    suffix = path.suffix.lower()
+    by_suffix = {".csv": "csv", ".json": "run-json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+    if suffix not in by_suffix:
+        raise ValidationError("unknown file type (expected .csv, .json, .jsonl or an MAE logs directory)",
+                              file=str(path))
+    return [(by_suffix[suffix], path)]
+
+
+def load_records(paths: Sequence[str | Path], fmt: str = "auto") -> tuple[int, list[RunRecord]]:
+    """Parse and validate every input; returns (files read, records). Raises on the first bad input."""
+    if fmt not in FORMATS:
+        raise ValidationError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    n_files = 0
+    out: list[RunRecord] = []
+    for given in paths:
+        for kind, path in _detect(Path(given), fmt):
+            shown = str(path)
+            if kind == "mae-logs":
+                logs = read_mae_logs(path, PUBLISHED_SPEC)
+                n_files += sum(1 for _ in path.glob("*_logs/*/*_log.txt"))
+                out += logs
+                continue
+            n_files += 1
+            if kind == "csv":
+                out += rec_io.read_csv(path, shown)
+            elif kind == "run-json":
+                out += rec_io.read_run_json(path, shown)
+            else:
+                out += rec_io.read_jsonl(path, shown)
+    return n_files, out
+
+
+# ------------------------------------------------------------------------------------------------ RunDB
+class RunDB:
+    """An open run database (one SQLite connection). Use ``open_db`` to get one."""
+
+    def __init__(self, path: Path | str, conn: sqlite3.Connection) -> None:
+        self.path = Path(path)
+        self._conn = conn
+
+    # -- plumbing
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> RunDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RunDB({str(self.path)!r})"
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction; roll back on any error; retry on locks."""
+        conn = self._conn
+
+        def attempt() -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        return _with_retry(attempt, str(self.path))
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        return _with_retry(lambda: pd.read_sql_query(sql, self._conn, params=list(params)), str(self.path))
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return _with_retry(lambda: self._conn.execute(sql, list(params)).fetchall(), str(self.path))
+
+    def _initialise(self, *, seed: bool) -> None:
+        if not seed and _with_retry(lambda: user_version(self._conn), str(self.path)) == SCHEMA_VERSION:
+            return
+        # Parse outside the transaction so the write lock is held only for the inserts.
+        grid = published_records() if seed else []
+
+        def init(conn: sqlite3.Connection) -> None:
+            migrate(conn)
+            if seed and conn.execute("SELECT 1 FROM meta WHERE key = 'published_seeded'").fetchone() is None:
+                write_records(conn, grid, _utc_now())
+                conn.execute("INSERT INTO meta (key, value) VALUES ('published_seeded', ?)", (_utc_now(),))
+
+        self._write(init)
+
+    # -- queries
+    def count_runs(self) -> int:
+        return int(self._rows("SELECT COUNT(*) FROM runs")[0][0])
+
+    def list_runs(self, **filters: Any) -> pd.DataFrame:
+        """One row per run (all ``runs`` columns), filtered by column equality.
+
+        A filter value may be a scalar, a list/tuple/set (any of), or None (IS NULL); e.g.
+        ``list_runs(arch='vit_h14', image_px=476)``. ``arch`` also accepts published names (``vith14``).
+        """
+        where, params = [], []
+        for column, value in filters.items():
+            if column not in RUN_COLUMNS:
+                known = ", ".join(RUN_COLUMNS)
+                raise RunsDBError(f"unknown run column {column!r} to filter on; known: {known}")
+            if column == "arch":
+                value = _arch_names(value)
+            if value is None:
+                where.append(f"{column} IS NULL")
+            elif isinstance(value, list | tuple | set | frozenset):
+                values = list(value)
+                where.append(f"{column} IN ({', '.join('?' * len(values))})" if values else "0")
+                params += values
+            else:
+                where.append(f"{column} = ?")
+                params.append(value)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY arch, image_px, data_fraction, subset_seed, name, run_id"
+        return self._read(sql, params)
+
+    def resolve_id(self, run_id: str) -> str:
+        """The full run id for an id or a unique id prefix."""
+        prefix = str(run_id).strip().lower()
+        if not prefix:
+            raise UnknownRunError("empty run id")
+        rows = self._rows("SELECT run_id FROM runs WHERE run_id LIKE ? ESCAPE '\\' LIMIT 3",
+                          [prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"])
+        if not rows:
+            raise UnknownRunError(f"no run with id {run_id!r} in {self.path}")
+        if len(rows) > 1:
+            raise UnknownRunError(f"run id prefix {run_id!r} is ambiguous ({rows[0][0]}, {rows[1][0]}, ...)")
+        return str(rows[0][0])
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        """Full record: run columns, ``config``, ``tags``, ``evals`` list and ``history`` summary."""
+        rid = self.resolve_id(run_id)
+        row = self._rows("SELECT * FROM runs WHERE run_id = ?", [rid])[0]
+        out: dict[str, Any] = dict(row)
+        out["config"] = json.loads(out.pop("config_json"))
+        if out.get("package_versions"):
+            out["package_versions"] = json.loads(out["package_versions"])
+        out["tags"] = {r["key"]: r["value"] for r in self._rows(
+            "SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", [rid])}
+        out["evals"] = [dict(r) for r in self._rows(
+            "SELECT protocol, eval_set, metric, selection, value, epoch, n_epochs, source_file FROM evals "
+            "WHERE run_id = ? ORDER BY protocol, eval_set, metric, selection", [rid])]
+        out["history"] = [dict(r) for r in self._rows(
+            "SELECT phase, key, COUNT(*) AS n, MIN(step) AS first_step, MAX(step) AS last_step FROM history "
+            "WHERE run_id = ? GROUP BY phase, key ORDER BY phase, key", [rid])]
+        return out
+
+    def grid(
+        self,
+        *,
+        protocol: str = PROTOCOL_PERMISSIVE,
+        eval_set: str = "imagenet-val",
+        metric: str = "top1",
+        selection: str = "best-epoch",
+        status: str | None = "COMPLETED",
+    ) -> pd.DataFrame:
+        """The tidy frame the fitter reads: one row per run that has this evaluation (value = fraction)."""
+        sql = (
+            "SELECT r.run_id, r.name, r.arch, r.n_params, r.n_params_nonembed, r.n_params_with_head, "
+            "r.patch_px, r.image_px, r.data_hours, r.data_frames, r.data_fraction, r.subset_seed, "
+            "r.samples_seen, r.pretrain_flops, r.mask_ratio, r.source, e.protocol, e.eval_set, e.metric, "
+            "e.selection, e.value, e.epoch, e.n_epochs "
+            "FROM runs r JOIN evals e ON e.run_id = r.run_id "
+            "WHERE e.protocol = ? AND e.eval_set = ? AND e.metric = ? AND e.selection = ?"
+        )
+        params: list[Any] = [protocol, eval_set, metric, selection]
+        if status is not None:
+            sql += " AND r.status = ?"
+            params.append(status)
+        sql += " ORDER BY r.arch, r.image_px, r.data_fraction, r.subset_seed, r.run_id"
+        return self._read(sql, params)
+
+    def eval_keys(self) -> pd.DataFrame:
+        """Distinct (protocol, eval_set, metric, selection) with the number of runs having each."""
+        return self._read(
+            "SELECT protocol, eval_set, metric, selection, COUNT(DISTINCT run_id) AS n_runs FROM evals "
+            "GROUP BY protocol, eval_set, metric, selection ORDER BY protocol, eval_set, metric, selection")
+
+    def history(self, run_id: str, phase: str | None = None) -> pd.DataFrame:
+        """Curves of one run: columns run_id, phase, step, key, value, segment (sorted)."""
+        rid = self.resolve_id(run_id)
+        sql = "SELECT run_id, phase, step, key, value, segment FROM history WHERE run_id = ?"
+        params: list[Any] = [rid]
+        if phase is not None:
+            sql += " AND phase = ?"
+            params.append(phase)
+        return self._read(sql + " ORDER BY phase, key, step, segment", params)
+
+    # -- writes
+    def import_paths(self, paths: Sequence[str | Path], *, fmt: str = "auto") -> ImportReport:
+        """Import files/directories in one transaction: all of them or (on any error) nothing."""
+        n_files, records = load_records(paths, fmt)
+        return self.import_records(records, files=n_files)
+
+    def import_records(self, records: Sequence[RunRecord], *, files: int = 0) -> ImportReport:
+        imported_at = _utc_now()
+        counts = self._write(lambda conn: write_records(conn, records, imported_at))
+        return ImportReport(files=files, runs_added=counts.runs_added, runs_unchanged=counts.runs_unchanged,
+                            evals_added=counts.evals_added, runs_updated=counts.runs_updated,
+                            history_added=counts.history_added)
+
+    def export(self, path: str | Path, *, fmt: str | None = None) -> int:
+        """Write every run as CSV (one row per run x eval) or JSON lines (one run.json object per run).
+
+        The format comes from ``fmt`` ('csv' | 'jsonl') or the suffix; the file is replaced atomically.
+        Returns the number of rows (CSV) or lines (JSONL) written.
+        """
+        path = Path(path)
+        kind = fmt or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(path.suffix.lower())
+        if kind not in ("csv", "jsonl"):
+            raise RunsDBError("cannot tell the export format: use a .csv or .jsonl name, or fmt=",
+                              file=str(path))
+
+        def snapshot(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], ...]:
+            # One read transaction, so the export is a consistent snapshot.
+            runs = [dict(r) for r in conn.execute(
+                f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY arch, image_px, data_fraction, "
+                "subset_seed, name, run_id")]
+            evals = [dict(r) for r in conn.execute(
+                "SELECT * FROM evals ORDER BY run_id, protocol, eval_set, metric, selection")]
+            tags = [dict(r) for r in conn.execute("SELECT * FROM tags ORDER BY run_id, key")]
+            hist = ([dict(r) for r in conn.execute(
+                "SELECT run_id, phase, key, step, segment, value FROM history "
+                "ORDER BY run_id, phase, key, step, segment")] if kind == "jsonl" else [])
+            return runs, evals, tags, hist
+
+        runs, evals, tags, hist = self._write(snapshot)
+        evals_by: dict[str, list[dict[str, Any]]] = {}
+        for e in evals:
+            evals_by.setdefault(e.pop("run_id"), []).append(e)
+        tags_by: dict[str, dict[str, str]] = {}
+        for t in tags:
+            tags_by.setdefault(t["run_id"], {})[t["key"]] = t["value"]
+        hist_by: dict[str, list[dict[str, Any]]] = {}
+        for h in hist:
+            hist_by.setdefault(h.pop("run_id"), []).append(h)
+
+        if kind == "csv":
+            rows = list(rec_io.csv_rows(runs, evals_by, tags_by))
+
+            def write_csv(f: Any) -> None:
+                import csv
+
+                w = csv.writer(f, lineterminator="\n")
+                w.writerow(rec_io.CSV_COLUMNS)
+                w.writerows(rows)
+
+            rec_io.atomic_write(path, write_csv)
+            return len(rows)
+
+        def write_jsonl(f: Any) -> None:
+            for run in runs:
+                rid = run["run_id"]
+                obj = rec_io.run_json_object(run, evals_by.get(rid, []), tags_by.get(rid, {}),
+                                             hist_by.get(rid, []))
+                f.write(json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n")
+
+        rec_io.atomic_write(path, write_jsonl)
+        return len(runs)
+
+
+def _arch_names(value: Any) -> Any:
+    from .archs import PUBLISHED_ARCH_NAMES
+
+    if isinstance(value, str):
+        return PUBLISHED_ARCH_NAMES.get(value, value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return [PUBLISHED_ARCH_NAMES.get(v, v) for v in value]
+    return value
+
+
+def _connect(path: Path | str) -> sqlite3.Connection:
+    shown = str(path)
+    try:
+        # isolation_level=None: no implicit transactions; every write is an explicit BEGIN IMMEDIATE.
+        conn = sqlite3.connect(shown, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as e:
+        raise RunsDBError(f"cannot open database: {e}", file=shown) from None
+    conn.row_factory = sqlite3.Row
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if shown != MEMORY:
+            mode = _with_retry(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone()[0], shown)
+            if str(mode).lower() != "wal":
+                raise RunsDBError(f"could not switch to WAL journal mode (got {mode})", file=shown)
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        raise RunsDBError(f"not a usable SQLite database: {e}", file=shown) from None
+    except RunsDBError:
+        conn.close()
+        raise
+    return conn
+
+
+def open_db(path: str | Path | None = None, *, seed_published: bool = True) -> RunDB:
+    """Open (creating and migrating if needed) the run database at ``path`` or ``default_db_path()``.
+
+    A file that does not exist yet is created with the current schema and, unless ``seed_published`` is
+    False, the 78 published runs, in one transaction. ``":memory:"`` gives a private in-memory database.
+    """
+    if path is not None and str(path) == MEMORY:
+        is_new, target = True, MEMORY
+    else:
+        p = Path(path).expanduser() if path is not None else default_db_path()
+        is_new = not p.exists() or p.stat().st_size == 0
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RunsDBError(f"cannot create the database directory: {e}", file=str(p)) from None
+        target = str(p)
+    conn = _connect(target)
+    db = RunDB(target, conn)
+    try:
+        db._initialise(seed=seed_published and is_new)
+    except BaseException:
+        conn.close()
+        raise
+    return db
+
+
+def validate_paths(paths: Sequence[str | Path], *, fmt: str = "auto") -> ImportReport:
+    """Parse and check inputs without touching any database (a dry run into a private in-memory one).
+
+    Catches everything an import would, including duplicates with conflicting values across the inputs;
+    it cannot know about conflicts with runs already in a particular database.
+    """
+    n_files, records = load_records(paths, fmt)
+    with open_db(MEMORY, seed_published=False) as scratch:
+        return scratch.import_records(records, files=n_files)
+
+
+def insert_run_record(db_or_path: RunDB | str | Path | None, record: dict[str, Any]) -> str:
+    """Insert one run.json-shaped dict (see ``runs_db.records``); returns its run id. Idempotent."""
+    rec = rec_io.record_from_json(record, Loc("<run record>"))
+    if isinstance(db_or_path, RunDB):
+        db_or_path.import_records([rec], files=0)
+    else:
+        with open_db(db_or_path) as db:
+            db.import_records([rec], files=0)
+    return rec.run_id
+
+
+__all__ = [
+    "DB_ENV_VAR",
+    "RUN_FIELDS",
+    "ImportReport",
+    "RunDB",
+    "default_db_path",
+    "insert_run_record",
+    "load_records",
+    "open_db",
+    "published_logs_dir",
+    "validate_paths",
+]

@@ -1,0 +1,300 @@
+"""File formats other than MAE logs: the per-run ``run.json`` record, JSON lines and CSV tables.
+
+``run.json`` (schema ``runs_db/run.json@1``; what ``train`` writes, atomically, into each run's output
+directory; JSON lines files hold one such object per line)::
+
+    {
+      "schema": "runs_db/run.json@1",       # optional
+      "run_id": "3f2a...",                  # optional; if given must equal run_id_for(config)
+      "name": "vits14_0.01_2",              # optional label
+      "status": "COMPLETED",                # required: RUNNING | COMPLETED | FAILED
+      "arch": "vit_s14",                    # required: registry name (or published name 'vits14')
+      "image_px": 224,                      # required
+      "patch_px": 14,                       # optional for a registered arch (must match it)
+      "n_params": 21619584,                 # optional for a registered arch (must match the registry count:
+                                            #   encoder + class token + position embeddings, no head/decoder)
+      "n_params_nonembed": ..., "n_params_with_head": ...,   # optional, derived for a registered arch
+      "dataset": "sayavakepicutego4d",      # optional corpus name
+      "data_frames": 179590,                # data size: data_frames and/or data_hours (one required;
+      "data_hours": 49.886,                 #   hours = frames / 3600 when only frames are given)
+      "data_fraction": 0.01, "subset_seed": 2, "train_seed": 0,     # optional
+      "pretrain_steps": 300000, "global_batch": 1024,  # optional; samples_seen = steps x batch if absent
+      "samples_seen": 307200000,            # optional: images seen in pretraining
+      "pretrain_flops": 1.2e20,             # optional; analytic if absent and arch/samples/mask known
+      "flops_method": "profiled:torch",     # optional ('reported' when flops are given without it)
+      "mask_ratio": 0.75,                   # optional, in [0, 1)
+      "source": "local",                    # optional, default 'local'
+      "code_version": "git:abc123+dirty",   # optional provenance ...
+      "package_versions": {"torch": "2.4.0"},
+      "host": "node17",
+      "started_at": "2025-01-01T10:00:00Z", "finished_at": "...",   # ISO-8601; naive = UTC
+      "config": {...},                      # required: the full frozen config; hashed into run_id
+      "tags": {"key": "text"},              # optional free-form facts
+      "evals": [                            # optional; value is a FRACTION in [0, 1]
+        {"protocol": "finetune-in1k-2pct", "eval_set": "imagenet-val", "metric": "top1",
+         "selection": "best-epoch", "value": 0.2112, "epoch": 23, "n_epochs": 50}
+      ],
+      "history": [                          # optional curves; value may be null (diverged)
+        {"phase": "pretrain", "key": "train_loss", "step": 1000, "segment": 0, "value": 0.31}
+      ]
+    }
+
+Unknown top-level keys are refused (a typo must not be dropped silently); ``imported_at`` and
+``source_file`` written by ``export`` are accepted and ignored on import.
+
+CSV (one row per run x evaluation; the header is row 1). Required columns: ``arch``, ``image_px``,
+``data_hours`` or ``data_frames``, ``protocol``, ``eval_set``, ``metric``, ``selection``, ``value``
+(fraction). Optional: every other run.json scalar field above, ``status`` (default COMPLETED),
+``source`` (default ``import:csv``), ``run_id``, ``config_json`` (the config as JSON text; without it the
+config is built from the row's typed run columns ``CSV_CONFIG_FIELDS``), ``tags_json``, ``epoch``,
+``n_epochs``, ``eval_source_file``, ``imported_at`` (ignored). A row with all eval columns empty declares
+a run without evaluations. Rows of the same run must agree on every run column. ``export`` writes this
+format (all columns), so an export re-imports as "unchanged".
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ValidationError
+from .validate import (
+    EVAL_FIELDS,
+    NON_CONTENT_FIELDS,
+    RUN_FIELDS,
+    Loc,
+    RunRecord,
+    build_record,
+    same_eval,
+    same_value,
+)
+
+RUN_JSON_SCHEMA = "runs_db/run.json@1"
+IGNORED_KEYS = ("imported_at",)
+RUN_JSON_KEYS = {*RUN_FIELDS, "schema", "run_id", "config", "tags", "evals", "history", *IGNORED_KEYS}
+
+CSV_EVAL_COLUMNS = ("protocol", "eval_set", "metric", "selection", "value", "epoch", "n_epochs",
+                    "eval_source_file")
+CSV_COLUMNS = ("run_id", *RUN_FIELDS, "imported_at", "config_json", "tags_json", *CSV_EVAL_COLUMNS)
+CSV_REQUIRED = ("arch", "image_px", "protocol", "eval_set", "metric", "selection", "value")
+CSV_CONFIG_FIELDS = ("name", "arch", "image_px", "patch_px", "dataset", "data_frames", "data_hours",
+                     "data_fraction", "subset_seed", "train_seed", "mask_ratio", "global_batch",
+                     "pretrain_steps", "source")
+
+
+# ----------------------------------------------------------------------------------------------- run.json
+def record_from_json(obj: Any, loc: Loc) -> RunRecord:
+    """Validate one run.json-shaped object."""
+    if not isinstance(obj, Mapping):
+        raise loc.error(None, "expected a JSON object (a run record)")
+    unknown = sorted(set(obj) - RUN_JSON_KEYS)
+    if unknown:
+        raise loc.error(unknown[0], "unknown field of a run record (see runs_db.records for the schema)")
+    schema = obj.get("schema")
+    if schema is not None and schema != RUN_JSON_SCHEMA:
+        raise loc.error("schema", f"unsupported schema {schema!r}; this runs_db reads {RUN_JSON_SCHEMA!r}")
+    fields = {k: obj.get(k) for k in RUN_FIELDS}
+    if fields.get("source") is None:
+        fields["source"] = "local"
+    config = obj.get("config")
+    if not isinstance(config, Mapping):
+        raise loc.error("config", "missing or not a JSON object")
+    evals = _list_of_objects(obj.get("evals"), loc, "evals")
+    history = _list_of_objects(obj.get("history"), loc, "history")
+    tags = obj.get("tags")
+    if tags is not None and not isinstance(tags, Mapping):
+        raise loc.error("tags", "expected a JSON object of text values")
+    return build_record(fields, loc, config=config, evals=evals, history=history, tags=tags,
+                        run_id=obj.get("run_id"))
+
+
+def _list_of_objects(value: Any, loc: Loc, name: str) -> list[tuple[Mapping[str, Any], Loc]]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise loc.error(name, "expected a JSON list")
+    out = []
+    for i, item in enumerate(value):
+        sub = loc.sub(f"{name}[{i}].")
+        if not isinstance(item, Mapping):
+            raise sub.error(None, "expected a JSON object")
+        out.append((item, sub))
+    return out
+
+
+def read_run_json(path: Path, shown: str) -> list[RunRecord]:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValidationError(f"cannot read: {e}", file=shown) from None
+    except json.JSONDecodeError as e:
+        raise ValidationError(f"not valid JSON ({e.msg})", file=shown, row=e.lineno) from None
+    return [record_from_json(obj, Loc(shown))]
+
+
+def read_jsonl(path: Path, shown: str) -> list[RunRecord]:
+    from .mae_logs import read_json_lines
+
+    return [record_from_json(obj, Loc(shown, lineno)) for lineno, obj in read_json_lines(path, shown)]
+
+
+# -------------------------------------------------------------------------------------------------- CSV
+def read_csv(path: Path, shown: str) -> list[RunRecord]:
+    """Parse a CSV of run x eval rows into merged run records (one per run id)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ValidationError(f"cannot read CSV: {e}", file=shown) from None
+    if not rows:
+        raise ValidationError("empty CSV (no header)", file=shown, row=1)
+    header = [h.strip() for h in rows[0]]
+    for column in header:
+        if column not in CSV_COLUMNS:
+            raise ValidationError("unknown column (see runs_db.records for the CSV columns)",
+                                  file=shown, row=1, column=column)
+    if len(set(header)) != len(header):
+        dup = next(h for h in header if header.count(h) > 1)
+        raise ValidationError("duplicate column", file=shown, row=1, column=dup)
+    for column in CSV_REQUIRED:
+        if column not in header:
+            raise ValidationError("missing required column", file=shown, row=1, column=column)
+    if "data_hours" not in header and "data_frames" not in header:
+        raise ValidationError("missing required column (or data_frames)", file=shown, row=1,
+                              column="data_hours")
+
+    merged: dict[str, RunRecord] = {}
+    for rowno, cells in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            raise ValidationError(f"{len(cells)} cells, header has {len(header)}", file=shown, row=rowno)
+        row = dict(zip(header, cells, strict=True))
+        rec = _record_from_csv_row(row, Loc(shown, rowno))
+        first = merged.get(rec.run_id)
+        if first is None:
+            merged[rec.run_id] = rec
+        else:
+            _merge_same_run(first, rec)
+    return list(merged.values())
+
+
+def _record_from_csv_row(row: dict[str, str], loc: Loc) -> RunRecord:
+    fields: dict[str, Any] = {k: row.get(k) for k in RUN_FIELDS}
+    if not (fields.get("status") or "").strip():
+        fields["status"] = "COMPLETED"
+    if not (fields.get("source") or "").strip():
+        fields["source"] = "import:csv"
+    config = _json_cell(row, "config_json", loc)
+    tags = _json_cell(row, "tags_json", loc)
+    eval_cells = {k: row.get(k, "") for k in CSV_EVAL_COLUMNS}
+    evals: list[tuple[Mapping[str, Any], Loc]] = []
+    if any((v or "").strip() for v in eval_cells.values()):
+        ev = {k: eval_cells[k] for k in EVAL_FIELDS if k != "source_file"}
+        ev["source_file"] = eval_cells["eval_source_file"]
+        evals.append((ev, loc))
+    return build_record(fields, loc, config=config, evals=evals, tags=tags, run_id=row.get("run_id"),
+                        config_from_fields=CSV_CONFIG_FIELDS if config is None else ())
+
+
+def _json_cell(row: Mapping[str, str], column: str, loc: Loc) -> dict[str, Any] | None:
+    text = (row.get(column) or "").strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise loc.error(column, f"not valid JSON ({e.msg})") from None
+    if not isinstance(value, dict):
+        raise loc.error(column, "expected a JSON object")
+    return value
+
+
+def _merge_same_run(first: RunRecord, other: RunRecord) -> None:
+    """Rows of one run must agree on every run column; their evals and tags are pooled."""
+    for column in RUN_FIELDS:
+        if column in NON_CONTENT_FIELDS:
+            continue
+        if not same_value(first.run[column], other.run[column]):
+            raise other.loc.error(
+                column, f"conflicts with row {first.loc.row} of the same run ({first.run[column]!r} there, "
+                        f"{other.run[column]!r} here)")
+    for key, value in other.tags.items():
+        if first.tags.setdefault(key, value) != value:
+            raise other.loc.error("tags_json", f"tag {key!r} conflicts with row {first.loc.row}")
+    keys = {tuple(e[k] for k in ("protocol", "eval_set", "metric", "selection")): e for e in first.evals}
+    for ev, eloc in zip(other.evals, other.eval_locs, strict=True):
+        key = tuple(ev[k] for k in ("protocol", "eval_set", "metric", "selection"))
+        if key in keys:
+            if not same_eval(keys[key], ev):
+                raise eloc.error("value", f"duplicate {'/'.join(map(str, key))} with a different value "
+                                          f"({keys[key]['value']!r} on an earlier row)")
+            continue
+        keys[key] = ev
+        first.evals.append(ev)
+        first.eval_locs.append(eloc)
+
+
+# ----------------------------------------------------------------------------------------------- export
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # shortest round-trip text: a re-import compares equal
+    return str(value)
+
+
+def csv_rows(runs: Iterable[Mapping[str, Any]], evals_by_run: Mapping[str, list[Mapping[str, Any]]],
+             tags_by_run: Mapping[str, Mapping[str, str]]) -> Iterator[list[str]]:
+    for run in runs:
+        rid = run["run_id"]
+        tags = tags_by_run.get(rid) or {}
+        base = [_cell(run.get(c)) for c in ("run_id", *RUN_FIELDS, "imported_at", "config_json")]
+        base.append(json.dumps(dict(tags), sort_keys=True) if tags else "")
+        evs = evals_by_run.get(rid) or [None]
+        for ev in evs:
+            if ev is None:
+                yield base + [""] * len(CSV_EVAL_COLUMNS)
+            else:
+                yield base + [_cell(ev.get(k if k != "eval_source_file" else "source_file"))
+                              for k in CSV_EVAL_COLUMNS]
+
+
+def run_json_object(run: Mapping[str, Any], evals: Sequence[Mapping[str, Any]], tags: Mapping[str, str],
+                    history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {"schema": RUN_JSON_SCHEMA, "run_id": run["run_id"]}
+    for column in RUN_FIELDS:
+        value = run.get(column)
+        if column == "package_versions" and value is not None:
+            value = json.loads(value)
+        obj[column] = value
+    obj["imported_at"] = run.get("imported_at")
+    obj["config"] = json.loads(run["config_json"])
+    obj["tags"] = dict(tags)
+    obj["evals"] = [dict(e) for e in evals]
+    obj["history"] = [dict(h) for h in history]
+    return obj
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Write through ``write(file)`` into a temp file next to ``path``, then ``os.replace`` it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp creates the file 0600; give the export the permissions of an ordinary new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
