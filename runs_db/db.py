@@ -197,14 +197,17 @@ class RunDB:
         return _with_retry(lambda: self._conn.execute(sql, list(params)).fetchall(), str(self.path))
 
     def _initialise(self, *, seed: bool) -> None:
-        if not seed and _with_retry(lambda: user_version(self._conn), str(self.path)) == SCHEMA_VERSION:
+        """Migrate; seed the published grid if the database had no schema yet (a new file)."""
+        version = _with_retry(lambda: user_version(self._conn), str(self.path))
+        if version == SCHEMA_VERSION:
             return
         # Parse outside the transaction so the write lock is held only for the inserts.
-        grid = published_records() if seed else []
+        grid = published_records() if seed and version == 0 else []
 
         def init(conn: sqlite3.Connection) -> None:
-            migrate(conn)
-            if seed and conn.execute("SELECT 1 FROM meta WHERE key = 'published_seeded'").fetchone() is None:
+            # Re-read under the write lock: a racing process may have created the schema meanwhile.
+            old = migrate(conn)
+            if grid and old == 0:
                 write_records(conn, grid, _utc_now())
                 conn.execute("INSERT INTO meta (key, value) VALUES ('published_seeded', ?)", (_utc_now(),))
 
@@ -422,14 +425,14 @@ def _connect(path: Path | str) -> sqlite3.Connection:
 def open_db(path: str | Path | None = None, *, seed_published: bool = True) -> RunDB:
     """Open (creating and migrating if needed) the run database at ``path`` or ``default_db_path()``.
 
-    A file that does not exist yet is created with the current schema and, unless ``seed_published`` is
-    False, the 78 published runs, in one transaction. ``":memory:"`` gives a private in-memory database.
+    A new database (a file that does not exist yet, or has no schema yet) is created with the current
+    schema and, unless ``seed_published`` is False, the 78 published runs, in one transaction; an
+    existing one is only migrated. ``":memory:"`` gives a private in-memory database.
     """
     if path is not None and str(path) == MEMORY:
-        is_new, target = True, MEMORY
+        target = MEMORY
     else:
         p = Path(path).expanduser() if path is not None else default_db_path()
-        is_new = not p.exists() or p.stat().st_size == 0
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -438,7 +441,7 @@ def open_db(path: str | Path | None = None, *, seed_published: bool = True) -> R
     conn = _connect(target)
     db = RunDB(target, conn)
     try:
-        db._initialise(seed=seed_published and is_new)
+        db._initialise(seed=seed_published)
     except BaseException:
         conn.close()
         raise
