@@ -106,12 +106,14 @@ def _detect(path: Path, fmt: str) -> list[tuple[str, Path]]:
         if fmt == "mae-logs":
             raise ValidationError("not an MAE logs directory (no pretraining_logs/ or finetuning_logs/)",
                                   file=str(path))
+        # A plain directory is searched recursively for run.json records (train's output tree); other CSV
+        # or JSON-lines files there (metrics logs, ...) are only taken when the format is asked for.
         found: list[tuple[str, Path]] = []
         if fmt in ("auto", "run-json"):
             found += [("run-json", p) for p in sorted(path.rglob("run.json"))]
-        if fmt in ("auto", "jsonl"):
+        if fmt == "jsonl":
             found += [("jsonl", p) for p in sorted(path.rglob("*.jsonl"))]
-        if fmt in ("auto", "csv"):
+        if fmt == "csv":
             found += [("csv", p) for p in sorted(path.rglob("*.csv"))]
         if not found:
             raise ValidationError(f"no importable files found (format {fmt})", file=str(path))
@@ -173,12 +175,12 @@ class RunDB:
     def __repr__(self) -> str:
         return f"RunDB({str(self.path)!r})"
 
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction; roll back on any error; retry on locks."""
+    def _write(self, fn: Callable[[sqlite3.Connection], T], *, begin: str = "BEGIN IMMEDIATE") -> T:
+        """Run ``fn`` in one transaction (a write one by default); roll back on any error; retry on locks."""
         conn = self._conn
 
         def attempt() -> T:
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(begin)
             try:
                 result = fn(conn)
                 conn.execute("COMMIT")
@@ -353,7 +355,7 @@ class RunDB:
                 "ORDER BY run_id, phase, key, step, segment")] if kind == "jsonl" else [])
             return runs, evals, tags, hist
 
-        runs, evals, tags, hist = self._write(snapshot)
+        runs, evals, tags, hist = self._write(snapshot, begin="BEGIN DEFERRED")  # a read: no write lock
         evals_by: dict[str, list[dict[str, Any]]] = {}
         for e in evals:
             evals_by.setdefault(e.pop("run_id"), []).append(e)

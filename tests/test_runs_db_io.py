@@ -105,6 +105,9 @@ def csv_row(seed: int = 1, value: Any = 0.2, **over: Any) -> list[Any]:
 def test_run_json_directory_import_is_idempotent(db: runs_db.RunDB, tmp_path: Path) -> None:
     for i in range(3):
         write_json(tmp_path / "out" / f"run{i}" / "run.json", make_record(i))
+    # Other files in a training output tree are not run records and are left alone.
+    (tmp_path / "out" / "run0" / "metrics.csv").write_text("step,loss\n0,1.0\n")
+    (tmp_path / "out" / "run0" / "config.json").write_text("{}")
     report = db.import_paths([tmp_path / "out"])
     assert (report.files, report.runs_added, report.runs_unchanged, report.evals_added) == (3, 3, 0, 6)
     assert db.count_runs() == 81
@@ -297,7 +300,8 @@ def test_bad_run_json_cases(db: runs_db.RunDB, tmp_path: Path) -> None:
 def test_conflict_in_a_later_file_rolls_back_earlier_files(db: runs_db.RunDB, tmp_path: Path) -> None:
     out = tmp_path / "grid.csv"
     db.export(out)
-    rows = list(csv.reader(out.open()))
+    with out.open(newline="") as f:
+        rows = list(csv.reader(f))
     header = rows[0]
     value_col = header.index("value")
     rows[5][value_col] = repr(float(rows[5][value_col]) + 0.01)
