@@ -80,6 +80,9 @@ def _with_retry(fn: Callable[[], T], where: str) -> T:
     while True:
         try:
             return fn()
+        except sqlite3.IntegrityError as e:
+            # A CHECK/PRIMARY KEY backstop caught what validation should have: still one line, no commit.
+            raise RunsDBError(f"database constraint failed: {e}", file=where) from None
         except sqlite3.OperationalError as e:
             if not _is_lock_error(e):
                 raise RunsDBError(f"SQLite error: {e}", file=where) from None

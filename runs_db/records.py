@@ -39,8 +39,9 @@ directory; JSON lines files hold one such object per line)::
       ]
     }
 
-Unknown top-level keys are refused (a typo must not be dropped silently); ``imported_at`` and
-``source_file`` written by ``export`` are accepted and ignored on import.
+Unknown top-level keys are refused (a typo must not be dropped silently). ``source_file`` (default: the
+file the record was read from) and ``imported_at`` are provenance of the import, not content: they never
+cause a conflict, and ``imported_at`` in an export is ignored on re-import.
 
 CSV (one row per run x evaluation; the header is row 1). Required columns: ``arch``, ``image_px``,
 ``data_hours`` or ``data_frames``, ``protocol``, ``eval_set``, ``metric``, ``selection``, ``value``
@@ -88,8 +89,8 @@ CSV_CONFIG_FIELDS = ("name", "arch", "image_px", "patch_px", "dataset", "data_fr
 
 
 # ----------------------------------------------------------------------------------------------- run.json
-def record_from_json(obj: Any, loc: Loc) -> RunRecord:
-    """Validate one run.json-shaped object."""
+def record_from_json(obj: Any, loc: Loc, *, source_file: str | None = None) -> RunRecord:
+    """Validate one run.json-shaped object; ``source_file`` is the default for the field of that name."""
     if not isinstance(obj, Mapping):
         raise loc.error(None, "expected a JSON object (a run record)")
     unknown = sorted(set(obj) - RUN_JSON_KEYS)
@@ -101,6 +102,8 @@ def record_from_json(obj: Any, loc: Loc) -> RunRecord:
     fields = {k: obj.get(k) for k in RUN_FIELDS}
     if fields.get("source") is None:
         fields["source"] = "local"
+    if fields.get("source_file") is None:
+        fields["source_file"] = source_file
     config = obj.get("config")
     if not isinstance(config, Mapping):
         raise loc.error("config", "missing or not a JSON object")
@@ -134,13 +137,14 @@ def read_run_json(path: Path, shown: str) -> list[RunRecord]:
         raise ValidationError(f"cannot read: {e}", file=shown) from None
     except json.JSONDecodeError as e:
         raise ValidationError(f"not valid JSON ({e.msg})", file=shown, row=e.lineno) from None
-    return [record_from_json(obj, Loc(shown))]
+    return [record_from_json(obj, Loc(shown), source_file=shown)]
 
 
 def read_jsonl(path: Path, shown: str) -> list[RunRecord]:
     from .mae_logs import read_json_lines
 
-    return [record_from_json(obj, Loc(shown, lineno)) for lineno, obj in read_json_lines(path, shown)]
+    return [record_from_json(obj, Loc(shown, lineno), source_file=f"{shown}:{lineno}")
+            for lineno, obj in read_json_lines(path, shown)]
 
 
 # -------------------------------------------------------------------------------------------------- CSV
@@ -190,6 +194,8 @@ def _record_from_csv_row(row: dict[str, str], loc: Loc) -> RunRecord:
         fields["status"] = "COMPLETED"
     if not (fields.get("source") or "").strip():
         fields["source"] = "import:csv"
+    if not (fields.get("source_file") or "").strip():
+        fields["source_file"] = f"{loc.file}:{loc.row}"
     config = _json_cell(row, "config_json", loc)
     tags = _json_cell(row, "tags_json", loc)
     eval_cells = {k: row.get(k, "") for k in CSV_EVAL_COLUMNS}
