@@ -99,14 +99,19 @@ def test_newer_schema_and_garbage_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_runs_db_imports_without_torch_scaling_or_train() -> None:
+    # A meta-path finder that refuses torch & co. (sys.modules[name] = None would also block the import,
+    # but libraries that probe sys.modules for torch then trip over the None).
     code = (
         "import sys\n"
-        "for name in ('torch', 'torchvision', 'timm'):\n"
-        "    sys.modules[name] = None  # any import of them fails\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'torchvision', 'timm'):\n"
+        "            raise ImportError(f'blocked: {name}')\n"
+        "sys.meta_path.insert(0, Block())\n"
         "import runs_db\n"
         "db = runs_db.open_db(':memory:', seed_published=False)\n"
         "assert db.count_runs() == 0\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('scaling', 'train')]\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('scaling', 'train', 'torch')]\n"
         "assert not bad, bad\n"
     )
     root = Path(runs_db.__file__).resolve().parent.parent
