@@ -1,0 +1,325 @@
+"""Fit a named form to a table of runs, and the result every form reports.
+
+``fit(data, form, y=..., axes=[...], kind=...)`` checks the data once (columns present, finite, positive
+axes, accuracy in (0, 1)), hands a ``FitData`` of plain numpy arrays to the form's fitter and returns a
+``FitResult``. Goodness-of-fit statistics are always computed on the y scale with a Gaussian likelihood
+of the residuals, so that AICc/BIC compare across forms fitted on different scales (log, logit, linear).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+
+from scaling.errors import FitError
+from scaling.forms import get_fitter, get_form
+
+Kind = Literal["accuracy", "loss"]
+IntervalKind = Literal["confidence", "prediction"]
+SCHEMA = "scaling.fit/v1"
+
+
+@dataclass(frozen=True)
+class FitData:
+    """Validated inputs of a fit: ``X`` is (n, k) with every value finite and > 0; ``y`` is finite."""
+
+    X: np.ndarray
+    y: np.ndarray
+    axes: tuple[str, ...]
+    y_name: str
+    kind: Kind
+    weights: np.ndarray | None = None
+    weights_name: str | None = None
+
+    @property
+    def n(self) -> int:
+        return int(self.y.shape[0])
+
+    def error(self) -> np.ndarray:
+        """The quantity that falls with scale: 1 - accuracy, or the loss itself."""
+        return 1.0 - self.y if self.kind == "accuracy" else self.y
+
+    def y_from_error(self, err: np.ndarray) -> np.ndarray:
+        return 1.0 - err if self.kind == "accuracy" else err
+
+    def require_points(self, form: str, n_params: int) -> None:
+        if self.n <= n_params + 1:
+            raise FitError(
+                f"form {form!r} has {n_params} parameters and needs at least {n_params + 2} points; "
+                f"got {self.n}"
+            )
+
+    def require_distinct(self, form: str, min_distinct: int) -> None:
+        for j, axis in enumerate(self.axes):
+            distinct = len(np.unique(self.X[:, j]))
+            if distinct < min_distinct:
+                raise FitError(
+                    f"form {form!r} needs >= {min_distinct} distinct values of axis {axis!r}; got {distinct}"
+                )
+
+
+class Model(Protocol):
+    """What a fitted form keeps so that it can predict new points (on the y scale)."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    def interval(
+        self, X: np.ndarray, level: float, kind: IntervalKind
+    ) -> tuple[np.ndarray, np.ndarray] | None: ...
+
+
+@dataclass(frozen=True)
+class FitResult:
+    form: str
+    axes: tuple[str, ...]
+    y: str
+    kind: Kind
+    n_points: int
+    params: dict[str, float]
+    stderr: dict[str, float] | None
+    at_bound: tuple[str, ...]
+    converged: bool
+    message: str
+    objective: float
+    stats: dict[str, float]
+    ceiling: float | None
+    axis_ranges: dict[str, tuple[float, float]]
+    notes: tuple[str, ...]
+    options: dict[str, Any]
+    _model: Model | None = field(default=None, repr=False, compare=False)
+
+    def predict(self, X: pd.DataFrame | Mapping[str, ArrayLike]) -> np.ndarray:
+        """Prediction on the y scale; the result has the broadcast shape of the axis columns."""
+        M, shape = axis_matrix(X, self.axes)
+        return self._require_model().predict(M).reshape(shape)
+
+    def predict_interval(
+        self,
+        X: pd.DataFrame | Mapping[str, ArrayLike],
+        *,
+        level: float = 0.95,
+        kind: IntervalKind = "confidence",
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(lower, upper) on the y scale, or None where the form has no closed-form band."""
+        if not 0.0 < level < 1.0:
+            raise FitError(f"interval level must be in (0, 1); got {level}")
+        if kind not in ("confidence", "prediction"):
+            raise FitError(f"interval kind must be 'confidence' or 'prediction'; got {kind!r}")
+        M, shape = axis_matrix(X, self.axes)
+        band = self._require_model().interval(M, level, kind)
+        if band is None:
+            return None
+        return band[0].reshape(shape), band[1].reshape(shape)
+
+    def _require_model(self) -> Model:
+        if self._model is None:
+            raise FitError(f"fit of form {self.form!r} carries no model to predict with")
+        return self._model
+
+    def to_dict(self) -> dict[str, Any]:
+        info = get_form(self.form)
+        out: dict[str, Any] = {
+            "schema": SCHEMA,
+            "form": self.form,
+            "form_description": info.description,
+            "form_source": info.source,
+            "family": info.family,
+            "axes": list(self.axes),
+            "y": self.y,
+            "kind": self.kind,
+            "n_points": self.n_points,
+            "params": dict(self.params),
+            "stderr": None if self.stderr is None else dict(self.stderr),
+            "at_bound": list(self.at_bound),
+            "converged": self.converged,
+            "message": self.message,
+            "objective": self.objective,
+            "stats": dict(self.stats),
+            "ceiling": self.ceiling,
+            "axis_ranges": {k: list(v) for k, v in self.axis_ranges.items()},
+            "notes": list(self.notes),
+            "options": dict(self.options),
+        }
+        return _jsonable(out)
+
+
+def _jsonable(obj: Any) -> Any:
+    # JSON has no NaN/inf: they become null (the notes say why where it matters).
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, int | np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def axis_matrix(X: pd.DataFrame | Mapping[str, ArrayLike], axes: Sequence[str]) -> tuple[np.ndarray, tuple]:
+    """Stack the axis columns of ``X`` (broadcast together) into an (m, k) matrix, and their shape."""
+    missing = [a for a in axes if a not in X]
+    if missing:
+        raise FitError(f"prediction input lacks axis column(s) {', '.join(map(repr, missing))}")
+    cols = np.broadcast_arrays(*[np.asarray(X[a], dtype=float) for a in axes])
+    shape = cols[0].shape
+    M = np.column_stack([c.reshape(-1) for c in cols]) if cols[0].size else np.empty((0, len(axes)))
+    for j, axis in enumerate(axes):
+        bad = int(np.sum(~(np.isfinite(M[:, j]) & (M[:, j] > 0))))
+        if bad:
+            raise FitError(f"prediction input: axis {axis!r} has {bad} non-positive or non-finite values")
+    return M, shape
+
+
+def gaussian_stats(
+    y: np.ndarray, yhat: np.ndarray, n_params: int, weights: np.ndarray | None = None
+) -> dict[str, float]:
+    """Residual statistics on the y scale and AICc/BIC of a Gaussian likelihood with k = n_params + 1.
+
+    With weights the residual variance of point i is sigma^2 / w_i (heteroscedastic Gaussian); the
+    variance sigma^2 is at its maximum-likelihood value.
+    """
+    r = y - yhat
+    n = len(y)
+    w = np.ones(n) if weights is None else weights / np.mean(weights)
+    ss_res = float(np.sum(r**2))
+    ss_tot = float(np.sum((y - np.mean(y)) ** 2))
+    sigma2 = float(np.sum(w * r**2)) / n
+    if sigma2 > 0:
+        loglik = -0.5 * n * (math.log(2 * math.pi * sigma2) + 1.0) + 0.5 * float(np.sum(np.log(w)))
+    else:  # an exact fit: the likelihood is unbounded
+        loglik = math.inf
+    k = n_params + 1
+    aic = 2 * k - 2 * loglik
+    aicc = aic + 2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else math.inf
+    return {
+        "rmse": math.sqrt(ss_res / n),
+        "mae": float(np.mean(np.abs(r))),
+        "max_abs": float(np.max(np.abs(r))),
+        "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan,
+        "loglik": loglik,
+        "aicc": aicc,
+        "bic": k * math.log(n) - 2 * loglik,
+        "n_params": float(n_params),
+    }
+
+
+def make_result(
+    data: FitData,
+    *,
+    form: str,
+    model: Model,
+    params: dict[str, float],
+    stderr: dict[str, float] | None,
+    n_params: int,
+    at_bound: Sequence[str] = (),
+    converged: bool = True,
+    message: str = "",
+    objective: float = math.nan,
+    ceiling: float | None = None,
+    notes: Sequence[str] = (),
+    options: Mapping[str, Any] | None = None,
+) -> FitResult:
+    """Assemble a FitResult, computing residual statistics from the model's own predictions."""
+    yhat = model.predict(data.X)
+    notes = list(notes)
+    if data.weights is not None:
+        notes.append(f"weighted by column {data.weights_name!r}")
+    return FitResult(
+        form=form,
+        axes=data.axes,
+        y=data.y_name,
+        kind=data.kind,
+        n_points=data.n,
+        params={k: float(v) for k, v in params.items()},
+        stderr=None if stderr is None else {k: float(v) for k, v in stderr.items()},
+        at_bound=tuple(at_bound),
+        converged=converged,
+        message=message,
+        objective=float(objective),
+        stats=gaussian_stats(data.y, yhat, n_params, data.weights),
+        ceiling=ceiling,
+        axis_ranges={
+            a: (float(data.X[:, j].min()), float(data.X[:, j].max())) for j, a in enumerate(data.axes)
+        },
+        notes=tuple(notes),
+        options=dict(options or {}),
+        _model=model,
+    )
+
+
+def _column(data: pd.DataFrame, name: str, role: str) -> np.ndarray:
+    if name not in data.columns:
+        raise FitError(f"{role} column {name!r} not in data; columns: {', '.join(map(str, data.columns))}")
+    try:
+        values = pd.to_numeric(data[name], errors="raise").to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise FitError(f"{role} column {name!r} is not numeric") from None
+    bad = int(np.sum(~np.isfinite(values)))
+    if bad:
+        raise FitError(f"{role} column {name!r} has {bad} NaN or infinite values")
+    return values
+
+
+def fit(
+    data: pd.DataFrame,
+    form: str,
+    *,
+    y: str,
+    axes: Sequence[str],
+    kind: Kind = "accuracy",
+    weights: str | None = None,
+    **options: Any,
+) -> FitResult:
+    """Fit ``form`` to ``data[y]`` against the ``axes`` columns; ``FitError`` when the data cannot support it.
+
+    kind='accuracy': y is a fraction in (0, 1), higher is better (power laws model 1 - y).
+    kind='loss': y is a loss or error rate, lower is better (power laws model y itself).
+    ``weights`` names a column of positive per-point weights (e.g. inverse seed variance).
+    """
+    fitter = get_fitter(form)
+    if kind not in ("accuracy", "loss"):
+        raise FitError(f"kind must be 'accuracy' or 'loss'; got {kind!r}")
+    axes = tuple(axes)
+    if not axes:
+        raise FitError(f"form {form!r} needs at least one axis")
+    if len(set(axes)) != len(axes) or y in axes:
+        raise FitError(f"axes must be distinct columns other than y; got axes={list(axes)}, y={y!r}")
+    if len(data) == 0:
+        raise FitError(f"form {form!r}: no data points")
+    yv = _column(data, y, "y")
+    X = np.column_stack([_column(data, a, "axis") for a in axes])
+    for j, axis in enumerate(axes):
+        bad = int(np.sum(X[:, j] <= 0))
+        if bad:
+            raise FitError(f"axis column {axis!r} has {bad} non-positive values (axes are used in logs)")
+    if kind == "accuracy":
+        bad = int(np.sum((yv <= 0) | (yv >= 1)))
+        if bad:
+            raise FitError(f"y column {y!r} has {bad} values outside (0, 1) for kind='accuracy'")
+    w = None
+    if weights is not None:
+        w = _column(data, weights, "weights")
+        bad = int(np.sum(w <= 0))
+        if bad:
+            raise FitError(f"weights column {weights!r} has {bad} non-positive values")
+    fd = FitData(X=X, y=yv, axes=axes, y_name=y, kind=kind, weights=w, weights_name=weights)
+    return fitter(fd, **options)
+
+
+def check_options(form: str, options: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    """One-line error for an option a form does not take (typos would otherwise be ignored)."""
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        takes = ", ".join(allowed) or "none"
+        raise FitError(f"form {form!r} does not take option(s) {', '.join(unknown)}; it takes: {takes}")
