@@ -31,7 +31,9 @@ from scaling.errors import FitError
 
 LOG_FLOOR = math.log(1e-12)  # lower bound of a log amplitude (normalised units): "zero"
 LOG_CEIL = 60.0  # upper bound of a log amplitude: keeps exp() finite
-ZERO_AMP = 1e-9  # normalised amplitudes below this are reported as exactly 0
+# An amplitude whose term moves no prediction by more than this fraction is reported as exactly 0: with
+# a log-Huber delta of 1e-3 such a term is invisible, and the log parametrisation can only approach 0.
+ZERO_REL = 1e-6
 BOUND_TOL = 1e-7  # an exponent this close to a bound is reported as at the bound
 DEFAULT_GRID = {1: 201, 2: 101, 3: 31}  # exponent grid points per axis: ~1e4 NNLS solves at most
 
@@ -223,7 +225,10 @@ def _finish(best: Refined, prob: Problem, message: str, info: dict[str, Any]) ->
     theta = best.theta.copy()
     k = prob.k
     amps = np.exp(theta[: 1 + k])
-    amps[amps < ZERO_AMP] = 0.0  # an amplitude at its log floor is an amplitude of 0
+    p, dp = _pred_jac(theta, prob)
+    # d log p / d log amplitude is the share of each prediction that the term carries.
+    share = np.max(np.abs(dp[:, : 1 + k]) / p[:, None], axis=0)
+    amps[share < ZERO_REL] = 0.0
     with np.errstate(divide="ignore"):
         theta[: 1 + k] = np.where(amps > 0, np.log(np.maximum(amps, 1e-300)), -np.inf)
     alpha = theta[1 + k :].copy()
