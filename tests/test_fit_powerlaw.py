@@ -174,3 +174,17 @@ def test_numpy_core_is_usable_directly() -> None:
     assert sol.alpha == pytest.approx([0.34, 0.28], rel=1e-6)
     ch = solve_chance(X, df["loss"].to_numpy(), chance=10.0, init=sol)
     assert ch.converged and ch.objective <= sol.objective + 1.0  # a different law, still a sane fit
+
+
+def test_weights_scale_free_and_effective() -> None:
+    df = grid2(6, 6)
+    df["acc"] = 1 - noisy(additive(df, TRUE2, ["n", "d"]), 0.01, seed=4)
+    base = fit(df, "powerlaw", y="acc", axes=["n", "d"])
+    df["w"] = 3.0
+    same = fit(df, "powerlaw", y="acc", axes=["n", "d"], weights="w")
+    assert same.params == pytest.approx(base.params, rel=1e-4)
+    df["w"] = np.where(df["n"] > 1e9, 100.0, 1.0)
+    tilted = fit(df, "powerlaw", y="acc", axes=["n", "d"], weights="w")
+    big = df["n"] > 1e9
+    resid = lambda r: np.abs(r.predict(df) - df["acc"])[big].sum()  # noqa: E731
+    assert resid(tilted) < resid(base)
