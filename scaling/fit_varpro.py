@@ -12,6 +12,12 @@ log-Huber objective ranks the grid points, and the best few are refined by L-BFG
 (log amplitudes, linear exponents) with an analytic gradient. This follows VPNLS (Open-Athena, arXiv
 2603.22339): a deterministic search with no initialisation grid to tune. The code here is our own.
 
+The chance law is not linear in (E, A_k), but err (1 + s) = E + c s rearranges to
+err = E + sum_k A_k (c - err) x_k^-alpha_k, which is, once the observed err stands in on the right (exact
+without noise). The same grid + NNLS search on that linearisation supplies its starting points, next to
+the additive fit mapped onto the chance law; the true chance-law objective ranks and refines them.
+When no refinement converges, random exponents (amplitudes by NNLS) are refined instead (multi-start).
+
 The numerical core works on numpy arrays only (``solve_powerlaw``, ``solve_chance``) so that a bootstrap
 can refit many times without pandas. Internally each axis is divided by its geometric mean and err by
 its geometric mean; that keeps every amplitude O(1) for the optimiser whatever the units (1e9 params).
@@ -358,11 +364,11 @@ def solve_chance(
         init = solve_powerlaw(X, err, weights=weights, n_starts=n_starts, seed=seed, **common)
     prob = make_problem(X, err, weights, delta, chance)
     c = prob.chance
-    assert c is not None
+    assert c is not None  # make_problem was given a chance
     se = math.exp(prob.log_se)
     E0 = init.E / se if init.E < chance else 0.5 * c
     A0 = init.A * np.exp(-init.alpha * prob.log_sx) / se / (c - E0)
-    sol = _varpro(
+    return _varpro(
         prob,
         alpha_max=alpha_max,
         grid_points=grid_points,
@@ -372,7 +378,6 @@ def solve_chance(
         extra_starts=[_theta_from_linear(E0, A0, init.alpha)],
         name="chance-ceiling power law",
     )
-    return sol
 
 
 def predict_error(sol: Solution, X: np.ndarray) -> np.ndarray:
