@@ -56,13 +56,19 @@ def shape_for_params(n_params: float, image_px: float, patch_px: int = 14) -> Sh
         if abs(encoder_params(shape, int(image_px)) / n_params - 1.0) < 5e-3:
             return Shape(shape.width, shape.depth, patch_px, f"registered:{shape.name}")
     n_tokens = (image_px / patch_px) ** 2 + 1
+    if n_tokens * 1e-3 >= n_params:
+        raise ValueError(f"at {image_px:.3g} px the position embeddings alone need more than {n_params:.3g} parameters")
 
     def count(d: float) -> float:
         depth = d / ASPECT_WIDTH_PER_LAYER
         # patch embed + cls + position embedding + blocks + final norm (as runs_db.archs.encoder_params)
         return (3 * patch_px**2 * d + d) + d + n_tokens * d + depth * block_params(d) + 2 * d - n_params
 
-    width = brentq(count, 1e-3, 1e6, xtol=1e-9)
+    # Far projections (huge images) need very wide shapes: widen the bracket until it holds the root.
+    hi = 1e6
+    while count(hi) < 0:
+        hi *= 10
+    width = brentq(count, 1e-3, hi, xtol=1e-9)
     return Shape(width, width / ASPECT_WIDTH_PER_LAYER, patch_px, "aspect-40")
 
 

@@ -123,17 +123,24 @@ def _check_axes(fit: FitLike, point: Mapping[str, float], what: str) -> None:
         raise ProjectionError(f"{what}: axis {bad[0]!r} must be a positive number, got {point[bad[0]]}")
 
 
-def _compute(point: Mapping[str, float], assumptions: ComputeAssumptions | None) -> ComputeEstimate | None:
+def _compute(
+    point: Mapping[str, float], assumptions: ComputeAssumptions | None, details: dict[str, Any]
+) -> ComputeEstimate | None:
+    """Pretraining compute at ``point``; None (with ``details['compute_note']``) when the model has none."""
     if assumptions is None or not all(a in point for a in COMPUTE_AXES):
         return None
-    return pretrain_compute(
-        point["n_params"],
-        point["data_hours"],
-        point["image_px"],
-        passes=assumptions.passes,
-        mask_ratio=assumptions.mask_ratio,
-        patch_px=assumptions.patch_px,
-    )
+    try:
+        return pretrain_compute(
+            point["n_params"],
+            point["data_hours"],
+            point["image_px"],
+            passes=assumptions.passes,
+            mask_ratio=assumptions.mask_ratio,
+            patch_px=assumptions.patch_px,
+        )
+    except ValueError as exc:  # e.g. position embeddings alone exceed the parameter count
+        details["compute_note"] = f"no compute estimate: {exc}"
+        return None
 
 
 def _unreachable_reason(fit: FitLike, target: float, best: float, what: str) -> str:
@@ -193,9 +200,10 @@ def project_scale(
         return Projection("scale", fit.form, fit.kind, target, False, None, None, None, ref, None, None, reason,
                           {"exponents": w, "best_prediction": best})
     point = {a: ref[a] * k ** w[a] for a in fit.axes}
+    details: dict[str, Any] = {"exponents": w}
     return Projection(
         "scale", fit.form, fit.kind, target, True, point, _predict_point(fit, point), k, ref,
-        decades_beyond(fit, point), _compute(point, compute), reason, {"exponents": w},
+        decades_beyond(fit, point), _compute(point, compute, details), reason, details,
     )
 
 
@@ -219,14 +227,14 @@ def project_axis(
         return fit.predict(cols)
 
     f, best, reason = _solve_path(fit, target, path, what=axis)
-    details = {"axis": axis, "best_prediction": best}
+    details: dict[str, Any] = {"axis": axis, "best_prediction": best}
     if f is None:
         return Projection("solve", fit.form, fit.kind, target, False, None, None, None, ref, None, None, reason,
                           details)
     point = dict(ref) | {axis: ref[axis] * f}
     return Projection(
         "solve", fit.form, fit.kind, target, True, point, _predict_point(fit, point), f, ref,
-        decades_beyond(fit, point), _compute(point, compute), reason, details,
+        decades_beyond(fit, point), _compute(point, compute, details), reason, details,
     )
 
 
@@ -243,9 +251,10 @@ def project_at(
     value = _predict_point(fit, pt)
     meets = True if target is None else bool(_meets(fit, np.array([value]), target)[0])
     reason = "" if meets else f"prediction {value:.4g} does not reach the target {target:g} at this point"
+    details: dict[str, Any] = {}
     return Projection(
         "at", fit.form, fit.kind, target, meets, pt, value, None, reference_point(fit),
-        decades_beyond(fit, pt), _compute(pt, compute), reason,
+        decades_beyond(fit, pt), _compute(pt, compute, details), reason, details,
     )
 
 

@@ -99,3 +99,14 @@ def test_bad_requests_are_projection_errors() -> None:
         project_at(f, {"n_params": 1e9}, target=0.5)
     with pytest.raises(ProjectionError, match="positive"):
         project_at(f, {"n_params": -1.0, "data_hours": 1.0})
+
+
+def test_far_point_without_a_vit_shape_has_no_compute_and_says_why() -> None:
+    # At 1e9 px a 14-px patch grid has (1e9/14)^2 = 5.1e15 tokens: position embeddings alone (width >= 1e-3
+    # per token) exceed 1e9 parameters, so no ViT shape exists and the compute model must decline.
+    f = PowerLaw(axes=("n_params", "data_hours", "image_px"),
+                 axis_ranges={"n_params": (2e7, 6.3e8), "data_hours": (0.5, 4988.6), "image_px": (224, 476)})
+    proj = project_at(f, {"n_params": 1e9, "data_hours": 1e4, "image_px": 1e9},
+                      compute=ComputeAssumptions(passes=2.0))
+    assert proj.compute is None
+    assert "position embeddings" in proj.details["compute_note"]

@@ -1,0 +1,59 @@
+"""The ``scaling`` command line: thin commands over the library; rendering only.
+
+Errors in the user's input or data exit 1 with one line on stderr; usage errors exit 2 (Click).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from scaling import __version__, cli_fit, cli_runs
+
+app = typer.Typer(
+    name="scaling",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"scaling {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="Run database (SQLite file). Default: $SCALING_DB, else "
+                     "~/.local/share/scaling/runs.sqlite, built from the shipped published grid on first use.",
+                     envvar="SCALING_DB", show_envvar=False),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Fit scaling surfaces to MAE runs and project what it takes to reach a target.
+
+    [bold]Examples[/bold]
+
+      scaling project                      # what reaches human-level top-5 on the published grid
+      scaling fit --form powerlaw --metric top1
+      scaling runs list --arch vit_h14
+    """
+    ctx.obj = {"db": db}
+
+
+app.add_typer(cli_runs.runs_app, name="runs")
+cli_fit.register(app)
+
+
+def main() -> None:
+    app()
