@@ -205,7 +205,7 @@ def fit_cmd(
 
     [bold]Examples[/bold]
 
-      scaling fit                                    # additive power law, ImageNet top-1, best epoch
+      scaling fit                                    # poly1 (the study's form), ImageNet top-1, best epoch
       scaling fit --form poly1 --metric top5 --json
       scaling fit --form logit2 --selection last-epoch
       scaling fit --data chinchilla.csv --y loss --axes n_params,tokens --kind loss
