@@ -1,0 +1,228 @@
+"""One style for every figure: colours, markers, axis formatters and byte-reproducible saving.
+
+Colours are from the Okabe-Ito palette (Okabe & Ito 2008, "Color Universal Design"), which stays
+distinguishable under the common colour-vision deficiencies; each model size keeps its colour and marker
+in every figure. Sequential quantities (accuracy surfaces, image resolution) use viridis/cividis.
+Vermillion is reserved for the target (human level) and black for projections.
+
+Saved files are byte-reproducible: no software/date metadata in PNG, PDF or SVG, and a fixed SVG hash
+salt (the ids SVG elements get). ``save_figure`` is the only place that writes a file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+from cycler import cycler
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from scaling.errors import ScalingError
+
+OKABE_ITO = {
+    "orange": "#E69F00",
+    "sky blue": "#56B4E9",
+    "bluish green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish purple": "#CC79A7",
+    "black": "#000000",
+}
+NEUTRAL = "#7F7F7F"  # sizes that are not registered
+TARGET_COLOUR = OKABE_ITO["vermillion"]
+PROJECTION_COLOUR = OKABE_ITO["black"]
+
+# Model size -> (label, colour, marker). Keys are runs_db.archs registry names.
+SIZES: dict[str, tuple[str, str, str]] = {
+    "vit_t14": ("ViT-Ti/14", OKABE_ITO["sky blue"], "v"),
+    "vit_s14": ("ViT-S/14", OKABE_ITO["orange"], "o"),
+    "vit_b14": ("ViT-B/14", OKABE_ITO["bluish green"], "s"),
+    "vit_l14": ("ViT-L/14", OKABE_ITO["reddish purple"], "^"),
+    "vit_h14": ("ViT-H/14", OKABE_ITO["blue"], "D"),
+}
+SIZE_ORDER = tuple(SIZES)
+# Forms in backtest plots: fixed order of the built-in forms, then the palette again for others.
+FORM_COLOURS = [OKABE_ITO[c] for c in ("blue", "orange", "bluish green", "reddish purple", "sky blue", "vermillion",
+                                       "black")]
+FORM_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+RESOLUTION_MARKERS = {224: "D", 448: "s", 476: "o"}
+FORMATS = ("png", "pdf", "svg")
+DEFAULT_DPI = 150
+SVG_HASHSALT = "humanlike-scaling"
+
+STYLE: dict[str, Any] = {
+    "figure.figsize": (6.4, 4.4),
+    "figure.dpi": 100,
+    "savefig.dpi": DEFAULT_DPI,
+    "font.family": "DejaVu Sans",  # shipped with matplotlib: the same glyphs on every machine
+    "font.size": 9.0,
+    "axes.titlesize": 9.5,
+    "axes.labelsize": 9.0,
+    "legend.fontsize": 7.5,
+    "legend.frameon": False,
+    "xtick.labelsize": 8.0,
+    "ytick.labelsize": 8.0,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.grid.which": "major",
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "axes.prop_cycle": cycler(color=FORM_COLOURS),
+    "image.cmap": "cividis",
+    "lines.linewidth": 1.6,
+    "lines.markersize": 5.0,
+    "hatch.color": "#9A9A9A",
+    "hatch.linewidth": 0.5,
+    "svg.hashsalt": SVG_HASHSALT,
+    "svg.fonttype": "path",
+    "pdf.fonttype": 42,
+}
+
+
+@contextmanager
+def style() -> Iterator[None]:
+    """The toolkit's rcParams, for creating figures and artists."""
+    with mpl.rc_context(STYLE):
+        yield
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
+               squeeze: bool = True) -> tuple[Figure, Any]:
+    """A styled Figure and its axes, without pyplot (no global state, nothing to close or show)."""
+    with style():
+        fig = Figure(figsize=figsize or STYLE["figure.figsize"], layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=squeeze)
+    return fig, axes
+
+
+def size_key(arch: Any) -> str:
+    """Registry name of an architecture given as ``vit_h14`` or as the published ``vith14``."""
+    from runs_db.archs import PUBLISHED_ARCH_NAMES
+
+    text = str(arch)
+    return PUBLISHED_ARCH_NAMES.get(text, text)
+
+
+def size_label(arch: Any) -> str:
+    return SIZES.get(size_key(arch), (str(arch), NEUTRAL, "o"))[0]
+
+
+def size_colour(arch: Any) -> str:
+    """The fixed colour of a model size (neutral grey for unregistered sizes)."""
+    return SIZES.get(size_key(arch), ("", NEUTRAL, "o"))[1]
+
+
+def size_marker(arch: Any) -> str:
+    return SIZES.get(size_key(arch), ("", NEUTRAL, "o"))[2]
+
+
+def size_rank(arch: Any) -> int:
+    key = size_key(arch)
+    return SIZE_ORDER.index(key) if key in SIZE_ORDER else len(SIZE_ORDER)
+
+
+# Image side (px) -> position on viridis: the study's three sizes far apart (448 and 476 px are close in
+# value but must be told apart), log-interpolated in between and beyond.
+_RESOLUTION_ANCHORS = ((112.0, 0.0), (224.0, 0.12), (448.0, 0.5), (476.0, 0.78), (1904.0, 0.95))
+
+
+def resolution_colour(image_px: float) -> str:
+    """Viridis by image side: 224 px dark purple, 448 px teal, 476 px green; larger towards yellow."""
+    xs = [math.log(a) for a, _ in _RESOLUTION_ANCHORS]
+    ts = [t for _, t in _RESOLUTION_ANCHORS]
+    t = float(np.interp(math.log(max(image_px, 1.0)), xs, ts))
+    return mpl.colors.to_hex(mpl.colormaps["viridis"](t))
+
+
+def resolution_marker(image_px: float) -> str:
+    return RESOLUTION_MARKERS.get(round(image_px), "o")
+
+
+def form_style(index: int) -> tuple[str, str]:
+    """(colour, marker) of the index-th form in a plot."""
+    return FORM_COLOURS[index % len(FORM_COLOURS)], FORM_MARKERS[index % len(FORM_MARKERS)]
+
+
+# -- formatters (units live in the axis labels; ticks stay short)
+
+
+def fmt_count(x: float) -> str:
+    """22M / 86M / 632M / 2.5B / 1T style, for parameter counts and images."""
+    if not math.isfinite(x) or x <= 0:
+        return ""
+    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if x >= scale:
+            v = x / scale
+            return f"{v:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def fmt_hours_tick(x: float) -> str:
+    """0.5 / 5 / 50 / 500 / 5,000 / 1e+05 hours."""
+    if not math.isfinite(x) or x <= 0:
+        return ""
+    if x >= 1e5:
+        exp = round(math.log10(x))
+        return f"$10^{{{exp}}}$" if math.isclose(x, 10.0**exp, rel_tol=1e-6) else f"{x:.0e}"
+    return f"{x:,.0f}" if x >= 1 else f"{x:g}"
+
+
+def fmt_percent_tick(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+COUNT_FORMATTER = FuncFormatter(lambda x, _pos: fmt_count(x))
+HOURS_FORMATTER = FuncFormatter(lambda x, _pos: fmt_hours_tick(x))
+PERCENT_FORMATTER = FuncFormatter(lambda x, _pos: fmt_percent_tick(x))
+
+
+def log_range(values: Any, *, pad_decades: float = 0.15) -> tuple[float, float]:
+    """(low, high) around positive ``values`` on a log axis with a margin in decades."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size == 0:
+        raise ScalingError("no positive values to place on a log axis")
+    return float(v.min() / 10**pad_decades), float(v.max() * 10**pad_decades)
+
+
+# -- saving
+
+
+def figure_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise ScalingError(f"{path}: figures are written as .png, .pdf or .svg (got {suffix or 'no suffix'!r})")
+    return suffix
+
+
+def fixed_metadata(fmt: str) -> dict[str, Any]:
+    """Metadata that makes the bytes depend only on the figure: no software, no dates."""
+    if fmt == "png":
+        return {"Software": None}
+    if fmt == "pdf":
+        return {"Creator": None, "Producer": None, "CreationDate": None, "ModDate": None}
+    if fmt == "svg":
+        return {"Date": None, "Creator": None}
+    raise ScalingError(f"unknown figure format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def save_figure(fig: Figure, path: str | Path, *, dpi: float | None = None) -> Path:
+    """Write ``fig`` to ``path`` (.png, .pdf or .svg, chosen by the suffix) byte-reproducibly."""
+    out = Path(path)
+    fmt = figure_format(out)
+    if not out.parent.exists():
+        raise ScalingError(f"{out}: directory {out.parent} does not exist")
+    with style():
+        try:
+            fig.savefig(out, format=fmt, dpi=dpi or DEFAULT_DPI, metadata=fixed_metadata(fmt))
+        except OSError as exc:
+            raise ScalingError(f"{out}: cannot write figure ({exc.strerror or exc})") from None
+    return out

@@ -1,0 +1,338 @@
+"""Diagnostic figures over plain inputs: backtest parity (4), the bootstrap distribution of compute (5) and
+MAE pretraining loss curves (6). ``scaling.plots`` re-exports everything here.
+
+The inputs are plain tables and arrays, so that these figures do not depend on how the numbers were made:
+a parity plot takes rows (form, observed, predicted); the compute figure takes an array of FLOPs samples
+(inf or NaN for a resample that never reaches the target) plus the target and the point estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatterSciNotation
+
+from scaling.errors import ScalingError
+from scaling.plot_style import (
+    COUNT_FORMATTER,
+    NEUTRAL,
+    PERCENT_FORMATTER,
+    PROJECTION_COLOUR,
+    TARGET_COLOUR,
+    fmt_hours_tick,
+    form_style,
+    new_figure,
+    size_colour,
+    size_label,
+    size_rank,
+    style,
+)
+
+# -- figure 4: backtest parity
+
+
+@dataclass(frozen=True)
+class ParityData:
+    frame: pd.DataFrame  # form, observed, predicted, residual (= predicted - observed), plus any extra columns
+    forms: tuple[str, ...]
+    stats: pd.DataFrame  # index form: n, rmse, mae, bias, max_abs (fractions)
+    limits: tuple[float, float]
+    title: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        return {"forms": list(self.forms), "limits": list(self.limits),
+                "stats": {f: {k: float(v) for k, v in row.items()} for f, row in self.stats.iterrows()}}
+
+
+def parity_data(
+    frame: pd.DataFrame,
+    *,
+    form: str = "form",
+    observed: str = "observed",
+    predicted: str = "predicted",
+    forms: Sequence[str] | None = None,
+    title: str = "",
+) -> ParityData:
+    """Predicted vs observed held-out points, per form, with each form's error statistics."""
+    missing = [c for c in (form, observed, predicted) if c not in frame.columns]
+    if missing:
+        columns = ", ".join(map(str, frame.columns))
+        raise ScalingError(f"backtest table lacks column {missing[0]!r} (columns: {columns})")
+    df = frame.rename(columns={form: "form", observed: "observed", predicted: "predicted"}).copy()
+    df["observed"] = pd.to_numeric(df["observed"], errors="coerce")
+    df["predicted"] = pd.to_numeric(df["predicted"], errors="coerce")
+    df = df[np.isfinite(df["observed"]) & np.isfinite(df["predicted"])]
+    if forms is not None:
+        df = df[df["form"].isin(list(forms))]
+    if df.empty:
+        raise ScalingError("no held-out points with finite observed and predicted values")
+    order = list(forms) if forms is not None else list(dict.fromkeys(df["form"]))
+    order = [f for f in order if f in set(df["form"])]
+    df["residual"] = df["predicted"] - df["observed"]
+    g = df.groupby("form", sort=False)["residual"]
+    stats = pd.DataFrame({
+        "n": g.size().astype(float),
+        "rmse": g.apply(lambda r: float(np.sqrt(np.mean(r**2)))),
+        "mae": g.apply(lambda r: float(np.mean(np.abs(r)))),
+        "bias": g.mean(),
+        "max_abs": g.apply(lambda r: float(np.max(np.abs(r)))),
+    }).loc[order]
+    both = np.concatenate([df["observed"].to_numpy(), df["predicted"].to_numpy()])
+    span = float(both.max() - both.min()) or 0.05
+    limits = (float(both.min() - 0.05 * span), float(both.max() + 0.05 * span))
+    return ParityData(df.reset_index(drop=True), tuple(order), stats, limits, title)
+
+
+def plot_backtest_parity(data: ParityData, ax: Axes | None = None, *, title: str | None = None) -> Axes:
+    """Figure 4: predicted against observed accuracy of held-out runs, one colour and marker per form."""
+    if ax is None:
+        _, ax = new_figure(figsize=(5.0, 5.0))
+    lo, hi = data.limits
+    with style():
+        ax.plot([lo, hi], [lo, hi], color=NEUTRAL, linewidth=0.9, linestyle="dashed", zorder=1)
+        for i, form in enumerate(data.forms):
+            colour, marker = form_style(i)
+            sub = data.frame[data.frame["form"] == form]
+            s = data.stats.loc[form]
+            ax.scatter(sub["observed"], sub["predicted"], s=24, color=colour, marker=marker, alpha=0.8,
+                       edgecolors="white", linewidths=0.4, zorder=3,
+                       label=f"{form}: RMSE {100 * s['rmse']:.1f} pp, bias {100 * s['bias']:+.1f} pp "
+                             f"(n={int(s['n'])})")
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_aspect("equal", adjustable="box")
+        ax.xaxis.set_major_formatter(PERCENT_FORMATTER)
+        ax.yaxis.set_major_formatter(PERCENT_FORMATTER)
+        ax.set_xlabel("Observed accuracy of the held-out run, %")
+        ax.set_ylabel("Predicted by the fit without it, %")
+        handles, labels = ax.get_legend_handles_labels()
+        handles.append(Line2D([], [], color=NEUTRAL, linestyle="dashed"))
+        labels.append("perfect prediction")
+        ax.legend(handles, labels, loc="upper left")
+        ax.set_title(title if title is not None else (data.title or "Backtest: held-out runs, predicted vs observed"),
+                     loc="left")
+    return ax
+
+
+# -- figure 5: bootstrap distribution of the compute needed to reach the target
+
+
+@dataclass(frozen=True)
+class ComputeDistribution:
+    samples: np.ndarray  # finite, positive FLOPs of the resamples that reach the target (sorted)
+    n_total: int
+    n_unreachable: int  # resamples that never reach the target (or have no compute)
+    target: float | None
+    target_label: str
+    point_estimate: float | None
+    level: float
+    interval: tuple[float, float]  # percentile interval over all resamples; inf when too many are unreachable
+    median: float
+    bin_edges: np.ndarray  # log-spaced FLOPs
+    counts: np.ndarray
+
+    def summary(self) -> dict[str, Any]:
+        def num(v: float | None) -> float | None:
+            return None if v is None or not math.isfinite(v) else float(v)
+
+        return {"n_total": self.n_total, "n_unreachable": self.n_unreachable, "target": self.target,
+                "target_label": self.target_label, "point_estimate": num(self.point_estimate),
+                "level": self.level, "interval": [num(v) for v in self.interval], "median": num(self.median)}
+
+
+def compute_distribution_data(
+    samples: Sequence[float] | np.ndarray,
+    *,
+    target: float | None = None,
+    target_label: str = "",
+    point_estimate: float | None = None,
+    level: float = 0.90,
+    bins: int = 40,
+) -> ComputeDistribution:
+    """Histogram (log bins) and percentile interval of bootstrap compute samples.
+
+    Samples that are NaN, inf or non-positive count as resamples that never reach the target: they are
+    ranked above every finite sample, so the interval's upper end is inf when more than (1 - level) / 2
+    of the resamples are unreachable (and the median is inf when more than half are).
+    """
+    if not 0.0 < level < 1.0:
+        raise ScalingError(f"interval level must be in (0, 1); got {level}")
+    arr = np.asarray(samples, dtype=float).ravel()
+    if arr.size == 0:
+        raise ScalingError("no bootstrap samples")
+    ok = np.isfinite(arr) & (arr > 0)
+    finite = np.sort(arr[ok])
+    ranked = np.concatenate([finite, np.full(int((~ok).sum()), np.inf)])
+    alpha = (1.0 - level) / 2.0
+
+    def pct(q: float) -> float:
+        # "lower" percentile: an inf is returned only when the rank itself is unreachable
+        return float(np.quantile(ranked, q, method="inverted_cdf"))
+
+    interval = (pct(alpha), pct(1.0 - alpha))
+    median = pct(0.5)
+    if finite.size:
+        lo, hi = math.log10(finite[0]), math.log10(finite[-1])
+        if hi - lo < 0.2:
+            lo, hi = lo - 0.1, hi + 0.1
+        edges = np.logspace(lo, hi, bins + 1)
+        counts, _ = np.histogram(finite, bins=edges)
+    else:
+        edges, counts = np.array([]), np.array([], dtype=int)
+    tval = None if target is None else float(target)
+    if not target_label and tval is not None:
+        target_label = f"{100 * tval:.1f}%"
+    return ComputeDistribution(finite, int(arr.size), int((~ok).sum()), tval, target_label,
+                               None if point_estimate is None else float(point_estimate), level, interval, median,
+                               edges, counts)
+
+
+def plot_compute_distribution(data: ComputeDistribution, ax: Axes | None = None, *, title: str | None = None) -> Axes:
+    """Figure 5: histogram of the bootstrap compute (log FLOPs), the point estimate and the interval."""
+    if ax is None:
+        _, ax = new_figure(figsize=(6.0, 3.8))
+    with style():
+        if data.counts.size:
+            ax.stairs(data.counts, data.bin_edges, fill=True, color=NEUTRAL, alpha=0.55,
+                      label=f"{len(data.samples)} of {data.n_total} resamples")
+        lo, hi = data.interval
+        xmax = data.bin_edges[-1] if data.bin_edges.size else (data.point_estimate or 1.0) * 10
+        if math.isfinite(lo):
+            ax.axvspan(lo, hi if math.isfinite(hi) else xmax, color=PROJECTION_COLOUR, alpha=0.08, linewidth=0,
+                       label=f"{100 * data.level:.0f}% percentile interval"
+                             + ("" if math.isfinite(hi) else " (upper end: unreachable)"))
+        if math.isfinite(data.median):
+            ax.axvline(data.median, color=PROJECTION_COLOUR, linewidth=1.0, linestyle="dashed",
+                       label=f"bootstrap median {data.median:.2e} FLOPs")
+        if data.point_estimate is not None and math.isfinite(data.point_estimate):
+            ax.axvline(data.point_estimate, color=TARGET_COLOUR, linewidth=1.8,
+                       label=f"point estimate {data.point_estimate:.2e} FLOPs")
+        if data.n_unreachable:
+            ax.plot([], [], linestyle="none",
+                    label=f"{data.n_unreachable} resamples never reach the target (not drawn)")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(LogFormatterSciNotation())
+        ax.set_xlabel("Pretraining compute to reach the target (FLOPs), log scale")
+        ax.set_ylabel("Bootstrap resamples (count)")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
+        if title is None:
+            what = f" {data.target_label}" if data.target_label else " the target"
+            title = f"Compute needed to reach{what}: bootstrap distribution"
+        ax.set_title(title, loc="left")
+    return ax
+
+
+# -- figure 6: MAE pretraining loss curves
+
+
+@dataclass(frozen=True)
+class LossCurves:
+    frame: pd.DataFrame  # run_id, name, arch, image_px, n_params, data_hours, step, x, value, segment
+    x_label: str
+    key: str
+    phase: str
+
+    def summary(self) -> dict[str, Any]:
+        last = self.frame.sort_values("x").groupby("name").tail(1)
+        return {"key": self.key, "phase": self.phase, "x_label": self.x_label,
+                "runs": {r["name"]: {"final": float(r["value"]), "x": float(r["x"])} for _, r in last.iterrows()}}
+
+
+def loss_curves_data(
+    db: Any,
+    *,
+    runs: Sequence[str] | None = None,
+    data_fraction: float | None = 1.0,
+    subset_seed: int | None = 1,
+    key: str = "train_loss",
+    phase: str = "pretrain",
+) -> LossCurves:
+    """Curves of ``key`` from the run database's history table.
+
+    ``runs`` are run ids (or unique prefixes) or run names; otherwise every run with ``data_fraction``
+    and ``subset_seed`` (None: any) is taken. The x axis is images seen (step x global batch) when every
+    run records its global batch, else optimiser steps (cumulative across resumed segments).
+    """
+    table = db.list_runs()
+    if runs:
+        wanted = []
+        for r in runs:
+            hit = table[table["name"] == r]
+            wanted.append(hit["run_id"].iloc[0] if len(hit) else db.resolve_id(r))
+        table = table[table["run_id"].isin(wanted)]
+    else:
+        if data_fraction is not None:
+            table = table[np.isclose(table["data_fraction"].astype(float), data_fraction)]
+        if subset_seed is not None:
+            table = table[table["subset_seed"] == subset_seed]
+    if table.empty:
+        raise ScalingError("no runs match the selection for loss curves")
+    frames = []
+    for _, run in table.iterrows():
+        h = db.history(run["run_id"], phase=phase)
+        h = h[h["key"] == key]
+        if h.empty:
+            continue
+        h = h.assign(name=run["name"], arch=run["arch"], image_px=run["image_px"], n_params=run["n_params"],
+                     data_hours=run["data_hours"], global_batch=run.get("global_batch"))
+        frames.append(h)
+    if not frames:
+        raise ScalingError(f"none of the {len(table)} selected runs has {phase!r} history with key {key!r}")
+    df = pd.concat(frames, ignore_index=True)
+    batch = pd.to_numeric(df["global_batch"], errors="coerce")
+    if batch.notna().all():
+        df["x"] = df["step"].astype(float) * batch
+        x_label = "Images seen in pretraining (steps x global batch)"
+    else:
+        df["x"] = df["step"].astype(float)
+        x_label = "Pretraining steps (cumulative over resumed segments)"
+    df = df.sort_values(["arch", "image_px", "data_hours", "name", "step", "segment"], kind="stable")
+    cols = ["run_id", "name", "arch", "image_px", "n_params", "data_hours", "step", "x", "value", "segment"]
+    return LossCurves(df[cols].reset_index(drop=True), x_label, key, phase)
+
+
+RESOLUTION_LINESTYLES = {224: "solid", 448: (0, (5, 2)), 476: (0, (1.5, 1.5))}
+
+
+def plot_loss_curves(data: LossCurves, ax: Axes | None = None, *, log_x: bool = True, log_y: bool = True,
+                     title: str | None = None) -> Axes:
+    """Figure 6: one line per run, coloured by model size; line style by resolution (solid 224 px).
+
+    On a log x axis the first logged point (step 0) is not drawn.
+    """
+    if ax is None:
+        _, ax = new_figure()
+    df = data.frame
+    with style():
+        runs = df.drop_duplicates("name")[["name", "arch", "image_px", "data_hours"]]
+        runs = runs.assign(rank=runs["arch"].map(size_rank)).sort_values(["rank", "image_px", "data_hours", "name"])
+        for _, r in runs.iterrows():
+            sub = df[df["name"] == r["name"]]
+            if log_x:
+                sub = sub[sub["x"] > 0]
+            px = float(r["image_px"])
+            ax.plot(sub["x"], sub["value"], color=size_colour(r["arch"]), linewidth=1.2,
+                    linestyle=RESOLUTION_LINESTYLES.get(round(px), "solid"),
+                    label=f"{size_label(r['arch'])} @ {px:.0f} px, {fmt_hours_tick(r['data_hours'])} h ({r['name']})")
+        if log_x:
+            ax.set_xscale("log")
+        if log_y:
+            ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(COUNT_FORMATTER)
+        ax.set_xlabel(data.x_label + (", log scale" if log_x else ""))
+        what = "MAE training loss (MSE on masked patches)" if data.key == "train_loss" \
+            else data.key
+        ax.set_ylabel(what + (", log scale" if log_y else ""))
+        ax.legend(loc="upper right", fontsize=6.5)
+        n = runs["name"].nunique()
+        ax.set_title(title if title is not None else f"{data.phase.capitalize()} curves of {n} runs ({data.key})",
+                     loc="left")
+    return ax
+
