@@ -214,12 +214,31 @@ def fixed_metadata(fmt: str) -> dict[str, Any]:
     raise ScalingError(f"unknown figure format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
+def freeze_layout(fig: Figure) -> None:
+    """Run the figure's layout engine once and then fix the axes where it put them.
+
+    Constrained layout does not reach an exact fixed point when a legend sits outside the axes: every draw
+    moves the axes by a little, so saving one figure twice would give two different files. Fixing the layout
+    at the first save makes every save of the figure (in any format) draw the same thing.
+    """
+    if fig.get_layout_engine() is None or getattr(fig, "_scaling_layout_frozen", False):
+        return
+    with style():
+        fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    fig._scaling_layout_frozen = True  # type: ignore[attr-defined]
+
+
 def save_figure(fig: Figure, path: str | Path, *, dpi: float | None = None) -> Path:
-    """Write ``fig`` to ``path`` (.png, .pdf or .svg, chosen by the suffix) byte-reproducibly."""
+    """Write ``fig`` to ``path`` (.png, .pdf or .svg, chosen by the suffix) byte-reproducibly.
+
+    The layout is fixed at the first save (``freeze_layout``): add nothing to a figure after saving it.
+    """
     out = Path(path)
     fmt = figure_format(out)
     if not out.parent.exists():
         raise ScalingError(f"{out}: directory {out.parent} does not exist")
+    freeze_layout(fig)
     with style():
         try:
             fig.savefig(out, format=fmt, dpi=dpi or DEFAULT_DPI, metadata=fixed_metadata(fmt))

@@ -1,0 +1,295 @@
+"""``scaling plot KIND --out FILE``: the study's figures from the run database (.png, .pdf or .svg).
+
+Every command loads the grid and fits it as ``scaling fit`` does, computes the figure's data with
+``scaling.plots`` and writes the file byte-reproducibly. stdout gets the path written (or, with --json,
+the numbers behind the figure); notes go to stderr.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from scaling.cli_common import domain_errors, emit_json, parse_assignments, split_csv
+from scaling.cli_fit import (
+    DEFAULT_AXES,
+    DEFAULT_FORM,
+    PAPER_SCENARIO,
+    EvalSetOpt,
+    FormOpt,
+    ProtocolOpt,
+    SelectionOpt,
+    load_data,
+    run_fit,
+)
+from scaling.errors import ScalingError
+from scaling.render import stderr_console
+from scaling.targets import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL, DEFAULT_TARGET, resolve_target
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from scaling.fit import FitResult
+
+plot_app = typer.Typer(
+    name="plot",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    help="Draw the study's figures to .png, .pdf or .svg files (byte-reproducible).",
+)
+
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="File to write: .png, .pdf or .svg.")]
+MetricOpt = Annotated[str, typer.Option(help="Metric: top1 or top5.")]
+BandOpt = Annotated[
+    str, typer.Option(help="Band around the fit: confidence (mean surface), prediction (a new run) or none.")
+]
+LevelOpt = Annotated[float, typer.Option(help="Level of the band or interval.")]
+DpiOpt = Annotated[float | None, typer.Option(help="Resolution of .png files [default: 150].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers behind the figure as one JSON document.")]
+KINDS = ("data", "resolution", "iso", "backtest", "bootstrap", "loss")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(plot_app, name="plot")
+
+
+def _check_out(out: Path) -> None:
+    from scaling.plot_style import figure_format
+
+    try:
+        figure_format(out)
+    except ScalingError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--out") from None
+
+
+def _finish(fig: Any, out: Path, dpi: float | None, summary: dict[str, Any], schema: str, as_json: bool) -> None:
+    from scaling.plot_style import save_figure
+
+    save_figure(fig, out, dpi=dpi)
+    for note in summary.get("notes", []) or []:
+        stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
+    if as_json:
+        emit_json(schema, {"path": str(out), **summary})
+    else:
+        print(out)
+
+
+def _grid_and_fit(ctx: typer.Context, *, metric: str, form: str, selection: str, protocol: str | None,
+                  eval_set: str | None) -> tuple[pd.DataFrame, FitResult]:
+    axes = split_csv(DEFAULT_AXES)
+    frame, y, _ = load_data(ctx, data=None, y=None, axes=axes, protocol=protocol or DEFAULT_PROTOCOL,
+                            eval_set=eval_set or DEFAULT_EVAL_SET, metric=metric, selection=selection)
+    return frame, run_fit(frame, form, y, axes, "accuracy", metric, None, None)
+
+
+def _band(band: str) -> str | None:
+    if band not in ("confidence", "prediction", "none"):
+        raise typer.BadParameter(f"unknown band {band!r}; use confidence, prediction or none", param_hint="--band")
+    return None if band == "none" else band
+
+
+@plot_app.command("data")
+@domain_errors
+def data_cmd(
+    ctx: typer.Context,
+    out: OutOpt,
+    metric: MetricOpt = "top1",
+    form: FormOpt = DEFAULT_FORM,
+    band: BandOpt = "confidence",
+    level: LevelOpt = 0.95,
+    image_px: Annotated[float, typer.Option(help="Resolution of the runs shown (all sizes exist at 224).")] = 224,
+    selection: SelectionOpt = "best-epoch",
+    protocol: ProtocolOpt = None,
+    eval_set: EvalSetOpt = None,
+    dpi: DpiOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Figure 1: accuracy vs pretraining hours, one colour per model size, with the fitted curves and band.
+
+    Subset seeds are small markers and their mean a large one; the fit is solid over the data and dashed
+    beyond it.
+
+    [bold]Examples[/bold]
+
+      scaling plot data --out fig1-data.png
+      scaling plot data --metric top5 --band prediction --out fig1-top5.pdf
+      scaling plot data --form powerlaw --band none --out fig1-powerlaw.svg
+    """
+    from scaling import plots
+
+    _check_out(out)
+    grid, fit = _grid_and_fit(ctx, metric=metric, form=form, selection=selection, protocol=protocol,
+                              eval_set=eval_set)
+    data = plots.accuracy_curves_data(grid, fit, where={"image_px": image_px}, band=_band(band), level=level)
+    fig, ax = plots.new_figure()
+    plots.plot_accuracy_curves(data, ax)
+    _finish(fig, out, dpi, data.summary(), "scaling.plot.data/v1", as_json)
+
+
+@plot_app.command("resolution")
+@domain_errors
+def resolution_cmd(
+    ctx: typer.Context,
+    out: OutOpt,
+    metric: MetricOpt = "top1",
+    form: FormOpt = DEFAULT_FORM,
+    band: BandOpt = "confidence",
+    level: LevelOpt = 0.95,
+    arch: Annotated[str, typer.Option(help="Model size whose resolutions are compared.")] = "vit_h14",
+    selection: SelectionOpt = "best-epoch",
+    protocol: ProtocolOpt = None,
+    eval_set: EvalSetOpt = None,
+    dpi: DpiOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Figure 2: the effect of image resolution: ViT-H/14 at 224, 448 and 476 px vs pretraining hours.
+
+    [bold]Examples[/bold]
+
+      scaling plot resolution --out fig2-resolution.png
+      scaling plot resolution --metric top5 --band prediction --out fig2-top5.pdf
+    """
+    from scaling import plots
+
+    _check_out(out)
+    grid, fit = _grid_and_fit(ctx, metric=metric, form=form, selection=selection, protocol=protocol,
+                              eval_set=eval_set)
+    data = plots.accuracy_curves_data(grid, fit, group_by="image_px", where={"arch": arch}, band=_band(band),
+                                      level=level)
+    fig, ax = plots.new_figure()
+    plots.plot_accuracy_curves(data, ax)
+    _finish(fig, out, dpi, data.summary(), "scaling.plot.resolution/v1", as_json)
+
+
+@plot_app.command("iso")
+@domain_errors
+def iso_cmd(
+    ctx: typer.Context,
+    out: OutOpt,
+    target: Annotated[
+        str, typer.Option(help="A named target (see `scaling targets`) or a number: 0.8 or 80%.")
+    ] = DEFAULT_TARGET,
+    metric: Annotated[str | None, typer.Option(help="Metric of a numeric target [default: top1].")] = None,
+    form: FormOpt = DEFAULT_FORM,
+    mode: Annotated[
+        str, typer.Option(help="Projection drawn: scale (every axis by one factor), solve (one axis), at (a point) "
+                               "or none.")
+    ] = "scale",
+    axis: Annotated[str, typer.Option(help="Axis to solve for in --mode solve.")] = "data_hours",
+    at: Annotated[str, typer.Option(help="Point for --mode at, as NAME=VALUE,...")] = PAPER_SCENARIO,
+    image_px: Annotated[
+        float | None, typer.Option(help="Resolution of the map [default: the projection's, else 476].")
+    ] = None,
+    interval: Annotated[
+        str, typer.Option(help="Interval of the projection: band (the fit's closed-form confidence band) or none.")
+    ] = "band",
+    level: LevelOpt = 0.95,
+    selection: SelectionOpt = "best-epoch",
+    protocol: ProtocolOpt = None,
+    eval_set: EvalSetOpt = None,
+    dpi: DpiOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Figure 3: iso-accuracy contours over (parameters, hours), the target highlighted, and the projection.
+
+    The map is drawn at the projection's resolution, so the projected point sits on the target contour.
+    Trained runs are overlaid, the region beyond them is hatched, and the projection carries its interval:
+    the dashed target contours of the band and, along the path from the largest trained run, where the
+    band's optimistic and pessimistic bounds reach the target.
+
+    [bold]Examples[/bold]
+
+      scaling plot iso --metric top5 --out docs/figures/iso-accuracy.png
+      scaling plot iso --target 80% --metric top1 --form logit1 --out iso-top1.pdf
+      scaling plot iso --mode at --at n_params=2.5e9,data_hours=20000,image_px=952 --out paper-scenario.png
+      scaling plot iso --mode none --image-px 224 --out iso-224.svg
+    """
+    from scaling import plots
+    from scaling.project import project_at, project_axis, project_scale
+
+    _check_out(out)
+    if mode not in {"scale", "solve", "at", "none"}:
+        raise typer.BadParameter(f"unknown mode {mode!r}; use scale, solve, at or none", param_hint="--mode")
+    if interval not in {"band", "none"}:
+        raise typer.BadParameter(f"unknown interval {interval!r}; use band or none", param_hint="--interval")
+    tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
+    grid, fit = _grid_and_fit(ctx, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
+                              eval_set=tgt.eval_set)
+    projection = None
+    if mode == "scale":
+        projection = project_scale(fit, tgt.value)
+    elif mode == "solve":
+        projection = project_axis(fit, tgt.value, axis)
+    elif mode == "at":
+        projection = project_at(fit, parse_assignments(at, "--at"), target=tgt.value)
+    data = plots.iso_accuracy_data(fit, grid=grid, image_px=image_px, target=tgt, projection=projection,
+                                   interval=None if interval == "none" else "band", level=level)
+    fig, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
+    plots.plot_iso_accuracy(data, ax)
+    _finish(fig, out, dpi, data.summary(), "scaling.plot.iso/v1", as_json)
+
+
+@plot_app.command("loss")
+@domain_errors
+def loss_cmd(
+    ctx: typer.Context,
+    out: OutOpt,
+    runs: Annotated[str | None, typer.Option(help="Comma-separated run names or ids [default: by --fraction].")] = None,
+    fraction: Annotated[float, typer.Option(help="Data fraction of the runs shown (1.0: all ~5,000 h).")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Subset seed of the runs shown.")] = 1,
+    key: Annotated[str, typer.Option(help="History key to draw.")] = "train_loss",
+    phase: Annotated[str, typer.Option(help="History phase: pretrain or finetune.")] = "pretrain",
+    linear_x: Annotated[bool, typer.Option("--linear-x", help="Linear x axis (default: log).")] = False,
+    dpi: DpiOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Figure 6: MAE pretraining loss curves from the run database's history, coloured by model size.
+
+    [bold]Examples[/bold]
+
+      scaling plot loss --out fig6-loss.png
+      scaling plot loss --fraction 0.001 --seed 2 --out loss-5h.png
+      scaling plot loss --runs vith14@476_1.0_1,vits14_1.0_1 --linear-x --out loss-two.svg
+    """
+    from scaling import plots
+    from scaling.cli_common import open_database
+
+    _check_out(out)
+    db = open_database(ctx)
+    data = plots.loss_curves_data(db, runs=split_csv(runs) if runs else None, data_fraction=fraction,
+                                  subset_seed=seed, key=key, phase=phase)
+    fig, ax = plots.new_figure()
+    plots.plot_loss_curves(data, ax, log_x=not linear_x)
+    _finish(fig, out, dpi, data.summary(), "scaling.plot.loss/v1", as_json)
+
+
+@plot_app.command("all")
+@domain_errors
+def all_cmd(
+    ctx: typer.Context,
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Directory to write the figures to (created).")],
+    fmt: Annotated[str, typer.Option("--format", help="png, pdf or svg.")] = "png",
+    dpi: DpiOpt = None,
+) -> None:
+    """Every figure with its default options, into one directory (the figures of the README).
+
+    [bold]Examples[/bold]
+
+      scaling plot all --out-dir figures
+      scaling plot all --out-dir figures --format pdf
+    """
+    from scaling.plot_style import FORMATS
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"unknown format {fmt!r}; use png, pdf or svg", param_hint="--format")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs: list[tuple[str, Any, dict[str, Any]]] = [
+        ("accuracy-vs-data", data_cmd, {}),
+        ("resolution", resolution_cmd, {}),
+        ("iso-accuracy", iso_cmd, {"metric": "top5"}),
+        ("loss-curves", loss_cmd, {}),
+    ]
+    for name, command, extra in jobs:
+        command(ctx, out=out_dir / f"{name}.{fmt}", dpi=dpi, **extra)

@@ -1,0 +1,379 @@
+"""Figures: the arrays behind each one (curves, bands, contour levels, the projected point and its interval),
+a smoke render of every kind, byte-reproducible files, and the `scaling plot` commands."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from scaling import plots
+from scaling.errors import ScalingError
+from scaling.fit import FitResult, fit
+from scaling.plot_style import (
+    SIZES,
+    fmt_count,
+    fmt_hours_tick,
+    resolution_colour,
+    save_figure,
+    size_colour,
+)
+from scaling.project import Projection, project_at, project_scale
+from scaling.targets import resolve_target
+
+AXES = ["n_params", "data_hours", "image_px"]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def grids(published_db_path: Path) -> dict[str, pd.DataFrame]:
+    from runs_db import open_db
+
+    db = open_db(published_db_path)
+    return {m: db.grid(metric=m) for m in ("top1", "top5")}
+
+
+@pytest.fixture(scope="module")
+def poly1(grids: dict[str, pd.DataFrame]) -> dict[str, FitResult]:
+    return {m: fit(g, "poly1", y="value", axes=AXES) for m, g in grids.items()}
+
+
+@pytest.fixture(scope="module")
+def human(poly1: dict[str, FitResult]) -> tuple[Any, Projection]:
+    target = resolve_target("human-top5")
+    return target, project_scale(poly1["top5"], target.value)
+
+
+# -- style
+
+
+def test_fixed_distinct_colours_and_formatters() -> None:
+    colours = [c for _, c, _ in SIZES.values()]
+    assert len(set(colours)) == len(colours)
+    assert size_colour("vith14") == size_colour("vit_h14") == SIZES["vit_h14"][1]
+    assert len({resolution_colour(px) for px in (224, 448, 476)}) == 3
+    assert fmt_count(21_619_584) == "21.6M" and fmt_count(2.5e9) == "2.5B" and fmt_count(631_916_800) == "632M"
+    assert fmt_hours_tick(0.5) == "0.5" and fmt_hours_tick(4988.6) == "4,989" and fmt_hours_tick(1e6) == "$10^{6}$"
+
+
+# -- figures 1 and 2
+
+
+def test_accuracy_vs_data_curves(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult]) -> None:
+    grid, f = grids["top1"], poly1["top1"]
+    data = plots.accuracy_curves_data(grid, f, where={"image_px": 224}, band="confidence", extend_decades=1.0)
+    assert [c.key for c in data.curves] == ["vit_s14", "vit_b14", "vit_l14", "vit_h14"]
+    h = data.curve("vit_h14")
+    assert h.fixed == {"n_params": 630_764_800.0, "image_px": 224.0}
+    assert h.x[0] == pytest.approx(grid["data_hours"].min())
+    assert h.x[-1] == pytest.approx(10 * grid["data_hours"].max())
+    np.testing.assert_allclose(h.predicted, f.predict({"n_params": h.fixed["n_params"], "data_hours": h.x,
+                                                       "image_px": 224.0}))
+    # Seeds: 3 per fraction below 100%, one at 100%; the large marker is their mean.
+    obs = data.observed[data.observed["group"] == "vit_h14"]
+    assert len(obs) == 13
+    mean = data.means[(data.means["group"] == "vit_h14")].sort_values("x")
+    assert mean["n"].tolist() == [3, 3, 3, 3, 1]
+    assert mean["value"].iloc[0] == pytest.approx(np.mean([0.18916, 0.19118, 0.18344]), abs=1e-6)
+    # Band: positive, contains the fit, narrowest inside the data and wider beyond it.
+    width = h.band_width
+    assert width is not None and np.all(width > 0)
+    assert np.all((h.lower <= h.predicted) & (h.predicted <= h.upper))
+    inside = h.x <= h.x_max_observed
+    assert width[-1] > width[inside].min() * 1.5
+    assert data.band == "confidence" and data.summary()["groups"][3]["label"] == "ViT-H/14"
+
+
+def test_prediction_band_is_wider_than_confidence_band(grids: dict[str, pd.DataFrame],
+                                                       poly1: dict[str, FitResult]) -> None:
+    conf = plots.accuracy_curves_data(grids["top1"], poly1["top1"], where={"image_px": 224}, band="confidence")
+    pred = plots.accuracy_curves_data(grids["top1"], poly1["top1"], where={"image_px": 224}, band="prediction")
+    for c, p in zip(conf.curves, pred.curves, strict=True):
+        assert np.all(p.band_width > c.band_width)
+    # The prediction band of the study's fit is several points wide (seed noise): about +-2.5 points.
+    assert 0.04 < float(np.median(pred.curve("vit_b14").band_width)) < 0.08
+
+
+def test_resolution_curves(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult]) -> None:
+    data = plots.accuracy_curves_data(grids["top1"], poly1["top1"], group_by="image_px", where={"arch": "vith14"})
+    assert [c.key for c in data.curves] == [224, 448, 476]
+    assert [c.label for c in data.curves] == ["224 px", "448 px", "476 px"]
+    # Larger images add accuracy at every data size (the resolution coefficient is positive).
+    c224, c448 = data.curve(224), data.curve(448)
+    assert np.all(c448.predicted > c224.predicted + 0.03)
+    top = data.means[(data.means["group"] == 476)].sort_values("x").iloc[-1]
+    assert top["value"] == pytest.approx(0.44114)
+
+
+def test_curves_refuse_mixed_groups_and_note_missing_band(grids: dict[str, pd.DataFrame],
+                                                          poly1: dict[str, FitResult]) -> None:
+    with pytest.raises(ScalingError, match="arch=vit_h14 has 3 values"):  # ViT-H has three resolutions
+        plots.accuracy_curves_data(grids["top1"], poly1["top1"], where={"arch": "vit_h14"})
+    with pytest.raises(ScalingError, match="no runs"):
+        plots.accuracy_curves_data(grids["top1"], poly1["top1"], where={"image_px": 300})
+    sub = grids["top1"][grids["top1"]["image_px"] == 224]
+    pl = fit(sub, "powerlaw", y="value", axes=["n_params", "data_hours"])
+    data = plots.accuracy_curves_data(sub, pl, band="confidence")
+    assert data.band is None and all(c.lower is None for c in data.curves)
+    assert "no closed-form" in data.notes[0]
+
+
+# -- figure 3
+
+
+def test_iso_accuracy_data_and_projection(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult],
+                                          human: tuple[Any, Projection]) -> None:
+    target, proj = human
+    f = poly1["top5"]
+    iso = plots.iso_accuracy_data(f, grid=grids["top5"], target=target, projection=proj, n=80)
+    assert proj.point is not None
+    # Drawn at the projection's resolution, so the projected point lies on the target contour.
+    assert iso.image_px == pytest.approx(proj.point["image_px"])
+    assert iso.predicted == pytest.approx(target.value, abs=1e-6)
+    assert iso.target == pytest.approx(0.949) and "human-top5" in iso.target_label
+    np.testing.assert_allclose(iso.levels, [0.5, 0.6, 0.7, 0.8, 0.9])
+    assert iso.accuracy.shape == (80, 80)
+    i, j = 17, 61
+    expected = f.predict({"n_params": iso.n_params[i], "data_hours": iso.data_hours[j], "image_px": iso.image_px})
+    assert iso.accuracy[i, j] == pytest.approx(float(expected))
+    # Accuracy grows with both axes on this form.
+    assert np.all(np.diff(iso.accuracy, axis=0) > 0) and np.all(np.diff(iso.accuracy, axis=1) > 0)
+    # The trained grid is a full factorial: its hull is the (N, D) box of the runs.
+    g = grids["top5"]
+    assert iso.hull[:, 0].min() == pytest.approx(g["n_params"].min())
+    assert iso.hull[:, 1].max() == pytest.approx(g["data_hours"].max())
+    n_in = (iso.n_params >= g["n_params"].min()) & (iso.n_params <= g["n_params"].max())
+    d_in = (iso.data_hours >= g["data_hours"].min()) & (iso.data_hours <= g["data_hours"].max())
+    np.testing.assert_array_equal(~iso.outside, np.outer(n_in, d_in))
+    assert iso.decades_beyond == pytest.approx(proj.decades_beyond)
+    assert any("beyond the largest trained resolution" in n for n in iso.notes)
+    # The interval: the confidence band at the point brackets it; along the path from the largest run the
+    # optimistic bound reaches the target before the point, the pessimistic one after it.
+    iv = iso.interval
+    assert iv is not None and iv.accuracy is not None and iv.near is not None and iv.far is not None
+    assert iv.accuracy[0] < target.value < iv.accuracy[1]
+    assert iv.near["n_params"] < proj.point["n_params"] < iv.far["n_params"]
+    assert iv.near["data_hours"] < proj.point["data_hours"] < iv.far["data_hours"]
+    _, hi = f.predict_interval({**{k: np.array([v]) for k, v in iv.near.items()},
+                                "image_px": np.array([iso.image_px])})
+    assert float(hi[0]) == pytest.approx(target.value, abs=2e-4)
+    assert iso.target_band is not None and np.all(iso.target_band[0] <= iso.accuracy + 1e-12)
+    # The map covers the interval's ends.
+    assert iso.n_params[-1] > iv.far["n_params"] and iso.data_hours[-1] > iv.far["data_hours"]
+
+
+def test_iso_at_paper_scenario_and_options(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult]) -> None:
+    f = poly1["top5"]
+    proj = project_at(f, {"n_params": 2.5e9, "data_hours": 20_000, "image_px": 952}, target=0.949)
+    iso = plots.iso_accuracy_data(f, grid=grids["top5"], target=0.949, projection=proj, levels=[0.6, 0.949, 0.8],
+                                  interval=None, n=40)
+    assert iso.image_px == 952 and iso.interval is None and iso.target_band is None
+    np.testing.assert_allclose(iso.levels, [0.6, 0.8])  # the target is drawn on its own
+    assert iso.predicted == pytest.approx(proj.predicted)
+    assert 0.84 < iso.predicted < 0.88  # poly1 top-5 at 2.5B / 20,000 h / 952 px (notes-paper §5.1: 85.8%)
+    plain = plots.iso_accuracy_data(f, image_px=224, n=30)
+    assert plain.point is None and plain.image_px == 224 and plain.outside.any() and not plain.outside.all()
+    with pytest.raises(ScalingError, match="interval"):
+        plots.iso_accuracy_data(f, interval="bootstrap")
+
+
+def test_iso_without_closed_form_band(grids: dict[str, pd.DataFrame]) -> None:
+    sub = grids["top5"][grids["top5"]["image_px"] == 224]
+    pl = fit(sub, "powerlaw", y="value", axes=["n_params", "data_hours"])
+    proj = project_at(pl, {"n_params": 2.5e9, "data_hours": 20_000})
+    iso = plots.iso_accuracy_data(pl, grid=sub, target=0.9, projection=proj, n=30)
+    assert iso.image_px is None and iso.interval is None
+    assert any("no closed-form band" in n for n in iso.notes)
+
+
+# -- figures 4 and 5 (plain inputs)
+
+
+def synthetic_backtest() -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    obs = rng.uniform(0.15, 0.7, 12)
+    return pd.DataFrame({
+        "form": ["poly1"] * 12 + ["powerlaw"] * 12,
+        "observed": np.concatenate([obs, obs]),
+        "predicted": np.concatenate([obs + 0.01, obs - np.linspace(0, 0.06, 12)]),
+        "held_out": [f"run{i}" for i in range(12)] * 2,
+    })
+
+
+def test_parity_data() -> None:
+    data = plots.parity_data(synthetic_backtest())
+    assert data.forms == ("poly1", "powerlaw")
+    assert data.stats.loc["poly1", "rmse"] == pytest.approx(0.01)
+    assert data.stats.loc["poly1", "bias"] == pytest.approx(0.01)
+    assert data.stats.loc["powerlaw", "max_abs"] == pytest.approx(0.06)
+    assert data.stats.loc["powerlaw", "n"] == 12
+    lo, hi = data.limits
+    assert lo < data.frame[["observed", "predicted"]].min().min() and hi > data.frame["observed"].max()
+    assert "held_out" in data.frame.columns
+    with pytest.raises(ScalingError, match="predicted"):
+        plots.parity_data(synthetic_backtest().drop(columns="predicted"))
+
+
+def test_compute_distribution() -> None:
+    samples = np.logspace(21, 23, 1000)
+    data = plots.compute_distribution_data(samples, target=0.949, point_estimate=1e22, level=0.9)
+    assert data.n_total == 1000 and data.n_unreachable == 0
+    assert data.interval[0] == pytest.approx(10 ** 21.1, rel=0.01)
+    assert data.interval[1] == pytest.approx(10 ** 22.9, rel=0.01)
+    assert data.median == pytest.approx(1e22, rel=0.01)
+    assert data.counts.sum() == 1000 and len(data.bin_edges) == len(data.counts) + 1
+    # Unreachable resamples rank above every finite one: 10% unreachable opens the 90% interval's top end.
+    mixed = np.concatenate([samples[:900], np.full(60, np.inf), np.full(40, np.nan)])
+    data = plots.compute_distribution_data(mixed, level=0.9)
+    assert data.n_unreachable == 100 and math.isinf(data.interval[1]) and math.isfinite(data.median)
+    assert data.summary()["interval"][1] is None
+    with pytest.raises(ScalingError):
+        plots.compute_distribution_data([], level=0.9)
+
+
+# -- figure 6
+
+
+def test_loss_curves_from_history(published_db_path: Path) -> None:
+    from runs_db import open_db
+
+    db = open_db(published_db_path)
+    data = plots.loss_curves_data(db)
+    names = set(data.frame["name"])
+    assert names == {"vits14_1.0_1", "vitb14_1.0_1", "vitl14_1.0_1", "vith14_1.0_1", "vith14@448_1.0_1",
+                     "vith14@476_1.0_1"}
+    h476 = data.frame[data.frame["name"] == "vith14@476_1.0_1"]
+    assert h476["x"].max() == pytest.approx(640_000 * 136)  # steps x global batch = images seen
+    assert h476["value"].iloc[0] > 1.0 > h476["value"].iloc[-1]  # MAE loss falls from ~2.6 to ~0.1
+    two = plots.loss_curves_data(db, runs=["vits14_0.01_2", "vitb14_0.01_2"])
+    assert set(two.frame["name"]) == {"vits14_0.01_2", "vitb14_0.01_2"}
+    with pytest.raises(ScalingError, match="history"):
+        plots.loss_curves_data(db, key="no_such_key")
+
+
+# -- rendering and files
+
+
+def render_all(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult], human: tuple[Any, Projection],
+               db_path: Path) -> dict[str, Any]:
+    from runs_db import open_db
+
+    target, proj = human
+    figs = {}
+    fig, ax = plots.new_figure()
+    assert plots.plot_accuracy_curves(plots.accuracy_curves_data(grids["top1"], poly1["top1"],
+                                                                 where={"image_px": 224}), ax) is ax
+    figs["data"] = fig
+    fig, ax = plots.new_figure()
+    plots.plot_accuracy_curves(plots.accuracy_curves_data(grids["top1"], poly1["top1"], group_by="image_px",
+                                                          where={"arch": "vit_h14"}, band="prediction"), ax)
+    figs["resolution"] = fig
+    fig, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
+    assert plots.plot_iso_accuracy(plots.iso_accuracy_data(poly1["top5"], grid=grids["top5"], target=target,
+                                                           projection=proj, n=60), ax) is ax
+    figs["iso"] = fig
+    fig, ax = plots.new_figure()
+    assert plots.plot_backtest_parity(plots.parity_data(synthetic_backtest()), ax) is ax
+    figs["backtest"] = fig
+    fig, ax = plots.new_figure()
+    samples = np.concatenate([np.logspace(21, 23, 300), [np.inf] * 5])
+    assert plots.plot_compute_distribution(plots.compute_distribution_data(samples, target=0.949,
+                                                                           point_estimate=2e22), ax) is ax
+    figs["bootstrap"] = fig
+    fig, ax = plots.new_figure()
+    assert plots.plot_loss_curves(plots.loss_curves_data(open_db(db_path)), ax) is ax
+    figs["loss"] = fig
+    return figs
+
+
+def test_every_kind_renders_and_files_are_byte_reproducible(
+        tmp_path: Path, grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult], human: tuple[Any, Projection],
+        published_db_path: Path) -> None:
+    first = render_all(grids, poly1, human, published_db_path)
+    second = render_all(grids, poly1, human, published_db_path)
+    for i, kind in enumerate(first):
+        fmt = ("png", "pdf", "svg")[i % 3]
+        a, b = tmp_path / f"{kind}-a.{fmt}", tmp_path / f"{kind}-b.{fmt}"
+        save_figure(first[kind], a, dpi=60)
+        save_figure(second[kind], b, dpi=60)
+        assert a.stat().st_size > 1000
+        assert a.read_bytes() == b.read_bytes(), kind
+    # The other two formats for one figure, and no software or date stamps in any.
+    for fmt in ("png", "pdf", "svg"):
+        a, b = tmp_path / f"iso-1.{fmt}", tmp_path / f"iso-2.{fmt}"
+        save_figure(first["iso"], a, dpi=60)
+        save_figure(first["iso"], b, dpi=60)
+        assert a.read_bytes() == b.read_bytes()
+        assert b"CreationDate" not in a.read_bytes() and b"Software" not in a.read_bytes()
+    with pytest.raises(ScalingError, match=r"\.png, \.pdf or \.svg"):
+        save_figure(first["iso"], tmp_path / "x.jpg")
+    with pytest.raises(ScalingError, match="does not exist"):
+        save_figure(first["iso"], tmp_path / "missing" / "x.png")
+
+
+def test_save_projection_figure(tmp_path: Path, grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult],
+                                human: tuple[Any, Projection]) -> None:
+    target, proj = human
+    out = tmp_path / "projection.svg"
+    data = plots.save_projection_figure(poly1["top5"], proj, target, out, grid=grids["top5"])
+    assert out.read_bytes().startswith(b"<?xml") and data.interval is not None
+    assert data.predicted == pytest.approx(0.949, abs=1e-6)
+
+
+# -- the CLI
+
+
+def invoke(db: Path, *args: str) -> Any:
+    from scaling.cli import app
+
+    return runner.invoke(app, ["--db", str(db), "plot", *args])
+
+
+@pytest.mark.parametrize("kind", ["data", "resolution", "iso", "loss", "all"])
+def test_plot_help_has_examples(kind: str) -> None:
+    from scaling.cli import app
+
+    result = runner.invoke(app, ["plot", kind, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Examples" in result.stdout
+
+
+def test_plot_iso_command_json(tmp_path: Path, published_db_path: Path) -> None:
+    out = tmp_path / "iso.png"
+    result = invoke(published_db_path, "iso", "--metric", "top5", "--out", str(out), "--dpi", "50", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["schema"] == "scaling.plot.iso/v1" and doc["path"] == str(out)
+    assert doc["target"] == pytest.approx(0.949) and doc["levels"] == pytest.approx([0.5, 0.6, 0.7, 0.8, 0.9])
+    assert doc["predicted"] == pytest.approx(0.949, abs=1e-6)
+    assert doc["interval"]["accuracy"][0] < 0.949 < doc["interval"]["accuracy"][1]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "beyond the largest trained resolution" in result.stderr
+
+
+def test_plot_commands_write_files_and_fail_in_one_line(tmp_path: Path, published_db_path: Path) -> None:
+    for kind, name in [("data", "d.pdf"), ("resolution", "r.svg"), ("loss", "l.png")]:
+        result = invoke(published_db_path, kind, "--out", str(tmp_path / name), "--dpi", "40")
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == str(tmp_path / name) and (tmp_path / name).stat().st_size > 1000
+    bad = invoke(published_db_path, "iso", "--out", str(tmp_path / "x.jpg"))
+    assert bad.exit_code == 2
+    wrong = invoke(published_db_path, "iso", "--metric", "top1", "--out", str(tmp_path / "x.png"))
+    assert wrong.exit_code == 1 and "Traceback" not in wrong.output
+    assert [ln for ln in wrong.stderr.splitlines() if ln.strip()] == [
+        "error: target 'human-top5' is defined on metric 'top5', not 'top1'"]
+    unknown = invoke(published_db_path, "data", "--form", "nope", "--out", str(tmp_path / "x.png"))
+    assert unknown.exit_code == 1 and "unknown form" in unknown.stderr
+
+
+def test_plot_all(tmp_path: Path, published_db_path: Path) -> None:
+    result = invoke(published_db_path, "all", "--out-dir", str(tmp_path / "figs"), "--dpi", "40")
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert {"accuracy-vs-data.png", "resolution.png", "iso-accuracy.png", "loss-curves.png"} <= set(written)
