@@ -55,6 +55,9 @@ ARCHS: dict[str, ViTShape] = {
     s.name: s
     for s in [
         ViTShape("vit_t14", 192, 12, 3, 14, "ViT-Ti/14 (timm tiny shape), for CPU runs"),
+        # Patch-8 sizes for small images on a CPU (32-64 px gives 16-64 patches): the demo and the tests.
+        ViTShape("vit_nano8", 96, 6, 3, 8, "ViT-nano/8 (96 wide, 6 deep), for few-minute CPU grid points"),
+        ViTShape("vit_pico8", 32, 2, 2, 8, "ViT-pico/8 (32 wide, 2 deep), for unit tests"),
         ViTShape("vit_s14", 384, 12, 6, 14, "ViT-S/14, Orhan (2023)"),
         ViTShape("vit_b14", 768, 12, 12, 14, "ViT-B/14, Orhan (2023)"),
         ViTShape("vit_l14", 1024, 24, 16, 14, "ViT-L/14, Orhan (2023)"),

@@ -1,0 +1,228 @@
+"""Fine-tuning and evaluation: the study's "permissive" protocol, or a linear probe.
+
+The pretrained encoder gets a BatchNorm (no affine) + linear head on the class token; the whole network is
+trained with AdamW (weight decay 0.05, default betas) at a constant lr on a fraction of the labelled
+training images (eminorhan/mae ``eval_finetune.py``). After every epoch top-1/top-5 are measured on the
+validation set and on every OOD set. The record keeps the best epoch (the first with the highest
+validation top-1, the checkpoint the study kept; OOD sets are read at that same epoch) and the last one.
+``linear_probe`` freezes the encoder (eval mode) and trains the head only.
+
+Outputs in ``out_dir``: ``finetune.ckpt`` (atomic, every epoch; resumes at the next epoch) and
+``finetune_log.txt`` in the MAE fine-tune format (accuracies in percent, ``n_parameters``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from runs_db.archs import ViTShape
+from train import dist
+from train.checkpoint import atomic_write_bytes, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from train.config import FinetuneConfig
+from train.data import normalize
+from train.errors import TrainDiverged, TrainError
+from train.finetune_data import LabelledImages, LabelledSet, label_subset, read_finetune_data, read_ood
+from train.model import ViTClassifier, build_vit, count_params, mix_seed
+from train.runtime import NullReporter, Reporter, autocast, param_groups, resolve_precision
+
+CKPT_NAME = "finetune.ckpt"
+LOG_NAME = "finetune_log.txt"
+ORDER_SALT = 0x6F726472  # "ordr"
+
+
+@dataclass
+class FinetuneData:
+    train: LabelledSet
+    val: LabelledSet
+    ood: list[LabelledSet]
+    keep: list[int]  # indices of the labelled training images used
+
+
+def prepare_finetune_data(cfg: FinetuneConfig) -> FinetuneData:
+    """Read and check everything before any training or database write (one-line errors)."""
+    cfg.validate()
+    train, val = read_finetune_data(Path(str(cfg.data)).expanduser(), cfg.set_name())
+    ood = [read_ood(Path(p).expanduser(), train.classes) for p in cfg.ood]
+    names = [cfg.eval_set_name(), *(s.name for s in ood)]
+    if len(set(names)) != len(names):
+        raise TrainError(f"evaluation sets need distinct names, got {', '.join(names)}")
+    return FinetuneData(train, val, ood, label_subset(train, cfg.label_fraction, cfg.label_seed))
+
+
+@dataclass
+class EpochScores:
+    epoch: int
+    train_loss: float
+    scores: dict[str, dict[str, float]]  # eval set -> {"loss", "top1", "top5"} (fractions)
+
+
+@dataclass
+class FinetuneResult:
+    epochs: list[EpochScores]
+    n_parameters: int
+    precision: str
+    seconds: float
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: LabelledSet, image_px: int, env: dist.DistEnv, precision: str,
+             batch_size: int, workers: int) -> dict[str, float]:
+    """Loss, top-1 and top-5 (fractions) of ``data``; ranks score interleaved shards and add up counts."""
+    model.eval()
+    mine = list(range(env.rank, len(data), env.world))
+    loader = torch.utils.data.DataLoader(LabelledImages(data, mine, image_px, train=False),
+                                         batch_size=batch_size, num_workers=workers)
+    k = min(5, len(data.classes))
+    sums = torch.zeros(4, dtype=torch.float64, device=env.device)  # loss, top1, top5, n
+    for imgs, labels in loader:
+        imgs, labels = normalize(imgs.to(env.device)), labels.to(env.device)
+        with autocast(precision, env.device):
+            logits = model(imgs)
+        logits = logits.float()
+        top = logits.topk(k, dim=1).indices
+        hit = top == labels[:, None]
+        sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
+                             hit[:, :1].any(1).sum().double(), hit.any(1).sum().double(),
+                             torch.tensor(float(len(labels)), dtype=torch.float64, device=env.device)])
+    dist.all_reduce_sum(sums, env)
+    n = sums[3].item()
+    return {"loss": sums[0].item() / n, "top1": sums[1].item() / n, "top5": sums[2].item() / n}
+
+
+def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, torch.Tensor], shape: ViTShape,
+                 image_px: int, out_dir: Path, env: dist.DistEnv, *, identity: dict[str, Any],
+                 reporter: Reporter | None = None) -> FinetuneResult:
+    reporter = reporter or NullReporter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    precision = resolve_precision(cfg.precision, env.device)
+    torch.manual_seed(mix_seed(cfg.seed, 1))
+    model = ViTClassifier(build_vit(shape, image_px), len(data.train.classes))
+    model.encoder.load_state_dict(encoder)
+    model.to(env.device)
+    n_parameters = count_params(model)
+    if cfg.linear_probe:
+        model.encoder.requires_grad_(False)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    epochs: list[EpochScores] = []
+    seconds = 0.0
+    ckpt_path = out_dir / CKPT_NAME
+    log_lines: list[dict[str, Any]] = []
+    if ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        if state.get("identity") != identity:
+            raise TrainError(f"{ckpt_path} belongs to another fine-tuning configuration; delete it or use another "
+                             "output folder")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+        epochs = [EpochScores(**e) for e in state["epochs"]]
+        log_lines, seconds = list(state["log"]), float(state["seconds"])
+        if epochs:
+            reporter.note(f"fine-tuning resumed after epoch {epochs[-1].epoch}")
+    if env.is_main:
+        atomic_write_bytes(out_dir / LOG_NAME, "".join(json.dumps(r) + "\n" for r in log_lines).encode())
+
+    net: nn.Module = model
+    if env.distributed and not cfg.linear_probe:
+        if env.device.type == "cuda":  # batch statistics over the global batch, as one process would see
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        net = DistributedDataParallel(net, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    train_set = LabelledImages(data.train, data.keep, image_px, train=True, seed=cfg.seed,
+                               crop_min_scale=cfg.crop_min_scale, flip=cfg.flip)
+    n = len(data.keep)
+    B = min(cfg.batch_size, n - n % env.world) if n >= env.world else 0
+    if B < 2 * env.world:  # BatchNorm needs at least two samples per process
+        raise TrainError(f"{n} labelled images are too few for a batch on {env.world} process(es)")
+    b = B // env.world
+    steps_per_epoch = n // B  # incomplete final batches are dropped, as MAE's loaders do
+    eval_sets = [(cfg.eval_set_name(), data.val), *((s.name, s) for s in data.ood)]
+    reporter.start("finetune", cfg.epochs, "epochs")
+    reporter.update(len(epochs), "")
+    for epoch in range(len(epochs), cfg.epochs):
+        t0 = time.perf_counter()
+        train_set.epoch = epoch
+        g = torch.Generator().manual_seed(mix_seed(cfg.seed, ORDER_SALT, epoch))
+        order = torch.randperm(n, generator=g).tolist()
+        model.train()
+        if cfg.linear_probe:
+            model.encoder.eval()
+        loss_sum = torch.zeros(1, dtype=torch.float64, device=env.device)
+        chunks = [order[s * B + env.rank * b: s * B + (env.rank + 1) * b] for s in range(steps_per_epoch)]
+        loader = torch.utils.data.DataLoader(train_set, batch_sampler=chunks, num_workers=cfg.workers,
+                                             pin_memory=env.device.type == "cuda")
+        for imgs, labels in loader:
+            imgs, labels = normalize(imgs.to(env.device, non_blocking=True)), labels.to(env.device)
+            with autocast(precision, env.device):
+                logits = net(imgs)
+            loss = F.cross_entropy(logits.float(), labels)
+            if not torch.isfinite(loss):
+                raise TrainDiverged(f"non-finite loss in fine-tuning epoch {epoch}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.detach().double()
+        dist.all_reduce_sum(loss_sum, env)
+        train_loss = loss_sum.item() / (steps_per_epoch * env.world)
+        scores = {name: evaluate(model, s, image_px, env, precision, cfg.batch_size, cfg.workers)
+                  for name, s in eval_sets}
+        seconds += time.perf_counter() - t0
+        epochs.append(EpochScores(epoch, train_loss, scores))
+        main = scores[cfg.eval_set_name()]
+        line: dict[str, Any] = {"train_lr": cfg.lr, "train_loss": train_loss, "test_loss": main["loss"],
+                                "test_acc1": 100 * main["top1"], "test_acc5": 100 * main["top5"], "epoch": epoch,
+                                "n_parameters": n_parameters}
+        for name, _ in eval_sets[1:]:
+            line[f"{name}_acc1"] = 100 * scores[name]["top1"]
+            line[f"{name}_acc5"] = 100 * scores[name]["top5"]
+        log_lines.append(line)
+        if env.is_main:
+            with open(out_dir / LOG_NAME, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
+            save_checkpoint(ckpt_path, {
+                "identity": identity, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "rng": rng_state(), "epochs": [e.__dict__ for e in epochs], "log": log_lines, "seconds": seconds,
+            })
+        dist.barrier(env)
+        reporter.update(epoch + 1, f"val top-1 {100 * main['top1']:.1f}%")
+    reporter.stop()
+    result = FinetuneResult(epochs, n_parameters, precision, seconds)
+    result.evals, result.history = summarise(cfg, epochs, [name for name, _ in eval_sets],
+                                             n_classes=len(data.train.classes))
+    return result
+
+
+def summarise(cfg: FinetuneConfig, epochs: list[EpochScores], set_names: list[str], *, n_classes: int
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Run-record evals (best and last epoch, every set) and history (keys prefixed by the protocol)."""
+    protocol, main = cfg.protocol_name(), cfg.eval_set_name()
+    # max() keeps the first of equal values: the first epoch reaching the best validation top-1.
+    best = max(epochs, key=lambda e: e.scores[main]["top1"])
+    last = epochs[-1]
+    metrics = ("top1", "top5") if n_classes > 5 else ("top1",)  # top-5 of <= 5 classes is always 1
+    evals = []
+    for selection, ep in (("best-epoch", best), ("last-epoch", last)):
+        for name in set_names:
+            for metric in metrics:
+                evals.append({"protocol": protocol, "eval_set": name, "metric": metric, "selection": selection,
+                              "value": ep.scores[name][metric], "epoch": ep.epoch, "n_epochs": len(epochs)})
+    history = []
+    for ep in epochs:
+        history.append({"phase": "finetune", "key": f"{protocol}/train_loss", "step": ep.epoch,
+                        "value": ep.train_loss if math.isfinite(ep.train_loss) else None})
+        for name in set_names:
+            for metric in ("loss", *metrics):
+                history.append({"phase": "finetune", "key": f"{protocol}/{name}/{metric}", "step": ep.epoch,
+                                "value": ep.scores[name][metric]})
+    return evals, history
