@@ -611,6 +611,26 @@ def _pct(v: float) -> str:
     return f"{100 * v:.1f}%"
 
 
+def _target_label_spot(data: IsoData, segs: Sequence[np.ndarray]) -> tuple[float, float] | None:
+    """Where to label the target contour: inside the map's margins and away from the projection."""
+    pts = np.concatenate([seg for seg in segs if len(seg)] or [np.empty((0, 2))])
+    if not len(pts):
+        return None
+    lx, ly = np.log10(pts[:, 0]), np.log10(pts[:, 1])
+    (x0, x1), (y0, y1) = np.log10(data.data_hours[[0, -1]]), np.log10(data.n_params[[0, -1]])
+    keep = ((lx - x0) / (x1 - x0) > 0.08) & ((x1 - lx) / (x1 - x0) > 0.08) \
+        & ((ly - y0) / (y1 - y0) > 0.08) & ((y1 - ly) / (y1 - y0) > 0.08)
+    if not keep.any():
+        return None
+    if data.point is None:
+        i = np.flatnonzero(keep)[keep.sum() // 2]
+    else:
+        px, py = math.log10(data.point["data_hours"]), math.log10(data.point["n_params"])
+        dist = np.where(keep, np.hypot((lx - px) / (x1 - x0), (ly - py) / (y1 - y0)), -1.0)
+        i = int(np.argmax(dist))
+    return float(pts[i, 0]), float(pts[i, 1])
+
+
 def plot_iso_accuracy(data: IsoData, ax: Axes | None = None, *, title: str | None = None,
                       annotate: bool = True) -> Axes:
     """Figure 3: labelled iso-accuracy contours, the target highlighted, trained runs, the extrapolation
@@ -628,7 +648,9 @@ def plot_iso_accuracy(data: IsoData, ax: Axes | None = None, *, title: str | Non
         handles: list[Any] = []
         if data.target is not None:
             ct = ax.contour(H, N, data.accuracy, levels=[data.target], colors=TARGET_COLOUR, linewidths=2.2)
-            ax.clabel(ct, fmt=lambda v: f"{100 * v:.1f}%", fontsize=8, inline=True)
+            spot = _target_label_spot(data, ct.allsegs[0])
+            if spot is not None:
+                ax.clabel(ct, fmt=lambda v: f"{100 * v:.1f}%", fontsize=8, inline=True, manual=[spot])
             handles.append(Line2D([], [], color=TARGET_COLOUR, linewidth=2.2, label=data.target_label))
             if data.target_band is not None:
                 for b in data.target_band:
@@ -667,23 +689,23 @@ def plot_iso_accuracy(data: IsoData, ax: Axes | None = None, *, title: str | Non
                         linewidth=2.6, alpha=0.55, solid_capstyle="butt", marker="|", markersize=9, zorder=6)
             ax.scatter([p["data_hours"]], [p["n_params"]], s=150, marker="*", color=PROJECTION_COLOUR,
                        edgecolors="white", linewidths=0.8, zorder=7)
-            label = "projection" if iv is None else f"projection; bar: {iv.method}"
+            where = f"{fmt_count(p['n_params'])} params, {fmt_hours_tick(p['data_hours'])} h" + (
+                f", {p['image_px']:.0f} px" if "image_px" in p else "")
+            label = f"projection: {where}"
+            if data.predicted is not None:
+                label += f"\npredicted {_pct(data.predicted)}"
+                if iv is not None and iv.accuracy is not None:
+                    label += f" [{_pct(iv.accuracy[0])}, {_pct(iv.accuracy[1])}]"
+            if data.decades_beyond:
+                label += f", {max(data.decades_beyond.values()):.2f} decades beyond the data"
+            if iv is not None:
+                label += f"\nbar and [ ]: {iv.method}"
             handles.append(Line2D([], [], color=PROJECTION_COLOUR, marker="*", markersize=11, linewidth=2.6,
                                   alpha=0.8, label=label))
             if annotate:
-                lines = [f"{fmt_count(p['n_params'])} params, {fmt_hours_tick(p['data_hours'])} h"
-                         + (f", {p['image_px']:.0f} px" if "image_px" in p else "")]
-                if data.predicted is not None:
-                    txt = f"predicted {_pct(data.predicted)}"
-                    if iv is not None and iv.accuracy is not None:
-                        txt += f" [{_pct(iv.accuracy[0])}, {_pct(iv.accuracy[1])}]"
-                    lines.append(txt)
-                if data.decades_beyond:
-                    lines.append(f"{max(data.decades_beyond.values()):.2f} decades beyond the data")
-                ax.annotate("\n".join(lines), (p["data_hours"], p["n_params"]), xytext=(-10, 8),
-                            textcoords="offset points", ha="right", va="bottom", fontsize=7.5,
-                            bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "alpha": 0.85,
-                                  "edgecolor": "0.7"}, zorder=8)
+                ax.annotate("projection", (p["data_hours"], p["n_params"]), xytext=(-8, 0), textcoords="offset points",
+                            ha="right", va="center", fontsize=7.5, zorder=8,
+                            bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(H[0], H[-1])
@@ -693,7 +715,7 @@ def plot_iso_accuracy(data: IsoData, ax: Axes | None = None, *, title: str | Non
         ax.set_xlabel(AXIS_LABELS["data_hours"] + ", log scale")
         ax.set_ylabel(AXIS_LABELS["n_params"] + ", log scale")
         ax.grid(False)
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=2, fontsize=7)
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, fontsize=7)
         if title is None:
             at = f" at {data.image_px:.0f} px" if data.image_px is not None else ""
             title = f"Iso-accuracy contours of {data.y_label}{at}; fit {data.form}"
