@@ -340,7 +340,9 @@ def plot_accuracy_curves(data: CurvesData, ax: Axes | None = None, *, title: str
         if title is None:
             what = "image size (ViT-H/14)" if data.group_by == "image_px" else "model size"
             metric = data.y_label.split(" (")[0]
-            title = f"{metric} vs pretraining data by {what}; fit {data.form}, {data.n_points} runs"
+            versus = "pretraining data" if data.x_axis == "data_hours" else AXIS_LABELS.get(
+                data.x_axis, data.x_axis).split(" (")[0].lower()
+            title = f"{metric} vs {versus} by {what}; fit {data.form}, {data.n_points} runs"
         ax.set_title(title, loc="left")
     return ax
 
