@@ -231,19 +231,23 @@ class Subset:
     start: int | None  # first index of a contiguous block
 
 
+def study_block(n_all: int, fraction: float, seed: int) -> tuple[int, int]:
+    """(start, size) of the study's contiguous subset: size ceil(N f), start ``randint(0, N - n - 1)``
+    after ``random.seed(seed)``, exactly as makeshards_new.py (the whole corpus has only one block)."""
+    n = min(n_all, math.ceil(n_all * fraction))
+    start = random.Random(seed).randint(0, n_all - n - 1) if n < n_all else 0
+    return start, n
+
+
 def select_subset(corpus: FrameCorpus, fraction: float, seed: int, mode: str = "contiguous") -> Subset:
     n_all = len(corpus)
-    n = min(n_all, math.ceil(n_all * fraction))
-    rng = random.Random(seed)
     start: int | None
     if mode == "contiguous":
-        # randint(0, N - n - 1) exactly as makeshards_new.py (so seed 1 picks the study's block); the
-        # whole corpus (n = N) has only one block.
-        start = rng.randint(0, n_all - n - 1) if n < n_all else 0
+        start, n = study_block(n_all, fraction, seed)
         indices = list(range(start, start + n))
     elif mode == "uniform":
-        start = None
-        indices = sorted(rng.sample(range(n_all), n))
+        start, n = None, min(n_all, math.ceil(n_all * fraction))
+        indices = sorted(random.Random(seed).sample(range(n_all), n))
     else:
         raise TrainError(f"subset must be contiguous or uniform, got {mode!r}")
     h = hashlib.sha256()
