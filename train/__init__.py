@@ -13,4 +13,7 @@ def torch_available() -> bool:
     """Whether torch can be imported, without importing it."""
     from importlib.util import find_spec
 
-    return find_spec("torch") is not None
+    try:
+        return find_spec("torch") is not None
+    except (ImportError, ValueError):  # an import hook that refuses torch, or a broken half-install
+        return False

@@ -101,7 +101,8 @@ def decode_video(path: Path, fps: float | None, short_side: int | None) -> list[
     except TrainError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as e:  # type: ignore[attr-defined]
-        raise TrainError(f"cannot decode video {path}: {str(e).splitlines()[0]}") from None
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        raise TrainError(f"cannot decode video {path}: {reason}") from None
     if not frames:
         raise TrainError(f"no frames decoded from video {path} (empty or corrupt)")
     return frames
