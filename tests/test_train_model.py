@@ -180,3 +180,13 @@ def test_forward_on_real_sizes_and_mask_ratio_checks() -> None:
     assert pred_bf16.dtype == torch.bfloat16 and loss_bf16.dtype == torch.float32  # loss in fp32
     with pytest.raises(TrainError, match="patch"):
         MaskedAutoencoder(shape, 30)
+
+
+def test_learning_rate_schedules_closed_form() -> None:
+    from train.runtime import lr_at
+
+    assert [lr_at(s, lr=3e-4, schedule="constant", warmup=0, total=None, min_lr=0) for s in (0, 10**6)] == [3e-4] * 2
+    kw = dict(lr=1.0, schedule="cosine", warmup=10, total=110, min_lr=0.1)
+    assert lr_at(0, **kw) == pytest.approx(0.1) and lr_at(9, **kw) == pytest.approx(1.0)  # linear warmup
+    assert lr_at(60, **kw) == pytest.approx(0.55)  # half way through the cosine: (lr + min_lr) / 2
+    assert lr_at(110, **kw) == pytest.approx(0.1)

@@ -198,6 +198,12 @@ def build(cls: type, file_values: dict[str, Any], overrides: dict[str, Any]) -> 
         raise TrainError(f"config file: unknown {cls.__name__} key {unknown[0]!r}; known: {', '.join(sorted(known))}")
     values = dict(file_values)
     values.update({k: v for k, v in overrides.items() if v is not None and v != [] and k in known})
+    if isinstance(values.get("fps"), str) and values["fps"].strip().lower() == "native":
+        values["fps"] = None  # TOML has no null: "native" means every frame
+    defaults = cls()
+    for key in ("data", "ood"):  # one path where a list is expected
+        if isinstance(getattr(defaults, key, None), list) and isinstance(values.get(key), str):
+            values[key] = [values[key]]
     # Budgets are alternatives: one given on the command line replaces one from the file.
     budget_keys = ("steps", "images", "minutes")
     if any(overrides.get(k) is not None for k in budget_keys):
