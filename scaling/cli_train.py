@@ -412,6 +412,32 @@ def demo_cmd(
     _point(ctx, pcfg, fcfg, out / "run", None, no_db, as_json)
 
 
+@train_app.command("frames")
+@train_errors
+def frames_cmd(
+    videos: Annotated[list[Path], typer.Argument(help="Video files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for <video>/img_*.jpg frame folders.")],
+    fps: Annotated[str, typer.Option(help="Frames per second kept (the study: 1), or 'native'.")] = "1",
+    short_side: Annotated[int | None, typer.Option(help="Resize the short side to this many px.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Extract frames from videos into folders, for corpora too large to decode in memory.
+
+    [bold]Examples[/bold]
+
+      scaling train frames videos/*.mp4 --out frames/ --fps 1 --short-side 256
+      scaling train pretrain --data frames/ --fps 1 ...
+    """
+    from train.data import extract_frames
+
+    rate = _fps(fps)
+    written = extract_frames(videos, out, fps=None if rate == "native" else rate, short_side=short_side)
+    if as_json:
+        emit_json("scaling.train-frames/v1", {"folders": [{"path": str(p), "frames": n} for p, n in written]})
+        return
+    stdout_console().print(table(f"Frames in {out}", ["folder", "frames"], [(str(p), str(n)) for p, n in written]))
+
+
 @train_app.command("flops")
 @train_errors
 def flops_cmd(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tarfile
 from pathlib import Path
 
@@ -133,3 +134,16 @@ def test_label_fraction_ood_mapping_and_empty_classes(tmp_path: Path) -> None:
         read_ood(tmp_path / "other", train.classes)
     with pytest.raises(TrainError, match="no train/ folder"):
         read_finetune_data(inverted, "x")
+
+
+def test_frames_command_extracts_one_frame_per_second(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from scaling.cli import app
+
+    r = CliRunner().invoke(app, ["train", "frames", str(clip("bikes.mp4")), "--out", str(tmp_path / "f"),
+                                 "--short-side", "64", "--json"])
+    assert r.exit_code == 0, r.output
+    assert [d["frames"] for d in json.loads(r.stdout)["folders"]] == [10]  # 10.0 s at 1 frame/s
+    corpus = discover([tmp_path / "f"], fps=1.0, short_side=None)
+    assert len(corpus) == 10 and min(corpus.load(0).shape[-2:]) == 64

@@ -345,3 +345,22 @@ class StreamBatches(torch.utils.data.Sampler[list[int]]):
 
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def extract_frames(videos: Sequence[str | Path], out: Path, *, fps: float | None, short_side: int | None,
+                   quality: int = 90) -> list[tuple[Path, int]]:
+    """Decode videos at ``fps`` into JPEG folders ``out/<video stem>/img_00000000.jpg`` (the study's layout
+    of extracted frames); returns (folder, frames written) per video. For corpora larger than memory."""
+    written = []
+    for v in videos:
+        path = Path(v).expanduser()
+        if not path.is_file():
+            raise TrainError(f"video not found: {path}")
+        frames = decode_video(path, fps, short_side)
+        folder = out / path.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        for k, (_, img) in enumerate(frames):
+            Image.fromarray(img.permute(1, 2, 0).numpy()).save(folder / f"img_{k:08d}.jpg", quality=quality)
+        written.append((folder, len(frames)))
+    return written
+
