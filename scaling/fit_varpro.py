@@ -386,3 +386,157 @@ def predict_error(sol: Solution, X: np.ndarray) -> np.ndarray:
     if sol.chance is None:
         return sol.E + s
     return (sol.E + sol.chance * s) / (1.0 + s)
+
+
+def _normalised_theta(sol: Solution, prob: Problem) -> np.ndarray:
+    """``sol`` (user units) as theta of ``prob``'s normalisation (the inverse of ``_finish``)."""
+    se = math.exp(prob.log_se)
+    A = sol.A * np.exp(-sol.alpha * prob.log_sx)
+    if prob.chance is None:
+        A = A / se
+    return _theta_from_linear(sol.E / se, A, sol.alpha)
+
+
+def screen(prob: Problem, alphas: np.ndarray, irls: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A cheap VarPro screen of the exponent rows ``alphas`` (C, k): amplitudes by batched least squares.
+
+    Like ``grid_search`` but with unconstrained normal equations instead of one NNLS per row, followed by
+    ``irls`` iteratively reweighted steps towards the log-Huber optimum of the amplitudes (weights
+    psi(r)/r; with delta = 1e-3 the loss is nearly L1 and plain least squares overstates the objective
+    by several percent). A row whose first solution has E < 0 is solved with E = 0 instead (the usual
+    NNLS active set on accuracy grids, which show no floor); rows with a negative amplitude left are
+    discarded (inf) rather than projected, so the screen only proposes starting points and never
+    replaces the NNLS grid. Returns (amplitudes (E, A_k), log-Huber objectives), one row per row.
+    """
+    k, n, c = prob.k, len(prob.lerr), len(alphas)
+    err = np.exp(prob.lerr)
+    F = np.exp(-alphas[:, None, :] * prob.lx[None, :, :])  # (C, n, k) raw features
+    base = np.concatenate([np.ones((c, n, 1)), _feature_weight(prob)[None, :, None] * F], axis=2) / err[None, :, None]
+    use_e = np.ones(c, dtype=bool)
+    u = np.broadcast_to(prob.w, (c, n))  # per-row IRLS weights
+    coef = np.zeros((c, k + 1))
+    v = np.full(c, np.inf)
+    for it in range(irls + 2):
+        M = base * np.sqrt(u)[:, :, None]
+        M[~use_e, :, 0] = 0.0
+        G = np.matmul(M.transpose(0, 2, 1), M)
+        G[~use_e, 0, 0] = 1.0  # E's column is zero on these rows: pin E = 0
+        b = np.matmul(M.transpose(0, 2, 1), np.sqrt(u)[:, :, None])
+        try:
+            coef = np.linalg.solve(G + 1e-12 * np.eye(k + 1), b)[..., 0]
+        except np.linalg.LinAlgError:
+            return np.zeros((c, k + 1)), np.full(c, np.inf)
+        if it == 0:  # NNLS-like active set for E, then start again with unit weights
+            use_e = coef[:, 0] >= 0
+            continue
+        s = np.matmul(F, coef[:, 1:, None])[..., 0]
+        E = coef[:, :1]
+        with np.errstate(all="ignore"):
+            p = E + s if prob.chance is None else (E + prob.chance * s) / (1.0 + s)
+            r = np.log(p) - prob.lerr
+            v = np.sum(prob.w * huber(r, prob.delta), axis=1)
+            u = prob.w * np.minimum(1.0, prob.delta / np.maximum(np.abs(np.nan_to_num(r, nan=1.0)), 1e-300))
+    ok = np.all(coef >= 0, axis=1) & np.isfinite(v)
+    if prob.chance is not None:
+        ok &= coef[:, 0] < prob.chance
+    return coef, np.where(ok, v, np.inf)
+
+
+def _local_minima(values: np.ndarray, axes: tuple[int, ...] | None = None) -> np.ndarray:
+    """Mask of the entries of an n-d array that are <= their neighbours along ``axes`` (finite only)."""
+    ok = np.isfinite(values)
+    for axis in range(values.ndim) if axes is None else axes:
+        for shift in (1, -1):
+            nb = np.roll(values, shift, axis=axis)
+            edge = [slice(None)] * values.ndim
+            edge[axis] = 0 if shift == 1 else -1
+            nb[tuple(edge)] = np.inf  # no wrap-around
+            ok &= values <= nb
+    return ok
+
+
+def _screen_candidates(
+    prob: Problem, alpha_w: np.ndarray, alpha_max: float, coarse: int, fine: int, irls: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Starting points in other basins than the warm optimum ``alpha_w``: screened local minima of a
+    coarse product grid of exponents and of a fine scan of each exponent alone (the others at their warm
+    values; flat valleys along one exponent are the usual way a resample's optimum moves to another
+    basin). Minima within 0.1 of ``alpha_w`` in every exponent are the warm basin itself and are dropped.
+    Returns (exponent rows, amplitudes, screened objectives), best first."""
+    k = len(alpha_w)
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    if coarse >= 2:
+        rows = np.array(list(itertools.product(np.linspace(0.0, alpha_max, coarse), repeat=k)))
+        coefs, values = screen(prob, rows, irls=irls)
+        mask = _local_minima(values.reshape((coarse,) * k)).reshape(-1)
+        found.append((rows[mask], coefs[mask], values[mask]))
+    if fine >= 2:
+        line = np.linspace(0.0, alpha_max, fine)
+        rows = np.repeat(alpha_w[None, :], k * fine, axis=0)
+        for j in range(k):
+            rows[j * fine : (j + 1) * fine, j] = line
+        coefs, values = screen(prob, rows, irls=irls)
+        mask = _local_minima(values.reshape(k, fine), axes=(1,)).reshape(-1)
+        found.append((rows[mask], coefs[mask], values[mask]))
+    if not found:
+        return np.empty((0, k)), np.empty((0, k + 1)), np.empty(0)
+    rows = np.concatenate([f[0] for f in found])
+    coefs = np.concatenate([f[1] for f in found])
+    values = np.concatenate([f[2] for f in found])
+    keep = np.max(np.abs(rows - alpha_w[None, :]), axis=1) > 0.1
+    order = np.argsort(values[keep], kind="stable")
+    return rows[keep][order], coefs[keep][order], values[keep][order]
+
+
+def solve_warm(
+    X: np.ndarray,
+    err: np.ndarray,
+    init: Solution,
+    *,
+    weights: np.ndarray | None = None,
+    delta: float = 1e-3,
+    alpha_max: float = 2.0,
+    screen_coarse: int = 5,
+    screen_fine: int = 21,
+    screen_margin: float = 0.01,
+    screen_irls: int = 3,
+    screen_refine: int = 2,
+    n_refine: int = 5,
+    n_starts: int = 20,
+    seed: int = 0,
+) -> Solution:
+    """Refit the law of ``init`` (additive, or chance with ``init.chance``) to data close to its own.
+
+    Made for bootstrap resamples. Refine from ``init`` itself (its exponents and amplitudes; then once
+    more from the result, because L-BFGS-B on the nearly-L1 Huber loss can stop early in flat valleys).
+    Then screen other basins (``_screen_candidates``: local minima of a coarse exponent grid and of a
+    fine scan of each exponent) and also refine the best ``screen_refine`` of them whose screened
+    objective is within ``screen_margin`` of the warm one: a resample whose optimum switched basin still
+    finds it. When no refinement converges, the full cold fit (grid + NNLS, multi-start
+    fallback) is run. ``info['path']`` says which won: 'warm', 'screen' or 'cold'.
+    """
+    prob = make_problem(X, err, weights, delta, init.chance)
+    first = refine(_normalised_theta(init, prob), prob, alpha_max)
+    runs = [first, refine(first.theta, prob, alpha_max)] if first.ok else [first]
+    warm = _pick(runs)
+    alpha_w = (warm or first).theta[1 + prob.k :]
+    rows, coefs, values = _screen_candidates(prob, alpha_w, alpha_max, screen_coarse, screen_fine, screen_irls)
+    bar = warm.value * prob.delta if warm is not None else math.inf
+    n_warm = len(runs)
+    for i in range(min(len(rows), screen_refine)):
+        if values[i] > bar * (1.0 + screen_margin):
+            break
+        runs.append(refine(_theta_from_linear(coefs[i, 0], coefs[i, 1:], rows[i]), prob, alpha_max))
+    best = _pick(runs)
+    if best is None:
+        name = "power law" if init.chance is None else "chance-ceiling power law"
+        sol = _varpro(prob, alpha_max=alpha_max, grid_points=None, n_refine=n_refine, n_starts=n_starts,
+                      seed=seed, extra_starts=[], name=name)
+        return _with_info(sol, path="cold")
+    path = "screen" if any(best is r for r in runs[n_warm:]) else "warm"
+    return _finish(best, prob, f"warm start ({path}) converged", {"path": path, "refined": len(runs)})
+
+
+def _with_info(sol: Solution, **extra: Any) -> Solution:
+    return Solution(sol.E, sol.A, sol.alpha, sol.chance, sol.objective, sol.converged, sol.message, sol.theta,
+                    {**sol.info, **extra})
