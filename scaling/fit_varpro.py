@@ -34,6 +34,7 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 
 from scaling.errors import FitError
+from scaling.threads import single_threaded_blas
 
 LOG_FLOOR = math.log(1e-12)  # lower bound of a log amplitude (normalised units): "zero"
 LOG_CEIL = 60.0  # upper bound of a log amplitude: keeps exp() finite
@@ -272,7 +273,12 @@ def _pick(runs: list[Refined]) -> Refined | None:
     return min(ok, key=lambda r: r.value) if ok else None
 
 
-def _varpro(
+def _varpro(prob: Problem, **kw: Any) -> Solution:
+    with single_threaded_blas():  # tiny BLAS calls: threads only add synchronisation (scaling.threads)
+        return _varpro_impl(prob, **kw)
+
+
+def _varpro_impl(
     prob: Problem,
     *,
     alpha_max: float,
@@ -515,6 +521,16 @@ def solve_warm(
     finds it. When no refinement converges, the full cold fit (grid + NNLS, multi-start
     fallback) is run. ``info['path']`` says which won: 'warm', 'screen' or 'cold'.
     """
+    with single_threaded_blas():  # tiny BLAS calls: threads only add synchronisation (scaling.threads)
+        return _solve_warm(X, err, init, weights=weights, delta=delta, alpha_max=alpha_max,
+                           screen_coarse=screen_coarse, screen_fine=screen_fine, screen_margin=screen_margin,
+                           screen_irls=screen_irls, screen_refine=screen_refine, n_refine=n_refine,
+                           n_starts=n_starts, seed=seed)
+
+
+def _solve_warm(X: np.ndarray, err: np.ndarray, init: Solution, *, weights: np.ndarray | None, delta: float,
+                alpha_max: float, screen_coarse: int, screen_fine: int, screen_margin: float, screen_irls: int,
+                screen_refine: int, n_refine: int, n_starts: int, seed: int) -> Solution:
     prob = make_problem(X, err, weights, delta, init.chance)
     first = refine(_normalised_theta(init, prob), prob, alpha_max)
     runs = [first, refine(first.theta, prob, alpha_max)] if first.ok else [first]

@@ -1,0 +1,295 @@
+"""Backtests: fit on the smaller part of a grid, predict the held-out larger part.
+
+Splits (``make_splits``), on *levels* of each axis (values within ``level_tol`` of each other, relative,
+count as one level: the ViT-H runs at 224, 448 and 476 px differ in parameter count only by their
+position embeddings, 0.2%, and are one model size):
+
+- leave-largest-out along each axis: train on rows below the axis's largest level, test on that level;
+- joint: train on rows below the largest level of every axis, test on the rows at the largest level of
+  any axis;
+- rolling origin along one axis (default data hours; OLMo-core's ``ScalingLawRollout``): for every
+  origin k from the second level, train on levels <= k and test on the levels above (the last origin
+  is the leave-largest-out split of that axis and is not repeated).
+
+Errors on the held-out rows, per split: RMSE and signed bias (prediction - observation) in accuracy
+points (100 x fraction; raw units for kind='loss'), RMSE of log error (log(1 - y) for accuracy, log y
+for loss), and the RMSE in units of seed-to-seed noise: the pooled standard deviation of y across rows
+that share every axis level (the published grid has 3 subset seeds per point). A split that leaves a
+form too few points or distinct values is reported as skipped with the form's reason, never dropped.
+
+Forms are ranked by mean held-out RMSE over the *common* splits, those every compared form could fit,
+so that no form is rewarded for the splits it could not attempt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import ScalingError
+from scaling.fit import FitResult, _jsonable, fit
+from scaling.threads import single_threaded_blas
+
+SCHEMA = "scaling.backtest/v1"
+DEFAULT_LEVEL_TOL = 0.05
+MIN_TEST_ROWS = 1
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    kind: str  # 'leave-largest-out' | 'joint' | 'rolling-origin'
+    axis: str | None
+    train: np.ndarray = field(repr=False)  # boolean masks over the rows
+    test: np.ndarray = field(repr=False)
+
+    @property
+    def n_train(self) -> int:
+        return int(self.train.sum())
+
+    @property
+    def n_test(self) -> int:
+        return int(self.test.sum())
+
+
+def axis_levels(values: np.ndarray, tol: float = DEFAULT_LEVEL_TOL) -> np.ndarray:
+    """Level index per value: sorted distinct values, a new level wherever the ratio to the previous
+    distinct value exceeds 1 + tol (so nearby values chain into one level)."""
+    v = np.asarray(values, dtype=float)
+    distinct = np.unique(v)
+    level_of = np.zeros(len(distinct), dtype=int)
+    for i in range(1, len(distinct)):
+        level_of[i] = level_of[i - 1] + (distinct[i] > distinct[i - 1] * (1 + tol))
+    return level_of[np.searchsorted(distinct, v)]
+
+
+def make_splits(data: pd.DataFrame, axes: Sequence[str], *, rolling_axis: str | None = "data_hours",
+                level_tol: float = DEFAULT_LEVEL_TOL, min_train_levels: int = 2) -> list[Split]:
+    """Leave-largest-out per axis, joint, and rolling origin along ``rolling_axis`` (if it is an axis)."""
+    levels = {a: axis_levels(data[a].to_numpy(dtype=float), level_tol) for a in axes}
+    splits = []
+    top_any = np.zeros(len(data), dtype=bool)
+    for a in axes:
+        lv = levels[a]
+        if lv.max() == 0:
+            continue  # one level: nothing larger to hold out
+        top = lv == lv.max()
+        top_any |= top
+        splits.append(Split(f"largest {a}", "leave-largest-out", a, ~top, top))
+    if sum(levels[a].max() > 0 for a in axes) > 1:
+        splits.append(Split("joint: largest of every axis", "joint", None, ~top_any, top_any))
+    if rolling_axis is not None and rolling_axis in axes:
+        lv = levels[rolling_axis]
+        # The last origin (train on every level but the largest) is the leave-largest-out split above.
+        for k in range(min_train_levels - 1, int(lv.max()) - 1):
+            edge = float(data[rolling_axis].to_numpy(dtype=float)[lv == k].max())
+            splits.append(Split(f"rolling: {rolling_axis} <= {edge:.4g}", "rolling-origin", rolling_axis,
+                                lv <= k, lv > k))
+    return splits
+
+
+@dataclass(frozen=True)
+class SeedNoise:
+    sigma: float | None  # pooled std of y across replicate rows (same level on every axis)
+    n_groups: int  # configurations with >= 2 replicates
+    dof: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sigma": self.sigma, "replicated_configurations": self.n_groups, "dof": self.dof}
+
+
+def seed_noise(data: pd.DataFrame, y: str, axes: Sequence[str], level_tol: float = DEFAULT_LEVEL_TOL) -> SeedNoise:
+    """Pooled within-configuration standard deviation of ``y`` (replicates share every axis level)."""
+    keys = pd.DataFrame({a: axis_levels(data[a].to_numpy(dtype=float), level_tol) for a in axes})
+    keys["_y"] = pd.to_numeric(data[y]).to_numpy(dtype=float)
+    g = keys.groupby(list(axes))["_y"]
+    n = g.count()
+    var = g.var(ddof=1)
+    rep = n >= 2
+    dof = int((n[rep] - 1).sum())
+    if dof == 0:
+        return SeedNoise(None, 0, 0)
+    return SeedNoise(float(math.sqrt(float(((n[rep] - 1) * var[rep]).sum()) / dof)), int(rep.sum()), dof)
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    form: str
+    split: str
+    kind: str
+    n_train: int
+    n_test: int
+    ok: bool
+    reason: str = ""
+    rmse: float | None = None  # accuracy points (or loss units)
+    bias: float | None = None
+    max_abs: float | None = None
+    rmse_log: float | None = None
+    noise_units: float | None = None
+    predictions: list[float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("form", "split", "kind", "n_train", "n_test", "ok", "reason", "rmse",
+                                              "bias", "max_abs", "rmse_log", "noise_units")}
+
+
+@dataclass(frozen=True)
+class FormSummary:
+    form: str
+    rmse: float | None  # mean over the common splits
+    bias: float | None
+    rmse_log: float | None
+    noise_units: float | None
+    n_ok: int
+    n_skipped: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    y: str
+    kind: str
+    axes: tuple[str, ...]
+    unit: str
+    splits: list[dict[str, Any]]
+    results: list[SplitResult]
+    common_splits: list[str]
+    summary: dict[str, FormSummary]
+    ranking: list[str]
+    recommended: str | None
+    noise: SeedNoise
+    level_tol: float
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable({
+            "schema": SCHEMA,
+            "y": self.y,
+            "kind": self.kind,
+            "axes": list(self.axes),
+            "unit": self.unit,
+            "level_tol": self.level_tol,
+            "seed_noise": self.noise.to_dict(),
+            "splits": self.splits,
+            "results": [r.to_dict() for r in self.results],
+            "common_splits": self.common_splits,
+            "summary": {k: v.to_dict() for k, v in self.summary.items()},
+            "ranking": self.ranking,
+            "recommended": self.recommended,
+            "ranked_by": "mean held-out RMSE over the common splits",
+            "notes": list(self.notes),
+        })
+
+
+def _scores(r: FitResult | None, test: pd.DataFrame, y: str, kind: str, scale: float,
+            sigma: float | None) -> dict[str, Any]:
+    assert r is not None
+    obs = pd.to_numeric(test[y]).to_numpy(dtype=float)
+    pred = np.asarray(r.predict(test), dtype=float)
+    d = pred - obs
+    e_obs, e_pred = (1 - obs, 1 - pred) if kind == "accuracy" else (obs, pred)
+    with np.errstate(all="ignore"):
+        logd = np.log(e_pred) - np.log(e_obs)
+    rmse = float(np.sqrt(np.mean(d**2)))
+    return {
+        "rmse": scale * rmse,
+        "bias": scale * float(np.mean(d)),
+        "max_abs": scale * float(np.max(np.abs(d))),
+        # A prediction past 100% accuracy (polynomials can) has no log error: None, not a number.
+        "rmse_log": float(np.sqrt(np.mean(logd**2))) if np.all(np.isfinite(logd)) else None,
+        "noise_units": rmse / sigma if sigma else None,
+        "predictions": pred.tolist(),
+    }
+
+
+def _run(data: pd.DataFrame, forms: Sequence[str], splits: list[Split], results: list[SplitResult], *, y: str,
+         axes: tuple[str, ...], kind: str, weights: str | None, options: Mapping[str, Mapping[str, Any]] | None,
+         scale: float, sigma: float | None, progress: Callable[[int, int], None] | None) -> None:
+    total, done = len(forms) * len(splits), 0
+    for form in forms:
+        opts = dict((options or {}).get(form, {}))
+        for s in splits:
+            base = {"form": form, "split": s.name, "kind": s.kind, "n_train": s.n_train, "n_test": s.n_test}
+            if s.n_test < MIN_TEST_ROWS:
+                results.append(SplitResult(**base, ok=False, reason="no held-out rows"))
+            else:
+                try:
+                    r = fit(data[s.train], form, y=y, axes=axes, kind=kind, weights=weights, **opts)  # type: ignore[arg-type]
+                except ScalingError as exc:
+                    results.append(SplitResult(**base, ok=False, reason=str(exc).splitlines()[0]))
+                else:
+                    sc = _scores(r, data[s.test], y, kind, scale, sigma)
+                    reason = "" if r.converged else "fit did not converge"
+                    results.append(SplitResult(**base, ok=True, reason=reason, **sc))
+            done += 1
+            if progress is not None:
+                progress(done, total)
+
+
+def backtest(
+    data: pd.DataFrame,
+    forms: Sequence[str],
+    *,
+    y: str,
+    axes: Sequence[str],
+    kind: str = "accuracy",
+    weights: str | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    rolling_axis: str | None = "data_hours",
+    level_tol: float = DEFAULT_LEVEL_TOL,
+    progress: Callable[[int, int], None] | None = None,
+) -> BacktestResult:
+    """Backtest every form in ``forms`` on the splits of ``make_splits`` (see the module docstring).
+
+    ``options[form]`` are the form's fit options (e.g. ``{"powerlaw_chance": {"chance": 0.999}}``).
+    """
+    if not forms:
+        raise ScalingError("backtest needs at least one form")
+    data = data.reset_index(drop=True)
+    axes = tuple(axes)
+    for c in [y, *axes]:
+        if c not in data.columns:
+            raise ScalingError(f"column {c!r} not in data; columns: {', '.join(map(str, data.columns))}")
+    splits = make_splits(data, axes, rolling_axis=rolling_axis, level_tol=level_tol)
+    if not splits:
+        raise ScalingError("no backtest split: every axis has a single level")
+    noise = seed_noise(data, y, axes, level_tol)
+    scale = 100.0 if kind == "accuracy" else 1.0
+    results: list[SplitResult] = []
+    with single_threaded_blas():
+        _run(data, forms, splits, results, y=y, axes=axes, kind=kind, weights=weights, options=options,
+             scale=scale, sigma=noise.sigma, progress=progress)
+    ok_by_split = {s.name: {r.form for r in results if r.split == s.name and r.ok} for s in splits}
+    common = [s.name for s in splits if ok_by_split[s.name] == set(forms)]
+    summary = {}
+    for form in forms:
+        rows = [r for r in results if r.form == form and r.split in common]
+
+        def mean(key: str, rows: list[SplitResult] = rows) -> float | None:
+            vals = [getattr(r, key) for r in rows]
+            return float(np.mean(vals)) if vals and all(v is not None for v in vals) else None
+
+        n_ok = sum(r.ok for r in results if r.form == form)
+        summary[form] = FormSummary(form, mean("rmse"), mean("bias"), mean("rmse_log"), mean("noise_units"),
+                                    n_ok, len(splits) - n_ok)
+    ranking = sorted((f for f in forms if summary[f].rmse is not None), key=lambda f: summary[f].rmse)
+    notes = []
+    skipped = [s.name for s in splits if s.name not in common]
+    if skipped:
+        notes.append(f"not every form could be fitted on: {'; '.join(skipped)} (those splits are not ranked)")
+    if not common:
+        notes.append("no split could be fitted by every form: no ranking")
+    if noise.sigma is None:
+        notes.append("no replicated configurations: the error in units of seed noise is unavailable")
+    split_info = [{"name": s.name, "kind": s.kind, "axis": s.axis, "n_train": s.n_train, "n_test": s.n_test}
+                  for s in splits]
+    return BacktestResult(y, kind, axes, "accuracy points" if kind == "accuracy" else "loss units", split_info,
+                          results, common, summary, ranking, ranking[0] if ranking else None, noise, level_tol,
+                          tuple(notes))

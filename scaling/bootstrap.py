@@ -1,0 +1,506 @@
+"""Run-clustered case bootstrap of a fit, with percentile intervals on parameters and derived quantities.
+
+Resampling unit: a *group* of rows (by default one run, ``run_id``), drawn with replacement as a whole,
+because evaluations of one run (epochs, metrics, eval sets) are correlated; ``group`` can name other
+columns, e.g. ``("data_fraction", "subset_seed")`` to resample pretraining subsets, which every model
+size of the published grid shares. Each resample is refitted with the same form and options:
+
+- linear forms (poly/logit): weighted least squares on the full fit's retained design columns (the
+  statsmodels fit is closed form too; this skips its bookkeeping);
+- power laws: ``scaling.fit_varpro.solve_warm`` from the full-data solution (L-BFGS-B warm start plus a
+  screen for other basins, cold VarPro fit when the warm start fails);
+- any other registered form: a full ``fit`` of the resampled frame.
+
+A resample that cannot be fitted (too few distinct axis values, aliased design, no convergence) is
+counted by reason and reported, never silently dropped; intervals use the resamples that were fitted.
+Intervals are percentile intervals (Efron); a derived quantity that does not exist in a resample (the
+target is unreachable, so the scale needed is unbounded) is +inf for "how much is needed" quantities,
+which makes an upper bound infinite when more than the tail share of resamples cannot reach the target.
+The same seed gives the same resamples and so the same intervals.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit, logit
+
+from scaling.errors import FitError, ScalingError
+from scaling.fit import FitResult, _jsonable, axis_matrix, fit
+from scaling.threads import single_threaded_blas
+
+SCHEMA = "scaling.bootstrap/v1"
+DEFAULT_LEVELS = (0.9, 0.95)
+DEFAULT_GROUP = "run_id"
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What a callback computes on one fit: real values (intervals) and events (probabilities)."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    events: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Bootstrap summary of one quantity."""
+
+    name: str
+    estimate: float | None  # on the full data
+    median: float
+    intervals: dict[float, tuple[float, float]]  # level -> (lower, upper)
+    n: int  # resamples with a value (finite or infinite)
+    n_infinite: int  # resamples where the quantity is unbounded (e.g. the target is unreachable)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "estimate": self.estimate,
+            "median": self.median,
+            "intervals": {f"{lvl:g}": {"lower": lo, "upper": hi} for lvl, (lo, hi) in self.intervals.items()},
+            "n": self.n,
+            "n_infinite": self.n_infinite,
+        }
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    form: str
+    n_requested: int
+    n_ok: int
+    failures: dict[str, int]  # reason -> count
+    paths: dict[str, int]  # how resamples were refitted: linear / warm / screen / cold / full
+    seed: int
+    group: tuple[str, ...]
+    n_groups: int
+    levels: tuple[float, ...]
+    params: dict[str, Summary]
+    derived: dict[str, Summary]
+    probabilities: dict[str, float]  # event -> share of fitted resamples where it holds
+    probability_estimates: dict[str, bool]  # event -> on the full data
+    notes: tuple[str, ...]
+    seconds: float
+    samples: dict[str, np.ndarray] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def n_failed(self) -> int:
+        return self.n_requested - self.n_ok
+
+    def interval(self, name: str, level: float) -> tuple[float, float]:
+        """(lower, upper) of a parameter or derived quantity."""
+        s = self.params.get(name) or self.derived.get(name)
+        if s is None:
+            raise KeyError(name)
+        return s.intervals[level]
+
+    def to_dict(self, *, include_samples: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "schema": SCHEMA,
+            "method": "percentile intervals, case bootstrap resampling whole groups of rows",
+            "form": self.form,
+            "n_resamples": self.n_requested,
+            "n_ok": self.n_ok,
+            "n_failed": self.n_failed,
+            "failures": dict(self.failures),
+            "refit_paths": dict(self.paths),
+            "seed": self.seed,
+            "group": list(self.group),
+            "n_groups": self.n_groups,
+            "levels": list(self.levels),
+            "params": {k: v.to_dict() for k, v in self.params.items()},
+            "derived": {k: v.to_dict() for k, v in self.derived.items()},
+            "probabilities": {
+                k: {"share": v, "estimate": self.probability_estimates.get(k)} for k, v in self.probabilities.items()
+            },
+            "notes": list(self.notes),
+            "seconds": self.seconds,
+        }
+        if include_samples:
+            out["samples"] = {k: v.tolist() for k, v in self.samples.items()}
+        return _jsonable(out)
+
+
+# -- percentile intervals ---------------------------------------------------------------------------
+
+
+def quantile(values: np.ndarray, q: float) -> float:
+    """Linear-interpolation quantile (numpy's default) that keeps +-inf where a neighbour is infinite."""
+    v = np.sort(np.asarray(values, dtype=float))
+    if v.size == 0:
+        return math.nan
+    h = (v.size - 1) * q
+    lo, hi = math.floor(h), math.ceil(h)
+    a, b = v[lo], v[hi]
+    if lo == hi or a == b:
+        return float(a)
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return float(b if math.isinf(b) and h > lo else a)
+    return float(a + (b - a) * (h - lo))
+
+
+def summarise(name: str, values: np.ndarray, levels: Sequence[float], estimate: float | None) -> Summary:
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    intervals = {lvl: (quantile(v, (1 - lvl) / 2), quantile(v, (1 + lvl) / 2)) for lvl in levels}
+    est = None if estimate is None or math.isnan(estimate) else float(estimate)
+    return Summary(name, est, quantile(v, 0.5), intervals, int(v.size), int(np.sum(np.isinf(v))))
+
+
+def check_levels(levels: Sequence[float]) -> tuple[float, ...]:
+    out = tuple(float(x) for x in levels)
+    if not out or any(not 0.0 < x < 1.0 for x in out):
+        raise ScalingError(f"interval levels must be in (0, 1); got {list(levels)}")
+    return out
+
+
+# -- resampling -------------------------------------------------------------------------------------
+
+
+def group_codes(data: pd.DataFrame, group: str | Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Integer cluster code per row; ``None`` makes every row its own cluster."""
+    if group is None:
+        return np.arange(len(data)), ()
+    cols = (group,) if isinstance(group, str) else tuple(group)
+    missing = [c for c in cols if c not in data.columns]
+    if missing:
+        raise ScalingError(
+            f"bootstrap group column {missing[0]!r} not in data; columns: {', '.join(map(str, data.columns))}"
+        )
+    if data[list(cols)].isna().any().any():
+        raise ScalingError(f"bootstrap group column(s) {', '.join(cols)} have missing values")
+    codes = pd.MultiIndex.from_frame(data[list(cols)]).factorize()[0] if len(cols) > 1 else \
+        pd.factorize(data[cols[0]])[0]
+    return np.asarray(codes), cols
+
+
+def resample_indices(codes: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
+    """``n`` row-index arrays, each the rows of as many groups as there are, drawn with replacement."""
+    rng = np.random.default_rng(seed)
+    n_groups = int(codes.max()) + 1
+    members = [np.flatnonzero(codes == g) for g in range(n_groups)]
+    out = []
+    for _ in range(n):
+        chosen = rng.integers(0, n_groups, n_groups)
+        out.append(np.concatenate([members[g] for g in chosen]))
+    return out
+
+
+# -- fast refits ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """One refitted resample: parameters, ceiling and a predictor on axis matrices (y scale)."""
+
+    params: dict[str, float]
+    ceiling: float | None
+    predict_matrix: Callable[[np.ndarray], np.ndarray]
+    path: str
+
+
+@dataclass(frozen=True)
+class ReplicateFit:
+    """A resample's fit seen through the projection interface (``scaling.project.FitLike``).
+
+    ``axis_ranges`` are those of the full data, so that reference points and "decades beyond the data"
+    mean the same in every resample.
+    """
+
+    form: str
+    axes: tuple[str, ...]
+    kind: str
+    ceiling: float | None
+    axis_ranges: dict[str, tuple[float, float]]
+    params: dict[str, float]
+    options: dict[str, Any]
+    _predict: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+
+    def predict(self, X: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
+        M, shape = axis_matrix(X, self.axes)
+        return self._predict(M).reshape(shape)
+
+
+def _distinct_ok(X: np.ndarray, axes: Sequence[str], need: int) -> str | None:
+    for j, a in enumerate(axes):
+        if len(np.unique(X[:, j])) < need:
+            return f"fewer than {need} distinct values of {a!r}"
+    return None
+
+
+def _linear_refitter(full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Callable:
+    from scaling.fit_linear import design
+
+    model = full._model
+    keep = list(model.keep)
+    D = design(X, full.axes, model.degree)[0][:, keep]
+    z = logit(y) if model.link == "logit" else y
+    names = list(full.params)
+    sw = np.ones(len(y)) if w is None else np.sqrt(w)
+    inverse = expit if model.link == "logit" else (lambda v: v)
+    degree, axes = model.degree, full.axes
+
+    def predict_with(beta: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda M: inverse(design(M, axes, degree)[0][:, keep] @ beta)
+
+    def refit(idx: np.ndarray) -> Replicate:
+        bad = _distinct_ok(X[idx], axes, degree + 1)
+        if bad:
+            raise FitError(bad)
+        if len(idx) <= len(keep) + 1:
+            raise FitError("too few rows for the form's terms")
+        A = D[idx] * sw[idx, None]
+        beta, _, rank, _ = np.linalg.lstsq(A, z[idx] * sw[idx], rcond=None)
+        if rank < len(keep):
+            raise FitError("design is rank-deficient in this resample (terms aliased)")
+        return Replicate(dict(zip(names, beta.tolist(), strict=True)), None, predict_with(beta), "linear")
+
+    return refit
+
+
+def _powerlaw_refitter(full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Callable:
+    from scaling.fit_powerlaw import _canonical, _limit, _params
+    from scaling.fit_varpro import predict_error, solve_warm
+
+    sol0 = full._model.sol
+    err = 1.0 - y if full.kind == "accuracy" else y
+    opts = full.options
+    kw = {"delta": float(opts.get("huber_delta", 1e-3)), "alpha_max": float(opts.get("alpha_max", 2.0)),
+          "n_starts": int(opts.get("n_starts", 20)), "seed": int(opts.get("seed", 0))}
+    axes, accuracy = full.axes, full.kind == "accuracy"
+    n_params = 1 + 2 * len(axes)
+
+    def refit(idx: np.ndarray) -> Replicate:
+        bad = _distinct_ok(X[idx], axes, 3)
+        if bad:
+            raise FitError(bad)
+        if len(idx) <= n_params + 1:
+            raise FitError("too few rows for the form's parameters")
+        sol = solve_warm(X[idx], err[idx], sol0, weights=None if w is None else w[idx], **kw)
+        path = str(sol.info.get("path", "warm"))
+        sol, _ = _canonical(sol)
+        limit = _limit(sol)
+
+        def predict(M: np.ndarray) -> np.ndarray:
+            e = predict_error(sol, M)
+            return 1.0 - e if accuracy else e
+
+        return Replicate(_params(sol, axes), 1.0 - limit if accuracy else limit, predict, path)
+
+    return refit
+
+
+def _generic_refitter(full: FitResult, data: pd.DataFrame, weights: str | None, options: dict) -> Callable:
+    def refit(idx: np.ndarray) -> Replicate:
+        r = fit(data.iloc[idx], full.form, y=full.y, axes=full.axes, kind=full.kind, weights=weights, **options)
+        return Replicate(dict(r.params), r.ceiling, r._require_model().predict, "full")
+
+    return refit
+
+
+def make_refitter(full: FitResult, data: pd.DataFrame, weights: str | None, options: dict) -> Callable:
+    """A function ``refit(row_indices) -> Replicate`` for resamples of ``data`` (the frame ``full`` fitted)."""
+    from scaling.fit_linear import LinearModel
+    from scaling.fit_powerlaw import PowerLawModel
+
+    X = np.column_stack([pd.to_numeric(data[a]).to_numpy(dtype=float) for a in full.axes])
+    y = pd.to_numeric(data[full.y]).to_numpy(dtype=float)
+    w = None if weights is None else pd.to_numeric(data[weights]).to_numpy(dtype=float)
+    if isinstance(full._model, LinearModel):
+        return _linear_refitter(full, X, y, w)
+    if isinstance(full._model, PowerLawModel):
+        return _powerlaw_refitter(full, X, y, w)
+    return _generic_refitter(full, data, weights, options)
+
+
+def as_fitlike(full: FitResult, rep: Replicate) -> ReplicateFit:
+    return ReplicateFit(full.form, full.axes, full.kind, rep.ceiling, full.axis_ranges, rep.params,
+                        full.options, rep.predict_matrix)
+
+
+# -- the bootstrap ----------------------------------------------------------------------------------
+
+DerivedFn = Callable[[Any], Derived]
+
+
+def bootstrap(
+    data: pd.DataFrame,
+    form: str,
+    *,
+    y: str,
+    axes: Sequence[str],
+    kind: str = "accuracy",
+    weights: str | None = None,
+    n: int = 1000,
+    seed: int = 0,
+    group: str | Sequence[str] | None = DEFAULT_GROUP,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    derived: DerivedFn | None = None,
+    full: FitResult | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    keep_samples: bool = True,
+    **options: Any,
+) -> BootstrapResult:
+    """Bootstrap ``form`` fitted to ``data``: ``n`` resamples of whole groups, refitted, summarised.
+
+    ``derived(fit_like) -> Derived`` computes quantities from each refitted resample (and once from the
+    full fit for the estimate column); see ``projection_quantities``. ``full`` reuses a fit of the same
+    data, form and options. ``progress(done, total)`` is called after every resample.
+    """
+    if n < 1:
+        raise ScalingError(f"the bootstrap needs at least 1 resample; got {n}")
+    lv = check_levels(levels)
+    t0 = time.perf_counter()
+    data = data.reset_index(drop=True)
+    if full is None:
+        full = fit(data, form, y=y, axes=axes, kind=kind, weights=weights, **options)  # type: ignore[arg-type]
+    codes, cols = group_codes(data, group)
+    notes: list[str] = []
+    if not cols:
+        notes.append("every row resampled on its own (no group column)")
+    n_groups = int(codes.max()) + 1
+    if n_groups < 5:
+        raise ScalingError(f"the bootstrap needs at least 5 groups to resample; got {n_groups} ({', '.join(cols)})")
+    refit = make_refitter(full, data, weights, options)
+    est = derived(full) if derived is not None else Derived()
+
+    param_samples: dict[str, list[float]] = {k: [] for k in full.params}
+    param_samples["ceiling"] = []
+    value_samples: dict[str, list[float]] = {k: [] for k in est.values}
+    event_counts: dict[str, int] = dict.fromkeys(est.events, 0)
+    failures: dict[str, int] = {}
+    paths: dict[str, int] = {}
+    n_ok = 0
+    with single_threaded_blas():
+        for b, idx in enumerate(resample_indices(codes, n, seed)):
+            try:
+                rep = refit(idx)
+                out = derived(as_fitlike(full, rep)) if derived is not None else Derived()
+            except (ScalingError, np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                failures[reason] = failures.get(reason, 0) + 1
+            else:
+                n_ok += 1
+                paths[rep.path] = paths.get(rep.path, 0) + 1
+                for k in full.params:
+                    param_samples[k].append(rep.params.get(k, math.nan))
+                param_samples["ceiling"].append(math.inf if rep.ceiling is None else rep.ceiling)
+                for k in value_samples:
+                    value_samples[k].append(out.values.get(k, math.nan))
+                for k in event_counts:
+                    event_counts[k] += bool(out.events.get(k, False))
+            if progress is not None:
+                progress(b + 1, n)
+    if n_ok == 0:
+        reasons = "; ".join(f"{k} ({v})" for k, v in failures.items())
+        raise FitError(f"no bootstrap resample of form {form!r} could be fitted: {reasons}")
+    if failures:
+        notes.append(
+            f"{n - n_ok} of {n} resamples could not be fitted and are excluded from the intervals "
+            f"({'; '.join(f'{v}x {k}' for k, v in failures.items())}); if failures depend on the data, "
+            "the intervals are biased"
+        )
+    if n_ok < 200:
+        notes.append(f"only {n_ok} fitted resamples: the outer percentiles are noisy (use >= 1000)")
+    if full.ceiling is None:
+        notes.append("the form has no ceiling: 'ceiling' is unbounded (+inf) in every resample")
+    samples = {k: np.asarray(v, dtype=float) for k, v in {**param_samples, **value_samples}.items()}
+    params = {k: summarise(k, samples[k], lv, full.params.get(k)) for k in full.params}
+    params["ceiling"] = summarise("ceiling", samples["ceiling"], lv,
+                                  math.inf if full.ceiling is None else full.ceiling)
+    dsum = {k: summarise(k, samples[k], lv, est.values.get(k)) for k in value_samples}
+    return BootstrapResult(
+        form=full.form,
+        n_requested=n,
+        n_ok=n_ok,
+        failures=failures,
+        paths=paths,
+        seed=seed,
+        group=cols,
+        n_groups=n_groups,
+        levels=lv,
+        params=params,
+        derived=dsum,
+        probabilities={k: c / n_ok for k, c in event_counts.items()},
+        probability_estimates=dict(est.events),
+        notes=tuple(notes),
+        seconds=time.perf_counter() - t0,
+        samples=samples if keep_samples else {},
+    )
+
+
+# -- derived quantities of projections --------------------------------------------------------------
+
+
+def projection_quantities(
+    target: float | None,
+    *,
+    reference: Mapping[str, float],
+    at: Mapping[str, float] | None = None,
+    solve_axis: str | None = None,
+    scale: bool = True,
+    exponents: Mapping[str, float] | None = None,
+    compute: Any = None,
+    optimal: Mapping[str, Any] | None = None,
+) -> DerivedFn:
+    """A ``derived`` callback for ``bootstrap``: the projections of ``scaling.project`` on each resample.
+
+    Values (``+inf`` where the target is not reached, so "needed" quantities are unbounded there):
+    ``at.predicted``; ``scale.factor``, ``scale.<axis>``, ``scale.flops``; ``solve.<axis>``, ``solve.flops``;
+    ``optimal.<axis>``, ``optimal.flops`` (with ``optimal = {"cost": Cost, "bounds": ..., "start": point}``).
+    Events: ``ceiling_passes_target`` (the form's limit as every axis grows passes the target; a form
+    without a ceiling counts as passing), ``scale.reachable``, ``solve.reachable``, ``at.meets_target``,
+    ``optimal.reachable``.
+    The reference point (and the passes of the compute model) are those of the full data in every
+    resample, so each quantity answers the same question.
+    """
+    from scaling.project import project_at, project_axis, project_scale
+
+    def flops(p: Any) -> float:
+        return p.compute.flops if p.compute is not None else math.nan
+
+    def fn(f: Any) -> Derived:
+        values: dict[str, float] = {}
+        events: dict[str, bool] = {}
+        if at is not None:
+            p = project_at(f, at, target=target, compute=None)
+            values["at.predicted"] = float(p.predicted)
+            if target is not None:
+                events["at.meets_target"] = bool(p.reachable)
+        if target is None:
+            return Derived(values, events)
+        c = f.ceiling
+        events["ceiling_passes_target"] = c is None or (c >= target if f.kind == "accuracy" else c <= target)
+        if scale:
+            p = project_scale(f, target, exponents=exponents, reference=reference, compute=compute)
+            events["scale.reachable"] = p.reachable and p.point is not None
+            values["scale.factor"] = p.scale_factor if events["scale.reachable"] else math.inf
+            for a in f.axes:
+                values[f"scale.{a}"] = p.point[a] if events["scale.reachable"] else math.inf
+            if compute is not None:
+                values["scale.flops"] = flops(p) if events["scale.reachable"] else math.inf
+        if solve_axis is not None:
+            p = project_axis(f, target, solve_axis, fixed=reference, compute=compute)
+            events["solve.reachable"] = p.reachable and p.point is not None
+            values[f"solve.{solve_axis}"] = p.point[solve_axis] if events["solve.reachable"] else math.inf
+            if compute is not None:
+                values["solve.flops"] = flops(p) if events["solve.reachable"] else math.inf
+        if optimal is not None:
+            from scaling.optimal import optimal_numerical
+
+            start = [optimal["start"]] if optimal.get("start") else []
+            alloc = optimal_numerical(f, target, optimal["cost"], optimal["bounds"], starts=start, n_random=2,
+                                      generic_if_needed=True)
+            events["optimal.reachable"] = alloc.reachable
+            for a in f.axes:
+                values[f"optimal.{a}"] = alloc.point[a] if alloc.point else math.inf
+            values["optimal.flops"] = alloc.cost if alloc.cost is not None else math.inf
+        return Derived(values, events)
+
+    return fn
+

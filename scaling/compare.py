@@ -1,0 +1,144 @@
+"""Every form side by side: in-sample fit, AICc/BIC, backtest error and a projection with its interval.
+
+The recommended form is the one with the lowest backtest error (mean held-out RMSE over the splits every
+form could fit, ``scaling.backtest``): information criteria measure in-sample fit, not extrapolation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from scaling.backtest import DEFAULT_LEVEL_TOL, BacktestResult, backtest
+from scaling.bootstrap import DEFAULT_GROUP, DEFAULT_LEVELS, BootstrapResult, bootstrap, projection_quantities
+from scaling.errors import ScalingError
+from scaling.fit import FitResult, _jsonable, fit
+from scaling.project import reference_point
+
+SCHEMA = "scaling.compare/v1"
+
+
+@dataclass(frozen=True)
+class FormRow:
+    form: str
+    ok: bool
+    reason: str = ""
+    fit: FitResult | None = field(default=None, repr=False)
+    delta_aicc: float | None = None
+    delta_bic: float | None = None
+    predicted: float | None = None  # at the comparison point
+    interval: dict[float, tuple[float, float]] | None = None
+    p_meets_target: float | None = None
+    bootstrap: BootstrapResult | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        f = self.fit
+        return {
+            "form": self.form,
+            "ok": self.ok,
+            "reason": self.reason,
+            "n_params": None if f is None else int(f.stats["n_params"]),
+            "stats": None if f is None else dict(f.stats),
+            "delta_aicc": self.delta_aicc,
+            "delta_bic": self.delta_bic,
+            "converged": None if f is None else f.converged,
+            "at_bound": None if f is None else list(f.at_bound),
+            "ceiling": None if f is None else f.ceiling,
+            "predicted": self.predicted,
+            "interval": None if self.interval is None else
+            {f"{lvl:g}": {"lower": lo, "upper": hi} for lvl, (lo, hi) in self.interval.items()},
+            "p_meets_target": self.p_meets_target,
+            "bootstrap": None if self.bootstrap is None else {
+                "n_resamples": self.bootstrap.n_requested, "n_ok": self.bootstrap.n_ok,
+                "failures": self.bootstrap.failures, "seed": self.bootstrap.seed},
+        }
+
+
+@dataclass(frozen=True)
+class CompareResult:
+    point: dict[str, float]
+    target: float | None
+    rows: list[FormRow]
+    backtest: BacktestResult
+    recommended: str | None
+    levels: tuple[float, ...]
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable({
+            "schema": SCHEMA,
+            "point": self.point,
+            "target": self.target,
+            "levels": list(self.levels),
+            "recommended": self.recommended,
+            "recommended_by": "lowest mean held-out RMSE over the common backtest splits",
+            "forms": [r.to_dict() | {"backtest": self.backtest.summary[r.form].to_dict()
+                                     if r.form in self.backtest.summary else None} for r in self.rows],
+            "backtest": self.backtest.to_dict(),
+            "notes": list(self.notes),
+        })
+
+
+def compare(
+    data: pd.DataFrame,
+    forms: Sequence[str],
+    *,
+    y: str,
+    axes: Sequence[str],
+    point: Mapping[str, float],
+    kind: str = "accuracy",
+    target: float | None = None,
+    weights: str | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+    group: str | Sequence[str] | None = DEFAULT_GROUP,
+    levels: Sequence[float] = DEFAULT_LEVELS,
+    rolling_axis: str | None = "data_hours",
+    level_tol: float = DEFAULT_LEVEL_TOL,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CompareResult:
+    """Fit, backtest and project every form in ``forms``; ``n_bootstrap = 0`` skips the intervals."""
+    if not forms:
+        raise ScalingError("compare needs at least one form")
+    options = options or {}
+    rows: list[FormRow] = []
+    fits: dict[str, FitResult] = {}
+    for form in forms:
+        try:
+            fits[form] = fit(data, form, y=y, axes=axes, kind=kind, weights=weights,  # type: ignore[arg-type]
+                             **dict(options.get(form, {})))
+        except ScalingError as exc:
+            rows.append(FormRow(form, False, str(exc).splitlines()[0]))
+    fitted = [f for f in forms if f in fits]
+    bt = backtest(data, fitted or list(forms), y=y, axes=axes, kind=kind, weights=weights, options=options,
+                  rolling_axis=rolling_axis, level_tol=level_tol,
+                  progress=None if progress is None else lambda d, t: progress("backtest", d, t))
+    best_aicc = min((fits[f].stats["aicc"] for f in fitted), default=math.nan)
+    best_bic = min((fits[f].stats["bic"] for f in fitted), default=math.nan)
+    notes = list(bt.notes)
+    for form in fitted:
+        r = fits[form]
+        pred = float(r.predict({a: [point[a]] for a in r.axes})[0])
+        boot = None
+        interval = None
+        p_meets = None
+        if n_bootstrap > 0:
+            derived = projection_quantities(target, reference=reference_point(r), at=point, scale=False)
+            boot = bootstrap(data, form, y=y, axes=axes, kind=kind, weights=weights, n=n_bootstrap, seed=seed,
+                             group=group, levels=levels, derived=derived, full=r, keep_samples=False,
+                             progress=None if progress is None else lambda d, t, f=form: progress(f, d, t),
+                             **dict(options.get(form, {})))
+            interval = boot.derived["at.predicted"].intervals
+            p_meets = boot.probabilities.get("at.meets_target")
+            if boot.n_failed:
+                notes.append(f"{form}: {boot.n_failed} of {boot.n_requested} resamples failed")
+        rows.append(FormRow(form, True, "" if r.converged else "fit did not converge", r,
+                            r.stats["aicc"] - best_aicc, r.stats["bic"] - best_bic, pred, interval, p_meets, boot))
+    order = {f: i for i, f in enumerate(forms)}
+    rows.sort(key=lambda row: order[row.form])
+    return CompareResult(dict(point), target, rows, bt, bt.recommended, tuple(levels), tuple(notes))

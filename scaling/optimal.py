@@ -1,0 +1,494 @@
+"""Compute-optimal allocation: the (parameters, data hours, resolution) that reach a target for the least
+pretraining compute, within bounds, and the iso-target frontier.
+
+Two cost models, both built from the MAE FLOPs model of ``scaling.compute`` (C = FLOPs per image(N, R)
+x passes x frames(D); every model here is linear in the data D because images seen = passes x frames):
+
+- ``FlopsCost``: the FLOPs model itself, for optimisation through a bicubic spline of log FLOPs per image
+  over (log N, log R) on the bounds box (its largest relative error on a check grid is reported); final
+  answers are re-evaluated with the exact model.
+- ``ProportionalCost``: C = k N D (R/p)^rho with k and rho fitted (least squares in log space, uniform in
+  log N and log R over the bounds box) to the FLOPs model. The FLOPs model is not of this form: the MAE
+  decoder's cost does not grow with N and attention grows faster than (R/p)^2, so the fit is worst at
+  small N and large R; its largest relative error on the box is reported.
+
+Closed forms (``optimal_closed_form``), under the proportional cost only:
+
+- additive power law, err = E + sum_i A_i x_i^-a_i (and the chance law, whose target is the same sum
+  s = sum_i A_i x_i^-a_i <= s_t): minimise sum_i c_i log x_i (c = 1, 1, rho) subject to
+  sum_i A_i x_i^-a_i = Delta. The Lagrange conditions give a_i A_i x_i^-a_i / c_i = 1/lambda for every
+  axis (Hoffmann et al. 2022's closed form, generalised to three axes), so each axis's term takes the
+  share (c_i/a_i) / sum_j (c_j/a_j) of the reducible error Delta. Bounds are handled by clipping
+  x_i(lambda) and solving the one monotone equation in lambda (water-filling); the problem is convex in
+  log x, so these KKT conditions give the global optimum.
+- poly1 / logit1 (linear in log10 x on the y or logit scale): a linear program in log x; raising axes in
+  order of benefit per unit of log cost (b_i / c_i) until the target is met is optimal (fractional
+  knapsack).
+
+``optimal_numerical`` works for every form and both costs: SLSQP in log coordinates from several starts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.interpolate import RectBivariateSpline
+from scipy.optimize import brentq, minimize
+from scipy.special import logit
+
+from scaling.compute import FRAMES_PER_HOUR, flops_per_image, pretrain_compute
+from scaling.errors import ProjectionError
+from scaling.project import COMPUTE_AXES, ComputeAssumptions, FitLike
+
+SCHEMA = "scaling.optimal/v1"
+DEFAULT_UPPER_FACTOR = {"n_params": 1e6, "data_hours": 1e6, "image_px": 8.0}
+CLOSED_FORMS = ("powerlaw", "powerlaw_chance", "poly1", "logit1")
+FEASIBLE_TOL = 1e-7  # accuracy points (fractions) by which a numerical optimum may miss the target
+
+
+class Cost(Protocol):
+    name: str
+
+    def log_cost(self, logx: np.ndarray) -> np.ndarray:
+        """ln C at rows of ln(n_params, data_hours, image_px) (shape (m, 3) -> (m,))."""
+        ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+def default_bounds(fit: FitLike) -> dict[str, tuple[float, float]]:
+    """From the smallest observed value of each axis to DEFAULT_UPPER_FACTOR x its largest."""
+    return {a: (fit.axis_ranges[a][0], fit.axis_ranges[a][1] * DEFAULT_UPPER_FACTOR.get(a, 1e6)) for a in fit.axes}
+
+
+def check_bounds(fit: FitLike, bounds: Mapping[str, tuple[float, float]] | None) -> dict[str, tuple[float, float]]:
+    if sorted(fit.axes) != sorted(COMPUTE_AXES):
+        raise ProjectionError(
+            f"compute-optimal allocation needs the axes {', '.join(COMPUTE_AXES)}; the fit has {', '.join(fit.axes)}"
+        )
+    out = default_bounds(fit)
+    for a, (lo, hi) in (bounds or {}).items():
+        if a not in out:
+            raise ProjectionError(f"bounds for unknown axis {a!r}; axes: {', '.join(fit.axes)}")
+        if not (0 < lo <= hi and math.isfinite(hi)):
+            raise ProjectionError(f"bounds of {a!r} must satisfy 0 < lower <= upper; got {lo:g}:{hi:g}")
+        out[a] = (float(lo), float(hi))
+    return out
+
+
+def _log_box(bounds: Mapping[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.log([bounds[a][0] for a in COMPUTE_AXES])
+    hi = np.log([bounds[a][1] for a in COMPUTE_AXES])
+    return lo, hi
+
+
+# -- cost models ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlopsCost:
+    """The MAE FLOPs model through a spline of ln(FLOPs per image) over (ln N, ln R)."""
+
+    assumptions: ComputeAssumptions
+    spline: Any = field(repr=False)
+    max_rel_error: float
+    name: str = "flops"
+
+    def log_cost(self, logx: np.ndarray) -> np.ndarray:
+        logx = np.atleast_2d(logx)
+        per_image = self.spline.ev(logx[:, 0], logx[:, 2])
+        return per_image + logx[:, 1] + math.log(self.assumptions.passes * FRAMES_PER_HOUR)
+
+    def exact(self, point: Mapping[str, float]) -> float:
+        a = self.assumptions
+        return pretrain_compute(point["n_params"], point["data_hours"], point["image_px"], passes=a.passes,
+                                mask_ratio=a.mask_ratio, patch_px=a.patch_px).flops
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "model": "MAE FLOPs model (scaling.compute), passes x frames x FLOPs/image",
+                "passes": self.assumptions.passes, "mask_ratio": self.assumptions.mask_ratio,
+                "optimiser_spline_max_rel_error": self.max_rel_error}
+
+
+def _log_flops_per_image(logN: np.ndarray, logR: np.ndarray, a: ComputeAssumptions) -> np.ndarray:
+    return np.array([[math.log(flops_per_image(math.exp(n), math.exp(r), mask_ratio=a.mask_ratio,
+                                               patch_px=a.patch_px)[0]) for r in logR] for n in logN])
+
+
+def flops_cost(assumptions: ComputeAssumptions, bounds: Mapping[str, tuple[float, float]]) -> FlopsCost:
+    lo, hi = _log_box(bounds)
+    # Pad the box a little so the optimiser's finite differences at a bound stay inside the spline.
+    pad = 0.05
+    nN = max(8, math.ceil((hi[0] - lo[0]) / 0.35) + 4)
+    nR = max(8, math.ceil((hi[2] - lo[2]) / 0.1) + 4)
+    gN = np.linspace(lo[0] - pad, hi[0] + pad, nN)
+    gR = np.linspace(lo[2] - pad, hi[2] + pad, nR)
+    try:
+        spline = RectBivariateSpline(gN, gR, _log_flops_per_image(gN, gR, assumptions), kx=3, ky=3, s=0)
+        mN, mR = (gN[:-1] + gN[1:]) / 2, (gR[:-1] + gR[1:]) / 2
+        check = _log_flops_per_image(mN[::2], mR[::3], assumptions)
+    except ValueError as exc:  # the FLOPs model has no shape there (position embeddings > parameters)
+        raise ProjectionError(f"the FLOPs model is undefined inside the bounds: {exc}") from None
+    err = float(np.max(np.abs(np.expm1(spline(mN[::2], mR[::3]) - check))))
+    return FlopsCost(assumptions, spline, err)
+
+
+@dataclass(frozen=True)
+class ProportionalCost:
+    """C = k N D (R/p)^rho, fitted to the FLOPs model over the bounds box."""
+
+    k: float
+    rho: float
+    patch_px: int
+    max_rel_error: float
+    passes: float
+    name: str = "proportional"
+
+    def log_cost(self, logx: np.ndarray) -> np.ndarray:
+        logx = np.atleast_2d(logx)
+        return math.log(self.k) + logx[:, 0] + logx[:, 1] + self.rho * (logx[:, 2] - math.log(self.patch_px))
+
+    def exponents(self) -> dict[str, float]:
+        """c_i of ln C = const + sum_i c_i ln x_i."""
+        return {"n_params": 1.0, "data_hours": 1.0, "image_px": self.rho}
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "model": "C = k N D (R/p)^rho, fitted to the FLOPs model on the bounds box",
+                "k": self.k, "rho": self.rho, "patch_px": self.patch_px, "passes": self.passes,
+                "max_rel_error_vs_flops_model": self.max_rel_error}
+
+
+def proportional_cost(assumptions: ComputeAssumptions, bounds: Mapping[str, tuple[float, float]]) -> ProportionalCost:
+    lo, hi = _log_box(bounds)
+    gN = np.linspace(lo[0], hi[0], 15)
+    gR = np.linspace(lo[2], hi[2], 15) if hi[2] > lo[2] else np.array([lo[2]])
+    try:
+        lf = _log_flops_per_image(gN, gR, assumptions)  # (nN, nR)
+    except ValueError as exc:
+        raise ProjectionError(f"the FLOPs model is undefined inside the bounds: {exc}") from None
+    p = assumptions.patch_px
+    y = (lf - gN[:, None]).ravel()  # ln(FLOPs per image / N)
+    xr = np.broadcast_to(gR[None, :] - math.log(p), lf.shape).ravel()
+    if np.ptp(xr) > 0:
+        rho, c0 = np.polyfit(xr, y, 1)
+    else:  # a single resolution: the exponent is not identified; use the token count's 2
+        rho, c0 = 2.0, float(np.mean(y - 2.0 * xr))
+    resid = y - (c0 + rho * xr)
+    k = math.exp(c0) * assumptions.passes * FRAMES_PER_HOUR
+    return ProportionalCost(k, float(rho), p, float(np.max(np.abs(np.expm1(resid)))), assumptions.passes)
+
+
+# -- answers ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Allocation:
+    reachable: bool
+    point: dict[str, float] | None
+    cost: float | None  # under the cost model that was minimised
+    predicted: float | None
+    method: str  # 'closed form' | 'numerical'
+    cost_model: str
+    at_bounds: tuple[str, ...] = ()
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reachable": self.reachable, "point": self.point, "cost": self.cost, "predicted": self.predicted,
+                "method": self.method, "cost_model": self.cost_model, "at_bounds": list(self.at_bounds),
+                "reason": self.reason, "details": self.details}
+
+
+def _at_bounds(point: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]) -> tuple[str, ...]:
+    out = []
+    for a in COMPUTE_AXES:
+        lo, hi = bounds[a]
+        if lo == hi:
+            out.append(f"{a} fixed")
+        elif point[a] <= lo * (1 + 1e-6):
+            out.append(f"{a} lower")
+        elif point[a] >= hi * (1 - 1e-6):
+            out.append(f"{a} upper")
+    return tuple(out)
+
+
+def _predict(fit: FitLike, logx: np.ndarray) -> np.ndarray:
+    logx = np.atleast_2d(logx)
+    return fit.predict({a: np.exp(logx[:, j]) for j, a in enumerate(COMPUTE_AXES)})
+
+
+def _meets(fit: FitLike, pred: float, target: float, tol: float = 0.0) -> bool:
+    return pred >= target - tol if fit.kind == "accuracy" else pred <= target + tol
+
+
+def _answer(fit: FitLike, target: float, logx: np.ndarray, cost: Cost, bounds: Mapping, method: str,
+            details: dict[str, Any] | None = None) -> Allocation:
+    point = {a: float(math.exp(logx[j])) for j, a in enumerate(COMPUTE_AXES)}
+    return Allocation(True, point, float(math.exp(cost.log_cost(logx)[0])), float(_predict(fit, logx)[0]), method,
+                      cost.name, _at_bounds(point, bounds), "", details or {})
+
+
+def _unreachable(cost: Cost, method: str, reason: str) -> Allocation:
+    return Allocation(False, None, None, None, method, cost.name, (), reason)
+
+
+def _params(fit: Any) -> dict[str, float]:
+    params = getattr(fit, "params", None)
+    if params is None:
+        raise ProjectionError(f"form {fit.form!r}: the fit carries no parameters for a closed form")
+    return dict(params)
+
+
+def has_closed_form(fit: Any) -> bool:
+    return getattr(fit, "form", None) in CLOSED_FORMS and getattr(fit, "params", None) is not None
+
+
+def optimal_closed_form(fit: Any, target: float, cost: ProportionalCost,
+                        bounds: Mapping[str, tuple[float, float]]) -> Allocation:
+    """Closed-form optimum of the forms in CLOSED_FORMS under ``cost`` (see the module docstring)."""
+    if not has_closed_form(fit):
+        raise ProjectionError(f"form {fit.form!r} has no closed-form allocation; use the numerical optimum")
+    c = np.array([cost.exponents()[a] for a in COMPUTE_AXES])
+    lo, hi = _log_box(bounds)
+    p = _params(fit)
+    if fit.form in ("poly1", "logit1"):
+        return _closed_linear(fit, p, target, c, lo, hi, cost, bounds)
+    return _closed_powerlaw(fit, p, target, c, lo, hi, cost, bounds)
+
+
+def _closed_powerlaw(fit: Any, p: dict[str, float], target: float, c: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                     cost: Cost, bounds: Mapping) -> Allocation:
+    e_t = 1.0 - target if fit.kind == "accuracy" else target
+    E = p["E"]
+    if fit.form == "powerlaw_chance":
+        chance = float(fit.options["chance"])
+        if not e_t < chance:
+            return _answer(fit, target, lo, cost, bounds, "closed form", {"note": "target at or below chance"})
+        delta = (e_t - E) / (chance - e_t)
+    else:
+        delta = e_t - E
+    method = "closed form"
+    if not delta > 0:
+        return _unreachable(cost, method, f"target beyond the fitted ceiling (E = {E:.4g} >= target error {e_t:.4g})")
+    A = np.array([p[f"A_{a}"] for a in COMPUTE_AXES])
+    al = np.array([p[f"alpha_{a}"] for a in COMPUTE_AXES])
+    useful = (A > 0) & (al > 0)
+
+    def terms(logx: np.ndarray) -> float:
+        return float(np.sum(np.where(useful, A * np.exp(-al * logx), 0.0)))
+
+    if terms(lo) <= delta:  # the smallest allowed point already reaches the target
+        return _answer(fit, target, lo, cost, bounds, method, {"note": "target met at the lower bounds"})
+    if terms(hi) > delta:
+        return _unreachable(cost, method, "not reachable within the bounds (every useful axis at its upper bound)")
+
+    def logx_of(log_lam: float) -> np.ndarray:
+        # a_i A_i x_i^-a_i / c_i = 1/lambda  =>  ln x_i = (ln lambda + ln(a_i A_i / c_i)) / a_i, then clip.
+        with np.errstate(divide="ignore"):
+            free = (log_lam + np.log(np.where(useful, al * A / c, 1.0))) / np.where(useful, al, 1.0)
+        return np.clip(np.where(useful, free, lo), lo, hi)
+
+    # No bound binds: 1/lambda = Delta / sum_i (c_i / a_i) in closed form.
+    log_lam = math.log(float(np.sum(c[useful] / al[useful])) / delta)
+    x = logx_of(log_lam)
+    note = "Lagrange conditions, no bound binding"
+    if not np.all((x > lo) & (x < hi) | ~useful):
+        # Water-filling: sum_i A_i x_i(lambda)^-a_i is decreasing in lambda; solve it = Delta.
+        a_, b_ = log_lam, log_lam
+        while terms(logx_of(a_)) < delta:
+            a_ -= 5.0
+        while terms(logx_of(b_)) > delta:
+            b_ += 5.0
+        log_lam = brentq(lambda t: terms(logx_of(t)) - delta, a_, b_, xtol=1e-14, rtol=1e-15)
+        x = logx_of(log_lam)
+        note = "Lagrange conditions with bounds (one monotone equation in the multiplier)"
+    shares = np.where(useful, A * np.exp(-al * x), 0.0) / delta
+    return _answer(fit, target, x, cost, bounds, method,
+                   {"note": note, "error_share": dict(zip(COMPUTE_AXES, shares.tolist(), strict=True))})
+
+
+def _closed_linear(fit: Any, p: dict[str, float], target: float, c: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   cost: Cost, bounds: Mapping) -> Allocation:
+    method = "closed form"
+    if fit.kind != "accuracy":
+        raise ProjectionError(f"form {fit.form!r}: the closed-form allocation is for kind='accuracy'")
+    if fit.form == "logit1":
+        if not 0 < target < 1:
+            return _unreachable(cost, method, "a logit surface needs a target in (0, 1)")
+        t = float(logit(target))
+    else:
+        t = target
+    # y (or logit y) = const + sum_i b_i log10 x_i = const + sum_i (b_i / ln 10) ln x_i
+    b = np.array([p.get(f"log10({a})", 0.0) for a in COMPUTE_AXES]) / math.log(10)
+    need = t - p.get("const", 0.0) - float(b @ lo)
+    x = lo.copy()
+    if need <= 0:
+        return _answer(fit, target, x, cost, bounds, method, {"note": "target met at the lower bounds"})
+    order = [int(i) for i in np.argsort(-(b / c), kind="stable") if b[i] > 0]
+    for i in order:
+        gain = b[i] * (hi[i] - lo[i])
+        if gain >= need:
+            x[i] = lo[i] + need / b[i]
+            return _answer(fit, target, x, cost, bounds, method,
+                           {"note": "linear program: axes raised by benefit per unit log cost",
+                            "order": [COMPUTE_AXES[j] for j in order]})
+        x[i] = hi[i]
+        need -= gain
+    return _unreachable(cost, method, "not reachable within the bounds (every useful axis at its upper bound)")
+
+
+def optimal_numerical(fit: FitLike, target: float, cost: Cost, bounds: Mapping[str, tuple[float, float]], *,
+                      starts: Sequence[Mapping[str, float]] = (), n_random: int = 4, seed: int = 0,
+                      generic_if_needed: bool = False) -> Allocation:
+    """Minimise ln C over ln x in the bounds box subject to the target (SLSQP, several starts).
+
+    Starts: ``starts``, the box centre, the upper corner and ``n_random`` seeded random points. With
+    ``generic_if_needed`` the generic starts run only when no given start ends feasible (bootstrap
+    resamples, warm-started from the full-data optimum).
+    """
+    lo, hi = _log_box(bounds)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    free = hi > lo
+    sign = 1.0 if fit.kind == "accuracy" else -1.0
+    scale = 0.01 if fit.kind == "accuracy" else max(abs(target), 1e-12) * 0.01
+    method = "numerical"
+
+    def to_log(z: np.ndarray) -> np.ndarray:
+        out = lo.copy()
+        out[free] = lo[free] + z * span[free]
+        return out
+
+    def objective(z: np.ndarray) -> float:
+        return float(cost.log_cost(to_log(z))[0])
+
+    def constraint(z: np.ndarray) -> float:
+        return float(sign * (_predict(fit, to_log(z))[0] - target) / scale)
+
+    # The best prediction in the box is at the upper corner for forms that improve with every axis;
+    # check it and the lower corner first so that unreachable and trivial cases are explicit.
+    if _meets(fit, float(_predict(fit, lo)[0]), target):
+        return _answer(fit, target, lo, cost, bounds, method, {"note": "target met at the lower bounds"})
+    given: list[np.ndarray] = []
+    for s in starts:
+        u = np.log([s[a] for a in COMPUTE_AXES])
+        given.append(np.clip((u - lo) / span, 0.0, 1.0)[free])
+    rng = np.random.default_rng(seed)
+    generic = [np.full(int(free.sum()), 0.5), np.ones(int(free.sum()))]
+    generic += [rng.uniform(0.0, 1.0, int(free.sum())) for _ in range(n_random)]
+    best: tuple[float, np.ndarray] | None = None
+    rounds = [given, generic] if generic_if_needed and given else [given + generic]
+    n_starts = 0
+    for zs in rounds:
+        if best is not None:
+            break
+        for z0 in zs:
+            n_starts += 1
+            with np.errstate(all="ignore"):
+                res = minimize(objective, z0, method="SLSQP", bounds=[(0.0, 1.0)] * len(z0),
+                               constraints=[{"type": "ineq", "fun": constraint}],
+                               options={"maxiter": 300, "ftol": 1e-13})
+            z = np.clip(res.x, 0.0, 1.0)
+            if not np.all(np.isfinite(z)) or constraint(z) < -FEASIBLE_TOL / scale:
+                continue
+            val = objective(z)
+            if best is None or val < best[0]:
+                best = (val, z)
+    if best is None:
+        if not _meets(fit, float(_predict(fit, hi)[0]), target):
+            return _unreachable(cost, method, "not reachable within the bounds (prediction at the upper bounds "
+                                f"{float(_predict(fit, hi)[0]):.4g})")
+        return _unreachable(cost, method, "the optimiser found no feasible point (the surface may not be monotone)")
+    return _answer(fit, target, to_log(best[1]), cost, bounds, method, {"starts": n_starts})
+
+
+# -- the whole answer -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FrontierRow:
+    n_params: float
+    allocation: Allocation
+    relative_cost: float | None  # cost / optimal cost
+
+
+@dataclass(frozen=True)
+class OptimalResult:
+    target: float
+    bounds: dict[str, tuple[float, float]]
+    optimum: Allocation  # under the FLOPs model (numerical), with its exact FLOPs
+    optimum_flops_exact: float | None
+    proportional_numerical: Allocation
+    proportional_closed: Allocation | None  # None where the form has no closed form
+    frontier: list[FrontierRow]
+    costs: dict[str, dict[str, Any]]
+    notes: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "target": self.target,
+            "bounds": {a: list(b) for a, b in self.bounds.items()},
+            "optimum": {**self.optimum.to_dict(), "flops_exact": self.optimum_flops_exact},
+            "proportional": {
+                "numerical": self.proportional_numerical.to_dict(),
+                "closed_form": None if self.proportional_closed is None else self.proportional_closed.to_dict(),
+            },
+            "frontier": [{"n_params": r.n_params, "relative_cost": r.relative_cost, **r.allocation.to_dict()}
+                         for r in self.frontier],
+            "cost_models": self.costs,
+            "notes": list(self.notes),
+        }
+
+
+def frontier(fit: FitLike, target: float, cost: Cost, bounds: Mapping[str, tuple[float, float]],
+             optimum: Allocation, *, n_rows: int = 9, span_decades: float = 1.5) -> list[FrontierRow]:
+    """The cheapest (data, resolution) reaching the target at fixed parameter counts around the optimum."""
+    lo, hi = bounds["n_params"]
+    centre = optimum.point["n_params"] if optimum.point else math.sqrt(lo * hi)
+    # Centred on the optimum (the middle row is the optimum itself when no bound cuts the span).
+    grid = np.unique(np.clip(centre * 10 ** np.linspace(-span_decades, span_decades, n_rows), lo, hi))
+    rows = []
+    for n in grid:
+        pinned = dict(bounds) | {"n_params": (float(n), float(n))}
+        start = [optimum.point | {"n_params": float(n)}] if optimum.point else []
+        alloc = optimal_numerical(fit, target, cost, pinned, starts=start, n_random=2)
+        rel = alloc.cost / optimum.cost if alloc.cost is not None and optimum.cost else None
+        rows.append(FrontierRow(float(n), alloc, rel))
+    return rows
+
+
+def optimal_allocation(fit: FitLike, target: float, assumptions: ComputeAssumptions, *,
+                       bounds: Mapping[str, tuple[float, float]] | None = None, frontier_rows: int = 9,
+                       seed: int = 0) -> OptimalResult:
+    """Compute-optimal allocation reaching ``target``: under the FLOPs model (the answer), and under the
+    proportional cost numerically and in closed form where the form has one (they must agree)."""
+    b = check_bounds(fit, bounds)
+    fc = flops_cost(assumptions, b)
+    pc = proportional_cost(assumptions, b)
+    notes: list[str] = []
+    closed = optimal_closed_form(fit, target, pc, b) if has_closed_form(fit) else None
+    starts = [closed.point] if closed is not None and closed.point else []
+    prop_num = optimal_numerical(fit, target, pc, b, starts=starts, seed=seed)
+    starts += [prop_num.point] if prop_num.point else []
+    opt = optimal_numerical(fit, target, fc, b, starts=starts, seed=seed)
+    exact = fc.exact(opt.point) if opt.point else None
+    if closed is None:
+        notes.append(f"form {fit.form!r} has no closed-form allocation; all answers are numerical")
+    for alloc in (opt,):
+        if alloc.at_bounds:
+            notes.append(f"the optimum sits at bound(s): {', '.join(alloc.at_bounds)}; widen --bounds to see past them")
+    if fc.max_rel_error > 1e-3:
+        notes.append(f"the optimiser's FLOPs spline is off by up to {fc.max_rel_error:.1e} (relative)")
+    at_opt = ""
+    if opt.point is not None and exact:
+        off = math.exp(float(pc.log_cost(np.log([opt.point[a] for a in COMPUTE_AXES]))[0])) / exact - 1
+        at_opt = f" and off by {100 * off:+.0f}% at the FLOPs optimum"
+    notes.append(f"proportional cost C = k N D (R/{pc.patch_px})^{pc.rho:.3f} (fitted to the FLOPs model on the "
+                 f"bounds box) is off by up to {100 * pc.max_rel_error:.0f}% there{at_opt}")
+    rows = frontier(fit, target, fc, b, opt, n_rows=frontier_rows) if opt.reachable and frontier_rows else []
+    return OptimalResult(target, b, opt, exact, prop_num, closed, rows,
+                         {"flops": fc.describe(), "proportional": pc.describe()}, tuple(notes))
