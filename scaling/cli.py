@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from scaling import __version__, cli_fit, cli_plot, cli_runs, cli_train
+from scaling import __version__, cli_analysis, cli_fit, cli_plot, cli_runs, cli_train
 
 app = typer.Typer(
     name="scaling",
@@ -55,6 +55,7 @@ app.add_typer(cli_runs.runs_app, name="runs")
 cli_fit.register(app)
 cli_train.register(app)
 cli_plot.register(app)
+cli_analysis.register(app)
 
 
 def main() -> None:
