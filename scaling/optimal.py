@@ -81,6 +81,9 @@ def check_bounds(fit: FitLike, bounds: Mapping[str, tuple[float, float]] | None)
 
 
 def _log_box(bounds: Mapping[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    for a in COMPUTE_AXES:
+        if not 0 < bounds[a][0] <= bounds[a][1]:
+            raise ProjectionError(f"bounds of {a!r} must satisfy 0 < lower <= upper; got {bounds[a]}")
     lo = np.log([bounds[a][0] for a in COMPUTE_AXES])
     hi = np.log([bounds[a][1] for a in COMPUTE_AXES])
     return lo, hi

@@ -1,0 +1,142 @@
+"""Backtests: splits, seed noise, held-out errors against hand computations, and ranking of a known form."""
+
+from __future__ import annotations
+
+import math
+from itertools import product
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+
+from scaling.backtest import axis_levels, backtest, make_splits, seed_noise
+from scaling.errors import ScalingError
+from scaling.fit import fit
+from scaling.forms import list_forms
+
+AXES = ["n_params", "data_hours", "image_px"]
+ALL_FORMS = [f.name for f in list_forms()]
+CHANCE = {"powerlaw_chance": {"chance": 0.999}}
+
+
+def grid(gen, sigma: float, seed: int = 0, reps: int = 3) -> pd.DataFrame:
+    rows = list(product(np.geomspace(2e7, 6e8, 4), np.geomspace(0.5, 5000, 5), [224, 336, 448], range(reps)))
+    df = pd.DataFrame(rows, columns=[*AXES, "rep"])
+    df["value"] = gen(df) + sigma * np.random.default_rng(seed).standard_normal(len(df))
+    return df
+
+
+def powerlaw_truth(df: pd.DataFrame) -> np.ndarray:
+    return 1 - (0.25 + 40 * df.n_params**-0.3 + 0.25 * df.data_hours**-0.3 + 30 * df.image_px**-1.0)
+
+
+def logit_truth(df: pd.DataFrame) -> np.ndarray:
+    return expit(-6 + 0.25 * np.log10(df.n_params) + 0.3 * np.log10(df.data_hours) + np.log10(df.image_px))
+
+
+def test_axis_levels_merge_nearby_values() -> None:
+    # ViT-H at 224/448/476 px: parameter counts differ by their position embeddings only (0.2%).
+    v = np.array([21_619_584, 85_706_496, 630_764_800, 631_747_840, 631_916_800, 303_178_752])
+    assert list(axis_levels(v, 0.05)) == [0, 1, 3, 3, 3, 2]
+    assert list(axis_levels(v, 0.0)) == [0, 1, 3, 4, 5, 2]
+
+
+def test_splits_hold_out_the_largest_levels() -> None:
+    df = grid(powerlaw_truth, 0.0, reps=1)
+    splits = {s.name: s for s in make_splits(df, AXES)}
+    assert set(splits) == {"largest n_params", "largest data_hours", "largest image_px",
+                           "joint: largest of every axis", "rolling: data_hours <= 5", "rolling: data_hours <= 50"}
+    s = splits["largest data_hours"]
+    assert np.all(df.data_hours[s.test] == 5000) and np.all(df.data_hours[s.train] < 5000)
+    j = splits["joint: largest of every axis"]
+    corner = (df.n_params == df.n_params.max()) | (df.data_hours == 5000) | (df.image_px == 448)
+    assert np.array_equal(j.test, corner.to_numpy()) and np.array_equal(j.train, ~corner.to_numpy())
+    r = splits["rolling: data_hours <= 5"]
+    assert r.n_train == 4 * 2 * 3 and r.n_test == 4 * 3 * 3
+
+
+def test_seed_noise_is_the_pooled_within_configuration_sd() -> None:
+    df = pd.DataFrame({"n_params": [1e7] * 3 + [1e8] * 2 + [1e9], "data_hours": [1.0] * 6, "image_px": [224] * 6,
+                       "value": [0.10, 0.12, 0.14, 0.30, 0.36, 0.5]})
+    sn = seed_noise(df, "value", AXES)
+    # groups: var(0.10, 0.12, 0.14) = 4e-4 with 2 dof; var(0.30, 0.36) = 1.8e-3 with 1 dof; singleton ignored
+    assert sn.dof == 3 and sn.n_groups == 2
+    assert sn.sigma == pytest.approx(math.sqrt((2 * 4e-4 + 1 * 1.8e-3) / 3), rel=1e-12)
+
+
+def test_seed_noise_of_the_published_grid(published_db_path: Path) -> None:
+    from runs_db import open_db
+
+    g = open_db(published_db_path).grid(metric="top1")
+    sn = seed_noise(g, "value", AXES)
+    # independent: pooled SD over (arch, image_px, data_fraction), the study's 3 subset seeds per point
+    grp = g.groupby(["arch", "image_px", "data_fraction"])["value"]
+    n, var = grp.count(), grp.var(ddof=1)
+    ref = math.sqrt(float(((n - 1) * var.fillna(0)).sum()) / float((n - 1).sum()))
+    assert sn.sigma == pytest.approx(ref, rel=1e-12)
+    assert sn.n_groups == 24 and sn.dof == 48
+
+
+def test_held_out_errors_match_a_hand_refit() -> None:
+    df = grid(logit_truth, 0.005, seed=3)
+    r = backtest(df, ["poly1"], y="value", axes=AXES, rolling_axis=None)
+    row = next(x for x in r.results if x.split == "largest data_hours")
+    train, test = df[df.data_hours < 5000], df[df.data_hours == 5000]
+    pred = fit(train, "poly1", y="value", axes=AXES).predict(test)
+    d = pred - test.value.to_numpy()
+    assert row.rmse == pytest.approx(100 * math.sqrt(np.mean(d**2)), rel=1e-9)
+    assert row.bias == pytest.approx(100 * np.mean(d), rel=1e-9)
+    logd = np.log(1 - pred) - np.log(1 - test.value.to_numpy())
+    assert row.rmse_log == pytest.approx(math.sqrt(np.mean(logd**2)), rel=1e-9)
+    assert row.noise_units == pytest.approx(math.sqrt(np.mean(d**2)) / r.noise.sigma, rel=1e-9)
+
+
+def test_powerlaw_grid_ranks_powerlaw_first() -> None:
+    df = grid(powerlaw_truth, 0.003)
+    r = backtest(df, ALL_FORMS, y="value", axes=AXES, options=CHANCE)
+    assert r.ranking[0] == "powerlaw" and r.recommended == "powerlaw"
+    # and by a margin: the truth extrapolates within ~noise, the others do not
+    assert r.summary["powerlaw"].noise_units < 2.0 < r.summary[r.ranking[1]].noise_units
+    assert set(r.ranking) == set(ALL_FORMS)
+    assert "largest data_hours" in r.common_splits
+
+
+def test_logit_grid_ranks_logit1_first() -> None:
+    df = grid(logit_truth, 0.003, seed=1)
+    r = backtest(df, ["poly1", "logit1", "powerlaw"], y="value", axes=AXES)
+    assert r.ranking[0] == "logit1"
+    assert r.summary["logit1"].noise_units < 2.0
+
+
+def test_splits_a_form_cannot_fit_are_reported_not_dropped() -> None:
+    df = grid(powerlaw_truth, 0.003)
+    r = backtest(df, ["poly1", "powerlaw"], y="value", axes=AXES)
+    skipped = [x for x in r.results if not x.ok]
+    # 3 resolutions: holding out the largest leaves 2, which the power law (3 per axis) cannot fit
+    assert any(x.form == "powerlaw" and x.split == "largest image_px" and "image_px" in x.reason for x in skipped)
+    assert "largest image_px" not in r.common_splits
+    assert r.summary["powerlaw"].n_skipped >= 1
+    doc = r.to_dict()
+    assert doc["schema"] == "scaling.backtest/v1" and any(not x["ok"] and x["reason"] for x in doc["results"])
+
+
+def test_single_level_axes_have_no_split() -> None:
+    df = pd.DataFrame({"n_params": [1e8] * 4, "data_hours": [1.0] * 4, "image_px": [224] * 4,
+                       "value": [0.1, 0.2, 0.3, 0.4]})
+    with pytest.raises(ScalingError, match="single level"):
+        backtest(df, ["poly1"], y="value", axes=AXES)
+
+
+def test_published_grid_backtest_runs_every_form(published_db_path: Path) -> None:
+    from runs_db import open_db
+
+    g = open_db(published_db_path).grid(metric="top1")
+    r = backtest(g, ["poly1", "logit1", "powerlaw"], y="value", axes=AXES)
+    # resolution varies only within ViT-H: holding out ViT-H leaves one resolution, which no form can fit
+    assert all(not x.ok and "image_px" in x.reason for x in r.results if x.split == "largest n_params")
+    assert r.common_splits == ["largest data_hours", "rolling: data_hours <= 49.89"]
+    assert r.recommended == r.ranking[0]
+    for f in ("poly1", "logit1", "powerlaw"):
+        assert 0.5 < r.summary[f].rmse < 10  # accuracy points
