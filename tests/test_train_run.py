@@ -80,7 +80,7 @@ def test_tiny_point_lands_in_the_database(tmp_path: Path) -> None:
     # the MAE-format JSON-lines logs
     lines = [json.loads(x) for x in (out / "pretrain_log.txt").read_text().splitlines()]
     assert [x["it"] for x in lines] == list(range(6)) and {"train_loss", "train_lr"} <= set(lines[0])
-    ft_log = next(out.glob("finetune-*/finetune_log.txt")).read_text().splitlines()
+    ft_log = (out / "finetune-digits-10pct" / "finetune_log.txt").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in ft_log] == [0, 1]
     # rerunning the finished point changes nothing
     r = invoke(db, "train", "point", *tiny_args(clip()), "--finetune-data", str(digits), "--ood", str(inverted),

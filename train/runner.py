@@ -226,7 +226,7 @@ def finetune_point(run_dir: Path, fcfg: FinetuneConfig, env: dist.DistEnv, *, db
     del state
     shape = get_arch(rec["arch"])
     protocol = fcfg.protocol_name()
-    ft_dir = run_dir / f"finetune-{protocol}"
+    ft_dir = run_dir / protocol.replace("/", "_")  # finetune-<set>-<pct>pct or linprobe-...
     identity = {"run_id": rec["run_id"], "finetune": fcfg.hashed(), "n_labelled": len(data.keep)}
     result = run_finetune(fcfg, data, encoder, shape, int(rec["image_px"]), ft_dir, env, identity=identity,
                           reporter=reporter)
