@@ -19,9 +19,13 @@ from scaling.cli_fit import (
     PAPER_SCENARIO,
     EvalSetOpt,
     FormOpt,
+    GroupOpt,
     ProtocolOpt,
+    SeedOpt,
     SelectionOpt,
+    form_options,
     load_data,
+    run_bootstrap,
     run_fit,
 )
 from scaling.errors import ScalingError
@@ -48,7 +52,8 @@ BandOpt = Annotated[
 LevelOpt = Annotated[float, typer.Option(help="Level of the band or interval.")]
 DpiOpt = Annotated[float | None, typer.Option(help="Resolution of .png files [default: 150].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers behind the figure as one JSON document.")]
-KINDS = ("data", "resolution", "iso", "backtest", "bootstrap", "loss")
+ResamplesOpt = Annotated[int, typer.Option("--bootstrap", min=2, help="Bootstrap resamples.")]
+DEFAULT_BACKTEST_FORMS = "poly1,logit1,powerlaw"  # one form of each family
 
 
 def register(app: typer.Typer) -> None:
@@ -183,9 +188,13 @@ def iso_cmd(
         float | None, typer.Option(help="Resolution of the map [default: the projection's, else 476].")
     ] = None,
     interval: Annotated[
-        str, typer.Option(help="Interval of the projection: band (the fit's closed-form confidence band) or none.")
-    ] = "band",
+        str, typer.Option(help="Interval of the projection: band (the fit's closed-form confidence band), bootstrap, "
+                               "none, or auto (band where the form has one, else bootstrap).")
+    ] = "auto",
     level: LevelOpt = 0.95,
+    n_boot: ResamplesOpt = 1000,
+    seed: SeedOpt = 0,
+    group: GroupOpt = None,
     selection: SelectionOpt = "best-epoch",
     protocol: ProtocolOpt = None,
     eval_set: EvalSetOpt = None,
@@ -195,9 +204,10 @@ def iso_cmd(
     """Figure 3: iso-accuracy contours over (parameters, hours), the target highlighted, and the projection.
 
     The map is drawn at the projection's resolution, so the projected point sits on the target contour.
-    Trained runs are overlaid, the region beyond them is hatched, and the projection carries its interval:
-    the dashed target contours of the band and, along the path from the largest trained run, where the
-    band's optimistic and pessimistic bounds reach the target.
+    Trained runs are overlaid, the region beyond them is hatched, and the projection carries its interval.
+    With the closed-form band (linear forms): the dashed target contours of the band and, along the path
+    from the largest trained run, where its optimistic and pessimistic bounds reach the target. With the
+    bootstrap: the percentile interval of the projected point and of the accuracy there.
 
     [bold]Examples[/bold]
 
@@ -205,6 +215,7 @@ def iso_cmd(
       scaling plot iso --target 80% --metric top1 --form logit1 --out iso-top1.pdf
       scaling plot iso --mode at --at n_params=2.5e9,data_hours=20000,image_px=952 --out paper-scenario.png
       scaling plot iso --mode none --image-px 224 --out iso-224.svg
+      scaling plot iso --metric top5 --interval bootstrap --bootstrap 1000 --seed 1 --out iso-boot.png
     """
     from scaling import plots
     from scaling.project import project_at, project_axis, project_scale
@@ -212,8 +223,9 @@ def iso_cmd(
     _check_out(out)
     if mode not in {"scale", "solve", "at", "none"}:
         raise typer.BadParameter(f"unknown mode {mode!r}; use scale, solve, at or none", param_hint="--mode")
-    if interval not in {"band", "none"}:
-        raise typer.BadParameter(f"unknown interval {interval!r}; use band or none", param_hint="--interval")
+    if interval not in {"auto", "band", "bootstrap", "none"}:
+        raise typer.BadParameter(f"unknown interval {interval!r}; use auto, band, bootstrap or none",
+                                 param_hint="--interval")
     tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
     grid, fit = _grid_and_fit(ctx, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
                               eval_set=tgt.eval_set)
@@ -224,11 +236,192 @@ def iso_cmd(
         projection = project_axis(fit, tgt.value, axis)
     elif mode == "at":
         projection = project_at(fit, parse_assignments(at, "--at"), target=tgt.value)
+    if interval == "auto":
+        from scaling.forms import get_form
+
+        interval = "band" if get_form(form).family == "linear" else "bootstrap"
+    chosen: Any = None if interval == "none" else "band"
+    if interval == "bootstrap" and projection is not None and projection.point is not None:
+        from scaling.bootstrap import projection_quantities
+        from scaling.project import reference_point
+
+        ref = reference_point(fit)
+        derived = projection_quantities(
+            tgt.value, reference=ref, at=projection.point, scale=mode == "scale",
+            solve_axis=axis if mode == "solve" else None)
+        boot = run_bootstrap(grid, fit, n=n_boot, seed=seed, levels=(level,), group=group,
+                             options=form_options(form, tgt.metric, None, None), derived=derived)
+        chosen = plots.bootstrap_interval(boot, projection, level=level)
     data = plots.iso_accuracy_data(fit, grid=grid, image_px=image_px, target=tgt, projection=projection,
-                                   interval=None if interval == "none" else "band", level=level)
+                                   interval=chosen, level=level)
     fig, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
     plots.plot_iso_accuracy(data, ax)
     _finish(fig, out, dpi, data.summary(), "scaling.plot.iso/v1", as_json)
+
+
+@plot_app.command("backtest")
+@domain_errors
+def backtest_cmd(
+    ctx: typer.Context,
+    out: OutOpt,
+    forms: Annotated[
+        str, typer.Option("--forms", help="Comma-separated forms, or 'all' (the power laws take a while).")
+    ] = DEFAULT_BACKTEST_FORMS,
+    split: Annotated[
+        str | None,
+        typer.Option(help="A split's name or kind (joint, leave-largest-out, rolling-origin: pooled) [default: the "
+                          "split every form could fit with the most held-out runs]."),
+    ] = None,
+    metric: MetricOpt = "top1",
+    selection: SelectionOpt = "best-epoch",
+    protocol: ProtocolOpt = None,
+    eval_set: EvalSetOpt = None,
+    dpi: DpiOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Figure 4: backtest parity: each form fitted without the held-out runs, predicted vs observed.
+
+    The splits are those of `scaling backtest` (fit on the smaller part of the grid, predict the larger);
+    the legend gives each form's held-out RMSE and bias on the split drawn.
+
+    [bold]Examples[/bold]
+
+      scaling plot backtest --out fig4-backtest.png
+      scaling plot backtest --forms all --split "largest data_hours" --out fig4-all.pdf
+      scaling plot backtest --forms poly1,logit1 --split rolling-origin --metric top5 --out fig4-top5.svg
+    """
+    from scaling import plots
+    from scaling.backtest import backtest
+    from scaling.forms import get_form, list_forms
+
+    _check_out(out)
+    names = [f.name for f in list_forms()] if forms.strip().lower() == "all" else split_csv(forms)
+    if not names:
+        raise ScalingError("--forms needs at least one form (or 'all')")
+    for name in names:
+        get_form(name)
+    axes = split_csv(DEFAULT_AXES)
+    frame, y, _ = load_data(ctx, data=None, y=None, axes=axes, protocol=protocol or DEFAULT_PROTOCOL,
+                            eval_set=eval_set or DEFAULT_EVAL_SET, metric=metric, selection=selection)
+    result = backtest(frame, names, y=y, axes=axes, options={f: form_options(f, metric, None, None) for f in names})
+    rows = plots.backtest_parity_frame(result, frame, split=split)
+    data = plots.parity_data(rows, forms=[f for f in names if f in set(rows["form"])],
+                             title=plots.backtest_title(result, split))
+    fig, ax = plots.new_figure(figsize=(5.6, 5.8))
+    plots.plot_backtest_parity(data, ax)
+    summary = {**data.summary(), "split": split or plots.default_split(result), "notes": list(result.notes),
+               "ranking": result.ranking}
+    _finish(fig, out, dpi, summary, "scaling.plot.backtest/v1", as_json)
+
+
+@plot_app.command("bootstrap")
+@domain_errors
+def bootstrap_cmd(
+    ctx: typer.Context,
+    out: OutOpt,
+    target: Annotated[
+        str, typer.Option(help="A named target (see `scaling targets`) or a number: 0.8 or 80%.")
+    ] = DEFAULT_TARGET,
+    metric: Annotated[str | None, typer.Option(help="Metric of a numeric target [default: top1].")] = None,
+    form: FormOpt = DEFAULT_FORM,
+    question: Annotated[
+        str, typer.Option(help="scale (every axis by one factor from the largest run) or solve (data hours only).")
+    ] = "scale",
+    n_boot: ResamplesOpt = 1000,
+    seed: SeedOpt = 0,
+    group: GroupOpt = None,
+    level: LevelOpt = 0.90,
+    selection: SelectionOpt = "best-epoch",
+    protocol: ProtocolOpt = None,
+    eval_set: EvalSetOpt = None,
+    dpi: DpiOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Figure 5: the bootstrap distribution of the pretraining compute needed to reach the target.
+
+    Each resample of whole runs is refitted and projected as `scaling project --bootstrap` does; the
+    histogram is over log FLOPs, with the point estimate, the median and the percentile interval.
+    Resamples that never reach the target are counted in the legend (and open the interval's upper end
+    when there are enough of them).
+
+    [bold]Examples[/bold]
+
+      scaling plot bootstrap --out fig5-compute.png
+      scaling plot bootstrap --form powerlaw --bootstrap 500 --seed 1 --out fig5-powerlaw.pdf
+      scaling plot bootstrap --question solve --level 0.95 --out fig5-solve.svg
+    """
+    from scaling import plots
+    from scaling.bootstrap import projection_quantities
+    from scaling.project import compute_assumptions_from_grid, reference_point
+
+    _check_out(out)
+    if question not in {"scale", "solve"}:
+        raise typer.BadParameter(f"unknown question {question!r}; use scale or solve", param_hint="--question")
+    tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
+    grid, fit = _grid_and_fit(ctx, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
+                              eval_set=tgt.eval_set)
+    ref = reference_point(fit)
+    assumptions = compute_assumptions_from_grid(grid, ref)
+    if assumptions is None:
+        raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
+    derived = projection_quantities(tgt.value, reference=ref, scale=question == "scale",
+                                    solve_axis="data_hours" if question == "solve" else None, compute=assumptions)
+    boot = run_bootstrap(grid, fit, n=n_boot, seed=seed, levels=(level,), group=group,
+                         options=form_options(form, tgt.metric, None, None), derived=derived)
+    data = plots.compute_distribution_from_bootstrap(boot, key=f"{question}.flops", target=tgt.value,
+                                                     target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})",
+                                                     level=level)
+    fig, ax = plots.new_figure(figsize=(6.4, 4.6))
+    plots.plot_compute_distribution(data, ax)
+    summary = {**data.summary(), "form": fit.form, "question": question, "seed": seed, "n_ok": boot.n_ok,
+               "notes": list(boot.notes)}
+    _finish(fig, out, dpi, summary, "scaling.plot.bootstrap/v1", as_json)
+
+
+@plot_app.command("frontier")
+@domain_errors
+def frontier_cmd(
+    ctx: typer.Context,
+    out: OutOpt,
+    target: Annotated[
+        str, typer.Option(help="A named target (see `scaling targets`) or a number: 0.8 or 80%.")
+    ] = DEFAULT_TARGET,
+    metric: Annotated[str | None, typer.Option(help="Metric of a numeric target [default: top1].")] = None,
+    form: FormOpt = DEFAULT_FORM,
+    rows: Annotated[int, typer.Option(min=2, help="Parameter counts on the frontier.")] = 9,
+    selection: SelectionOpt = "best-epoch",
+    protocol: ProtocolOpt = None,
+    eval_set: EvalSetOpt = None,
+    dpi: DpiOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The compute-optimal frontier: at each parameter count, the cheapest (hours, px) reaching the target.
+
+    Compute is the MAE FLOPs model with the passes over the data of the largest trained run, as
+    `scaling project --optimal` (default bounds); the optimum is starred.
+
+    [bold]Examples[/bold]
+
+      scaling plot frontier --out frontier.png
+      scaling plot frontier --form logit1 --rows 13 --out frontier-logit1.pdf
+    """
+    from scaling import plots
+    from scaling.optimal import optimal_allocation
+    from scaling.project import compute_assumptions_from_grid, reference_point
+
+    _check_out(out)
+    tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
+    grid, fit = _grid_and_fit(ctx, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
+                              eval_set=tgt.eval_set)
+    assumptions = compute_assumptions_from_grid(grid, reference_point(fit))
+    if assumptions is None:
+        raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
+    result = optimal_allocation(fit, tgt.value, assumptions, frontier_rows=rows)
+    data = plots.frontier_data(result, target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})")
+    fig, ax = plots.new_figure()
+    plots.plot_frontier(data, ax)
+    _finish(fig, out, dpi, {**data.summary(), "form": fit.form, "notes": list(result.notes)},
+            "scaling.plot.frontier/v1", as_json)
 
 
 @plot_app.command("loss")
@@ -271,14 +464,16 @@ def all_cmd(
     ctx: typer.Context,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Directory to write the figures to (created).")],
     fmt: Annotated[str, typer.Option("--format", help="png, pdf or svg.")] = "png",
+    forms: Annotated[str, typer.Option("--forms", help="Forms of the backtest figure.")] = DEFAULT_BACKTEST_FORMS,
+    n_boot: ResamplesOpt = 1000,
     dpi: DpiOpt = None,
 ) -> None:
-    """Every figure with its default options, into one directory (the figures of the README).
+    """Every figure with its default options, into one directory.
 
     [bold]Examples[/bold]
 
       scaling plot all --out-dir figures
-      scaling plot all --out-dir figures --format pdf
+      scaling plot all --out-dir figures --format pdf --forms all
     """
     from scaling.plot_style import FORMATS
 
@@ -289,6 +484,9 @@ def all_cmd(
         ("accuracy-vs-data", data_cmd, {}),
         ("resolution", resolution_cmd, {}),
         ("iso-accuracy", iso_cmd, {"metric": "top5"}),
+        ("backtest", backtest_cmd, {"forms": forms}),
+        ("bootstrap-compute", bootstrap_cmd, {"n_boot": n_boot}),
+        ("frontier", frontier_cmd, {}),
         ("loss-curves", loss_cmd, {}),
     ]
     for name, command, extra in jobs:

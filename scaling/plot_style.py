@@ -158,6 +158,8 @@ def fmt_count(x: float) -> str:
     """22M / 86M / 632M / 2.5B / 1T style, for parameter counts and images."""
     if not math.isfinite(x) or x <= 0:
         return ""
+    if x >= 1e15:  # beyond trillions a suffix hides the magnitude
+        return f"{x:.2g}"
     for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
         if x >= scale:
             v = x / scale
@@ -173,6 +175,11 @@ def fmt_hours_tick(x: float) -> str:
         exp = round(math.log10(x))
         return f"$10^{{{exp}}}$" if math.isclose(x, 10.0**exp, rel_tol=1e-6) else f"{x:.0e}"
     return f"{x:,.0f}" if x >= 1 else f"{x:g}"
+
+
+def fmt_px(x: float) -> str:
+    """Image side: '952 px', or '3.5e+12 px' for the sizes far projections ask for."""
+    return f"{x:.0f} px" if x < 1e6 else f"{x:.2g} px"
 
 
 def fmt_percent_tick(x: float) -> str:

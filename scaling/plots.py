@@ -43,6 +43,7 @@ from scaling.plot_style import (
     TARGET_COLOUR,
     fmt_count,
     fmt_hours_tick,
+    fmt_px,
     log_range,
     new_figure,
     resolution_colour,
@@ -57,13 +58,20 @@ from scaling.plot_style import (
 )
 from scaling.plots_diagnostics import (
     ComputeDistribution,
+    FrontierData,
     LossCurves,
     ParityData,
+    backtest_parity_frame,
+    backtest_title,
     compute_distribution_data,
+    compute_distribution_from_bootstrap,
+    default_split,
+    frontier_data,
     loss_curves_data,
     parity_data,
     plot_backtest_parity,
     plot_compute_distribution,
+    plot_frontier,
     plot_loss_curves,
 )
 
@@ -77,13 +85,20 @@ __all__ = [
     "ComputeDistribution",
     "Curve",
     "CurvesData",
+    "FrontierData",
     "IsoData",
     "LossCurves",
     "ParityData",
     "PointInterval",
     "accuracy_curves_data",
+    "backtest_parity_frame",
+    "backtest_title",
     "band_interval",
+    "bootstrap_interval",
     "compute_distribution_data",
+    "compute_distribution_from_bootstrap",
+    "default_split",
+    "frontier_data",
     "iso_accuracy_data",
     "loss_curves_data",
     "metric_label",
@@ -92,6 +107,7 @@ __all__ = [
     "plot_accuracy_curves",
     "plot_backtest_parity",
     "plot_compute_distribution",
+    "plot_frontier",
     "plot_iso_accuracy",
     "plot_loss_curves",
     "save_figure",
@@ -488,6 +504,43 @@ def band_interval(
     return PointInterval(level, f"{100 * level:.0f}% {kind} band (closed form)", accuracy, near, far)
 
 
+def bootstrap_interval(boot: Any, projection: Projection, *, level: float = 0.95) -> PointInterval:
+    """The interval of a projected point from a ``scaling.bootstrap`` run with ``projection_quantities``.
+
+    ``near``/``far`` are the percentile bounds of the projected axes (``scale.<axis>`` for a scale
+    projection, ``solve.<axis>`` for a solve; a scale projection's axes all move with one factor, so the
+    bounds lie on its path); ``accuracy`` is the interval of ``at.predicted`` when the bootstrap evaluated
+    the surface at the projected point (``at=projection.point``). An unbounded upper end (the target is
+    not reached in more than the tail share of resamples) leaves ``far`` None. ``samples`` holds the
+    resamples' projected (n_params, data_hours).
+    """
+    if level not in boot.levels:
+        have = ", ".join(f"{v:g}" for v in boot.levels)
+        raise ScalingError(f"the bootstrap has no {level:g} intervals (levels: {have})")
+    accuracy = None
+    if "at.predicted" in boot.derived and projection.point is not None:
+        accuracy = tuple(float(v) for v in boot.interval("at.predicted", level))
+    near = far = None
+    samples = None
+    prefix = {"scale": "scale", "solve": "solve"}.get(projection.mode)
+    if prefix is not None and projection.point is not None:
+        moved = [a for a in ("n_params", "data_hours") if f"{prefix}.{a}" in boot.samples]
+        if moved:
+            lo = {a: boot.interval(f"{prefix}.{a}", level)[0] for a in moved}
+            hi = {a: boot.interval(f"{prefix}.{a}", level)[1] for a in moved}
+            fixed = {a: projection.point[a] for a in ("n_params", "data_hours") if a not in moved}
+            if all(math.isfinite(v) for v in lo.values()):
+                near = fixed | lo
+            if all(math.isfinite(v) for v in hi.values()):
+                far = fixed | hi
+            cols = {a: boot.samples[f"{prefix}.{a}"] for a in moved}
+            frame = pd.DataFrame({a: cols.get(a, np.full(len(next(iter(cols.values()))), fixed.get(a, np.nan)))
+                                  for a in ("n_params", "data_hours")})
+            samples = frame[np.isfinite(frame).all(axis=1)].reset_index(drop=True)
+    method = f"bootstrap {100 * level:.0f}% percentile interval ({boot.n_ok} resamples)"
+    return PointInterval(level, method, accuracy, near, far, samples)  # type: ignore[arg-type]
+
+
 def iso_accuracy_data(
     fit: FitResult,
     *,
@@ -692,7 +745,7 @@ def plot_iso_accuracy(data: IsoData, ax: Axes | None = None, *, title: str | Non
             ax.scatter([p["data_hours"]], [p["n_params"]], s=150, marker="*", color=PROJECTION_COLOUR,
                        edgecolors="white", linewidths=0.8, zorder=7)
             where = f"{fmt_count(p['n_params'])} params, {fmt_hours_tick(p['data_hours'])} h" + (
-                f", {p['image_px']:.0f} px" if "image_px" in p else "")
+                f", {fmt_px(p['image_px'])}" if "image_px" in p else "")
             label = f"projection: {where}"
             if data.predicted is not None:
                 label += f"\npredicted {_pct(data.predicted)}"
@@ -719,7 +772,7 @@ def plot_iso_accuracy(data: IsoData, ax: Axes | None = None, *, title: str | Non
         ax.grid(False)
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, fontsize=7)
         if title is None:
-            at = f" at {data.image_px:.0f} px" if data.image_px is not None else ""
+            at = f" at {fmt_px(data.image_px)}" if data.image_px is not None else ""
             title = f"Iso-accuracy contours of {data.y_label}{at}; fit {data.form}"
             if data.notes:
                 title += "\n" + "; ".join(data.notes)

@@ -90,6 +90,67 @@ def parity_data(
     return ParityData(df.reset_index(drop=True), tuple(order), stats, limits, title)
 
 
+def default_split(result: Any) -> str:
+    """The split every form could fit with the most held-out rows (on the published grid: predicting
+    50-5,000 h from the 0.5 and 5 h runs)."""
+    common = [s for s in result.splits if s["name"] in result.common_splits]
+    if not common:
+        raise ScalingError("no backtest split could be fitted by every form; name one with split=")
+    return str(max(common, key=lambda s: s["n_test"])["name"])
+
+
+def _chosen_splits(result: Any, split: str) -> list[dict[str, Any]]:
+    return [s for s in result.splits if s["name"] == split] or [s for s in result.splits if s["kind"] == split]
+
+
+def backtest_parity_frame(result: Any, data: pd.DataFrame, *, split: str | None = None) -> pd.DataFrame:
+    """Held-out rows of a ``scaling.backtest.BacktestResult`` as (form, split, observed, predicted, run columns).
+
+    ``data`` is the frame the backtest ran on. ``split`` is a split's name (``largest data_hours``), a kind
+    (``joint``, ``leave-largest-out``, ``rolling-origin``: every split of that kind, pooled) or None
+    (``default_split``). Forms that could not be fitted on a split have no rows for it.
+    """
+    from scaling.backtest import make_splits
+
+    split = split or default_split(result)
+    chosen = _chosen_splits(result, split)
+    if not chosen:
+        names = "; ".join(s["name"] for s in result.splits)
+        raise ScalingError(f"no backtest split {split!r}; splits: {names}; kinds: joint, leave-largest-out, "
+                           "rolling-origin")
+    data = data.reset_index(drop=True)
+    rolling = next((s["axis"] for s in result.splits if s["kind"] == "rolling-origin"), None)
+    masks = {s.name: s for s in make_splits(data, result.axes, rolling_axis=rolling, level_tol=result.level_tol)}
+    frames = []
+    for info in chosen:
+        mask = masks.get(info["name"])
+        if mask is None or mask.n_test != info["n_test"] or mask.n_train != info["n_train"]:
+            raise ScalingError("the data are not those the backtest ran on (its splits differ)")
+        test = data[mask.test]
+        keep = [c for c in ("run_id", "name", "arch", "n_params", "data_hours", "image_px") if c in test.columns]
+        for r in result.results:
+            if r.split != info["name"] or not r.ok or r.predictions is None:
+                continue
+            frame = test[keep].copy()
+            frame.insert(0, "split", r.split)
+            frame.insert(0, "form", r.form)
+            frame["observed"] = pd.to_numeric(test[result.y]).to_numpy(dtype=float)
+            frame["predicted"] = np.asarray(r.predictions, dtype=float)
+            frames.append(frame)
+    if not frames:
+        raise ScalingError(f"no form could be fitted on backtest split {split!r}")
+    return pd.concat(frames, ignore_index=True)
+
+
+def backtest_title(result: Any, split: str | None = None) -> str:
+    split = split or default_split(result)
+    chosen = _chosen_splits(result, split)
+    if len(chosen) == 1:
+        s = chosen[0]
+        return f"Backtest, split {s['name']!r}:\nfitted on {s['n_train']} runs, predicting the other {s['n_test']}"
+    return f"Backtest, {len(chosen)} {split} splits pooled:\npredicted vs observed held-out runs"
+
+
 def plot_backtest_parity(data: ParityData, ax: Axes | None = None, *, title: str | None = None) -> Axes:
     """Figure 4: predicted against observed accuracy of held-out runs, one colour and marker per form."""
     if ax is None:
@@ -128,12 +189,13 @@ def plot_backtest_parity(data: ParityData, ax: Axes | None = None, *, title: str
 class ComputeDistribution:
     samples: np.ndarray  # finite, positive FLOPs of the resamples that reach the target (sorted)
     n_total: int
-    n_unreachable: int  # resamples that never reach the target (or have no compute)
+    n_unreachable: int  # resamples that never reach the target (+inf)
+    n_missing: int  # resamples without a value (NaN: no fit, no compute estimate); left out of the interval
     target: float | None
     target_label: str
     point_estimate: float | None
     level: float
-    interval: tuple[float, float]  # percentile interval over all resamples; inf when too many are unreachable
+    interval: tuple[float, float]  # percentile interval; upper end inf when too many are unreachable
     median: float
     bin_edges: np.ndarray  # log-spaced FLOPs
     counts: np.ndarray
@@ -142,9 +204,10 @@ class ComputeDistribution:
         def num(v: float | None) -> float | None:
             return None if v is None or not math.isfinite(v) else float(v)
 
-        return {"n_total": self.n_total, "n_unreachable": self.n_unreachable, "target": self.target,
-                "target_label": self.target_label, "point_estimate": num(self.point_estimate),
-                "level": self.level, "interval": [num(v) for v in self.interval], "median": num(self.median)}
+        return {"n_total": self.n_total, "n_unreachable": self.n_unreachable, "n_missing": self.n_missing,
+                "target": self.target, "target_label": self.target_label,
+                "point_estimate": num(self.point_estimate), "level": self.level,
+                "interval": [num(v) for v in self.interval], "median": num(self.median)}
 
 
 def compute_distribution_data(
@@ -158,26 +221,26 @@ def compute_distribution_data(
 ) -> ComputeDistribution:
     """Histogram (log bins) and percentile interval of bootstrap compute samples.
 
-    Samples that are NaN, inf or non-positive count as resamples that never reach the target: they are
-    ranked above every finite sample, so the interval's upper end is inf when more than (1 - level) / 2
-    of the resamples are unreachable (and the median is inf when more than half are).
+    ``+inf`` marks a resample that never reaches the target: it ranks above every finite sample, so the
+    interval's upper end is inf when more than (1 - level) / 2 of the resamples are unreachable (the
+    percentiles are those of ``scaling.bootstrap.quantile``, as ``scaling project --bootstrap`` prints).
+    NaN marks a resample without a value; it is counted and left out.
     """
+    from scaling.bootstrap import quantile
+
     if not 0.0 < level < 1.0:
         raise ScalingError(f"interval level must be in (0, 1); got {level}")
     arr = np.asarray(samples, dtype=float).ravel()
-    if arr.size == 0:
-        raise ScalingError("no bootstrap samples")
-    ok = np.isfinite(arr) & (arr > 0)
-    finite = np.sort(arr[ok])
-    ranked = np.concatenate([finite, np.full(int((~ok).sum()), np.inf)])
+    missing = np.isnan(arr)
+    ranked = arr[~missing]
+    if ranked.size == 0:
+        raise ScalingError("no bootstrap samples with a value")
+    if np.any(ranked <= 0):
+        raise ScalingError("compute samples must be positive (or +inf for an unreachable target)")
+    finite = np.sort(ranked[np.isfinite(ranked)])
     alpha = (1.0 - level) / 2.0
-
-    def pct(q: float) -> float:
-        # "lower" percentile: an inf is returned only when the rank itself is unreachable
-        return float(np.quantile(ranked, q, method="inverted_cdf"))
-
-    interval = (pct(alpha), pct(1.0 - alpha))
-    median = pct(0.5)
+    interval = (quantile(ranked, alpha), quantile(ranked, 1.0 - alpha))
+    median = quantile(ranked, 0.5)
     if finite.size:
         lo, hi = math.log10(finite[0]), math.log10(finite[-1])
         if hi - lo < 0.2:
@@ -189,9 +252,26 @@ def compute_distribution_data(
     tval = None if target is None else float(target)
     if not target_label and tval is not None:
         target_label = f"{100 * tval:.1f}%"
-    return ComputeDistribution(finite, int(arr.size), int((~ok).sum()), tval, target_label,
-                               None if point_estimate is None else float(point_estimate), level, interval, median,
-                               edges, counts)
+    return ComputeDistribution(finite, int(arr.size), int(np.isinf(ranked).sum()), int(missing.sum()), tval,
+                               target_label, None if point_estimate is None else float(point_estimate), level,
+                               interval, median, edges, counts)
+
+
+def compute_distribution_from_bootstrap(boot: Any, *, key: str = "scale.flops", target: float | None = None,
+                                        target_label: str = "", level: float = 0.90,
+                                        bins: int = 40) -> ComputeDistribution:
+    """Figure 5's data from a ``scaling.bootstrap.BootstrapResult`` that kept its samples.
+
+    ``key`` is a derived compute quantity of ``projection_quantities``: ``scale.flops``, ``solve.flops`` or
+    ``optimal.flops``; the point estimate is its value on the full data.
+    """
+    if key not in boot.samples:
+        have = ", ".join(k for k in boot.samples if k.endswith("flops")) or "none"
+        raise ScalingError(f"the bootstrap has no samples of {key!r} (compute quantities: {have})")
+    summary = boot.derived.get(key)
+    est = None if summary is None else summary.estimate
+    return compute_distribution_data(boot.samples[key], target=target, target_label=target_label,
+                                     point_estimate=est, level=level, bins=bins)
 
 
 def plot_compute_distribution(data: ComputeDistribution, ax: Axes | None = None, *, title: str | None = None) -> Axes:
@@ -201,7 +281,7 @@ def plot_compute_distribution(data: ComputeDistribution, ax: Axes | None = None,
     with style():
         if data.counts.size:
             ax.stairs(data.counts, data.bin_edges, fill=True, color=NEUTRAL, alpha=0.55,
-                      label=f"{len(data.samples)} of {data.n_total} resamples")
+                      label=f"{len(data.samples)} of {data.n_total} fitted resamples")
         lo, hi = data.interval
         xmax = data.bin_edges[-1] if data.bin_edges.size else (data.point_estimate or 1.0) * 10
         if math.isfinite(lo):
@@ -217,6 +297,8 @@ def plot_compute_distribution(data: ComputeDistribution, ax: Axes | None = None,
         if data.n_unreachable:
             ax.plot([], [], linestyle="none",
                     label=f"{data.n_unreachable} resamples never reach the target (not drawn)")
+        if data.n_missing:
+            ax.plot([], [], linestyle="none", label=f"{data.n_missing} resamples without a value (left out)")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(LogFormatterSciNotation())
         ax.set_xlabel("Pretraining compute to reach the target (FLOPs), log scale")
@@ -336,3 +418,76 @@ def plot_loss_curves(data: LossCurves, ax: Axes | None = None, *, log_x: bool = 
                      loc="left")
     return ax
 
+
+# -- the compute-optimal frontier (notebook 5)
+
+
+@dataclass(frozen=True)
+class FrontierData:
+    frame: pd.DataFrame  # n_params, data_hours, image_px, flops, relative_cost, reachable, at_bounds
+    optimum: dict[str, float] | None
+    optimum_flops: float | None
+    target: float
+    target_label: str
+    cost_model: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"target": self.target, "target_label": self.target_label, "optimum": self.optimum,
+                "optimum_flops": self.optimum_flops, "cost_model": self.cost_model,
+                "frontier": self.frame.to_dict(orient="records")}
+
+
+def frontier_data(result: Any, *, target_label: str = "") -> FrontierData:
+    """The iso-target frontier of a ``scaling.optimal.OptimalResult``: at each parameter count, the cheapest
+    (hours, resolution) that reaches the target, and its compute relative to the optimum."""
+    rows = []
+    for r in result.frontier:
+        a = r.allocation
+        p = a.point or {}
+        rows.append({"n_params": r.n_params, "data_hours": p.get("data_hours", math.nan),
+                     "image_px": p.get("image_px", math.nan),
+                     "flops": a.cost if a.cost is not None else math.nan,
+                     "relative_cost": r.relative_cost if r.relative_cost is not None else math.nan,
+                     "reachable": bool(a.reachable), "at_bounds": ", ".join(a.at_bounds)})
+    frame = pd.DataFrame(rows, columns=["n_params", "data_hours", "image_px", "flops", "relative_cost", "reachable",
+                                        "at_bounds"])
+    opt = result.optimum
+    label = target_label or f"{100 * result.target:.1f}%"
+    return FrontierData(frame, dict(opt.point) if opt.point else None,
+                        result.optimum_flops_exact if result.optimum_flops_exact is not None else opt.cost,
+                        float(result.target), label, opt.cost_model)
+
+
+def plot_frontier(data: FrontierData, ax: Axes | None = None, *, title: str | None = None) -> Axes:
+    """Pretraining compute along the iso-target frontier against parameters, the optimum starred; each point
+    is labelled with its hours and image size."""
+    if ax is None:
+        _, ax = new_figure()
+    df = data.frame[data.frame["reachable"]]
+    with style():
+        ax.plot(df["n_params"], df["flops"], color=PROJECTION_COLOUR, linewidth=1.2,
+                label="cheapest (hours, px) at each size")
+        bound = df["at_bounds"].str.contains("upper|lower", regex=True)
+        ax.scatter(df.loc[~bound, "n_params"], df.loc[~bound, "flops"], s=20, color=PROJECTION_COLOUR, zorder=4)
+        ax.scatter(df.loc[bound, "n_params"], df.loc[bound, "flops"], s=20, facecolors="white",
+                   edgecolors=PROJECTION_COLOUR, zorder=4,
+                   label="hollow: resolution or hours at a bound of the search" if bound.any() else None)
+        for _, r in df.iterrows():
+            ax.annotate(f"{fmt_hours_tick(r['data_hours'])} h\n{r['image_px']:.0f} px", (r["n_params"], r["flops"]),
+                        xytext=(0, 7), textcoords="offset points", ha="center", va="bottom", fontsize=6.5,
+                        color="0.3")
+        if data.optimum is not None and data.optimum_flops is not None:
+            ax.scatter([data.optimum["n_params"]], [data.optimum_flops], s=160, marker="*", color=TARGET_COLOUR,
+                       edgecolors="white", linewidths=0.8, zorder=5,
+                       label=f"optimum: {data.optimum_flops:.2e} FLOPs")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_formatter(COUNT_FORMATTER)
+        ax.yaxis.set_major_formatter(LogFormatterSciNotation())
+        ax.set_xlabel("Parameters (encoder, incl. position embeddings), log scale")
+        ax.set_ylabel("Pretraining compute to reach the target (FLOPs), log scale")
+        ax.margins(y=0.25)
+        ax.legend(loc="upper center")
+        ax.set_title(title if title is not None else f"Compute-optimal frontier for {data.target_label}",
+                     loc="left")
+    return ax

@@ -226,15 +226,107 @@ def test_compute_distribution() -> None:
     assert data.n_total == 1000 and data.n_unreachable == 0
     assert data.interval[0] == pytest.approx(10 ** 21.1, rel=0.01)
     assert data.interval[1] == pytest.approx(10 ** 22.9, rel=0.01)
+    assert data.interval[0] == pytest.approx(np.quantile(samples, 0.05), rel=1e-12)  # numpy's linear percentiles
     assert data.median == pytest.approx(1e22, rel=0.01)
     assert data.counts.sum() == 1000 and len(data.bin_edges) == len(data.counts) + 1
     # Unreachable resamples rank above every finite one: 10% unreachable opens the 90% interval's top end.
     mixed = np.concatenate([samples[:900], np.full(60, np.inf), np.full(40, np.nan)])
     data = plots.compute_distribution_data(mixed, level=0.9)
-    assert data.n_unreachable == 100 and math.isinf(data.interval[1]) and math.isfinite(data.median)
+    assert data.n_unreachable == 60 and data.n_missing == 40
+    assert math.isinf(data.interval[1]) and math.isfinite(data.median)  # 60 of 960 > 5% unreachable
     assert data.summary()["interval"][1] is None
     with pytest.raises(ScalingError):
-        plots.compute_distribution_data([], level=0.9)
+        plots.compute_distribution_data([np.nan], level=0.9)
+
+
+# -- wired to scaling.bootstrap / backtest / optimal
+
+
+@pytest.fixture(scope="module")
+def boot(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult], human: tuple[Any, Projection]) -> Any:
+    from scaling.bootstrap import bootstrap, projection_quantities
+    from scaling.project import compute_assumptions_from_grid, reference_point
+
+    target, proj = human
+    f = poly1["top5"]
+    ref = reference_point(f)
+    derived = projection_quantities(target.value, reference=ref, at=proj.point,
+                                    compute=compute_assumptions_from_grid(grids["top5"], ref))
+    return bootstrap(grids["top5"], "poly1", y="value", axes=AXES, n=200, seed=3, full=f, derived=derived)
+
+
+def test_bootstrap_interval_of_the_projection(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult],
+                                              human: tuple[Any, Projection], boot: Any) -> None:
+    target, proj = human
+    iv = plots.bootstrap_interval(boot, proj, level=0.95)
+    assert "bootstrap" in iv.method and iv.level == 0.95
+    assert iv.accuracy == pytest.approx(boot.interval("at.predicted", 0.95))
+    assert iv.accuracy[0] < target.value < iv.accuracy[1]
+    # Every axis of a scale projection moves by one factor: the bounds lie on the projection's path.
+    ref = proj.reference
+    for end in (iv.near, iv.far):
+        assert end["n_params"] / ref["n_params"] == pytest.approx(end["data_hours"] / ref["data_hours"])
+    assert iv.near["n_params"] < proj.point["n_params"] < iv.far["n_params"]
+    assert iv.near["n_params"] == pytest.approx(boot.interval("scale.n_params", 0.95)[0])
+    assert len(iv.samples) == boot.n_ok == 200
+    iso = plots.iso_accuracy_data(poly1["top5"], grid=grids["top5"], target=target, projection=proj, interval=iv,
+                                  n=40)
+    assert iso.interval is iv and iso.target_band is None
+    with pytest.raises(ScalingError, match=r"no 0\.5 intervals"):
+        plots.bootstrap_interval(boot, proj, level=0.5)
+
+
+def test_compute_distribution_from_bootstrap(human: tuple[Any, Projection], boot: Any) -> None:
+    data = plots.compute_distribution_from_bootstrap(boot, key="scale.flops", target=0.949, level=0.9)
+    assert data.point_estimate == pytest.approx(boot.derived["scale.flops"].estimate)
+    assert data.interval == pytest.approx(boot.interval("scale.flops", 0.9))  # what `project --bootstrap` prints
+    assert data.n_total == boot.n_ok and data.n_unreachable == 0
+    assert data.interval[0] < data.point_estimate < data.interval[1]
+    with pytest.raises(ScalingError, match=r"solve\.flops"):
+        plots.compute_distribution_from_bootstrap(boot, key="solve.flops")
+
+
+def test_backtest_parity_frame(grids: dict[str, pd.DataFrame]) -> None:
+    from scaling.backtest import backtest
+
+    grid = grids["top1"]
+    result = backtest(grid, ["poly1", "logit1"], y="value", axes=AXES)
+    split = plots.default_split(result)
+    assert split == "rolling: data_hours <= 4.989"  # predict 50-5,000 h from the 0.5 and 5 h runs
+    frame = plots.backtest_parity_frame(result, grid)
+    assert frame.groupby("form").size().to_dict() == {"poly1": 42, "logit1": 42}
+    assert frame["data_hours"].min() > 40
+    merged = frame.merge(grid[["run_id", "value"]], on="run_id")
+    np.testing.assert_allclose(merged["observed"], merged["value"])
+    data = plots.parity_data(frame)
+    for r in result.results:
+        if r.split == split:
+            assert 100 * data.stats.loc[r.form, "rmse"] == pytest.approx(r.rmse)
+            assert 100 * data.stats.loc[r.form, "bias"] == pytest.approx(r.bias)
+    pooled = plots.backtest_parity_frame(result, grid, split="leave-largest-out")
+    assert set(pooled["split"]) == {"largest data_hours", "largest image_px"}  # largest n_params: no fit
+    assert "42" in plots.backtest_title(result) and "pooled" in plots.backtest_title(result, "leave-largest-out")
+    with pytest.raises(ScalingError, match="no backtest split"):
+        plots.backtest_parity_frame(result, grid, split="nope")
+    with pytest.raises(ScalingError, match="not those the backtest ran on"):
+        plots.backtest_parity_frame(result, grid.iloc[:60], split=split)
+
+
+def test_frontier_data(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult]) -> None:
+    from scaling.optimal import optimal_allocation
+    from scaling.project import compute_assumptions_from_grid, reference_point
+
+    f = poly1["top5"]
+    result = optimal_allocation(f, 0.949, compute_assumptions_from_grid(grids["top5"], reference_point(f)),
+                                frontier_rows=5)
+    data = plots.frontier_data(result)
+    assert len(data.frame) == 5 and data.frame["reachable"].all()
+    assert data.frame["relative_cost"].min() == pytest.approx(1.0, abs=1e-3)  # the middle row is the optimum
+    assert data.frame["relative_cost"].max() > 1.05
+    best = data.frame.loc[data.frame["relative_cost"].idxmin()]
+    assert best["n_params"] == pytest.approx(data.optimum["n_params"], rel=1e-6)
+    _, ax = plots.new_figure()
+    assert plots.plot_frontier(data, ax) is ax
 
 
 # -- figure 6
@@ -335,7 +427,7 @@ def invoke(db: Path, *args: str) -> Any:
     return runner.invoke(app, ["--db", str(db), "plot", *args])
 
 
-@pytest.mark.parametrize("kind", ["data", "resolution", "iso", "loss", "all"])
+@pytest.mark.parametrize("kind", ["data", "resolution", "iso", "backtest", "bootstrap", "frontier", "loss", "all"])
 def test_plot_help_has_examples(kind: str) -> None:
     from scaling.cli import app
 
@@ -372,11 +464,37 @@ def test_plot_commands_write_files_and_fail_in_one_line(tmp_path: Path, publishe
     assert unknown.exit_code == 1 and "unknown form" in unknown.stderr
 
 
+def test_plot_analysis_commands(tmp_path: Path, published_db_path: Path) -> None:
+    out = tmp_path / "bt.png"
+    result = invoke(published_db_path, "backtest", "--forms", "poly1,logit1", "--out", str(out), "--dpi", "40",
+                    "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["schema"] == "scaling.plot.backtest/v1" and doc["split"] == "rolling: data_hours <= 4.989"
+    assert doc["stats"]["logit1"]["n"] == 42 and doc["ranking"][0] in {"poly1", "logit1"}
+    result = invoke(published_db_path, "bootstrap", "--bootstrap", "100", "--seed", "2", "--out",
+                    str(tmp_path / "bs.svg"), "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["n_total"] == doc["n_ok"] == 100 and doc["interval"][0] < doc["point_estimate"] < doc["interval"][1]
+    result = invoke(published_db_path, "frontier", "--rows", "3", "--out", str(tmp_path / "fr.pdf"), "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["frontier"]) == 3
+    result = invoke(published_db_path, "iso", "--metric", "top5", "--interval", "bootstrap", "--bootstrap", "50",
+                    "--out", str(tmp_path / "iso.png"), "--dpi", "40", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["interval"]["method"].startswith("bootstrap 95% percentile")
+    bad = invoke(published_db_path, "backtest", "--forms", "poly1", "--split", "nope", "--out", str(out))
+    assert bad.exit_code == 1 and "no backtest split" in bad.stderr
+
+
 def test_plot_all(tmp_path: Path, published_db_path: Path) -> None:
-    result = invoke(published_db_path, "all", "--out-dir", str(tmp_path / "figs"), "--dpi", "40")
+    result = invoke(published_db_path, "all", "--out-dir", str(tmp_path / "figs"), "--dpi", "40",
+                    "--forms", "poly1,logit1", "--bootstrap", "50")
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in (tmp_path / "figs").iterdir())
-    assert {"accuracy-vs-data.png", "resolution.png", "iso-accuracy.png", "loss-curves.png"} <= set(written)
+    assert written == sorted(f"{k}.png" for k in ("accuracy-vs-data", "resolution", "iso-accuracy", "backtest",
+                                                   "bootstrap-compute", "frontier", "loss-curves"))
 
 
 # The README's main figure is generated by this command; regenerate it when this test fails:
