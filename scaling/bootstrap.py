@@ -325,6 +325,60 @@ def as_fitlike(full: FitResult, rep: Replicate) -> ReplicateFit:
 
 # -- the bootstrap ----------------------------------------------------------------------------------
 
+Outcome = tuple  # ("ok", params, ceiling, path, values, events) | ("fail", reason)
+_JOB: dict[str, Any] = {}  # what forked workers inherit (closures cannot be pickled)
+CHUNK = 25
+
+
+def _one(refit: Callable, derived: DerivedFn | None, full: FitResult, idx: np.ndarray) -> Outcome:
+    try:
+        rep = refit(idx)
+        out = derived(as_fitlike(full, rep)) if derived is not None else Derived()
+    except (ScalingError, np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+        return ("fail", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    return ("ok", rep.params, rep.ceiling, rep.path, out.values, out.events)
+
+
+def _chunk(start: int, stop: int) -> list[Outcome]:
+    job = _JOB
+    with single_threaded_blas():
+        return [_one(job["refit"], job["derived"], job["full"], job["idx"][b]) for b in range(start, stop)]
+
+
+def _run_resamples(refit: Callable, derived: DerivedFn | None, full: FitResult, idx: list[np.ndarray],
+                   workers: int, progress: Callable[[int, int], None] | None) -> list[Outcome]:
+    n = len(idx)
+    ctx = None
+    if workers > 1 and n >= 2 * CHUNK:
+        import multiprocessing as mp
+
+        if "fork" in mp.get_all_start_methods():
+            ctx = mp.get_context("fork")
+    if ctx is None:
+        out = []
+        with single_threaded_blas():
+            for b in range(n):
+                out.append(_one(refit, derived, full, idx[b]))
+                if progress is not None:
+                    progress(b + 1, n)
+        return out
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    _JOB.update(refit=refit, derived=derived, full=full, idx=idx)
+    try:
+        results: dict[int, list[Outcome]] = {}
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_chunk, s, min(s + CHUNK, n)): s for s in range(0, n, CHUNK)}
+            done = 0
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()
+                done += len(results[futures[fut]])
+                if progress is not None:
+                    progress(done, n)
+    finally:
+        _JOB.clear()
+    return [o for s in sorted(results) for o in results[s]]
+
 DerivedFn = Callable[[Any], Derived]
 
 
@@ -344,13 +398,15 @@ def bootstrap(
     full: FitResult | None = None,
     progress: Callable[[int, int], None] | None = None,
     keep_samples: bool = True,
+    workers: int = 1,
     **options: Any,
 ) -> BootstrapResult:
     """Bootstrap ``form`` fitted to ``data``: ``n`` resamples of whole groups, refitted, summarised.
 
     ``derived(fit_like) -> Derived`` computes quantities from each refitted resample (and once from the
     full fit for the estimate column); see ``projection_quantities``. ``full`` reuses a fit of the same
-    data, form and options. ``progress(done, total)`` is called after every resample.
+    data, form and options. ``progress(done, total)`` is called after every resample (every chunk with
+    ``workers`` > 1, which forks worker processes where the platform can; results do not depend on it).
     """
     if n < 1:
         raise ScalingError(f"the bootstrap needs at least 1 resample; got {n}")
@@ -376,26 +432,21 @@ def bootstrap(
     failures: dict[str, int] = {}
     paths: dict[str, int] = {}
     n_ok = 0
-    with single_threaded_blas():
-        for b, idx in enumerate(resample_indices(codes, n, seed)):
-            try:
-                rep = refit(idx)
-                out = derived(as_fitlike(full, rep)) if derived is not None else Derived()
-            except (ScalingError, np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                failures[reason] = failures.get(reason, 0) + 1
-            else:
-                n_ok += 1
-                paths[rep.path] = paths.get(rep.path, 0) + 1
-                for k in full.params:
-                    param_samples[k].append(rep.params.get(k, math.nan))
-                param_samples["ceiling"].append(math.inf if rep.ceiling is None else rep.ceiling)
-                for k in value_samples:
-                    value_samples[k].append(out.values.get(k, math.nan))
-                for k in event_counts:
-                    event_counts[k] += bool(out.events.get(k, False))
-            if progress is not None:
-                progress(b + 1, n)
+    outcomes = _run_resamples(refit, derived, full, resample_indices(codes, n, seed), workers, progress)
+    for out in outcomes:  # in resample order, whatever the number of workers
+        if out[0] == "fail":
+            failures[out[1]] = failures.get(out[1], 0) + 1
+            continue
+        _, rparams, ceiling, path, values, events = out
+        n_ok += 1
+        paths[path] = paths.get(path, 0) + 1
+        for k in full.params:
+            param_samples[k].append(rparams.get(k, math.nan))
+        param_samples["ceiling"].append(math.inf if ceiling is None else ceiling)
+        for k in value_samples:
+            value_samples[k].append(values.get(k, math.nan))
+        for k in event_counts:
+            event_counts[k] += bool(events.get(k, False))
     if n_ok == 0:
         reasons = "; ".join(f"{k} ({v})" for k, v in failures.items())
         raise FitError(f"no bootstrap resample of form {form!r} could be fitted: {reasons}")

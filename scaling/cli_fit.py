@@ -65,6 +65,9 @@ GroupOpt = Annotated[
     typer.Option(help="Column(s) whose rows are resampled together, comma-separated, or 'none' for single rows "
                  "[default: run_id when the data have it]."),
 ]
+WorkersOpt = Annotated[
+    int, typer.Option(min=1, help="Processes for the bootstrap (results do not depend on it; 2 on 2 cores).")
+]
 DEFAULT_LEVELS = (0.9, 0.95)
 
 
@@ -208,7 +211,7 @@ def check_levels(levels: list[float] | None) -> tuple[float, ...]:
 
 
 def run_bootstrap(frame: pd.DataFrame, result: FitResult, *, n: int, seed: int, levels: tuple[float, ...],
-                  group: str | None, options: dict[str, Any], derived: Any = None) -> Any:
+                  group: str | None, options: dict[str, Any], derived: Any = None, workers: int = 1) -> Any:
     """The bootstrap of ``result`` with a progress bar on stderr (when it is a terminal)."""
     from scaling.bootstrap import bootstrap
     from scaling.cli_progress import progress_bar
@@ -219,7 +222,8 @@ def run_bootstrap(frame: pd.DataFrame, result: FitResult, *, n: int, seed: int, 
     with progress_bar() as update:
         return bootstrap(frame, result.form, y=result.y, axes=result.axes, kind=result.kind, n=n, seed=seed,
                          group=grp, levels=levels, derived=derived, full=result,
-                         progress=lambda d, t: update(f"bootstrap {result.form}", d, t), **options)
+                         progress=lambda d, t: update(f"bootstrap {result.form}", d, t), workers=workers,
+                         **options)
 
 
 def fmt_interval(lo: float | None, hi: float | None, fmt: Any = fmt_number) -> str:
@@ -285,6 +289,7 @@ def fit_cmd(
     seed: SeedOpt = 0,
     level: LevelOpt = None,
     group: GroupOpt = None,
+    workers: WorkersOpt = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit a named functional form to the run database (or to a CSV table).
@@ -299,7 +304,7 @@ def fit_cmd(
       scaling fit --form poly1 --metric top5 --json
       scaling fit --form logit2 --selection last-epoch
       scaling fit --data chinchilla.csv --y loss --axes n_params,tokens --kind loss
-      scaling fit --form powerlaw --bootstrap 1000 --seed 1 --level 0.9
+      scaling fit --form powerlaw --bootstrap 1000 --seed 1 --level 0.9 --workers 2
       scaling fit --form poly1 --bootstrap 1000 --group data_fraction,subset_seed
     """
     axis_list = split_csv(axes)
@@ -312,7 +317,7 @@ def fit_cmd(
     boot = None
     if n_bootstrap:
         boot = run_bootstrap(frame, result, n=n_bootstrap, seed=seed, levels=levels, group=group,
-                             options=form_options(form, metric, chance, huber_delta))
+                             options=form_options(form, metric, chance, huber_delta), workers=workers)
     if as_json:
         payload: dict[str, Any] = {"data": source, "fit": result.to_dict()}
         if boot is not None:
@@ -392,6 +397,7 @@ def project_cmd(
     seed: SeedOpt = 0,
     level: LevelOpt = None,
     group: GroupOpt = None,
+    workers: WorkersOpt = 1,
     optimal: Annotated[
         bool, typer.Option("--optimal", help="Also find the compute-optimal (parameters, data, resolution).")
     ] = False,
@@ -486,7 +492,8 @@ def project_cmd(
             tgt.value, reference=ref, at=point, solve_axis=axis if mode in {"all", "solve"} else None,
             scale=mode in {"all", "scale"}, exponents=exps, compute=assumptions, optimal=opt_spec)
         boot = run_bootstrap(frame, result, n=n_bootstrap, seed=seed, levels=levels, group=group,
-                             options=form_options(form, tgt.metric, chance, huber_delta), derived=derived)
+                             options=form_options(form, tgt.metric, chance, huber_delta), derived=derived,
+                             workers=workers)
 
     if as_json:
         payload: dict[str, Any] = {

@@ -132,6 +132,17 @@ def test_same_seed_same_intervals_and_other_seed_differs() -> None:
     assert a.n_ok == 60 and a.paths == {"linear": 60} and a.n_groups == len(df)
 
 
+def test_worker_processes_give_the_same_resamples() -> None:
+    df = linear_grid(6)
+    derived = projection_quantities(0.5, reference={"n": 1e9, "d": 1e3}, at={"n": 3e9, "d": 3e3})
+    one = bootstrap(df, "poly1", y="acc", axes=AXES, n=80, seed=4, derived=derived)
+    two = bootstrap(df, "poly1", y="acc", axes=AXES, n=80, seed=4, derived=derived, workers=2)
+    assert one.samples.keys() == two.samples.keys()
+    for k in one.samples:
+        assert np.array_equal(one.samples[k], two.samples[k], equal_nan=True), k
+    assert one.probabilities == two.probabilities
+
+
 def test_powerlaw_bootstrap_intervals_cover_truth_and_report_paths() -> None:
     df = powerlaw_grid(4, sigma=0.01)
     r = bootstrap(df, "powerlaw", y="acc", axes=AXES, n=60, seed=0)
