@@ -460,6 +460,11 @@ def bootstrap(
         notes.append(f"only {n_ok} fitted resamples: the outer percentiles are noisy (use >= 1000)")
     if full.ceiling is None:
         notes.append("the form has no ceiling: 'ceiling' is unbounded (+inf) in every resample")
+    unbounded = {k: int(np.sum(np.isinf(np.asarray(v, dtype=float)))) for k, v in value_samples.items()}
+    unbounded = {k: c for k, c in unbounded.items() if c}
+    if unbounded:
+        notes.append("unbounded (+inf; null in JSON) where the target is not reached: "
+                     + ", ".join(f"{k} in {c} resamples" for k, c in unbounded.items()))
     samples = {k: np.asarray(v, dtype=float) for k, v in {**param_samples, **value_samples}.items()}
     params = {k: summarise(k, samples[k], lv, full.params.get(k)) for k in full.params}
     params["ceiling"] = summarise("ceiling", samples["ceiling"], lv,
