@@ -32,6 +32,8 @@ import pandas as pd
 
 import runs_db
 from scaling import plots
+from scaling.bootstrap import projection_quantities
+from scaling.cli_fit import run_bootstrap
 from scaling.fit import fit
 from scaling.project import compute_assumptions_from_grid, project_at, project_axis, project_scale, reference_point
 from scaling.targets import resolve_target
@@ -43,7 +45,8 @@ FORM = "poly1"
 TARGET = "human-top5"
 LEVEL = 0.95  # level of the intervals
 MAP_POINTS = 160  # mesh points per axis of the iso-accuracy maps
-N_BOOT = 1000  # bootstrap resamples (used once scaling.bootstrap exists)
+N_BOOT = 1000  # bootstrap resamples (whole runs) for the projection's percentile interval
+SEED = 0
 
 # %%
 AXES = ["n_params", "data_hours", "image_px"]
@@ -125,6 +128,28 @@ pd.DataFrame([iso.interval.near, {k: scale.point[k] for k in ("n_params", "data_
              index=["optimistic bound reaches the target", "projection", "pessimistic bound reaches the target"])
 
 # %% [markdown]
+# ## The same projection with a bootstrap interval
+#
+# Resampling whole runs and refitting gives the spread of the projected point along the scale path
+# (parameters, hours and image side move together, so the interval is narrower than the fixed-resolution
+# band bar above) and of the accuracy predicted there.
+
+# %%
+derived = projection_quantities(target.value, reference=reference_point(result), at=scale.point)
+boot = run_bootstrap(grid, result, n=N_BOOT, seed=SEED, levels=(LEVEL,), group=None, options={}, derived=derived)
+boot_interval = plots.bootstrap_interval(boot, scale, level=LEVEL)
+iso_boot = plots.iso_accuracy_data(result, grid=grid, target=target, projection=scale, interval=boot_interval,
+                                   n=MAP_POINTS)
+fig, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
+plots.plot_iso_accuracy(iso_boot, ax)
+save(fig, "fig3-iso-accuracy-bootstrap")
+
+# %%
+quantities = {"scale.factor": "scale factor", "scale.n_params": "parameters", "scale.data_hours": "hours",
+              "scale.image_px": "image px", "at.predicted": f"{target.metric} at the point"}
+pd.DataFrame({name: boot.interval(key, LEVEL) for key, name in quantities.items()}, index=["low", "high"]).transpose()
+
+# %% [markdown]
 # ## Checks
 #
 # Against the exploratory reconstruction in notes-paper §5.1 (not the paper's own numbers).
@@ -140,3 +165,7 @@ assert abs(iso.predicted - target.value) < 1e-6 and iso.image_px == scale.point[
 assert iso.interval.near["n_params"] < scale.point["n_params"] < iso.interval.far["n_params"]
 assert list(iso.levels) == [0.5, 0.6, 0.7, 0.8, 0.9]
 assert iso952.image_px == 952 and abs(iso952.predicted - scenario.predicted) < 1e-9
+bi = boot_interval
+assert boot.n_ok == N_BOOT and bi.accuracy[0] < target.value < bi.accuracy[1]
+assert bi.near["n_params"] < scale.point["n_params"] < bi.far["n_params"]
+assert iso.interval.near["n_params"] < bi.near["n_params"] and bi.far["n_params"] < iso.interval.far["n_params"]

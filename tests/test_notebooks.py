@@ -21,9 +21,8 @@ NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9]*.py"))
 # Fast settings per notebook (fewer bootstrap resamples, smaller maps); names as in its parameters cell.
 FAST: dict[str, dict[str, Any]] = {
     "02_fits": {"FORMS": ["poly1", "poly2", "logit1", "logit2"]},
-    "03_projection": {"N_BOOT": 40, "MAP_POINTS": 50},
-    "04_backtests": {"FORMS": ["poly1", "logit1", "powerlaw"]},
-    "05_compute_frontier": {"N_BOOT": 40, "N_BUDGETS": 6},
+    "03_projection": {"N_BOOT": 100, "MAP_POINTS": 50},
+    "05_compute_frontier": {"N_BOOT": 100, "N_BUDGETS": 5},
 }
 TIMEOUT_S = 300
 

@@ -1,0 +1,130 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. The compute-optimal frontier
+#
+# Scaling every axis by one factor (notebook 3) is one way to reach human level; it is not the cheapest.
+# `scaling.optimal` finds the (parameters, hours, image size) that reach the target for the least
+# pretraining compute, with compute from the MAE FLOPs model (`scaling.compute`: encoder on the visible
+# patches, decoder on all of them) and the passes over the data of the largest trained run. The search
+# box runs from the smallest trained value of each axis to 10^6 times the largest (8 times for the image
+# side). The frontier is the cheapest (hours, px) at each parameter count; the bootstrap (whole runs
+# resampled) gives the spread of the compute needed (figure 5).
+
+# %%
+from pathlib import Path
+
+import pandas as pd
+
+import runs_db
+from scaling import plots
+from scaling.bootstrap import projection_quantities
+from scaling.cli_fit import run_bootstrap
+from scaling.fit import fit
+from scaling.optimal import flops_cost, optimal_allocation
+from scaling.project import compute_assumptions_from_grid, project_scale, reference_point
+from scaling.targets import resolve_target
+
+# %% tags=["parameters"]
+DB = None  # run database (SQLite path); None: the default
+FIG_DIR = None  # write the figures here as .png when set
+FORM = "poly1"
+TARGET = "human-top5"
+N_BUDGETS = 9  # parameter counts on the frontier
+N_BOOT = 1000  # bootstrap resamples
+SEED = 0
+LEVEL = 0.9
+
+# %%
+AXES = ["n_params", "data_hours", "image_px"]
+db = runs_db.open_db(DB)
+target = resolve_target(TARGET)
+label = f"{target.name} ({100 * target.value:.1f}% {target.metric})"
+grid = db.grid(metric=target.metric)
+result = fit(grid, FORM, y="value", axes=AXES)
+ref = reference_point(result)
+assumptions = compute_assumptions_from_grid(grid, ref)
+opt = optimal_allocation(result, target.value, assumptions, frontier_rows=N_BUDGETS, seed=SEED)
+scale = project_scale(result, target.value, compute=assumptions)
+
+
+def save(fig, name):
+    if FIG_DIR is not None:
+        plots.save_figure(fig, Path(FIG_DIR) / f"{name}.png", dpi=80)
+    return fig
+
+
+pd.DataFrame([
+    {"allocation": "compute-optimal", **opt.optimum.point, "FLOPs": opt.optimum_flops_exact,
+     "at bounds": ", ".join(opt.optimum.at_bounds)},
+    {"allocation": "every axis x k", **scale.point, "FLOPs": scale.compute.flops, "at bounds": ""},
+]).set_index("allocation")
+
+# %%
+for note in opt.notes:
+    print("note:", note)
+
+# %% [markdown]
+# ## The frontier
+#
+# At each parameter count, the cheapest hours and image size that reach the target; hollow points sit
+# at a bound of the search (here the image side, capped at 8 x 476 px).
+
+# %%
+front = plots.frontier_data(opt, target_label=label)
+fig, ax = plots.new_figure()
+plots.plot_frontier(front, ax)
+save(fig, "frontier")
+
+# %%
+front.frame.round(3)
+
+# %% [markdown]
+# ## Figure 5: bootstrap distribution of the compute needed
+#
+# For the common-factor question and for the compute-optimal allocation, each refitted resample is
+# projected again (same reference point and passes).
+
+# %%
+derived = projection_quantities(target.value, reference=ref, compute=assumptions,
+                                optimal={"cost": flops_cost(assumptions, opt.bounds), "bounds": opt.bounds,
+                                         "start": opt.optimum.point})
+boot = run_bootstrap(grid, result, n=N_BOOT, seed=SEED, levels=(LEVEL,), group=None, options={}, derived=derived)
+dists = {key: plots.compute_distribution_from_bootstrap(boot, key=key, target=target.value, target_label=label,
+                                                        level=LEVEL)
+         for key in ("scale.flops", "optimal.flops")}
+fig, axes = plots.new_figure(1, 2, figsize=(12.0, 4.6))
+for ax, (key, dist) in zip(axes, dists.items(), strict=True):
+    what = "every axis x k" if key == "scale.flops" else "compute-optimal allocation"
+    plots.plot_compute_distribution(dist, ax, title=f"Compute to reach {label}: {what}")
+save(fig, "fig5-bootstrap-compute")
+
+# %%
+pd.DataFrame({k: {"point estimate": d.point_estimate, "median": d.median, f"{100 * LEVEL:.0f}% low": d.interval[0],
+                  f"{100 * LEVEL:.0f}% high": d.interval[1], "never reach": d.n_unreachable}
+              for k, d in dists.items()}).transpose().map("{:.3g}".format)
+
+# %% [markdown]
+# ## Checks
+
+# %%
+assert opt.optimum.reachable and "image_px upper" in opt.optimum.at_bounds  # resolution is the cheapest lever
+assert abs(opt.optimum.point["image_px"] - 8 * 476) < 1e-3
+assert opt.optimum_flops_exact < scale.compute.flops  # cheaper than scaling every axis alike
+assert FORM != "poly1" or abs(opt.optimum_flops_exact / 4.85e22 - 1) < 0.01
+assert FORM != "poly1" or abs(scale.compute.flops / 6.11e22 - 1) < 0.01
+assert (front.frame["relative_cost"] > 1 - 1e-3).all()  # nothing on the frontier beats the optimum
+assert N_BUDGETS % 2 == 0 or front.frame["relative_cost"].min() < 1 + 1e-3  # odd: the middle row is it
+for d in dists.values():
+    assert d.n_total == boot.n_ok and d.interval[0] < d.point_estimate < d.interval[1]
