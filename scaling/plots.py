@@ -510,15 +510,19 @@ def bootstrap_interval(boot: Any, projection: Projection, *, level: float = 0.95
     ``near``/``far`` are the percentile bounds of the projected axes (``scale.<axis>`` for a scale
     projection, ``solve.<axis>`` for a solve; a scale projection's axes all move with one factor, so the
     bounds lie on its path); ``accuracy`` is the interval of ``at.predicted`` when the bootstrap evaluated
-    the surface at the projected point (``at=projection.point``). An unbounded upper end (the target is
-    not reached in more than the tail share of resamples) leaves ``far`` None. ``samples`` holds the
-    resamples' projected (n_params, data_hours).
+    the surface at the projected point (``at=projection.point``; at another point it is left out). An
+    unbounded upper end (the target is not reached in more than the tail share of resamples) leaves
+    ``far`` None. ``samples`` holds the resamples' projected (n_params, data_hours).
     """
     if level not in boot.levels:
         have = ", ".join(f"{v:g}" for v in boot.levels)
         raise ScalingError(f"the bootstrap has no {level:g} intervals (levels: {have})")
     accuracy = None
-    if "at.predicted" in boot.derived and projection.point is not None:
+    at = boot.derived.get("at.predicted")
+    # Only when the bootstrap evaluated the surface at this very point (its full-data estimate is then the
+    # projection's prediction); `scaling project --bootstrap` evaluates it at --at, another point.
+    if at is not None and projection.predicted is not None and at.estimate is not None \
+            and math.isclose(at.estimate, projection.predicted, rel_tol=1e-9, abs_tol=1e-12):
         accuracy = tuple(float(v) for v in boot.interval("at.predicted", level))
     near = far = None
     samples = None

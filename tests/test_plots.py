@@ -274,6 +274,9 @@ def test_bootstrap_interval_of_the_projection(grids: dict[str, pd.DataFrame], po
     assert iso.interval is iv and iso.target_band is None
     with pytest.raises(ScalingError, match=r"no 0\.5 intervals"):
         plots.bootstrap_interval(boot, proj, level=0.5)
+    # The bootstrap evaluated the surface at the scale projection's point, not at another projection's.
+    other = project_at(poly1["top5"], {"n_params": 2.5e9, "data_hours": 20_000, "image_px": 952}, target=0.949)
+    assert plots.bootstrap_interval(boot, other, level=0.95).accuracy is None
 
 
 def test_compute_distribution_from_bootstrap(human: tuple[Any, Projection], boot: Any) -> None:
