@@ -21,6 +21,7 @@ from scaling.cli_fit import (
     ProtocolOpt,
     SeedOpt,
     SelectionOpt,
+    WorkersOpt,
     YOpt,
     check_levels,
     fmt_interval,
@@ -171,6 +172,7 @@ def compare_cmd(
     seed: SeedOpt = 0,
     level: LevelOpt = None,
     group: GroupOpt = None,
+    workers: WorkersOpt = 1,
     rolling: RollingOpt = "data_hours",
     level_tol: LevelTolOpt = 0.05,
     data: DataOpt = None,
@@ -214,7 +216,7 @@ def compare_cmd(
         result = compare(frame, names, y=ycol, axes=axis_list, point=point, kind=kind,
                          target=None if tgt is None else tgt.value, options=options, n_bootstrap=n_bootstrap,
                          seed=seed, group=grp, levels=levels, rolling_axis=roll, level_tol=level_tol,
-                         progress=update)
+                         progress=update, workers=workers)
     if as_json:
         emit_json("scaling.compare/v1", {"data": source, **({"target_spec": tgt.to_dict()} if tgt else {}),
                                          **result.to_dict()})

@@ -101,6 +101,7 @@ def compare(
     rolling_axis: str | None = "data_hours",
     level_tol: float = DEFAULT_LEVEL_TOL,
     progress: Callable[[str, int, int], None] | None = None,
+    workers: int = 1,
 ) -> CompareResult:
     """Fit, backtest and project every form in ``forms``; ``n_bootstrap = 0`` skips the intervals."""
     if not forms:
@@ -132,7 +133,7 @@ def compare(
             boot = bootstrap(data, form, y=y, axes=axes, kind=kind, weights=weights, n=n_bootstrap, seed=seed,
                              group=group, levels=levels, derived=derived, full=r, keep_samples=False,
                              progress=None if progress is None else lambda d, t, f=form: progress(f, d, t),
-                             **dict(options.get(form, {})))
+                             workers=workers, **dict(options.get(form, {})))
             interval = boot.derived["at.predicted"].intervals
             p_meets = boot.probabilities.get("at.meets_target")
             if boot.n_failed:
