@@ -460,6 +460,11 @@ def bootstrap(
         notes.append(f"only {n_ok} fitted resamples: the outer percentiles are noisy (use >= 1000)")
     if full.ceiling is None:
         notes.append("the form has no ceiling: 'ceiling' is unbounded (+inf) in every resample")
+    undefined = {k: int(np.sum(np.isnan(np.asarray(v, dtype=float)))) for k, v in value_samples.items()}
+    undefined = {k: c for k, c in undefined.items() if c}
+    if undefined:
+        notes.append("no value (e.g. no FLOPs estimate: the compute model has no shape there), left out of the "
+                     "intervals: " + ", ".join(f"{k} in {c} resamples" for k, c in undefined.items()))
     unbounded = {k: int(np.sum(np.isinf(np.asarray(v, dtype=float)))) for k, v in value_samples.items()}
     unbounded = {k: c for k, c in unbounded.items() if c}
     if unbounded:
