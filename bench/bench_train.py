@@ -26,6 +26,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runs_db.archs import get_arch
 from train.model import MaskedAutoencoder, mae_loss, mask_noise
-from train.runtime import cpu_has_fast_bf16, param_groups
+from train.runtime import cpu_has_fast_bf16, param_groups, use_attention_kernel_for
 
 
 class ReferenceMAE(MaskedAutoencoder):
@@ -69,9 +70,10 @@ def meta_flops(cls: type, args: argparse.Namespace) -> float:
     return counter.get_total_flops() / 2
 
 
-def images_per_s(cls: type, args: argparse.Namespace, precision: str, device: torch.device) -> float:
+def make_step(cls: type, args: argparse.Namespace, precision: str, device: torch.device) -> Callable[[], None]:
+    """One training step (forward, fp32 loss, backward, AdamW) of a freshly built model on a fixed batch."""
     torch.manual_seed(0)
-    model = build(cls, args).to(device)
+    model = use_attention_kernel_for(build(cls, args).to(device), device)  # as training does, for both
     opt = torch.optim.AdamW(param_groups(model, 0.0), lr=1e-4, betas=(0.9, 0.95))
     imgs = torch.randn(args.batch, 3, args.image_px, args.image_px, device=device)
     noise = mask_noise(range(args.batch), model.n_patches, 0).to(device)
@@ -83,18 +85,26 @@ def images_per_s(cls: type, args: argparse.Namespace, precision: str, device: to
         loss.backward()
         opt.step()
 
-    for _ in range(args.warmup):
-        step()
-    times = []
-    for _ in range(args.steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return args.batch / statistics.median(times)
+    return step
+
+
+def paired_images_per_s(args: argparse.Namespace, precision: str, device: torch.device) -> tuple[float, float]:
+    """images/s of the MAE and of the reference, their steps interleaved so that any other load on a
+    shared machine falls on both alike (a ratio of two blocks timed minutes apart is not side by side)."""
+    steps = {"mae": make_step(MaskedAutoencoder, args, precision, device),
+             "ref": make_step(ReferenceMAE, args, precision, device)}
+    times: dict[str, list[float]] = {k: [] for k in steps}
+    for i in range(args.warmup + args.steps):
+        for name, step in steps.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - t0)
+    return args.batch / statistics.median(times["mae"]), args.batch / statistics.median(times["ref"])
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, seconds: float = 0.4) -> float:
@@ -148,7 +158,7 @@ def main() -> None:
     p.add_argument("--decoder-heads", type=int, default=16)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--steps", type=int, default=7)
     p.add_argument("--precision", choices=["both", "fp32", "bf16"], default="both")
     p.add_argument("--json", type=Path, help="Also write the results as JSON.")
     args = p.parse_args()
@@ -175,8 +185,7 @@ def main() -> None:
     for precision in precisions:
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         peak = matmul_peak(dtype, device)
-        mae = images_per_s(MaskedAutoencoder, args, precision, device)
-        ref = images_per_s(ReferenceMAE, args, precision, device)
+        mae, ref = paired_images_per_s(args, precision, device)
         peak = max(peak, matmul_peak(dtype, device))  # before and after: a busy neighbour only lowers it
         speedup = mae / ref
         r = {"matmul_peak_flops": peak, "mae_images_per_s": mae, "reference_images_per_s": ref,

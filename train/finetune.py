@@ -33,7 +33,7 @@ from train.data import normalize
 from train.errors import TrainDiverged, TrainError
 from train.finetune_data import LabelledImages, LabelledSet, label_subset, read_finetune_data, read_ood
 from train.model import ViTClassifier, build_vit, count_params, mix_seed
-from train.runtime import NullReporter, Reporter, autocast, param_groups, resolve_precision
+from train.runtime import NullReporter, Reporter, autocast, param_groups, resolve_precision, use_attention_kernel_for
 
 CKPT_NAME = "finetune.ckpt"
 LOG_NAME = "finetune_log.txt"
@@ -110,7 +110,7 @@ def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, tor
     torch.manual_seed(mix_seed(cfg.seed, 1))
     model = ViTClassifier(build_vit(shape, image_px), len(data.train.classes))
     model.encoder.load_state_dict(encoder)
-    model.to(env.device)
+    use_attention_kernel_for(model.to(env.device), env.device)
     n_parameters = count_params(model)
     if cfg.linear_probe:
         model.encoder.requires_grad_(False)

@@ -28,7 +28,15 @@ from train.config import PretrainConfig
 from train.data import FrameCorpus, PretrainStream, StreamBatches, Subset, normalize
 from train.errors import TrainDiverged, TrainError
 from train.model import MaskedAutoencoder, check_mask_ratio, mask_noise, mix_seed
-from train.runtime import NullReporter, Reporter, autocast, lr_at, param_groups, resolve_precision
+from train.runtime import (
+    NullReporter,
+    Reporter,
+    autocast,
+    lr_at,
+    param_groups,
+    resolve_precision,
+    use_attention_kernel_for,
+)
 
 CKPT_NAME = "pretrain.ckpt"
 LOG_NAME = "pretrain_log.txt"
@@ -87,7 +95,7 @@ def run_pretrain(cfg: PretrainConfig, corpus: FrameCorpus, subset: Subset, out_d
     total = cfg.total_steps()
 
     torch.manual_seed(mix_seed(cfg.seed, MODEL_SEED_SALT))
-    model = build_mae(cfg).to(env.device)
+    model = use_attention_kernel_for(build_mae(cfg).to(env.device), env.device)
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     step, seconds, history = 0, 0.0, []
     window = [0.0, 0.0, 0]  # loss sum, grad-norm sum, steps since the last log line
