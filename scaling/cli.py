@@ -45,8 +45,12 @@ def root(
     [bold]Examples[/bold]
 
       scaling project                      # what reaches human-level top-5 on the published grid
+      scaling project --figure projection.png --bootstrap 1000
+      scaling compare --metric top5        # every form, backtested, side by side
       scaling fit --form powerlaw --metric top1
+      scaling plot iso --out iso.png
       scaling runs list --arch vit_h14
+      scaling train demo                   # a tiny real-data grid point (needs the train extra)
     """
     ctx.obj = {"db": db}
 

@@ -407,6 +407,10 @@ def project_cmd(
                      "largest for n_params and data_hours, 8 x for image_px]."),
     ] = None,
     frontier_rows: Annotated[int, typer.Option(min=0, help="Rows of the iso-target frontier of --optimal.")] = 9,
+    figure: Annotated[
+        Path | None,
+        typer.Option("--figure", help="Also write the iso-accuracy map with the projection: .png, .pdf or .svg."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Invert a fitted form: what scale (and compute) reaches the target?
@@ -431,6 +435,7 @@ def project_cmd(
       scaling project --mode at --at n_params=2.5e9,data_hours=20000,image_px=952
       scaling project --form powerlaw --bootstrap 1000 --seed 1
       scaling project --form logit1 --optimal --bounds image_px=224:952
+      scaling project --figure projection.png           # and the iso-accuracy map of the answer
     """
     from scaling.project import (
         ComputeAssumptions,
@@ -443,6 +448,10 @@ def project_cmd(
 
     if mode not in {"all", "scale", "solve", "at"}:
         raise typer.BadParameter(f"unknown mode {mode!r}; use all, scale, solve or at", param_hint="--mode")
+    if figure is not None:
+        from scaling.plot_style import figure_format
+
+        figure_format(figure)  # a bad suffix fails before any work
     tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol, kind=kind)
     axis_list = split_csv(axes)
     levels = check_levels(level)
@@ -495,8 +504,11 @@ def project_cmd(
                              options=form_options(form, tgt.metric, chance, huber_delta), derived=derived,
                              workers=workers)
 
+    if figure is not None:
+        _save_figure(figure, result, out, tgt, frame, boot)
     if as_json:
         payload: dict[str, Any] = {
+            "figure": None if figure is None else str(figure),
             "target": tgt.to_dict(),
             "data": source,
             "fit": result.to_dict(),
@@ -519,6 +531,25 @@ def project_cmd(
     if boot is not None:
         render_bootstrap(boot, boot.derived, f"Bootstrap intervals ({result.form})", _quantity_format(kind))
         _render_probabilities(boot)
+
+
+def _save_figure(path: Path, fit: Any, out: list[tuple[str, Projection]], target: Any, frame: Any,
+                 boot: Any) -> None:
+    """The iso-accuracy map of the first answer that reached the target (else the first answer).
+
+    Its interval is the bootstrap's when one ran, else the closed-form confidence band of linear forms.
+    """
+    from scaling import plots
+    from scaling.forms import get_form
+
+    if not {"n_params", "data_hours"} <= set(fit.axes):
+        raise ScalingError("--figure maps n_params x data_hours: fit with those axes")
+    reached = [p for _, p in out if p.reachable and p.point is not None]
+    projection = reached[0] if reached else (out[0][1] if out else None)
+    interval: Any = "band" if get_form(fit.form).family == "linear" else None
+    if boot is not None and projection is not None and projection.mode in {"scale", "solve"} and projection.point:
+        interval = plots.bootstrap_interval(boot, projection, level=max(boot.levels))
+    plots.save_projection_figure(fit, projection, target, path, grid=frame, interval=interval)
 
 
 def parse_bounds(text: str) -> dict[str, tuple[float, float]]:

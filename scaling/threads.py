@@ -3,8 +3,8 @@
 L-BFGS-B and the small least-squares solves of the fitters call BLAS on vectors of a few dozen numbers.
 With a multi-threaded OpenBLAS every such call synchronises its threads; on a busy 2-core machine that
 made power-law fits and bootstrap refits about 8x slower (measured: 0.5 ms instead of 0.06 ms per
-L-BFGS-B iteration). threadpoolctl is optional (it is not a declared dependency of this package): without
-it ``single_threaded_blas`` does nothing.
+L-BFGS-B iteration). threadpoolctl is a declared dependency; should it be missing all the same,
+``single_threaded_blas`` does nothing.
 """
 
 from __future__ import annotations

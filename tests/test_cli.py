@@ -152,3 +152,20 @@ def test_export_then_import_adds_nothing(tmp_path: Path, published_db_path: Path
     assert exported["rows"] > 0 and out.exists()
     report = ok_json(db, "runs", "import", str(out))
     assert report["runs_added"] == 0 and report["runs_unchanged"] == 78
+
+
+def test_project_writes_its_figure(published_db_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "projection.png"
+    doc = ok_json(published_db_path, "project", "--figure", str(out))
+    assert doc["figure"] == str(out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    # the same answer drawn twice gives the same bytes (fixed metadata)
+    again = tmp_path / "again.png"
+    ok_json(published_db_path, "project", "--figure", str(again))
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_project_figure_with_a_bad_suffix_fails_before_work(published_db_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "projection.gif"
+    assert ".png, .pdf or .svg" in one_line_error(invoke(published_db_path, "project", "--figure", str(out)))
+    assert not out.exists()
