@@ -33,8 +33,12 @@ def list_cmd(
     source: Annotated[str | None, typer.Option(help="Only this source, e.g. published:orhan2023.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status: COMPLETED, RUNNING or FAILED.")] = None,
     with_metric: Annotated[
-        str, typer.Option(help="Show this ImageNet metric (best epoch) beside each run: top1 or top5.")
+        str, typer.Option(help="Show this metric (best epoch) beside each run: top1 or top5.")
     ] = "top1",
+    protocol: Annotated[
+        str, typer.Option(help="... under this evaluation protocol, e.g. finetune-digits-20pct for the demo.")
+    ] = "finetune-in1k-2pct",
+    eval_set: Annotated[str, typer.Option(help="... on this eval set, e.g. digits-val.")] = "imagenet-val",
     as_json: JsonOpt = False,
 ) -> None:
     """List the runs (one per pretraining grid point).
@@ -44,13 +48,14 @@ def list_cmd(
       scaling runs list
       scaling runs list --arch vit_h14 --image-px 476
       scaling runs list --json | jq length
+      scaling runs list --arch vit_nano8 --protocol finetune-digits-20pct --eval-set digits-val
     """
     db = open_database(ctx)
     filters: dict[str, Any] = {k: v for k, v in
                                {"arch": arch, "image_px": image_px, "source": source, "status": status}.items()
                                if v is not None}
     frame = db.list_runs(**filters)
-    grid = db.grid(metric=with_metric)
+    grid = db.grid(protocol=protocol, eval_set=eval_set, metric=with_metric)
     acc = dict(zip(grid["run_id"], grid["value"], strict=True)) if not grid.empty else {}
     if as_json:
         records = json.loads(frame.to_json(orient="records"))
@@ -65,7 +70,7 @@ def list_cmd(
             str(r["source"]), fmt_percent(acc.get(r["run_id"])),
         ])
     cols = ["run id", "arch", "parameters", "image", "data", "fraction", "subset seed", "images seen",
-            "pretraining FLOPs", "status", "source", f"{with_metric} (best)"]
+            "pretraining FLOPs", "status", "source", f"{eval_set} {with_metric} (best)"]
     stdout_console().print(table(f"{len(rows)} runs in {db.path}", cols, rows))
 
 

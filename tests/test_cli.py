@@ -147,3 +147,14 @@ def test_project_figure_with_a_bad_suffix_fails_before_work(published_db_path: P
     out = tmp_path / "projection.gif"
     assert ".png, .pdf or .svg" in one_line_error(invoke(published_db_path, "project", "--figure", str(out)))
     assert not out.exists()
+
+
+def test_runs_list_shows_the_chosen_evaluation(published_db_path: Path) -> None:
+    top5 = invoke(published_db_path, "runs", "list", "--arch", "vit_s14", "--with-metric", "top5")
+    assert top5.exit_code == 0, top5.output
+    assert "imagenet-val top5 (best)" in top5.stdout and "%" in top5.stdout
+    # a protocol these runs were never evaluated under leaves the column empty rather than borrowing another
+    other = invoke(published_db_path, "runs", "list", "--arch", "vit_s14", "--protocol", "finetune-digits-20pct",
+                   "--eval-set", "digits-val")
+    assert other.exit_code == 0, other.output
+    assert "digits-val top1 (best)" in other.stdout and "%" not in other.stdout
