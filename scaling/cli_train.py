@@ -39,7 +39,8 @@ def train_errors(func: F) -> F:
         import train
 
         if not train.torch_available():
-            stderr_console().print(f"error: torch is not installed; {train.INSTALL_HINT}", markup=False)
+            stderr_console().print(f"error: torch is not installed; {train.INSTALL_HINT}", markup=False,
+                                   soft_wrap=True)
             raise typer.Exit(1)
         from runs_db import RunsDBError
         from scaling.errors import ScalingError
@@ -54,7 +55,8 @@ def train_errors(func: F) -> F:
             raise typer.Exit(1) from None
         except ModuleNotFoundError as exc:
             if (exc.name or "").split(".")[0] in ("torch", "torchvision", "timm", "av", "sklearn"):
-                stderr_console().print(f"error: {exc.name} is not installed; {train.INSTALL_HINT}", markup=False)
+                stderr_console().print(f"error: {exc.name} is not installed; {train.INSTALL_HINT}", markup=False,
+                                       soft_wrap=True)
                 raise typer.Exit(1) from None
             raise
 

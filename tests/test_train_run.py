@@ -128,7 +128,7 @@ def test_train_without_torch_is_one_line(tmp_path: Path) -> None:
              "            raise ImportError(name)\nsys.meta_path.insert(0, _Block())\n"
              "sys.argv = ['scaling', 'train', 'pretrain', '--data', 'x']\nfrom scaling.cli import main\nmain()\n")
     proc = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env={**os.environ, "SCALING_DB": str(tmp_path / "db.sqlite")})
+                          env={**os.environ, "COLUMNS": "60", "SCALING_DB": str(tmp_path / "db.sqlite")})
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         "error: torch is not installed; install the training extra: pip install 'humanlike-scaling[train]'"]
