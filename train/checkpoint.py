@@ -82,3 +82,21 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, ValueError) as e:
         raise TrainError(f"cannot load checkpoint {path}: {str(e).splitlines()[0]}") from None
+
+
+def resume(path: Path, identity: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+           *, mismatch: str) -> dict[str, Any] | None:
+    """Restore model, optimizer and RNG from the checkpoint at ``path`` if there is one; returns its state.
+
+    ``identity`` must equal the one the checkpoint was written with: resuming another configuration's
+    weights would silently train something else (``mismatch`` says what to do instead).
+    """
+    if not path.exists():
+        return None
+    state = load_checkpoint(path)
+    if state.get("identity") != identity:
+        raise TrainError(f"{path} belongs to {mismatch}")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    set_rng_state(state["rng"])
+    return state

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from runs_db.archs import ViTShape
 from train import dist
-from train.checkpoint import atomic_write_bytes, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from train.checkpoint import atomic_write_bytes, resume, rng_state, save_checkpoint
 from train.config import FinetuneConfig
 from train.data import normalize
 from train.errors import TrainDiverged, TrainError
@@ -119,14 +119,9 @@ def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, tor
     seconds = 0.0
     ckpt_path = out_dir / CKPT_NAME
     log_lines: list[dict[str, Any]] = []
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        if state.get("identity") != identity:
-            raise TrainError(f"{ckpt_path} belongs to another fine-tuning configuration; delete it or use another "
-                             "output folder")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
+    state = resume(ckpt_path, identity, model, opt,
+                   mismatch="another fine-tuning configuration; delete it or use another output folder")
+    if state is not None:
         epochs = [EpochScores(**e) for e in state["epochs"]]
         log_lines, seconds = list(state["log"]), float(state["seconds"])
         if epochs:

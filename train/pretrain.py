@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from runs_db.archs import get_arch
 from train import dist
-from train.checkpoint import atomic_write_bytes, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from train.checkpoint import atomic_write_bytes, resume, rng_state, save_checkpoint
 from train.config import PretrainConfig
 from train.data import FrameCorpus, PretrainStream, StreamBatches, Subset, normalize
 from train.errors import TrainDiverged, TrainError
@@ -100,14 +100,9 @@ def run_pretrain(cfg: PretrainConfig, corpus: FrameCorpus, subset: Subset, out_d
     step, seconds, history = 0, 0.0, []
     window = [0.0, 0.0, 0]  # loss sum, grad-norm sum, steps since the last log line
     done = False
-    if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
-        if state.get("identity") != identity:
-            raise TrainError(f"{ckpt_path} belongs to another configuration or data; use another --out or "
-                             "delete that folder")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
+    state = resume(ckpt_path, identity, model, opt,
+                   mismatch="another configuration or data; use another --out or delete that folder")
+    if state is not None:
         step, seconds, history = int(state["step"]), float(state["seconds"]), list(state["history"])
         window = list(state["window"])
         done = bool(state["done"])
