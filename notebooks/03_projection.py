@@ -16,7 +16,7 @@
 #
 # The abstract of Orhan (2023) says that a 2.5B-parameter ViT trained on 20,000 hours of human-like
 # video at 952 px "should be able to reach roughly human-level accuracy on ImageNet". The paper's
-# human reference and fitted function are not public (notes-paper §3.4, §5); the toolkit's default
+# human reference and fitted function are not in its public materials; the toolkit's default
 # target is human top-5 accuracy, 94.9% (Russakovsky et al. 2015), and its default form the study's
 # polynomial in log N, log D, log R (`poly1`, reconstructed).
 #
@@ -32,8 +32,7 @@ import pandas as pd
 
 import runs_db
 from scaling import plots
-from scaling.bootstrap import projection_quantities
-from scaling.cli_fit import run_bootstrap
+from scaling.bootstrap import bootstrap, projection_quantities
 from scaling.fit import fit
 from scaling.project import compute_assumptions_from_grid, project_at, project_axis, project_scale, reference_point
 from scaling.targets import resolve_target
@@ -136,7 +135,8 @@ pd.DataFrame([iso.interval.near, {k: scale.point[k] for k in ("n_params", "data_
 
 # %%
 derived = projection_quantities(target.value, reference=reference_point(result), at=scale.point)
-boot = run_bootstrap(grid, result, n=N_BOOT, seed=SEED, levels=(LEVEL,), group=None, options={}, derived=derived)
+boot = bootstrap(grid, result.form, y=result.y, axes=result.axes, kind=result.kind, n=N_BOOT, seed=SEED,
+                 group="run_id", levels=(LEVEL,), derived=derived, full=result)
 boot_interval = plots.bootstrap_interval(boot, scale, level=LEVEL)
 iso_boot = plots.iso_accuracy_data(result, grid=grid, target=target, projection=scale, interval=boot_interval,
                                    n=MAP_POINTS)

@@ -29,8 +29,7 @@ import pandas as pd
 
 import runs_db
 from scaling import plots
-from scaling.bootstrap import projection_quantities
-from scaling.cli_fit import run_bootstrap
+from scaling.bootstrap import bootstrap, projection_quantities
 from scaling.fit import fit
 from scaling.optimal import flops_cost, optimal_allocation
 from scaling.project import compute_assumptions_from_grid, project_scale, reference_point
@@ -100,7 +99,8 @@ front.frame.round(3)
 derived = projection_quantities(target.value, reference=ref, compute=assumptions,
                                 optimal={"cost": flops_cost(assumptions, opt.bounds), "bounds": opt.bounds,
                                          "start": opt.optimum.point})
-boot = run_bootstrap(grid, result, n=N_BOOT, seed=SEED, levels=(LEVEL,), group=None, options={}, derived=derived)
+boot = bootstrap(grid, result.form, y=result.y, axes=result.axes, kind=result.kind, n=N_BOOT, seed=SEED,
+                 group="run_id", levels=(LEVEL,), derived=derived, full=result)
 dists = {key: plots.compute_distribution_from_bootstrap(boot, key=key, target=target.value, target_label=label,
                                                         level=LEVEL)
          for key in ("scale.flops", "optimal.flops")}
