@@ -108,7 +108,7 @@ plots.plot_loss_curves(loss, ax)
 save(fig, "fig6-loss-curves")
 
 # %% [markdown]
-# ## Checks against the published logs (notes-paper §4)
+# ## Checks against the published logs (values in REFERENCE_VALUES.md)
 
 # %%
 def mean_top1(arch, px, fraction):

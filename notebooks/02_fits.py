@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 2. The fits compared
 #
-# The paper's fitted function is not public (notes-paper §5). `scaling.forms` registers the candidates:
+# The paper's fitted function is not in its public materials. `scaling.forms` registers the candidates:
 # the study's polynomial in log N, log D, log R (`poly1`, our reconstruction), its quadratic
 # extension (`poly2`), the same on logit(accuracy) (`logit1`, `logit2`), and additive power laws in the
 # error (`powerlaw`, and `powerlaw_chance` whose error tends to chance for tiny models). Every form is
@@ -94,7 +94,7 @@ save(fig, "forms-compared")
 # %% [markdown]
 # ## Checks
 #
-# Against our exploratory reconstruction in notes-paper §5.1 (OLS on the 78 best-epoch runs; these are
+# Against an independent OLS reconstruction on the 78 best-epoch runs (REFERENCE_VALUES.md; these are
 # not the paper's numbers, which are not public).
 
 # %%
@@ -108,7 +108,7 @@ assert abs(per_decade["log10(image_px)"] - 16.88) < 5e-3
 assert abs(stats.loc[("top1", "poly1"), "at 2.5B / 20,000 h / 952 px (%)"] - 53.2) < 0.05
 assert abs(stats.loc[("top5", "poly1"), "at 2.5B / 20,000 h / 952 px (%)"] - 85.8) < 0.05
 assert abs(stats.loc[("top5", "logit1"), "at 2.5B / 20,000 h / 952 px (%)"] - 81.5) < 0.05
-if "powerlaw" in forms:  # the additive power law in the error (notes-paper §5.1: R2 0.933 on log(100 - acc))
+if "powerlaw" in forms:  # the additive power law in the error (REFERENCE_VALUES.md: R2 0.933 on log(100 - acc))
     assert 0.92 < stats.loc[("top1", "powerlaw"), "R2"] < stats.loc[("top1", "poly1"), "R2"]
 # More flexible forms fit the grid better in sample (and AICc still prefers poly2 over poly1 here).
 assert stats.loc[("top1", "poly2"), "AICc"] < stats.loc[("top1", "poly1"), "AICc"]

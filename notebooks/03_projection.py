@@ -152,7 +152,7 @@ pd.DataFrame({name: boot.interval(key, LEVEL) for key, name in quantities.items(
 # %% [markdown]
 # ## Checks
 #
-# Against the exploratory reconstruction in notes-paper §5.1 (not the paper's own numbers).
+# Against the independent OLS reconstruction in REFERENCE_VALUES.md (not the paper's own numbers).
 
 # %%
 assert FORM != "poly1" or abs(100 * scenario.predicted - 85.8) < 0.05  # poly1 top-5 at 2.5B / 20k h / 952 px
