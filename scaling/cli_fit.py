@@ -18,6 +18,7 @@ from scaling.render import (
     fmt_number,
     fmt_params,
     fmt_percent,
+    fmt_px,
     stderr_console,
     stdout_console,
     table,
@@ -333,8 +334,7 @@ def _point_cells(p: Projection) -> list[str]:
     pt = p.point or {}
     n = fmt_params(pt["n_params"]) if "n_params" in pt else "-"
     d = fmt_hours(pt["data_hours"]) if "data_hours" in pt else "-"
-    px = pt.get("image_px")
-    r = "-" if px is None else (f"{px:.0f} px" if px < 1e6 else f"{px:.2e} px")
+    r = fmt_px(pt.get("image_px"))
     return [n, d, r]
 
 
@@ -578,7 +578,7 @@ def _quantity_format(kind: str) -> Any:
         if name.endswith("data_hours"):
             return fmt_hours
         if name.endswith("image_px"):
-            return lambda v: f"{v:.0f} px" if v < 1e6 else f"{v:.2e} px"
+            return fmt_px
         if name.endswith("factor"):
             return lambda v: f"x{v:.3g}"
         return fmt_number
@@ -606,7 +606,7 @@ def _alloc_cells(a: Any) -> list[str]:
     if not a.reachable or a.point is None:
         return ["-", "-", "-", "-", "no", a.reason]
     pt = a.point
-    return [fmt_params(pt["n_params"]), fmt_hours(pt["data_hours"]), f"{pt['image_px']:.0f} px",
+    return [fmt_params(pt["n_params"]), fmt_hours(pt["data_hours"]), fmt_px(pt["image_px"]),
             fmt_flops(a.cost), "yes", ", ".join(a.at_bounds)]
 
 

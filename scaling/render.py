@@ -93,6 +93,13 @@ def fmt_hours(h: float | None) -> str:
     return f"{h:,.0f} h" if h >= 100 else f"{h:.3g} h"
 
 
+def fmt_px(px: float | None) -> str:
+    """Image side in px; far projections (millions of px and more) in scientific notation."""
+    if px is None or not math.isfinite(px):
+        return "-"
+    return f"{px:.0f} px" if px < 1e6 else f"{px:.2e} px"
+
+
 def fmt_percent(v: float | None) -> str:
     return "-" if v is None or not math.isfinite(v) else f"{100 * v:.1f}%"
 
