@@ -4,8 +4,8 @@ Both sides refit the same resamples (whole runs drawn with replacement, seed fix
 objective, the summed Huber (delta 1e-3) loss of log(pred) - log(1 - accuracy) for
 1 - accuracy = E + sum_k A_k x_k^-alpha_k over x = (n_params, data_hours, image_px):
 
-- fast: ``scaling.bootstrap.bootstrap`` (each resample warm-started from the full-data solution by
-  ``scaling.fit_varpro.solve_warm``: L-BFGS-B from it, an IRLS-screened search for other basins, cold
+- fast: ``scaling.resampling.bootstrap`` (each resample warm-started from the full-data solution by
+  ``scaling.forms.varpro.solve_warm``: L-BFGS-B from it, an IRLS-screened search for other basins, cold
   VarPro fit if the warm start fails), timed end to end over all resamples, plus the full-data fit;
 - plain: a straightforward loop written here: for every resample, L-BFGS-B from a grid of starts in the
   log-sum-exp parametrisation pred = LSE(a_k - alpha_k log x_k, e) (Hoffmann et al. 2022, App. D.2),
@@ -35,9 +35,9 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import huber, logsumexp
 
-from scaling.bootstrap import bootstrap, group_codes, projection_quantities, resample_indices
-from scaling.fit import fit
-from scaling.fit_varpro import make_problem, objective, solve_powerlaw
+from scaling.resampling import bootstrap, group_codes, projection_quantities, resample_indices
+from scaling.fitting import fit
+from scaling.forms.varpro import make_problem, objective, solve_powerlaw
 from scaling.threads import single_threaded_blas
 
 DELTA = 1e-3

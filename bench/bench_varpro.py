@@ -8,7 +8,7 @@ sizes around the published Chinchilla parameters, 1% multiplicative noise, fixed
   grid alpha, beta in {0, 0.5, ..., 2}, e in {-1, -0.5, ..., 1}, a, b in {0, 5, ..., 25}
   (5*5*5*6*6 = 4,500 starts; Hoffmann et al. 2022 App. D.2 as replicated by Epoch), scipy L-BFGS-B with
   an analytic gradient, best objective kept.
-- varpro: ``scaling.fit_varpro.solve_powerlaw`` (exponent grid + NNLS, then L-BFGS-B refinement).
+- varpro: ``scaling.forms.varpro.solve_powerlaw`` (exponent grid + NNLS, then L-BFGS-B refinement).
 
     .venv/bin/python bench/bench_varpro.py              # all 4,500 starts (about half a minute)
     .venv/bin/python bench/bench_varpro.py --starts 500 # an evenly spaced subset of the start grid
@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import huber, logsumexp
 
-from scaling.fit_varpro import solve_powerlaw
+from scaling.forms.varpro import solve_powerlaw
 
 DELTA = 1e-3
 TRUE = {"E": 1.69, "A": 406.4, "alpha": 0.34, "B": 410.7, "beta": 0.28}

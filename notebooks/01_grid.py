@@ -28,7 +28,7 @@ from pathlib import Path
 
 import runs_db
 from scaling import plots
-from scaling.fit import fit
+from scaling.fitting import fit
 
 # %% tags=["parameters"]
 DB = None  # run database (SQLite path); None: $SCALING_DB or the default, built from the published grid

@@ -28,10 +28,10 @@ import pandas as pd
 
 import runs_db
 from scaling import plots
-from scaling.cli_fit import default_chance
-from scaling.fit import fit
+from scaling.cli.fit import default_chance
+from scaling.fitting import fit
 from scaling.forms import list_forms
-from scaling.project import project_at
+from scaling.projection import project_at
 
 # %% tags=["parameters"]
 DB = None  # run database (SQLite path); None: the default

@@ -20,7 +20,7 @@
 # target is human top-5 accuracy, 94.9% (Russakovsky et al. 2015), and its default form the study's
 # polynomial in log N, log D, log R (`poly1`, reconstructed).
 #
-# Three questions (`scaling.project`): by what common factor must parameters, data and image side all
+# Three questions (`scaling.projection`): by what common factor must parameters, data and image side all
 # grow from the largest trained run (ViT-H/14, 5,000 h, 476 px)? How much data at that model? What
 # does the fit predict at the paper's scenario? Then figure 3, the iso-accuracy map.
 
@@ -32,9 +32,9 @@ import pandas as pd
 
 import runs_db
 from scaling import plots
-from scaling.bootstrap import bootstrap, projection_quantities
-from scaling.fit import fit
-from scaling.project import compute_assumptions_from_grid, project_at, project_axis, project_scale, reference_point
+from scaling.resampling import bootstrap, projection_quantities
+from scaling.fitting import fit
+from scaling.projection import compute_assumptions_from_grid, project_at, project_axis, project_scale, reference_point
 from scaling.targets import resolve_target
 
 # %% tags=["parameters"]

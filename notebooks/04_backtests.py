@@ -15,7 +15,7 @@
 # # 4. Backtests: which form extrapolates?
 #
 # A projection to human level lies 0.6 decades or more beyond the data, so what matters is how a form
-# predicts runs it has not seen, not how well it fits the ones it has. `scaling.backtest` fits each form
+# predicts runs it has not seen, not how well it fits the ones it has. `scaling.backtesting` fits each form
 # on the smaller part of the grid and predicts the larger: leave the largest level of one axis out,
 # all of them at once ("joint"), and rolling origins along the data axis (fit on <= 5 h, predict the
 # rest; fit on <= 50 h, predict 500 and 5,000 h). Forms are ranked by mean held-out RMSE over the
@@ -29,8 +29,8 @@ import pandas as pd
 
 import runs_db
 from scaling import plots
-from scaling.backtest import backtest
-from scaling.cli_fit import default_chance
+from scaling.backtesting import backtest
+from scaling.cli.fit import default_chance
 from scaling.forms import list_forms
 
 # %% tags=["parameters"]

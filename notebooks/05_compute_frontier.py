@@ -15,7 +15,7 @@
 # # 5. The compute-optimal frontier
 #
 # Scaling every axis by one factor (notebook 3) is one way to reach human level; it is not the cheapest.
-# `scaling.optimal` finds the (parameters, hours, image size) that reach the target for the least
+# `scaling.allocation` finds the (parameters, hours, image size) that reach the target for the least
 # pretraining compute, with compute from the MAE FLOPs model (`scaling.compute`: encoder on the visible
 # patches, decoder on all of them) and the passes over the data of the largest trained run. The search
 # box runs from the smallest trained value of each axis to 10^6 times the largest (8 times for the image
@@ -29,10 +29,10 @@ import pandas as pd
 
 import runs_db
 from scaling import plots
-from scaling.bootstrap import bootstrap, projection_quantities
-from scaling.fit import fit
-from scaling.optimal import flops_cost, optimal_allocation
-from scaling.project import compute_assumptions_from_grid, project_scale, reference_point
+from scaling.resampling import bootstrap, projection_quantities
+from scaling.fitting import fit
+from scaling.allocation import flops_cost, optimal_allocation
+from scaling.projection import compute_assumptions_from_grid, project_scale, reference_point
 from scaling.targets import resolve_target
 
 # %% tags=["parameters"]

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from scaling.backtest import axis_levels, backtest, make_splits, seed_noise
+from scaling.backtesting import axis_levels, backtest, make_splits, seed_noise
 from scaling.errors import ScalingError
-from scaling.fit import fit
+from scaling.fitting import fit
 from scaling.forms import list_forms
 
 AXES = ["n_params", "data_hours", "image_px"]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from scaling.bootstrap import (
+from scaling.resampling import (
     bootstrap,
     group_codes,
     make_refitter,
@@ -19,8 +19,8 @@ from scaling.bootstrap import (
     resample_indices,
 )
 from scaling.errors import ScalingError
-from scaling.fit import fit
-from scaling.fit_varpro import solve_powerlaw, solve_warm
+from scaling.fitting import fit
+from scaling.forms.varpro import solve_powerlaw, solve_warm
 
 AXES = ["n", "d"]
 

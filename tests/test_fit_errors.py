@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from scaling.errors import FitError
-from scaling.fit import fit
+from scaling.fitting import fit
 
 
 def table(nn: int = 4, nd: int = 4) -> pd.DataFrame:
@@ -104,7 +104,7 @@ def test_prediction_input_errors() -> None:
 
 
 def test_non_convergence_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    import scaling.fit_varpro as fv
+    import scaling.forms.varpro as fv
 
     def never(theta0: np.ndarray, prob: fv.Problem, alpha_max: float) -> fv.Refined:
         return fv.Refined(theta0, 1.0, False, "ABNORMAL_TERMINATION_IN_LNSRCH")

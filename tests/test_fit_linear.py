@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from scaling.fit import fit
+from scaling.fitting import fit
 
 AXES = ["n_params", "hours", "px"]
 

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.fit import fit
-from scaling.fit_varpro import solve_chance, solve_powerlaw
+from scaling.fitting import fit
+from scaling.forms.varpro import solve_chance, solve_powerlaw
 
 # Amplitudes in raw units: 2.0 and 1.5 at the smallest grid value, 0.1 of that scale.
 TRUE2 = {"E": 0.3, "A_n": 0.2 * 1e7**0.35, "alpha_n": 0.35, "A_d": 0.15 * 1e2**0.25, "alpha_d": 0.25}

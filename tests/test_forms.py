@@ -41,8 +41,13 @@ def test_reregistering_a_name_is_an_error() -> None:
 
 
 def test_registering_a_new_form_is_listed() -> None:
+    from scaling.forms import _REGISTRY
+
     name = "test_dummy_form"
     register_form(FormInfo(name, "a dummy", "this test", "linear"), lambda data, **kw: None)
-    assert name in {f.name for f in list_forms()}
+    try:
+        assert name in {f.name for f in list_forms()}
+    finally:
+        _REGISTRY.pop(name)
     with pytest.raises(ValueError, match="family"):
         register_form(FormInfo("test_bad_family", "x", "y", "spline"), lambda data: None)

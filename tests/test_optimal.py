@@ -12,7 +12,7 @@ import pytest
 from scipy.special import expit
 
 from scaling.errors import ProjectionError
-from scaling.optimal import (
+from scaling.allocation import (
     ProportionalCost,
     flops_cost,
     optimal_allocation,
@@ -20,7 +20,7 @@ from scaling.optimal import (
     optimal_numerical,
     proportional_cost,
 )
-from scaling.project import ComputeAssumptions
+from scaling.projection import ComputeAssumptions
 
 AXES = ("n_params", "data_hours", "image_px")
 RANGES = {"n_params": (2e7, 6e8), "data_hours": (0.5, 5000.0), "image_px": (224.0, 476.0)}

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from scaling import plots
 from scaling.errors import ScalingError
-from scaling.fit import FitResult, fit
-from scaling.plot_style import (
+from scaling.fitting import FitResult, fit
+from scaling.plots.style import (
     SIZES,
     fmt_count,
     fmt_hours_tick,
@@ -24,7 +24,7 @@ from scaling.plot_style import (
     save_figure,
     size_colour,
 )
-from scaling.project import Projection, project_at, project_scale
+from scaling.projection import Projection, project_at, project_scale
 from scaling.targets import resolve_target
 
 AXES = ["n_params", "data_hours", "image_px"]
@@ -239,13 +239,13 @@ def test_compute_distribution() -> None:
         plots.compute_distribution_data([np.nan], level=0.9)
 
 
-# -- wired to scaling.bootstrap / backtest / optimal
+# -- wired to scaling.resampling / backtest / optimal
 
 
 @pytest.fixture(scope="module")
 def boot(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult], human: tuple[Any, Projection]) -> Any:
-    from scaling.bootstrap import bootstrap, projection_quantities
-    from scaling.project import compute_assumptions_from_grid, reference_point
+    from scaling.resampling import bootstrap, projection_quantities
+    from scaling.projection import compute_assumptions_from_grid, reference_point
 
     target, proj = human
     f = poly1["top5"]
@@ -290,7 +290,7 @@ def test_compute_distribution_from_bootstrap(human: tuple[Any, Projection], boot
 
 
 def test_backtest_parity_frame(grids: dict[str, pd.DataFrame]) -> None:
-    from scaling.backtest import backtest
+    from scaling.backtesting import backtest
 
     grid = grids["top1"]
     result = backtest(grid, ["poly1", "logit1"], y="value", axes=AXES)
@@ -316,8 +316,8 @@ def test_backtest_parity_frame(grids: dict[str, pd.DataFrame]) -> None:
 
 
 def test_frontier_data(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult]) -> None:
-    from scaling.optimal import optimal_allocation
-    from scaling.project import compute_assumptions_from_grid, reference_point
+    from scaling.allocation import optimal_allocation
+    from scaling.projection import compute_assumptions_from_grid, reference_point
 
     f = poly1["top5"]
     result = optimal_allocation(f, 0.949, compute_assumptions_from_grid(grids["top5"], reference_point(f)),

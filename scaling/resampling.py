@@ -7,7 +7,7 @@ size of the published grid shares. Each resample is refitted with the same form 
 
 - linear forms (poly/logit): weighted least squares on the full fit's retained design columns (the
   statsmodels fit is closed form too; this skips its bookkeeping);
-- power laws: ``scaling.fit_varpro.solve_warm`` from the full-data solution (L-BFGS-B warm start plus a
+- power laws: ``scaling.forms.varpro.solve_warm`` from the full-data solution (L-BFGS-B warm start plus a
   screen for other basins, cold VarPro fit when the warm start fails);
 - any other registered form: a full ``fit`` of the resampled frame.
 
@@ -32,7 +32,7 @@ import pandas as pd
 from scipy.special import expit, logit
 
 from scaling.errors import FitError, ScalingError
-from scaling.fit import FitResult, _jsonable, axis_matrix, fit
+from scaling.fitting import FitResult, _jsonable, axis_matrix, fit
 from scaling.threads import single_threaded_blas
 
 SCHEMA = "scaling.bootstrap/v1"
@@ -206,7 +206,7 @@ class Replicate:
 
 @dataclass(frozen=True)
 class ReplicateFit:
-    """A resample's fit seen through the projection interface (``scaling.project.FitLike``).
+    """A resample's fit seen through the projection interface (``scaling.projection.FitLike``).
 
     ``axis_ranges`` are those of the full data, so that reference points and "decades beyond the data"
     mean the same in every resample.
@@ -234,9 +234,9 @@ def _distinct_ok(X: np.ndarray, axes: Sequence[str], need: int) -> str | None:
 
 
 def _linear_refitter(full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Callable:
-    from scaling.fit_linear import design
+    from scaling.forms.linear import design
 
-    model = full._model
+    model = full.model
     keep = list(model.keep)
     D = design(X, full.axes, model.degree)[0][:, keep]
     z = logit(y) if model.link == "logit" else y
@@ -264,10 +264,10 @@ def _linear_refitter(full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarra
 
 
 def _powerlaw_refitter(full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Callable:
-    from scaling.fit_powerlaw import _canonical, _limit, _params
-    from scaling.fit_varpro import predict_error, solve_warm
+    from scaling.forms.powerlaw import _canonical, _limit, _params
+    from scaling.forms.varpro import predict_error, solve_warm
 
-    sol0 = full._model.sol
+    sol0 = full.model.sol
     err = 1.0 - y if full.kind == "accuracy" else y
     opts = full.options
     kw = {"delta": float(opts.get("huber_delta", 1e-3)), "alpha_max": float(opts.get("alpha_max", 2.0)),
@@ -298,22 +298,22 @@ def _powerlaw_refitter(full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndar
 def _generic_refitter(full: FitResult, data: pd.DataFrame, weights: str | None, options: dict) -> Callable:
     def refit(idx: np.ndarray) -> Replicate:
         r = fit(data.iloc[idx], full.form, y=full.y, axes=full.axes, kind=full.kind, weights=weights, **options)
-        return Replicate(dict(r.params), r.ceiling, r._require_model().predict, "full")
+        return Replicate(dict(r.params), r.ceiling, r.require_model().predict, "full")
 
     return refit
 
 
 def make_refitter(full: FitResult, data: pd.DataFrame, weights: str | None, options: dict) -> Callable:
     """A function ``refit(row_indices) -> Replicate`` for resamples of ``data`` (the frame ``full`` fitted)."""
-    from scaling.fit_linear import LinearModel
-    from scaling.fit_powerlaw import PowerLawModel
+    from scaling.forms.linear import LinearModel
+    from scaling.forms.powerlaw import PowerLawModel
 
     X = np.column_stack([pd.to_numeric(data[a]).to_numpy(dtype=float) for a in full.axes])
     y = pd.to_numeric(data[full.y]).to_numpy(dtype=float)
     w = None if weights is None else pd.to_numeric(data[weights]).to_numpy(dtype=float)
-    if isinstance(full._model, LinearModel):
+    if isinstance(full.model, LinearModel):
         return _linear_refitter(full, X, y, w)
-    if isinstance(full._model, PowerLawModel):
+    if isinstance(full.model, PowerLawModel):
         return _powerlaw_refitter(full, X, y, w)
     return _generic_refitter(full, data, weights, options)
 
@@ -509,7 +509,7 @@ def projection_quantities(
     compute: Any = None,
     optimal: Mapping[str, Any] | None = None,
 ) -> DerivedFn:
-    """A ``derived`` callback for ``bootstrap``: the projections of ``scaling.project`` on each resample.
+    """A ``derived`` callback for ``bootstrap``: the projections of ``scaling.projection`` on each resample.
 
     Values (``+inf`` where the target is not reached, so "needed" quantities are unbounded there):
     ``at.predicted``; ``scale.factor``, ``scale.<axis>``, ``scale.flops``; ``solve.<axis>``, ``solve.flops``;
@@ -520,7 +520,7 @@ def projection_quantities(
     The reference point (and the passes of the compute model) are those of the full data in every
     resample, so each quantity answers the same question.
     """
-    from scaling.project import project_at, project_axis, project_scale
+    from scaling.projection import project_at, project_axis, project_scale
 
     def flops(p: Any) -> float:
         return p.compute.flops if p.compute is not None else math.nan
@@ -552,7 +552,7 @@ def projection_quantities(
             if compute is not None:
                 values["solve.flops"] = flops(p) if events["solve.reachable"] else math.inf
         if optimal is not None:
-            from scaling.optimal import optimal_numerical
+            from scaling.allocation import optimal_numerical
 
             start = [optimal["start"]] if optimal.get("start") else []
             alloc = optimal_numerical(f, target, optimal["cost"], optimal["bounds"], starts=start, n_random=2,

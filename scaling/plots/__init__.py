@@ -10,7 +10,7 @@ Figure                                   data                          drawing
 5 bootstrap distribution of compute      ``compute_distribution_data`` ``plot_compute_distribution``
 6 MAE pretraining loss curves            ``loss_curves_data``          ``plot_loss_curves``
 
-Figures 4-6 live in ``scaling.plots_diagnostics`` and are re-exported here. ``save_figure`` writes
+Figures 4-6 live in ``scaling.plots.diagnostics`` and are re-exported here. ``save_figure`` writes
 .png/.pdf/.svg byte-reproducibly; ``save_projection_figure`` is figure 3 for one projection, in one call.
 
 Accuracies are fractions in the data and percent on the axes. Bands are labelled with what they are: a
@@ -34,7 +34,7 @@ from matplotlib.patches import Patch
 from matplotlib.path import Path as MplPath
 
 from scaling.errors import ScalingError
-from scaling.plot_style import (
+from scaling.plots.style import (
     COUNT_FORMATTER,
     HOURS_FORMATTER,
     NEUTRAL,
@@ -56,7 +56,7 @@ from scaling.plot_style import (
     size_rank,
     style,
 )
-from scaling.plots_diagnostics import (
+from scaling.plots.diagnostics import (
     ComputeDistribution,
     FrontierData,
     LossCurves,
@@ -76,8 +76,8 @@ from scaling.plots_diagnostics import (
 )
 
 if TYPE_CHECKING:
-    from scaling.fit import FitResult
-    from scaling.project import Projection
+    from scaling.fitting import FitResult
+    from scaling.projection import Projection
     from scaling.targets import Target
 
 __all__ = [
@@ -469,7 +469,7 @@ def band_interval(
     largest trained point) through the point, at ``image_px`` (default: the point's), ``near`` is where the
     optimistic bound reaches the target and ``far`` where the pessimistic one does.
     """
-    from scaling.project import reference_point
+    from scaling.projection import reference_point
 
     ref = dict(reference or reference_point(fit))
     px = {} if "image_px" not in fit.axes else {"image_px": float(image_px or point["image_px"])}
@@ -505,7 +505,7 @@ def band_interval(
 
 
 def bootstrap_interval(boot: Any, projection: Projection, *, level: float = 0.95) -> PointInterval:
-    """The interval of a projected point from a ``scaling.bootstrap`` run with ``projection_quantities``.
+    """The interval of a projected point from a ``scaling.resampling`` run with ``projection_quantities``.
 
     ``near``/``far`` are the percentile bounds of the projected axes (``scale.<axis>`` for a scale
     projection, ``solve.<axis>`` for a solve; a scale projection's axes all move with one factor, so the
@@ -595,7 +595,7 @@ def iso_accuracy_data(
         obs_pts = np.array([[n0, d0], [n1, d0], [n1, d1], [n0, d1]], dtype=float)
     hull_log = _hull(np.log10(obs_pts))
 
-    from scaling.project import reference_point
+    from scaling.projection import reference_point
 
     ref = reference_point(fit)
     pint: PointInterval | None = None

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import pandas as pd
 import typer
 
-from scaling.cli_common import domain_errors, emit_json, open_database, parse_assignments, split_csv
+from scaling.cli.common import domain_errors, emit_json, open_database, parse_assignments, split_csv
 from scaling.errors import ScalingError
-from scaling.render import (
+from scaling.cli.render import (
     fmt_flops,
     fmt_hours,
     fmt_number,
@@ -26,8 +26,8 @@ from scaling.render import (
 from scaling.targets import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL, DEFAULT_TARGET, list_targets, resolve_target
 
 if TYPE_CHECKING:
-    from scaling.fit import FitResult
-    from scaling.project import Projection
+    from scaling.fitting import FitResult
+    from scaling.projection import Projection
 
 DEFAULT_FORM = "poly1"  # the study's form (reconstructed); `scaling compare` ranks forms by backtest
 DEFAULT_AXES = "n_params,data_hours,image_px"
@@ -183,7 +183,7 @@ def run_fit(
     frame: pd.DataFrame, form: str, y: str, axes: list[str], kind: str, metric: str,
     chance: float | None, huber_delta: float | None,
 ) -> FitResult:
-    from scaling.fit import fit
+    from scaling.fitting import fit
 
     options = form_options(form, metric, chance, huber_delta)
     return fit(frame, form, y=y, axes=axes, kind=kind, **options)  # type: ignore[arg-type]
@@ -214,8 +214,8 @@ def check_levels(levels: list[float] | None) -> tuple[float, ...]:
 def run_bootstrap(frame: pd.DataFrame, result: FitResult, *, n: int, seed: int, levels: tuple[float, ...],
                   group: str | None, options: dict[str, Any], derived: Any = None, workers: int = 1) -> Any:
     """The bootstrap of ``result`` with a progress bar on stderr (when it is a terminal)."""
-    from scaling.bootstrap import bootstrap
-    from scaling.cli_progress import progress_bar
+    from scaling.resampling import bootstrap
+    from scaling.cli.progress import progress_bar
 
     grp, note = resolve_group(frame, group)
     if note:
@@ -437,7 +437,7 @@ def project_cmd(
       scaling project --form logit1 --optimal --bounds image_px=224:952
       scaling project --figure projection.png           # and the iso-accuracy map of the answer
     """
-    from scaling.project import (
+    from scaling.projection import (
         ComputeAssumptions,
         compute_assumptions_from_grid,
         project_at,
@@ -449,7 +449,7 @@ def project_cmd(
     if mode not in {"all", "scale", "solve", "at"}:
         raise typer.BadParameter(f"unknown mode {mode!r}; use all, scale, solve or at", param_hint="--mode")
     if figure is not None:
-        from scaling.plot_style import figure_format
+        from scaling.plots.style import figure_format
 
         figure_format(figure)  # a bad suffix fails before any work
     tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol, kind=kind)
@@ -481,7 +481,7 @@ def project_cmd(
 
     opt = None
     if optimal:
-        from scaling.optimal import optimal_allocation
+        from scaling.allocation import optimal_allocation
 
         if assumptions is None:
             raise ScalingError("--optimal needs the compute model: axes n_params, data_hours, image_px and --passes")
@@ -489,11 +489,11 @@ def project_cmd(
                                  seed=seed)
     boot = None
     if n_bootstrap:
-        from scaling.bootstrap import projection_quantities
+        from scaling.resampling import projection_quantities
 
         opt_spec = None
         if opt is not None:
-            from scaling.optimal import flops_cost
+            from scaling.allocation import flops_cost
 
             opt_spec = {"cost": flops_cost(assumptions, opt.bounds), "bounds": opt.bounds,  # type: ignore[arg-type]
                         "start": opt.optimum.point}

@@ -2,7 +2,7 @@
 
 A form is a name, a one-line description, a citation and a fitter. Axes are generic: a form never knows
 whether its columns are parameters, hours of video, image pixels or tokens. The built-in forms live in
-``scaling.fit_linear`` (polynomial/logit surfaces) and ``scaling.fit_powerlaw`` (additive power laws);
+``scaling.forms.linear`` (polynomial/logit surfaces) and ``scaling.forms.powerlaw`` (additive power laws);
 they are imported lazily on the first lookup so that importing this module stays cheap and cycle-free.
 """
 
@@ -50,8 +50,8 @@ def _load_builtins() -> None:
     # Imported here, not at module top: the built-in modules import this one to register themselves.
     global _builtins_loaded
     if not _builtins_loaded:
-        import scaling.fit_linear
-        import scaling.fit_powerlaw  # noqa: F401
+        import scaling.forms.linear
+        import scaling.forms.powerlaw  # noqa: F401
 
         _builtins_loaded = True
 

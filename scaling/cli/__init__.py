@@ -10,7 +10,12 @@ from typing import Annotated
 
 import typer
 
-from scaling import __version__, cli_analysis, cli_fit, cli_plot, cli_runs, cli_train
+from scaling import __version__
+from scaling.cli import analysis as cli_analysis
+from scaling.cli import fit as cli_fit
+from scaling.cli import plot as cli_plot
+from scaling.cli import runs as cli_runs
+from scaling.cli import train as cli_train
 
 app = typer.Typer(
     name="scaling",

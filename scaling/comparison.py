@@ -1,7 +1,7 @@
 """Every form side by side: in-sample fit, AICc/BIC, backtest error and a projection with its interval.
 
 The recommended form is the one with the lowest backtest error (mean held-out RMSE over the splits every
-form could fit, ``scaling.backtest``): information criteria measure in-sample fit, not extrapolation.
+form could fit, ``scaling.backtesting``): information criteria measure in-sample fit, not extrapolation.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 
 import pandas as pd
 
-from scaling.backtest import DEFAULT_LEVEL_TOL, BacktestResult, backtest
-from scaling.bootstrap import DEFAULT_GROUP, DEFAULT_LEVELS, BootstrapResult, bootstrap, projection_quantities
+from scaling.backtesting import DEFAULT_LEVEL_TOL, BacktestResult, backtest
+from scaling.resampling import DEFAULT_GROUP, DEFAULT_LEVELS, BootstrapResult, bootstrap, projection_quantities
 from scaling.errors import ScalingError
-from scaling.fit import FitResult, _jsonable, fit
-from scaling.project import reference_point
+from scaling.fitting import FitResult, _jsonable, fit
+from scaling.projection import reference_point
 
 SCHEMA = "scaling.compare/v1"
 

@@ -6,8 +6,8 @@ from typing import Annotated, Any
 
 import typer
 
-from scaling.cli_common import domain_errors, emit_json, parse_assignments, split_csv
-from scaling.cli_fit import (
+from scaling.cli.common import domain_errors, emit_json, parse_assignments, split_csv
+from scaling.cli.fit import (
     PAPER_SCENARIO,
     AxesOpt,
     ChanceOpt,
@@ -30,7 +30,7 @@ from scaling.cli_fit import (
     resolve_group,
 )
 from scaling.errors import ScalingError
-from scaling.render import fmt_number, fmt_percent, stderr_console, stdout_console, table
+from scaling.cli.render import fmt_number, fmt_percent, stderr_console, stdout_console, table
 from scaling.targets import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL
 
 FormsOpt = Annotated[str, typer.Option("--forms", help="Comma-separated forms, or 'all' (see `scaling forms`).")]
@@ -106,8 +106,8 @@ def backtest_cmd(
       scaling backtest --forms poly1,logit1,powerlaw --metric top5 --json
       scaling backtest --data runs.csv --y loss --axes n_params,tokens --kind loss --rolling tokens
     """
-    from scaling.backtest import backtest
-    from scaling.cli_progress import progress_bar
+    from scaling.backtesting import backtest
+    from scaling.cli.progress import progress_bar
 
     frame, ycol, axis_list, source, names, options = _inputs(
         ctx, forms=forms, metric=metric, eval_set=eval_set, protocol=protocol, selection=selection, axes=axes,
@@ -195,8 +195,8 @@ def compare_cmd(
       scaling compare --metric top5 --target human-top5 --bootstrap 1000 --json
       scaling compare --forms poly1,logit1,powerlaw --at n_params=1e9,data_hours=5000,image_px=476
     """
-    from scaling.cli_progress import progress_bar
-    from scaling.compare import compare
+    from scaling.cli.progress import progress_bar
+    from scaling.comparison import compare
     from scaling.targets import resolve_target
 
     levels = check_levels(level)

@@ -92,12 +92,12 @@ class FitResult:
     axis_ranges: dict[str, tuple[float, float]]
     notes: tuple[str, ...]
     options: dict[str, Any]
-    _model: Model | None = field(default=None, repr=False, compare=False)
+    model: Model | None = field(default=None, repr=False, compare=False)
 
     def predict(self, X: pd.DataFrame | Mapping[str, ArrayLike]) -> np.ndarray:
         """Prediction on the y scale; the result has the broadcast shape of the axis columns."""
         M, shape = axis_matrix(X, self.axes)
-        return self._require_model().predict(M).reshape(shape)
+        return self.require_model().predict(M).reshape(shape)
 
     def predict_interval(
         self,
@@ -112,15 +112,15 @@ class FitResult:
         if kind not in ("confidence", "prediction"):
             raise FitError(f"interval kind must be 'confidence' or 'prediction'; got {kind!r}")
         M, shape = axis_matrix(X, self.axes)
-        band = self._require_model().interval(M, level, kind)
+        band = self.require_model().interval(M, level, kind)
         if band is None:
             return None
         return band[0].reshape(shape), band[1].reshape(shape)
 
-    def _require_model(self) -> Model:
-        if self._model is None:
+    def require_model(self) -> Model:
+        if self.model is None:
             raise FitError(f"fit of form {self.form!r} carries no model to predict with")
-        return self._model
+        return self.model
 
     def to_dict(self) -> dict[str, Any]:
         info = get_form(self.form)
@@ -254,7 +254,7 @@ def make_result(
         },
         notes=tuple(notes),
         options=dict(options or {}),
-        _model=model,
+        model=model,
     )
 
 

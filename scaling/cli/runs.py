@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from scaling.cli_common import domain_errors, emit_json, open_database
-from scaling.render import fmt_hours, fmt_number, fmt_params, fmt_percent, stdout_console, table
+from scaling.cli.common import domain_errors, emit_json, open_database
+from scaling.cli.render import fmt_hours, fmt_number, fmt_params, fmt_percent, stdout_console, table
 
 runs_app = typer.Typer(
     help="Inspect and extend the run database.",

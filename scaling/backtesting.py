@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingError
-from scaling.fit import FitResult, _jsonable, fit
+from scaling.fitting import FitResult, _jsonable, fit
 from scaling.threads import single_threaded_blas
 
 SCHEMA = "scaling.backtest/v1"

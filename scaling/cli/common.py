@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import typer
 
 from scaling.errors import ScalingError
-from scaling.render import print_json, stderr_console
+from scaling.cli.render import print_json, stderr_console
 
 F = TypeVar("F", bound=Callable[..., Any])
 

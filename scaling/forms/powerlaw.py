@@ -1,5 +1,5 @@
 """The ``powerlaw`` and ``powerlaw_chance`` forms: FitResult, standard errors and notes around the
-numpy core of ``scaling.fit_varpro``.
+numpy core of ``scaling.forms.varpro``.
 
 Parameters are reported in the user's units as ``E``, then ``A_<axis>`` and ``alpha_<axis>`` per axis.
 Standard errors are a Gauss-Newton approximation on the log residuals (sigma^2 (J'WJ)^-1 with sigma^2
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import FitError
-from scaling.fit import FitData, FitResult, IntervalKind, check_options, make_result
-from scaling.fit_varpro import BOUND_TOL, Solution, predict_error, solve_chance, solve_powerlaw
+from scaling.fitting import FitData, FitResult, IntervalKind, check_options, make_result
+from scaling.forms.varpro import BOUND_TOL, Solution, predict_error, solve_chance, solve_powerlaw
 from scaling.forms import FormInfo, register_form
 
 CHINCHILLA = (

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from scaling.cli_common import domain_errors, emit_json, parse_assignments, split_csv
-from scaling.cli_fit import (
+from scaling.cli.common import domain_errors, emit_json, parse_assignments, split_csv
+from scaling.cli.fit import (
     DEFAULT_AXES,
     DEFAULT_FORM,
     PAPER_SCENARIO,
@@ -29,13 +29,13 @@ from scaling.cli_fit import (
     run_fit,
 )
 from scaling.errors import ScalingError
-from scaling.render import stderr_console
+from scaling.cli.render import stderr_console
 from scaling.targets import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL, DEFAULT_TARGET, resolve_target
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from scaling.fit import FitResult
+    from scaling.fitting import FitResult
 
 plot_app = typer.Typer(
     name="plot",
@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _check_out(out: Path) -> None:
-    from scaling.plot_style import figure_format
+    from scaling.plots.style import figure_format
 
     try:
         figure_format(out)
@@ -70,7 +70,7 @@ def _check_out(out: Path) -> None:
 
 
 def _finish(fig: Any, out: Path, dpi: float | None, summary: dict[str, Any], schema: str, as_json: bool) -> None:
-    from scaling.plot_style import save_figure
+    from scaling.plots.style import save_figure
 
     save_figure(fig, out, dpi=dpi)
     for note in summary.get("notes", []) or []:
@@ -218,7 +218,7 @@ def iso_cmd(
       scaling plot iso --metric top5 --interval bootstrap --bootstrap 1000 --seed 1 --out iso-boot.png
     """
     from scaling import plots
-    from scaling.project import project_at, project_axis, project_scale
+    from scaling.projection import project_at, project_axis, project_scale
 
     _check_out(out)
     if mode not in {"scale", "solve", "at", "none"}:
@@ -242,8 +242,8 @@ def iso_cmd(
         interval = "band" if get_form(form).family == "linear" else "bootstrap"
     chosen: Any = None if interval == "none" else "band"
     if interval == "bootstrap" and projection is not None and projection.point is not None:
-        from scaling.bootstrap import projection_quantities
-        from scaling.project import reference_point
+        from scaling.resampling import projection_quantities
+        from scaling.projection import reference_point
 
         ref = reference_point(fit)
         derived = projection_quantities(
@@ -291,7 +291,7 @@ def backtest_cmd(
       scaling plot backtest --forms poly1,logit1 --split rolling-origin --metric top5 --out fig4-top5.svg
     """
     from scaling import plots
-    from scaling.backtest import backtest
+    from scaling.backtesting import backtest
     from scaling.forms import get_form, list_forms
 
     _check_out(out)
@@ -351,8 +351,8 @@ def bootstrap_cmd(
       scaling plot bootstrap --question solve --level 0.95 --out fig5-solve.svg
     """
     from scaling import plots
-    from scaling.bootstrap import projection_quantities
-    from scaling.project import compute_assumptions_from_grid, reference_point
+    from scaling.resampling import projection_quantities
+    from scaling.projection import compute_assumptions_from_grid, reference_point
 
     _check_out(out)
     if question not in {"scale", "solve"}:
@@ -406,8 +406,8 @@ def frontier_cmd(
       scaling plot frontier --form logit1 --rows 13 --out frontier-logit1.pdf
     """
     from scaling import plots
-    from scaling.optimal import optimal_allocation
-    from scaling.project import compute_assumptions_from_grid, reference_point
+    from scaling.allocation import optimal_allocation
+    from scaling.projection import compute_assumptions_from_grid, reference_point
 
     _check_out(out)
     tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
@@ -447,7 +447,7 @@ def loss_cmd(
       scaling plot loss --runs vith14@476_1.0_1,vits14_1.0_1 --linear-x --out loss-two.svg
     """
     from scaling import plots
-    from scaling.cli_common import open_database
+    from scaling.cli.common import open_database
 
     _check_out(out)
     db = open_database(ctx)
@@ -475,7 +475,7 @@ def all_cmd(
       scaling plot all --out-dir figures
       scaling plot all --out-dir figures --format pdf --forms all
     """
-    from scaling.plot_style import FORMATS
+    from scaling.plots.style import FORMATS
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; use png, pdf or svg", param_hint="--format")

@@ -15,8 +15,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from scaling.cli_common import db_path, emit_json
-from scaling.render import fmt_flops, fmt_hours, fmt_number, fmt_params, stderr_console, stdout_console, table
+from scaling.cli.common import db_path, emit_json
+from scaling.cli.render import fmt_flops, fmt_hours, fmt_number, fmt_params, stderr_console, stdout_console, table
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -34,7 +34,7 @@ GRID_STEP_DECADES = 0.01
 
 
 class FitLike(Protocol):
-    """What a projection needs from a fit (``scaling.fit.FitResult`` provides it)."""
+    """What a projection needs from a fit (``scaling.fitting.FitResult`` provides it)."""
 
     form: str
     axes: tuple[str, ...]

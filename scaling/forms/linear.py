@@ -19,7 +19,7 @@ import statsmodels.api as sm
 from scipy.special import expit, logit
 
 from scaling.errors import FitError
-from scaling.fit import FitData, FitResult, IntervalKind, check_options, make_result
+from scaling.fitting import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms import FormInfo, register_form
 
 ORHAN = (

@@ -42,7 +42,7 @@ from scipy.special import logit
 
 from scaling.compute import FRAMES_PER_HOUR, flops_per_image, pretrain_compute
 from scaling.errors import ProjectionError
-from scaling.project import COMPUTE_AXES, ComputeAssumptions, FitLike
+from scaling.projection import COMPUTE_AXES, ComputeAssumptions, FitLike
 
 SCHEMA = "scaling.optimal/v1"
 DEFAULT_UPPER_FACTOR = {"n_params": 1e6, "data_hours": 1e6, "image_px": 8.0}
