@@ -27,8 +27,8 @@
 from pathlib import Path
 
 import runs_db
+import scaling
 from scaling import plots
-from scaling.fitting import fit
 
 # %% tags=["parameters"]
 DB = None  # run database (SQLite path); None: $SCALING_DB or the default, built from the published grid
@@ -36,10 +36,9 @@ FIG_DIR = None  # write the figures here as .png when set
 FORM = "poly1"  # the form of the fitted curves (the study's: linear in log N, log D, log R)
 
 # %%
-AXES = ["n_params", "data_hours", "image_px"]
-db = runs_db.open_db(DB)
-top1 = db.grid(metric="top1")
-top5 = db.grid(metric="top5")
+top1 = scaling.load_runs(DB, metric="top1")  # one row per run: the best-epoch top-1 (a fraction) and the axes
+top5 = scaling.load_runs(DB, metric="top5")
+db = runs_db.open_db(DB)  # the run database itself, for the training histories (figure 6)
 
 
 def save(fig, name):
@@ -67,7 +66,7 @@ table.pivot_table(index="config", columns="hours", values="top1", aggfunc="mean"
 # average run would land), not a prediction band for a single new run.
 
 # %%
-fit1 = fit(top1, FORM, y="value", axes=AXES)
+fit1 = scaling.fit(top1, FORM, metric="top1")  # value ~ n_params, data_hours, image_px
 curves = plots.accuracy_curves_data(top1, fit1, where={"image_px": 224}, band="confidence")
 fig, ax = plots.new_figure()
 plots.plot_accuracy_curves(curves, ax)

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 2. The fits compared
 #
-# The paper's fitted function is not in its public materials. `scaling.forms` registers the candidates:
+# The paper's fitted function is not in its public materials. `scaling.list_forms()` names the candidates:
 # the study's polynomial in log N, log D, log R (`poly1`, our reconstruction), its quadratic
 # extension (`poly2`), the same on logit(accuracy) (`logit1`, `logit2`), and additive power laws in the
 # error (`powerlaw`, and `powerlaw_chance` whose error tends to chance for tiny models). Every form is
@@ -26,12 +26,8 @@ from pathlib import Path
 
 import pandas as pd
 
-import runs_db
+import scaling
 from scaling import plots
-from scaling.cli.fit import default_chance
-from scaling.fitting import fit
-from scaling.forms import list_forms
-from scaling.projection import project_at
 
 # %% tags=["parameters"]
 DB = None  # run database (SQLite path); None: the default
@@ -41,15 +37,14 @@ FORMS = None  # forms to fit; None: every registered form (the power laws take s
 SHOWN = ["poly1", "logit1", "powerlaw"]  # forms drawn side by side (those fitted)
 
 # %%
-AXES = ["n_params", "data_hours", "image_px"]
-SCENARIO = {"n_params": 2.5e9, "data_hours": 20_000, "image_px": 952}  # Orhan (2023), abstract
-db = runs_db.open_db(DB)
-grids = {m: db.grid(metric=m) for m in METRICS}
+SCENARIO = scaling.defaults.PAPER_SCENARIO  # Orhan (2023), abstract: 2.5B parameters, 20,000 h, 952 px
+grids = {m: scaling.load_runs(DB, metric=m) for m in METRICS}
 
 
 def fit_form(metric, form):
-    options = {"chance": default_chance(metric)} if "chance" in form else {}
-    return fit(grids[metric], form, y="value", axes=AXES, **options)
+    # scaling.fit gives each form its data-dependent defaults (scaling.form_options), e.g. the chance
+    # error 1 - k/1000 of top-k for powerlaw_chance.
+    return scaling.fit(grids[metric], form, metric=metric)
 
 
 def save(fig, name):
@@ -58,14 +53,14 @@ def save(fig, name):
     return fig
 
 
-forms = FORMS or [f.name for f in list_forms()]
+forms = FORMS or [f.name for f in scaling.list_forms()]
 fits = {(m, f): fit_form(m, f) for m in METRICS for f in forms}
 rows = []
 for (metric, form), r in fits.items():
-    at = project_at(r, SCENARIO)
+    at = float(r.predict(SCENARIO))  # the fitted surface at the paper's scenario
     rows.append({"metric": metric, "form": form, "parameters": int(r.stats["n_params"]),
                  "R2": r.stats["r2"], "RMSE (points)": 100 * r.stats["rmse"], "AICc": r.stats["aicc"],
-                 "at 2.5B / 20,000 h / 952 px (%)": 100 * at.predicted, "converged": r.converged})
+                 "at 2.5B / 20,000 h / 952 px (%)": 100 * at, "converged": r.converged})
 stats = pd.DataFrame(rows).set_index(["metric", "form"])
 stats.round(3)
 

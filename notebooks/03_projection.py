@@ -20,7 +20,7 @@
 # target is human top-5 accuracy, 94.9% (Russakovsky et al. 2015), and its default form the study's
 # polynomial in log N, log D, log R (`poly1`, reconstructed).
 #
-# Three questions (`scaling.projection`): by what common factor must parameters, data and image side all
+# Three questions (`scaling.project`): by what common factor must parameters, data and image side all
 # grow from the largest trained run (ViT-H/14, 5,000 h, 476 px)? How much data at that model? What
 # does the fit predict at the paper's scenario? Then figure 3, the iso-accuracy map.
 
@@ -30,12 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import runs_db
+import scaling
 from scaling import plots
-from scaling.resampling import bootstrap, projection_quantities
-from scaling.fitting import fit
-from scaling.projection import compute_assumptions_from_grid, project_at, project_axis, project_scale, reference_point
-from scaling.targets import resolve_target
 
 # %% tags=["parameters"]
 DB = None  # run database (SQLite path); None: the default
@@ -48,13 +44,14 @@ N_BOOT = 1000  # bootstrap resamples (whole runs) for the projection's percentil
 SEED = 0
 
 # %%
-AXES = ["n_params", "data_hours", "image_px"]
-SCENARIO = {"n_params": 2.5e9, "data_hours": 20_000, "image_px": 952}
-db = runs_db.open_db(DB)
-target = resolve_target(TARGET)
-grid = db.grid(metric=target.metric)
-result = fit(grid, FORM, y="value", axes=AXES)
-assumptions = compute_assumptions_from_grid(grid, reference_point(result))
+SCENARIO = scaling.defaults.PAPER_SCENARIO  # 2.5B parameters, 20,000 h, 952 px
+target = scaling.resolve_target(TARGET)
+runs = scaling.load_runs(DB)  # every metric of the grid (top-1 and top-5), one row per run and metric
+result = scaling.fit(runs, FORM, metric=target.metric)
+grid = result.data  # the runs fitted: the target's metric
+# The three questions; the compute of each answer from the MAE FLOPs model with the passes over the data of
+# the largest trained run (report.compute_assumptions).
+report = scaling.project(result, target, at=SCENARIO)
 
 
 def save(fig, name):
@@ -63,17 +60,9 @@ def save(fig, name):
     return fig
 
 
-answers = {
-    "scale every axis": project_scale(result, target.value, compute=assumptions),
-    "solve data_hours": project_axis(result, target.value, "data_hours", compute=assumptions),
-    "paper scenario": project_at(result, SCENARIO, target=target.value, compute=assumptions),
-}
-pd.DataFrame([{
-    "question": q, "parameters": p.point["n_params"], "hours": p.point["data_hours"],
-    "image px": p.point["image_px"], f"predicted {target.metric} (%)": 100 * p.predicted,
-    "reaches target": p.reachable, "decades beyond data": p.max_decades_beyond,
-    "pretraining FLOPs": p.compute.flops if p.compute else np.nan,
-} for q, p in answers.items()]).set_index("question")
+scale = report.answer("scale every axis")
+scenario = report.answer("at point")  # the paper's scenario
+print(report.summary())
 
 # %% [markdown]
 # ## The paper's scenario, with its uncertainty
@@ -85,8 +74,7 @@ pd.DataFrame([{
 at = {k: np.array([v]) for k, v in SCENARIO.items()}
 conf = result.predict_interval(at, level=LEVEL, kind="confidence")
 pred = result.predict_interval(at, level=LEVEL, kind="prediction")
-scenario = answers["paper scenario"]
-top1_fit = fit(db.grid(metric="top1"), FORM, y="value", axes=AXES)
+top1_fit = scaling.fit(runs, FORM, metric="top1")
 top1_at_scenario = float(top1_fit.predict(at)[0])
 pd.DataFrame({
     "value (%)": [100 * scenario.predicted, 100 * conf[0][0], 100 * conf[1][0], 100 * pred[0][0],
@@ -102,7 +90,6 @@ pd.DataFrame({
 # pessimistic bounds reach the target; the dashed contours are the same band over the whole map.
 
 # %%
-scale = answers["scale every axis"]
 iso = plots.iso_accuracy_data(result, grid=grid, target=target, projection=scale, level=LEVEL, n=MAP_POINTS)
 fig, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
 plots.plot_iso_accuracy(iso, ax)
@@ -131,12 +118,12 @@ pd.DataFrame([iso.interval.near, {k: scale.point[k] for k in ("n_params", "data_
 #
 # Resampling whole runs and refitting gives the spread of the projected point along the scale path
 # (parameters, hours and image side move together, so the interval is narrower than the fixed-resolution
-# band bar above) and of the accuracy predicted there.
+# band bar above) and of the accuracy predicted there: the same projection, bootstrapped, with its
+# prediction evaluated at the projected point (`at=`) rather than at the paper's scenario.
 
 # %%
-derived = projection_quantities(target.value, reference=reference_point(result), at=scale.point)
-boot = bootstrap(grid, result.form, y=result.y, axes=result.axes, kind=result.kind, n=N_BOOT, seed=SEED,
-                 group="run_id", levels=(LEVEL,), derived=derived, full=result)
+boot_report = scaling.project(result, target, at=scale.point, bootstrap=N_BOOT, seed=SEED, levels=(LEVEL,))
+boot = boot_report.bootstrap  # whole runs resampled (run_id), each refitted and projected again
 boot_interval = plots.bootstrap_interval(boot, scale, level=LEVEL)
 iso_boot = plots.iso_accuracy_data(result, grid=grid, target=target, projection=scale, interval=boot_interval,
                                    n=MAP_POINTS)

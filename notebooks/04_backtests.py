@@ -15,7 +15,7 @@
 # # 4. Backtests: which form extrapolates?
 #
 # A projection to human level lies 0.6 decades or more beyond the data, so what matters is how a form
-# predicts runs it has not seen, not how well it fits the ones it has. `scaling.backtesting` fits each form
+# predicts runs it has not seen, not how well it fits the ones it has. `scaling.backtest` fits each form
 # on the smaller part of the grid and predicts the larger: leave the largest level of one axis out,
 # all of them at once ("joint"), and rolling origins along the data axis (fit on <= 5 h, predict the
 # rest; fit on <= 50 h, predict 500 and 5,000 h). Forms are ranked by mean held-out RMSE over the
@@ -27,11 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-import runs_db
+import scaling
 from scaling import plots
-from scaling.backtesting import backtest
-from scaling.cli.fit import default_chance
-from scaling.forms import list_forms
 
 # %% tags=["parameters"]
 DB = None  # run database (SQLite path); None: the default
@@ -40,10 +37,8 @@ FORMS = None  # forms to backtest; None: every registered form
 METRICS = ["top1", "top5"]
 
 # %%
-AXES = ["n_params", "data_hours", "image_px"]
-db = runs_db.open_db(DB)
-forms = FORMS or [f.name for f in list_forms()]
-grids = {m: db.grid(metric=m) for m in METRICS}
+forms = FORMS or [f.name for f in scaling.list_forms()]
+grids = {m: scaling.load_runs(DB, metric=m) for m in METRICS}
 
 
 def save(fig, name):
@@ -52,11 +47,9 @@ def save(fig, name):
     return fig
 
 
-results = {
-    m: backtest(grids[m], forms, y="value", axes=AXES,
-                options={f: {"chance": default_chance(m)} for f in forms if "chance" in f})
-    for m in METRICS
-}
+# Each form gets its data-dependent defaults (scaling.form_options: the chance error of top-k for
+# powerlaw_chance); splits and the rolling axis (data_hours) are the CLI's `scaling backtest` defaults.
+results = {m: scaling.backtest(grids[m], forms, metric=m) for m in METRICS}
 pd.concat({m: pd.DataFrame([s.to_dict() for s in r.summary.values()]).set_index("form")
            for m, r in results.items()}).round(3)
 

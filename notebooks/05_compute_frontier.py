@@ -15,9 +15,10 @@
 # # 5. The compute-optimal frontier
 #
 # Scaling every axis by one factor (notebook 3) is one way to reach human level; it is not the cheapest.
-# `scaling.allocation` finds the (parameters, hours, image size) that reach the target for the least
-# pretraining compute, with compute from the MAE FLOPs model (`scaling.compute`: encoder on the visible
-# patches, decoder on all of them) and the passes over the data of the largest trained run. The search
+# `scaling.project(..., optimal=True)` finds the (parameters, hours, image size) that reach the target for
+# the least pretraining compute, with compute from the MAE FLOPs model (`scaling.pretrain_compute`:
+# encoder on the visible patches, decoder on all of them) and the passes over the data of the largest
+# trained run. The search
 # box runs from the smallest trained value of each axis to 10^6 times the largest (8 times for the image
 # side). The frontier is the cheapest (hours, px) at each parameter count; the bootstrap (whole runs
 # resampled) gives the spread of the compute needed (figure 5).
@@ -27,13 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
-import runs_db
+import scaling
 from scaling import plots
-from scaling.resampling import bootstrap, projection_quantities
-from scaling.fitting import fit
-from scaling.allocation import flops_cost, optimal_allocation
-from scaling.projection import compute_assumptions_from_grid, project_scale, reference_point
-from scaling.targets import resolve_target
 
 # %% tags=["parameters"]
 DB = None  # run database (SQLite path); None: the default
@@ -46,16 +42,16 @@ SEED = 0
 LEVEL = 0.9
 
 # %%
-AXES = ["n_params", "data_hours", "image_px"]
-db = runs_db.open_db(DB)
-target = resolve_target(TARGET)
+target = scaling.resolve_target(TARGET)
 label = f"{target.name} ({100 * target.value:.1f}% {target.metric})"
-grid = db.grid(metric=target.metric)
-result = fit(grid, FORM, y="value", axes=AXES)
-ref = reference_point(result)
-assumptions = compute_assumptions_from_grid(grid, ref)
-opt = optimal_allocation(result, target.value, assumptions, frontier_rows=N_BUDGETS, seed=SEED)
-scale = project_scale(result, target.value, compute=assumptions)
+result = scaling.fit(scaling.load_runs(DB, metric=target.metric), FORM, metric=target.metric)
+# One call: the common-factor projection, the compute-optimal allocation with its frontier, and the
+# bootstrap that projects every refitted resample again (figure 5).
+report = scaling.project(result, target, mode="scale", optimal=True, frontier_rows=N_BUDGETS,
+                         bootstrap=N_BOOT, seed=SEED, levels=(LEVEL,))
+opt = report.optimal
+scale = report.answer("scale every axis")
+boot = report.bootstrap
 
 
 def save(fig, name):
@@ -71,6 +67,7 @@ pd.DataFrame([
 ]).set_index("allocation")
 
 # %%
+print(report.compute_assumptions)
 for note in opt.notes:
     print("note:", note)
 
@@ -93,14 +90,10 @@ front.frame.round(3)
 # ## Figure 5: bootstrap distribution of the compute needed
 #
 # For the common-factor question and for the compute-optimal allocation, each refitted resample is
-# projected again (same reference point and passes).
+# projected again (same reference point and passes): the report's bootstrap, `scale.flops` and
+# `optimal.flops`.
 
 # %%
-derived = projection_quantities(target.value, reference=ref, compute=assumptions,
-                                optimal={"cost": flops_cost(assumptions, opt.bounds), "bounds": opt.bounds,
-                                         "start": opt.optimum.point})
-boot = bootstrap(grid, result.form, y=result.y, axes=result.axes, kind=result.kind, n=N_BOOT, seed=SEED,
-                 group="run_id", levels=(LEVEL,), derived=derived, full=result)
 dists = {key: plots.compute_distribution_from_bootstrap(boot, key=key, target=target.value, target_label=label,
                                                         level=LEVEL)
          for key in ("scale.flops", "optimal.flops")}

@@ -23,6 +23,9 @@ import math
 from dataclasses import dataclass
 
 # Defaults of the study's MAE recipe (eminorhan/mae@63048899, train_mae_sayavakepicutego4d.sh).
+# The study's MAE recipe (notes-paper §2; He et al. 2022): one home for these, read by train/ and scaling/.
+MASK_RATIO = 0.75  # fraction of patches hidden (0.8 for the published 448/476 px runs)
+PATCH_PX = 14
 DECODER_DIM = 512
 DECODER_DEPTH = 8
 DECODER_HEADS = 16
@@ -127,7 +130,7 @@ def mae_train_flops_per_image(
     depth: int,
     patch_px: int,
     image_px: int,
-    mask_ratio: float = 0.75,
+    mask_ratio: float = MASK_RATIO,
     decoder_dim: int = DECODER_DIM,
     decoder_depth: int = DECODER_DEPTH,
 ) -> MaeFlops:
@@ -164,6 +167,6 @@ def mae_train_flops(
     return MaeFlops(patch_embed=2.0 * f_patch, encoder=3.0 * f_enc, decoder=3.0 * f_dec)
 
 
-def mae_flops_for_arch(shape: ViTShape, image_px: int, mask_ratio: float = 0.75) -> MaeFlops:
+def mae_flops_for_arch(shape: ViTShape, image_px: int, mask_ratio: float = MASK_RATIO) -> MaeFlops:
     """``mae_train_flops_per_image`` for a registered shape with the study's 512-wide, 8-deep decoder."""
     return mae_train_flops_per_image(shape.width, shape.depth, shape.patch_px, image_px, mask_ratio)

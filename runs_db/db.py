@@ -32,7 +32,7 @@ import pandas as pd
 from . import records as rec_io
 from .errors import RunsDBError, UnknownRunError, ValidationError
 from .mae_logs import is_mae_logs_dir, read_mae_logs
-from .published import PROTOCOL_PERMISSIVE, PUBLISHED_SPEC, published_logs_dir, published_records
+from .published import EVAL_SET_IMAGENET, PROTOCOL_PERMISSIVE, PUBLISHED_SPEC, published_logs_dir, published_records
 from .schema import SCHEMA_VERSION, migrate, user_version
 from .store import RUN_COLUMNS, write_records
 from .validate import RUN_FIELDS, Loc, RunRecord
@@ -283,7 +283,7 @@ class RunDB:
         self,
         *,
         protocol: str = PROTOCOL_PERMISSIVE,
-        eval_set: str = "imagenet-val",
+        eval_set: str = EVAL_SET_IMAGENET,
         metric: str = "top1",
         selection: str = "best-epoch",
         status: str | None = "COMPLETED",

@@ -12,7 +12,8 @@ x passes x frames(D); every model here is linear in the data D because images se
   decoder's cost does not grow with N and attention grows faster than (R/p)^2, so the fit is worst at
   small N and large R; its largest relative error on the box is reported.
 
-Closed forms (``optimal_closed_form``), under the proportional cost only:
+Closed forms (``optimal_closed_form``), under the proportional cost only, are the forms' own
+(``Form.closed_form_allocation``; ``answer``, ``unreachable`` and ``log_box`` here are their building blocks):
 
 - additive power law, err = E + sum_i A_i x_i^-a_i (and the chance law, whose target is the same sum
   s = sum_i A_i x_i^-a_i <= s_t): minimise sum_i c_i log x_i (c = 1, 1, rho) subject to
@@ -20,10 +21,10 @@ Closed forms (``optimal_closed_form``), under the proportional cost only:
   axis (Hoffmann et al. 2022's closed form, generalised to three axes), so each axis's term takes the
   share (c_i/a_i) / sum_j (c_j/a_j) of the reducible error Delta. Bounds are handled by clipping
   x_i(lambda) and solving the one monotone equation in lambda (water-filling); the problem is convex in
-  log x, so these KKT conditions give the global optimum.
+  log x, so these KKT conditions give the global optimum (``scaling.forms.powerlaw``).
 - poly1 / logit1 (linear in log10 x on the y or logit scale): a linear program in log x; raising axes in
   order of benefit per unit of log cost (b_i / c_i) until the target is met is optimal (fractional
-  knapsack).
+  knapsack; ``scaling.forms.linear``).
 
 ``optimal_numerical`` works for every form and both costs: SLSQP in log coordinates from several starts.
 """
@@ -37,16 +38,16 @@ from typing import Any, Protocol
 
 import numpy as np
 from scipy.interpolate import RectBivariateSpline
-from scipy.optimize import brentq, minimize
-from scipy.special import logit
+from scipy.optimize import minimize
 
 from scaling.compute import FRAMES_PER_HOUR, flops_per_image, pretrain_compute
+from scaling.direction import direction
 from scaling.errors import ProjectionError
+from scaling.forms import get_form
 from scaling.projection import COMPUTE_AXES, ComputeAssumptions, FitLike
 
 SCHEMA = "scaling.optimal/v1"
 DEFAULT_UPPER_FACTOR = {"n_params": 1e6, "data_hours": 1e6, "image_px": 8.0}
-CLOSED_FORMS = ("powerlaw", "powerlaw_chance", "poly1", "logit1")
 FEASIBLE_TOL = 1e-7  # accuracy points (fractions) by which a numerical optimum may miss the target
 
 
@@ -80,7 +81,8 @@ def check_bounds(fit: FitLike, bounds: Mapping[str, tuple[float, float]] | None)
     return out
 
 
-def _log_box(bounds: Mapping[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+def log_box(bounds: Mapping[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(ln lower, ln upper) of the bounds, in the order of COMPUTE_AXES."""
     for a in COMPUTE_AXES:
         if not 0 < bounds[a][0] <= bounds[a][1]:
             raise ProjectionError(f"bounds of {a!r} must satisfy 0 < lower <= upper; got {bounds[a]}")
@@ -123,7 +125,7 @@ def _log_flops_per_image(logN: np.ndarray, logR: np.ndarray, a: ComputeAssumptio
 
 
 def flops_cost(assumptions: ComputeAssumptions, bounds: Mapping[str, tuple[float, float]]) -> FlopsCost:
-    lo, hi = _log_box(bounds)
+    lo, hi = log_box(bounds)
     # Pad the box a little so the optimiser's finite differences at a bound stay inside the spline.
     pad = 0.05
     nN = max(8, math.ceil((hi[0] - lo[0]) / 0.35) + 4)
@@ -166,7 +168,7 @@ class ProportionalCost:
 
 
 def proportional_cost(assumptions: ComputeAssumptions, bounds: Mapping[str, tuple[float, float]]) -> ProportionalCost:
-    lo, hi = _log_box(bounds)
+    lo, hi = log_box(bounds)
     gN = np.linspace(lo[0], hi[0], 15)
     gR = np.linspace(lo[2], hi[2], 15) if hi[2] > lo[2] else np.array([lo[2]])
     try:
@@ -224,124 +226,27 @@ def _predict(fit: FitLike, logx: np.ndarray) -> np.ndarray:
     return fit.predict({a: np.exp(logx[:, j]) for j, a in enumerate(COMPUTE_AXES)})
 
 
-def _meets(fit: FitLike, pred: float, target: float, tol: float = 0.0) -> bool:
-    return pred >= target - tol if fit.kind == "accuracy" else pred <= target + tol
-
-
-def _answer(fit: FitLike, target: float, logx: np.ndarray, cost: Cost, bounds: Mapping, method: str,
-            details: dict[str, Any] | None = None) -> Allocation:
+def answer(fit: FitLike, target: float, logx: np.ndarray, cost: Cost, bounds: Mapping, method: str,
+           details: dict[str, Any] | None = None) -> Allocation:
+    """The allocation at ln x = ``logx``: its point, cost, prediction and the bounds it sits at."""
     point = {a: float(math.exp(logx[j])) for j, a in enumerate(COMPUTE_AXES)}
     return Allocation(True, point, float(math.exp(cost.log_cost(logx)[0])), float(_predict(fit, logx)[0]), method,
                       cost.name, _at_bounds(point, bounds), "", details or {})
 
 
-def _unreachable(cost: Cost, method: str, reason: str) -> Allocation:
+def unreachable(cost: Cost, method: str, reason: str) -> Allocation:
+    """No allocation reaches the target; ``reason`` says why (one line)."""
     return Allocation(False, None, None, None, method, cost.name, (), reason)
-
-
-def _params(fit: Any) -> dict[str, float]:
-    params = getattr(fit, "params", None)
-    if params is None:
-        raise ProjectionError(f"form {fit.form!r}: the fit carries no parameters for a closed form")
-    return dict(params)
-
-
-def has_closed_form(fit: Any) -> bool:
-    return getattr(fit, "form", None) in CLOSED_FORMS and getattr(fit, "params", None) is not None
 
 
 def optimal_closed_form(fit: Any, target: float, cost: ProportionalCost,
                         bounds: Mapping[str, tuple[float, float]]) -> Allocation:
-    """Closed-form optimum of the forms in CLOSED_FORMS under ``cost`` (see the module docstring)."""
-    if not has_closed_form(fit):
+    """The form's closed-form optimum under ``cost`` (``Form.closed_form_allocation``; see the module
+    docstring); ProjectionError where the form has none."""
+    alloc = get_form(fit.form).closed_form_allocation(fit, target, cost, bounds)
+    if alloc is None:
         raise ProjectionError(f"form {fit.form!r} has no closed-form allocation; use the numerical optimum")
-    c = np.array([cost.exponents()[a] for a in COMPUTE_AXES])
-    lo, hi = _log_box(bounds)
-    p = _params(fit)
-    if fit.form in ("poly1", "logit1"):
-        return _closed_linear(fit, p, target, c, lo, hi, cost, bounds)
-    return _closed_powerlaw(fit, p, target, c, lo, hi, cost, bounds)
-
-
-def _closed_powerlaw(fit: Any, p: dict[str, float], target: float, c: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                     cost: Cost, bounds: Mapping) -> Allocation:
-    e_t = 1.0 - target if fit.kind == "accuracy" else target
-    E = p["E"]
-    if fit.form == "powerlaw_chance":
-        chance = float(fit.options["chance"])
-        if not e_t < chance:
-            return _answer(fit, target, lo, cost, bounds, "closed form", {"note": "target at or below chance"})
-        delta = (e_t - E) / (chance - e_t)
-    else:
-        delta = e_t - E
-    method = "closed form"
-    if not delta > 0:
-        return _unreachable(cost, method, f"target beyond the fitted ceiling (E = {E:.4g} >= target error {e_t:.4g})")
-    A = np.array([p[f"A_{a}"] for a in COMPUTE_AXES])
-    al = np.array([p[f"alpha_{a}"] for a in COMPUTE_AXES])
-    useful = (A > 0) & (al > 0)
-
-    def terms(logx: np.ndarray) -> float:
-        return float(np.sum(np.where(useful, A * np.exp(-al * logx), 0.0)))
-
-    if terms(lo) <= delta:  # the smallest allowed point already reaches the target
-        return _answer(fit, target, lo, cost, bounds, method, {"note": "target met at the lower bounds"})
-    if terms(hi) > delta:
-        return _unreachable(cost, method, "not reachable within the bounds (every useful axis at its upper bound)")
-
-    def logx_of(log_lam: float) -> np.ndarray:
-        # a_i A_i x_i^-a_i / c_i = 1/lambda  =>  ln x_i = (ln lambda + ln(a_i A_i / c_i)) / a_i, then clip.
-        with np.errstate(divide="ignore"):
-            free = (log_lam + np.log(np.where(useful, al * A / c, 1.0))) / np.where(useful, al, 1.0)
-        return np.clip(np.where(useful, free, lo), lo, hi)
-
-    # No bound binds: 1/lambda = Delta / sum_i (c_i / a_i) in closed form.
-    log_lam = math.log(float(np.sum(c[useful] / al[useful])) / delta)
-    x = logx_of(log_lam)
-    note = "Lagrange conditions, no bound binding"
-    if not np.all((x > lo) & (x < hi) | ~useful):
-        # Water-filling: sum_i A_i x_i(lambda)^-a_i is decreasing in lambda; solve it = Delta.
-        a_, b_ = log_lam, log_lam
-        while terms(logx_of(a_)) < delta:
-            a_ -= 5.0
-        while terms(logx_of(b_)) > delta:
-            b_ += 5.0
-        log_lam = brentq(lambda t: terms(logx_of(t)) - delta, a_, b_, xtol=1e-14, rtol=1e-15)
-        x = logx_of(log_lam)
-        note = "Lagrange conditions with bounds (one monotone equation in the multiplier)"
-    shares = np.where(useful, A * np.exp(-al * x), 0.0) / delta
-    return _answer(fit, target, x, cost, bounds, method,
-                   {"note": note, "error_share": dict(zip(COMPUTE_AXES, shares.tolist(), strict=True))})
-
-
-def _closed_linear(fit: Any, p: dict[str, float], target: float, c: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                   cost: Cost, bounds: Mapping) -> Allocation:
-    method = "closed form"
-    if fit.kind != "accuracy":
-        raise ProjectionError(f"form {fit.form!r}: the closed-form allocation is for kind='accuracy'")
-    if fit.form == "logit1":
-        if not 0 < target < 1:
-            return _unreachable(cost, method, "a logit surface needs a target in (0, 1)")
-        t = float(logit(target))
-    else:
-        t = target
-    # y (or logit y) = const + sum_i b_i log10 x_i = const + sum_i (b_i / ln 10) ln x_i
-    b = np.array([p.get(f"log10({a})", 0.0) for a in COMPUTE_AXES]) / math.log(10)
-    need = t - p.get("const", 0.0) - float(b @ lo)
-    x = lo.copy()
-    if need <= 0:
-        return _answer(fit, target, x, cost, bounds, method, {"note": "target met at the lower bounds"})
-    order = [int(i) for i in np.argsort(-(b / c), kind="stable") if b[i] > 0]
-    for i in order:
-        gain = b[i] * (hi[i] - lo[i])
-        if gain >= need:
-            x[i] = lo[i] + need / b[i]
-            return _answer(fit, target, x, cost, bounds, method,
-                           {"note": "linear program: axes raised by benefit per unit log cost",
-                            "order": [COMPUTE_AXES[j] for j in order]})
-        x[i] = hi[i]
-        need -= gain
-    return _unreachable(cost, method, "not reachable within the bounds (every useful axis at its upper bound)")
+    return alloc
 
 
 def optimal_numerical(fit: FitLike, target: float, cost: Cost, bounds: Mapping[str, tuple[float, float]], *,
@@ -353,11 +258,13 @@ def optimal_numerical(fit: FitLike, target: float, cost: Cost, bounds: Mapping[s
     ``generic_if_needed`` the generic starts run only when no given start ends feasible (bootstrap
     resamples, warm-started from the full-data optimum).
     """
-    lo, hi = _log_box(bounds)
+    lo, hi = log_box(bounds)
     span = np.where(hi > lo, hi - lo, 1.0)
     free = hi > lo
-    sign = 1.0 if fit.kind == "accuracy" else -1.0
-    scale = 0.01 if fit.kind == "accuracy" else max(abs(target), 1e-12) * 0.01
+    d = direction(fit.kind)
+    sign = d.sign()
+    # The constraint in units of 1% of the scale: accuracy points, or 1% of the target loss.
+    scale = 0.01 if d.higher_is_better else max(abs(target), 1e-12) * 0.01
     method = "numerical"
 
     def to_log(z: np.ndarray) -> np.ndarray:
@@ -373,8 +280,8 @@ def optimal_numerical(fit: FitLike, target: float, cost: Cost, bounds: Mapping[s
 
     # The best prediction in the box is at the upper corner for forms that improve with every axis;
     # check it and the lower corner first so that unreachable and trivial cases are explicit.
-    if _meets(fit, float(_predict(fit, lo)[0]), target):
-        return _answer(fit, target, lo, cost, bounds, method, {"note": "target met at the lower bounds"})
+    if d.meets_one(float(_predict(fit, lo)[0]), target):
+        return answer(fit, target, lo, cost, bounds, method, {"note": "target met at the lower bounds"})
     given: list[np.ndarray] = []
     for s in starts:
         u = np.log([s[a] for a in COMPUTE_AXES])
@@ -401,11 +308,11 @@ def optimal_numerical(fit: FitLike, target: float, cost: Cost, bounds: Mapping[s
             if best is None or val < best[0]:
                 best = (val, z)
     if best is None:
-        if not _meets(fit, float(_predict(fit, hi)[0]), target):
-            return _unreachable(cost, method, "not reachable within the bounds (prediction at the upper bounds "
+        if not d.meets_one(float(_predict(fit, hi)[0]), target):
+            return unreachable(cost, method, "not reachable within the bounds (prediction at the upper bounds "
                                 f"{float(_predict(fit, hi)[0]):.4g})")
-        return _unreachable(cost, method, "the optimiser found no feasible point (the surface may not be monotone)")
-    return _answer(fit, target, to_log(best[1]), cost, bounds, method, {"starts": n_starts})
+        return unreachable(cost, method, "the optimiser found no feasible point (the surface may not be monotone)")
+    return answer(fit, target, to_log(best[1]), cost, bounds, method, {"starts": n_starts})
 
 
 # -- the whole answer -------------------------------------------------------------------------------
@@ -473,7 +380,7 @@ def optimal_allocation(fit: FitLike, target: float, assumptions: ComputeAssumpti
     fc = flops_cost(assumptions, b)
     pc = proportional_cost(assumptions, b)
     notes: list[str] = []
-    closed = optimal_closed_form(fit, target, pc, b) if has_closed_form(fit) else None
+    closed = get_form(fit.form).closed_form_allocation(fit, target, pc, b)
     starts = [closed.point] if closed is not None and closed.point else []
     prop_num = optimal_numerical(fit, target, pc, b, starts=starts, seed=seed)
     starts += [prop_num.point] if prop_num.point else []

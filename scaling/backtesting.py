@@ -31,8 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scaling.direction import direction
 from scaling.errors import ScalingError
-from scaling.fitting import FitResult, _jsonable, fit
+from scaling.fitting import FitResult, fit
+from scaling.jsonable import jsonable
 from scaling.threads import single_threaded_blas
 
 SCHEMA = "scaling.backtest/v1"
@@ -167,9 +169,16 @@ class BacktestResult:
     noise: SeedNoise
     level_tol: float
     notes: tuple[str, ...]
+    source: dict[str, Any] = field(default_factory=dict)  # where the data came from (scaling.data)
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable({
+        """Exactly what ``scaling backtest --json`` prints: where the data came from, then ``describe()``."""
+        body = self.describe()
+        return {"schema": body.pop("schema"), "data": jsonable(dict(self.source)), **body}
+
+    def describe(self) -> dict[str, Any]:
+        """The backtest alone as JSON-ready data (also the ``backtest`` member of a comparison)."""
+        return jsonable({
             "schema": SCHEMA,
             "y": self.y,
             "kind": self.kind,
@@ -194,7 +203,7 @@ def _scores(r: FitResult | None, test: pd.DataFrame, y: str, kind: str, scale: f
     obs = pd.to_numeric(test[y]).to_numpy(dtype=float)
     pred = np.asarray(r.predict(test), dtype=float)
     d = pred - obs
-    e_obs, e_pred = (1 - obs, 1 - pred) if kind == "accuracy" else (obs, pred)
+    e_obs, e_pred = direction(kind).error(obs), direction(kind).error(pred)
     with np.errstate(all="ignore"):
         logd = np.log(e_pred) - np.log(e_obs)
     rmse = float(np.sqrt(np.mean(d**2)))
@@ -261,7 +270,8 @@ def backtest(
     if not splits:
         raise ScalingError("no backtest split: every axis has a single level")
     noise = seed_noise(data, y, axes, level_tol)
-    scale = 100.0 if kind == "accuracy" else 1.0
+    d = direction(kind)
+    scale = d.scale
     results: list[SplitResult] = []
     with single_threaded_blas():
         _run(data, forms, splits, results, y=y, axes=axes, kind=kind, weights=weights, options=options,
@@ -290,6 +300,6 @@ def backtest(
         notes.append("no replicated configurations: the error in units of seed noise is unavailable")
     split_info = [{"name": s.name, "kind": s.kind, "axis": s.axis, "n_train": s.n_train, "n_test": s.n_test}
                   for s in splits]
-    return BacktestResult(y, kind, axes, "accuracy points" if kind == "accuracy" else "loss units", split_info,
+    return BacktestResult(y, kind, axes, d.unit, split_info,
                           results, common, summary, ranking, ranking[0] if ranking else None, noise, level_tol,
                           tuple(notes))

@@ -14,10 +14,11 @@ from typing import Any
 import pandas as pd
 
 from scaling.backtesting import DEFAULT_LEVEL_TOL, BacktestResult, backtest
-from scaling.resampling import DEFAULT_GROUP, DEFAULT_LEVELS, BootstrapResult, bootstrap, projection_quantities
 from scaling.errors import ScalingError
-from scaling.fitting import FitResult, _jsonable, fit
+from scaling.fitting import FitResult, fit
+from scaling.jsonable import jsonable
 from scaling.projection import reference_point
+from scaling.resampling import DEFAULT_GROUP, DEFAULT_LEVELS, BootstrapResult, bootstrap, projection_quantities
 
 SCHEMA = "scaling.compare/v1"
 
@@ -67,10 +68,15 @@ class CompareResult:
     recommended: str | None
     levels: tuple[float, ...]
     notes: tuple[str, ...]
+    source: dict[str, Any] = field(default_factory=dict)  # where the data came from (scaling.data)
+    target_spec: Any = None  # the scaling.targets.Target behind ``target``, when one was named
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable({
+        """Exactly what ``scaling compare --json`` prints."""
+        return jsonable({
             "schema": SCHEMA,
+            "data": dict(self.source),
+            **({"target_spec": self.target_spec.to_dict()} if self.target_spec is not None else {}),
             "point": self.point,
             "target": self.target,
             "levels": list(self.levels),
@@ -78,7 +84,7 @@ class CompareResult:
             "recommended_by": "lowest mean held-out RMSE over the common backtest splits",
             "forms": [r.to_dict() | {"backtest": self.backtest.summary[r.form].to_dict()
                                      if r.form in self.backtest.summary else None} for r in self.rows],
-            "backtest": self.backtest.to_dict(),
+            "backtest": self.backtest.describe(),
             "notes": list(self.notes),
         })
 

@@ -27,12 +27,14 @@ from runs_db.archs import (
     ARCHS,
     DECODER_DEPTH,
     DECODER_DIM,
+    MASK_RATIO,
+    PATCH_PX,
     block_params,
     encoder_params,
     mae_train_flops,
 )
+from scaling.defaults import FRAMES_PER_HOUR  # the study decoded video at 1 frame/s (notes-paper §1.2)
 
-FRAMES_PER_HOUR = 3600.0  # the study decoded video at 1 frame/s (notes-paper §1.2)
 ASPECT_WIDTH_PER_LAYER = 40.0  # ViT-H/14: width 1280, depth 32
 
 
@@ -46,7 +48,7 @@ class Shape:
     rule: str  # 'registered:<name>' or 'aspect-40'
 
 
-def shape_for_params(n_params: float, image_px: float, patch_px: int = 14) -> Shape:
+def shape_for_params(n_params: float, image_px: float, patch_px: int = PATCH_PX) -> Shape:
     """Encoder shape whose parameter count (incl. position embeddings) is ``n_params`` at ``image_px``."""
     if n_params <= 0 or image_px <= 0:
         raise ValueError("parameter count and image size must be positive")
@@ -91,9 +93,9 @@ class ComputeEstimate:
         return asdict(self)
 
 
-def flops_per_image(n_params: float, image_px: float, *, mask_ratio: float = 0.75, patch_px: int = 14) -> tuple[
-    float, float, Shape
-]:
+def flops_per_image(
+    n_params: float, image_px: float, *, mask_ratio: float = MASK_RATIO, patch_px: int = PATCH_PX
+) -> tuple[float, float, Shape]:
     """(training FLOPs per image, encoder share, shape) for an encoder of ``n_params`` at ``image_px``."""
     shape = shape_for_params(n_params, image_px, patch_px)
     n_patch = (image_px / patch_px) ** 2
@@ -109,8 +111,8 @@ def pretrain_compute(
     image_px: float,
     *,
     passes: float,
-    mask_ratio: float = 0.75,
-    patch_px: int = 14,
+    mask_ratio: float = MASK_RATIO,
+    patch_px: int = PATCH_PX,
 ) -> ComputeEstimate:
     """Compute of pretraining on ``data_hours`` of 1-frame/s video for ``passes`` passes over its frames."""
     if passes <= 0 or data_hours <= 0:

@@ -11,14 +11,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
+from scipy.stats import t as student_t
 
+from scaling.direction import Direction, direction
 from scaling.errors import FitError
-from scaling.forms import get_fitter, get_form
+from scaling.forms import get_form
+from scaling.jsonable import jsonable as _jsonable
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 Kind = Literal["accuracy", "loss"]
 IntervalKind = Literal["confidence", "prediction"]
@@ -43,10 +49,10 @@ class FitData:
 
     def error(self) -> np.ndarray:
         """The quantity that falls with scale: 1 - accuracy, or the loss itself."""
-        return 1.0 - self.y if self.kind == "accuracy" else self.y
+        return direction(self.kind).error(self.y)
 
     def y_from_error(self, err: np.ndarray) -> np.ndarray:
-        return 1.0 - err if self.kind == "accuracy" else err
+        return direction(self.kind).from_error(err)
 
     def require_points(self, form: str, n_params: int) -> None:
         if self.n <= n_params + 1:
@@ -93,6 +99,18 @@ class FitResult:
     notes: tuple[str, ...]
     options: dict[str, Any]
     model: Model | None = field(default=None, repr=False, compare=False)
+    # Where the data came from (the run database's protocol, eval set, metric and selection, or a file), the
+    # frame that was fitted and the options given: what a bootstrap or a projection of this fit needs.
+    source: dict[str, Any] = field(default_factory=dict, compare=False)
+    data: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    fit_options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    weights: str | None = field(default=None, repr=False, compare=False)
+    bootstrap: Any = field(default=None, repr=False, compare=False)  # a resampling.BootstrapResult
+
+    @property
+    def direction(self) -> Direction:
+        """Whether the fitted quantity rises (accuracy) or falls (loss) with scale."""
+        return direction(self.kind)
 
     def predict(self, X: pd.DataFrame | Mapping[str, ArrayLike]) -> np.ndarray:
         """Prediction on the y scale; the result has the broadcast shape of the axis columns."""
@@ -122,7 +140,97 @@ class FitResult:
             raise FitError(f"fit of form {self.form!r} carries no model to predict with")
         return self.model
 
+    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals of the parameters, estimate -/+ t quantile x standard error (columns lower, upper).
+
+        Exact for the linear forms (OLS on their scale); for nonlinear forms the standard errors are a
+        Gauss-Newton approximation (see the fit's notes): prefer ``scaling.bootstrap`` intervals there.
+        Parameters without a standard error (at a bound, not identified) get NaN.
+        """
+        if not 0.0 < level < 1.0:
+            raise FitError(f"interval level must be in (0, 1); got {level}")
+        dof = max(self.n_points - int(self.stats.get("n_params", len(self.params))), 1)
+        q = float(student_t.ppf(0.5 + level / 2, dof))
+        est = pd.Series(self.params, dtype=float)
+        se = pd.Series({k: (self.stderr or {}).get(k, math.nan) for k in self.params}, dtype=float)
+        return pd.DataFrame({"lower": est - q * se, "upper": est + q * se})
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per parameter: estimate, standard error, 95% Wald interval, at a bound; bootstrap
+        percentile intervals too when the fit was bootstrapped."""
+        ci = self.conf_int(0.95)
+        frame = pd.DataFrame({
+            "estimate": pd.Series(self.params, dtype=float),
+            "stderr": pd.Series({k: (self.stderr or {}).get(k, math.nan) for k in self.params}, dtype=float),
+            "ci95_lower": ci["lower"],
+            "ci95_upper": ci["upper"],
+            "at_bound": [k in self.at_bound for k in self.params],
+        })
+        frame.index.name = "parameter"
+        if self.bootstrap is not None:
+            for level in self.bootstrap.levels:
+                lo = {k: s.intervals[level][0] for k, s in self.bootstrap.params.items() if k in self.params}
+                hi = {k: s.intervals[level][1] for k, s in self.bootstrap.params.items() if k in self.params}
+                frame[f"boot{100 * level:g}_lower"] = pd.Series(lo, dtype=float)
+                frame[f"boot{100 * level:g}_upper"] = pd.Series(hi, dtype=float)
+        return frame
+
+    def summary(self) -> str:
+        """A readable report: the model, the parameters with errors, the fit statistics and the notes."""
+        d = self.direction
+        head = [
+            f"Fit of form {self.form!r}: {self.y} ~ {', '.join(self.axes)} ({self.kind}, {self.n_points} points)",
+            f"source: {', '.join(f'{k}={v}' for k, v in self.source.items()) or 'a data frame'}",
+            f"converged: {'yes' if self.converged else 'no'} ({self.message})",
+            f"{d.limit_name} as every axis grows: {'none' if self.ceiling is None else f'{self.ceiling:.6g}'}",
+        ]
+        stats = "  ".join(f"{k}={v:.6g}" for k, v in self.stats.items() if k != "n_params")
+        frame = self.to_frame().drop(columns="at_bound")
+        frame.insert(len(frame.columns), "at bound", ["yes" if k in self.at_bound else "" for k in self.params])
+        parts = ["\n".join(head), frame.to_string(float_format=lambda v: f"{v:.6g}"), f"statistics: {stats}"]
+        if self.notes:
+            parts.append("\n".join(f"note: {n}" for n in self.notes))
+        if self.bootstrap is not None:
+            b = self.bootstrap
+            parts.append(f"bootstrap: {b.n_ok} of {b.n_requested} resamples fitted (seed {b.seed}, groups by "
+                         f"{', '.join(b.group) or 'single rows'})")
+        return "\n\n".join(parts)
+
+    def plot(self, ax: Axes | None = None) -> Axes:
+        """The fit against its data: for the run database's axes, accuracy vs hours at 224 px with one curve
+        per model size (figure 1); for any other table, fitted vs observed values."""
+        from scaling.plots import accuracy_curves_data, new_figure, plot_accuracy_curves
+
+        if self.data is None:
+            raise FitError("this fit carries no data to draw (fit it with scaling.fit)")
+        if ax is None:
+            _, ax = new_figure()
+        if {"n_params", "data_hours", "image_px", "arch"} <= set(self.data.columns) and "data_hours" in self.axes:
+            return plot_accuracy_curves(accuracy_curves_data(self.data, self, where={"image_px": 224}), ax)
+        observed = pd.to_numeric(self.data[self.y]).to_numpy(dtype=float)
+        fitted = self.predict(self.data)
+        ax.scatter(observed, fitted, s=14)
+        lo, hi = float(min(observed.min(), fitted.min())), float(max(observed.max(), fitted.max()))
+        ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, ls="--")
+        ax.set_xlabel(f"observed {self.y}")
+        ax.set_ylabel(f"fitted {self.y} ({self.form})")
+        return ax
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v:.4g}" for k, v in list(self.params.items())[:6])
+        more = ", ..." if len(self.params) > 6 else ""
+        return (f"FitResult(form={self.form!r}, y={self.y!r} ~ {', '.join(self.axes)}, n={self.n_points}, "
+                f"rmse={self.stats.get('rmse', math.nan):.4g}, params=[{params}{more}])")
+
     def to_dict(self) -> dict[str, Any]:
+        """Exactly what ``scaling fit --json`` prints: the data's source, the fit and, if run, its bootstrap."""
+        out: dict[str, Any] = {"schema": SCHEMA, "data": dict(self.source), "fit": self.describe()}
+        if self.bootstrap is not None:
+            out["bootstrap"] = self.bootstrap.to_dict()
+        return _jsonable(out)
+
+    def describe(self) -> dict[str, Any]:
+        """The fit alone as JSON-ready data (the ``fit`` member of ``to_dict()`` and of projection reports)."""
         info = get_form(self.form)
         out: dict[str, Any] = {
             "schema": SCHEMA,
@@ -147,23 +255,6 @@ class FitResult:
             "options": dict(self.options),
         }
         return _jsonable(out)
-
-
-def _jsonable(obj: Any) -> Any:
-    # JSON has no NaN/inf: they become null (the notes say why where it matters).
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, bool | np.bool_):
-        return bool(obj)
-    if isinstance(obj, int | np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        return float(obj) if math.isfinite(obj) else None
-    return obj
 
 
 def axis_matrix(X: pd.DataFrame | Mapping[str, ArrayLike], axes: Sequence[str]) -> tuple[np.ndarray, tuple]:
@@ -287,9 +378,8 @@ def fit(
     kind='loss': y is a loss or error rate, lower is better (power laws model y itself).
     ``weights`` names a column of positive per-point weights (e.g. inverse seed variance).
     """
-    fitter = get_fitter(form)
-    if kind not in ("accuracy", "loss"):
-        raise FitError(f"kind must be 'accuracy' or 'loss'; got {kind!r}")
+    form_obj = get_form(form)
+    direction(kind)  # one-line FitError for a kind other than 'accuracy' or 'loss'
     axes = tuple(axes)
     if not axes:
         raise FitError(f"form {form!r} needs at least one axis")
@@ -314,7 +404,7 @@ def fit(
         if bad:
             raise FitError(f"weights column {weights!r} has {bad} non-positive values")
     fd = FitData(X=X, y=yv, axes=axes, y_name=y, kind=kind, weights=w, weights_name=weights)
-    return fitter(fd, **options)
+    return form_obj.fit(fd, **options)
 
 
 def check_options(form: str, options: Mapping[str, Any], allowed: Sequence[str]) -> None:

@@ -25,6 +25,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from scaling.compute import FRAMES_PER_HOUR, ComputeEstimate, pretrain_compute
+from scaling.direction import direction
 from scaling.errors import ProjectionError
 
 COMPUTE_AXES = ("n_params", "data_hours", "image_px")
@@ -106,10 +107,6 @@ def decades_beyond(fit: FitLike, point: Mapping[str, float]) -> dict[str, float]
     return {a: math.log10(point[a] / fit.axis_ranges[a][1]) for a in fit.axes}
 
 
-def _meets(fit: FitLike, predicted: np.ndarray, target: float) -> np.ndarray:
-    return predicted >= target if fit.kind == "accuracy" else predicted <= target
-
-
 def _predict_point(fit: FitLike, point: Mapping[str, float]) -> float:
     return float(fit.predict({a: np.array([point[a]]) for a in fit.axes})[0])
 
@@ -144,8 +141,9 @@ def _compute(
 
 
 def _unreachable_reason(fit: FitLike, target: float, best: float, what: str) -> str:
-    if fit.ceiling is not None and not _meets(fit, np.array([fit.ceiling]), target)[0]:
-        side = "above" if fit.kind == "accuracy" else "below"
+    d = direction(fit.kind)
+    if fit.ceiling is not None and not d.meets_one(fit.ceiling, target):
+        side = "above" if d.higher_is_better else "below"
         return f"unreachable under this form: target {target:g} is {side} the fitted ceiling {fit.ceiling:.4g}"
     hi = 10 ** SEARCH_DECADES[1]
     return f"not reached for {what} up to {hi:.0e} x the reference (best prediction {best:.4g})"
@@ -161,8 +159,9 @@ def _solve_path(
     lo, hi = SEARCH_DECADES
     logf = np.arange(lo, hi + GRID_STEP_DECADES / 2, GRID_STEP_DECADES)
     pred = path(10.0**logf)
-    ok = _meets(fit, pred, target) & np.isfinite(pred)
-    best = float(np.nanmax(pred) if fit.kind == "accuracy" else np.nanmin(pred))
+    d = direction(fit.kind)
+    ok = d.meets(pred, target) & np.isfinite(pred)
+    best = d.best(pred)
     if not ok.any():
         return None, best, _unreachable_reason(fit, target, best, what)
     i = int(np.argmax(ok))
@@ -249,7 +248,7 @@ def project_at(
     _check_axes(fit, point, "evaluation point")
     pt = {a: float(point[a]) for a in fit.axes}
     value = _predict_point(fit, pt)
-    meets = True if target is None else bool(_meets(fit, np.array([value]), target)[0])
+    meets = True if target is None else direction(fit.kind).meets_one(value, target)
     reason = "" if meets else f"prediction {value:.4g} does not reach the target {target:g} at this point"
     details: dict[str, Any] = {}
     return Projection(

@@ -3,13 +3,14 @@
 Resampling unit: a *group* of rows (by default one run, ``run_id``), drawn with replacement as a whole,
 because evaluations of one run (epochs, metrics, eval sets) are correlated; ``group`` can name other
 columns, e.g. ``("data_fraction", "subset_seed")`` to resample pretraining subsets, which every model
-size of the published grid shares. Each resample is refitted with the same form and options:
+size of the published grid shares. Each resample is refitted with the same form and options, by the form's own refitter
+(``Form.refitter``):
 
 - linear forms (poly/logit): weighted least squares on the full fit's retained design columns (the
   statsmodels fit is closed form too; this skips its bookkeeping);
 - power laws: ``scaling.forms.varpro.solve_warm`` from the full-data solution (L-BFGS-B warm start plus a
   screen for other basins, cold VarPro fit when the warm start fails);
-- any other registered form: a full ``fit`` of the resampled frame.
+- any other registered form: by default its ``fit`` on the resampled rows.
 
 A resample that cannot be fitted (too few distinct axis values, aliased design, no convergence) is
 counted by reason and reported, never silently dropped; intervals use the resamples that were fitted.
@@ -29,10 +30,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit, logit
 
+from scaling.direction import direction
 from scaling.errors import FitError, ScalingError
-from scaling.fitting import FitResult, _jsonable, axis_matrix, fit
+from scaling.fitting import FitResult, axis_matrix, fit
+from scaling.forms import Refit, Replicate, get_form
+from scaling.jsonable import jsonable
 from scaling.threads import single_threaded_blas
 
 SCHEMA = "scaling.bootstrap/v1"
@@ -123,7 +126,7 @@ class BootstrapResult:
         }
         if include_samples:
             out["samples"] = {k: v.tolist() for k, v in self.samples.items()}
-        return _jsonable(out)
+        return jsonable(out)
 
 
 # -- percentile intervals ---------------------------------------------------------------------------
@@ -195,16 +198,6 @@ def resample_indices(codes: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
 
 
 @dataclass(frozen=True)
-class Replicate:
-    """One refitted resample: parameters, ceiling and a predictor on axis matrices (y scale)."""
-
-    params: dict[str, float]
-    ceiling: float | None
-    predict_matrix: Callable[[np.ndarray], np.ndarray]
-    path: str
-
-
-@dataclass(frozen=True)
 class ReplicateFit:
     """A resample's fit seen through the projection interface (``scaling.projection.FitLike``).
 
@@ -226,96 +219,13 @@ class ReplicateFit:
         return self._predict(M).reshape(shape)
 
 
-def _distinct_ok(X: np.ndarray, axes: Sequence[str], need: int) -> str | None:
-    for j, a in enumerate(axes):
-        if len(np.unique(X[:, j])) < need:
-            return f"fewer than {need} distinct values of {a!r}"
-    return None
-
-
-def _linear_refitter(full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Callable:
-    from scaling.forms.linear import design
-
-    model = full.model
-    keep = list(model.keep)
-    D = design(X, full.axes, model.degree)[0][:, keep]
-    z = logit(y) if model.link == "logit" else y
-    names = list(full.params)
-    sw = np.ones(len(y)) if w is None else np.sqrt(w)
-    inverse = expit if model.link == "logit" else (lambda v: v)
-    degree, axes = model.degree, full.axes
-
-    def predict_with(beta: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        return lambda M: inverse(design(M, axes, degree)[0][:, keep] @ beta)
-
-    def refit(idx: np.ndarray) -> Replicate:
-        bad = _distinct_ok(X[idx], axes, degree + 1)
-        if bad:
-            raise FitError(bad)
-        if len(idx) <= len(keep) + 1:
-            raise FitError("too few rows for the form's terms")
-        A = D[idx] * sw[idx, None]
-        beta, _, rank, _ = np.linalg.lstsq(A, z[idx] * sw[idx], rcond=None)
-        if rank < len(keep):
-            raise FitError("design is rank-deficient in this resample (terms aliased)")
-        return Replicate(dict(zip(names, beta.tolist(), strict=True)), None, predict_with(beta), "linear")
-
-    return refit
-
-
-def _powerlaw_refitter(full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Callable:
-    from scaling.forms.powerlaw import _canonical, _limit, _params
-    from scaling.forms.varpro import predict_error, solve_warm
-
-    sol0 = full.model.sol
-    err = 1.0 - y if full.kind == "accuracy" else y
-    opts = full.options
-    kw = {"delta": float(opts.get("huber_delta", 1e-3)), "alpha_max": float(opts.get("alpha_max", 2.0)),
-          "n_starts": int(opts.get("n_starts", 20)), "seed": int(opts.get("seed", 0))}
-    axes, accuracy = full.axes, full.kind == "accuracy"
-    n_params = 1 + 2 * len(axes)
-
-    def refit(idx: np.ndarray) -> Replicate:
-        bad = _distinct_ok(X[idx], axes, 3)
-        if bad:
-            raise FitError(bad)
-        if len(idx) <= n_params + 1:
-            raise FitError("too few rows for the form's parameters")
-        sol = solve_warm(X[idx], err[idx], sol0, weights=None if w is None else w[idx], **kw)
-        path = str(sol.info.get("path", "warm"))
-        sol, _ = _canonical(sol)
-        limit = _limit(sol)
-
-        def predict(M: np.ndarray) -> np.ndarray:
-            e = predict_error(sol, M)
-            return 1.0 - e if accuracy else e
-
-        return Replicate(_params(sol, axes), 1.0 - limit if accuracy else limit, predict, path)
-
-    return refit
-
-
-def _generic_refitter(full: FitResult, data: pd.DataFrame, weights: str | None, options: dict) -> Callable:
-    def refit(idx: np.ndarray) -> Replicate:
-        r = fit(data.iloc[idx], full.form, y=full.y, axes=full.axes, kind=full.kind, weights=weights, **options)
-        return Replicate(dict(r.params), r.ceiling, r.require_model().predict, "full")
-
-    return refit
-
-
-def make_refitter(full: FitResult, data: pd.DataFrame, weights: str | None, options: dict) -> Callable:
-    """A function ``refit(row_indices) -> Replicate`` for resamples of ``data`` (the frame ``full`` fitted)."""
-    from scaling.forms.linear import LinearModel
-    from scaling.forms.powerlaw import PowerLawModel
-
+def make_refitter(full: FitResult, data: pd.DataFrame, weights: str | None, options: Mapping[str, Any]) -> Refit:
+    """A function ``refit(row_indices) -> Replicate`` for resamples of ``data`` (the frame ``full`` fitted
+    with ``options``): the form's own (``Form.refitter``), on numpy arrays."""
     X = np.column_stack([pd.to_numeric(data[a]).to_numpy(dtype=float) for a in full.axes])
     y = pd.to_numeric(data[full.y]).to_numpy(dtype=float)
     w = None if weights is None else pd.to_numeric(data[weights]).to_numpy(dtype=float)
-    if isinstance(full.model, LinearModel):
-        return _linear_refitter(full, X, y, w)
-    if isinstance(full.model, PowerLawModel):
-        return _powerlaw_refitter(full, X, y, w)
-    return _generic_refitter(full, data, weights, options)
+    return get_form(full.form).refitter(full, X, y, w, options=options)
 
 
 def as_fitlike(full: FitResult, rep: Replicate) -> ReplicateFit:
@@ -536,7 +446,7 @@ def projection_quantities(
         if target is None:
             return Derived(values, events)
         c = f.ceiling
-        events["ceiling_passes_target"] = c is None or (c >= target if f.kind == "accuracy" else c <= target)
+        events["ceiling_passes_target"] = c is None or direction(f.kind).meets_one(c, target)
         if scale:
             p = project_scale(f, target, exponents=exponents, reference=reference, compute=compute)
             events["scale.reachable"] = p.reachable and p.point is not None

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_METRIC, DEFAULT_PROTOCOL
 from scaling.errors import ProjectionError
-
-DEFAULT_PROTOCOL = "finetune-in1k-2pct"
-DEFAULT_EVAL_SET = "imagenet-val"
 
 
 @dataclass(frozen=True)
@@ -49,7 +47,6 @@ PRESETS: dict[str, Target] = {
         ),
     ]
 }
-DEFAULT_TARGET = "human-top5"
 
 
 def list_targets() -> list[Target]:
@@ -91,9 +88,9 @@ def resolve_target(
     if value <= 0.0:
         raise ProjectionError(f"target {spec!r} must be positive")
     return Target(
-        name=f"{100 * value:g}% {metric or 'top1'}",
+        name=f"{100 * value:g}% {metric or DEFAULT_METRIC}",
         value=value,
-        metric=metric or "top1",
+        metric=metric or DEFAULT_METRIC,
         eval_set=eval_set or DEFAULT_EVAL_SET,
         protocol=protocol or DEFAULT_PROTOCOL,
         description="user-given target",

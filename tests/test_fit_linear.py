@@ -53,6 +53,7 @@ def test_exact_recovery(form: str) -> None:
     assert r.converged and r.stats["rmse"] < 1e-9 and r.ceiling is None and r.notes == ()
     assert r.stats["n_params"] == len(truth)
     json.dumps(r.to_dict(), allow_nan=False)
+    assert r.to_dict()["fit"] == r.describe()
     assert r.to_dict()["schema"] == "scaling.fit/v1"
 
 

@@ -160,7 +160,7 @@ def test_predict_shapes_interval_none_and_json() -> None:
     assert r.predict({"n": [1e8, 1e9, 1e10], "d": 1e3}).shape == (3,)
     assert r.predict(df).shape == (36,)
     assert r.predict_interval(df) is None
-    d = r.to_dict()
+    d = r.describe()
     json.dumps(d, allow_nan=False)
     assert d["schema"] == "scaling.fit/v1" and d["options"]["huber_delta"] == 1e-2
     assert d["family"] == "powerlaw" and d["axis_ranges"]["n"] == [1e7, 1e10]

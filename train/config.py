@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from runs_db.archs import get_arch
+from runs_db.archs import DECODER_DEPTH, DECODER_DIM, DECODER_HEADS, MASK_RATIO, get_arch
 from train.errors import TrainError
 
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -39,11 +39,11 @@ class PretrainConfig:
     data_fraction: float = 1.0
     subset_seed: int = 1
     subset: str = "contiguous"  # the study: one contiguous block of the sorted frame list
-    mask_ratio: float = 0.75
+    mask_ratio: float = MASK_RATIO
     norm_pix_loss: bool = False
-    decoder_dim: int = 512
-    decoder_depth: int = 8
-    decoder_heads: int = 16
+    decoder_dim: int = DECODER_DIM
+    decoder_depth: int = DECODER_DEPTH
+    decoder_heads: int = DECODER_HEADS
     batch_size: int = 256  # global batch (all ranks together)
     lr: float = 3e-4
     weight_decay: float = 0.0

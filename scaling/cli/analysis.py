@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from scaling.cli.common import domain_errors, emit_json, parse_assignments, split_csv
-from scaling.cli.fit import (
-    PAPER_SCENARIO,
+from scaling.cli.common import domain_errors, parse_assignments
+from scaling.cli.fit import fmt_interval
+from scaling.cli.options import (
+    DEFAULT_AXES,
+    PAPER_SCENARIO_TEXT,
     AxesOpt,
     ChanceOpt,
     DataOpt,
@@ -23,15 +25,14 @@ from scaling.cli.fit import (
     SelectionOpt,
     WorkersOpt,
     YOpt,
-    check_levels,
-    fmt_interval,
-    form_options,
-    load_data,
-    resolve_group,
+    cli_group,
+    cli_levels,
+    forms_list,
+    load_table,
 )
+from scaling.cli.progress import progress_bar
+from scaling.cli.render import fmt_number, fmt_percent, print_json, stderr_console, stdout_console, table
 from scaling.errors import ScalingError
-from scaling.cli.render import fmt_number, fmt_percent, stderr_console, stdout_console, table
-from scaling.targets import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL
 
 FormsOpt = Annotated[str, typer.Option("--forms", help="Comma-separated forms, or 'all' (see `scaling forms`).")]
 MetricOpt = Annotated[str, typer.Option(help="Metric: top1 or top5.")]
@@ -46,28 +47,12 @@ def register(app: typer.Typer) -> None:
     app.command("compare")(compare_cmd)
 
 
-def _forms(text: str) -> list[str]:
-    from scaling.forms import get_form, list_forms
-
-    if text.strip().lower() == "all":
-        return [f.name for f in list_forms()]
-    names = split_csv(text)
-    if not names:
-        raise ScalingError("--forms needs at least one form (or 'all')")
-    for n in names:
-        get_form(n)  # one-line error naming the known forms
-    return names
+def split_axes(text: str) -> list[str]:
+    return [a.strip() for a in text.split(",") if a.strip()]
 
 
-def _inputs(ctx: typer.Context, *, forms: str, metric: str, eval_set: str | None, protocol: str | None,
-            selection: str, axes: str, data: Any, y: str | None, chance: float | None,
-            huber_delta: float | None) -> tuple[Any, str, list[str], dict[str, Any], list[str], dict[str, dict]]:
-    names = _forms(forms)
-    axis_list = split_csv(axes)
-    frame, ycol, source = load_data(ctx, data=data, y=y, axes=axis_list, protocol=protocol or DEFAULT_PROTOCOL,
-                                    eval_set=eval_set or DEFAULT_EVAL_SET, metric=metric, selection=selection)
-    options = {f: form_options(f, metric, chance, huber_delta) for f in names}
-    return frame, ycol, axis_list, source, names, options
+def _rolling(text: str) -> str | None:
+    return None if text.strip().lower() == "none" else text
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -82,7 +67,7 @@ def backtest_cmd(
     eval_set: EvalSetOpt = None,
     protocol: ProtocolOpt = None,
     selection: SelectionOpt = "best-epoch",
-    axes: AxesOpt = "n_params,data_hours,image_px",
+    axes: AxesOpt = DEFAULT_AXES,
     rolling: RollingOpt = "data_hours",
     level_tol: LevelTolOpt = 0.05,
     data: DataOpt = None,
@@ -106,19 +91,17 @@ def backtest_cmd(
       scaling backtest --forms poly1,logit1,powerlaw --metric top5 --json
       scaling backtest --data runs.csv --y loss --axes n_params,tokens --kind loss --rolling tokens
     """
-    from scaling.backtesting import backtest
-    from scaling.cli.progress import progress_bar
+    import scaling
 
-    frame, ycol, axis_list, source, names, options = _inputs(
-        ctx, forms=forms, metric=metric, eval_set=eval_set, protocol=protocol, selection=selection, axes=axes,
-        data=data, y=y, chance=chance, huber_delta=huber_delta)
-    roll = None if rolling.strip().lower() == "none" else rolling
+    frame = load_table(ctx, data=data, y=y, protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)
     with progress_bar() as update:
-        result = backtest(frame, names, y=ycol, axes=axis_list, kind=kind, options=options, rolling_axis=roll,
-                          level_tol=level_tol, progress=lambda d, t: update("backtest", d, t))
+        result = scaling.backtest(frame, forms_list(forms), metric=metric, y=y, axes=split_axes(axes), kind=kind,
+                                  chance=chance, huber_delta=huber_delta, rolling_axis=_rolling(rolling),
+                                  level_tol=level_tol, progress=update)
     if as_json:
-        emit_json("scaling.backtest/v1", {"data": source, **result.to_dict()})
+        print_json(result.to_dict())
         return
+    names = [s.form for s in result.summary.values()]
     console = stdout_console()
     unit = "pts" if kind == "accuracy" else "loss"
     noise = result.noise
@@ -161,8 +144,8 @@ def compare_cmd(
     eval_set: EvalSetOpt = None,
     protocol: ProtocolOpt = None,
     selection: SelectionOpt = "best-epoch",
-    axes: AxesOpt = "n_params,data_hours,image_px",
-    at: Annotated[str, typer.Option(help="Point of the projection, as NAME=VALUE,...")] = PAPER_SCENARIO,
+    axes: AxesOpt = DEFAULT_AXES,
+    at: Annotated[str, typer.Option(help="Point of the projection, as NAME=VALUE,...")] = PAPER_SCENARIO_TEXT,
     target: Annotated[
         str | None, typer.Option(help="Also report the share of resamples meeting this target (e.g. 80%).")
     ] = None,
@@ -195,32 +178,24 @@ def compare_cmd(
       scaling compare --metric top5 --target human-top5 --bootstrap 1000 --json
       scaling compare --forms poly1,logit1,powerlaw --at n_params=1e9,data_hours=5000,image_px=476
     """
-    from scaling.cli.progress import progress_bar
-    from scaling.comparison import compare
-    from scaling.targets import resolve_target
+    import scaling
 
-    levels = check_levels(level)
-    frame, ycol, axis_list, source, names, options = _inputs(
-        ctx, forms=forms, metric=metric, eval_set=eval_set, protocol=protocol, selection=selection, axes=axes,
-        data=data, y=y, chance=chance, huber_delta=huber_delta)
     point = parse_assignments(at, "--at")
-    missing = [a for a in axis_list if a not in point]
+    missing = [a for a in split_axes(axes) if a not in point]
     if missing:
-        raise ScalingError(f"--at lacks axis {missing[0]!r}; the axes are {', '.join(axis_list)}")
-    tgt = resolve_target(target, metric=metric, kind=kind) if target else None
-    grp, note = resolve_group(frame, group)
-    if note and n_bootstrap:
-        stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
-    roll = None if rolling.strip().lower() == "none" else rolling
+        raise ScalingError(f"--at lacks axis {missing[0]!r}; the axes are {axes}")
+    frame = load_table(ctx, data=data, y=y, protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)
     with progress_bar() as update:
-        result = compare(frame, names, y=ycol, axes=axis_list, point=point, kind=kind,
-                         target=None if tgt is None else tgt.value, options=options, n_bootstrap=n_bootstrap,
-                         seed=seed, group=grp, levels=levels, rolling_axis=roll, level_tol=level_tol,
-                         progress=update, workers=workers)
+        result = scaling.compare(frame, forms_list(forms), metric=metric, y=y, axes=split_axes(axes), kind=kind,
+                                 at=point, target=target, chance=chance,
+                                 huber_delta=huber_delta, bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level),
+                                 group=cli_group(group), workers=workers, rolling_axis=_rolling(rolling),
+                                 level_tol=level_tol, progress=update)
     if as_json:
-        emit_json("scaling.compare/v1", {"data": source, **({"target_spec": tgt.to_dict()} if tgt else {}),
-                                         **result.to_dict()})
+        print_json(result.to_dict())
         return
+    tgt, point, levels, ycol, axis_list = result.target_spec, result.point, result.levels, result.backtest.y, \
+        list(result.backtest.axes)
     pct = kind == "accuracy"
     fmt_y = fmt_percent if pct else fmt_number
     unit = "pts" if pct else "loss"

@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 import typer
 
-from scaling.errors import ScalingError
 from scaling.cli.render import print_json, stderr_console
+from scaling.errors import ScalingError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

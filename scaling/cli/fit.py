@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import pandas as pd
 import typer
 
-from scaling.cli.common import domain_errors, emit_json, open_database, parse_assignments, split_csv
-from scaling.errors import ScalingError
+from scaling.cli.common import domain_errors, emit_json, parse_assignments, split_csv
+from scaling.cli.options import (
+    DEFAULT_AXES,
+    DEFAULT_FORM,
+    PAPER_SCENARIO_TEXT,
+    AxesOpt,
+    BootstrapOpt,
+    ChanceOpt,
+    DataOpt,
+    EvalSetOpt,
+    FormOpt,
+    GroupOpt,
+    HuberOpt,
+    JsonOpt,
+    KindOpt,
+    LevelOpt,
+    ProtocolOpt,
+    SeedOpt,
+    SelectionOpt,
+    WorkersOpt,
+    YOpt,
+    cli_group,
+    cli_levels,
+    load_table,
+)
+from scaling.cli.progress import progress_bar
 from scaling.cli.render import (
     fmt_flops,
     fmt_hours,
@@ -19,57 +41,18 @@ from scaling.cli.render import (
     fmt_params,
     fmt_percent,
     fmt_px,
+    print_json,
     stderr_console,
     stdout_console,
     table,
 )
-from scaling.targets import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL, DEFAULT_TARGET, list_targets, resolve_target
+from scaling.defaults import DEFAULT_TARGET
+from scaling.errors import ScalingError
+from scaling.targets import list_targets, resolve_target
 
 if TYPE_CHECKING:
     from scaling.fitting import FitResult
     from scaling.projection import Projection
-
-DEFAULT_FORM = "poly1"  # the study's form (reconstructed); `scaling compare` ranks forms by backtest
-DEFAULT_AXES = "n_params,data_hours,image_px"
-# The paper's headline scenario (Orhan 2023 abstract): 2.5B parameters, 20,000 h of video, 952 px.
-PAPER_SCENARIO = "n_params=2.5e9,data_hours=20000,image_px=952"
-N_CLASSES_DEFAULT = 1000  # ImageNet-1k
-
-FormOpt = Annotated[str, typer.Option("--form", "-f", help="Functional form (see `scaling forms`).")]
-AxesOpt = Annotated[str, typer.Option(help="Comma-separated axis columns (x variables).")]
-ProtocolOpt = Annotated[str | None, typer.Option(help=f"Evaluation protocol [default: {DEFAULT_PROTOCOL}].")]
-EvalSetOpt = Annotated[str | None, typer.Option(help=f"Evaluation set [default: {DEFAULT_EVAL_SET}].")]
-SelectionOpt = Annotated[str, typer.Option(help="Which fine-tuning epoch: best-epoch or last-epoch.")]
-DataOpt = Annotated[
-    Path | None,
-    typer.Option("--data", help="Fit a CSV table instead of the run database (needs --y; any numeric axes)."),
-]
-YOpt = Annotated[str | None, typer.Option("--y", help="Response column of --data.")]
-KindOpt = Annotated[
-    str, typer.Option(help="accuracy (fraction, higher is better) or loss (positive, lower is better).")
-]
-ChanceOpt = Annotated[
-    float | None,
-    typer.Option(help="Chance error for chance-ceiling forms [default: 1 - k/1000 for top-k on ImageNet]."),
-]
-HuberOpt = Annotated[float | None, typer.Option(help="Huber delta of power-law fits in log space [default: 1e-3].")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
-BootstrapOpt = Annotated[
-    int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for percentile intervals (0: none; try 1000).")
-]
-SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap resampling (same seed, same intervals).")]
-LevelOpt = Annotated[
-    list[float] | None, typer.Option("--level", help="Interval level, repeatable [default: 0.9 and 0.95].")
-]
-GroupOpt = Annotated[
-    str | None,
-    typer.Option(help="Column(s) whose rows are resampled together, comma-separated, or 'none' for single rows "
-                 "[default: run_id when the data have it]."),
-]
-WorkersOpt = Annotated[
-    int, typer.Option(min=1, help="Processes for the bootstrap (results do not depend on it; 2 on 2 cores).")
-]
-DEFAULT_LEVELS = (0.9, 0.95)
 
 
 def register(app: typer.Typer) -> None:
@@ -92,7 +75,7 @@ def forms_cmd(as_json: JsonOpt = False) -> None:
 
     forms = list_forms()
     if as_json:
-        emit_json("scaling.forms/v1", {"forms": [f.__dict__ for f in forms]})
+        emit_json("scaling.forms/v1", {"forms": [f.to_dict() for f in forms]})
         return
     rows = [(f.name, f.family, f.description, f.source) for f in forms]
     stdout_console().print(table("Functional forms", ["name", "family", "description", "source"], rows))
@@ -117,114 +100,6 @@ def targets_cmd(as_json: JsonOpt = False) -> None:
             for t in targets]
     cols = ["name", "value", "metric", "eval set", "protocol", "description", "source"]
     stdout_console().print(table(f"Targets (default: {DEFAULT_TARGET})", cols, rows))
-
-
-def default_chance(metric: str, n_classes: int = N_CLASSES_DEFAULT) -> float | None:
-    """Chance error of top-k: 1 - k / classes."""
-    m = re.fullmatch(r"top(\d+)", metric)
-    return 1.0 - int(m.group(1)) / n_classes if m else None
-
-
-def load_data(
-    ctx: typer.Context,
-    *,
-    data: Path | None,
-    y: str | None,
-    axes: list[str],
-    protocol: str,
-    eval_set: str,
-    metric: str,
-    selection: str,
-) -> tuple[pd.DataFrame, str, dict[str, Any]]:
-    """The frame to fit, its response column and a description of where it came from."""
-    if data is not None:
-        if y is None:
-            raise ScalingError("--data needs --y naming the response column")
-        try:
-            frame = pd.read_csv(data)
-        except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise ScalingError(f"{data}: cannot read CSV ({exc})") from None
-        missing = [c for c in [y, *axes] if c not in frame.columns]
-        if missing:
-            raise ScalingError(f"{data}: missing column {missing[0]!r} (columns: {', '.join(frame.columns)})")
-        return frame, y, {"source": str(data), "y": y}
-    db = open_database(ctx)
-    frame = db.grid(protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)
-    if frame.empty:
-        raise ScalingError(
-            f"no completed runs with {protocol}/{eval_set}/{metric}/{selection} in {db.path}; "
-            "see `scaling runs list` and `scaling runs import`"
-        )
-    missing = [a for a in axes if a not in frame.columns]
-    if missing:
-        raise ScalingError(f"unknown axis {missing[0]!r}; run-database axes include n_params, data_hours, image_px")
-    source = {"db": str(db.path), "protocol": protocol, "eval_set": eval_set, "metric": metric,
-              "selection": selection}
-    return frame, "value", source
-
-
-def form_options(form: str, metric: str, chance: float | None, huber_delta: float | None) -> dict[str, Any]:
-    """The fit options the CLI passes to ``form`` (Huber delta of power laws, chance of chance laws)."""
-    from scaling.forms import get_form
-
-    info = get_form(form)
-    options: dict[str, Any] = {}
-    if info.family == "powerlaw" and huber_delta is not None:
-        options["huber_delta"] = huber_delta
-    if "chance" in info.name:
-        c = chance if chance is not None else default_chance(metric)
-        if c is None:
-            raise ScalingError(f"form {form!r} needs --chance (chance-level error) for metric {metric!r}")
-        options["chance"] = c
-    return options
-
-
-def run_fit(
-    frame: pd.DataFrame, form: str, y: str, axes: list[str], kind: str, metric: str,
-    chance: float | None, huber_delta: float | None,
-) -> FitResult:
-    from scaling.fitting import fit
-
-    options = form_options(form, metric, chance, huber_delta)
-    return fit(frame, form, y=y, axes=axes, kind=kind, **options)  # type: ignore[arg-type]
-
-
-def resolve_group(frame: pd.DataFrame, group: str | None) -> tuple[str | tuple[str, ...] | None, str]:
-    """The bootstrap's grouping columns and a note (the default falls back to single rows without run_id)."""
-    if group is None:
-        if "run_id" in frame.columns:
-            return "run_id", ""
-        return None, "no run_id column: every row is resampled on its own (pass --group to cluster rows)"
-    if group.strip().lower() == "none":
-        return None, ""
-    cols = tuple(split_csv(group))
-    if not cols:
-        raise ScalingError("--group needs a column name (or 'none')")
-    return (cols[0] if len(cols) == 1 else cols), ""
-
-
-def check_levels(levels: list[float] | None) -> tuple[float, ...]:
-    out = tuple(levels) if levels else DEFAULT_LEVELS
-    bad = [x for x in out if not 0.0 < x < 1.0]
-    if bad:
-        raise ScalingError(f"--level must be in (0, 1); got {bad[0]:g}")
-    return tuple(sorted(set(out)))
-
-
-def run_bootstrap(frame: pd.DataFrame, result: FitResult, *, n: int, seed: int, levels: tuple[float, ...],
-                  group: str | None, options: dict[str, Any], derived: Any = None, workers: int = 1) -> Any:
-    """The bootstrap of ``result`` with a progress bar on stderr (when it is a terminal)."""
-    from scaling.resampling import bootstrap
-    from scaling.cli.progress import progress_bar
-
-    grp, note = resolve_group(frame, group)
-    if note:
-        stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
-    with progress_bar() as update:
-        return bootstrap(frame, result.form, y=result.y, axes=result.axes, kind=result.kind, n=n, seed=seed,
-                         group=grp, levels=levels, derived=derived, full=result,
-                         progress=lambda d, t: update(f"bootstrap {result.form}", d, t), workers=workers,
-                         **options)
 
 
 def fmt_interval(lo: float | None, hi: float | None, fmt: Any = fmt_number) -> str:
@@ -254,8 +129,9 @@ def render_bootstrap(boot: Any, summaries: dict[str, Any], title: str, fmt_for: 
         stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
 
 
-def _render_fit(result: FitResult, source: dict[str, Any]) -> None:
+def _render_fit(result: FitResult) -> None:
     console = stdout_console()
+    source = result.source
     rows = []
     for name, value in result.params.items():
         se = (result.stderr or {}).get(name)
@@ -308,26 +184,19 @@ def fit_cmd(
       scaling fit --form powerlaw --bootstrap 1000 --seed 1 --level 0.9 --workers 2
       scaling fit --form poly1 --bootstrap 1000 --group data_fraction,subset_seed
     """
-    axis_list = split_csv(axes)
-    levels = check_levels(level)
-    frame, ycol, source = load_data(
-        ctx, data=data, y=y, axes=axis_list, protocol=protocol or DEFAULT_PROTOCOL,
-        eval_set=eval_set or DEFAULT_EVAL_SET, metric=metric, selection=selection,
-    )
-    result = run_fit(frame, form, ycol, axis_list, kind, metric, chance, huber_delta)
-    boot = None
-    if n_bootstrap:
-        boot = run_bootstrap(frame, result, n=n_bootstrap, seed=seed, levels=levels, group=group,
-                             options=form_options(form, metric, chance, huber_delta), workers=workers)
+    import scaling
+
+    frame = load_table(ctx, data=data, y=y, protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)
+    with progress_bar() as update:
+        result = scaling.fit(frame, form, metric=metric, y=y, axes=split_csv(axes), kind=kind, chance=chance,
+                             huber_delta=huber_delta, bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level),
+                             group=cli_group(group), workers=workers, progress=update)
     if as_json:
-        payload: dict[str, Any] = {"data": source, "fit": result.to_dict()}
-        if boot is not None:
-            payload["bootstrap"] = boot.to_dict()
-        emit_json("scaling.fit/v1", payload)
+        print_json(result.to_dict())
         return
-    _render_fit(result, source)
-    if boot is not None:
-        render_bootstrap(boot, boot.params, f"Bootstrap intervals ({result.form})")
+    _render_fit(result)
+    if result.bootstrap is not None:
+        render_bootstrap(result.bootstrap, result.bootstrap.params, f"Bootstrap intervals ({result.form})")
 
 
 def _point_cells(p: Projection) -> list[str]:
@@ -379,7 +248,7 @@ def project_cmd(
     selection: SelectionOpt = "best-epoch",
     axes: AxesOpt = DEFAULT_AXES,
     axis: Annotated[str, typer.Option(help="Axis to solve for in --mode solve.")] = "data_hours",
-    at: Annotated[str, typer.Option(help="Point for --mode at, as NAME=VALUE,...")] = PAPER_SCENARIO,
+    at: Annotated[str, typer.Option(help="Point for --mode at, as NAME=VALUE,...")] = PAPER_SCENARIO_TEXT,
     exponents: Annotated[
         str | None,
         typer.Option(help="Scale axis i by k**w_i in --mode scale, e.g. image_px=0.5 (others 1).")
@@ -437,14 +306,7 @@ def project_cmd(
       scaling project --form logit1 --optimal --bounds image_px=224:952
       scaling project --figure projection.png           # and the iso-accuracy map of the answer
     """
-    from scaling.projection import (
-        ComputeAssumptions,
-        compute_assumptions_from_grid,
-        project_at,
-        project_axis,
-        project_scale,
-        reference_point,
-    )
+    import scaling
 
     if mode not in {"all", "scale", "solve", "at"}:
         raise typer.BadParameter(f"unknown mode {mode!r}; use all, scale, solve or at", param_hint="--mode")
@@ -453,103 +315,32 @@ def project_cmd(
 
         figure_format(figure)  # a bad suffix fails before any work
     tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol, kind=kind)
-    axis_list = split_csv(axes)
-    levels = check_levels(level)
-    bound_map = parse_bounds(bounds) if bounds else None
-    frame, ycol, source = load_data(
-        ctx, data=data, y=y, axes=axis_list, protocol=tgt.protocol, eval_set=tgt.eval_set,
-        metric=tgt.metric, selection=selection,
-    )
-    result = run_fit(frame, form, ycol, axis_list, kind, tgt.metric, chance, huber_delta)
-    ref = reference_point(result)
-    assumptions = compute_assumptions_from_grid(frame, ref)
-    if passes is not None:
-        if passes <= 0:
-            raise ScalingError(f"--passes must be positive, got {passes}")
-        base = assumptions or ComputeAssumptions(passes=passes)
-        assumptions = ComputeAssumptions(passes, base.mask_ratio, base.patch_px, "--passes")
-    exps = parse_assignments(exponents, "--exponents") if exponents else None
-
-    out: list[tuple[str, Projection]] = []
-    point = parse_assignments(at, "--at") if mode in {"all", "at"} else None
-    if mode in {"all", "scale"}:
-        out.append(("scale every axis", project_scale(result, tgt.value, exponents=exps, compute=assumptions)))
-    if mode in {"all", "solve"}:
-        out.append((f"solve {axis}", project_axis(result, tgt.value, axis, compute=assumptions)))
-    if point is not None:
-        out.append(("at point", project_at(result, point, target=tgt.value, compute=assumptions)))
-
-    opt = None
-    if optimal:
-        from scaling.allocation import optimal_allocation
-
-        if assumptions is None:
-            raise ScalingError("--optimal needs the compute model: axes n_params, data_hours, image_px and --passes")
-        opt = optimal_allocation(result, tgt.value, assumptions, bounds=bound_map, frontier_rows=frontier_rows,
-                                 seed=seed)
-    boot = None
-    if n_bootstrap:
-        from scaling.resampling import projection_quantities
-
-        opt_spec = None
-        if opt is not None:
-            from scaling.allocation import flops_cost
-
-            opt_spec = {"cost": flops_cost(assumptions, opt.bounds), "bounds": opt.bounds,  # type: ignore[arg-type]
-                        "start": opt.optimum.point}
-        derived = projection_quantities(
-            tgt.value, reference=ref, at=point, solve_axis=axis if mode in {"all", "solve"} else None,
-            scale=mode in {"all", "scale"}, exponents=exps, compute=assumptions, optimal=opt_spec)
-        boot = run_bootstrap(frame, result, n=n_bootstrap, seed=seed, levels=levels, group=group,
-                             options=form_options(form, tgt.metric, chance, huber_delta), derived=derived,
-                             workers=workers)
-
-    if figure is not None:
-        _save_figure(figure, result, out, tgt, frame, boot)
+    frame = load_table(ctx, data=data, y=y, protocol=tgt.protocol, eval_set=tgt.eval_set, metric=tgt.metric,
+                       selection=selection)
+    if passes is not None and passes <= 0:
+        raise ScalingError(f"--passes must be positive, got {passes}")
+    with progress_bar() as update:
+        report = scaling.project(
+            frame, tgt, form=form, y=y, axes=split_csv(axes), kind=kind, chance=chance, huber_delta=huber_delta,
+            mode=mode, at=parse_assignments(at, "--at"), axis=axis,
+            exponents=parse_assignments(exponents, "--exponents") if exponents else None, passes=passes,
+            bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level), group=cli_group(group), workers=workers,
+            optimal=optimal, bounds=parse_bounds(bounds) if bounds else None, frontier_rows=frontier_rows,
+            figure=figure, progress=update)
     if as_json:
-        payload: dict[str, Any] = {
-            "figure": None if figure is None else str(figure),
-            "target": tgt.to_dict(),
-            "data": source,
-            "fit": result.to_dict(),
-            "compute_assumptions": None if assumptions is None else assumptions.__dict__,
-            "projections": [{"question": label, **p.to_dict()} for label, p in out],
-        }
-        if opt is not None:
-            payload["optimal"] = opt.to_dict()
-        if boot is not None:
-            payload["bootstrap"] = boot.to_dict()
-        emit_json("scaling.project/v1", payload)
+        print_json(report.to_dict())
         return
+    result, assumptions, opt, boot = report.fit, report.compute_assumptions, report.optimal, report.bootstrap
     compute_note = "" if assumptions is None else (
         f"Compute: {assumptions.passes:.3g} passes over the frames, mask ratio {assumptions.mask_ratio:g} "
         f"({assumptions.source}).")
     desc = f"{tgt.name} = {fmt_percent(tgt.value) if kind == 'accuracy' else tgt.value} {tgt.metric}"
-    _render_projections(out, desc, result, compute_note)
+    _render_projections(list(report.projections), desc, result, compute_note)
     if opt is not None:
         _render_optimal(opt, desc, kind)
     if boot is not None:
         render_bootstrap(boot, boot.derived, f"Bootstrap intervals ({result.form})", _quantity_format(kind))
         _render_probabilities(boot)
-
-
-def _save_figure(path: Path, fit: Any, out: list[tuple[str, Projection]], target: Any, frame: Any,
-                 boot: Any) -> None:
-    """The iso-accuracy map of the first answer that reached the target (else the first answer).
-
-    Its interval is the bootstrap's when one ran, else the closed-form confidence band of linear forms.
-    """
-    from scaling import plots
-    from scaling.forms import get_form
-
-    if not {"n_params", "data_hours"} <= set(fit.axes):
-        raise ScalingError("--figure maps n_params x data_hours: fit with those axes")
-    reached = [p for _, p in out if p.reachable and p.point is not None]
-    projection = reached[0] if reached else (out[0][1] if out else None)
-    interval: Any = "band" if get_form(fit.form).family == "linear" else None
-    if boot is not None and projection is not None and projection.mode in {"scale", "solve"} and projection.point:
-        interval = plots.bootstrap_interval(boot, projection, level=max(boot.levels))
-    plots.save_projection_figure(fit, projection, target, path, grid=frame, interval=interval)
 
 
 def parse_bounds(text: str) -> dict[str, tuple[float, float]]:

@@ -12,30 +12,28 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from scaling.cli.common import domain_errors, emit_json, parse_assignments, split_csv
-from scaling.cli.fit import (
-    DEFAULT_AXES,
+from scaling.cli.common import domain_errors, parse_assignments, split_csv
+from scaling.cli.options import (
     DEFAULT_FORM,
-    PAPER_SCENARIO,
+    PAPER_SCENARIO_TEXT,
     EvalSetOpt,
     FormOpt,
     GroupOpt,
     ProtocolOpt,
     SeedOpt,
     SelectionOpt,
-    form_options,
-    load_data,
-    run_bootstrap,
-    run_fit,
+    cli_group,
+    load_table,
 )
+from scaling.cli.progress import progress_bar
+from scaling.cli.render import print_json, stderr_console
+from scaling.defaults import DEFAULT_TARGET
 from scaling.errors import ScalingError
-from scaling.cli.render import stderr_console
-from scaling.targets import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL, DEFAULT_TARGET, resolve_target
+from scaling.targets import resolve_target
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from scaling.fitting import FitResult
 
 plot_app = typer.Typer(
     name="plot",
@@ -53,7 +51,7 @@ LevelOpt = Annotated[float, typer.Option(help="Level of the band or interval.")]
 DpiOpt = Annotated[float | None, typer.Option(help="Resolution of .png files [default: 150].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers behind the figure as one JSON document.")]
 ResamplesOpt = Annotated[int, typer.Option("--bootstrap", min=2, help="Bootstrap resamples.")]
-DEFAULT_BACKTEST_FORMS = "poly1,logit1,powerlaw"  # one form of each family
+DEFAULT_BACKTEST_FORMS = "poly1,logit1,powerlaw"  # one form of each family (scaling.plots.figures)
 
 
 def register(app: typer.Typer) -> None:
@@ -69,30 +67,26 @@ def _check_out(out: Path) -> None:
         raise typer.BadParameter(str(exc), param_hint="--out") from None
 
 
-def _finish(fig: Any, out: Path, dpi: float | None, summary: dict[str, Any], schema: str, as_json: bool) -> None:
-    from scaling.plots.style import save_figure
-
-    save_figure(fig, out, dpi=dpi)
-    for note in summary.get("notes", []) or []:
+def _finish(result: Any, out: Path, dpi: float | None, as_json: bool) -> None:
+    saved = result.save(out, dpi=dpi)
+    for note in saved.notes:
         stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
     if as_json:
-        emit_json(schema, {"path": str(out), **summary})
+        print_json(saved.to_dict())
     else:
         print(out)
 
 
-def _grid_and_fit(ctx: typer.Context, *, metric: str, form: str, selection: str, protocol: str | None,
-                  eval_set: str | None) -> tuple[pd.DataFrame, FitResult]:
-    axes = split_csv(DEFAULT_AXES)
-    frame, y, _ = load_data(ctx, data=None, y=None, axes=axes, protocol=protocol or DEFAULT_PROTOCOL,
-                            eval_set=eval_set or DEFAULT_EVAL_SET, metric=metric, selection=selection)
-    return frame, run_fit(frame, form, y, axes, "accuracy", metric, None, None)
+def _runs(ctx: typer.Context, *, metric: str, selection: str, protocol: str | None,
+          eval_set: str | None) -> pd.DataFrame:
+    return load_table(ctx, data=None, y=None, protocol=protocol, eval_set=eval_set, metric=metric,
+                      selection=selection)
 
 
-def _band(band: str) -> str | None:
+def _band(band: str) -> str:
     if band not in ("confidence", "prediction", "none"):
         raise typer.BadParameter(f"unknown band {band!r}; use confidence, prediction or none", param_hint="--band")
-    return None if band == "none" else band
+    return band
 
 
 @plot_app.command("data")
@@ -122,15 +116,12 @@ def data_cmd(
       scaling plot data --metric top5 --band prediction --out fig1-top5.pdf
       scaling plot data --form powerlaw --band none --out fig1-powerlaw.svg
     """
-    from scaling import plots
+    from scaling.plots.figures import accuracy_figure
 
     _check_out(out)
-    grid, fit = _grid_and_fit(ctx, metric=metric, form=form, selection=selection, protocol=protocol,
-                              eval_set=eval_set)
-    data = plots.accuracy_curves_data(grid, fit, where={"image_px": image_px}, band=_band(band), level=level)
-    fig, ax = plots.new_figure()
-    plots.plot_accuracy_curves(data, ax)
-    _finish(fig, out, dpi, data.summary(), "scaling.plot.data/v1", as_json)
+    frame = _runs(ctx, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
+    result = accuracy_figure(frame, metric=metric, form=form, band=_band(band), level=level, image_px=image_px)
+    _finish(result, out, dpi, as_json)
 
 
 @plot_app.command("resolution")
@@ -156,16 +147,12 @@ def resolution_cmd(
       scaling plot resolution --out fig2-resolution.png
       scaling plot resolution --metric top5 --band prediction --out fig2-top5.pdf
     """
-    from scaling import plots
+    from scaling.plots.figures import resolution_figure
 
     _check_out(out)
-    grid, fit = _grid_and_fit(ctx, metric=metric, form=form, selection=selection, protocol=protocol,
-                              eval_set=eval_set)
-    data = plots.accuracy_curves_data(grid, fit, group_by="image_px", where={"arch": arch}, band=_band(band),
-                                      level=level)
-    fig, ax = plots.new_figure()
-    plots.plot_accuracy_curves(data, ax)
-    _finish(fig, out, dpi, data.summary(), "scaling.plot.resolution/v1", as_json)
+    frame = _runs(ctx, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
+    result = resolution_figure(frame, metric=metric, form=form, band=_band(band), level=level, arch=arch)
+    _finish(result, out, dpi, as_json)
 
 
 @plot_app.command("iso")
@@ -183,7 +170,7 @@ def iso_cmd(
                                "or none.")
     ] = "scale",
     axis: Annotated[str, typer.Option(help="Axis to solve for in --mode solve.")] = "data_hours",
-    at: Annotated[str, typer.Option(help="Point for --mode at, as NAME=VALUE,...")] = PAPER_SCENARIO,
+    at: Annotated[str, typer.Option(help="Point for --mode at, as NAME=VALUE,...")] = PAPER_SCENARIO_TEXT,
     image_px: Annotated[
         float | None, typer.Option(help="Resolution of the map [default: the projection's, else 476].")
     ] = None,
@@ -217,8 +204,7 @@ def iso_cmd(
       scaling plot iso --mode none --image-px 224 --out iso-224.svg
       scaling plot iso --metric top5 --interval bootstrap --bootstrap 1000 --seed 1 --out iso-boot.png
     """
-    from scaling import plots
-    from scaling.projection import project_at, project_axis, project_scale
+    from scaling.plots.figures import iso_figure
 
     _check_out(out)
     if mode not in {"scale", "solve", "at", "none"}:
@@ -227,36 +213,13 @@ def iso_cmd(
         raise typer.BadParameter(f"unknown interval {interval!r}; use auto, band, bootstrap or none",
                                  param_hint="--interval")
     tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
-    grid, fit = _grid_and_fit(ctx, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
-                              eval_set=tgt.eval_set)
-    projection = None
-    if mode == "scale":
-        projection = project_scale(fit, tgt.value)
-    elif mode == "solve":
-        projection = project_axis(fit, tgt.value, axis)
-    elif mode == "at":
-        projection = project_at(fit, parse_assignments(at, "--at"), target=tgt.value)
-    if interval == "auto":
-        from scaling.forms import get_form
-
-        interval = "band" if get_form(form).family == "linear" else "bootstrap"
-    chosen: Any = None if interval == "none" else "band"
-    if interval == "bootstrap" and projection is not None and projection.point is not None:
-        from scaling.resampling import projection_quantities
-        from scaling.projection import reference_point
-
-        ref = reference_point(fit)
-        derived = projection_quantities(
-            tgt.value, reference=ref, at=projection.point, scale=mode == "scale",
-            solve_axis=axis if mode == "solve" else None)
-        boot = run_bootstrap(grid, fit, n=n_boot, seed=seed, levels=(level,), group=group,
-                             options=form_options(form, tgt.metric, None, None), derived=derived)
-        chosen = plots.bootstrap_interval(boot, projection, level=level)
-    data = plots.iso_accuracy_data(fit, grid=grid, image_px=image_px, target=tgt, projection=projection,
-                                   interval=chosen, level=level)
-    fig, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
-    plots.plot_iso_accuracy(data, ax)
-    _finish(fig, out, dpi, data.summary(), "scaling.plot.iso/v1", as_json)
+    frame = _runs(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
+    with progress_bar() as update:
+        result = iso_figure(frame, target=target, metric=metric, form=form, mode=mode, axis=axis,
+                            at=parse_assignments(at, "--at"), image_px=image_px, interval=interval, level=level,
+                            n_boot=n_boot, seed=seed, group=cli_group(group), selection=selection,
+                            protocol=protocol, eval_set=eval_set, progress=update)
+    _finish(result, out, dpi, as_json)
 
 
 @plot_app.command("backtest")
@@ -290,28 +253,13 @@ def backtest_cmd(
       scaling plot backtest --forms all --split "largest data_hours" --out fig4-all.pdf
       scaling plot backtest --forms poly1,logit1 --split rolling-origin --metric top5 --out fig4-top5.svg
     """
-    from scaling import plots
-    from scaling.backtesting import backtest
-    from scaling.forms import get_form, list_forms
+    from scaling.cli.options import forms_list
+    from scaling.plots.figures import backtest_figure
 
     _check_out(out)
-    names = [f.name for f in list_forms()] if forms.strip().lower() == "all" else split_csv(forms)
-    if not names:
-        raise ScalingError("--forms needs at least one form (or 'all')")
-    for name in names:
-        get_form(name)
-    axes = split_csv(DEFAULT_AXES)
-    frame, y, _ = load_data(ctx, data=None, y=None, axes=axes, protocol=protocol or DEFAULT_PROTOCOL,
-                            eval_set=eval_set or DEFAULT_EVAL_SET, metric=metric, selection=selection)
-    result = backtest(frame, names, y=y, axes=axes, options={f: form_options(f, metric, None, None) for f in names})
-    rows = plots.backtest_parity_frame(result, frame, split=split)
-    data = plots.parity_data(rows, forms=[f for f in names if f in set(rows["form"])],
-                             title=plots.backtest_title(result, split))
-    fig, ax = plots.new_figure(figsize=(5.6, 5.8))
-    plots.plot_backtest_parity(data, ax)
-    summary = {**data.summary(), "split": split or plots.default_split(result), "notes": list(result.notes),
-               "ranking": result.ranking}
-    _finish(fig, out, dpi, summary, "scaling.plot.backtest/v1", as_json)
+    frame = _runs(ctx, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
+    result = backtest_figure(frame, forms=forms_list(forms), split=split, metric=metric)
+    _finish(result, out, dpi, as_json)
 
 
 @plot_app.command("bootstrap")
@@ -350,32 +298,18 @@ def bootstrap_cmd(
       scaling plot bootstrap --form powerlaw --bootstrap 500 --seed 1 --out fig5-powerlaw.pdf
       scaling plot bootstrap --question solve --level 0.95 --out fig5-solve.svg
     """
-    from scaling import plots
-    from scaling.resampling import projection_quantities
-    from scaling.projection import compute_assumptions_from_grid, reference_point
+    from scaling.plots.figures import bootstrap_figure
 
     _check_out(out)
     if question not in {"scale", "solve"}:
         raise typer.BadParameter(f"unknown question {question!r}; use scale or solve", param_hint="--question")
     tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
-    grid, fit = _grid_and_fit(ctx, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
-                              eval_set=tgt.eval_set)
-    ref = reference_point(fit)
-    assumptions = compute_assumptions_from_grid(grid, ref)
-    if assumptions is None:
-        raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
-    derived = projection_quantities(tgt.value, reference=ref, scale=question == "scale",
-                                    solve_axis="data_hours" if question == "solve" else None, compute=assumptions)
-    boot = run_bootstrap(grid, fit, n=n_boot, seed=seed, levels=(level,), group=group,
-                         options=form_options(form, tgt.metric, None, None), derived=derived)
-    data = plots.compute_distribution_from_bootstrap(boot, key=f"{question}.flops", target=tgt.value,
-                                                     target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})",
-                                                     level=level)
-    fig, ax = plots.new_figure(figsize=(6.4, 4.6))
-    plots.plot_compute_distribution(data, ax)
-    summary = {**data.summary(), "form": fit.form, "question": question, "seed": seed, "n_ok": boot.n_ok,
-               "notes": list(boot.notes)}
-    _finish(fig, out, dpi, summary, "scaling.plot.bootstrap/v1", as_json)
+    frame = _runs(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
+    with progress_bar() as update:
+        result = bootstrap_figure(frame, target=target, metric=metric, form=form, question=question, n_boot=n_boot,
+                                  seed=seed, group=cli_group(group), level=level, selection=selection,
+                                  protocol=protocol, eval_set=eval_set, progress=update)
+    _finish(result, out, dpi, as_json)
 
 
 @plot_app.command("frontier")
@@ -405,23 +339,14 @@ def frontier_cmd(
       scaling plot frontier --out frontier.png
       scaling plot frontier --form logit1 --rows 13 --out frontier-logit1.pdf
     """
-    from scaling import plots
-    from scaling.allocation import optimal_allocation
-    from scaling.projection import compute_assumptions_from_grid, reference_point
+    from scaling.plots.figures import frontier_figure
 
     _check_out(out)
     tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
-    grid, fit = _grid_and_fit(ctx, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
-                              eval_set=tgt.eval_set)
-    assumptions = compute_assumptions_from_grid(grid, reference_point(fit))
-    if assumptions is None:
-        raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
-    result = optimal_allocation(fit, tgt.value, assumptions, frontier_rows=rows)
-    data = plots.frontier_data(result, target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})")
-    fig, ax = plots.new_figure()
-    plots.plot_frontier(data, ax)
-    _finish(fig, out, dpi, {**data.summary(), "form": fit.form, "notes": list(result.notes)},
-            "scaling.plot.frontier/v1", as_json)
+    frame = _runs(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
+    result = frontier_figure(frame, target=target, metric=metric, form=form, rows=rows, selection=selection,
+                             protocol=protocol, eval_set=eval_set)
+    _finish(result, out, dpi, as_json)
 
 
 @plot_app.command("loss")
@@ -446,16 +371,13 @@ def loss_cmd(
       scaling plot loss --fraction 0.001 --seed 2 --out loss-5h.png
       scaling plot loss --runs vith14@476_1.0_1,vits14_1.0_1 --linear-x --out loss-two.svg
     """
-    from scaling import plots
     from scaling.cli.common import open_database
+    from scaling.plots.figures import loss_figure
 
     _check_out(out)
-    db = open_database(ctx)
-    data = plots.loss_curves_data(db, runs=split_csv(runs) if runs else None, data_fraction=fraction,
-                                  subset_seed=seed, key=key, phase=phase)
-    fig, ax = plots.new_figure()
-    plots.plot_loss_curves(data, ax, log_x=not linear_x)
-    _finish(fig, out, dpi, data.summary(), "scaling.plot.loss/v1", as_json)
+    result = loss_figure(open_database(ctx), runs=split_csv(runs) if runs else None, fraction=fraction, seed=seed,
+                         key=key, phase=phase, log_x=not linear_x)
+    _finish(result, out, dpi, as_json)
 
 
 @plot_app.command("all")

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
+
+from scaling.jsonable import jsonable
 
 
 def stdout_console() -> Console:
@@ -29,24 +30,9 @@ def stderr_console() -> Console:
     return Console(stderr=True, highlight=False)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN/inf
-    if value is pd.NaT or (not isinstance(value, str | bytes | list | dict) and pd.api.types.is_scalar(value)
-                           and pd.isna(value)):
-        return None
-    return value
-
-
 def print_json(document: dict[str, Any]) -> None:
     """Exactly one JSON document on stdout."""
-    print(json.dumps(_jsonable(document), indent=2, sort_keys=False))
+    print(json.dumps(jsonable(document), indent=2, sort_keys=False))
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,

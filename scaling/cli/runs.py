@@ -10,6 +10,7 @@ import typer
 
 from scaling.cli.common import domain_errors, emit_json, open_database
 from scaling.cli.render import fmt_hours, fmt_number, fmt_params, fmt_percent, stdout_console, table
+from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL
 
 runs_app = typer.Typer(
     help="Inspect and extend the run database.",
@@ -37,8 +38,8 @@ def list_cmd(
     ] = "top1",
     protocol: Annotated[
         str, typer.Option(help="... under this evaluation protocol, e.g. finetune-digits-20pct for the demo.")
-    ] = "finetune-in1k-2pct",
-    eval_set: Annotated[str, typer.Option(help="... on this eval set, e.g. digits-val.")] = "imagenet-val",
+    ] = DEFAULT_PROTOCOL,
+    eval_set: Annotated[str, typer.Option(help="... on this eval set, e.g. digits-val.")] = DEFAULT_EVAL_SET,
     as_json: JsonOpt = False,
 ) -> None:
     """List the runs (one per pretraining grid point).

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from runs_db.archs import DECODER_DEPTH, DECODER_DIM, MASK_RATIO
 from scaling.cli.common import db_path, emit_json
 from scaling.cli.render import fmt_flops, fmt_hours, fmt_number, fmt_params, stderr_console, stdout_console, table
 
@@ -126,7 +127,7 @@ Fps = Annotated[str | None, typer.Option(help="Frames/s decoded from video (the 
 Fraction = Annotated[float | None, typer.Option("--data-fraction", help="Fraction of the frames [default: 1].")]
 SubsetSeed = Annotated[int | None, typer.Option("--subset-seed", help="Which subset of that size [default: 1].")]
 SubsetMode = Annotated[str | None, typer.Option("--subset", help="contiguous (the study: one block) or uniform.")]
-MaskRatio = Annotated[float | None, typer.Option(help="Fraction of patches hidden [default: 0.75].")]
+MaskRatio = Annotated[float | None, typer.Option(help=f"Fraction of patches hidden [default: {MASK_RATIO:g}].")]
 NormPix = Annotated[bool | None, typer.Option("--norm-pix-loss/--no-norm-pix-loss", help="Per-patch normalised "
                                               "targets [default: off, as the study].")]
 DecDim = Annotated[int | None, typer.Option(help="Decoder width [default: 512].")]
@@ -445,9 +446,9 @@ def frames_cmd(
 def flops_cmd(
     arch: Annotated[str, typer.Option(help="Registered ViT.")] = "vit_s14",
     image_px: Annotated[int, typer.Option("--image-px", help="Image side in px.")] = 224,
-    mask_ratio: Annotated[float, typer.Option(help="Mask ratio.")] = 0.75,
-    decoder_dim: Annotated[int, typer.Option(help="Decoder width.")] = 512,
-    decoder_depth: Annotated[int, typer.Option(help="Decoder depth.")] = 8,
+    mask_ratio: Annotated[float, typer.Option(help="Mask ratio.")] = MASK_RATIO,
+    decoder_dim: Annotated[int, typer.Option(help="Decoder width.")] = DECODER_DIM,
+    decoder_depth: Annotated[int, typer.Option(help="Decoder depth.")] = DECODER_DEPTH,
     decoder_heads: Annotated[int, typer.Option(help="Decoder heads.")] = 16,
     as_json: JsonOpt = False,
 ) -> None:

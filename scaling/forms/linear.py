@@ -10,17 +10,23 @@ of letting a rank-deficient solve return arbitrary coefficients.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import statsmodels.api as sm
 from scipy.special import expit, logit
 
-from scaling.errors import FitError
+from scaling.direction import direction
+from scaling.errors import FitError, ProjectionError
 from scaling.fitting import FitData, FitResult, IntervalKind, check_options, make_result
-from scaling.forms import FormInfo, register_form
+from scaling.forms.base import Form, Refit, Replicate, check_resample
+
+if TYPE_CHECKING:
+    from scaling.allocation import Allocation, ProportionalCost
 
 ORHAN = (
     "Orhan 2023, 'Scaling may be all you need for achieving human-level object recognition capacity "
@@ -35,22 +41,27 @@ DEFAULT_ALIAS_TOL = 1e-7  # relative residual norm below which a term counts as 
 COND_NOTE = 1e8  # condition number above which the retained design is reported as near-collinear
 
 
+def term_names(axes: Sequence[str], degree: int) -> list[str]:
+    """Names of the columns of ``design``, in its order (constant, linear, squares, interactions)."""
+    names = ["const", *(f"log10({a})" for a in axes)]
+    if degree == 2:
+        names += [f"log10({a})^2" for a in axes]
+        names += [f"log10({a})*log10({b})" for a, b in combinations(axes, 2)]
+    return names
+
+
 def design(X: np.ndarray, axes: tuple[str, ...], degree: int) -> tuple[np.ndarray, list[str]]:
     """Columns and names of the degree-1 or degree-2 polynomial in log10 of each axis."""
     L = np.log10(X)
     cols = [np.ones(len(X))]
-    names = ["const"]
-    for j, a in enumerate(axes):
+    for j in range(len(axes)):
         cols.append(L[:, j])
-        names.append(f"log10({a})")
     if degree == 2:
-        for j, a in enumerate(axes):
+        for j in range(len(axes)):
             cols.append(L[:, j] ** 2)
-            names.append(f"log10({a})^2")
-        for (i, a), (j, b) in combinations(enumerate(axes), 2):
+        for i, j in combinations(range(len(axes)), 2):
             cols.append(L[:, i] * L[:, j])
-            names.append(f"log10({a})*log10({b})")
-    return np.column_stack(cols), names
+    return np.column_stack(cols), term_names(axes, degree)
 
 
 def independent_columns(D: np.ndarray, tol: float) -> list[int]:
@@ -155,26 +166,113 @@ def fit_polynomial(data: FitData, *, form: str, degree: int, link: str, **option
     )
 
 
-def _register(name: str, degree: int, link: str, description: str, source: str) -> None:
-    def fitter(data: FitData, **options: Any) -> FitResult:
-        return fit_polynomial(data, form=name, degree=degree, link=link, **options)
+class PolynomialForm(Form):
+    """A polynomial of ``degree`` in log10 of each axis, on y (link 'identity') or on logit(y)."""
 
-    register_form(FormInfo(name, description, source, "linear"), fitter)
+    family = "linear"
+    option_names = ("alias_tol",)
+    has_limit = False  # a polynomial has no limit as the axes grow
+
+    def __init__(self, name: str, degree: int, link: str, description: str, source: str) -> None:
+        self.name, self.degree, self.link = name, degree, link
+        self.description, self.source = description, source
+
+    def fit(self, data: FitData, **options: Any) -> FitResult:
+        return fit_polynomial(data, form=self.name, degree=self.degree, link=self.link, **options)
+
+    def param_names(self, axes: Sequence[str]) -> list[str]:
+        return term_names(axes, self.degree)
+
+    def refitter(self, full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, *,
+                 options: Mapping[str, Any] | None = None) -> Refit:
+        """Weighted least squares on the full fit's retained design columns (statsmodels' fit is closed
+        form too; this skips its bookkeeping). ``options`` are those of ``full``, which it carries."""
+        model = full.require_model()
+        if not isinstance(model, LinearModel):
+            raise FitError(f"fit of form {full.form!r} carries no polynomial model to refit")
+        keep = list(model.keep)
+        degree, axes, link = self.degree, full.axes, self.link
+        D = design(X, axes, degree)[0][:, keep]
+        z = logit(y) if link == "logit" else y
+        names = list(full.params)
+        sw = np.ones(len(y)) if w is None else np.sqrt(w)
+        inverse = expit if link == "logit" else (lambda v: v)
+
+        def predict_with(beta: np.ndarray) -> Any:
+            return lambda M: inverse(design(M, axes, degree)[0][:, keep] @ beta)
+
+        def refit(idx: np.ndarray) -> Replicate:
+            check_resample(X[idx], axes, min_distinct=degree + 1, n_params=len(keep), what="terms")
+            A = D[idx] * sw[idx, None]
+            beta, _, rank, _ = np.linalg.lstsq(A, z[idx] * sw[idx], rcond=None)
+            if rank < len(keep):
+                raise FitError("design is rank-deficient in this resample (terms aliased)")
+            return Replicate(dict(zip(names, beta.tolist(), strict=True)), None, predict_with(beta), "linear")
+
+        return refit
+
+    def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalCost,
+                               bounds: Mapping[str, tuple[float, float]]) -> Allocation | None:
+        """Degree 1 only: a linear program in log x (see ``closed_linear``)."""
+        if self.degree != 1 or getattr(fit, "params", None) is None:
+            return None
+        return closed_linear(fit, target, cost, bounds, link=self.link)
 
 
-_register("poly1", 1, "identity", "y = c0 + sum_k b_k log10(x_k) (OLS/WLS)", ORHAN)
-_register(
-    "poly2",
-    2,
-    "identity",
-    "y = quadratic in log10(x_k) with squares and pairwise interactions (OLS/WLS)",
-    ORHAN,
-)
-_register("logit1", 1, "logit", "logit(y) = c0 + sum_k b_k log10(x_k); y in (0, 1)", LOGIT_SOURCE)
-_register(
-    "logit2",
-    2,
-    "logit",
-    "logit(y) = quadratic in log10(x_k) with squares and pairwise interactions; y in (0, 1)",
-    LOGIT_SOURCE,
-)
+def closed_linear(fit: Any, target: float, cost: ProportionalCost, bounds: Mapping[str, tuple[float, float]], *,
+                  link: str) -> Allocation:
+    """y (or logit y) = const + sum_i b_i log10 x_i under ln C = const + sum_i c_i ln x_i: a linear program
+    in ln x, whose optimum raises axes in order of benefit per unit of log cost (b_i / c_i) until the
+    target is met (fractional knapsack)."""
+    from scaling.allocation import answer, log_box, unreachable
+    from scaling.projection import COMPUTE_AXES
+
+    method = "closed form"
+    c = np.array([cost.exponents()[a] for a in COMPUTE_AXES])
+    lo, hi = log_box(bounds)
+    p = dict(fit.params)
+    if not direction(fit.kind).higher_is_better:
+        raise ProjectionError(f"form {fit.form!r}: the closed-form allocation is for kind='accuracy'")
+    if link == "logit":
+        if not 0 < target < 1:
+            return unreachable(cost, method, "a logit surface needs a target in (0, 1)")
+        t = float(logit(target))
+    else:
+        t = target
+    # y (or logit y) = const + sum_i b_i log10 x_i = const + sum_i (b_i / ln 10) ln x_i
+    b = np.array([p.get(f"log10({a})", 0.0) for a in COMPUTE_AXES]) / math.log(10)
+    need = t - p.get("const", 0.0) - float(b @ lo)
+    x = lo.copy()
+    if need <= 0:
+        return answer(fit, target, x, cost, bounds, method, {"note": "target met at the lower bounds"})
+    order = [int(i) for i in np.argsort(-(b / c), kind="stable") if b[i] > 0]
+    for i in order:
+        gain = b[i] * (hi[i] - lo[i])
+        if gain >= need:
+            x[i] = lo[i] + need / b[i]
+            return answer(fit, target, x, cost, bounds, method,
+                          {"note": "linear program: axes raised by benefit per unit log cost",
+                           "order": [COMPUTE_AXES[j] for j in order]})
+        x[i] = hi[i]
+        need -= gain
+    return unreachable(cost, method, "not reachable within the bounds (every useful axis at its upper bound)")
+
+
+FORMS: list[Form] = [
+    PolynomialForm("poly1", 1, "identity", "y = c0 + sum_k b_k log10(x_k) (OLS/WLS)", ORHAN),
+    PolynomialForm(
+        "poly2",
+        2,
+        "identity",
+        "y = quadratic in log10(x_k) with squares and pairwise interactions (OLS/WLS)",
+        ORHAN,
+    ),
+    PolynomialForm("logit1", 1, "logit", "logit(y) = c0 + sum_k b_k log10(x_k); y in (0, 1)", LOGIT_SOURCE),
+    PolynomialForm(
+        "logit2",
+        2,
+        "logit",
+        "logit(y) = quadratic in log10(x_k) with squares and pairwise interactions; y in (0, 1)",
+        LOGIT_SOURCE,
+    ),
+]

@@ -10,15 +10,22 @@ parameters at a bound get none. Use the bootstrap for intervals.
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.optimize import brentq
 
+from scaling.direction import direction
 from scaling.errors import FitError
 from scaling.fitting import FitData, FitResult, IntervalKind, check_options, make_result
-from scaling.forms.varpro import BOUND_TOL, Solution, predict_error, solve_chance, solve_powerlaw
-from scaling.forms import FormInfo, register_form
+from scaling.forms.base import Form, Refit, Replicate, check_resample
+from scaling.forms.varpro import BOUND_TOL, Solution, predict_error, solve_chance, solve_powerlaw, solve_warm
+
+if TYPE_CHECKING:
+    from scaling.allocation import Allocation, ProportionalCost
 
 CHINCHILLA = (
     "Hoffmann et al. 2022, 'Training compute-optimal large language models', arXiv 2203.15556, "
@@ -39,21 +46,20 @@ class PowerLawModel:
     kind: str
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        err = predict_error(self.sol, X)
-        return 1.0 - err if self.kind == "accuracy" else err
+        return direction(self.kind).from_error(predict_error(self.sol, X))
 
     def interval(self, X: np.ndarray, level: float, kind: IntervalKind) -> None:
         return None  # no closed-form band for a nonlinear robust fit; bootstrap comes later
 
 
-def param_names(axes: tuple[str, ...]) -> list[str]:
+def param_names(axes: Sequence[str]) -> list[str]:
     names = ["E"]
     for a in axes:
         names += [f"A_{a}", f"alpha_{a}"]
     return names
 
 
-def _params(sol: Solution, axes: tuple[str, ...]) -> dict[str, float]:
+def _params(sol: Solution, axes: Sequence[str]) -> dict[str, float]:
     out = {"E": sol.E}
     for j, a in enumerate(axes):
         out[f"A_{a}"] = float(sol.A[j])
@@ -174,7 +180,7 @@ def _fit(data: FitData, form: str, chance_form: bool, options: dict[str, Any]) -
     resolved: dict[str, Any] = {"huber_delta": delta, "alpha_max": alpha_max, **options}
     if chance_form:
         if "chance" not in options:
-            if data.kind != "accuracy":
+            if not direction(data.kind).higher_is_better:
                 raise FitError(
                     f"form {form!r} needs option 'chance' (the chance-level error) for kind='loss'"
                 )
@@ -215,32 +221,145 @@ def _fit(data: FitData, form: str, chance_form: bool, options: dict[str, Any]) -
         converged=sol.converged,
         message=sol.message,
         objective=sol.objective,
-        ceiling=1.0 - limit if data.kind == "accuracy" else limit,
+        ceiling=float(direction(data.kind).from_error(limit)),
         notes=notes,
         options=resolved,
     )
 
 
-def _fit_powerlaw(data: FitData, **options: Any) -> FitResult:
-    return _fit(data, "powerlaw", False, dict(options))
+class PowerLawForm(Form):
+    """The additive power law in the error, or with ``chance`` its chance-ceiling variant."""
+
+    family = "powerlaw"
+    has_limit = True  # E (folded with exponent-0 terms): a floor of the error, a ceiling of accuracy
+
+    def __init__(self, name: str, description: str, source: str, *, chance: bool) -> None:
+        self.name, self.description, self.source, self.chance = name, description, source, chance
+        self.option_names = (*OPTIONS, "chance") if chance else tuple(OPTIONS)
+
+    def fit(self, data: FitData, **options: Any) -> FitResult:
+        return _fit(data, self.name, self.chance, dict(options))
+
+    def param_names(self, axes: Sequence[str]) -> list[str]:
+        return param_names(axes)
+
+    def default_options(self, *, metric: str | None, kind: str) -> dict[str, Any]:
+        """The chance law's ``chance``: the chance error of a top-k metric on ImageNet-1k, 1 - k / 1000
+        (whatever the kind: an error rate of top-k has the same chance level)."""
+        from scaling.defaults import N_CLASSES
+
+        m = re.fullmatch(r"top(\d+)", metric or "")
+        if not self.chance or m is None:
+            return {}
+        return {"chance": 1.0 - int(m.group(1)) / N_CLASSES}
+
+    def refitter(self, full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, *,
+                 options: Mapping[str, Any] | None = None) -> Refit:
+        """``scaling.forms.varpro.solve_warm`` from the full-data solution (L-BFGS-B warm start plus a screen
+        for other basins, cold VarPro fit when the warm start fails), with ``full``'s resolved options."""
+        model = full.require_model()
+        if not isinstance(model, PowerLawModel):
+            raise FitError(f"fit of form {full.form!r} carries no power-law model to refit")
+        sol0 = model.sol
+        d = direction(full.kind)
+        err = d.error(y)
+        opts = full.options
+        kw = {"delta": float(opts.get("huber_delta", 1e-3)), "alpha_max": float(opts.get("alpha_max", 2.0)),
+              "n_starts": int(opts.get("n_starts", 20)), "seed": int(opts.get("seed", 0))}
+        axes = full.axes
+        n_params = 1 + 2 * len(axes)
+
+        def refit(idx: np.ndarray) -> Replicate:
+            check_resample(X[idx], axes, min_distinct=3, n_params=n_params)
+            sol = solve_warm(X[idx], err[idx], sol0, weights=None if w is None else w[idx], **kw)
+            path = str(sol.info.get("path", "warm"))
+            sol, _ = _canonical(sol)
+            limit = _limit(sol)
+
+            def predict(M: np.ndarray) -> np.ndarray:
+                return d.from_error(predict_error(sol, M))
+
+            return Replicate(_params(sol, axes), float(d.from_error(limit)), predict, path)
+
+        return refit
+
+    def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalCost,
+                               bounds: Mapping[str, tuple[float, float]]) -> Allocation | None:
+        if getattr(fit, "params", None) is None:
+            return None
+        chance = float(fit.options["chance"]) if self.chance else None
+        return closed_powerlaw(fit, target, cost, bounds, chance=chance)
 
 
-def _fit_chance(data: FitData, **options: Any) -> FitResult:
-    return _fit(data, "powerlaw_chance", True, dict(options))
+def closed_powerlaw(fit: Any, target: float, cost: ProportionalCost, bounds: Mapping[str, tuple[float, float]], *,
+                    chance: float | None) -> Allocation:
+    """Minimise sum_i c_i ln x_i subject to sum_i A_i x_i^-a_i = Delta (the reducible error left at the
+    target; for the chance law the same sum s reaches s_t). The Lagrange conditions give
+    a_i A_i x_i^-a_i / c_i = 1/lambda for every axis (Hoffmann et al. 2022's closed form, generalised to
+    three axes); bounds are handled by clipping x_i(lambda) and solving one monotone equation in lambda
+    (water-filling). The problem is convex in ln x, so these KKT conditions give the global optimum."""
+    from scaling.allocation import answer, log_box, unreachable
+    from scaling.projection import COMPUTE_AXES
+
+    c = np.array([cost.exponents()[a] for a in COMPUTE_AXES])
+    lo, hi = log_box(bounds)
+    p = dict(fit.params)
+    e_t = float(direction(fit.kind).error(target))
+    E = p["E"]
+    if chance is not None:
+        if not e_t < chance:
+            return answer(fit, target, lo, cost, bounds, "closed form", {"note": "target at or below chance"})
+        delta = (e_t - E) / (chance - e_t)
+    else:
+        delta = e_t - E
+    method = "closed form"
+    if not delta > 0:
+        return unreachable(cost, method, f"target beyond the fitted ceiling (E = {E:.4g} >= target error {e_t:.4g})")
+    A = np.array([p[f"A_{a}"] for a in COMPUTE_AXES])
+    al = np.array([p[f"alpha_{a}"] for a in COMPUTE_AXES])
+    useful = (A > 0) & (al > 0)
+
+    def terms(logx: np.ndarray) -> float:
+        return float(np.sum(np.where(useful, A * np.exp(-al * logx), 0.0)))
+
+    if terms(lo) <= delta:  # the smallest allowed point already reaches the target
+        return answer(fit, target, lo, cost, bounds, method, {"note": "target met at the lower bounds"})
+    if terms(hi) > delta:
+        return unreachable(cost, method, "not reachable within the bounds (every useful axis at its upper bound)")
+
+    def logx_of(log_lam: float) -> np.ndarray:
+        # a_i A_i x_i^-a_i / c_i = 1/lambda  =>  ln x_i = (ln lambda + ln(a_i A_i / c_i)) / a_i, then clip.
+        with np.errstate(divide="ignore"):
+            free = (log_lam + np.log(np.where(useful, al * A / c, 1.0))) / np.where(useful, al, 1.0)
+        return np.clip(np.where(useful, free, lo), lo, hi)
+
+    # No bound binds: 1/lambda = Delta / sum_i (c_i / a_i) in closed form.
+    log_lam = math.log(float(np.sum(c[useful] / al[useful])) / delta)
+    x = logx_of(log_lam)
+    note = "Lagrange conditions, no bound binding"
+    if not np.all((x > lo) & (x < hi) | ~useful):
+        # Water-filling: sum_i A_i x_i(lambda)^-a_i is decreasing in lambda; solve it = Delta.
+        a_, b_ = log_lam, log_lam
+        while terms(logx_of(a_)) < delta:
+            a_ -= 5.0
+        while terms(logx_of(b_)) > delta:
+            b_ += 5.0
+        log_lam = brentq(lambda t: terms(logx_of(t)) - delta, a_, b_, xtol=1e-14, rtol=1e-15)
+        x = logx_of(log_lam)
+        note = "Lagrange conditions with bounds (one monotone equation in the multiplier)"
+    shares = np.where(useful, A * np.exp(-al * x), 0.0) / delta
+    return answer(fit, target, x, cost, bounds, method,
+                  {"note": note, "error_share": dict(zip(COMPUTE_AXES, shares.tolist(), strict=True))})
 
 
-register_form(
-    FormInfo(
-        "powerlaw", "err = E + sum_k A_k x_k^-alpha_k (log-space Huber, VarPro)", CHINCHILLA, "powerlaw"
+FORMS: list[Form] = [
+    PowerLawForm(
+        "powerlaw", "err = E + sum_k A_k x_k^-alpha_k (log-space Huber, VarPro)", CHINCHILLA, chance=False
     ),
-    _fit_powerlaw,
-)
-register_form(
-    FormInfo(
+    PowerLawForm(
         "powerlaw_chance",
         "err = E + (c - E) s/(1 + s), s = sum_k A_k x_k^-alpha_k; err -> chance c for tiny x",
         CHANCE_SOURCE,
-        "powerlaw",
+        chance=True,
     ),
-    _fit_chance,
-)
+]

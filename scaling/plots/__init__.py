@@ -33,6 +33,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.path import Path as MplPath
 
+from scaling.direction import direction
 from scaling.errors import ScalingError
 from scaling.plots.style import (
     COUNT_FORMATTER,
@@ -485,10 +486,10 @@ def band_interval(
         ray = _ray_point(ref, point, s)  # type: ignore[arg-type]
         lo, hi = fit.predict_interval({**ray, **{a: np.full_like(s, v) for a, v in px.items()}},
                                       level=level, kind=kind)  # type: ignore[arg-type]
-        better = (lambda v: v >= target) if fit.kind == "accuracy" else (lambda v: v <= target)
-        for bound, slot in ((hi if fit.kind == "accuracy" else lo, "near"), (lo if fit.kind == "accuracy" else hi,
-                                                                               "far")):
-            ok = better(np.asarray(bound))
+        d = direction(fit.kind)
+        # The optimistic bound reaches the target first ("near"), the pessimistic one last ("far").
+        for bound, slot in ((hi if d.higher_is_better else lo, "near"), (lo if d.higher_is_better else hi, "far")):
+            ok = d.meets(bound, target)
             if ok.any():
                 i = int(np.argmax(ok))
                 if i > 0:  # linear interpolation in s between the bracketing grid points
@@ -803,3 +804,15 @@ def save_projection_figure(
     plot_iso_accuracy(data, ax)
     save_figure(fig, path, dpi=dpi)
     return data
+
+# One call per figure (data computed by the library, drawn on demand): what `scaling plot KIND` renders.
+from scaling.plots.figures import (  # noqa: E402, F401 - re-exported; after what the figures use
+    FigureResult,
+    accuracy_figure,
+    backtest_figure,
+    bootstrap_figure,
+    frontier_figure,
+    iso_figure,
+    loss_figure,
+    resolution_figure,
+)

@@ -1,0 +1,91 @@
+"""The options shared by the CLI's commands (typed once, with their help) and the one input step they
+share: which table to hand to the library (the run database, or ``--data`` CSV)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from scaling.cli.common import open_database, split_csv
+from scaling.defaults import AXES, DEFAULT_EVAL_SET, DEFAULT_FORM, DEFAULT_PROTOCOL, PAPER_SCENARIO
+from scaling.errors import ScalingError
+
+DEFAULT_AXES = ",".join(AXES)
+PAPER_SCENARIO_TEXT = ",".join(f"{k}={v:g}" for k, v in PAPER_SCENARIO.items())
+
+FormOpt = Annotated[str, typer.Option("--form", "-f", help="Functional form (see `scaling forms`).")]
+AxesOpt = Annotated[str, typer.Option(help="Comma-separated axis columns (x variables).")]
+ProtocolOpt = Annotated[str | None, typer.Option(help=f"Evaluation protocol [default: {DEFAULT_PROTOCOL}].")]
+EvalSetOpt = Annotated[str | None, typer.Option(help=f"Evaluation set [default: {DEFAULT_EVAL_SET}].")]
+SelectionOpt = Annotated[str, typer.Option(help="Which fine-tuning epoch: best-epoch or last-epoch.")]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="Fit a CSV table instead of the run database (needs --y; any numeric axes)."),
+]
+YOpt = Annotated[str | None, typer.Option("--y", help="Response column of --data.")]
+KindOpt = Annotated[
+    str, typer.Option(help="accuracy (fraction, higher is better) or loss (positive, lower is better).")
+]
+ChanceOpt = Annotated[
+    float | None,
+    typer.Option(help="Chance error for chance-ceiling forms [default: 1 - k/1000 for top-k on ImageNet]."),
+]
+HuberOpt = Annotated[float | None, typer.Option(help="Huber delta of power-law fits in log space [default: 1e-3].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
+BootstrapOpt = Annotated[
+    int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for percentile intervals (0: none; try 1000).")
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap resampling (same seed, same intervals).")]
+LevelOpt = Annotated[
+    list[float] | None, typer.Option("--level", help="Interval level, repeatable [default: 0.9 and 0.95].")
+]
+GroupOpt = Annotated[
+    str | None,
+    typer.Option(help="Column(s) whose rows are resampled together, comma-separated, or 'none' for single rows "
+                 "[default: run_id when the data have it]."),
+]
+WorkersOpt = Annotated[
+    int, typer.Option(min=1, help="Processes for the bootstrap (results do not depend on it; 2 on 2 cores).")
+]
+
+__all__ = ["DEFAULT_FORM"]  # re-exported for the command modules
+
+
+def cli_levels(level: list[float] | None) -> list[float] | None:
+    """--level as given, each checked here so that the error names the option."""
+    bad = [x for x in level or [] if not 0.0 < x < 1.0]
+    if bad:
+        raise ScalingError(f"--level must be in (0, 1); got {bad[0]:g}")
+    return level
+
+
+def cli_group(group: str | None) -> str:
+    """--group as the library takes it: not given is 'auto' (whole runs where the data have run_id)."""
+    return "auto" if group is None else group
+
+
+def load_table(ctx: typer.Context, *, data: Path | None, y: str | None, protocol: str | None, eval_set: str | None,
+               metric: str | None, selection: str) -> pd.DataFrame:
+    """The table a command fits: ``--data`` CSV (which needs --y), else the run database's grid of ``metric``."""
+    from scaling.data import load_runs, read_table
+
+    if data is not None:
+        if y is None:
+            raise ScalingError("--data needs --y naming the response column")
+        return read_table(data)
+    db = open_database(ctx)
+    return load_runs(db.path, metric=metric or "top1", protocol=protocol or DEFAULT_PROTOCOL,
+                     eval_set=eval_set or DEFAULT_EVAL_SET, selection=selection)
+
+
+def forms_list(text: str) -> list[str] | None:
+    """--forms: 'all' (None: every registered form) or comma-separated names."""
+    if text.strip().lower() == "all":
+        return None
+    names = split_csv(text)
+    if not names:
+        raise ScalingError("--forms needs at least one form (or 'all')")
+    return names

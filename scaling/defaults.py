@@ -1,0 +1,45 @@
+"""One home for every default of a study: what the CLI, the Python API and the notebooks assume when the
+user says nothing. Facts about the published grid and the MAE recipe live in ``runs_db`` (where the data
+are described) and are re-exported here, so nothing is written twice.
+"""
+
+from __future__ import annotations
+
+from runs_db.archs import MASK_RATIO, PATCH_PX
+from runs_db.published import EVAL_SET_IMAGENET, PROTOCOL_PERMISSIVE
+from runs_db.validate import FRAMES_PER_HOUR
+
+__all__ = [
+    "AXES",
+    "DEFAULT_EVAL_SET",
+    "DEFAULT_FORM",
+    "DEFAULT_GROUP",
+    "DEFAULT_LEVELS",
+    "DEFAULT_METRIC",
+    "DEFAULT_PROTOCOL",
+    "DEFAULT_SELECTION",
+    "DEFAULT_TARGET",
+    "FRAMES_PER_HOUR",
+    "MASK_RATIO",
+    "N_CLASSES",
+    "PAPER_SCENARIO",
+    "PATCH_PX",
+]
+
+# What is fitted: the run database's three axes, ImageNet top-1 of the 2% fine-tune, best epoch.
+AXES: tuple[str, ...] = ("n_params", "data_hours", "image_px")
+DEFAULT_PROTOCOL = PROTOCOL_PERMISSIVE  # "finetune-in1k-2pct": whole network, 2% of ImageNet's labels
+DEFAULT_EVAL_SET = EVAL_SET_IMAGENET  # "imagenet-val"
+DEFAULT_METRIC = "top1"
+DEFAULT_SELECTION = "best-epoch"
+N_CLASSES = 1000  # ImageNet-1k: the chance error of top-k is 1 - k / N_CLASSES
+
+# How: the study's form (reconstructed); `scaling compare` ranks the forms by backtest.
+DEFAULT_FORM = "poly1"
+DEFAULT_TARGET = "human-top5"  # scaling.targets.PRESETS
+# The paper's headline scenario (Orhan 2023, abstract): 2.5B parameters, 20,000 h of video, 952 px.
+PAPER_SCENARIO: dict[str, float] = {"n_params": 2.5e9, "data_hours": 20000.0, "image_px": 952.0}
+
+# Uncertainty: percentile intervals at these levels, resampling whole runs.
+DEFAULT_LEVELS: tuple[float, ...] = (0.9, 0.95)
+DEFAULT_GROUP = "run_id"

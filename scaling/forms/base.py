@@ -1,0 +1,132 @@
+"""What a functional form is: the ``Form`` base class that every registered form derives from.
+
+A form object knows its name, citation and family, the options it takes and their data-dependent
+defaults, how to fit a ``FitData``, the names of its parameters, whether it has a limit as every axis
+grows (a ceiling for accuracies, a floor for losses: the fitted value is ``FitResult.ceiling``), how to
+refit a bootstrap resample quickly, and its closed-form compute-optimal allocation when it has one. The
+bootstrap, the backtest, the projections and the allocation ask the form object, so they never branch on
+a form's name or read a model's fields; a new form is added by registering one object
+(``scaling.forms.register_form``).
+
+``scaling.fitting`` and ``scaling.allocation`` are imported only for type checking or inside methods:
+``scaling.fitting`` imports the registry, which imports this module.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from scaling.direction import direction
+from scaling.errors import FitError
+
+if TYPE_CHECKING:
+    from scaling.allocation import Allocation, ProportionalCost
+    from scaling.fitting import FitData, FitResult
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """One refitted bootstrap resample: parameters, ceiling and a predictor on axis matrices (y scale).
+
+    ``path`` says how it was refitted (e.g. 'linear', 'warm', 'screen', 'cold', 'full'); the bootstrap
+    reports the counts.
+    """
+
+    params: dict[str, float]
+    ceiling: float | None
+    predict_matrix: Callable[[np.ndarray], np.ndarray]
+    path: str
+
+
+Refit = Callable[[np.ndarray], Replicate]  # row indices of a resample -> its refit (FitError if impossible)
+
+
+def check_resample(
+    X: np.ndarray, axes: Sequence[str], *, min_distinct: int, n_params: int, what: str = "parameters"
+) -> None:
+    """FitError when a resample's rows ``X`` cannot support a fit (cheaper than trying it). The message is
+    the failure's reason in the bootstrap report, so it names no row or value."""
+    for j, a in enumerate(axes):
+        if len(np.unique(X[:, j])) < min_distinct:
+            raise FitError(f"fewer than {min_distinct} distinct values of {a!r}")
+    if len(X) <= n_params + 1:
+        raise FitError(f"too few rows for the form's {what}")
+
+
+class Form(ABC):
+    """A functional form of a scaling law. Subclasses set the class (or instance) attributes below and
+    implement ``fit`` and ``param_names``; every other method has a correct generic default."""
+
+    name: str
+    description: str  # one line
+    source: str  # citation
+    family: str  # 'linear' | 'powerlaw' | any other string
+    option_names: tuple[str, ...] = ()  # the fit options it takes
+    has_limit: bool = False  # a ceiling (accuracy) or floor (loss) as every axis grows
+
+    @abstractmethod
+    def fit(self, data: FitData, **options: Any) -> FitResult:
+        """Fit validated data; FitError (one line) when the data cannot support the form."""
+
+    @abstractmethod
+    def param_names(self, axes: Sequence[str]) -> list[str]:
+        """The parameters a fit on ``axes`` can report, in order (a fit may drop some, e.g. aliased terms)."""
+
+    def default_options(self, *, metric: str | None, kind: str) -> dict[str, Any]:
+        """Options that follow from what is fitted (the metric's name, the kind), e.g. a chance level."""
+        return {}
+
+    def limit_name(self, kind: str) -> str | None:
+        """'ceiling' or 'floor' for a form with a limit as every axis grows, None without one."""
+        return direction(kind).limit_name if self.has_limit else None
+
+    def refitter(
+        self,
+        full: FitResult,
+        X: np.ndarray,
+        y: np.ndarray,
+        w: np.ndarray | None,
+        *,
+        options: Mapping[str, Any] | None = None,
+    ) -> Refit:
+        """A function ``refit(row_indices) -> Replicate`` for bootstrap resamples of the rows (X, y, w)
+        that ``full`` was fitted to. ``options`` are those ``full`` was fitted with.
+
+        This generic one refits with ``self.fit`` on each resample; forms override it with a warm start
+        from ``full`` where they have one.
+        """
+        from scaling.fitting import FitData
+
+        opts = dict(options or {})
+
+        def refit(idx: np.ndarray) -> Replicate:
+            data = FitData(X=X[idx], y=y[idx], axes=full.axes, y_name=full.y, kind=full.kind,
+                           weights=None if w is None else w[idx])
+            r = self.fit(data, **opts)
+            return Replicate(dict(r.params), r.ceiling, r.require_model().predict, "full")
+
+        return refit
+
+    def closed_form_allocation(
+        self,
+        fit: Any,
+        target: float,
+        cost: ProportionalCost,
+        bounds: Mapping[str, tuple[float, float]],
+    ) -> Allocation | None:
+        """The compute-optimal allocation reaching ``target`` in closed form under the proportional cost
+        (``scaling.allocation``), or None where the form has no closed form. ``fit`` is a FitResult or a
+        stand-in with ``form``, ``kind``, ``params``, ``options``, ``axes`` and ``predict``."""
+        return None
+
+    def to_dict(self) -> dict[str, str]:
+        """What ``scaling forms --json`` prints for this form."""
+        return {"name": self.name, "description": self.description, "source": self.source, "family": self.family}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} ({self.family})>"

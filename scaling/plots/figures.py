@@ -1,0 +1,281 @@
+"""The study's figures in one call each: the data is computed by the library (fits, projections, backtests,
+bootstraps), the figure is drawn on demand. ``scaling plot KIND`` renders these.
+
+    from scaling import plots
+    fig = plots.iso_figure(target="human-top5")       # a FigureResult
+    fig.plot(ax)                                        # draw on your own axes, or
+    fig.save("iso.png")                                 # write .png/.pdf/.svg byte-reproducibly
+    fig.to_dict()                                       # the numbers behind it (what --json prints)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from scaling.defaults import DEFAULT_FORM, DEFAULT_SELECTION, DEFAULT_TARGET, PAPER_SCENARIO
+from scaling.errors import ScalingError
+from scaling.jsonable import jsonable
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from scaling.fitting import FitResult
+
+BAND_KINDS = ("confidence", "prediction", "none")
+ISO_MODES = ("scale", "solve", "at", "none")
+INTERVALS = ("auto", "band", "bootstrap", "none")
+QUESTIONS = ("scale", "solve")
+DEFAULT_BACKTEST_FORMS = ("poly1", "logit1", "powerlaw")  # one form of each family
+
+
+@dataclass(frozen=True)
+class FigureResult:
+    """One figure's data and how to draw it."""
+
+    kind: str  # data | resolution | iso | backtest | bootstrap | frontier | loss
+    data: Any = field(repr=False)  # the figure's data object (scaling.plots: CurvesData, IsoData, ...)
+    info: dict[str, Any] = field(default_factory=dict, repr=False)  # more numbers behind it (form, notes, ...)
+    figsize: tuple[float, float] | None = None
+    draw_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    path: str | None = None  # where ``save`` wrote it
+
+    @property
+    def schema(self) -> str:
+        return f"scaling.plot.{self.kind}/v1"
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self.numbers().get("notes", []) or [])
+
+    def numbers(self) -> dict[str, Any]:
+        """The numbers behind the figure (the data's summary and the extra items)."""
+        return {**self.data.summary(), **self.info}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly what ``scaling plot KIND --json`` prints."""
+        return jsonable({"schema": self.schema, "path": self.path, **self.numbers()})
+
+    def to_frame(self) -> pd.DataFrame:
+        """The scalar numbers behind the figure, one row each."""
+        flat = {k: v for k, v in self.numbers().items() if not isinstance(v, dict | list | tuple)}
+        return pd.DataFrame({"value": pd.Series(flat, dtype=object)})
+
+    def summary(self) -> str:
+        return "\n".join([f"figure {self.kind}" + (f" -> {self.path}" if self.path else ""),
+                          self.to_frame().to_string()])
+
+    def plot(self, ax: Axes | None = None) -> Axes:
+        """Draw on ``ax`` (a new figure when None); returns the Axes."""
+        from scaling.plots.style import new_figure
+
+        if ax is None:
+            _, ax = new_figure(figsize=self.figsize)
+        return _DRAW[self.kind](self.data, ax, **self.draw_options)
+
+    def save(self, path: str | Path, *, dpi: float | None = None) -> FigureResult:
+        """Write the figure to ``path`` (.png, .pdf or .svg, chosen by the suffix); the result records it."""
+        from scaling.plots.style import figure_format, new_figure, save_figure
+
+        figure_format(path)
+        fig, ax = new_figure(figsize=self.figsize)
+        self.plot(ax)
+        save_figure(fig, path, dpi=dpi)
+        return replace(self, path=str(path))
+
+    def __repr__(self) -> str:
+        return f"FigureResult(kind={self.kind!r}{', path=' + repr(self.path) if self.path else ''})"
+
+
+def _draw_table() -> dict[str, Callable[..., Any]]:
+    from scaling import plots
+
+    return {"data": plots.plot_accuracy_curves, "resolution": plots.plot_accuracy_curves,
+            "iso": plots.plot_iso_accuracy, "backtest": plots.plot_backtest_parity,
+            "bootstrap": plots.plot_compute_distribution, "frontier": plots.plot_frontier,
+            "loss": plots.plot_loss_curves}
+
+
+class _LazyDraw(dict):  # the drawing functions import matplotlib; look them up on first use
+    def __missing__(self, key: str) -> Callable[..., Any]:
+        self.update(_draw_table())
+        return dict.__getitem__(self, key)
+
+
+_DRAW: dict[str, Callable[..., Any]] = _LazyDraw()
+
+
+def _choice(value: str, allowed: Sequence[str], what: str) -> str:
+    if value not in allowed:
+        raise ScalingError(f"unknown {what} {value!r}; use {', '.join(allowed[:-1])} or {allowed[-1]}")
+    return value
+
+
+def _fit(runs: pd.DataFrame | None, *, metric: str, form: str, selection: str, protocol: str | None,
+         eval_set: str | None) -> FitResult:
+    import scaling
+    from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL
+
+    if runs is None:
+        runs = scaling.load_runs(metric=metric, protocol=protocol or DEFAULT_PROTOCOL,
+                                 eval_set=eval_set or DEFAULT_EVAL_SET, selection=selection)
+    return scaling.fit(runs, form, metric=metric)
+
+
+def _target(target: str, metric: str | None, eval_set: str | None, protocol: str | None) -> Any:
+    from scaling.targets import resolve_target
+
+    return resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
+
+
+def accuracy_figure(runs: pd.DataFrame | None = None, *, metric: str = "top1", form: str = DEFAULT_FORM,
+                    band: str = "confidence", level: float = 0.95, image_px: float = 224,
+                    selection: str = DEFAULT_SELECTION, protocol: str | None = None,
+                    eval_set: str | None = None) -> FigureResult:
+    """Figure 1: accuracy vs pretraining hours at ``image_px``, one colour per model size, fit and band."""
+    from scaling import plots
+
+    _choice(band, BAND_KINDS, "band")
+    fit = _fit(runs, metric=metric, form=form, selection=selection, protocol=protocol, eval_set=eval_set)
+    data = plots.accuracy_curves_data(fit.data, fit, where={"image_px": image_px},
+                                      band=None if band == "none" else band, level=level)
+    return FigureResult("data", data)
+
+
+def resolution_figure(runs: pd.DataFrame | None = None, *, metric: str = "top1", form: str = DEFAULT_FORM,
+                      band: str = "confidence", level: float = 0.95, arch: str = "vit_h14",
+                      selection: str = DEFAULT_SELECTION, protocol: str | None = None,
+                      eval_set: str | None = None) -> FigureResult:
+    """Figure 2: the effect of image resolution for one model size (ViT-H/14 at 224, 448 and 476 px)."""
+    from scaling import plots
+
+    _choice(band, BAND_KINDS, "band")
+    fit = _fit(runs, metric=metric, form=form, selection=selection, protocol=protocol, eval_set=eval_set)
+    data = plots.accuracy_curves_data(fit.data, fit, group_by="image_px", where={"arch": arch},
+                                      band=None if band == "none" else band, level=level)
+    return FigureResult("resolution", data)
+
+
+def iso_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET, metric: str | None = None,
+               form: str = DEFAULT_FORM, mode: str = "scale", axis: str = "data_hours",
+               at: Mapping[str, float] | None = None, image_px: float | None = None, interval: str = "auto",
+               level: float = 0.95, n_boot: int = 1000, seed: int = 0, group: str | None = "auto",
+               selection: str = DEFAULT_SELECTION, protocol: str | None = None, eval_set: str | None = None,
+               progress: Callable[[str, int, int], None] | None = None) -> FigureResult:
+    """Figure 3: iso-accuracy contours over (parameters, hours) with the target and the projection
+    (``mode``: scale | solve | at | none) and its interval (band | bootstrap | none | auto)."""
+    from scaling import plots
+    from scaling.forms import get_form
+    from scaling.projection import project_at, project_axis, project_scale, reference_point
+    from scaling.resampling import projection_quantities
+    from scaling.study import resample
+
+    _choice(mode, ISO_MODES, "mode")
+    _choice(interval, INTERVALS, "interval")
+    tgt = _target(target, metric, eval_set, protocol)
+    fit = _fit(runs, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
+               eval_set=tgt.eval_set)
+    projection = None
+    if mode == "scale":
+        projection = project_scale(fit, tgt.value)
+    elif mode == "solve":
+        projection = project_axis(fit, tgt.value, axis)
+    elif mode == "at":
+        projection = project_at(fit, dict(at if at is not None else PAPER_SCENARIO), target=tgt.value)
+    if interval == "auto":
+        interval = "band" if get_form(form).family == "linear" else "bootstrap"
+    chosen: Any = None if interval == "none" else "band"
+    if interval == "bootstrap" and projection is not None and projection.point is not None:
+        derived = projection_quantities(tgt.value, reference=reference_point(fit), at=projection.point,
+                                        scale=mode == "scale", solve_axis=axis if mode == "solve" else None)
+        boot = resample(fit, n=n_boot, seed=seed, levels=(level,), group=group, derived=derived, progress=progress)
+        chosen = plots.bootstrap_interval(boot, projection, level=level)
+    data = plots.iso_accuracy_data(fit, grid=fit.data, image_px=image_px, target=tgt, projection=projection,
+                                   interval=chosen, level=level)
+    return FigureResult("iso", data, figsize=plots.ISO_FIGSIZE)
+
+
+def backtest_figure(runs: pd.DataFrame | None = None, *, forms: Sequence[str] | None = DEFAULT_BACKTEST_FORMS,
+                    split: str | None = None, metric: str = "top1", selection: str = DEFAULT_SELECTION,
+                    protocol: str | None = None, eval_set: str | None = None) -> FigureResult:
+    """Figure 4: backtest parity, each form fitted without the held-out runs, predicted vs observed."""
+    import scaling
+    from scaling import plots
+    from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL
+
+    if runs is None:
+        runs = scaling.load_runs(metric=metric, protocol=protocol or DEFAULT_PROTOCOL,
+                                 eval_set=eval_set or DEFAULT_EVAL_SET, selection=selection)
+    result = scaling.backtest(runs, forms, metric=metric)
+    frame = runs[runs["metric"] == metric].reset_index(drop=True)
+    rows = plots.backtest_parity_frame(result, frame, split=split)
+    names = list(result.summary)
+    data = plots.parity_data(rows, forms=[f for f in names if f in set(rows["form"])],
+                             title=plots.backtest_title(result, split))
+    info = {"split": split or plots.default_split(result), "notes": list(result.notes), "ranking": result.ranking}
+    return FigureResult("backtest", data, info, figsize=(5.6, 5.8))
+
+
+def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET, metric: str | None = None,
+                     form: str = DEFAULT_FORM, question: str = "scale", n_boot: int = 1000, seed: int = 0,
+                     group: str | None = "auto", level: float = 0.90, selection: str = DEFAULT_SELECTION,
+                     protocol: str | None = None, eval_set: str | None = None,
+                     progress: Callable[[str, int, int], None] | None = None) -> FigureResult:
+    """Figure 5: the bootstrap distribution of the pretraining compute needed to reach the target."""
+    from scaling import plots
+    from scaling.projection import compute_assumptions_from_grid, reference_point
+    from scaling.resampling import projection_quantities
+    from scaling.study import resample
+
+    _choice(question, QUESTIONS, "question")
+    tgt = _target(target, metric, eval_set, protocol)
+    fit = _fit(runs, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
+               eval_set=tgt.eval_set)
+    ref = reference_point(fit)
+    assumptions = compute_assumptions_from_grid(fit.data, ref)
+    if assumptions is None:
+        raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
+    derived = projection_quantities(tgt.value, reference=ref, scale=question == "scale",
+                                    solve_axis="data_hours" if question == "solve" else None, compute=assumptions)
+    boot = resample(fit, n=n_boot, seed=seed, levels=(level,), group=group, derived=derived, progress=progress)
+    data = plots.compute_distribution_from_bootstrap(boot, key=f"{question}.flops", target=tgt.value,
+                                                     target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})",
+                                                     level=level)
+    info = {"form": fit.form, "question": question, "seed": seed, "n_ok": boot.n_ok, "notes": list(boot.notes)}
+    return FigureResult("bootstrap", data, info, figsize=(6.4, 4.6))
+
+
+def frontier_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET, metric: str | None = None,
+                    form: str = DEFAULT_FORM, rows: int = 9, selection: str = DEFAULT_SELECTION,
+                    protocol: str | None = None, eval_set: str | None = None) -> FigureResult:
+    """The compute-optimal frontier: at each parameter count, the cheapest (hours, px) reaching the target."""
+    from scaling import plots
+    from scaling.allocation import optimal_allocation
+    from scaling.projection import compute_assumptions_from_grid, reference_point
+
+    tgt = _target(target, metric, eval_set, protocol)
+    fit = _fit(runs, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
+               eval_set=tgt.eval_set)
+    assumptions = compute_assumptions_from_grid(fit.data, reference_point(fit))
+    if assumptions is None:
+        raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
+    result = optimal_allocation(fit, tgt.value, assumptions, frontier_rows=rows)
+    data = plots.frontier_data(result, target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})")
+    return FigureResult("frontier", data, {"form": fit.form, "notes": list(result.notes)})
+
+
+def loss_figure(db: Any = None, *, runs: Sequence[str] | None = None, fraction: float = 1.0, seed: int = 1,
+                key: str = "train_loss", phase: str = "pretrain", log_x: bool = True) -> FigureResult:
+    """Figure 6: MAE pretraining loss curves from the run database's history, coloured by model size.
+    ``db``: a ``runs_db.RunDB``, a path, or None (the default database)."""
+    from runs_db import open_db
+    from scaling import plots
+
+    database = db if hasattr(db, "history") or hasattr(db, "grid") else open_db(db)
+    data = plots.loss_curves_data(database, runs=list(runs) if runs else None, data_fraction=fraction,
+                                  subset_seed=seed, key=key, phase=phase)
+    return FigureResult("loss", data, draw_options={"log_x": log_x})

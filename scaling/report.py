@@ -1,0 +1,164 @@
+"""The answer to "what does it take?": a frozen report of a fit's projections, with the compute they imply,
+the optional compute-optimal allocation and bootstrap intervals, as text, a table, JSON and a figure.
+
+``scaling.project`` builds it; ``scaling project`` prints ``to_dict()`` with ``--json``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from scaling.errors import ScalingError
+from scaling.jsonable import jsonable
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from scaling.fitting import FitResult
+    from scaling.projection import ComputeAssumptions, Projection
+    from scaling.targets import Target
+
+SCHEMA = "scaling.project/v1"
+
+
+@dataclass(frozen=True)
+class ProjectionReport:
+    target: Target
+    fit: FitResult = field(repr=False)
+    compute_assumptions: ComputeAssumptions | None
+    projections: tuple[tuple[str, Projection], ...]  # (question, answer)
+    optimal: Any = None  # scaling.allocation.OptimalResult
+    bootstrap: Any = None  # scaling.resampling.BootstrapResult
+    figure: str | None = None  # the file the iso-accuracy map was written to
+
+    def answer(self, question: str) -> Projection:
+        """The answer to one question ('scale every axis', 'solve data_hours', 'at point')."""
+        for label, p in self.projections:
+            if label == question:
+                return p
+        raise KeyError(f"{question!r}; questions: {', '.join(q for q, _ in self.projections)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly what ``scaling project --json`` prints."""
+        out: dict[str, Any] = {
+            "schema": SCHEMA,
+            "figure": self.figure,
+            "target": self.target.to_dict(),
+            "data": dict(self.fit.source),
+            "fit": self.fit.describe(),
+            "compute_assumptions": None if self.compute_assumptions is None else self.compute_assumptions.__dict__,
+            "projections": [{"question": label, **p.to_dict()} for label, p in self.projections],
+        }
+        if self.optimal is not None:
+            out["optimal"] = self.optimal.to_dict()
+        if self.bootstrap is not None:
+            out["bootstrap"] = self.bootstrap.to_dict()
+        return jsonable(out)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per question: the point (parameters, hours, px), the prediction there, whether it meets
+        the target, the scale factor, decades beyond the data and pretraining FLOPs; with a bootstrap, the
+        widest interval of the quantities it resampled for that question."""
+        rows = []
+        for label, p in self.projections:
+            pt = p.point or {}
+            row: dict[str, Any] = {"question": label}
+            row.update({a: pt.get(a, math.nan) for a in self.fit.axes})
+            row.update({
+                "predicted": p.predicted if p.predicted is not None else math.nan,
+                "meets_target": bool(p.reachable),
+                "scale_factor": p.scale_factor if p.scale_factor is not None else math.nan,
+                "decades_beyond_data": p.max_decades_beyond if p.max_decades_beyond is not None else math.nan,
+                "pretraining_flops": p.compute.flops if p.compute else math.nan,
+            })
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("question")
+
+    def summary(self) -> str:
+        """The answers as text: what reaches the target, under which form, and the caveats."""
+        t, f = self.target, self.fit
+        pct = f.direction.higher_is_better
+        value = f"{100 * t.value:.1f}%" if pct else f"{t.value:g}"
+        frame = self.to_frame()
+        if pct:
+            frame["predicted"] = 100 * frame["predicted"]
+            frame = frame.rename(columns={"predicted": f"predicted {t.metric} (%)"})
+        lines = [f"What reaches {t.name} = {value} {t.metric}?",
+                 frame.to_string(float_format=lambda v: f"{v:.4g}"),
+                 f"form {f.form} fitted to {f.n_points} points ({f.y} ~ {', '.join(f.axes)}); "
+                 f"{f.direction.limit_name} {'none' if f.ceiling is None else f'{f.ceiling:.4g}'}"]
+        if self.compute_assumptions is not None:
+            a = self.compute_assumptions
+            lines.append(f"compute: {a.passes:.3g} passes over the frames, mask ratio {a.mask_ratio:g} ({a.source})")
+        for label, p in self.projections:
+            if p.reason:
+                lines.append(f"{label}: {p.reason}")
+        if self.optimal is not None and self.optimal.optimum.point:
+            o = self.optimal.optimum
+            lines.append("compute-optimal: " + ", ".join(f"{k}={v:.4g}" for k, v in o.point.items())
+                         + f" for {o.cost:.3g} FLOPs")
+        if self.bootstrap is not None:
+            b = self.bootstrap
+            level = max(b.levels)
+            lines.append(f"bootstrap ({b.n_ok} of {b.n_requested} resamples, {100 * level:g}% intervals):")
+            for name, s in b.derived.items():
+                lo, hi = s.intervals[level]
+                lines.append(f"  {name}: {s.estimate if s.estimate is not None else math.nan:.4g} "
+                             f"[{lo:.4g}, {hi:.4g}]")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        answers = "; ".join(
+            f"{label}: {'unreachable' if p.point is None else ('meets' if p.reachable else 'misses')}"
+            for label, p in self.projections)
+        extra = (" +optimal" if self.optimal is not None else "")
+        extra += " +bootstrap" if self.bootstrap is not None else ""
+        return f"ProjectionReport(target={self.target.name!r}, form={self.fit.form!r}, {answers}{extra})"
+
+    def figure_projection(self) -> Projection | None:
+        """The answer the figure shows: the first that reached the target, else the first."""
+        reached = [p for _, p in self.projections if p.reachable and p.point is not None]
+        return reached[0] if reached else (self.projections[0][1] if self.projections else None)
+
+    def iso_data(self, *, projection: Projection | None = None, n: int | None = None,
+                 level: float | None = None) -> Any:
+        """The data of the iso-accuracy map of an answer (``scaling.plots.IsoData``): by default the first
+        that reached the target; ``n`` mesh points per axis; ``level`` of the band.
+
+        Its interval is the bootstrap's when one ran and resampled that answer, else the closed-form
+        confidence band where the form has one."""
+        from scaling import plots
+        from scaling.forms import get_form
+
+        if not {"n_params", "data_hours"} <= set(self.fit.axes):
+            raise ScalingError("the iso-accuracy map is over n_params x data_hours: fit with those axes")
+        projection = projection or self.figure_projection()
+        interval: Any = "band" if get_form(self.fit.form).family == "linear" else None
+        boot = self.bootstrap
+        if boot is not None and projection is not None and projection.mode in {"scale", "solve"} and projection.point:
+            interval = plots.bootstrap_interval(boot, projection, level=level or max(boot.levels))
+        extra: dict[str, Any] = {} if n is None else {"n": n}
+        return plots.iso_accuracy_data(self.fit, grid=self.fit.data, target=self.target, projection=projection,
+                                       interval=interval, level=level or 0.95, **extra)
+
+    def plot(self, ax: Axes | None = None, **options: Any) -> Axes:
+        """Draw the iso-accuracy map of the answer on ``ax`` (a new figure when None); returns the Axes.
+        ``options`` go to ``iso_data`` (projection, n, level)."""
+        from scaling import plots
+
+        if ax is None:
+            _, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
+        return plots.plot_iso_accuracy(self.iso_data(**options), ax)
+
+    def save_figure(self, path: str | Path, *, dpi: float | None = None) -> Path:
+        """Write the iso-accuracy map to ``path`` (.png, .pdf or .svg, byte-reproducible)."""
+        from scaling import plots
+
+        fig, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
+        plots.plot_iso_accuracy(self.iso_data(), ax)
+        return plots.save_figure(fig, path, dpi=dpi)

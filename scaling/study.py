@@ -1,0 +1,398 @@
+"""The study's workflows with the defaults of the command line: each returns a result or report object.
+
+    import scaling
+    runs = scaling.load_runs()                                  # the shipped grid (or load_runs(db=...))
+    fit = scaling.fit(runs, form="logit1", metric="top5")      # FitResult: .summary(), .to_frame(), ...
+    rep = scaling.project(fit, target="human-top5", bootstrap=1000, seed=1)
+    scaling.compare(runs, metric="top5"); scaling.backtest(runs); scaling.optimal(fit, target="human-top5")
+
+The CLI is option parsing, one call of these and rendering; the notebooks call them too. The numerical
+work lives in the core modules (``fitting``, ``projection``, ``resampling``, ``backtesting``,
+``comparison``, ``allocation``); this module only chooses defaults and assembles their answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scaling.data import load_runs, select
+from scaling.defaults import (
+    DEFAULT_FORM,
+    DEFAULT_GROUP,
+    DEFAULT_LEVELS,
+    DEFAULT_METRIC,
+    DEFAULT_SELECTION,
+    DEFAULT_TARGET,
+    PAPER_SCENARIO,
+)
+from scaling.errors import ProjectionError, ScalingError
+from scaling.fitting import FitResult
+from scaling.report import ProjectionReport
+from scaling.targets import Target, resolve_target
+
+Progress = Callable[[str, int, int], None]  # progress(label, done, total)
+AUTO = "auto"
+MODES = ("all", "scale", "solve", "at")
+
+
+def check_levels(levels: Sequence[float] | None) -> tuple[float, ...]:
+    """Interval levels, each in (0, 1), sorted and without repeats (default 0.9 and 0.95)."""
+    out = tuple(float(x) for x in levels) if levels else DEFAULT_LEVELS
+    bad = [x for x in out if not 0.0 < x < 1.0]
+    if bad:
+        raise ScalingError(f"interval level must be in (0, 1); got {bad[0]:g}")
+    return tuple(sorted(set(out)))
+
+
+def resolve_group(frame: pd.DataFrame, group: str | Sequence[str] | None) -> tuple[str | tuple[str, ...] | None, str]:
+    """The bootstrap's grouping columns and a note: ``"auto"`` is whole runs (``run_id``) when the data
+    have them, else single rows; ``None`` or ``"none"`` is single rows."""
+    if isinstance(group, str) and group.strip().lower() == AUTO:
+        if DEFAULT_GROUP in frame.columns:
+            return DEFAULT_GROUP, ""
+        return None, f"no {DEFAULT_GROUP} column: every row is resampled on its own (pass a group to cluster rows)"
+    if group is None or (isinstance(group, str) and group.strip().lower() == "none"):
+        return None, ""
+    cols = tuple(c.strip() for c in group.split(",") if c.strip()) if isinstance(group, str) else tuple(group)
+    if not cols:
+        raise ScalingError("the bootstrap group needs a column name (or 'none')")
+    return (cols[0] if len(cols) == 1 else cols), ""
+
+
+def _labelled(progress: Progress | None, label: str) -> Callable[[int, int], None] | None:
+    return None if progress is None else (lambda done, total: progress(label, done, total))
+
+
+def fit(
+    data: pd.DataFrame | None = None,
+    form: str = DEFAULT_FORM,
+    *,
+    metric: str | None = None,
+    y: str | None = None,
+    axes: Sequence[str] | None = None,
+    kind: str = "accuracy",
+    weights: str | None = None,
+    chance: float | None = None,
+    huber_delta: float | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
+    levels: Sequence[float] | None = None,
+    group: str | Sequence[str] | None = AUTO,
+    workers: int = 1,
+    progress: Progress | None = None,
+    **options: Any,
+) -> FitResult:
+    """Fit ``form`` to the run database's grid (default: the shipped one) or to any table.
+
+    Run-database frames (``load_runs``): ``metric`` (default top1) against parameters, hours and px.
+    Other tables: ``y`` and ``axes`` name the columns, ``kind`` says whether y is an accuracy (a fraction,
+    higher is better) or a loss (lower is better). ``chance`` and ``huber_delta`` reach the forms that take
+    them; ``bootstrap=N`` adds percentile intervals from N resamples of whole runs (``group``).
+    """
+    from scaling.fitting import fit as fit_table
+
+    sel = select(data, metric=metric, y=y, axes=axes)
+    opts = form_options(form, metric=sel.metric or metric or DEFAULT_METRIC, kind=kind, chance=chance,
+                        huber_delta=huber_delta) | options
+    result = fit_table(sel.frame, form, y=sel.y, axes=sel.axes, kind=kind, weights=weights, **opts)  # type: ignore[arg-type]
+    result = dataclasses.replace(result, source=sel.source, data=sel.frame, fit_options=opts, weights=weights)
+    if bootstrap:
+        boot = resample(result, n=bootstrap, seed=seed, levels=levels, group=group, workers=workers,
+                        progress=progress)
+        result = dataclasses.replace(result, bootstrap=boot)
+    return result
+
+
+_fit = fit  # project()'s first argument is called fit, as in the API it documents
+
+
+def resample(
+    fit: FitResult,
+    *,
+    n: int = 1000,
+    seed: int = 0,
+    levels: Sequence[float] | None = None,
+    group: str | Sequence[str] | None = AUTO,
+    derived: Any = None,
+    workers: int = 1,
+    keep_samples: bool = True,
+    progress: Progress | None = None,
+) -> Any:
+    """Bootstrap ``fit`` (a result of ``scaling.fit``): ``n`` resamples of whole groups of rows, refitted
+    warm; percentile intervals on every parameter, the ceiling and ``derived`` quantities
+    (``scaling.resampling.projection_quantities``). Same seed, same intervals; ``workers`` > 1 forks."""
+    from scaling.resampling import bootstrap
+
+    frame = _fitted_frame(fit)
+    grp, _ = resolve_group(frame, group)
+    return bootstrap(frame, fit.form, y=fit.y, axes=fit.axes, kind=fit.kind, weights=fit.weights, n=n, seed=seed,
+                     group=grp, levels=check_levels(levels), derived=derived, full=fit, keep_samples=keep_samples,
+                     progress=_labelled(progress, f"bootstrap {fit.form}"), workers=workers, **fit.fit_options)
+
+
+def _fitted_frame(fit: FitResult) -> pd.DataFrame:
+    if fit.data is None:
+        raise ScalingError("this fit carries no data (fit it with scaling.fit to bootstrap or project it)")
+    return fit.data
+
+
+def _target_of(fit: FitResult, target: str | float | Target, metric: str | None, eval_set: str | None,
+               protocol: str | None) -> Target:
+    if isinstance(target, Target):
+        return target
+    spec = target if isinstance(target, str) else repr(float(target))
+    own = fit.source.get("metric")
+    return resolve_target(spec, metric=metric or own, eval_set=eval_set or fit.source.get("eval_set"),
+                          protocol=protocol, kind=fit.kind)
+
+
+def project(
+    fit: FitResult | pd.DataFrame | None = None,
+    target: str | float | Target = DEFAULT_TARGET,
+    *,
+    form: str = DEFAULT_FORM,
+    metric: str | None = None,
+    eval_set: str | None = None,
+    protocol: str | None = None,
+    selection: str = DEFAULT_SELECTION,
+    y: str | None = None,
+    axes: Sequence[str] | None = None,
+    kind: str = "accuracy",
+    chance: float | None = None,
+    huber_delta: float | None = None,
+    mode: str = "all",
+    at: Mapping[str, float] | None = None,
+    axis: str = "data_hours",
+    exponents: Mapping[str, float] | None = None,
+    passes: float | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
+    levels: Sequence[float] | None = None,
+    group: str | Sequence[str] | None = AUTO,
+    workers: int = 1,
+    optimal: bool = False,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    frontier_rows: int = 9,
+    figure: str | Path | None = None,
+    progress: Progress | None = None,
+) -> ProjectionReport:
+    """What scale (and compute) reaches ``target``? Three questions from the largest trained point.
+
+    ``fit``: a result of ``scaling.fit``, or a table to fit first (default: the run database, fitted with
+    ``form`` on the target's metric). ``mode``: all | scale (one factor k on every axis, axis i by
+    k**exponents[i]) | solve (``axis`` alone) | at (the prediction at ``at``, default the paper's 2.5B
+    parameters, 20,000 h, 952 px). ``bootstrap=N`` adds percentile intervals on every answer;
+    ``optimal=True`` the compute-optimal allocation within ``bounds``; ``figure`` writes the iso-accuracy
+    map of the answer (.png, .pdf or .svg).
+    """
+    from scaling.projection import (
+        ComputeAssumptions,
+        compute_assumptions_from_grid,
+        project_at,
+        project_axis,
+        project_scale,
+        reference_point,
+    )
+
+    if mode not in MODES:
+        raise ProjectionError(f"unknown mode {mode!r}; use all, scale, solve or at")
+    if figure is not None:
+        from scaling.plots.style import figure_format
+
+        figure_format(figure)  # a bad suffix fails before any work
+    lv = check_levels(levels)
+    if isinstance(fit, FitResult):
+        result = fit
+        tgt = _target_of(result, target, metric, eval_set, protocol)
+    else:
+        tgt = target if isinstance(target, Target) else resolve_target(
+            str(target), metric=metric, eval_set=eval_set, protocol=protocol, kind=kind)
+        if fit is None:
+            fit = load_runs(protocol=tgt.protocol, eval_set=tgt.eval_set, selection=selection, metric=tgt.metric)
+        result = _fit(fit, form, metric=tgt.metric, y=y, axes=axes, kind=kind, chance=chance,
+                      huber_delta=huber_delta)
+    frame = _fitted_frame(result)
+    ref = reference_point(result)
+    assumptions = compute_assumptions_from_grid(frame, ref)
+    if passes is not None:
+        if passes <= 0:
+            raise ScalingError(f"passes over the data must be positive, got {passes}")
+        base = assumptions or ComputeAssumptions(passes=passes)
+        assumptions = ComputeAssumptions(passes, base.mask_ratio, base.patch_px, "--passes")
+    exps = dict(exponents) if exponents else None
+    point = dict(at if at is not None else PAPER_SCENARIO) if mode in {"all", "at"} else None
+
+    answers = []
+    if mode in {"all", "scale"}:
+        answers.append(("scale every axis", project_scale(result, tgt.value, exponents=exps, compute=assumptions)))
+    if mode in {"all", "solve"}:
+        answers.append((f"solve {axis}", project_axis(result, tgt.value, axis, compute=assumptions)))
+    if point is not None:
+        answers.append(("at point", project_at(result, point, target=tgt.value, compute=assumptions)))
+
+    opt = None
+    if optimal:
+        from scaling.allocation import optimal_allocation
+
+        if assumptions is None:
+            raise ScalingError("the optimal allocation needs the compute model: axes n_params, data_hours, "
+                               "image_px and passes over the data")
+        opt = optimal_allocation(result, tgt.value, assumptions, bounds=bounds, frontier_rows=frontier_rows, seed=seed)
+    boot = None
+    if bootstrap:
+        from scaling.resampling import projection_quantities
+
+        opt_spec = None
+        if opt is not None:
+            from scaling.allocation import flops_cost
+
+            opt_spec = {"cost": flops_cost(assumptions, opt.bounds), "bounds": opt.bounds,  # type: ignore[arg-type]
+                        "start": opt.optimum.point}
+        derived = projection_quantities(
+            tgt.value, reference=ref, at=point, solve_axis=axis if mode in {"all", "solve"} else None,
+            scale=mode in {"all", "scale"}, exponents=exps, compute=assumptions, optimal=opt_spec)
+        boot = resample(result, n=bootstrap, seed=seed, levels=lv, group=group, derived=derived, workers=workers,
+                        progress=progress)
+    report = ProjectionReport(target=tgt, fit=result, compute_assumptions=assumptions, projections=tuple(answers),
+                              optimal=opt, bootstrap=boot, figure=None if figure is None else str(figure))
+    if figure is not None:
+        report.save_figure(figure)
+    return report
+
+
+def optimal(
+    fit: FitResult,
+    target: str | float | Target = DEFAULT_TARGET,
+    *,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    passes: float | None = None,
+    frontier_rows: int = 9,
+    seed: int = 0,
+) -> Any:
+    """The compute-optimal (parameters, hours, px) reaching ``target`` under the MAE FLOPs model, with the
+    proportional-cost cross-check and the iso-target frontier (``scaling.allocation.OptimalResult``)."""
+    return project(fit, target, mode="at", optimal=True, bounds=bounds, passes=passes, frontier_rows=frontier_rows,
+                   seed=seed).optimal
+
+
+def backtest(
+    data: pd.DataFrame | None = None,
+    forms: Sequence[str] | None = None,
+    *,
+    metric: str | None = None,
+    y: str | None = None,
+    axes: Sequence[str] | None = None,
+    kind: str = "accuracy",
+    chance: float | None = None,
+    huber_delta: float | None = None,
+    rolling_axis: str | None = "data_hours",
+    level_tol: float | None = None,
+    progress: Progress | None = None,
+) -> Any:
+    """Fit each form (default: every registered form) on the smaller part of the grid and predict the
+    held-out larger part; forms ranked by held-out RMSE (``scaling.backtesting.BacktestResult``)."""
+    from scaling.backtesting import DEFAULT_LEVEL_TOL
+    from scaling.backtesting import backtest as run_backtest
+
+    names = _form_names(forms)
+    sel = select(data, metric=metric, y=y, axes=axes)
+    m = sel.metric or metric or DEFAULT_METRIC
+    options = {f: form_options(f, metric=m, kind=kind, chance=chance, huber_delta=huber_delta) for f in names}
+    result = run_backtest(sel.frame, names, y=sel.y, axes=sel.axes, kind=kind, options=options,
+                          rolling_axis=rolling_axis, level_tol=DEFAULT_LEVEL_TOL if level_tol is None else level_tol,
+                          progress=_labelled(progress, "backtest"))
+    return dataclasses.replace(result, source=sel.source)
+
+
+def compare(
+    data: pd.DataFrame | None = None,
+    forms: Sequence[str] | None = None,
+    *,
+    metric: str | None = None,
+    y: str | None = None,
+    axes: Sequence[str] | None = None,
+    kind: str = "accuracy",
+    at: Mapping[str, float] | None = None,
+    target: str | float | Target | None = None,
+    chance: float | None = None,
+    huber_delta: float | None = None,
+    bootstrap: int = 200,
+    seed: int = 0,
+    levels: Sequence[float] | None = None,
+    group: str | Sequence[str] | None = AUTO,
+    workers: int = 1,
+    rolling_axis: str | None = "data_hours",
+    level_tol: float | None = None,
+    progress: Progress | None = None,
+) -> Any:
+    """Every form side by side: in-sample fit, AICc/BIC, backtest error and the prediction at ``at``
+    (default: the paper's scenario) with a bootstrap interval; recommends the best-backtesting form."""
+    from scaling.backtesting import DEFAULT_LEVEL_TOL
+    from scaling.comparison import compare as run_compare
+
+    names = _form_names(forms)
+    lv = check_levels(levels)
+    sel = select(data, metric=metric, y=y, axes=axes)
+    m = sel.metric or metric or DEFAULT_METRIC
+    point = dict(at if at is not None else PAPER_SCENARIO)
+    missing = [a for a in sel.axes if a not in point]
+    if missing:
+        raise ScalingError(f"the comparison point lacks axis {missing[0]!r}; the axes are {', '.join(sel.axes)}")
+    tgt = None
+    if target is not None:
+        tgt = target if isinstance(target, Target) else resolve_target(str(target), metric=m, kind=kind)
+    options = {f: form_options(f, metric=m, kind=kind, chance=chance, huber_delta=huber_delta) for f in names}
+    grp, _ = resolve_group(sel.frame, group)
+    result = run_compare(sel.frame, names, y=sel.y, axes=sel.axes, point=point, kind=kind,
+                         target=None if tgt is None else tgt.value, options=options, n_bootstrap=bootstrap, seed=seed,
+                         group=grp, levels=lv, rolling_axis=rolling_axis,
+                         level_tol=DEFAULT_LEVEL_TOL if level_tol is None else level_tol, progress=progress,
+                         workers=workers)
+    return dataclasses.replace(result, source=sel.source, target_spec=tgt)
+
+
+def form_options(form: str, *, metric: str | None, kind: str, chance: float | None = None,
+                 huber_delta: float | None = None) -> dict[str, Any]:
+    """The options a study passes to ``form``: its data-dependent defaults (the chance error of a chance
+    ceiling from the metric) with the user's ``chance`` and ``huber_delta`` where the form takes them."""
+    from scaling.forms import get_form
+
+    info = get_form(form)
+    options: dict[str, Any] = {}
+    if info.family == "powerlaw" and huber_delta is not None:
+        options["huber_delta"] = huber_delta
+    if "chance" in info.name:
+        c = chance if chance is not None else default_chance(metric or DEFAULT_METRIC)
+        if c is None:
+            raise ScalingError(f"form {form!r} needs a chance-level error (chance=) for metric {metric!r}")
+        options["chance"] = c
+    return options
+
+
+def default_chance(metric: str) -> float | None:
+    """Chance error of top-k on ImageNet-1k: 1 - k / 1000."""
+    import re
+
+    from scaling.defaults import N_CLASSES
+
+    m = re.fullmatch(r"top(\d+)", metric)
+    return 1.0 - int(m.group(1)) / N_CLASSES if m else None
+
+
+def _form_names(forms: Sequence[str] | str | None) -> list[str]:
+    from scaling.forms import get_form, list_forms
+
+    if forms is None or (isinstance(forms, str) and forms.strip().lower() == "all"):
+        return [f.name for f in list_forms()]
+    names = [f.strip() for f in forms.split(",")] if isinstance(forms, str) else list(forms)
+    names = [n for n in names if n]
+    if not names:
+        raise ScalingError("name at least one form (or 'all')")
+    for n in names:
+        get_form(n)  # one-line error naming the known forms
+    return names
