@@ -35,9 +35,10 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import huber, logsumexp
 
-from scaling.resampling import bootstrap, group_codes, projection_quantities, resample_indices
+from scaling.derived import projection_quantities
 from scaling.fitting import fit
 from scaling.forms.varpro import make_problem, objective, solve_powerlaw
+from scaling.resampling import bootstrap, group_codes, resample_indices
 from scaling.threads import single_threaded_blas
 
 DELTA = 1e-3

@@ -50,7 +50,7 @@ def save(fig, name):
 # Each form gets its data-dependent defaults (scaling.form_options: the chance error of top-k for
 # powerlaw_chance); splits and the rolling axis (data_hours) are the CLI's `scaling backtest` defaults.
 results = {m: scaling.backtest(grids[m], forms, metric=m) for m in METRICS}
-pd.concat({m: pd.DataFrame([s.to_dict() for s in r.summary.values()]).set_index("form")
+pd.concat({m: pd.DataFrame([s.to_dict() for s in r.by_form.values()]).set_index("form")
            for m, r in results.items()}).round(3)
 
 # %% [markdown]
@@ -101,7 +101,7 @@ save(fig, "fig4-backtest-largest-hours")
 # logit-linear form predicts held-out top-1 best.
 
 # %%
-s1 = r1.summary
+s1 = r1.by_form
 assert set(r1.common_splits) >= {"largest data_hours", "rolling: data_hours <= 49.89"}
 assert abs(100 * r1.noise.sigma - 1.28) < 0.01  # pooled seed sd of top-1, 24 configurations x 3 seeds
 assert s1["poly1"].rmse > 100 * r1.noise.sigma  # no form reaches the noise floor

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 from scipy.interpolate import RectBivariateSpline
 from scipy.optimize import minimize
 
@@ -336,6 +337,54 @@ class OptimalResult:
     frontier: list[FrontierRow]
     costs: dict[str, dict[str, Any]]
     notes: tuple[str, ...]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The iso-target frontier: at each parameter count, the cheapest hours and px reaching the target,
+        their FLOPs and the cost relative to the optimum (the optimum's own row has 1)."""
+        rows = []
+        for r in self.frontier:
+            pt = r.allocation.point or {}
+            rows.append({"n_params": r.n_params, "data_hours": pt.get("data_hours"), "image_px": pt.get("image_px"),
+                         "flops": r.allocation.cost, "relative_cost": r.relative_cost,
+                         "reachable": r.allocation.reachable})
+        return pd.DataFrame(rows, columns=["n_params", "data_hours", "image_px", "flops", "relative_cost",
+                                           "reachable"])
+
+    def summary(self) -> str:
+        """The compute-optimal allocation, the proportional-cost cross-check, the frontier and the notes."""
+        def one(label: str, a: Allocation | None) -> str:
+            if a is None:
+                return f"{label}: no closed form for this form"
+            if not a.reachable or a.point is None:
+                return f"{label}: not reachable ({a.reason})"
+            pt = ", ".join(f"{k}={v:.4g}" for k, v in a.point.items())
+            bound = f"; at bounds: {', '.join(a.at_bounds)}" if a.at_bounds else ""
+            return f"{label}: {pt}; cost {a.cost:.4g}{bound}"
+
+        parts = ["\n".join([f"Compute-optimal allocation reaching {self.target:g}",
+                             one("FLOPs model (the answer)", self.optimum),
+                             one("proportional cost, numerical", self.proportional_numerical),
+                             one("proportional cost, closed form", self.proportional_closed)])]
+        if self.frontier:
+            parts.append("iso-target frontier:\n" + self.to_frame().to_string(float_format=lambda v: f"{v:.4g}"))
+        if self.notes:
+            parts.append("\n".join(f"note: {n}" for n in self.notes))
+        return "\n\n".join(parts)
+
+    def __repr__(self) -> str:
+        pt = "unreachable" if self.optimum.point is None else ", ".join(
+            f"{k}={v:.3g}" for k, v in self.optimum.point.items())
+        flops = "" if self.optimum_flops_exact is None else f", flops={self.optimum_flops_exact:.3g}"
+        return f"OptimalResult(target={self.target:g}, optimum=({pt}){flops}, frontier_rows={len(self.frontier)})"
+
+    def plot(self, ax: Any = None, *, target_label: str = "") -> Any:
+        """The iso-target frontier with the optimum starred. Returns the Axes."""
+        from scaling import plots
+
+        if ax is None:
+            _, ax = plots.new_figure()
+        return plots.plot_frontier(plots.frontier_data(self, target_label=target_label or f"target {self.target:g}"),
+                                   ax)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling.direction import direction
+from scaling.direction import Direction, direction
 from scaling.errors import ScalingError
 from scaling.fitting import FitResult, fit
 from scaling.jsonable import jsonable
@@ -163,13 +163,59 @@ class BacktestResult:
     splits: list[dict[str, Any]]
     results: list[SplitResult]
     common_splits: list[str]
-    summary: dict[str, FormSummary]
+    by_form: dict[str, FormSummary]  # form -> mean held-out errors over the common splits
     ranking: list[str]
     recommended: str | None
     noise: SeedNoise
     level_tol: float
     notes: tuple[str, ...]
     source: dict[str, Any] = field(default_factory=dict)  # where the data came from (scaling.data)
+    data: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # the rows backtested
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per (split, form): sizes, whether it could be fitted (and why not), and its errors."""
+        return pd.DataFrame([r.to_dict() for r in self.results])
+
+    def ranking_frame(self) -> pd.DataFrame:
+        """One row per form, best first: mean held-out errors over the common splits, splits fitted/skipped."""
+        order = self.ranking + [f for f in self.by_form if f not in self.ranking]
+        frame = pd.DataFrame([self.by_form[f].to_dict() for f in order]).set_index("form")
+        frame.insert(0, "rank", [self.ranking.index(f) + 1 if f in self.ranking else None for f in order])
+        return frame
+
+    def summary(self) -> str:
+        """The ranking as text, with the rule, the common splits, the seed-to-seed noise and the notes."""
+        noise = self.noise.sigma
+        noise_text = "-" if noise is None else f"{self.direction.scale * noise:.3g} {self.unit}"
+        parts = [f"Backtest of {len(self.by_form)} forms ({self.y} ~ {', '.join(self.axes)}); errors in {self.unit}",
+                 self.ranking_frame().to_string(float_format=lambda v: f"{v:.3g}"),
+                 f"recommended: {self.recommended or 'none'} (lowest mean held-out RMSE over the common splits: "
+                 f"{'; '.join(self.common_splits) or 'none'}); seed-to-seed noise {noise_text}"]
+        if self.notes:
+            parts.append("\n".join(f"note: {n}" for n in self.notes))
+        return "\n\n".join(parts)
+
+    @property
+    def direction(self) -> Direction:
+        return direction(self.kind)
+
+    def __repr__(self) -> str:
+        return (f"BacktestResult(y={self.y!r}, forms={list(self.by_form)}, splits={len(self.splits)}, "
+                f"ranking={self.ranking}, recommended={self.recommended!r})")
+
+    def plot(self, ax: Any = None, split: str | None = None) -> Any:
+        """Parity of held-out predictions against observations on ``split`` (a name or kind; default the
+        common split with the most held-out rows). Returns the Axes."""
+        from scaling import plots
+
+        if self.data is None:
+            raise ScalingError("this backtest carries no data to draw (run it with scaling.backtest)")
+        rows = plots.backtest_parity_frame(self, self.data, split=split)
+        data = plots.parity_data(rows, forms=[f for f in self.by_form if f in set(rows["form"])],
+                                 title=plots.backtest_title(self, split))
+        if ax is None:
+            _, ax = plots.new_figure(figsize=(5.6, 5.8))
+        return plots.plot_backtest_parity(data, ax)
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly what ``scaling backtest --json`` prints: where the data came from, then ``describe()``."""
@@ -189,7 +235,7 @@ class BacktestResult:
             "splits": self.splits,
             "results": [r.to_dict() for r in self.results],
             "common_splits": self.common_splits,
-            "summary": {k: v.to_dict() for k, v in self.summary.items()},
+            "summary": {k: v.to_dict() for k, v in self.by_form.items()},
             "ranking": self.ranking,
             "recommended": self.recommended,
             "ranked_by": "mean held-out RMSE over the common splits",

@@ -14,11 +14,14 @@ from typing import Any
 import pandas as pd
 
 from scaling.backtesting import DEFAULT_LEVEL_TOL, BacktestResult, backtest
+from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS
+from scaling.derived import projection_quantities
+from scaling.direction import direction
 from scaling.errors import ScalingError
 from scaling.fitting import FitResult, fit
 from scaling.jsonable import jsonable
 from scaling.projection import reference_point
-from scaling.resampling import DEFAULT_GROUP, DEFAULT_LEVELS, BootstrapResult, bootstrap, projection_quantities
+from scaling.resampling import BootstrapResult, bootstrap
 
 SCHEMA = "scaling.compare/v1"
 
@@ -71,6 +74,65 @@ class CompareResult:
     source: dict[str, Any] = field(default_factory=dict)  # where the data came from (scaling.data)
     target_spec: Any = None  # the scaling.targets.Target behind ``target``, when one was named
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per form: in-sample RMSE, dAICc/dBIC, backtest RMSE and bias, the prediction at the
+        comparison point with its bootstrap interval(s), the share of resamples meeting the target."""
+        rows = []
+        for r in self.rows:
+            bt = self.backtest.by_form.get(r.form)
+            row: dict[str, Any] = {"form": r.form, "ok": r.ok, "recommended": r.form == self.recommended,
+                                   "rmse_in_sample": None if r.fit is None else r.fit.stats["rmse"],
+                                   "delta_aicc": r.delta_aicc, "delta_bic": r.delta_bic,
+                                   "backtest_rmse": None if bt is None else bt.rmse,
+                                   "backtest_bias": None if bt is None else bt.bias, "predicted": r.predicted}
+            for lvl in self.levels:
+                lo, hi = (r.interval or {}).get(lvl, (None, None))
+                row[f"lower_{100 * lvl:g}"], row[f"upper_{100 * lvl:g}"] = lo, hi
+            row["p_meets_target"], row["reason"] = r.p_meets_target, r.reason
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("form")
+
+    def summary(self) -> str:
+        """Every form side by side as text, with the recommendation and the rule that made it."""
+        where = ", ".join(f"{k}={v:g}" for k, v in self.point.items())
+        parts = [f"Forms compared at {where}" + ("" if self.target is None else f" (target {self.target:g})"),
+                 self.to_frame().to_string(float_format=lambda v: f"{v:.4g}"),
+                 f"recommended: {self.recommended or 'none'} (lowest mean held-out RMSE over the common backtest "
+                 f"splits; information criteria measure in-sample fit, not extrapolation)"]
+        if self.notes:
+            parts.append("\n".join(f"note: {n}" for n in self.notes))
+        return "\n\n".join(parts)
+
+    def __repr__(self) -> str:
+        return (f"CompareResult(forms={[r.form for r in self.rows]}, point={self.point}, "
+                f"recommended={self.recommended!r})")
+
+    def plot(self, ax: Any = None) -> Any:
+        """Each form's prediction at the comparison point with its widest bootstrap interval, the
+        recommended form highlighted and the target drawn. Returns the Axes."""
+        from scaling.plots import new_figure
+
+        if ax is None:
+            _, ax = new_figure()
+        ok = [r for r in self.rows if r.ok and r.predicted is not None]
+        level = max(self.levels) if self.levels else None
+        scale = direction(self.backtest.kind).scale
+        for i, r in enumerate(ok):
+            colour = "C3" if r.form == self.recommended else "C0"
+            ax.plot([scale * r.predicted], [i], "o", color=colour)
+            if r.interval and level in r.interval:
+                lo, hi = r.interval[level]
+                ax.plot([scale * lo, scale * hi], [i, i], color=colour, lw=2)
+        if self.target is not None:
+            ax.axvline(scale * self.target, color="k", ls="--", lw=1, label="target")
+            ax.legend(frameon=False)
+        ax.set_yticks(range(len(ok)), [r.form + (" (recommended)" if r.form == self.recommended else "") for r in ok])
+        unit = "%" if scale == 100.0 else "loss"
+        where = ", ".join(f"{k}={v:g}" for k, v in self.point.items())
+        ax.set_xlabel(f"predicted {self.backtest.y} ({unit}) at {where}"
+                      + ("" if level is None else f"; {100 * level:g}% bootstrap intervals"))
+        return ax
+
     def to_dict(self) -> dict[str, Any]:
         """Exactly what ``scaling compare --json`` prints."""
         return jsonable({
@@ -82,8 +144,8 @@ class CompareResult:
             "levels": list(self.levels),
             "recommended": self.recommended,
             "recommended_by": "lowest mean held-out RMSE over the common backtest splits",
-            "forms": [r.to_dict() | {"backtest": self.backtest.summary[r.form].to_dict()
-                                     if r.form in self.backtest.summary else None} for r in self.rows],
+            "forms": [r.to_dict() | {"backtest": self.backtest.by_form[r.form].to_dict()
+                                     if r.form in self.backtest.by_form else None} for r in self.rows],
             "backtest": self.backtest.describe(),
             "notes": list(self.notes),
         })

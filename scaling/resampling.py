@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling.direction import direction
+from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS
+from scaling.derived import Derived, DerivedFn
 from scaling.errors import FitError, ScalingError
 from scaling.fitting import FitResult, axis_matrix, fit
 from scaling.forms import Refit, Replicate, get_form
@@ -39,16 +40,6 @@ from scaling.jsonable import jsonable
 from scaling.threads import single_threaded_blas
 
 SCHEMA = "scaling.bootstrap/v1"
-DEFAULT_LEVELS = (0.9, 0.95)
-DEFAULT_GROUP = "run_id"
-
-
-@dataclass(frozen=True)
-class Derived:
-    """What a callback computes on one fit: real values (intervals) and events (probabilities)."""
-
-    values: dict[str, float] = field(default_factory=dict)
-    events: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,6 +92,65 @@ class BootstrapResult:
         if s is None:
             raise KeyError(name)
         return s.intervals[level]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per quantity (parameters, the ceiling, derived quantities): the estimate on the full data,
+        the median, the interval bounds at each level, resamples with a value and resamples where unbounded."""
+        rows = []
+        for kind, items in (("parameter", self.params), ("derived", self.derived)):
+            for name, s in items.items():
+                row: dict[str, Any] = {"quantity": name, "kind": kind,
+                                       "estimate": math.nan if s.estimate is None else s.estimate, "median": s.median}
+                for lvl, (lo, hi) in s.intervals.items():
+                    row[f"lower_{100 * lvl:g}"], row[f"upper_{100 * lvl:g}"] = lo, hi
+                row["n"], row["n_unbounded"] = s.n, s.n_infinite
+                rows.append(row)
+        return pd.DataFrame(rows).set_index("quantity")
+
+    def summary(self) -> str:
+        """The intervals as text, with the shares of resamples in which each event holds and the notes."""
+        group = ", ".join(self.group) if self.group else "single rows"
+        parts = [f"Bootstrap of form {self.form!r}: {self.n_ok} of {self.n_requested} resamples fitted "
+                 f"(seed {self.seed}; {self.n_groups} groups by {group}; percentile intervals)",
+                 self.to_frame().to_string(float_format=lambda v: f"{v:.4g}")]
+        if self.probabilities:
+            parts.append("\n".join(f"share of resamples where {k}: {v:.3f}" for k, v in self.probabilities.items()))
+        if self.notes:
+            parts.append("\n".join(f"note: {n}" for n in self.notes))
+        return "\n\n".join(parts)
+
+    def __repr__(self) -> str:
+        names = [*self.params, *self.derived]
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        return (f"BootstrapResult(form={self.form!r}, fitted={self.n_ok}/{self.n_requested}, seed={self.seed}, "
+                f"levels={list(self.levels)}, quantities=[{shown}])")
+
+    def plot(self, ax: Any = None, quantity: str | None = None) -> Any:
+        """Histogram of one quantity over the resamples (default: the first FLOPs quantity, else the first
+        parameter) with its estimate and widest interval; FLOPs on a log axis. Returns the Axes."""
+        from scaling import plots
+
+        name = quantity or next((k for k in self.derived if k.endswith("flops")), next(iter(self.params)))
+        if name not in self.samples:
+            raise ScalingError(f"no samples of {name!r} kept (bootstrap with keep_samples=True); "
+                               f"quantities: {', '.join(self.samples)}")
+        if ax is None:
+            _, ax = plots.new_figure()
+        level = max(self.levels)
+        if name.endswith("flops"):
+            return plots.plot_compute_distribution(
+                plots.compute_distribution_from_bootstrap(self, key=name, level=level), ax)
+        values = self.samples[name][np.isfinite(self.samples[name])]
+        ax.hist(values, bins=40, color="0.7")
+        s = self.params.get(name) or self.derived[name]
+        if s.estimate is not None:
+            ax.axvline(s.estimate, color="k", lw=1.2, label="estimate (full data)")
+        lo, hi = s.intervals[level]
+        ax.axvspan(lo, hi, color="C0", alpha=0.15, label=f"{100 * level:g}% percentile interval")
+        ax.set_xlabel(name)
+        ax.set_ylabel("resamples")
+        ax.legend(frameon=False)
+        return ax
 
     def to_dict(self, *, include_samples: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -289,7 +339,6 @@ def _run_resamples(refit: Callable, derived: DerivedFn | None, full: FitResult, 
         _JOB.clear()
     return [o for s in sorted(results) for o in results[s]]
 
-DerivedFn = Callable[[Any], Derived]
 
 
 def bootstrap(
@@ -403,75 +452,3 @@ def bootstrap(
         seconds=time.perf_counter() - t0,
         samples=samples if keep_samples else {},
     )
-
-
-# -- derived quantities of projections --------------------------------------------------------------
-
-
-def projection_quantities(
-    target: float | None,
-    *,
-    reference: Mapping[str, float],
-    at: Mapping[str, float] | None = None,
-    solve_axis: str | None = None,
-    scale: bool = True,
-    exponents: Mapping[str, float] | None = None,
-    compute: Any = None,
-    optimal: Mapping[str, Any] | None = None,
-) -> DerivedFn:
-    """A ``derived`` callback for ``bootstrap``: the projections of ``scaling.projection`` on each resample.
-
-    Values (``+inf`` where the target is not reached, so "needed" quantities are unbounded there):
-    ``at.predicted``; ``scale.factor``, ``scale.<axis>``, ``scale.flops``; ``solve.<axis>``, ``solve.flops``;
-    ``optimal.<axis>``, ``optimal.flops`` (with ``optimal = {"cost": Cost, "bounds": ..., "start": point}``).
-    Events: ``ceiling_passes_target`` (the form's limit as every axis grows passes the target; a form
-    without a ceiling counts as passing), ``scale.reachable``, ``solve.reachable``, ``at.meets_target``,
-    ``optimal.reachable``.
-    The reference point (and the passes of the compute model) are those of the full data in every
-    resample, so each quantity answers the same question.
-    """
-    from scaling.projection import project_at, project_axis, project_scale
-
-    def flops(p: Any) -> float:
-        return p.compute.flops if p.compute is not None else math.nan
-
-    def fn(f: Any) -> Derived:
-        values: dict[str, float] = {}
-        events: dict[str, bool] = {}
-        if at is not None:
-            p = project_at(f, at, target=target, compute=None)
-            values["at.predicted"] = float(p.predicted)
-            if target is not None:
-                events["at.meets_target"] = bool(p.reachable)
-        if target is None:
-            return Derived(values, events)
-        c = f.ceiling
-        events["ceiling_passes_target"] = c is None or direction(f.kind).meets_one(c, target)
-        if scale:
-            p = project_scale(f, target, exponents=exponents, reference=reference, compute=compute)
-            events["scale.reachable"] = p.reachable and p.point is not None
-            values["scale.factor"] = p.scale_factor if events["scale.reachable"] else math.inf
-            for a in f.axes:
-                values[f"scale.{a}"] = p.point[a] if events["scale.reachable"] else math.inf
-            if compute is not None:
-                values["scale.flops"] = flops(p) if events["scale.reachable"] else math.inf
-        if solve_axis is not None:
-            p = project_axis(f, target, solve_axis, fixed=reference, compute=compute)
-            events["solve.reachable"] = p.reachable and p.point is not None
-            values[f"solve.{solve_axis}"] = p.point[solve_axis] if events["solve.reachable"] else math.inf
-            if compute is not None:
-                values["solve.flops"] = flops(p) if events["solve.reachable"] else math.inf
-        if optimal is not None:
-            from scaling.allocation import optimal_numerical
-
-            start = [optimal["start"]] if optimal.get("start") else []
-            alloc = optimal_numerical(f, target, optimal["cost"], optimal["bounds"], starts=start, n_random=2,
-                                      generic_if_needed=True)
-            events["optimal.reachable"] = alloc.reachable
-            for a in f.axes:
-                values[f"optimal.{a}"] = alloc.point[a] if alloc.point else math.inf
-            values["optimal.flops"] = alloc.cost if alloc.cost is not None else math.inf
-        return Derived(values, events)
-
-    return fn
-

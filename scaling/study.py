@@ -245,7 +245,7 @@ def project(
         opt = optimal_allocation(result, tgt.value, assumptions, bounds=bounds, frontier_rows=frontier_rows, seed=seed)
     boot = None
     if bootstrap:
-        from scaling.resampling import projection_quantities
+        from scaling.derived import projection_quantities
 
         opt_spec = None
         if opt is not None:
@@ -306,7 +306,7 @@ def backtest(
     result = run_backtest(sel.frame, names, y=sel.y, axes=sel.axes, kind=kind, options=options,
                           rolling_axis=rolling_axis, level_tol=DEFAULT_LEVEL_TOL if level_tol is None else level_tol,
                           progress=_labelled(progress, "backtest"))
-    return dataclasses.replace(result, source=sel.source)
+    return dataclasses.replace(result, source=sel.source, data=sel.frame)
 
 
 def compare(
@@ -358,30 +358,19 @@ def compare(
 
 def form_options(form: str, *, metric: str | None, kind: str, chance: float | None = None,
                  huber_delta: float | None = None) -> dict[str, Any]:
-    """The options a study passes to ``form``: its data-dependent defaults (the chance error of a chance
-    ceiling from the metric) with the user's ``chance`` and ``huber_delta`` where the form takes them."""
+    """The options a study passes to ``form``: what the form derives from the data (``Form.default_options``,
+    e.g. the chance error of a chance ceiling from the metric), and the user's ``chance`` and ``huber_delta``
+    where the form takes them (a form that does not ignores them)."""
     from scaling.forms import get_form
 
     info = get_form(form)
     options: dict[str, Any] = {}
-    if info.family == "powerlaw" and huber_delta is not None:
+    if huber_delta is not None and "huber_delta" in info.option_names:
         options["huber_delta"] = huber_delta
-    if "chance" in info.name:
-        c = chance if chance is not None else default_chance(metric or DEFAULT_METRIC)
-        if c is None:
-            raise ScalingError(f"form {form!r} needs a chance-level error (chance=) for metric {metric!r}")
-        options["chance"] = c
+    options |= info.default_options(metric=metric or DEFAULT_METRIC, kind=kind)
+    if chance is not None and "chance" in info.option_names:
+        options["chance"] = chance
     return options
-
-
-def default_chance(metric: str) -> float | None:
-    """Chance error of top-k on ImageNet-1k: 1 - k / 1000."""
-    import re
-
-    from scaling.defaults import N_CLASSES
-
-    m = re.fullmatch(r"top(\d+)", metric)
-    return 1.0 - int(m.group(1)) / N_CLASSES if m else None
 
 
 def _form_names(forms: Sequence[str] | str | None) -> list[str]:

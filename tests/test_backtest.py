@@ -98,7 +98,7 @@ def test_powerlaw_grid_ranks_powerlaw_first() -> None:
     r = backtest(df, ALL_FORMS, y="value", axes=AXES, options=CHANCE)
     assert r.ranking[0] == "powerlaw" and r.recommended == "powerlaw"
     # and by a margin: the truth extrapolates within ~noise, the others do not
-    assert r.summary["powerlaw"].noise_units < 2.0 < r.summary[r.ranking[1]].noise_units
+    assert r.by_form["powerlaw"].noise_units < 2.0 < r.by_form[r.ranking[1]].noise_units
     assert set(r.ranking) == set(ALL_FORMS)
     assert "largest data_hours" in r.common_splits
 
@@ -107,7 +107,7 @@ def test_logit_grid_ranks_logit1_first() -> None:
     df = grid(logit_truth, 0.003, seed=1)
     r = backtest(df, ["poly1", "logit1", "powerlaw"], y="value", axes=AXES)
     assert r.ranking[0] == "logit1"
-    assert r.summary["logit1"].noise_units < 2.0
+    assert r.by_form["logit1"].noise_units < 2.0
 
 
 def test_splits_a_form_cannot_fit_are_reported_not_dropped() -> None:
@@ -117,7 +117,7 @@ def test_splits_a_form_cannot_fit_are_reported_not_dropped() -> None:
     # 3 resolutions: holding out the largest leaves 2, which the power law (3 per axis) cannot fit
     assert any(x.form == "powerlaw" and x.split == "largest image_px" and "image_px" in x.reason for x in skipped)
     assert "largest image_px" not in r.common_splits
-    assert r.summary["powerlaw"].n_skipped >= 1
+    assert r.by_form["powerlaw"].n_skipped >= 1
     doc = r.to_dict()
     assert doc["schema"] == "scaling.backtest/v1" and any(not x["ok"] and x["reason"] for x in doc["results"])
 
@@ -139,4 +139,4 @@ def test_published_grid_backtest_runs_every_form(published_db_path: Path) -> Non
     assert r.common_splits == ["largest data_hours", "rolling: data_hours <= 49.89"]
     assert r.recommended == r.ranking[0]
     for f in ("poly1", "logit1", "powerlaw"):
-        assert 0.5 < r.summary[f].rmse < 10  # accuracy points
+        assert 0.5 < r.by_form[f].rmse < 10  # accuracy points

@@ -10,17 +10,17 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
+from scaling.derived import projection_quantities
+from scaling.errors import ScalingError
+from scaling.fitting import fit
+from scaling.forms.varpro import solve_powerlaw, solve_warm
 from scaling.resampling import (
     bootstrap,
     group_codes,
     make_refitter,
-    projection_quantities,
     quantile,
     resample_indices,
 )
-from scaling.errors import ScalingError
-from scaling.fitting import fit
-from scaling.forms.varpro import solve_powerlaw, solve_warm
 
 AXES = ["n", "d"]
 

@@ -16,6 +16,7 @@ import pytest
 
 from scaling.allocation import ProportionalCost, optimal_closed_form
 from scaling.backtesting import backtest
+from scaling.derived import projection_quantities
 from scaling.errors import FitError, ProjectionError, ScalingError
 from scaling.fitting import FitData, FitResult, check_options, fit, make_result
 from scaling.forms import (
@@ -28,7 +29,7 @@ from scaling.forms import (
     unregister_form,
 )
 from scaling.projection import project_at, project_axis, project_scale, reference_point
-from scaling.resampling import bootstrap, projection_quantities
+from scaling.resampling import bootstrap
 
 BUILTINS = ["poly1", "poly2", "logit1", "logit2", "powerlaw", "powerlaw_chance"]
 
@@ -242,7 +243,7 @@ def test_toy_form_backtest_scores_like_the_same_builtin_surface() -> None:
         assert x.rmse == pytest.approx(ols_rows[split].rmse, rel=1e-9)
         # the toy law is the true law: held-out errors are noise, a few sigma at most
         assert 0.2 * SIGMA < x.rmse < 3 * SIGMA
-    assert r.summary[toy.name].rmse == pytest.approx(r.summary["poly1"].rmse, rel=1e-9)
+    assert r.by_form[toy.name].rmse == pytest.approx(r.by_form["poly1"].rmse, rel=1e-9)
     assert r.noise.sigma == pytest.approx(SIGMA, rel=0.3)
 
 

@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Everything but the CLI package and the ``python -m scaling`` entry point, which is the CLI.
 LIBRARY = [p for d in ("scaling", "runs_db", "train") for p in sorted((ROOT / d).rglob("*.py"))
-           if p.relative_to(ROOT).parts[:2] != ("scaling", "cli") and p.relative_to(ROOT) != Path("scaling/__main__.py")]
+           if p.relative_to(ROOT).parts[:2] != ("scaling", "cli")
+           and p.relative_to(ROOT) != Path("scaling/__main__.py")]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
 
 

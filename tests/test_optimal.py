@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from scaling.errors import ProjectionError
 from scaling.allocation import (
     ProportionalCost,
     flops_cost,
@@ -20,6 +19,7 @@ from scaling.allocation import (
     optimal_numerical,
     proportional_cost,
 )
+from scaling.errors import ProjectionError
 from scaling.projection import ComputeAssumptions
 
 AXES = ("n_params", "data_hours", "image_px")

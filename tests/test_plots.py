@@ -244,8 +244,9 @@ def test_compute_distribution() -> None:
 
 @pytest.fixture(scope="module")
 def boot(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult], human: tuple[Any, Projection]) -> Any:
-    from scaling.resampling import bootstrap, projection_quantities
+    from scaling.derived import projection_quantities
     from scaling.projection import compute_assumptions_from_grid, reference_point
+    from scaling.resampling import bootstrap
 
     target, proj = human
     f = poly1["top5"]

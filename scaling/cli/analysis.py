@@ -101,7 +101,7 @@ def backtest_cmd(
     if as_json:
         print_json(result.to_dict())
         return
-    names = [s.form for s in result.summary.values()]
+    names = [s.form for s in result.by_form.values()]
     console = stdout_console()
     unit = "pts" if kind == "accuracy" else "loss"
     noise = result.noise
@@ -123,7 +123,7 @@ def backtest_cmd(
                                 f"configurations, {noise.dof} dof)"))
     srows = []
     for i, name in enumerate(result.ranking + [f for f in names if f not in result.ranking]):
-        s = result.summary[name]
+        s = result.by_form[name]
         rank = str(i + 1) if name in result.ranking else "-"
         srows.append([rank, name, _fmt(s.rmse), _fmt(s.bias), _fmt(s.rmse_log), _fmt(s.noise_units),
                       f"{s.n_ok} ok, {s.n_skipped} skipped"])
@@ -205,7 +205,7 @@ def compare_cmd(
             *([] if tgt is None else [f"P(>= {tgt.name})"]), "note"]
     rows = []
     for r in result.rows:
-        bt = result.backtest.summary.get(r.form)
+        bt = result.backtest.by_form.get(r.form)
         if not r.ok or r.fit is None:
             rows.append([r.form, "", *["-"] * (len(cols) - 3), f"fit failed: {r.reason}"])
             continue

@@ -169,9 +169,9 @@ def iso_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET
     """Figure 3: iso-accuracy contours over (parameters, hours) with the target and the projection
     (``mode``: scale | solve | at | none) and its interval (band | bootstrap | none | auto)."""
     from scaling import plots
+    from scaling.derived import projection_quantities
     from scaling.forms import get_form
     from scaling.projection import project_at, project_axis, project_scale, reference_point
-    from scaling.resampling import projection_quantities
     from scaling.study import resample
 
     _choice(mode, ISO_MODES, "mode")
@@ -213,7 +213,7 @@ def backtest_figure(runs: pd.DataFrame | None = None, *, forms: Sequence[str] | 
     result = scaling.backtest(runs, forms, metric=metric)
     frame = runs[runs["metric"] == metric].reset_index(drop=True)
     rows = plots.backtest_parity_frame(result, frame, split=split)
-    names = list(result.summary)
+    names = list(result.by_form)
     data = plots.parity_data(rows, forms=[f for f in names if f in set(rows["form"])],
                              title=plots.backtest_title(result, split))
     info = {"split": split or plots.default_split(result), "notes": list(result.notes), "ranking": result.ranking}
@@ -227,8 +227,8 @@ def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_
                      progress: Callable[[str, int, int], None] | None = None) -> FigureResult:
     """Figure 5: the bootstrap distribution of the pretraining compute needed to reach the target."""
     from scaling import plots
+    from scaling.derived import projection_quantities
     from scaling.projection import compute_assumptions_from_grid, reference_point
-    from scaling.resampling import projection_quantities
     from scaling.study import resample
 
     _choice(question, QUESTIONS, "question")
