@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy.stats import t as student_t
 
 from scaling.direction import Direction, direction
 from scaling.errors import FitError
@@ -147,6 +146,8 @@ class FitResult:
         Gauss-Newton approximation (see the fit's notes): prefer ``scaling.bootstrap`` intervals there.
         Parameters without a standard error (at a bound, not identified) get NaN.
         """
+        from scipy.stats import t as student_t  # scipy.stats takes ~0.3 s to import: only when asked
+
         if not 0.0 < level < 1.0:
             raise FitError(f"interval level must be in (0, 1); got {level}")
         dof = max(self.n_points - int(self.stats.get("n_params", len(self.params))), 1)

@@ -370,6 +370,8 @@ def form_options(form: str, *, metric: str | None, kind: str, chance: float | No
     options |= info.default_options(metric=metric or DEFAULT_METRIC, kind=kind)
     if chance is not None and "chance" in info.option_names:
         options["chance"] = chance
+    if "chance" in info.option_names and "chance" not in options:
+        raise ScalingError(f"form {form!r} needs a chance-level error (chance=, --chance) for metric {metric!r}")
     return options
 
 
