@@ -266,13 +266,16 @@ def _scores(r: FitResult | None, test: pd.DataFrame, y: str, kind: str, scale: f
 
 def _run(data: pd.DataFrame, forms: Sequence[str], splits: list[Split], results: list[SplitResult], *, y: str,
          axes: tuple[str, ...], kind: str, weights: str | None, options: Mapping[str, Mapping[str, Any]] | None,
-         scale: float, sigma: float | None, progress: Callable[[int, int], None] | None) -> None:
+         scale: float, sigma: float | None, progress: Callable[[int, int], None] | None,
+         unavailable: Mapping[str, str]) -> None:
     total, done = len(forms) * len(splits), 0
     for form in forms:
         opts = dict((options or {}).get(form, {}))
         for s in splits:
             base = {"form": form, "split": s.name, "kind": s.kind, "n_train": s.n_train, "n_test": s.n_test}
-            if s.n_test < MIN_TEST_ROWS:
+            if form in unavailable:
+                results.append(SplitResult(**base, ok=False, reason=unavailable[form]))
+            elif s.n_test < MIN_TEST_ROWS:
                 results.append(SplitResult(**base, ok=False, reason="no held-out rows"))
             else:
                 try:
@@ -288,6 +291,30 @@ def _run(data: pd.DataFrame, forms: Sequence[str], splits: list[Split], results:
                 progress(done, total)
 
 
+def _rankable(forms: Sequence[str], splits: list[Split],
+              results: list[SplitResult]) -> tuple[list[str], list[str], list[str]]:
+    """The forms to rank, the splits they all fit (the common splits) and the forms left out.
+
+    The rule, stated up front: forms are compared on the splits that every compared form could fit. A
+    form that fits no split is not compared. While no split is common to the rest, the form that fits the
+    fewest splits (the later one on ties) is left out, so that one form that cannot fit a split never
+    empties the ranking of the others.
+    """
+    ok = {f: {r.split for r in results if r.form == f and r.ok} for f in forms}
+    ranked = [f for f in forms if ok[f]]
+    dropped = [f for f in forms if not ok[f]]
+
+    def common_of(fs: list[str]) -> list[str]:
+        return [s.name for s in splits if all(s.name in ok[f] for f in fs)]
+
+    while len(ranked) > 1 and not common_of(ranked):
+        worst = min(reversed(ranked), key=lambda f: len(ok[f]))
+        ranked.remove(worst)
+        dropped.append(worst)
+    common = common_of(ranked) if ranked else []
+    return ranked, common, [f for f in forms if f in dropped]
+
+
 def backtest(
     data: pd.DataFrame,
     forms: Sequence[str],
@@ -300,10 +327,13 @@ def backtest(
     rolling_axis: str | None = "data_hours",
     level_tol: float = DEFAULT_LEVEL_TOL,
     progress: Callable[[int, int], None] | None = None,
+    unavailable: Mapping[str, str] | None = None,
 ) -> BacktestResult:
     """Backtest every form in ``forms`` on the splits of ``make_splits`` (see the module docstring).
 
-    ``options[form]`` are the form's fit options (e.g. ``{"powerlaw_chance": {"chance": 0.999}}``).
+    ``options[form]`` are the form's fit options (e.g. ``{"powerlaw_chance": {"chance": 0.999}}``);
+    ``unavailable[form]`` says why a form cannot be tried on these data at all (it is listed as skipped on
+    every split with that reason, and not ranked).
     """
     if not forms:
         raise ScalingError("backtest needs at least one form")
@@ -321,12 +351,12 @@ def backtest(
     results: list[SplitResult] = []
     with single_threaded_blas():
         _run(data, forms, splits, results, y=y, axes=axes, kind=kind, weights=weights, options=options,
-             scale=scale, sigma=noise.sigma, progress=progress)
-    ok_by_split = {s.name: {r.form for r in results if r.split == s.name and r.ok} for s in splits}
-    common = [s.name for s in splits if ok_by_split[s.name] == set(forms)]
+             scale=scale, sigma=noise.sigma, progress=progress, unavailable=dict(unavailable or {}))
+    ranked, common, dropped = _rankable(forms, splits, results)
     summary = {}
     for form in forms:
-        rows = [r for r in results if r.form == form and r.split in common]
+        # A form left out of the comparison gets no means: its splits differ from the ranked forms'.
+        rows = [r for r in results if r.form == form and r.split in common] if form in ranked else []
 
         def mean(key: str, rows: list[SplitResult] = rows) -> float | None:
             vals = [getattr(r, key) for r in rows]
@@ -335,8 +365,11 @@ def backtest(
         n_ok = sum(r.ok for r in results if r.form == form)
         summary[form] = FormSummary(form, mean("rmse"), mean("bias"), mean("rmse_log"), mean("noise_units"),
                                     n_ok, len(splits) - n_ok)
-    ranking = sorted((f for f in forms if summary[f].rmse is not None), key=lambda f: summary[f].rmse)
+    ranking = sorted((f for f in ranked if summary[f].rmse is not None), key=lambda f: summary[f].rmse)
     notes = []
+    if dropped:
+        notes.append("not ranked (fitted on too few splits to compare with the others): "
+                     + "; ".join(f"{f} ({summary[f].n_ok} of {len(splits)} splits)" for f in dropped))
     skipped = [s.name for s in splits if s.name not in common]
     if skipped:
         notes.append(f"not every form could be fitted on: {'; '.join(skipped)} (those splits are not ranked)")

@@ -74,7 +74,7 @@ class Selection:
     y: str
     axes: tuple[str, ...]
     source: dict[str, Any]
-    metric: str | None  # the run database's metric; None for a user's table
+    metric: str | None  # the run database's metric; None for any other table (even if metric= was given)
 
 
 def select(
@@ -113,4 +113,4 @@ def select(
     missing = [c for c in [y, *axes] if c not in data.columns]
     if missing:
         raise ScalingError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(map(str, data.columns))})")
-    return Selection(data.reset_index(drop=True), y, tuple(axes), {"source": name, "y": y}, metric)
+    return Selection(data.reset_index(drop=True), y, tuple(axes), {"source": name, "y": y}, None)

@@ -20,12 +20,11 @@ from typing import Any
 
 import pandas as pd
 
-from scaling.data import load_runs, select
+from scaling.data import Selection, is_runs_frame, load_runs, select
 from scaling.defaults import (
     DEFAULT_FORM,
     DEFAULT_GROUP,
     DEFAULT_LEVELS,
-    DEFAULT_METRIC,
     DEFAULT_SELECTION,
     DEFAULT_TARGET,
     PAPER_SCENARIO,
@@ -97,8 +96,7 @@ def fit(
     from scaling.fitting import fit as fit_table
 
     sel = select(data, metric=metric, y=y, axes=axes)
-    opts = form_options(form, metric=sel.metric or metric or DEFAULT_METRIC, kind=kind, chance=chance,
-                        huber_delta=huber_delta) | options
+    opts = form_options(form, metric=sel.metric, kind=kind, chance=chance, huber_delta=huber_delta) | options
     result = fit_table(sel.frame, form, y=sel.y, axes=sel.axes, kind=kind, weights=weights, **opts)  # type: ignore[arg-type]
     result = dataclasses.replace(result, source=sel.source, data=sel.frame, fit_options=opts, weights=weights)
     if bootstrap:
@@ -146,7 +144,7 @@ def _target_of(fit: FitResult, target: str | float | Target, metric: str | None,
     if isinstance(target, Target):
         return target
     spec = target if isinstance(target, str) else repr(float(target))
-    own = fit.source.get("metric")
+    own = fit.source.get("metric") or (fit.y if fit.kind != "accuracy" else None)
     return resolve_target(spec, metric=metric or own, eval_set=eval_set or fit.source.get("eval_set"),
                           protocol=protocol, kind=fit.kind)
 
@@ -167,7 +165,7 @@ def project(
     huber_delta: float | None = None,
     mode: str = "all",
     at: Mapping[str, float] | None = None,
-    axis: str = "data_hours",
+    axis: str | None = None,
     exponents: Mapping[str, float] | None = None,
     passes: float | None = None,
     bootstrap: int = 0,
@@ -209,6 +207,9 @@ def project(
     if isinstance(fit, FitResult):
         result = fit
         tgt = _target_of(result, target, metric, eval_set, protocol)
+    elif fit is not None and not is_runs_frame(fit):  # any other table: the target is a value of its y
+        result = _fit(fit, form, y=y, axes=axes, kind=kind, chance=chance, huber_delta=huber_delta)
+        tgt = _target_of(result, target, metric, eval_set, protocol)
     else:
         tgt = target if isinstance(target, Target) else resolve_target(
             str(target), metric=metric, eval_set=eval_set, protocol=protocol, kind=kind)
@@ -225,7 +226,12 @@ def project(
         base = assumptions or ComputeAssumptions(passes=passes)
         assumptions = ComputeAssumptions(passes, base.mask_ratio, base.patch_px, "--passes")
     exps = dict(exponents) if exponents else None
-    point = dict(at if at is not None else PAPER_SCENARIO) if mode in {"all", "at"} else None
+    on_runs = result.source.get("db") is not None
+    if axis is None:  # data hours on the run database; the last axis of any other table (tokens, say)
+        axis = "data_hours" if on_runs else result.axes[-1]
+    if at is None:  # the paper's scenario on the run database; the largest trained point otherwise
+        at = PAPER_SCENARIO if on_runs else ref
+    point = dict(at) if mode in {"all", "at"} else None
 
     answers = []
     if mode in {"all", "scale"}:
@@ -290,23 +296,54 @@ def backtest(
     kind: str = "accuracy",
     chance: float | None = None,
     huber_delta: float | None = None,
-    rolling_axis: str | None = "data_hours",
+    rolling_axis: str | None = AUTO,
     level_tol: float | None = None,
     progress: Progress | None = None,
 ) -> Any:
     """Fit each form (default: every registered form) on the smaller part of the grid and predict the
-    held-out larger part; forms ranked by held-out RMSE (``scaling.backtesting.BacktestResult``)."""
-    from scaling.backtesting import DEFAULT_LEVEL_TOL
+    held-out larger part; forms ranked by held-out RMSE (``scaling.backtesting.BacktestResult``).
+
+    Defaults follow the table: on the run database, rolling origins along data hours and axis values within
+    5% counted as one level (the ViT-H runs at 224/448/476 px differ in parameters by their position
+    embeddings, 0.2%); on any other table, rolling origins along its last axis and exact levels. A form
+    that cannot apply to the table (e.g. a chance ceiling with no chance level for a loss) is listed as
+    skipped with the reason and not ranked."""
     from scaling.backtesting import backtest as run_backtest
 
     names = _form_names(forms)
     sel = select(data, metric=metric, y=y, axes=axes)
-    m = sel.metric or metric or DEFAULT_METRIC
-    options = {f: form_options(f, metric=m, kind=kind, chance=chance, huber_delta=huber_delta) for f in names}
+    options, unavailable = _options_for(names, sel, kind, chance, huber_delta)
     result = run_backtest(sel.frame, names, y=sel.y, axes=sel.axes, kind=kind, options=options,
-                          rolling_axis=rolling_axis, level_tol=DEFAULT_LEVEL_TOL if level_tol is None else level_tol,
-                          progress=_labelled(progress, "backtest"))
+                          rolling_axis=_rolling_axis(rolling_axis, sel), level_tol=_level_tol(level_tol, sel),
+                          progress=_labelled(progress, "backtest"), unavailable=unavailable)
     return dataclasses.replace(result, source=sel.source, data=sel.frame)
+
+
+def _options_for(names: Sequence[str], sel: Selection, kind: str, chance: float | None,
+                 huber_delta: float | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Each form's options, and the forms that cannot apply to these data with the reason."""
+    options: dict[str, dict[str, Any]] = {}
+    unavailable: dict[str, str] = {}
+    for f in names:
+        try:
+            options[f] = form_options(f, metric=sel.metric, kind=kind, chance=chance, huber_delta=huber_delta)
+        except ScalingError as exc:
+            unavailable[f] = str(exc).splitlines()[0]
+    return options, unavailable
+
+
+def _rolling_axis(rolling_axis: str | None, sel: Selection) -> str | None:
+    if rolling_axis != AUTO:
+        return rolling_axis
+    return "data_hours" if sel.metric is not None else sel.axes[-1]
+
+
+def _level_tol(level_tol: float | None, sel: Selection) -> float:
+    from scaling.backtesting import DEFAULT_LEVEL_TOL
+
+    if level_tol is not None:
+        return level_tol
+    return DEFAULT_LEVEL_TOL if sel.metric is not None else 0.0
 
 
 def compare(
@@ -326,34 +363,45 @@ def compare(
     levels: Sequence[float] | None = None,
     group: str | Sequence[str] | None = AUTO,
     workers: int = 1,
-    rolling_axis: str | None = "data_hours",
+    rolling_axis: str | None = AUTO,
     level_tol: float | None = None,
     progress: Progress | None = None,
 ) -> Any:
     """Every form side by side: in-sample fit, AICc/BIC, backtest error and the prediction at ``at``
-    (default: the paper's scenario) with a bootstrap interval; recommends the best-backtesting form."""
-    from scaling.backtesting import DEFAULT_LEVEL_TOL
+    (default: the paper's scenario on the run database, the table's largest point on any other table) with
+    a bootstrap interval; recommends the best-backtesting form (defaults of the backtest as in ``backtest``)."""
+    from scaling.comparison import FormRow
     from scaling.comparison import compare as run_compare
 
     names = _form_names(forms)
     lv = check_levels(levels)
     sel = select(data, metric=metric, y=y, axes=axes)
-    m = sel.metric or metric or DEFAULT_METRIC
-    point = dict(at if at is not None else PAPER_SCENARIO)
+    point = dict(at) if at is not None else _default_point(sel)
     missing = [a for a in sel.axes if a not in point]
     if missing:
         raise ScalingError(f"the comparison point lacks axis {missing[0]!r}; the axes are {', '.join(sel.axes)}")
     tgt = None
     if target is not None:
-        tgt = target if isinstance(target, Target) else resolve_target(str(target), metric=m, kind=kind)
-    options = {f: form_options(f, metric=m, kind=kind, chance=chance, huber_delta=huber_delta) for f in names}
+        tgt = target if isinstance(target, Target) else resolve_target(
+            str(target), metric=sel.metric or (sel.y if kind != "accuracy" else None), kind=kind)
+    options, unavailable = _options_for(names, sel, kind, chance, huber_delta)
+    usable = [f for f in names if f not in unavailable]
+    if not usable:
+        raise ScalingError("no form applies to these data: " + "; ".join(f"{f}: {r}" for f, r in unavailable.items()))
     grp, _ = resolve_group(sel.frame, group)
-    result = run_compare(sel.frame, names, y=sel.y, axes=sel.axes, point=point, kind=kind,
+    result = run_compare(sel.frame, usable, y=sel.y, axes=sel.axes, point=point, kind=kind,
                          target=None if tgt is None else tgt.value, options=options, n_bootstrap=bootstrap, seed=seed,
-                         group=grp, levels=lv, rolling_axis=rolling_axis,
-                         level_tol=DEFAULT_LEVEL_TOL if level_tol is None else level_tol, progress=progress,
-                         workers=workers)
-    return dataclasses.replace(result, source=sel.source, target_spec=tgt)
+                         group=grp, levels=lv, rolling_axis=_rolling_axis(rolling_axis, sel),
+                         level_tol=_level_tol(level_tol, sel), progress=progress, workers=workers)
+    rows = {r.form: r for r in result.rows} | {f: FormRow(f, False, why) for f, why in unavailable.items()}
+    return dataclasses.replace(result, rows=[rows[f] for f in names], source=sel.source, target_spec=tgt)
+
+
+def _default_point(sel: Selection) -> dict[str, float]:
+    """The paper's scenario on the run database; the largest value of every axis on any other table."""
+    if sel.metric is not None:
+        return dict(PAPER_SCENARIO)
+    return {a: float(pd.to_numeric(sel.frame[a]).max()) for a in sel.axes}
 
 
 def form_options(form: str, *, metric: str | None, kind: str, chance: float | None = None,
@@ -367,11 +415,12 @@ def form_options(form: str, *, metric: str | None, kind: str, chance: float | No
     options: dict[str, Any] = {}
     if huber_delta is not None and "huber_delta" in info.option_names:
         options["huber_delta"] = huber_delta
-    options |= info.default_options(metric=metric or DEFAULT_METRIC, kind=kind)
+    options |= info.default_options(metric=metric, kind=kind)
     if chance is not None and "chance" in info.option_names:
         options["chance"] = chance
     if "chance" in info.option_names and "chance" not in options:
-        raise ScalingError(f"form {form!r} needs a chance-level error (chance=, --chance) for metric {metric!r}")
+        what = f"metric {metric!r}" if metric else f"a {kind} table that is not a top-k accuracy of the run database"
+        raise ScalingError(f"form {form!r} needs a chance-level error (--chance, chance=) for {what}")
     return options
 
 

@@ -70,6 +70,9 @@ def resolve_target(
     """
     if spec in PRESETS:
         preset = PRESETS[spec]
+        if kind != "accuracy":
+            raise ProjectionError(f"target {spec!r} is an accuracy ({preset.metric}); for a {kind} give the value "
+                                  "to reach, e.g. 2.1")
         for given, own, what in [(metric, preset.metric, "metric"), (eval_set, preset.eval_set, "eval set")]:
             if given is not None and given != own:
                 raise ProjectionError(f"target {spec!r} is defined on {what} {own!r}, not {given!r}")
@@ -81,12 +84,18 @@ def resolve_target(
     except ValueError:
         known = ", ".join(PRESETS)
         raise ProjectionError(f"target {spec!r} is neither a preset ({known}) nor a number") from None
+    if percent and kind != "accuracy":
+        raise ProjectionError(f"target {spec!r}: a percent is an accuracy; for a {kind} give the value to reach")
     if percent:
         value /= 100.0
     if kind == "accuracy" and not 0.0 < value < 1.0:
         raise ProjectionError(f"target {spec!r} must be a fraction in (0, 1) or a percent such as 80%")
     if value <= 0.0:
         raise ProjectionError(f"target {spec!r} must be positive")
+    if kind != "accuracy":  # a loss (or error) of a user's table: no eval set or protocol of the run database
+        name = metric or kind
+        return Target(name=f"{name} {value:g}", value=value, metric=name, eval_set="", protocol="",
+                      description=f"user-given {kind} target (lower is better)", source="user")
     return Target(
         name=f"{100 * value:g}% {metric or DEFAULT_METRIC}",
         value=value,

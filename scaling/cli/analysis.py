@@ -10,7 +10,6 @@ from scaling.cli.common import domain_errors, parse_assignments
 from scaling.cli.fit import fmt_interval
 from scaling.cli.options import (
     DEFAULT_AXES,
-    PAPER_SCENARIO_TEXT,
     AxesOpt,
     ChanceOpt,
     DataOpt,
@@ -36,9 +35,14 @@ from scaling.errors import ScalingError
 
 FormsOpt = Annotated[str, typer.Option("--forms", help="Comma-separated forms, or 'all' (see `scaling forms`).")]
 MetricOpt = Annotated[str, typer.Option(help="Metric: top1 or top5.")]
-RollingOpt = Annotated[str, typer.Option(help="Axis of the rolling-origin splits ('none' for none).")]
+RollingOpt = Annotated[
+    str, typer.Option(help="Axis of the rolling-origin splits, 'none' for none, or 'auto': data_hours on the run "
+                           "database, the last --axes of a --data table.")
+]
 LevelTolOpt = Annotated[
-    float, typer.Option(help="Relative tolerance within which axis values count as one level (0.05 = 5%).")
+    float | None,
+    typer.Option(help="Relative tolerance within which axis values count as one level (0.05 = 5%) [default: 0.05 "
+                      "on the run database (ViT-H at 224/448/476 px differ by 0.2% in parameters); exact for --data].")
 ]
 
 
@@ -68,8 +72,8 @@ def backtest_cmd(
     protocol: ProtocolOpt = None,
     selection: SelectionOpt = "best-epoch",
     axes: AxesOpt = DEFAULT_AXES,
-    rolling: RollingOpt = "data_hours",
-    level_tol: LevelTolOpt = 0.05,
+    rolling: RollingOpt = "auto",
+    level_tol: LevelTolOpt = None,
     data: DataOpt = None,
     y: YOpt = None,
     kind: KindOpt = "accuracy",
@@ -145,7 +149,10 @@ def compare_cmd(
     protocol: ProtocolOpt = None,
     selection: SelectionOpt = "best-epoch",
     axes: AxesOpt = DEFAULT_AXES,
-    at: Annotated[str, typer.Option(help="Point of the projection, as NAME=VALUE,...")] = PAPER_SCENARIO_TEXT,
+    at: Annotated[
+        str | None, typer.Option(help="Point of the projection, as NAME=VALUE,... [default: the paper's 2.5B "
+                                      "parameters, 20,000 h, 952 px; the largest point of a --data table].")
+    ] = None,
     target: Annotated[
         str | None, typer.Option(help="Also report the share of resamples meeting this target (e.g. 80%).")
     ] = None,
@@ -156,8 +163,8 @@ def compare_cmd(
     level: LevelOpt = None,
     group: GroupOpt = None,
     workers: WorkersOpt = 1,
-    rolling: RollingOpt = "data_hours",
-    level_tol: LevelTolOpt = 0.05,
+    rolling: RollingOpt = "auto",
+    level_tol: LevelTolOpt = None,
     data: DataOpt = None,
     y: YOpt = None,
     kind: KindOpt = "accuracy",
@@ -180,8 +187,8 @@ def compare_cmd(
     """
     import scaling
 
-    point = parse_assignments(at, "--at")
-    missing = [a for a in split_axes(axes) if a not in point]
+    point = parse_assignments(at, "--at") if at else None
+    missing = [a for a in split_axes(axes) if point is not None and a not in point]
     if missing:
         raise ScalingError(f"--at lacks axis {missing[0]!r}; the axes are {axes}")
     frame = load_table(ctx, data=data, y=y, protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)

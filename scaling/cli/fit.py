@@ -12,7 +12,6 @@ from scaling.cli.common import domain_errors, emit_json, parse_assignments, spli
 from scaling.cli.options import (
     DEFAULT_AXES,
     DEFAULT_FORM,
-    PAPER_SCENARIO_TEXT,
     AxesOpt,
     BootstrapOpt,
     ChanceOpt,
@@ -199,32 +198,42 @@ def fit_cmd(
         render_bootstrap(result.bootstrap, result.bootstrap.params, f"Bootstrap intervals ({result.form})")
 
 
-def _point_cells(p: Projection) -> list[str]:
+RUN_AXES = {"n_params": ("parameters", fmt_params), "data_hours": ("data", fmt_hours), "image_px": ("image", fmt_px)}
+
+
+def _axis_columns(fit: FitResult) -> list[tuple[str, str, Any]]:
+    """(axis, column title, formatter): the run database's three axes with their units, else each axis."""
+    if set(fit.axes) <= set(RUN_AXES):
+        return [(a, *RUN_AXES[a]) for a in RUN_AXES]
+    return [(a, a, fmt_number) for a in fit.axes]
+
+
+def _point_cells(p: Projection, columns: list[tuple[str, str, Any]]) -> list[str]:
     pt = p.point or {}
-    n = fmt_params(pt["n_params"]) if "n_params" in pt else "-"
-    d = fmt_hours(pt["data_hours"]) if "data_hours" in pt else "-"
-    r = fmt_px(pt.get("image_px"))
-    return [n, d, r]
+    return [fmt(pt[a]) if a in pt else "-" for a, _, fmt in columns]
 
 
 def _render_projections(projections: list[tuple[str, Projection]], target_desc: str, fit: FitResult,
                         compute_note: str) -> None:
     console = stdout_console()
     pct = fit.kind == "accuracy"
+    columns = _axis_columns(fit)
     rows = []
     for label, p in projections:
         pred = fmt_percent(p.predicted) if pct else fmt_number(p.predicted)
         if not p.reachable and p.point is None:
-            rows.append([label, "-", "-", "-", "-", "unreachable", "-", "-", "-"])
+            rows.append([label, *["-"] * (len(columns) + 1), "unreachable", "-", "-", "-"])
             continue
         scale = f"x{p.scale_factor:.3g}" if p.scale_factor is not None else "-"
         beyond = f"{p.max_decades_beyond:.2f}" if p.max_decades_beyond is not None else "-"
         flops = fmt_flops(p.compute.flops) if p.compute else "-"
-        rows.append([label, *_point_cells(p), pred, "yes" if p.reachable else "no", scale, beyond, flops])
-    cols = ["question", "parameters", "data", "image", "predicted", "target met", "scale",
+        rows.append([label, *_point_cells(p, columns), pred, "yes" if p.reachable else "no", scale, beyond, flops])
+    cols = ["question", *[title for _, title, _ in columns], "predicted", "target met", "scale",
             "decades beyond data", "pretraining FLOPs"]
-    caption = (f"form {fit.form} fitted to {fit.n_points} runs ({fit.y} ~ {', '.join(fit.axes)}); "
-               f"ceiling {fmt_percent(fit.ceiling) if pct else fmt_number(fit.ceiling)}. {compute_note}")
+    limit = fit.direction.limit_name
+    what = "runs" if fit.source.get("db") else "points"
+    caption = (f"form {fit.form} fitted to {fit.n_points} {what} ({fit.y} ~ {', '.join(fit.axes)}); "
+               f"{limit} {fmt_percent(fit.ceiling) if pct else fmt_number(fit.ceiling)}. {compute_note}")
     console.print(table(f"What reaches {target_desc}?", cols, rows, caption=caption))
     for label, p in projections:
         for line in (p.reason, p.details.get("compute_note", "")):
@@ -247,8 +256,14 @@ def project_cmd(
     protocol: ProtocolOpt = None,
     selection: SelectionOpt = "best-epoch",
     axes: AxesOpt = DEFAULT_AXES,
-    axis: Annotated[str, typer.Option(help="Axis to solve for in --mode solve.")] = "data_hours",
-    at: Annotated[str, typer.Option(help="Point for --mode at, as NAME=VALUE,...")] = PAPER_SCENARIO_TEXT,
+    axis: Annotated[
+        str | None, typer.Option(help="Axis to solve for in --mode solve [default: data_hours; the last --axes "
+                                      "of a --data table].")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option(help="Point for --mode at, as NAME=VALUE,... [default: the paper's 2.5B "
+                                      "parameters, 20,000 h, 952 px; the largest point of a --data table].")
+    ] = None,
     exponents: Annotated[
         str | None,
         typer.Option(help="Scale axis i by k**w_i in --mode scale, e.g. image_px=0.5 (others 1).")
@@ -314,15 +329,19 @@ def project_cmd(
         from scaling.plots.style import figure_format
 
         figure_format(figure)  # a bad suffix fails before any work
-    tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol, kind=kind)
-    frame = load_table(ctx, data=data, y=y, protocol=tgt.protocol, eval_set=tgt.eval_set, metric=tgt.metric,
-                       selection=selection)
+    if data is None:  # the target's metric says which evaluations of the run database to fit
+        wanted: Any = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol, kind=kind)
+        frame = load_table(ctx, data=None, y=None, protocol=wanted.protocol, eval_set=wanted.eval_set,
+                           metric=wanted.metric, selection=selection)
+    else:  # a table's target is a value of its --y, resolved once the fit knows what y is
+        wanted = target
+        frame = load_table(ctx, data=data, y=y, protocol=None, eval_set=None, metric=None, selection=selection)
     if passes is not None and passes <= 0:
         raise ScalingError(f"--passes must be positive, got {passes}")
     with progress_bar() as update:
         report = scaling.project(
-            frame, tgt, form=form, y=y, axes=split_csv(axes), kind=kind, chance=chance, huber_delta=huber_delta,
-            mode=mode, at=parse_assignments(at, "--at"), axis=axis,
+            frame, wanted, form=form, y=y, axes=split_csv(axes), kind=kind, chance=chance, huber_delta=huber_delta,
+            mode=mode, at=parse_assignments(at, "--at") if at else None, axis=axis,
             exponents=parse_assignments(exponents, "--exponents") if exponents else None, passes=passes,
             bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level), group=cli_group(group), workers=workers,
             optimal=optimal, bounds=parse_bounds(bounds) if bounds else None, frontier_rows=frontier_rows,
@@ -334,7 +353,8 @@ def project_cmd(
     compute_note = "" if assumptions is None else (
         f"Compute: {assumptions.passes:.3g} passes over the frames, mask ratio {assumptions.mask_ratio:g} "
         f"({assumptions.source}).")
-    desc = f"{tgt.name} = {fmt_percent(tgt.value) if kind == 'accuracy' else tgt.value} {tgt.metric}"
+    tgt = report.target
+    desc = f"{tgt.name} = {fmt_percent(tgt.value)} {tgt.metric}" if kind == "accuracy" else tgt.name
     _render_projections(list(report.projections), desc, result, compute_note)
     if opt is not None:
         _render_optimal(opt, desc, kind)
