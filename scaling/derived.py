@@ -93,3 +93,55 @@ def projection_quantities(
 
     return fn
 
+
+
+def cost_quantities(cost: Any, bounds: Mapping[str, tuple[float, float]], *, target: float | None = None,
+                    budget: float | None = None, starts: Mapping[str, Mapping[str, float]] | None = None) -> DerivedFn:
+    """A ``derived`` callback for the budget questions of ``scaling.budget`` under ``cost``.
+
+    Values: ``cheapest.<axis>`` and ``cheapest.cost`` (+inf where the target is not reached within the
+    bounds), ``budget.<axis>`` and ``budget.predicted`` (NaN where no point fits the budget). Events:
+    ``cheapest.reachable``. ``starts`` ('cheapest', 'budget' -> point) warm-start each resample from the
+    full-data answer.
+    """
+    from scaling.budget import best_at_budget, cheapest
+
+    given = dict(starts or {})
+
+    def fn(f: Any) -> Derived:
+        values: dict[str, float] = {}
+        events: dict[str, bool] = {}
+        if target is not None:
+            start = [given["cheapest"]] if given.get("cheapest") else []
+            a = cheapest(f, target, cost, bounds, starts=start, n_random=1)
+            events["cheapest.reachable"] = a.reachable
+            for ax in f.axes:
+                values[f"cheapest.{ax}"] = a.point[ax] if a.point else math.inf
+            values["cheapest.cost"] = a.cost if a.cost is not None else math.inf
+        if budget is not None:
+            start = [given["budget"]] if given.get("budget") else []
+            b = best_at_budget(f, budget, cost, bounds, starts=start, n_random=1)
+            for ax in f.axes:
+                values[f"budget.{ax}"] = b.point[ax] if b.point else math.nan
+            values["budget.predicted"] = b.predicted if b.predicted is not None else math.nan
+        return Derived(values, events)
+
+    return fn
+
+
+def combine(*fns: DerivedFn | None) -> DerivedFn | None:
+    """One callback computing what each of ``fns`` computes (None where none is given)."""
+    given = [f for f in fns if f is not None]
+    if not given:
+        return None
+
+    def fn(f: Any) -> Derived:
+        values: dict[str, float] = {}
+        events: dict[str, bool] = {}
+        for g in given:
+            out = g(f)
+            values |= out.values
+            events |= out.events
+        return Derived(values, events)
+
+    return fn

@@ -35,6 +35,7 @@ class ProjectionReport:
     optimal: Any = None  # scaling.allocation.OptimalResult
     bootstrap: Any = None  # scaling.resampling.BootstrapResult
     figure: str | None = None  # the file the iso-accuracy map was written to
+    budget: Any = None  # scaling.budget.CostOptimum: the best allocation at a given compute
 
     def answer(self, question: str) -> Projection:
         """The answer to one question ('scale every axis', 'solve data_hours', 'at point')."""
@@ -56,6 +57,8 @@ class ProjectionReport:
         }
         if self.optimal is not None:
             out["optimal"] = self.optimal.to_dict()
+        if self.budget is not None:
+            out["budget"] = self.budget.to_dict()
         if self.bootstrap is not None:
             out["bootstrap"] = self.bootstrap.to_dict()
         return jsonable(out)
@@ -98,10 +101,13 @@ class ProjectionReport:
         for label, p in self.projections:
             if p.reason:
                 lines.append(f"{label}: {p.reason}")
-        if self.optimal is not None and self.optimal.optimum.point:
-            o = self.optimal.optimum
-            lines.append("compute-optimal: " + ", ".join(f"{k}={v:.4g}" for k, v in o.point.items())
-                         + f" for {o.cost:.3g} FLOPs")
+        if self.optimal is not None:
+            o = getattr(self.optimal, "optimum", self.optimal)  # OptimalResult (MAE FLOPs) or CostOptimum
+            if o.point:
+                lines.append("compute-optimal: " + ", ".join(f"{k}={v:.4g}" for k, v in o.point.items())
+                             + f" for a cost of {o.cost:.3g}")
+        if self.budget is not None:
+            lines.append(self.budget.summary())
         if self.bootstrap is not None:
             b = self.bootstrap
             level = max(b.levels)
@@ -117,6 +123,7 @@ class ProjectionReport:
             f"{label}: {'unreachable' if p.point is None else ('meets' if p.reachable else 'misses')}"
             for label, p in self.projections)
         extra = (" +optimal" if self.optimal is not None else "")
+        extra += " +budget" if self.budget is not None else ""
         extra += " +bootstrap" if self.bootstrap is not None else ""
         return f"ProjectionReport(target={self.target.name!r}, form={self.fit.form!r}, {answers}{extra})"
 

@@ -176,6 +176,8 @@ def project(
     optimal: bool = False,
     bounds: Mapping[str, tuple[float, float]] | None = None,
     frontier_rows: int = 9,
+    cost: str | None = None,
+    budget: float | None = None,
     figure: str | Path | None = None,
     progress: Progress | None = None,
 ) -> ProjectionReport:
@@ -185,8 +187,10 @@ def project(
     ``form`` on the target's metric). ``mode``: all | scale (one factor k on every axis, axis i by
     k**exponents[i]) | solve (``axis`` alone) | at (the prediction at ``at``, default the paper's 2.5B
     parameters, 20,000 h, 952 px). ``bootstrap=N`` adds percentile intervals on every answer;
-    ``optimal=True`` the compute-optimal allocation within ``bounds``; ``figure`` writes the iso-accuracy
-    map of the answer (.png, .pdf or .svg).
+    ``optimal=True`` the cheapest allocation reaching the target within ``bounds`` and ``budget=C`` the best
+    allocation at compute C, under ``cost`` ('mae', the MAE FLOPs model, by default on the run database;
+    '6nd'; or an expression of the axes such as '6*params*tokens'); ``figure`` writes the iso-accuracy map
+    of the answer (.png, .pdf or .svg).
     """
     from scaling.projection import (
         ComputeAssumptions,
@@ -241,20 +245,41 @@ def project(
     if point is not None:
         answers.append(("at point", project_at(result, point, target=tgt.value, compute=assumptions)))
 
-    opt = None
-    if optimal:
+    # What compute means: the MAE FLOPs model on the run database, else the cost the caller names.
+    cost_spec = cost if cost is not None else ("mae" if on_runs else None)
+    model = None
+    if (optimal or budget is not None) and cost_spec is None:
+        raise ScalingError("allocating compute on these axes needs a cost model: cost='6nd' (C = 6 N D over the "
+                           "first two axes) or an expression of the axes such as '6*params*tokens' (--cost)")
+    if cost_spec is not None and cost_spec.strip().lower() != "mae" and (optimal or budget is not None):
+        from scaling.costs import cost_model
+
+        model = cost_model(cost_spec, result.axes, assumptions=assumptions)
+    opt: Any = None
+    if optimal and model is None:
         from scaling.allocation import optimal_allocation
 
         if assumptions is None:
             raise ScalingError("the optimal allocation needs the compute model: axes n_params, data_hours, "
                                "image_px and passes over the data")
         opt = optimal_allocation(result, tgt.value, assumptions, bounds=bounds, frontier_rows=frontier_rows, seed=seed)
+    elif optimal:
+        from scaling.budget import cheapest
+
+        opt = cheapest(result, tgt.value, model, bounds, seed=seed)  # type: ignore[arg-type]
+    at_budget = None
+    if budget is not None:
+        from scaling.budget import best_at_budget
+        from scaling.costs import cost_model
+
+        model = model or cost_model(cost_spec, result.axes, assumptions=assumptions)  # type: ignore[arg-type]
+        at_budget = best_at_budget(result, budget, model, bounds, seed=seed)
     boot = None
     if bootstrap:
-        from scaling.derived import projection_quantities
+        from scaling.derived import combine, cost_quantities, projection_quantities
 
         opt_spec = None
-        if opt is not None:
+        if opt is not None and model is None:
             from scaling.allocation import flops_cost
 
             opt_spec = {"cost": flops_cost(assumptions, opt.bounds), "bounds": opt.bounds,  # type: ignore[arg-type]
@@ -262,10 +287,17 @@ def project(
         derived = projection_quantities(
             tgt.value, reference=ref, at=point, solve_axis=axis if mode in {"all", "solve"} else None,
             scale=mode in {"all", "scale"}, exponents=exps, compute=assumptions, optimal=opt_spec)
-        boot = resample(result, n=bootstrap, seed=seed, levels=lv, group=group, derived=derived, workers=workers,
-                        progress=progress)
+        extra = None
+        if model is not None:
+            box = (at_budget or opt).bounds
+            extra = cost_quantities(model, box, target=tgt.value if opt is not None else None, budget=budget,
+                                    starts={"cheapest": getattr(opt, "point", None),
+                                            "budget": getattr(at_budget, "point", None)})
+        boot = resample(result, n=bootstrap, seed=seed, levels=lv, group=group, derived=combine(derived, extra),
+                        workers=workers, progress=progress)
     report = ProjectionReport(target=tgt, fit=result, compute_assumptions=assumptions, projections=tuple(answers),
-                              optimal=opt, bootstrap=boot, figure=None if figure is None else str(figure))
+                              optimal=opt, bootstrap=boot, figure=None if figure is None else str(figure),
+                              budget=at_budget)
     if figure is not None:
         report.save_figure(figure)
     return report

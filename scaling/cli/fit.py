@@ -291,6 +291,17 @@ def project_cmd(
                      "largest for n_params and data_hours, 8 x for image_px]."),
     ] = None,
     frontier_rows: Annotated[int, typer.Option(min=0, help="Rows of the iso-target frontier of --optimal.")] = 9,
+    cost: Annotated[
+        str | None,
+        typer.Option(help="Cost model of --optimal and --budget: mae (the MAE FLOPs model; default on the run "
+                          "database), 6nd (C = 6 N D over the first two --axes) or an expression of the axes, "
+                          "e.g. '6*params*tokens'."),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(help="Also find the best allocation of the axes at this cost (e.g. 1e21 FLOPs): the lowest "
+                          "loss or highest accuracy the form predicts for it."),
+    ] = None,
     figure: Annotated[
         Path | None,
         typer.Option("--figure", help="Also write the iso-accuracy map with the projection: .png, .pdf or .svg."),
@@ -320,6 +331,8 @@ def project_cmd(
       scaling project --form powerlaw --bootstrap 1000 --seed 1
       scaling project --form logit1 --optimal --bounds image_px=224:952
       scaling project --figure projection.png           # and the iso-accuracy map of the answer
+      scaling project --data lm.csv --y loss --axes params,tokens --kind loss --form powerlaw \\
+          --target 2.2 --optimal --cost 6nd --budget 1e21
     """
     import scaling
 
@@ -345,7 +358,7 @@ def project_cmd(
             exponents=parse_assignments(exponents, "--exponents") if exponents else None, passes=passes,
             bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level), group=cli_group(group), workers=workers,
             optimal=optimal, bounds=parse_bounds(bounds) if bounds else None, frontier_rows=frontier_rows,
-            figure=figure, progress=update)
+            cost=cost, budget=budget, figure=figure, progress=update)
     if as_json:
         print_json(report.to_dict())
         return
@@ -356,8 +369,12 @@ def project_cmd(
     tgt = report.target
     desc = f"{tgt.name} = {fmt_percent(tgt.value)} {tgt.metric}" if kind == "accuracy" else tgt.name
     _render_projections(list(report.projections), desc, result, compute_note)
-    if opt is not None:
+    if opt is not None and hasattr(opt, "frontier"):
         _render_optimal(opt, desc, kind)
+    elif opt is not None:
+        _render_cost_optimum(opt, f"Cheapest allocation reaching {desc}", kind)
+    if report.budget is not None:
+        _render_cost_optimum(report.budget, f"Best allocation at a cost of {budget:.3g}", kind)
     if boot is not None:
         render_bootstrap(boot, boot.derived, f"Bootstrap intervals ({result.form})", _quantity_format(kind))
         _render_probabilities(boot)
@@ -419,6 +436,17 @@ def _alloc_cells(a: Any) -> list[str]:
     pt = a.point
     return [fmt_params(pt["n_params"]), fmt_hours(pt["data_hours"]), fmt_px(pt["image_px"]),
             fmt_flops(a.cost), "yes", ", ".join(a.at_bounds)]
+
+
+def _render_cost_optimum(a: Any, title: str, kind: str) -> None:
+    """One allocation under a named or expression cost: the axes, the prediction, the cost, the bounds hit."""
+    if not a.reachable or a.point is None:
+        stdout_console().print(table(title, ["reached", "reason"], [["no", a.reason]]))
+        return
+    pred = fmt_percent(a.predicted) if kind == "accuracy" else fmt_number(a.predicted)
+    cols = [*a.point, "predicted", "cost", "at bounds"]
+    rows = [[*[fmt_number(v) for v in a.point.values()], pred, f"{a.cost:.3e}", ", ".join(a.at_bounds)]]
+    stdout_console().print(table(title, cols, rows, caption=f"cost model: {a.cost_model['formula']}"))
 
 
 def _render_optimal(opt: Any, target_desc: str, kind: str) -> None:
