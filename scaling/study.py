@@ -78,6 +78,7 @@ def fit(
     weights: str | None = None,
     chance: float | None = None,
     huber_delta: float | None = None,
+    alpha_max: float | None = None,
     bootstrap: int = 0,
     seed: int = 0,
     levels: Sequence[float] | None = None,
@@ -96,7 +97,8 @@ def fit(
     from scaling.fitting import fit as fit_table
 
     sel = select(data, metric=metric, y=y, axes=axes)
-    opts = form_options(form, metric=sel.metric, kind=kind, chance=chance, huber_delta=huber_delta) | options
+    opts = form_options(form, metric=sel.metric, kind=kind, chance=chance, huber_delta=huber_delta,
+                        alpha_max=alpha_max) | options
     result = fit_table(sel.frame, form, y=sel.y, axes=sel.axes, kind=kind, weights=weights, **opts)  # type: ignore[arg-type]
     result = dataclasses.replace(result, source=sel.source, data=sel.frame, fit_options=opts, weights=weights)
     if bootstrap:
@@ -163,6 +165,7 @@ def project(
     kind: str = "accuracy",
     chance: float | None = None,
     huber_delta: float | None = None,
+    alpha_max: float | None = None,
     mode: str = "all",
     at: Mapping[str, float] | None = None,
     axis: str | None = None,
@@ -212,7 +215,8 @@ def project(
         result = fit
         tgt = _target_of(result, target, metric, eval_set, protocol)
     elif fit is not None and not is_runs_frame(fit):  # any other table: the target is a value of its y
-        result = _fit(fit, form, y=y, axes=axes, kind=kind, chance=chance, huber_delta=huber_delta)
+        result = _fit(fit, form, y=y, axes=axes, kind=kind, chance=chance, huber_delta=huber_delta,
+                      alpha_max=alpha_max)
         tgt = _target_of(result, target, metric, eval_set, protocol)
     else:
         tgt = target if isinstance(target, Target) else resolve_target(
@@ -220,7 +224,7 @@ def project(
         if fit is None:
             fit = load_runs(protocol=tgt.protocol, eval_set=tgt.eval_set, selection=selection, metric=tgt.metric)
         result = _fit(fit, form, metric=tgt.metric, y=y, axes=axes, kind=kind, chance=chance,
-                      huber_delta=huber_delta)
+                      huber_delta=huber_delta, alpha_max=alpha_max)
     frame = _fitted_frame(result)
     ref = reference_point(result)
     assumptions = compute_assumptions_from_grid(frame, ref)
@@ -328,6 +332,7 @@ def backtest(
     kind: str = "accuracy",
     chance: float | None = None,
     huber_delta: float | None = None,
+    alpha_max: float | None = None,
     rolling_axis: str | None = AUTO,
     level_tol: float | None = None,
     progress: Progress | None = None,
@@ -344,21 +349,22 @@ def backtest(
 
     names = _form_names(forms)
     sel = select(data, metric=metric, y=y, axes=axes)
-    options, unavailable = _options_for(names, sel, kind, chance, huber_delta)
+    options, unavailable = _options_for(names, sel, kind, chance, huber_delta, alpha_max)
     result = run_backtest(sel.frame, names, y=sel.y, axes=sel.axes, kind=kind, options=options,
                           rolling_axis=_rolling_axis(rolling_axis, sel), level_tol=_level_tol(level_tol, sel),
                           progress=_labelled(progress, "backtest"), unavailable=unavailable)
     return dataclasses.replace(result, source=sel.source, data=sel.frame)
 
 
-def _options_for(names: Sequence[str], sel: Selection, kind: str, chance: float | None,
-                 huber_delta: float | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+def _options_for(names: Sequence[str], sel: Selection, kind: str, chance: float | None, huber_delta: float | None,
+                 alpha_max: float | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Each form's options, and the forms that cannot apply to these data with the reason."""
     options: dict[str, dict[str, Any]] = {}
     unavailable: dict[str, str] = {}
     for f in names:
         try:
-            options[f] = form_options(f, metric=sel.metric, kind=kind, chance=chance, huber_delta=huber_delta)
+            options[f] = form_options(f, metric=sel.metric, kind=kind, chance=chance, huber_delta=huber_delta,
+                                      alpha_max=alpha_max)
         except ScalingError as exc:
             unavailable[f] = str(exc).splitlines()[0]
     return options, unavailable
@@ -390,6 +396,7 @@ def compare(
     target: str | float | Target | None = None,
     chance: float | None = None,
     huber_delta: float | None = None,
+    alpha_max: float | None = None,
     bootstrap: int = 200,
     seed: int = 0,
     levels: Sequence[float] | None = None,
@@ -416,7 +423,7 @@ def compare(
     if target is not None:
         tgt = target if isinstance(target, Target) else resolve_target(
             str(target), metric=sel.metric or (sel.y if kind != "accuracy" else None), kind=kind)
-    options, unavailable = _options_for(names, sel, kind, chance, huber_delta)
+    options, unavailable = _options_for(names, sel, kind, chance, huber_delta, alpha_max)
     usable = [f for f in names if f not in unavailable]
     if not usable:
         raise ScalingError("no form applies to these data: " + "; ".join(f"{f}: {r}" for f, r in unavailable.items()))
@@ -437,7 +444,7 @@ def _default_point(sel: Selection) -> dict[str, float]:
 
 
 def form_options(form: str, *, metric: str | None, kind: str, chance: float | None = None,
-                 huber_delta: float | None = None) -> dict[str, Any]:
+                 huber_delta: float | None = None, alpha_max: float | None = None) -> dict[str, Any]:
     """The options a study passes to ``form``: what the form derives from the data (``Form.default_options``,
     e.g. the chance error of a chance ceiling from the metric), and the user's ``chance`` and ``huber_delta``
     where the form takes them (a form that does not ignores them)."""
@@ -447,6 +454,8 @@ def form_options(form: str, *, metric: str | None, kind: str, chance: float | No
     options: dict[str, Any] = {}
     if huber_delta is not None and "huber_delta" in info.option_names:
         options["huber_delta"] = huber_delta
+    if alpha_max is not None and "alpha_max" in info.option_names:
+        options["alpha_max"] = alpha_max
     options |= info.default_options(metric=metric, kind=kind)
     if chance is not None and "chance" in info.option_names:
         options["chance"] = chance

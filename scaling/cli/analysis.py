@@ -10,6 +10,7 @@ from scaling.cli.common import domain_errors, parse_assignments
 from scaling.cli.fit import fmt_interval
 from scaling.cli.options import (
     DEFAULT_AXES,
+    AlphaMaxOpt,
     AxesOpt,
     ChanceOpt,
     DataOpt,
@@ -79,6 +80,7 @@ def backtest_cmd(
     kind: KindOpt = "accuracy",
     chance: ChanceOpt = None,
     huber_delta: HuberOpt = None,
+    alpha_max: AlphaMaxOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit each form on the smaller part of the grid and predict the held-out larger part.
@@ -100,7 +102,8 @@ def backtest_cmd(
     frame = load_table(ctx, data=data, y=y, protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)
     with progress_bar() as update:
         result = scaling.backtest(frame, forms_list(forms), metric=metric, y=y, axes=split_axes(axes), kind=kind,
-                                  chance=chance, huber_delta=huber_delta, rolling_axis=_rolling(rolling),
+                                  chance=chance, huber_delta=huber_delta, alpha_max=alpha_max,
+                                  rolling_axis=_rolling(rolling),
                                   level_tol=level_tol, progress=update)
     if as_json:
         print_json(result.to_dict())
@@ -170,6 +173,7 @@ def compare_cmd(
     kind: KindOpt = "accuracy",
     chance: ChanceOpt = None,
     huber_delta: HuberOpt = None,
+    alpha_max: AlphaMaxOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Every form side by side: in-sample fit, AICc/BIC, backtest error, projection with its interval.
@@ -195,7 +199,8 @@ def compare_cmd(
     with progress_bar() as update:
         result = scaling.compare(frame, forms_list(forms), metric=metric, y=y, axes=split_axes(axes), kind=kind,
                                  at=point, target=target, chance=chance,
-                                 huber_delta=huber_delta, bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level),
+                                 huber_delta=huber_delta, alpha_max=alpha_max,
+                                 bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level),
                                  group=cli_group(group), workers=workers, rolling_axis=_rolling(rolling),
                                  level_tol=level_tol, progress=update)
     if as_json:

@@ -12,6 +12,7 @@ from scaling.cli.common import domain_errors, emit_json, parse_assignments, spli
 from scaling.cli.options import (
     DEFAULT_AXES,
     DEFAULT_FORM,
+    AlphaMaxOpt,
     AxesOpt,
     BootstrapOpt,
     ChanceOpt,
@@ -161,6 +162,7 @@ def fit_cmd(
     kind: KindOpt = "accuracy",
     chance: ChanceOpt = None,
     huber_delta: HuberOpt = None,
+    alpha_max: AlphaMaxOpt = None,
     n_bootstrap: BootstrapOpt = 0,
     seed: SeedOpt = 0,
     level: LevelOpt = None,
@@ -188,7 +190,8 @@ def fit_cmd(
     frame = load_table(ctx, data=data, y=y, protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)
     with progress_bar() as update:
         result = scaling.fit(frame, form, metric=metric, y=y, axes=split_csv(axes), kind=kind, chance=chance,
-                             huber_delta=huber_delta, bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level),
+                             huber_delta=huber_delta, alpha_max=alpha_max,
+                             bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level),
                              group=cli_group(group), workers=workers, progress=update)
     if as_json:
         print_json(result.to_dict())
@@ -277,6 +280,7 @@ def project_cmd(
     kind: KindOpt = "accuracy",
     chance: ChanceOpt = None,
     huber_delta: HuberOpt = None,
+    alpha_max: AlphaMaxOpt = None,
     n_bootstrap: BootstrapOpt = 0,
     seed: SeedOpt = 0,
     level: LevelOpt = None,
@@ -354,6 +358,7 @@ def project_cmd(
     with progress_bar() as update:
         report = scaling.project(
             frame, wanted, form=form, y=y, axes=split_csv(axes), kind=kind, chance=chance, huber_delta=huber_delta,
+            alpha_max=alpha_max,
             mode=mode, at=parse_assignments(at, "--at") if at else None, axis=axis,
             exponents=parse_assignments(exponents, "--exponents") if exponents else None, passes=passes,
             bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level), group=cli_group(group), workers=workers,

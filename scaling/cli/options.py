@@ -34,6 +34,11 @@ ChanceOpt = Annotated[
     typer.Option(help="Chance error for chance-ceiling forms [default: 1 - k/1000 for top-k on ImageNet]."),
 ]
 HuberOpt = Annotated[float | None, typer.Option(help="Huber delta of power-law fits in log space [default: 1e-3].")]
+AlphaMaxOpt = Annotated[
+    float | None,
+    typer.Option(help="Upper bound of power-law exponents [default: 2]; raise it when a fit says an exponent sits "
+                      "at its bound."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 BootstrapOpt = Annotated[
     int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for percentile intervals (0: none; try 1000).")
