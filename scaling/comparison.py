@@ -206,8 +206,12 @@ def compare(
             p_meets = boot.probabilities.get("at.meets_target")
             if boot.n_failed:
                 notes.append(f"{form}: {boot.n_failed} of {boot.n_requested} resamples failed")
-        rows.append(FormRow(form, True, "" if r.converged else "fit did not converge", r,
-                            r.stats["aicc"] - best_aicc, r.stats["bic"] - best_bic, pred, interval, p_meets, boot))
+        d = direction(kind)
+        flags = [d.impossible(pred)] + [d.impossible(v) for lo_hi in (interval or {}).values() for v in lo_hi]
+        flag = next((f for f in flags if f), "")
+        reason = "; ".join(x for x in ("" if r.converged else "fit did not converge", flag) if x)
+        rows.append(FormRow(form, True, reason, r, r.stats["aicc"] - best_aicc, r.stats["bic"] - best_bic, pred,
+                            interval, p_meets, boot))
     order = {f: i for i, f in enumerate(forms)}
     rows.sort(key=lambda row: order[row.form])
     return CompareResult(dict(point), target, rows, bt, bt.recommended, tuple(levels), tuple(notes))

@@ -59,6 +59,17 @@ class Direction:
         e = np.asarray(err, dtype=float)
         return 1.0 - e if self.higher_is_better else e
 
+    def impossible(self, value: float | None) -> str:
+        """Why ``value`` cannot be a value of this quantity ('' when it can): an accuracy outside [0, 1], a
+        negative loss. Polynomial surfaces extrapolate past these limits; such predictions are flagged."""
+        if value is None or not np.isfinite(value):
+            return ""
+        if self.higher_is_better and not 0.0 <= value <= 1.0:
+            return f"impossible prediction: accuracy {100 * value:.1f}% is outside [0, 100%]"
+        if not self.higher_is_better and value < 0.0:
+            return f"impossible prediction: negative {self.kind} {value:.4g}"
+        return ""
+
     @property
     def unit(self) -> str:
         """Unit of differences on this scale in reports: accuracy points (100 x fraction) or loss units."""

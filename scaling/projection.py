@@ -251,6 +251,10 @@ def project_at(
     meets = True if target is None else direction(fit.kind).meets_one(value, target)
     reason = "" if meets else f"prediction {value:.4g} does not reach the target {target:g} at this point"
     details: dict[str, Any] = {}
+    flag = direction(fit.kind).impossible(value)
+    if flag:  # polynomial surfaces pass 100% far enough out: say so wherever the number is shown
+        details["impossible"] = flag
+        reason = f"{reason}; {flag}" if reason else flag
     return Projection(
         "at", fit.form, fit.kind, target, meets, pt, value, None, reference_point(fit),
         decades_beyond(fit, pt), _compute(pt, compute, details), reason, details,

@@ -33,6 +33,7 @@ import pandas as pd
 
 from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS
 from scaling.derived import Derived, DerivedFn
+from scaling.direction import direction
 from scaling.errors import FitError, ScalingError
 from scaling.fitting import FitResult, axis_matrix, fit
 from scaling.forms import Refit, Replicate, get_form
@@ -434,6 +435,12 @@ def bootstrap(
     params["ceiling"] = summarise("ceiling", samples["ceiling"], lv,
                                   math.inf if full.ceiling is None else full.ceiling)
     dsum = {k: summarise(k, samples[k], lv, est.values.get(k)) for k in value_samples}
+    d = direction(full.kind)
+    for k, summary in dsum.items():  # predictions past 100% (or below 0) in an interval: say so
+        flags = [d.impossible(v) for k2 in ("predicted",) if k.endswith(k2)
+                 for lo_hi in summary.intervals.values() for v in lo_hi]
+        if any(flags):
+            notes.append(f"{k}: the interval reaches values that cannot exist ({next(f for f in flags if f)})")
     return BootstrapResult(
         form=full.form,
         n_requested=n,

@@ -80,3 +80,21 @@ def test_library_defaults_follow_the_table() -> None:
     assert rep.answer("at point").point == {"params": 1e9, "tokens": 3e10}
     with pytest.raises(scaling.ScalingError, match="accuracy"):
         scaling.project(fit)  # human-top5 is no target for a loss
+
+
+def test_predictions_that_cannot_exist_are_flagged() -> None:
+    """A straight line in log x passes 100% accuracy far enough out: the projection, the comparison and the
+    bootstrap say so instead of printing 104% silently."""
+    x = np.repeat([1e1, 1e2, 1e3, 1e4], 3)
+    rng = np.random.default_rng(1)
+    acc = 0.5 + 0.1 * np.log10(x) + rng.normal(0, 0.01, len(x))
+    table = pd.DataFrame({"x": x, "acc": acc, "run_id": np.arange(len(x))})
+    fit = scaling.fit(table, form="poly1", y="acc", axes=["x"])
+    far = scaling.project(fit, target=0.9, mode="at", at={"x": 1e7}).answer("at point")
+    assert far.predicted > 1.0 and "impossible" in far.details["impossible"] and "impossible" in far.reason
+    near = scaling.project(fit, target=0.9, mode="at", at={"x": 1e4}).answer("at point")
+    assert "impossible" not in near.details
+    cmp = scaling.compare(table, ["poly1"], y="acc", axes=["x"], at={"x": 1e7}, bootstrap=20)
+    assert "impossible" in cmp.rows[0].reason
+    boot = scaling.project(fit, target=0.9, mode="at", at={"x": 1e7}, bootstrap=20).bootstrap
+    assert any("cannot exist" in n for n in boot.notes)
