@@ -5,6 +5,7 @@ Errors in the user's input or data exit 1 with one line on stderr; usage errors 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -68,4 +69,24 @@ cli_analysis.register(app)
 
 
 def main() -> None:
-    app()
+    """Run the CLI; usage errors (an unknown option or command, a bad value) are one line on stderr, exit 2."""
+    # Typer vendors Click: its UsageError is the base of the public typer.BadParameter.
+    usage_error = typer.BadParameter.__mro__[1]
+    try:
+        code = app(standalone_mode=False)  # without standalone mode Click returns typer.Exit's code
+    except usage_error as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `scaling` alone (or a group alone): the help, as Click does
+            exc.show()
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        message = " ".join(exc.format_message().split())  # Click may wrap a long message: keep one line
+        print(f"error: {message}{hint}", file=sys.stderr)
+        sys.exit(2)
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        sys.exit(1)
+    except typer.Exit as exc:  # typer.Exit(code) from a command
+        sys.exit(exc.exit_code)
+    if isinstance(code, int) and code:
+        sys.exit(code)

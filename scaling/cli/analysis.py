@@ -42,7 +42,7 @@ RollingOpt = Annotated[
 ]
 LevelTolOpt = Annotated[
     float | None,
-    typer.Option(help="Relative tolerance within which axis values count as one level (0.05 = 5%) [default: 0.05 "
+    typer.Option(help="Relative tolerance within which axis values count as one level (0.05 = 5%) \\[default: 0.05 "
                       "on the run database (ViT-H at 224/448/476 px differ by 0.2% in parameters); exact for --data].")
 ]
 
@@ -153,7 +153,7 @@ def compare_cmd(
     selection: SelectionOpt = "best-epoch",
     axes: AxesOpt = DEFAULT_AXES,
     at: Annotated[
-        str | None, typer.Option(help="Point of the projection, as NAME=VALUE,... [default: the paper's 2.5B "
+        str | None, typer.Option(help="Point of the projection, as NAME=VALUE,... \\[default: the paper's 2.5B "
                                       "parameters, 20,000 h, 952 px; the largest point of a --data table].")
     ] = None,
     target: Annotated[

@@ -254,17 +254,17 @@ def project_cmd(
     mode: Annotated[
         str, typer.Option(help="all | scale (common factor on every axis) | solve (one axis) | at (a point).")
     ] = "all",
-    metric: Annotated[str | None, typer.Option(help="Metric of a numeric target [default: top1].")] = None,
+    metric: Annotated[str | None, typer.Option(help="Metric of a numeric target \\[default: top1].")] = None,
     eval_set: EvalSetOpt = None,
     protocol: ProtocolOpt = None,
     selection: SelectionOpt = "best-epoch",
     axes: AxesOpt = DEFAULT_AXES,
     axis: Annotated[
-        str | None, typer.Option(help="Axis to solve for in --mode solve [default: data_hours; the last --axes "
+        str | None, typer.Option(help="Axis to solve for in --mode solve \\[default: data_hours; the last --axes "
                                       "of a --data table].")
     ] = None,
     at: Annotated[
-        str | None, typer.Option(help="Point for --mode at, as NAME=VALUE,... [default: the paper's 2.5B "
+        str | None, typer.Option(help="Point for --mode at, as NAME=VALUE,... \\[default: the paper's 2.5B "
                                       "parameters, 20,000 h, 952 px; the largest point of a --data table].")
     ] = None,
     exponents: Annotated[
@@ -273,7 +273,7 @@ def project_cmd(
     ] = None,
     passes: Annotated[
         float | None,
-        typer.Option(help="Passes over the pretraining frames for compute [default: those of the reference run]."),
+        typer.Option(help="Passes over the pretraining frames for compute \\[default: those of the reference run]."),
     ] = None,
     data: DataOpt = None,
     y: YOpt = None,
@@ -291,7 +291,7 @@ def project_cmd(
     ] = False,
     bounds: Annotated[
         str | None,
-        typer.Option(help="Bounds of --optimal as AXIS=LO:HI,... [default: smallest observed value to 1e6 x the "
+        typer.Option(help="Bounds of --optimal as AXIS=LO:HI,... \\[default: smallest observed value to 1e6 x the "
                      "largest for n_params and data_hours, 8 x for image_px]."),
     ] = None,
     frontier_rows: Annotated[int, typer.Option(min=0, help="Rows of the iso-target frontier of --optimal.")] = 9,

@@ -18,8 +18,8 @@ PAPER_SCENARIO_TEXT = ",".join(f"{k}={v:g}" for k, v in PAPER_SCENARIO.items())
 
 FormOpt = Annotated[str, typer.Option("--form", "-f", help="Functional form (see `scaling forms`).")]
 AxesOpt = Annotated[str, typer.Option(help="Comma-separated axis columns (x variables).")]
-ProtocolOpt = Annotated[str | None, typer.Option(help=f"Evaluation protocol [default: {DEFAULT_PROTOCOL}].")]
-EvalSetOpt = Annotated[str | None, typer.Option(help=f"Evaluation set [default: {DEFAULT_EVAL_SET}].")]
+ProtocolOpt = Annotated[str | None, typer.Option(help=f"Evaluation protocol \\[default: {DEFAULT_PROTOCOL}].")]
+EvalSetOpt = Annotated[str | None, typer.Option(help=f"Evaluation set \\[default: {DEFAULT_EVAL_SET}].")]
 SelectionOpt = Annotated[str, typer.Option(help="Which fine-tuning epoch: best-epoch or last-epoch.")]
 DataOpt = Annotated[
     Path | None,
@@ -31,12 +31,12 @@ KindOpt = Annotated[
 ]
 ChanceOpt = Annotated[
     float | None,
-    typer.Option(help="Chance error for chance-ceiling forms [default: 1 - k/1000 for top-k on ImageNet]."),
+    typer.Option(help="Chance error for chance-ceiling forms \\[default: 1 - k/1000 for top-k on ImageNet]."),
 ]
-HuberOpt = Annotated[float | None, typer.Option(help="Huber delta of power-law fits in log space [default: 1e-3].")]
+HuberOpt = Annotated[float | None, typer.Option(help="Huber delta of power-law fits in log space \\[default: 1e-3].")]
 AlphaMaxOpt = Annotated[
     float | None,
-    typer.Option(help="Upper bound of power-law exponents [default: 2]; raise it when a fit says an exponent sits "
+    typer.Option(help="Upper bound of power-law exponents \\[default: 2]; raise it when a fit says an exponent sits "
                       "at its bound."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
@@ -45,12 +45,12 @@ BootstrapOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap resampling (same seed, same intervals).")]
 LevelOpt = Annotated[
-    list[float] | None, typer.Option("--level", help="Interval level, repeatable [default: 0.9 and 0.95].")
+    list[float] | None, typer.Option("--level", help="Interval level, repeatable \\[default: 0.9 and 0.95].")
 ]
 GroupOpt = Annotated[
     str | None,
     typer.Option(help="Column(s) whose rows are resampled together, comma-separated, or 'none' for single rows "
-                 "[default: run_id when the data have it]."),
+                 "\\[default: run_id when the data have it]."),
 ]
 WorkersOpt = Annotated[
     int, typer.Option(min=1, help="Processes for the bootstrap (results do not depend on it; 2 on 2 cores).")

@@ -48,7 +48,7 @@ BandOpt = Annotated[
     str, typer.Option(help="Band around the fit: confidence (mean surface), prediction (a new run) or none.")
 ]
 LevelOpt = Annotated[float, typer.Option(help="Level of the band or interval.")]
-DpiOpt = Annotated[float | None, typer.Option(help="Resolution of .png files [default: 150].")]
+DpiOpt = Annotated[float | None, typer.Option(help="Resolution of .png files \\[default: 150].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers behind the figure as one JSON document.")]
 ResamplesOpt = Annotated[int, typer.Option("--bootstrap", min=2, help="Bootstrap resamples.")]
 DEFAULT_BACKTEST_FORMS = "poly1,logit1,powerlaw"  # one form of each family (scaling.plots.figures)
@@ -163,7 +163,7 @@ def iso_cmd(
     target: Annotated[
         str, typer.Option(help="A named target (see `scaling targets`) or a number: 0.8 or 80%.")
     ] = DEFAULT_TARGET,
-    metric: Annotated[str | None, typer.Option(help="Metric of a numeric target [default: top1].")] = None,
+    metric: Annotated[str | None, typer.Option(help="Metric of a numeric target \\[default: top1].")] = None,
     form: FormOpt = DEFAULT_FORM,
     mode: Annotated[
         str, typer.Option(help="Projection drawn: scale (every axis by one factor), solve (one axis), at (a point) "
@@ -172,7 +172,7 @@ def iso_cmd(
     axis: Annotated[str, typer.Option(help="Axis to solve for in --mode solve.")] = "data_hours",
     at: Annotated[str, typer.Option(help="Point for --mode at, as NAME=VALUE,...")] = PAPER_SCENARIO_TEXT,
     image_px: Annotated[
-        float | None, typer.Option(help="Resolution of the map [default: the projection's, else 476].")
+        float | None, typer.Option(help="Resolution of the map \\[default: the projection's, else 476].")
     ] = None,
     interval: Annotated[
         str, typer.Option(help="Interval of the projection: band (the fit's closed-form confidence band), bootstrap, "
@@ -232,7 +232,7 @@ def backtest_cmd(
     ] = DEFAULT_BACKTEST_FORMS,
     split: Annotated[
         str | None,
-        typer.Option(help="A split's name or kind (joint, leave-largest-out, rolling-origin: pooled) [default: the "
+        typer.Option(help="A split's name or kind (joint, leave-largest-out, rolling-origin: pooled) \\[default: the "
                           "split every form could fit with the most held-out runs]."),
     ] = None,
     metric: MetricOpt = "top1",
@@ -270,7 +270,7 @@ def bootstrap_cmd(
     target: Annotated[
         str, typer.Option(help="A named target (see `scaling targets`) or a number: 0.8 or 80%.")
     ] = DEFAULT_TARGET,
-    metric: Annotated[str | None, typer.Option(help="Metric of a numeric target [default: top1].")] = None,
+    metric: Annotated[str | None, typer.Option(help="Metric of a numeric target \\[default: top1].")] = None,
     form: FormOpt = DEFAULT_FORM,
     question: Annotated[
         str, typer.Option(help="scale (every axis by one factor from the largest run) or solve (data hours only).")
@@ -320,7 +320,7 @@ def frontier_cmd(
     target: Annotated[
         str, typer.Option(help="A named target (see `scaling targets`) or a number: 0.8 or 80%.")
     ] = DEFAULT_TARGET,
-    metric: Annotated[str | None, typer.Option(help="Metric of a numeric target [default: top1].")] = None,
+    metric: Annotated[str | None, typer.Option(help="Metric of a numeric target \\[default: top1].")] = None,
     form: FormOpt = DEFAULT_FORM,
     rows: Annotated[int, typer.Option(min=2, help="Parameter counts on the frontier.")] = 9,
     selection: SelectionOpt = "best-epoch",
@@ -354,7 +354,7 @@ def frontier_cmd(
 def loss_cmd(
     ctx: typer.Context,
     out: OutOpt,
-    runs: Annotated[str | None, typer.Option(help="Comma-separated run names or ids [default: by --fraction].")] = None,
+    runs: Annotated[str | None, typer.Option(help="Comma-separated run names or ids \\[default: by --fraction].")] = None,
     fraction: Annotated[float, typer.Option(help="Data fraction of the runs shown (1.0: all ~5,000 h).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Subset seed of the runs shown.")] = 1,
     key: Annotated[str, typer.Option(help="History key to draw.")] = "train_loss",

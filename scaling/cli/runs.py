@@ -143,7 +143,7 @@ def import_cmd(
 def export_cmd(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Output file: .csv or .jsonl.")],
-    fmt: Annotated[str | None, typer.Option("--format", help="csv or jsonl [default: from the suffix].")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv or jsonl \\[default: from the suffix].")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Export every run with its evaluations (written atomically).

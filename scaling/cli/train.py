@@ -108,62 +108,62 @@ class RichReporter:
 
 
 # --------------------------------------------------------------------------------------------- options
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or JSON file with [pretrain] and/or "
-                                                "[finetune] tables; options given here override it.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or JSON file with \\[pretrain] and/or "
+                                                "\\[finetune] tables; options given here override it.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (checkpoints, logs, run.json). "
                                              "Default: runs/<name>. Rerunning into it resumes.")]
-NameOpt = Annotated[str | None, typer.Option(help="Run name [default: <arch>@<px>_<fraction>_<subset seed>].")]
+NameOpt = Annotated[str | None, typer.Option(help="Run name \\[default: <arch>@<px>_<fraction>_<subset seed>].")]
 NoDbOpt = Annotated[bool, typer.Option("--no-db", help="Only write run.json; do not insert into the database.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 Arch = Annotated[str | None, typer.Option(help="Registered ViT: vit_s14, vit_b14, vit_l14, vit_h14, vit_t14, "
-                                          "vit_nano8, vit_pico8 [default: vit_s14].")]
+                                          "vit_nano8, vit_pico8 \\[default: vit_s14].")]
 ImagePx = Annotated[int | None, typer.Option("--image-px", help="Image side in px, a multiple of the patch "
-                                             "[default: 224].")]
+                                             "\\[default: 224].")]
 Data = Annotated[list[Path] | None, typer.Option("--data", help="Video file, folder of frames/images/videos, or "
                                                  ".tar shard (repeatable; concatenated in order).")]
-Dataset = Annotated[str | None, typer.Option(help="Corpus name for the record [default: the data names].")]
+Dataset = Annotated[str | None, typer.Option(help="Corpus name for the record \\[default: the data names].")]
 Fps = Annotated[str | None, typer.Option(help="Frames/s decoded from video (the study: 1), or 'native' for every "
-                                         "frame; for frame folders the rate they were extracted at [default: 1].")]
-Fraction = Annotated[float | None, typer.Option("--data-fraction", help="Fraction of the frames [default: 1].")]
-SubsetSeed = Annotated[int | None, typer.Option("--subset-seed", help="Which subset of that size [default: 1].")]
+                                         "frame; for frame folders the rate they were extracted at \\[default: 1].")]
+Fraction = Annotated[float | None, typer.Option("--data-fraction", help="Fraction of the frames \\[default: 1].")]
+SubsetSeed = Annotated[int | None, typer.Option("--subset-seed", help="Which subset of that size \\[default: 1].")]
 SubsetMode = Annotated[str | None, typer.Option("--subset", help="contiguous (the study: one block) or uniform.")]
-MaskRatio = Annotated[float | None, typer.Option(help=f"Fraction of patches hidden [default: {MASK_RATIO:g}].")]
+MaskRatio = Annotated[float | None, typer.Option(help=f"Fraction of patches hidden \\[default: {MASK_RATIO:g}].")]
 NormPix = Annotated[bool | None, typer.Option("--norm-pix-loss/--no-norm-pix-loss", help="Per-patch normalised "
-                                              "targets [default: off, as the study].")]
-DecDim = Annotated[int | None, typer.Option(help="Decoder width [default: 512].")]
-DecDepth = Annotated[int | None, typer.Option(help="Decoder depth [default: 8].")]
-DecHeads = Annotated[int | None, typer.Option(help="Decoder heads [default: 16].")]
-Batch = Annotated[int | None, typer.Option(help="Global batch, all processes together [default: 256].")]
-Lr = Annotated[float | None, typer.Option(help="Peak learning rate [default: 3e-4].")]
-Wd = Annotated[float | None, typer.Option(help="AdamW weight decay [default: 0, as the study].")]
+                                              "targets \\[default: off, as the study].")]
+DecDim = Annotated[int | None, typer.Option(help="Decoder width \\[default: 512].")]
+DecDepth = Annotated[int | None, typer.Option(help="Decoder depth \\[default: 8].")]
+DecHeads = Annotated[int | None, typer.Option(help="Decoder heads \\[default: 16].")]
+Batch = Annotated[int | None, typer.Option(help="Global batch, all processes together \\[default: 256].")]
+Lr = Annotated[float | None, typer.Option(help="Peak learning rate \\[default: 3e-4].")]
+Wd = Annotated[float | None, typer.Option(help="AdamW weight decay \\[default: 0, as the study].")]
 Schedule = Annotated[str | None, typer.Option(help="constant (the study) or cosine (needs --steps/--images).")]
-Warmup = Annotated[int | None, typer.Option(help="Linear warmup steps [default: 0].")]
+Warmup = Annotated[int | None, typer.Option(help="Linear warmup steps \\[default: 0].")]
 Steps = Annotated[int | None, typer.Option(help="Budget: optimizer steps.")]
 Images = Annotated[int | None, typer.Option(help="Budget: images seen (rounded up to whole steps).")]
 Minutes = Annotated[float | None, typer.Option(help="Budget: wall-clock minutes of training.")]
 Precision = Annotated[str | None, typer.Option(help="auto (bf16 where fast: GPUs, CPUs with AVX512-BF16/AMX), "
                                                "bf16 or fp32.")]
 Compile = Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model (pays on "
-                                              "GPUs; on CPUs it did not) [default: off].")]
-Seed = Annotated[int | None, typer.Option(help="Training seed (init, order, crops, masks) [default: 0].")]
-Workers = Annotated[int | None, typer.Option(help="Data-loading processes per rank [default: 0].")]
-LogEvery = Annotated[int | None, typer.Option(help="Steps per log line [default: 50].")]
-CkptEvery = Annotated[int | None, typer.Option(help="Steps between checkpoints [default: 500].")]
+                                              "GPUs; on CPUs it did not) \\[default: off].")]
+Seed = Annotated[int | None, typer.Option(help="Training seed (init, order, crops, masks) \\[default: 0].")]
+Workers = Annotated[int | None, typer.Option(help="Data-loading processes per rank \\[default: 0].")]
+LogEvery = Annotated[int | None, typer.Option(help="Steps per log line \\[default: 50].")]
+CkptEvery = Annotated[int | None, typer.Option(help="Steps between checkpoints \\[default: 500].")]
 FtData = Annotated[Path | None, typer.Option("--finetune-data", help="ImageFolder root with train/ and val/.")]
 Ood = Annotated[list[Path] | None, typer.Option("--ood", help="OOD eval folder of class folders (repeatable).")]
-LabelFraction = Annotated[float | None, typer.Option(help="Fraction of labelled training images [default: 0.02].")]
-LabelSeed = Annotated[int | None, typer.Option(help="Which labelled subset [default: 0].")]
-Epochs = Annotated[int | None, typer.Option(help="Fine-tuning epochs [default: 50].")]
-FtBatch = Annotated[int | None, typer.Option("--ft-batch-size", help="Fine-tuning global batch [default: 128].")]
-FtLr = Annotated[float | None, typer.Option("--ft-lr", help="Fine-tuning lr [default: 1e-4].")]
-FtWd = Annotated[float | None, typer.Option("--ft-weight-decay", help="Fine-tuning weight decay [default: 0.05].")]
+LabelFraction = Annotated[float | None, typer.Option(help="Fraction of labelled training images \\[default: 0.02].")]
+LabelSeed = Annotated[int | None, typer.Option(help="Which labelled subset \\[default: 0].")]
+Epochs = Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: 50].")]
+FtBatch = Annotated[int | None, typer.Option("--ft-batch-size", help="Fine-tuning global batch \\[default: 128].")]
+FtLr = Annotated[float | None, typer.Option("--ft-lr", help="Fine-tuning lr \\[default: 1e-4].")]
+FtWd = Annotated[float | None, typer.Option("--ft-weight-decay", help="Fine-tuning weight decay \\[default: 0.05].")]
 Probe = Annotated[bool | None, typer.Option("--linear-probe/--finetune-all", help="Train the head only on frozen "
-                                            "features [default: whole network, the study's protocol].")]
-Protocol = Annotated[str | None, typer.Option(help="Eval protocol name [default: finetune-<set>-<pct>pct]; "
+                                            "features \\[default: whole network, the study's protocol].")]
+Protocol = Annotated[str | None, typer.Option(help="Eval protocol name \\[default: finetune-<set>-<pct>pct]; "
                                               "finetune-in1k-2pct lines up with the published grid.")]
-EvalSet = Annotated[str | None, typer.Option(help="Name of the validation set [default: <set>-val]; "
+EvalSet = Annotated[str | None, typer.Option(help="Name of the validation set \\[default: <set>-val]; "
                                              "imagenet-val for ImageNet.")]
-FtName = Annotated[str | None, typer.Option("--finetune-name", help="Name of the labelled set [default: folder].")]
+FtName = Annotated[str | None, typer.Option("--finetune-name", help="Name of the labelled set \\[default: folder].")]
 
 
 def _fps(value: str | None) -> Any:
