@@ -63,7 +63,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ValidationError
+from .errors import RunsDBError, ValidationError
 from .validate import (
     EVAL_FIELDS,
     NON_CONTENT_FIELDS,
@@ -289,8 +289,11 @@ def run_json_object(run: Mapping[str, Any], evals: Sequence[Mapping[str, Any]], 
 
 def atomic_write(path: Path, write: Any) -> None:
     """Write through ``write(file)`` into a temp file next to ``path``, then ``os.replace`` it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # a parent that is a file, no permission, a full disk: one line, nothing written
+        raise RunsDBError(f"cannot write the file ({e.strerror or e}: {e.filename or path})", file=str(path)) from None
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
             write(f)

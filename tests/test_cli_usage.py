@@ -48,3 +48,10 @@ def test_help_shows_bracketed_defaults(published_db_path: Path) -> None:
     """Rich markup would swallow "[default: ...]"; the help escapes it."""
     out = scaling(["project", "--help"], published_db_path).stdout
     assert "[default: those of the reference run]" in " ".join(out.replace("│", " ").split())
+
+
+def test_export_under_a_file_is_one_line(published_db_path: Path, tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    proc = scaling(["runs", "export", str(tmp_path / "afile" / "x.csv")], published_db_path)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "cannot write the file" in proc.stderr
+    assert (tmp_path / "afile").read_text() == "not a folder"
