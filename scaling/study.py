@@ -457,8 +457,15 @@ def form_options(form: str, *, metric: str | None, kind: str, chance: float | No
     if alpha_max is not None and "alpha_max" in info.option_names:
         options["alpha_max"] = alpha_max
     options |= info.default_options(metric=metric, kind=kind)
-    if chance is not None and "chance" in info.option_names:
-        options["chance"] = chance
+    if chance is not None:
+        if kind == "accuracy" and not 0.0 < chance <= 1.0:
+            raise ScalingError(f"a chance-level error of an accuracy is in (0, 1]; got {chance:g}")
+        if chance <= 0.0:
+            raise ScalingError(f"a chance level must be positive; got {chance:g}")
+        if "chance" in info.option_names:
+            options["chance"] = chance
+        elif "l0" in info.option_names:  # M4's start level L0 is the chance level of an error rate
+            options["l0"] = chance
     if "chance" in info.option_names and "chance" not in options:
         what = f"metric {metric!r}" if metric else f"a {kind} table that is not a top-k accuracy of the run database"
         raise ScalingError(f"form {form!r} needs a chance-level error (--chance, chance=) for {what}")

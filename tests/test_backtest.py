@@ -96,10 +96,12 @@ def test_held_out_errors_match_a_hand_refit() -> None:
 def test_powerlaw_grid_ranks_powerlaw_first() -> None:
     df = grid(powerlaw_truth, 0.003)
     r = backtest(df, ALL_FORMS, y="value", axes=AXES, options=CHANCE)
-    assert r.ranking[0] == "powerlaw" and r.recommended == "powerlaw"
-    # and by a margin: the truth extrapolates within ~noise, the others do not
-    assert r.by_form["powerlaw"].noise_units < 2.0 < r.by_form[r.ranking[1]].noise_units
-    assert set(r.ranking) == set(ALL_FORMS)
+    same_law = {"powerlaw", "saturating"}  # saturating is M2, the same additive law in other parameters
+    assert r.ranking[0] in same_law and r.recommended in same_law
+    # and by a margin: the truth extrapolates within ~noise, the forms of other laws do not
+    others = [f for f in r.ranking if f not in same_law | {"m4"}]  # m4 contains the law (alpha = 0)
+    assert r.by_form["powerlaw"].noise_units < 2.0 < r.by_form[others[0]].noise_units
+    assert set(r.ranking) == set(ALL_FORMS) - {"bnsl"}  # bnsl is a one-axis law: skipped on three axes
     assert "largest data_hours" in r.common_splits
 
 

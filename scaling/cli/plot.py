@@ -354,7 +354,9 @@ def frontier_cmd(
 def loss_cmd(
     ctx: typer.Context,
     out: OutOpt,
-    runs: Annotated[str | None, typer.Option(help="Comma-separated run names or ids \\[default: by --fraction].")] = None,
+    runs: Annotated[
+        str | None, typer.Option(help="Comma-separated run names or ids \\[default: by --fraction].")
+    ] = None,
     fraction: Annotated[float, typer.Option(help="Data fraction of the runs shown (1.0: all ~5,000 h).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Subset seed of the runs shown.")] = 1,
     key: Annotated[str, typer.Option(help="History key to draw.")] = "train_loss",

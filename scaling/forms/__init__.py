@@ -58,9 +58,9 @@ def _load_builtins() -> None:
     # was imported first.
     global _builtins_loaded
     if not _builtins_loaded:
-        from scaling.forms import linear, powerlaw
+        from scaling.forms import bnsl, linear, m4, powerlaw
 
-        for form in [*linear.FORMS, *powerlaw.FORMS]:
+        for form in [*linear.FORMS, *powerlaw.FORMS, *m4.FORMS, *bnsl.FORMS]:
             _add(form)
         _builtins_loaded = True
 

@@ -1,0 +1,346 @@
+"""The ``bnsl`` form: a smoothly broken power law in one axis (Caballero et al. 2022), with its number
+of breaks chosen by held-out error, around the numpy core of ``scaling.forms.bnsl_core``.
+
+    err = a + b x^-c0 prod_{i=1..n} (1 + (x / d_i)^(1/f_i))^(-c_i f_i),   n = 0..3 breaks
+
+Parameters: ``a`` (the floor of err), ``b``, ``c0`` (the slope before the first break) and ``c<i>``
+(the change of slope at break i), ``d<i>`` (its position, in x units) and ``f<i>`` (its width in ln x:
+small is sharp), breaks in increasing x. ``a``, ``b`` >= 0 and every segment slope c0 + ... + c_k lies
+in [0, alpha_max] (default 5): err does not rise with x between well-separated breaks (no double descent;
+widely overlapping breaks of different widths can still make a small bump) and always has a limit. A
+break sits between the second-smallest and the third-largest distinct x (``bnsl_core.break_range``).
+
+The number of breaks (option ``breaks='auto'``, the default) is chosen by held-out error inside the
+fit: fits on all rows but those at the largest 15% and 30% of the distinct x values predict the rows
+held out, scored by the RMSE of log err; breaks are added from 0 while one more cuts that mean error
+by more than ``select_tol`` (20%), up to ``max_breaks`` (2; 3 costs about a second more per fit).
+'auto' may choose 0 breaks: the plain saturating power law a + b x^-c0, which extrapolates better
+than a break fitted to noise. ``breaks=0..3`` fixes the number.
+
+BNSL is a one-axis law. We found no natural multi-axis version (the additive sum of one BNSL per axis
+has 3 + 3n parameters per axis and no shared break), so data with more axes is refused with one line.
+Standard errors are a Gauss-Newton approximation on the log residuals, as for ``powerlaw``; the
+bootstrap (``refitter``: a warm start from the full fit with its number of breaks) gives intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scaling.direction import direction
+from scaling.errors import FitError
+from scaling.fitting import FitData, FitResult, IntervalKind, check_options, make_result
+from scaling.forms import bnsl_core as core
+from scaling.forms.base import Form, Refit, Replicate, check_resample
+from scaling.forms.varpro import BOUND_TOL
+
+SOURCE = (
+    "Caballero, Gupta, Rish, Krueger 2022, 'Broken neural scaling laws', arXiv 2210.14891; fitted here by a "
+    "grid over break positions with (a, b) by NNLS (variable projection, as VPNLS, Open-Athena, arXiv "
+    "2603.22339), log-space Huber (delta 1e-3) and L-BFGS-B refinement; breaks chosen by held-out error"
+)
+OPTIONS = ["breaks", "max_breaks", "select_tol", "huber_delta", "alpha_max", "grid_points", "n_refine",
+           "n_starts", "seed"]
+MAX_BREAKS = 3
+FOLD_FRACTIONS = (0.15, 0.3)  # the largest fractions of the distinct x values held out by the folds
+
+
+@dataclass(frozen=True)
+class BnslModel:
+    sol: core.Solution
+    kind: str
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return direction(self.kind).from_error(core.predict_error(self.sol, np.asarray(X, dtype=float)[:, 0]))
+
+    def interval(self, X: np.ndarray, level: float, kind: IntervalKind) -> None:
+        return None  # no closed-form band for a nonlinear robust fit: use the bootstrap
+
+
+def param_names(axes: Sequence[str]) -> list[str]:
+    return ["a", "b", "c0", *[f"{p}{i}" for i in range(1, MAX_BREAKS + 1) for p in "cdf"]]
+
+
+def _params(sol: core.Solution) -> dict[str, float]:
+    out = {"a": sol.a, "b": sol.b, "c0": float(sol.c[0])}
+    for i in range(sol.n_breaks):
+        out |= {f"c{i + 1}": float(sol.c[i + 1]), f"d{i + 1}": float(sol.d[i]), f"f{i + 1}": float(sol.f[i])}
+    return out
+
+
+# -- how many breaks --------------------------------------------------------------------------------
+
+
+def feasible(x: np.ndarray, n: int) -> bool:
+    """Whether rows at ``x`` can support n breaks: n_params distinct x values and n_params + 2 rows."""
+    return len(np.unique(x)) >= core.n_params(n) and len(x) >= core.n_params(n) + 2
+
+
+def holdout_masks(x: np.ndarray) -> list[np.ndarray]:
+    """Training masks of the selection folds: every row but those at the largest FOLD_FRACTIONS of the
+    distinct x values (at least one value, more for each later fold, never all but one)."""
+    levels = np.unique(x)
+    masks, h_prev = [], 0
+    for frac in FOLD_FRACTIONS:
+        h = max(h_prev + 1, round(frac * len(levels)))
+        if h >= len(levels) - 1:
+            break
+        masks.append(x <= levels[-h - 1])
+        h_prev = h
+    return masks
+
+
+def fold_errors(x: np.ndarray, err: np.ndarray, w: np.ndarray | None, n: int, masks: dict[int, np.ndarray],
+                **kw: Any) -> dict[int, float]:
+    """Per fold: the RMSE of log err on its held-out (larger-x) rows, inf where the fit fails."""
+    out = {}
+    kw = {**kw, "n_refine": min(int(kw.get("n_refine", 3)), 2)}  # scoring needs predictions, not the last digit
+    for i, train in masks.items():
+        try:
+            sol = core.solve(x[train], err[train], n, weights=None if w is None else w[train], **kw)
+        except FitError:
+            out[i] = math.inf
+            continue
+        r = np.log(core.predict_error(sol, x[~train])) - np.log(err[~train])
+        out[i] = float(np.sqrt(np.mean(r**2)))
+    return out
+
+
+def select_breaks(x: np.ndarray, err: np.ndarray, w: np.ndarray | None, max_breaks: int, tol: float,
+                  **kw: Any) -> tuple[int, dict[int, float]]:
+    """Forward selection (module docstring): start at 0 breaks, take n + 1 while its mean held-out error
+    is below (1 - tol) times that of the best so far on the same folds; stop at the first that is not,
+    or where no fold (or not all the rows) can support n + 1 breaks. A fold too small for n breaks does
+    not score n. Returns (n, the mean held-out error of each n tried)."""
+    masks = holdout_masks(x)
+
+    def usable(n: int) -> dict[int, np.ndarray]:
+        return {i: m for i, m in enumerate(masks) if feasible(x[m], n)}
+
+    per: dict[int, dict[int, float]] = {}
+    best = 0
+    if usable(0):
+        per[0] = fold_errors(x, err, w, 0, usable(0), **kw)
+    for n in range(1, max_breaks + 1 if per else 1):
+        folds = usable(n)
+        if not (folds and feasible(x, n)):
+            break
+        per[n] = fold_errors(x, err, w, n, folds, **kw)
+        if not np.mean(list(per[n].values())) < (1.0 - tol) * np.mean([per[best][i] for i in folds]):
+            break
+        best = n
+    return best, {n: float(np.mean(list(v.values()))) for n, v in per.items()}
+
+
+# -- reporting --------------------------------------------------------------------------------------
+
+
+def _at_bound(sol: core.Solution, x: np.ndarray, slope_max: float) -> list[str]:
+    out = ["a"] if sol.a == 0.0 else []
+    for k, s in enumerate(sol.slopes):
+        if s <= BOUND_TOL or s >= slope_max - BOUND_TOL:
+            out.append(f"c{k}")
+    lo, hi = core.break_range(np.log(x))
+    for i in range(sol.n_breaks):
+        if not lo + 1e-6 < math.log(sol.d[i]) < hi - 1e-6:
+            out.append(f"d{i + 1}")
+        if not core.F_MIN * (1 + 1e-6) < sol.f[i] < core.F_MAX * (1 - 1e-6):
+            out.append(f"f{i + 1}")
+    return out
+
+
+def _notes(sol: core.Solution, at_bound: list[str], slope_max: float) -> list[str]:
+    notes = []
+    n = sol.n_breaks
+    if "a" in at_bound:
+        notes.append("a = 0 (at its bound): the data show no floor, so the limit is not identified")
+    for k, s in enumerate(sol.slopes):
+        if f"c{k}" not in at_bound:
+            continue
+        where = "before the first break" if k == 0 and n else ("after the last break" if k == n and n else
+                                                               f"between breaks {k} and {k + 1}")
+        what = "c0" if k == 0 else "c0 + ... + c" + str(k)
+        if n == 0:
+            where = "everywhere"
+        if s <= BOUND_TOL:
+            notes.append(f"the slope {where} ({what}) is 0 (at its bound): err does not fall there")
+        else:
+            notes.append(f"the slope {where} ({what}) is at alpha_max {slope_max}; consider a larger alpha_max")
+    for i in range(1, n + 1):
+        if f"d{i}" in at_bound:
+            notes.append(f"d{i} at the edge of where a break may sit (from the second-smallest to the third-largest "
+                         f"x): break {i}'s position is not identified")
+        if f"f{i}" in at_bound:
+            sharp = sol.f[i - 1] <= core.F_MIN * (1 + 1e-6)
+            notes.append(f"f{i} at its {'lower' if sharp else 'upper'} bound "
+                         f"{core.F_MIN if sharp else core.F_MAX}: break {i} is "
+                         f"{'sharper than the data resolve (a kink)' if sharp else 'spread wider than the data'}")
+    notes.append("stderr: Gauss-Newton approximation in log space (ignores Huber and bounds); use a bootstrap")
+    return notes
+
+
+def _stderr(sol: core.Solution, data: FitData, err: np.ndarray, at_bound: list[str]) -> dict[str, float] | None:
+    """Gauss-Newton standard errors from d log(pred) / d(reported parameters), free ones only."""
+    lx = np.log(data.X[:, 0])
+    G = np.exp(core.log_term(sol, data.X[:, 0]))
+    p = sol.a + G
+    cols = {"a": np.ones_like(p), "b": G / sol.b, "c0": -G * lx}
+    for i in range(sol.n_breaks):
+        c, d, f = sol.c[i + 1], sol.d[i], sol.f[i]
+        z = (lx - math.log(d)) / f
+        sp, sig = np.logaddexp(0.0, z), 0.5 * (1.0 + np.tanh(0.5 * z))
+        cols |= {f"c{i + 1}": -G * f * sp, f"d{i + 1}": G * c * sig / d, f"f{i + 1}": -G * c * (sp - z * sig)}
+    names = [nm for nm in cols if nm not in at_bound and np.any(cols[nm] != 0)]
+    w = np.ones(len(p)) if data.weights is None else data.weights
+    dof = len(p) - len(names)
+    if dof <= 0 or not names:
+        return None
+    J = np.column_stack([cols[nm] for nm in names]) / p[:, None]
+    scale = np.linalg.norm(J, axis=0)  # column scaling: b and d can be 1e-3 or 1e9
+    Js = J / scale
+    H = Js.T @ (w[:, None] * Js)
+    if not np.all(np.isfinite(H)) or np.linalg.cond(H) > 1e14:
+        return None
+    r = np.log(p) - np.log(err)
+    cov = np.linalg.inv(H) * (float(np.sum(w * r**2)) / dof) / np.outer(scale, scale)
+    out = {nm: math.nan for nm in cols}
+    out.update(zip(names, np.sqrt(np.maximum(np.diag(cov), 0.0)).tolist(), strict=True))
+    return out
+
+
+# -- the fit ----------------------------------------------------------------------------------------
+
+
+def _breaks_option(value: Any, name: str) -> int | None:
+    """None for 'auto', else the fixed number of breaks (one-line FitError otherwise)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if str(value).strip() != str(n) or not 0 <= n <= MAX_BREAKS:
+        raise FitError(f"form 'bnsl': option {name} must be 'auto' or 0..{MAX_BREAKS}; got {value!r}")
+    return n
+
+
+def _check_data(data: FitData, form: str) -> np.ndarray:
+    if len(data.axes) != 1:
+        raise FitError(f"form {form!r} is a one-axis law (a broken power law in x); got {len(data.axes)} axes "
+                       f"({', '.join(data.axes)}): fit it to one axis")
+    err = data.error()
+    bad = int(np.sum(err <= 0))
+    if bad:
+        raise FitError(f"form {form!r} needs a positive loss/error; column {data.y_name!r} has {bad} values <= 0")
+    return err
+
+
+def _require(x: np.ndarray, n: int, form: str, axis: str) -> None:
+    k, distinct = core.n_params(n), len(np.unique(x))
+    if len(x) < k + 2 or distinct < k:
+        raise FitError(f"form {form!r} with {n} break(s) has {k} parameters and needs >= {k + 2} points and "
+                       f">= {k} distinct values of {axis!r}; got {len(x)} points, {distinct} distinct")
+
+
+def _fit(data: FitData, form: str, options: dict[str, Any]) -> FitResult:
+    check_options(form, options, OPTIONS)
+    err = _check_data(data, form)
+    x, axis = data.X[:, 0], data.axes[0]
+    fixed = _breaks_option(options.get("breaks", "auto"), "breaks")
+    max_breaks = _breaks_option(options.get("max_breaks", 2), "max_breaks")
+    if max_breaks is None:
+        raise FitError(f"form {form!r}: option max_breaks must be 0..{MAX_BREAKS}; got 'auto'")
+    try:
+        delta, slope_max = float(options.get("huber_delta", 1e-3)), float(options.get("alpha_max", 5.0))
+        tol, grid = float(options.get("select_tol", 0.2)), options.get("grid_points")
+        kw = {"delta": delta, "slope_max": slope_max, "positions": None if grid is None else int(grid),
+              "n_refine": int(options.get("n_refine", 3)), "n_starts": int(options.get("n_starts", 10)),
+              "seed": int(options.get("seed", 0))}
+    except (TypeError, ValueError):
+        raise FitError(f"form {form!r}: an option is not a number ({', '.join(sorted(options))})") from None
+    if not (delta > 0 and slope_max > 0 and 0 <= tol < 1):
+        raise FitError(f"form {form!r}: huber_delta and alpha_max must be positive and select_tol in [0, 1)")
+    resolved: dict[str, Any] = {"breaks_requested": "auto" if fixed is None else fixed, "max_breaks": max_breaks,
+                                "select_tol": tol, "huber_delta": delta, "alpha_max": slope_max,
+                                **{k: v for k, v in kw.items() if k not in ("delta", "slope_max")}}
+    notes = []
+    if fixed is None:
+        _require(x, 0, form, axis)
+        n, scores = select_breaks(x, err, data.weights, max_breaks, tol, **kw)
+        resolved["heldout_rmse_log"] = {str(k): v for k, v in scores.items()}
+        resolved["breaks_rule"] = (f"forward from 0 by held-out RMSE of log error (folds hold out the largest "
+                                   f"{FOLD_FRACTIONS[0]:.0%} and {FOLD_FRACTIONS[1]:.0%} of the distinct x); a break "
+                                   f"is added while it cuts that error by more than {tol:.0%}")
+        if len(scores) > 1:
+            listed = ", ".join(f"{k}: {v:.3g}" for k, v in scores.items())
+            notes.append(f"{n} break(s) chosen by held-out error ({listed}): {resolved['breaks_rule']}")
+        else:
+            notes.append(f"too few points to compare break counts by held-out error: {n} break(s)")
+    else:
+        n = fixed
+        _require(x, n, form, axis)
+    resolved["breaks"] = n
+    sol = core.solve(x, err, n, weights=data.weights, **kw)
+    resolved["solver"] = "break grid + VarPro (NNLS) + L-BFGS-B (+ multi-start fallback)"
+    resolved.update(sol.info)
+    at_bound = _at_bound(sol, x, slope_max)
+    notes += _notes(sol, at_bound, slope_max)
+    stderr = _stderr(sol, data, err, at_bound)
+    if stderr is None:
+        notes.append("standard errors unavailable: the parameters are not identified (singular Jacobian)")
+    return make_result(data, form=form, model=BnslModel(sol, data.kind), params=_params(sol), stderr=stderr,
+                       n_params=core.n_params(n), at_bound=at_bound, converged=sol.converged, message=sol.message,
+                       objective=sol.objective, ceiling=float(direction(data.kind).from_error(core.limit(sol))),
+                       notes=notes, options=resolved)
+
+
+class BnslForm(Form):
+    """The smoothly broken power law of one axis (see the module docstring)."""
+
+    name = "bnsl"
+    description = ("err = a + b x^-c0 prod_i (1 + (x/d_i)^(1/f_i))^(-c_i f_i), one axis, 0-3 breaks chosen "
+                   "by held-out error (break grid + VarPro)")
+    source = SOURCE
+    family = "bnsl"
+    option_names = tuple(OPTIONS)
+    has_limit = True  # segment slopes >= 0: err falls to a (or levels off when the final slope is 0)
+
+    def fit(self, data: FitData, **options: Any) -> FitResult:
+        return _fit(data, self.name, dict(options))
+
+    def param_names(self, axes: Sequence[str]) -> list[str]:
+        return param_names(axes)
+
+    def refitter(self, full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, *,
+                 options: Mapping[str, Any] | None = None) -> Refit:
+        """``bnsl_core.solve_warm`` from the full fit with its number of breaks (no new selection: that
+        would multiply the cost by ~10; the number of breaks is held fixed across resamples)."""
+        model = full.require_model()
+        if not isinstance(model, BnslModel):
+            raise FitError(f"fit of form {full.form!r} carries no bnsl model to refit")
+        sol0, d = model.sol, direction(full.kind)
+        err = d.error(y)
+        opts = full.options
+        kw = {"delta": float(opts.get("huber_delta", 1e-3)), "slope_max": float(opts.get("alpha_max", 5.0)),
+              "seed": int(opts.get("seed", 0))}
+        k = core.n_params(sol0.n_breaks)
+
+        def refit(idx: np.ndarray) -> Replicate:
+            check_resample(X[idx], full.axes, min_distinct=k, n_params=k)
+            sol = core.solve_warm(X[idx, 0], err[idx], sol0, weights=None if w is None else w[idx], **kw)
+
+            def predict(M: np.ndarray) -> np.ndarray:
+                return d.from_error(core.predict_error(sol, np.asarray(M, dtype=float)[:, 0]))
+
+            limit = float(d.from_error(core.limit(sol)))
+            return Replicate(_params(sol), limit, predict, str(sol.info.get("path", "warm")))
+
+        return refit
+
+
+FORMS: list[Form] = [BnslForm()]
