@@ -291,6 +291,29 @@ def _run(data: pd.DataFrame, forms: Sequence[str], splits: list[Split], results:
                 progress(done, total)
 
 
+TIE_REL = 1e-6  # held-out errors this close (relative) are a tie: nested laws that ended at the same fit
+
+
+def _order(ranking: list[str], summary: Mapping[str, FormSummary], axes: Sequence[str]) -> list[str]:
+    """Break ties of equal held-out error by the number of parameters, fewer first: ``m4`` at alpha = 0 is
+    ``saturating`` is ``powerlaw``, and the simpler statement of the same fit should be recommended."""
+    from scaling.forms import get_form
+
+    def n_params(form: str) -> int:
+        return len(get_form(form).param_names(axes))
+
+    out = list(ranking)
+    for i in range(1, len(out)):
+        j = i
+        while j > 0:
+            a, b = summary[out[j - 1]].rmse, summary[out[j]].rmse
+            if abs(a - b) > TIE_REL * max(abs(a), abs(b)) or n_params(out[j]) >= n_params(out[j - 1]):
+                break
+            out[j - 1], out[j] = out[j], out[j - 1]
+            j -= 1
+    return out
+
+
 def _rankable(forms: Sequence[str], splits: list[Split],
               results: list[SplitResult]) -> tuple[list[str], list[str], list[str]]:
     """The forms to rank, the splits they all fit (the common splits) and the forms left out.
@@ -365,7 +388,8 @@ def backtest(
         n_ok = sum(r.ok for r in results if r.form == form)
         summary[form] = FormSummary(form, mean("rmse"), mean("bias"), mean("rmse_log"), mean("noise_units"),
                                     n_ok, len(splits) - n_ok)
-    ranking = sorted((f for f in ranked if summary[f].rmse is not None), key=lambda f: summary[f].rmse)
+    ranking = _order(sorted((f for f in ranked if summary[f].rmse is not None), key=lambda f: summary[f].rmse),
+                     summary, axes)
     notes = []
     if dropped:
         notes.append("not ranked (fitted on too few splits to compare with the others): "
