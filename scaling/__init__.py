@@ -55,7 +55,9 @@ _API = {
     "FitError": "scaling.errors",
     "ProjectionError": "scaling.errors",
     "defaults": "scaling.defaults",
+    "plots": "scaling.plots",
 }
+_MODULES = {"defaults", "plots"}  # names that are modules themselves
 _RENAMED = {"bootstrap": "resample"}  # scaling.bootstrap() is study.resample (the module name is taken)
 
 __all__ = ["__version__", *_API]
@@ -65,7 +67,7 @@ def __getattr__(name: str) -> Any:
     if name not in _API:
         raise AttributeError(f"module 'scaling' has no attribute {name!r}")
     module = import_module(_API[name])
-    value = module if name == "defaults" else getattr(module, _RENAMED.get(name, name))
+    value = module if name in _MODULES else getattr(module, _RENAMED.get(name, name))
     globals()[name] = value
     return value
 

@@ -166,6 +166,4 @@ class ProjectionReport:
         """Write the iso-accuracy map to ``path`` (.png, .pdf or .svg, byte-reproducible)."""
         from scaling import plots
 
-        fig, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
-        plots.plot_iso_accuracy(self.iso_data(), ax)
-        return plots.save_figure(fig, path, dpi=dpi)
+        return plots.save_figure(self.plot().figure, path, dpi=dpi)

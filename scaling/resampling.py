@@ -437,10 +437,11 @@ def bootstrap(
     dsum = {k: summarise(k, samples[k], lv, est.values.get(k)) for k in value_samples}
     d = direction(full.kind)
     for k, summary in dsum.items():  # predictions past 100% (or below 0) in an interval: say so
-        flags = [d.impossible(v) for k2 in ("predicted",) if k.endswith(k2)
-                 for lo_hi in summary.intervals.values() for v in lo_hi]
-        if any(flags):
-            notes.append(f"{k}: the interval reaches values that cannot exist ({next(f for f in flags if f)})")
+        if not k.endswith("predicted"):
+            continue
+        flags = [f for lo_hi in summary.intervals.values() for v in lo_hi if (f := d.impossible(v))]
+        if flags:
+            notes.append(f"{k}: the interval reaches values that cannot exist ({flags[0]})")
     return BootstrapResult(
         form=full.form,
         n_requested=n,

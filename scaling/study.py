@@ -41,11 +41,9 @@ MODES = ("all", "scale", "solve", "at")
 
 def check_levels(levels: Sequence[float] | None) -> tuple[float, ...]:
     """Interval levels, each in (0, 1), sorted and without repeats (default 0.9 and 0.95)."""
-    out = tuple(float(x) for x in levels) if levels else DEFAULT_LEVELS
-    bad = [x for x in out if not 0.0 < x < 1.0]
-    if bad:
-        raise ScalingError(f"interval level must be in (0, 1); got {bad[0]:g}")
-    return tuple(sorted(set(out)))
+    from scaling.resampling import check_levels as valid_levels
+
+    return tuple(sorted(set(valid_levels(levels or DEFAULT_LEVELS))))
 
 
 def resolve_group(frame: pd.DataFrame, group: str | Sequence[str] | None) -> tuple[str | tuple[str, ...] | None, str]:

@@ -133,3 +133,13 @@ def test_figures_in_one_call(runs: pd.DataFrame, tmp_path: Path) -> None:
     saved = fig.save(tmp_path / "iso.png")
     assert saved.path == str(tmp_path / "iso.png") and (tmp_path / "iso.png").read_bytes()[:4] == b"\x89PNG"
     assert saved.to_dict()["schema"] == "scaling.plot.iso/v1" and isinstance(fig.plot(), Axes)
+
+
+def test_everything_is_reachable_from_import_scaling() -> None:
+    import subprocess
+    import sys
+
+    code = ("import scaling\nfor n in scaling.__all__: getattr(scaling, n)\n"
+            "assert callable(scaling.plots.iso_figure) and scaling.defaults.AXES\nprint('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "ok", proc.stderr

@@ -11,7 +11,6 @@ import typer
 from scaling.cli.common import domain_errors, emit_json, parse_assignments, split_csv
 from scaling.cli.options import (
     DEFAULT_AXES,
-    DEFAULT_FORM,
     AlphaMaxOpt,
     AxesOpt,
     BootstrapOpt,
@@ -46,7 +45,7 @@ from scaling.cli.render import (
     stdout_console,
     table,
 )
-from scaling.defaults import DEFAULT_TARGET
+from scaling.defaults import DEFAULT_FORM, DEFAULT_TARGET
 from scaling.errors import ScalingError
 from scaling.targets import list_targets, resolve_target
 

@@ -10,7 +10,7 @@ import pandas as pd
 import typer
 
 from scaling.cli.common import open_database, split_csv
-from scaling.defaults import AXES, DEFAULT_EVAL_SET, DEFAULT_FORM, DEFAULT_PROTOCOL, PAPER_SCENARIO
+from scaling.defaults import AXES, DEFAULT_EVAL_SET, DEFAULT_PROTOCOL, PAPER_SCENARIO
 from scaling.errors import ScalingError
 
 DEFAULT_AXES = ",".join(AXES)
@@ -55,8 +55,6 @@ GroupOpt = Annotated[
 WorkersOpt = Annotated[
     int, typer.Option(min=1, help="Processes for the bootstrap (results do not depend on it; 2 on 2 cores).")
 ]
-
-__all__ = ["DEFAULT_FORM"]  # re-exported for the command modules
 
 
 def cli_levels(level: list[float] | None) -> list[float] | None:

@@ -14,7 +14,6 @@ import typer
 
 from scaling.cli.common import domain_errors, parse_assignments, split_csv
 from scaling.cli.options import (
-    DEFAULT_FORM,
     PAPER_SCENARIO_TEXT,
     EvalSetOpt,
     FormOpt,
@@ -27,7 +26,7 @@ from scaling.cli.options import (
 )
 from scaling.cli.progress import progress_bar
 from scaling.cli.render import print_json, stderr_console
-from scaling.defaults import DEFAULT_TARGET
+from scaling.defaults import DEFAULT_FORM, DEFAULT_TARGET
 from scaling.errors import ScalingError
 from scaling.targets import resolve_target
 

@@ -71,11 +71,11 @@ class FigureResult:
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Draw on ``ax`` (a new figure when None); returns the Axes."""
-        from scaling.plots.style import new_figure
+        from scaling import plots
 
         if ax is None:
-            _, ax = new_figure(figsize=self.figsize)
-        return _DRAW[self.kind](self.data, ax, **self.draw_options)
+            _, ax = plots.new_figure(figsize=self.figsize)
+        return getattr(plots, _DRAW[self.kind])(self.data, ax, **self.draw_options)
 
     def save(self, path: str | Path, *, dpi: float | None = None) -> FigureResult:
         """Write the figure to ``path`` (.png, .pdf or .svg, chosen by the suffix); the result records it."""
@@ -91,22 +91,10 @@ class FigureResult:
         return f"FigureResult(kind={self.kind!r}{', path=' + repr(self.path) if self.path else ''})"
 
 
-def _draw_table() -> dict[str, Callable[..., Any]]:
-    from scaling import plots
-
-    return {"data": plots.plot_accuracy_curves, "resolution": plots.plot_accuracy_curves,
-            "iso": plots.plot_iso_accuracy, "backtest": plots.plot_backtest_parity,
-            "bootstrap": plots.plot_compute_distribution, "frontier": plots.plot_frontier,
-            "loss": plots.plot_loss_curves}
-
-
-class _LazyDraw(dict):  # the drawing functions import matplotlib; look them up on first use
-    def __missing__(self, key: str) -> Callable[..., Any]:
-        self.update(_draw_table())
-        return dict.__getitem__(self, key)
-
-
-_DRAW: dict[str, Callable[..., Any]] = _LazyDraw()
+# kind -> drawing function of scaling.plots (looked up on use: the drawing modules import matplotlib)
+_DRAW = {"data": "plot_accuracy_curves", "resolution": "plot_accuracy_curves", "iso": "plot_iso_accuracy",
+         "backtest": "plot_backtest_parity", "bootstrap": "plot_compute_distribution", "frontier": "plot_frontier",
+         "loss": "plot_loss_curves"}
 
 
 def _choice(value: str, allowed: Sequence[str], what: str) -> str:
@@ -115,15 +103,24 @@ def _choice(value: str, allowed: Sequence[str], what: str) -> str:
     return value
 
 
-def _fit(runs: pd.DataFrame | None, *, metric: str, form: str, selection: str, protocol: str | None,
-         eval_set: str | None) -> FitResult:
-    import scaling
+def _runs(runs: pd.DataFrame | None, *, metric: str, selection: str, protocol: str | None,
+          eval_set: str | None) -> pd.DataFrame:
+    """``runs``, or the run database's evaluations of ``metric`` when none are given."""
+    from scaling.data import load_runs
     from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL
 
-    if runs is None:
-        runs = scaling.load_runs(metric=metric, protocol=protocol or DEFAULT_PROTOCOL,
-                                 eval_set=eval_set or DEFAULT_EVAL_SET, selection=selection)
-    return scaling.fit(runs, form, metric=metric)
+    if runs is not None:
+        return runs
+    return load_runs(metric=metric, protocol=protocol or DEFAULT_PROTOCOL, eval_set=eval_set or DEFAULT_EVAL_SET,
+                     selection=selection)
+
+
+def _fit(runs: pd.DataFrame | None, *, metric: str, form: str, selection: str, protocol: str | None,
+         eval_set: str | None) -> FitResult:
+    from scaling.study import fit
+
+    return fit(_runs(runs, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set), form,
+               metric=metric)
 
 
 def _target(target: str, metric: str | None, eval_set: str | None, protocol: str | None) -> Any:
@@ -203,14 +200,11 @@ def backtest_figure(runs: pd.DataFrame | None = None, *, forms: Sequence[str] | 
                     split: str | None = None, metric: str = "top1", selection: str = DEFAULT_SELECTION,
                     protocol: str | None = None, eval_set: str | None = None) -> FigureResult:
     """Figure 4: backtest parity, each form fitted without the held-out runs, predicted vs observed."""
-    import scaling
     from scaling import plots
-    from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL
+    from scaling.study import backtest
 
-    if runs is None:
-        runs = scaling.load_runs(metric=metric, protocol=protocol or DEFAULT_PROTOCOL,
-                                 eval_set=eval_set or DEFAULT_EVAL_SET, selection=selection)
-    result = scaling.backtest(runs, forms, metric=metric)
+    runs = _runs(runs, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
+    result = backtest(runs, forms, metric=metric)
     frame = runs[runs["metric"] == metric].reset_index(drop=True)
     rows = plots.backtest_parity_frame(result, frame, split=split)
     names = list(result.by_form)
