@@ -9,9 +9,9 @@ torch). Quick start::
     db.import_paths(["out/"])       # run.json files written by train (recursive), CSV, JSONL or MAE logs
 
 Modules: ``schema`` (DDL, migrations), ``db`` (location, transactions, ``RunDB``), ``ids`` (run ids),
-``validate`` (checks and derivations), ``mae_logs`` (MAE JSON-lines logs), ``records`` (run.json, CSV,
-JSONL formats), ``store`` (idempotence and conflict rules), ``published`` (the shipped grid), ``archs``
-(ViT shapes, parameter and FLOPs counts).
+``validate`` (checks and derivations), ``loading`` (paths to records by format), ``mae_logs`` (MAE
+JSON-lines logs), ``records`` (run.json, CSV, JSONL formats), ``store`` (idempotence and conflict rules),
+``published`` (the shipped grid), ``archs`` (ViT shapes, parameter and FLOPs counts).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .db import (
     open_db,
     validate_paths,
 )
-from .errors import ConflictError, RunsDBError, UnknownRunError, ValidationError
+from .errors import ConflictError, RunsDBError, UnknownRunError, ValidationError, ValidationErrors
 from .ids import run_id_for
 from .published import (
     EVAL_SET_IMAGENET,
@@ -53,6 +53,7 @@ __all__ = [
     "RunsDBError",
     "UnknownRunError",
     "ValidationError",
+    "ValidationErrors",
     "default_db_path",
     "insert_run_record",
     "open_db",

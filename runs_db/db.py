@@ -30,9 +30,9 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from . import records as rec_io
-from .errors import RunsDBError, UnknownRunError, ValidationError
-from .mae_logs import is_mae_logs_dir, read_mae_logs
-from .published import EVAL_SET_IMAGENET, PROTOCOL_PERMISSIVE, PUBLISHED_SPEC, published_logs_dir, published_records
+from .errors import RunsDBError, UnknownRunError, ValidationError, ValidationErrors
+from .loading import load_records
+from .published import EVAL_SET_IMAGENET, PROTOCOL_PERMISSIVE, published_logs_dir, published_records
 from .schema import SCHEMA_VERSION, migrate, user_version
 from .store import RUN_COLUMNS, write_records
 from .validate import RUN_FIELDS, Loc, RunRecord
@@ -40,7 +40,6 @@ from .validate import RUN_FIELDS, Loc, RunRecord
 DB_ENV_VAR = "SCALING_DB"
 BUSY_TIMEOUT_S = 10.0
 RETRY_DEADLINE_S = 120.0
-FORMATS = ("auto", "mae-logs", "csv", "run-json", "jsonl")
 MEMORY = ":memory:"
 
 T = TypeVar("T")
@@ -92,69 +91,17 @@ def _with_retry(fn: Callable[[], T], where: str) -> T:
                     file=where) from None
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 1.0)
+        except (sqlite3.DatabaseError, pd.errors.DatabaseError) as e:
+            # A damaged file or one whose tables are not a run database ("file is not a database",
+            # "malformed", "no such column", pandas' wrapper of those): one line, never a traceback.
+            raise RunsDBError(f"not a usable run database: {str(e).splitlines()[0] if str(e) else e}",
+                              file=where) from None
+        except OverflowError as e:  # an integer validation should have refused; a backstop, still one line
+            raise RunsDBError(f"value too large for SQLite: {e}", file=where) from None
 
 
 def _utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-# ------------------------------------------------------------------------------------------ file loading
-def _detect(path: Path, fmt: str) -> list[tuple[str, Path]]:
-    """Expand one user path into (format, file or directory) pairs."""
-    if not path.exists():
-        raise ValidationError("no such file or directory", file=str(path))
-    if path.is_dir():
-        if fmt in ("auto", "mae-logs") and is_mae_logs_dir(path):
-            return [("mae-logs", path)]
-        if fmt == "mae-logs":
-            raise ValidationError("not an MAE logs directory (no pretraining_logs/ or finetuning_logs/)",
-                                  file=str(path))
-        # A plain directory is searched recursively for run.json records (train's output tree); other CSV
-        # or JSON-lines files there (metrics logs, ...) are only taken when the format is asked for.
-        found: list[tuple[str, Path]] = []
-        if fmt in ("auto", "run-json"):
-            found += [("run-json", p) for p in sorted(path.rglob("run.json"))]
-        if fmt == "jsonl":
-            found += [("jsonl", p) for p in sorted(path.rglob("*.jsonl"))]
-        if fmt == "csv":
-            found += [("csv", p) for p in sorted(path.rglob("*.csv"))]
-        if not found:
-            raise ValidationError(f"no importable files found (format {fmt})", file=str(path))
-        return found
-    if fmt != "auto":
-        return [(fmt, path)]
-    suffix = path.suffix.lower()
-    by_suffix = {".csv": "csv", ".json": "run-json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-    if suffix not in by_suffix:
-        raise ValidationError("unknown file type (expected .csv, .json, .jsonl or an MAE logs directory)",
-                              file=str(path))
-    return [(by_suffix[suffix], path)]
-
-
-def load_records(paths: Sequence[str | Path], fmt: str = "auto") -> tuple[int, list[RunRecord]]:
-    """Parse and validate every input; returns (files read, records). Raises on the first bad input."""
-    if fmt not in FORMATS:
-        raise ValidationError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    n_files = 0
-    out: list[RunRecord] = []
-    for given in paths:
-        for kind, path in _detect(Path(given), fmt):
-            shown = str(path)
-            if kind == "mae-logs":
-                logs = read_mae_logs(path, PUBLISHED_SPEC)
-                n_files += sum(1 for _ in path.glob("*_logs/*/*_log.txt"))
-                out += logs
-                continue
-            n_files += 1
-            if kind == "csv":
-                out += rec_io.read_csv(path, shown)
-            elif kind == "run-json":
-                out += rec_io.read_run_json(path, shown)
-            else:
-                out += rec_io.read_jsonl(path, shown)
-    return n_files, out
 
 
 # ------------------------------------------------------------------------------------------------ RunDB
@@ -203,9 +150,19 @@ class RunDB:
 
     def _initialise(self, *, seed: bool) -> None:
         """Migrate; seed the published grid if the database had no schema yet (a new file)."""
-        version = _with_retry(lambda: user_version(self._conn), str(self.path))
+        def state(conn: sqlite3.Connection) -> tuple[int, set[str]]:
+            # Version and tables in one read transaction: a consistent snapshot even while another
+            # process is creating the schema.
+            names = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            return user_version(conn), names
+
+        version, tables = self._write(state, begin="BEGIN DEFERRED")
         if version == SCHEMA_VERSION:
+            self._check_tables(tables)
             return
+        if version == 0 and tables:
+            raise RunsDBError(f"not a run database: it has tables ({', '.join(sorted(tables)[:3])}) but no run "
+                              "database schema version (a file of another program?)", file=str(self.path))
         # Parse outside the transaction so the write lock is held only for the inserts.
         grid = published_records() if seed and version == 0 else []
 
@@ -217,6 +174,14 @@ class RunDB:
                 conn.execute("INSERT INTO meta (key, value) VALUES ('published_seeded', ?)", (_utc_now(),))
 
         self._write(init)
+
+    def _check_tables(self, names: set[str]) -> None:
+        """A file claiming the current schema (``user_version``) must have its tables: else one line, not a
+        "no such table" traceback on the first query."""
+        missing = [t for t in ("runs", "evals", "history", "tags", "meta") if t not in names]
+        if missing:
+            raise RunsDBError(f"not a run database: schema version {SCHEMA_VERSION} is set but table "
+                              f"{missing[0]!r} is missing (a file of another program?)", file=str(self.path))
 
     # -- queries
     def count_runs(self) -> int:
@@ -459,9 +424,23 @@ def validate_paths(paths: Sequence[str | Path], *, fmt: str = "auto") -> ImportR
     Catches everything an import would, including duplicates with conflicting values across the inputs;
     it cannot know about conflicts with runs already in a particular database.
     """
-    n_files, records = load_records(paths, fmt)
+    errors: list[ValidationError] = []
+    n_files, records = load_records(paths, fmt, errors)
     with open_db(MEMORY, seed_published=False) as scratch:
-        return scratch.import_records(records, files=n_files)
+        if not errors:
+            try:
+                return scratch.import_records(records, files=n_files)
+            except RunsDBError as e:
+                errors.append(e)  # type: ignore[arg-type]
+        # Some inputs are bad: still check the good records against each other, one at a time, so that
+        # conflicts between them are listed too.
+        for rec in records:
+            try:
+                scratch.import_records([rec], files=0)
+            except RunsDBError as e:
+                if str(e) not in {str(x) for x in errors}:
+                    errors.append(e)  # type: ignore[arg-type]
+    raise ValidationErrors(errors)
 
 
 def insert_run_record(db_or_path: RunDB | str | Path | None, record: dict[str, Any]) -> str:

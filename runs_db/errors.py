@@ -12,7 +12,19 @@ dotted JSON path (``evals[1].value``). Anything else that escapes the package is
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
+
+# Control characters (a NUL in a CSV cell, an escape sequence in a file name) are shown escaped, so that a
+# message stays one printable line on any terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x00``) and whitespace runs folded to one space."""
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+    return " ".join(text.split())
 
 
 class RunsDBError(Exception):
@@ -27,10 +39,10 @@ class RunsDBError(Exception):
         column: str | None = None,
     ) -> None:
         # One line whatever the message holds (it may quote user input).
-        self.message = " ".join(str(message).split())
-        self.file = str(file) if file is not None else None
+        self.message = printable(message)
+        self.file = printable(str(file)) if file is not None else None
         self.row = row
-        self.column = column
+        self.column = printable(column) if column is not None else None
         super().__init__(self._line())
 
     def _line(self) -> str:
@@ -58,3 +70,19 @@ class ConflictError(RunsDBError):
 
 class UnknownRunError(RunsDBError):
     """A run id (or id prefix) that matches no run, or more than one."""
+
+
+class ValidationErrors(ValidationError):
+    """Every problem found in a dry run (``validate_paths``): one ``RunsDBError`` per bad row, record or file.
+
+    ``str()`` is the first problem's line (with how many more there are); ``errors`` holds them all.
+    """
+
+    def __init__(self, errors: Sequence[RunsDBError]) -> None:
+        if not errors:
+            raise ValueError("ValidationErrors needs at least one error")
+        self.errors = tuple(errors)
+        first = self.errors[0]
+        more = len(self.errors) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        super().__init__(first.message + suffix, file=first.file, row=first.row, column=first.column)

@@ -44,7 +44,7 @@ from typing import Any
 
 from . import archs
 from .errors import ValidationError
-from .validate import Loc, RunRecord, build_record
+from .validate import INT64_MAX, PLAUSIBLE_MAX, Loc, RunRecord, build_record, loads_json
 
 LOG_NAME = re.compile(
     r"^(?P<arch>[A-Za-z0-9]+)(?:@(?P<px>\d+))?_(?P<frac>[0-9.eE-]+)_(?P<seed>\d+)_log\.txt$"
@@ -104,12 +104,16 @@ def parse_log_name(path: Path, loc: Loc) -> LogName:
     if not 0 < fraction <= 1:
         raise loc.error(None, f"data fraction {m['frac']} in the file name is not in (0, 1]")
     px = int(m["px"]) if m["px"] else DEFAULT_IMAGE_PX
+    if not 0 < px <= PLAUSIBLE_MAX["image_px"]:
+        raise loc.error(None, f"image size {m['px']} px in the file name is not in (0, {PLAUSIBLE_MAX['image_px']:g}]")
     label = f"{m['arch']}@{m['px']}" if m["px"] else m["arch"]
     return LogName(label, m["arch"], px, fraction, m["frac"], int(m["seed"]))
 
 
-def read_json_lines(path: Path, shown: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) for each non-blank line; a bad line is a ``ValidationError``."""
+def read_json_lines(path: Path, shown: str,
+                    errors: list[ValidationError] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line; a bad line is a ``ValidationError``, raised, or
+    appended to ``errors`` (and skipped) when a list is given."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -118,11 +122,14 @@ def read_json_lines(path: Path, shown: str) -> Iterator[tuple[int, dict[str, Any
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValidationError(f"not valid JSON ({e.msg})", file=shown, row=lineno) from None
-        if not isinstance(obj, dict):
-            raise ValidationError("expected a JSON object", file=shown, row=lineno)
+            obj = loads_json(line, Loc(shown, lineno), None)
+            if not isinstance(obj, dict):
+                raise ValidationError("expected a JSON object", file=shown, row=lineno)
+        except ValidationError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+            continue
         yield lineno, obj
 
 
@@ -132,8 +139,12 @@ def _num(obj: dict[str, Any], key: str, loc: Loc, *, allow_nan: bool = False) ->
     v = obj[key]
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise loc.error(key, f"expected a number, got {v!r}")
+    if isinstance(v, int) and abs(v) > INT64_MAX:
+        raise loc.error(key, f"integer too large ({len(str(abs(v)))} digits)")
     if math.isnan(v) and not allow_nan:
         raise loc.error(key, "value is NaN")
+    if math.isinf(v) and not allow_nan:
+        raise loc.error(key, f"value is {v}")
     return float(v)
 
 
@@ -226,8 +237,9 @@ def is_mae_logs_dir(path: Path) -> bool:
     return path.is_dir() and ((path / "pretraining_logs").is_dir() or (path / "finetuning_logs").is_dir())
 
 
-def read_mae_logs(root: Path, spec: GridSpec) -> list[RunRecord]:
-    """All runs of a logs directory, sorted by pretraining log path; raises on the first bad input."""
+def read_mae_logs(root: Path, spec: GridSpec, errors: list[ValidationError] | None = None) -> list[RunRecord]:
+    """All runs of a logs directory, sorted by pretraining log path; raises on the first bad input, or,
+    with ``errors`` (a list), appends the first problem of each bad run there and skips that run."""
     root = Path(root)
     shown_base = root.name
 
@@ -238,76 +250,88 @@ def read_mae_logs(root: Path, spec: GridSpec) -> list[RunRecord]:
     pre = sorted((root / "pretraining_logs").glob("*/*_log.txt"))
     fin = {p.name: p for p in sorted((root / "finetuning_logs").glob("*/*_log.txt"))}
     pre_names = {p.name for p in pre}
-    for name, p in fin.items():
-        if name not in pre_names:
-            raise ValidationError("fine-tuning log has no matching pretraining log", file=shown(p))
     if not pre:
         raise ValidationError("no pretraining logs found (expected pretraining_logs/<arch>_logs/*_log.txt)",
                               file=str(root))
+    for name, p in fin.items():
+        if name not in pre_names:
+            orphan = ValidationError("fine-tuning log has no matching pretraining log", file=shown(p))
+            if errors is None:
+                raise orphan
+            errors.append(orphan)
 
     records = []
     for path in pre:
-        loc = Loc(shown(path))
-        name = parse_log_name(path, loc)
-        recipe = spec.recipes.get(name.label)
-        if recipe is None:
-            raise loc.error(None, f"no recipe for {name.label!r} in grid spec {spec.source!r}")
         try:
-            shape = archs.get_arch(name.arch)
-        except KeyError:
-            raise loc.error(None, f"unknown architecture {name.arch!r}") from None
-        summary = parse_pretrain_log(path, loc.file)
-        frames = math.ceil(spec.corpus_frames * name.fraction)  # subset size = ceil(N * frac)
-        fields: dict[str, Any] = {
-            "name": name.run_name,
-            "arch": shape.name,
-            "image_px": name.image_px,
-            "dataset": spec.dataset,
-            "data_frames": frames,
-            "data_fraction": float(name.fraction),
-            "subset_seed": name.subset_seed,
-            "pretrain_steps": summary.steps,
-            "global_batch": recipe.global_batch,
-            "mask_ratio": recipe.mask_ratio,
-            "flops_method": spec.flops_method,
-            "status": "COMPLETED",
-            "source": spec.source,
-            "source_file": loc.file,
-            "code_version": spec.code_version,
-        }
-        evals: list[tuple[dict[str, Any], Loc]] = []
-        history = list(summary.history)
-        ft_path = fin.get(path.name)
-        if ft_path is not None:
-            ft = parse_finetune_log(ft_path, shown(ft_path), spec.protocol, spec.eval_set)
-            encoder = archs.encoder_params(shape, name.image_px)
-            expected = encoder + archs.head_params(shape.width)
-            if ft.n_parameters != expected:
-                raise ValidationError(
-                    f"{ft.n_parameters:,} parameters logged, but {shape.name} at {name.image_px} px has "
-                    f"{encoder:,} (encoder) + {archs.head_params(shape.width):,} (head) = {expected:,}",
-                    file=shown(ft_path), row=1, column="n_parameters")
-            fields["n_params_with_head"] = ft.n_parameters
-            evals = ft.evals
-            history += ft.history
-        config = {
-            **spec.config_extra,
-            "name": name.run_name,
-            "arch": shape.name,
-            "image_px": name.image_px,
-            "patch_px": shape.patch_px,
-            "dataset": spec.dataset,
-            "corpus_frames": spec.corpus_frames,
-            "data_fraction": float(name.fraction),
-            "subset_seed": name.subset_seed,
-            "mask_ratio": recipe.mask_ratio,
-            "global_batch": recipe.global_batch,
-            "pretrain_lr": recipe.pretrain_lr,
-        }
-        tags = dict(spec.tags(name.label))
-        tags["pretrain_segments"] = ",".join(str(e) for e in summary.segment_ends)
-        tags["finetune_recipe"] = json.dumps(
-            {"protocol": spec.protocol, "lr": recipe.finetune_lr, "batch": recipe.finetune_batch},
-            sort_keys=True)
-        records.append(build_record(fields, loc, config=config, evals=evals, history=history, tags=tags))
+            records.append(_read_run(path, spec, shown, fin.get(path.name)))
+        except ValidationError as e:
+            if errors is None:
+                raise
+            errors.append(e)
     return records
+
+
+def _read_run(path: Path, spec: GridSpec, shown: Callable[[Path], str], ft_path: Path | None) -> RunRecord:
+    """One run: its pretraining log, and its fine-tuning log when there is one."""
+    loc = Loc(shown(path))
+    name = parse_log_name(path, loc)
+    recipe = spec.recipes.get(name.label)
+    if recipe is None:
+        raise loc.error(None, f"no recipe for {name.label!r} in grid spec {spec.source!r}")
+    try:
+        shape = archs.get_arch(name.arch)
+    except KeyError:
+        raise loc.error(None, f"unknown architecture {name.arch!r}") from None
+    summary = parse_pretrain_log(path, loc.file)
+    frames = math.ceil(spec.corpus_frames * name.fraction)  # subset size = ceil(N * frac)
+    fields: dict[str, Any] = {
+        "name": name.run_name,
+        "arch": shape.name,
+        "image_px": name.image_px,
+        "dataset": spec.dataset,
+        "data_frames": frames,
+        "data_fraction": float(name.fraction),
+        "subset_seed": name.subset_seed,
+        "pretrain_steps": summary.steps,
+        "global_batch": recipe.global_batch,
+        "mask_ratio": recipe.mask_ratio,
+        "flops_method": spec.flops_method,
+        "status": "COMPLETED",
+        "source": spec.source,
+        "source_file": loc.file,
+        "code_version": spec.code_version,
+    }
+    evals: list[tuple[dict[str, Any], Loc]] = []
+    history = list(summary.history)
+    if ft_path is not None:
+        ft = parse_finetune_log(ft_path, shown(ft_path), spec.protocol, spec.eval_set)
+        encoder = archs.encoder_params(shape, name.image_px)
+        expected = encoder + archs.head_params(shape.width)
+        if ft.n_parameters != expected:
+            raise ValidationError(
+                f"{ft.n_parameters:,} parameters logged, but {shape.name} at {name.image_px} px has "
+                f"{encoder:,} (encoder) + {archs.head_params(shape.width):,} (head) = {expected:,}",
+                file=shown(ft_path), row=1, column="n_parameters")
+        fields["n_params_with_head"] = ft.n_parameters
+        evals = ft.evals
+        history += ft.history
+    config = {
+        **spec.config_extra,
+        "name": name.run_name,
+        "arch": shape.name,
+        "image_px": name.image_px,
+        "patch_px": shape.patch_px,
+        "dataset": spec.dataset,
+        "corpus_frames": spec.corpus_frames,
+        "data_fraction": float(name.fraction),
+        "subset_seed": name.subset_seed,
+        "mask_ratio": recipe.mask_ratio,
+        "global_batch": recipe.global_batch,
+        "pretrain_lr": recipe.pretrain_lr,
+    }
+    tags = dict(spec.tags(name.label))
+    tags["pretrain_segments"] = ",".join(str(e) for e in summary.segment_ends)
+    tags["finetune_recipe"] = json.dumps(
+        {"protocol": spec.protocol, "lr": recipe.finetune_lr, "batch": recipe.finetune_batch},
+        sort_keys=True)
+    return build_record(fields, loc, config=config, evals=evals, history=history, tags=tags)

@@ -51,6 +51,11 @@ config is built from the row's typed run columns ``CSV_CONFIG_FIELDS``), ``tags_
 ``n_epochs``, ``eval_source_file``, ``imported_at`` (ignored). A row with all eval columns empty declares
 a run without evaluations. Rows of the same run must agree on every run column. ``export`` writes this
 format (all columns), so an export re-imports as "unchanged".
+
+A file with no runs (a CSV with only a header, a JSON-lines file with no non-blank line) is an error, not
+an import of 0 runs. Integers must fit SQLite's 64 bits, text fields must not hold control characters (a
+NUL, an escape sequence), JSON objects nest at most ``validate.MAX_JSON_DEPTH`` levels, and sizes beyond
+any real run (``validate.PLAUSIBLE_MAX``: 1e9 hours, 65,536 px) are refused as typos.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ from .validate import (
     Loc,
     RunRecord,
     build_record,
+    loads_json,
     same_eval,
     same_value,
 )
@@ -132,24 +138,42 @@ def _list_of_objects(value: Any, loc: Loc, name: str) -> list[tuple[Mapping[str,
 
 def read_run_json(path: Path, shown: str) -> list[RunRecord]:
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ValidationError(f"cannot read: {e}", file=shown) from None
+    try:
+        obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValidationError(f"not valid JSON ({e.msg})", file=shown, row=e.lineno) from None
+    except RecursionError:
+        obj = loads_json(text, Loc(shown), None)  # raises the one-line "nested too deeply"
     return [record_from_json(obj, Loc(shown), source_file=shown)]
 
 
-def read_jsonl(path: Path, shown: str) -> list[RunRecord]:
+def read_jsonl(path: Path, shown: str, errors: list[ValidationError] | None = None) -> list[RunRecord]:
+    """One record per non-blank line. With ``errors`` (a list), a bad line is appended there and skipped."""
     from .mae_logs import read_json_lines
 
-    return [record_from_json(obj, Loc(shown, lineno), source_file=f"{shown}:{lineno}")
-            for lineno, obj in read_json_lines(path, shown)]
+    out: list[RunRecord] = []
+    n_bad = len(errors) if errors is not None else 0
+    for lineno, obj in read_json_lines(path, shown, errors):
+        try:
+            out.append(record_from_json(obj, Loc(shown, lineno), source_file=f"{shown}:{lineno}"))
+        except ValidationError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+    if not out and (errors is None or len(errors) == n_bad):
+        raise ValidationError("no run records (the file has no non-blank lines)", file=shown)
+    return out
 
 
 # -------------------------------------------------------------------------------------------------- CSV
-def read_csv(path: Path, shown: str) -> list[RunRecord]:
-    """Parse a CSV of run x eval rows into merged run records (one per run id)."""
+def read_csv(path: Path, shown: str, errors: list[ValidationError] | None = None) -> list[RunRecord]:
+    """Parse a CSV of run x eval rows into merged run records (one per run id).
+
+    A problem with the header raises. A problem with a row raises too, or, with ``errors`` (a list), is
+    appended there and the row skipped, so that one pass finds every bad row."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
@@ -173,18 +197,27 @@ def read_csv(path: Path, shown: str) -> list[RunRecord]:
                               column="data_hours")
 
     merged: dict[str, RunRecord] = {}
+    n_rows = 0
     for rowno, cells in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in cells):
             continue
-        if len(cells) != len(header):
-            raise ValidationError(f"{len(cells)} cells, header has {len(header)}", file=shown, row=rowno)
-        row = dict(zip(header, cells, strict=True))
-        rec = _record_from_csv_row(row, Loc(shown, rowno))
-        first = merged.get(rec.run_id)
-        if first is None:
-            merged[rec.run_id] = rec
-        else:
-            _merge_same_run(first, rec)
+        n_rows += 1
+        try:
+            if len(cells) != len(header):
+                raise ValidationError(f"{len(cells)} cells, header has {len(header)}", file=shown, row=rowno)
+            row = dict(zip(header, cells, strict=True))
+            rec = _record_from_csv_row(row, Loc(shown, rowno))
+            first = merged.get(rec.run_id)
+            if first is None:
+                merged[rec.run_id] = rec
+            else:
+                _merge_same_run(first, rec)
+        except ValidationError as e:
+            if errors is None:
+                raise
+            errors.append(e)
+    if not n_rows:
+        raise ValidationError("no data rows (only a header): nothing to import", file=shown, row=2)
     return list(merged.values())
 
 
@@ -212,10 +245,7 @@ def _json_cell(row: Mapping[str, str], column: str, loc: Loc) -> dict[str, Any] 
     text = (row.get(column) or "").strip()
     if not text:
         return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise loc.error(column, f"not valid JSON ({e.msg})") from None
+    value = loads_json(text, loc, column)
     if not isinstance(value, dict):
         raise loc.error(column, "expected a JSON object")
     return value

@@ -31,6 +31,15 @@ from .ids import canonical_json, run_id_for
 from .schema import PHASES, SELECTIONS, STATUSES
 
 FRAMES_PER_HOUR = 3600  # 1 frame/s
+# SQLite stores integers in 64 bits; a larger one cannot be stored at all.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Values no run can have. Beyond them a number is a typo or garbage, and it would overflow float arithmetic
+# downstream (a 1e308-hour run makes every projection's x k multiply overflow). A billion hours is 114,000
+# years of video, ~100x the largest video corpora; 65,536 px is ~70x the largest resolution in the study.
+PLAUSIBLE_MAX: dict[str, float] = {"data_hours": 1e9, "image_px": 65_536, "patch_px": 65_536}
+# Nesting deeper than this in a config/tags/package_versions object is refused (deep enough for any real
+# config; much deeper input exhausts Python's recursion limit in every JSON reader downstream).
+MAX_JSON_DEPTH = 64
 FLOPS_METHOD_ANALYTIC = "analytic:mae-matmul-v1 x samples_seen"
 
 # Column -> kind. Kinds: str, int+ (> 0), int0 (>= 0), int, float+ (> 0), float0 (>= 0), fraction01
@@ -156,14 +165,48 @@ def _number(value: Any, loc: Loc, column: str) -> float:
 
 
 def _integer(value: Any, loc: Loc, column: str) -> int:
+    n: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value.strip())
-    x = _number(value, loc, column)
-    if not x.is_integer():
-        raise loc.error(column, f"expected an integer, got {x!r}")
-    return int(x)
+        n = value
+    elif isinstance(value, str) and value.strip().lstrip("+-").isascii() and value.strip().lstrip("+-").isdigit():
+        n = int(value.strip())
+    else:
+        x = _number(value, loc, column)
+        if not x.is_integer():
+            raise loc.error(column, f"expected an integer, got {x!r}")
+        n = int(x)
+    check_int64(n, loc, column)
+    return n
+
+
+def check_int64(n: int, loc: Loc, column: str) -> None:
+    """A one-line error for an integer SQLite cannot store (64 bits)."""
+    if not INT64_MIN <= n <= INT64_MAX:
+        digits = len(str(abs(n)))
+        raise loc.error(column, f"integer too large ({digits} digits; at most {INT64_MAX:,} can be stored)")
+
+
+def json_depth(value: Any, loc: Loc, column: str) -> None:
+    """Refuse JSON nested deeper than ``MAX_JSON_DEPTH`` (iteratively: no recursion on hostile input)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            if depth > MAX_JSON_DEPTH:
+                raise loc.error(column, f"nested deeper than {MAX_JSON_DEPTH} levels")
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+
+
+def loads_json(text: str | bytes, loc: Loc, column: str | None) -> Any:
+    """``json.loads`` with one-line errors, also for input nested too deeply for the parser."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise loc.error(column, f"not valid JSON ({e.msg})") from None
+    except RecursionError:
+        raise loc.error(column, f"JSON nested too deeply (more than {MAX_JSON_DEPTH} levels)") from None
+    return value
 
 
 def _timestamp(value: Any, loc: Loc, column: str) -> str:
@@ -184,7 +227,11 @@ def coerce(value: Any, kind: str, loc: Loc, column: str) -> Any:
     if kind == "str":
         if not isinstance(value, str):
             raise loc.error(column, f"expected text, got {value!r}")
-        return value.strip()
+        text = value.strip()
+        bad = next((c for c in text if (c < " " and c != "\t") or "\x7f" <= c <= "\x9f"), None)
+        if bad is not None:  # a NUL or escape sequence in a name would corrupt every table it is shown in
+            raise loc.error(column, f"contains the control character {bad!r}")
+        return text
     if kind in ("int", "int+", "int0"):
         n = _integer(value, loc, column)
         if kind == "int+" and n <= 0:
@@ -222,12 +269,10 @@ def coerce(value: Any, kind: str, loc: Loc, column: str) -> Any:
         return s
     if kind == "json":
         if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise loc.error(column, "expected a JSON object") from None
+            value = loads_json(value, loc, column)
         if not isinstance(value, dict):
             raise loc.error(column, f"expected a JSON object, got {type(value).__name__}")
+        json_depth(value, loc, column)
         try:
             return canonical_json(value)
         except (TypeError, ValueError) as e:
@@ -284,6 +329,21 @@ def _derive(run: dict[str, Any], loc: Loc) -> None:
             run["flops_method"] = None  # a method without a number says nothing
     elif run.get("flops_method") is None:
         run["flops_method"] = "reported"
+
+
+def _check_plausible(run: dict[str, Any], loc: Loc) -> None:
+    for column, kind in RUN_FIELDS.items():
+        value = run.get(column)
+        if value is None:
+            continue
+        if kind.startswith("int"):
+            check_int64(value, loc, column)
+        limit = PLAUSIBLE_MAX.get(column)
+        if limit is not None and value > limit:
+            raise loc.error(column, f"{value:g} is beyond any real run (at most {limit:g}); a typo?")
+    flops = run.get("pretrain_flops")
+    if flops is not None and math.isinf(flops):
+        raise loc.error("pretrain_flops", "overflows (infinite)")
 
 
 def build_eval(raw: Mapping[str, Any], loc: Loc, *, source_file: str | None = None) -> dict[str, Any]:
@@ -354,12 +414,16 @@ def build_record(
             run[column] = None
         else:
             run[column] = coerce(value, kind, loc, column)
+    _check_plausible(run, loc)
     _derive(run, loc)
+    _check_plausible(run, loc)  # derived values too (hours from frames, samples = steps x batch)
 
     if config is None:
         config = {c: run[c] for c in config_from_fields if run.get(c) is not None}
     if not isinstance(config, Mapping) or not config:
         raise loc.error("config", "missing or empty: the run id is the hash of the config")
+    json_depth(config, loc, "config")
+    json_depth(tags or {}, loc, "tags")
     try:
         config_dict = json.loads(canonical_json(dict(config)))
     except (TypeError, ValueError) as e:

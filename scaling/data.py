@@ -1,5 +1,6 @@
 """The tables a study fits: the run database's grid (``load_runs``), any CSV (``read_table``), and the
-selection of one metric's rows and axes from them (``select``).
+selection of one metric's rows and axes from them (``select``, which leaves out accuracies of exactly 0
+or 1 with a note), and the check of a user's chance level against them (``check_chance``).
 
 A frame from ``load_runs`` has one row per run and evaluated metric (columns ``metric`` and ``value``, a
 fraction), for one protocol, eval set and epoch selection; where it came from travels in
@@ -8,11 +9,13 @@ fraction), for one protocol, eval set and epoch selection; where it came from tr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from scaling.defaults import AXES, DEFAULT_EVAL_SET, DEFAULT_METRIC, DEFAULT_PROTOCOL, DEFAULT_SELECTION
@@ -20,6 +23,9 @@ from scaling.errors import ScalingError
 
 SOURCE_ATTR = "scaling.source"
 RUNS_Y = "value"  # the response column of run-database frames (a fraction)
+# Larger magnitudes are not measurements. Bounding them keeps every derived quantity finite: a product of
+# three axes and their squares, as in a cost model or a degree-2 surface, stays below 1e300 < float max.
+MAX_MAGNITUDE = 1e100
 
 
 def load_runs(
@@ -53,10 +59,21 @@ def load_runs(
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """A CSV table (any columns); one-line ``ScalingError`` when it cannot be read."""
+    if Path(path).is_dir():
+        raise ScalingError(f"{path}: is a folder, not a CSV file")
+    try:
+        with open(path, "rb") as f:
+            if b"\x00" in f.read(1 << 16):  # UTF-16 or binary: pandas would read garbage column names
+                raise ScalingError(f"{path}: has NUL bytes: not a UTF-8 CSV (binary, or UTF-16?)")
+    except OSError:
+        pass  # pandas says what is wrong, below
     try:
         frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ScalingError(f"{path}: cannot read CSV ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ScalingError(f"{path}: cannot read CSV ({first})") from None
+    if frame.empty:
+        raise ScalingError(f"{path}: no data rows (only a header)")
     frame.attrs[SOURCE_ATTR] = {"source": str(path)}
     return frame
 
@@ -75,6 +92,7 @@ class Selection:
     axes: tuple[str, ...]
     source: dict[str, Any]
     metric: str | None  # the run database's metric; None for any other table (even if metric= was given)
+    notes: tuple[str, ...] = ()  # rows left out, and why (results carry these notes)
 
 
 def select(
@@ -83,10 +101,66 @@ def select(
     metric: str | None = None,
     y: str | None = None,
     axes: Sequence[str] | None = None,
+    kind: str | None = None,
 ) -> Selection:
     """The rows to fit. A run-database frame (``y`` not given) keeps the rows of ``metric`` (default top-1)
     and fits ``value`` against ``axes`` (default parameters, hours, px); any other table needs ``y`` and
-    ``axes`` naming its columns."""
+    ``axes`` naming its columns.
+
+    With ``kind='accuracy'``, rows whose accuracy is exactly 0 or 1 are left out and named in the
+    selection's notes: they are true measurements (a digit set can be solved), but no form can fit them
+    (logit(y) and log(1 - y) are infinite there); a fit of the other rows says what it left out."""
+    sel = _select(data, metric=metric, y=y, axes=axes)
+    _check_magnitudes(sel)
+    return _drop_saturated(sel) if kind == "accuracy" else sel
+
+
+def _check_magnitudes(sel: Selection) -> None:
+    for column in (sel.y, *sel.axes):
+        values = pd.to_numeric(sel.frame[column], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            huge = np.abs(values) > MAX_MAGNITUDE
+        if huge.any():
+            where = _row_names(sel.frame, huge)
+            raise ScalingError(f"column {column!r} has {int(huge.sum())} value(s) beyond {MAX_MAGNITUDE:g} "
+                               f"({where}); not a measurement")
+
+
+def _row_names(frame: pd.DataFrame, mask: np.ndarray, limit: int = 4) -> str:
+    """The rows under ``mask``: run names (or ids) of run-database frames, else 1-based row numbers."""
+    if "name" in frame.columns or "run_id" in frame.columns:
+        col = frame["name"].where(frame["name"].notna(), frame["run_id"]) if "name" in frame.columns \
+            else frame["run_id"]
+        labels = [str(v) for v in col[mask]]
+    else:
+        labels = [f"row {i + 1}" for i in np.flatnonzero(mask)]
+    more = f", ... ({len(labels) - limit} more)" if len(labels) > limit else ""
+    return ", ".join(labels[:limit]) + more
+
+
+def _drop_saturated(sel: Selection) -> Selection:
+    values = pd.to_numeric(sel.frame[sel.y], errors="coerce").to_numpy(dtype=float)
+    saturated = (values == 0.0) | (values == 1.0)
+    if not saturated.any():
+        return sel
+    n, total = int(saturated.sum()), len(values)
+    if n == total:
+        raise ScalingError(f"every one of the {total} accuracies is exactly 0 or 1: nothing a form can fit "
+                           "(logit(y) and log(1 - y) are infinite there)")
+    note = (f"left out {n} of {total} points with an accuracy of exactly 0 or 1 ({_row_names(sel.frame, saturated)}): "
+            "no form can fit them (logit(y) and log(1 - y) are infinite there)")
+    kept = sel.frame[~saturated].reset_index(drop=True)
+    kept.attrs = dict(sel.frame.attrs)
+    return dataclasses.replace(sel, frame=kept, notes=(*sel.notes, note))
+
+
+def _select(
+    data: pd.DataFrame | None,
+    *,
+    metric: str | None,
+    y: str | None,
+    axes: Sequence[str] | None,
+) -> Selection:
     if data is None:
         data = load_runs(metric=metric or DEFAULT_METRIC)
     origin = dict(data.attrs.get(SOURCE_ATTR, {}))
@@ -114,3 +188,22 @@ def select(
     if missing:
         raise ScalingError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(map(str, data.columns))})")
     return Selection(data.reset_index(drop=True), y, tuple(axes), {"source": name, "y": y}, None)
+
+
+def check_chance(chance: float | None, kind: str, sel: Selection | None = None) -> None:
+    """A chance level must suit the data: an accuracy's chance error is in (0, 1], any chance level is
+    positive, and it lies above every observed error (chance is the error of an untrained model; a chance
+    ceiling, or M4's start level, caps the modelled error there). Checked once, so that a wrong value is an
+    error rather than every form "skipped"."""
+    if chance is None:
+        return
+    if kind == "accuracy" and not 0.0 < chance <= 1.0:
+        raise ScalingError(f"a chance-level error of an accuracy is in (0, 1]; got {chance:g}")
+    if chance <= 0.0:
+        raise ScalingError(f"a chance level must be positive; got {chance:g}")
+    if sel is not None and not sel.frame.empty:
+        y = pd.to_numeric(sel.frame[sel.y], errors="coerce")
+        worst = float((1.0 - y).max() if kind == "accuracy" else y.max())
+        if worst > chance:
+            raise ScalingError(f"chance level {chance:g} is below an observed error of {worst:.4g}: chance is "
+                               "the error of an untrained model, above every trained one")

@@ -55,3 +55,31 @@ def test_export_under_a_file_is_one_line(published_db_path: Path, tmp_path: Path
     proc = scaling(["runs", "export", str(tmp_path / "afile" / "x.csv")], published_db_path)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "cannot write the file" in proc.stderr
     assert (tmp_path / "afile").read_text() == "not a folder"
+
+
+def test_validate_lists_every_bad_row(published_db_path: Path, tmp_path: Path) -> None:
+    """`runs validate` prints one line per bad row (exit 1); --json has the same list on stdout."""
+    import json
+
+    from cli_helpers import invoke
+
+    header = "arch,image_px,data_hours,protocol,eval_set,metric,selection,value\n"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(header + "vit_s14,224,5,p,e,top1,best-epoch,43\nvit_s14,abc,5,p,e,top1,best-epoch,0.2\n"
+                   "vit_s14,224,5,p,e,top1,best-epoch,0.3\nvit_s14,224,-1,p,e,top1,best-epoch,0.2\n")
+    result = invoke(published_db_path, "runs", "validate", str(bad))
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 1 and len(lines) == 3, result.stderr
+    assert [ln.split(": ")[2] for ln in lines] == ["row 2, column 'value'", "row 3, column 'image_px'",
+                                                   "row 5, column 'data_hours'"]
+    doc = json.loads(invoke(published_db_path, "runs", "validate", str(bad), "--json").stdout)
+    assert doc["valid"] is False and [p["row"] for p in doc["problems"]] == [2, 3, 5]
+
+
+def test_runs_list_json_is_an_envelope_with_the_runs(published_db_path: Path) -> None:
+    """Like every --json: one document with a schema; `jq '.runs | length'` counts the runs (the help says so)."""
+    from cli_helpers import invoke, ok_json
+
+    doc = ok_json(published_db_path, "runs", "list")
+    assert set(doc) == {"schema", "db", "count", "runs"} and doc["count"] == len(doc["runs"]) == 78
+    assert "jq '.runs | length'" in invoke(published_db_path, "runs", "list", "--help").stdout

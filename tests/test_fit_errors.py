@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.errors import FitError
+from scaling.errors import FitError, ScalingError
 from scaling.fitting import fit
 
 
@@ -116,3 +116,39 @@ def test_non_convergence_raises(monkeypatch: pytest.MonkeyPatch) -> None:
         r"power law did not converge from \d+ refinements and 3 random starts",
         n_starts=3,
     )
+
+
+def test_accuracies_of_exactly_0_or_1_are_left_out_and_named() -> None:
+    """A solved eval set (1.0) or a dead run (0.0) is stored as measured; a study's fit leaves such points
+    out (no form can take them), says so, and equals the fit of the other points."""
+    import scaling
+
+    df = table()
+    saturated = pd.concat([df, pd.DataFrame({"n": [1e9, 1e7], "d": [1e3, 10.0], "acc": [1.0, 0.0]})],
+                          ignore_index=True)
+    for form in ("logit1", "powerlaw"):
+        r = scaling.fit(saturated, form, y="acc", axes=["n", "d"])
+        ref = fit(df, form, y="acc", axes=["n", "d"])
+        assert r.params == pytest.approx(ref.params, rel=1e-9) and r.n_points == ref.n_points == len(df)
+        assert r.notes[0].startswith(f"left out 2 of {len(df) + 2} points with an accuracy of exactly 0 or 1 "
+                                     f"(row {len(df) + 1}, row {len(df) + 2})"), r.notes
+        assert r.to_dict()["fit"]["notes"][0] == r.notes[0]
+    bt = scaling.backtest(saturated, ["poly1"], y="acc", axes=["n", "d"])
+    assert bt.notes[0].startswith("left out 2 of")
+    with pytest.raises(ScalingError, match="every one of the 2 accuracies is exactly 0 or 1"):
+        scaling.fit(saturated.tail(2), "poly1", y="acc", axes=["n", "d"])
+
+
+def test_a_study_checks_chance_and_rolling_axis_before_any_form() -> None:
+    """A nonsense --chance or --rolling is an error, not every form "skipped" or the option ignored."""
+    import scaling
+
+    df = table()  # errors 1 - acc are all above 0.3
+    kw: dict[str, object] = {"y": "acc", "axes": ["n", "d"]}
+    with pytest.raises(ScalingError, match=r"chance-level error of an accuracy is in \(0, 1\]; got 2"):
+        scaling.backtest(df, ["poly1", "powerlaw_chance"], chance=2.0, **kw)
+    with pytest.raises(ScalingError, match=r"chance level 0.05 is below an observed error of 0.\d+"):
+        scaling.fit(df, "powerlaw_chance", chance=0.05, **kw)
+    with pytest.raises(ScalingError, match=r"rolling axis 'nope' is not one of the axes \(n, d\)"):
+        scaling.backtest(df, ["poly1"], rolling_axis="nope", **kw)
+    assert scaling.fit(df, "powerlaw_chance", chance=0.999, **kw).options["chance"] == 0.999

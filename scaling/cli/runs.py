@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from scaling.cli.common import domain_errors, emit_json, open_database
-from scaling.cli.render import fmt_hours, fmt_number, fmt_params, fmt_percent, stdout_console, table
+from scaling.cli.render import fmt_hours, fmt_number, fmt_params, fmt_percent, stderr_console, stdout_console, table
 from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL
 
 runs_app = typer.Typer(
@@ -44,12 +44,16 @@ def list_cmd(
 ) -> None:
     """List the runs (one per pretraining grid point).
 
+    --json prints one document like every command's: {"schema", "db", "count", "runs": [one object per run]}.
+
     [bold]Examples[/bold]
 
       scaling runs list
       scaling runs list --arch vit_h14 --image-px 476
-      scaling runs list --json | jq length
-      scaling runs list --arch vit_nano8 --protocol finetune-digits-20pct --eval-set digits-val
+      scaling runs list --json | jq '.runs | length'
+      scaling runs list --json | jq -r '.runs[].run_id'
+      scaling runs list --arch vit_nano8 --protocol finetune-digits-20pct \\
+          --eval-set digits-val
     """
     db = open_database(ctx)
     filters: dict[str, Any] = {k: v for k, v in
@@ -168,17 +172,30 @@ def validate_cmd(
     fmt: FormatOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
-    """Check files as an import would, without writing anything.
+    """Check files as an import would, without writing anything; every problem is listed in one pass.
+
+    Each bad row, record, log or file is one line on stderr (file, row, column, what is wrong); the exit code
+    is 1 if there is any. With --json, stdout has the same list (file, row, column, message of each problem).
 
     [bold]Examples[/bold]
 
       scaling runs validate results.csv
       scaling runs validate out/ --json
     """
-    from runs_db import validate_paths
+    from runs_db import ValidationErrors, validate_paths
 
-    report = validate_paths(paths, fmt=fmt)
+    try:
+        report = validate_paths(paths, fmt=fmt)
+    except ValidationErrors as exc:
+        if as_json:
+            problems = [{"file": e.file, "row": e.row, "column": e.column, "message": e.message}
+                        for e in exc.errors]
+            emit_json("scaling.validate/v1", {"valid": False, "problems": problems})
+        console = stderr_console()
+        for e in exc.errors:
+            console.print(f"error: {e}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     if as_json:
-        emit_json("scaling.validate/v1", {"valid": True, **report.__dict__})
+        emit_json("scaling.validate/v1", {"valid": True, "problems": [], **report.__dict__})
         return
     stdout_console().print(f"ok: {report.files} files, {report.runs_added} runs, {report.evals_added} evaluations")
