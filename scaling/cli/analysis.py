@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from scaling.cli.common import domain_errors, parse_assignments
-from scaling.cli.fit import fmt_interval
 from scaling.cli.options import (
     DEFAULT_AXES,
     AlphaMaxOpt,
@@ -31,7 +30,15 @@ from scaling.cli.options import (
     load_table,
 )
 from scaling.cli.progress import progress_bar
-from scaling.cli.render import fmt_number, fmt_percent, print_json, stderr_console, stdout_console, table
+from scaling.cli.render import (
+    fmt_interval,
+    fmt_number,
+    fmt_percent,
+    print_json,
+    stderr_console,
+    stdout_console,
+    table,
+)
 from scaling.errors import ScalingError
 
 FormsOpt = Annotated[str, typer.Option("--forms", help="Comma-separated forms, or 'all' (see `scaling forms`).")]
@@ -58,6 +65,11 @@ def split_axes(text: str) -> list[str]:
 
 def _rolling(text: str) -> str | None:
     return None if text.strip().lower() == "none" else text
+
+
+def _resamples(boot: Any) -> str:
+    """How many resamples an interval rests on: the fitted ones of those drawn."""
+    return "-" if boot is None else f"{boot.n_ok} of {boot.n_requested}"
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:
@@ -93,9 +105,10 @@ def backtest_cmd(
 
     [bold]Examples[/bold]
 
-      scaling backtest                              # every form, ImageNet top-1, best epoch
+      scaling backtest
       scaling backtest --forms poly1,logit1,powerlaw --metric top5 --json
-      scaling backtest --data runs.csv --y loss --axes n_params,tokens --kind loss --rolling tokens
+      scaling backtest --data runs.csv --y loss --axes n_params,tokens \\
+          --kind loss --rolling tokens
     """
     import scaling
 
@@ -127,7 +140,7 @@ def backtest_cmd(
             "note"]
     console.print(table("Backtests (fit the smaller part, predict the held-out larger part)", cols, rows,
                         caption=f"seed-to-seed noise: {sigma} (pooled over {noise.n_groups} replicated "
-                                f"configurations, {noise.dof} dof)"))
+                                f"configurations, {noise.dof} dof)", key=2))
     srows = []
     for i, name in enumerate(result.ranking + [f for f in names if f not in result.ranking]):
         s = result.by_form[name]
@@ -185,9 +198,10 @@ def compare_cmd(
 
     [bold]Examples[/bold]
 
-      scaling compare                                   # all forms, top-1, at the paper's scenario
+      scaling compare
       scaling compare --metric top5 --target human-top5 --bootstrap 1000 --json
-      scaling compare --forms poly1,logit1,powerlaw --at n_params=1e9,data_hours=5000,image_px=476
+      scaling compare --forms poly1,logit1,powerlaw \\
+          --at n_params=1e9,data_hours=5000,image_px=476
     """
     import scaling
 
@@ -212,9 +226,10 @@ def compare_cmd(
     fmt_y = fmt_percent if pct else fmt_number
     unit = "pts" if pct else "loss"
     where = ", ".join(f"{k}={v:g}" for k, v in point.items())
-    cols = ["form", "recommended", "params", f"in-sample RMSE ({unit})", "dAICc", "dBIC", f"backtest RMSE ({unit})",
-            f"backtest bias ({unit})", f"at {where}", *[f"{100 * lvl:g}% interval" for lvl in levels],
-            *([] if tgt is None else [f"P(>= {tgt.name})"]), "note"]
+    cols = ["form", "recommended", "free params", f"in-sample RMSE ({unit})", "dAICc", "dBIC",
+            f"backtest RMSE ({unit})", f"backtest bias ({unit})", "predicted",
+            *[f"{100 * lvl:g}% interval" for lvl in levels],
+            *([] if tgt is None else [f"P(>= {tgt.name})"]), *(["resamples used"] if n_bootstrap else []), "note"]
     rows = []
     for r in result.rows:
         bt = result.backtest.by_form.get(r.form)
@@ -228,11 +243,14 @@ def compare_cmd(
                      _fmt(r.delta_aicc, 4), _fmt(r.delta_bic, 4), _fmt(bt.rmse if bt else None),
                      _fmt(bt.bias if bt else None), fmt_y(r.predicted), *cells,
                      *([] if tgt is None else ["-" if r.p_meets_target is None else f"{100 * r.p_meets_target:.0f}%"]),
+                     *([_resamples(r.bootstrap)] if n_bootstrap else []),
                      "; ".join(filter(None, [r.reason, ", ".join(r.fit.at_bound) and
                                              f"at bound: {', '.join(r.fit.at_bound)}"]))])
     rec = result.recommended
-    caption = (f"recommended: {rec} (lowest backtest RMSE over {len(result.backtest.common_splits)} common splits: "
-               f"{'; '.join(result.backtest.common_splits)})" if rec else "no recommendation: no common split")
+    splits = result.backtest.common_splits
+    caption = f"predicted at {where}; " + (
+        f"recommended: {rec} (lowest backtest RMSE over {len(splits)} common splits: {'; '.join(splits)})"
+        if rec else "no recommendation: no common split")
     if n_bootstrap:
         caption += f". Intervals: {n_bootstrap} bootstrap resamples per form, seed {seed}."
     stdout_console().print(table(f"Forms compared ({ycol} ~ {', '.join(axis_list)})", cols, rows, caption=caption))

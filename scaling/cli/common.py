@@ -9,14 +9,15 @@ from typing import Any, TypeVar
 
 import typer
 
-from scaling.cli.render import print_json, stderr_console
+from scaling.cli.render import print_json, reflow_help, stderr_console
 from scaling.errors import ScalingError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def domain_errors(func: F) -> F:
-    """Turn domain errors (bad input, unfittable data) into one line on stderr and exit code 1."""
+    """Turn domain errors (bad input, unfittable data) into one line on stderr and exit code 1; and lay out the
+    command's docstring for --help (:func:`scaling.cli.render.reflow_help`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -29,6 +30,7 @@ def domain_errors(func: F) -> F:
             stderr_console().print(f"error: {message}", markup=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
+    wrapper.__doc__ = reflow_help(func.__doc__)  # --help reads the docstring
     return wrapper  # type: ignore[return-value]
 
 

@@ -144,7 +144,7 @@ def resolution_cmd(
     [bold]Examples[/bold]
 
       scaling plot resolution --out fig2-resolution.png
-      scaling plot resolution --metric top5 --band prediction --out fig2-top5.pdf
+      scaling plot resolution --metric top5 --band prediction --out res.pdf
     """
     from scaling.plots.figures import resolution_figure
 
@@ -169,7 +169,10 @@ def iso_cmd(
                                "or none.")
     ] = "scale",
     axis: Annotated[str, typer.Option(help="Axis to solve for in --mode solve.")] = "data_hours",
-    at: Annotated[str, typer.Option(help="Point for --mode at, as NAME=VALUE,...")] = PAPER_SCENARIO_TEXT,
+    at: Annotated[
+        str | None, typer.Option(help="Point for --mode at, as NAME=VALUE,... \\[default: the paper's scenario, "
+                                      "n_params=2.5e9, data_hours=20000, image_px=952].")
+    ] = None,
     image_px: Annotated[
         float | None, typer.Option(help="Resolution of the map \\[default: the projection's, else 476].")
     ] = None,
@@ -198,10 +201,12 @@ def iso_cmd(
     [bold]Examples[/bold]
 
       scaling plot iso --metric top5 --out docs/figures/iso-accuracy.png
-      scaling plot iso --target 80% --metric top1 --form logit1 --out iso-top1.pdf
-      scaling plot iso --mode at --at n_params=2.5e9,data_hours=20000,image_px=952 --out paper-scenario.png
+      scaling plot iso --target 80% --metric top1 --form logit1 --out iso.pdf
+      scaling plot iso --mode at \\
+          --at n_params=2.5e9,data_hours=20000,image_px=952 --out scenario.png
       scaling plot iso --mode none --image-px 224 --out iso-224.svg
-      scaling plot iso --metric top5 --interval bootstrap --bootstrap 1000 --seed 1 --out iso-boot.png
+      scaling plot iso --metric top5 --interval bootstrap --bootstrap 1000 \\
+          --seed 1 --out iso-boot.png
     """
     from scaling.plots.figures import iso_figure
 
@@ -215,7 +220,8 @@ def iso_cmd(
     frame = _runs(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
     with progress_bar() as update:
         result = iso_figure(frame, target=target, metric=metric, form=form, mode=mode, axis=axis,
-                            at=parse_assignments(at, "--at"), image_px=image_px, interval=interval, level=level,
+                            at=parse_assignments(at or PAPER_SCENARIO_TEXT, "--at"), image_px=image_px,
+                            interval=interval, level=level,
                             n_boot=n_boot, seed=seed, group=cli_group(group), selection=selection,
                             protocol=protocol, eval_set=eval_set, progress=update)
     _finish(result, out, dpi, as_json)
@@ -249,8 +255,10 @@ def backtest_cmd(
     [bold]Examples[/bold]
 
       scaling plot backtest --out fig4-backtest.png
-      scaling plot backtest --forms all --split "largest data_hours" --out fig4-all.pdf
-      scaling plot backtest --forms poly1,logit1 --split rolling-origin --metric top5 --out fig4-top5.svg
+      scaling plot backtest --forms all --split "largest data_hours" \\
+          --out fig4-all.pdf
+      scaling plot backtest --forms poly1,logit1 --split rolling-origin \\
+          --metric top5 --out fig4-top5.svg
     """
     from scaling.cli.options import forms_list
     from scaling.plots.figures import backtest_figure
@@ -294,7 +302,8 @@ def bootstrap_cmd(
     [bold]Examples[/bold]
 
       scaling plot bootstrap --out fig5-compute.png
-      scaling plot bootstrap --form powerlaw --bootstrap 500 --seed 1 --out fig5-powerlaw.pdf
+      scaling plot bootstrap --form powerlaw --bootstrap 500 --seed 1 \\
+          --out fig5-powerlaw.pdf
       scaling plot bootstrap --question solve --level 0.95 --out fig5-solve.svg
     """
     from scaling.plots.figures import bootstrap_figure
@@ -370,7 +379,8 @@ def loss_cmd(
 
       scaling plot loss --out fig6-loss.png
       scaling plot loss --fraction 0.001 --seed 2 --out loss-5h.png
-      scaling plot loss --runs vith14@476_1.0_1,vits14_1.0_1 --linear-x --out loss-two.svg
+      scaling plot loss --runs vith14@476_1.0_1,vits14_1.0_1 --linear-x \\
+          --out loss-two.svg
     """
     from scaling.cli.common import open_database
     from scaling.plots.figures import loss_figure

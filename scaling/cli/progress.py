@@ -1,18 +1,79 @@
-"""A progress bar on stderr for long library loops (bootstraps, backtests), off when stderr is no terminal.
+"""Progress on stderr for long library loops (bootstraps, backtests): a bar with an ETA on a terminal, and
+a plain line every few seconds when stderr is a file or a pipe (a log, CI), where a bar would not show.
 
-Library functions take a ``progress(done, total)`` callback; this turns it into a rich progress bar, so
+Library functions take a ``progress(done, total)`` callback; this turns it into progress on stderr, so
 stdout keeps carrying data only (``--json`` output stays one document).
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 Callback = Callable[[str, int, int], None]
+
+# Seconds between plain progress lines; $SCALING_PROGRESS_EVERY overrides (0: every update).
+PLAIN_EVERY_S = 5.0
+
+
+def _clock(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+class PlainProgress:
+    """``update(label, done, total)`` printing at most one line per ``every`` seconds per label, the first
+    only once ``every`` seconds have passed (quick work stays silent), and a last line when a label that
+    printed finishes."""
+
+    def __init__(self, every: float, write: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
+        self.every, self.write, self.clock = every, write, clock
+        self.started: dict[str, float] = {}
+        self.printed: dict[str, float] = {}
+        self.last = clock()  # a label's work began at the previous update (of any label), or here
+
+    def update(self, label: str, done: int, total: int) -> None:
+        now = self.clock()
+        start = self.started.setdefault(label, self.last)
+        self.last = now
+        elapsed = now - start
+        finished = total > 0 and done >= total
+        if finished:
+            if label in self.printed:
+                self.write(f"{label}: {done}/{total} done in {_clock(elapsed)}")
+                del self.printed[label]
+            self.started.pop(label, None)
+            return
+        if now - self.printed.get(label, start) < self.every:
+            return
+        self.printed[label] = now
+        pct = f" ({100 * done / total:.0f}%)" if total > 0 else ""
+        eta = f", about {_clock(elapsed / done * (total - done))} left" if 0 < done < total else ""
+        self.write(f"{label}: {done}/{total}{pct}, {_clock(elapsed)} elapsed{eta}")
+
+
+def _plain_every() -> float:
+    try:
+        return max(0.0, float(os.environ.get("SCALING_PROGRESS_EVERY", PLAIN_EVERY_S)))
+    except ValueError:
+        return PLAIN_EVERY_S
+
+
+def _stderr_line(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -20,9 +81,10 @@ def progress_bar() -> Iterator[Callback]:
     """Yield ``update(label, done, total)``; each label gets its own bar (removed when done)."""
     console = Console(stderr=True)
     if not console.is_terminal:
-        yield lambda label, done, total: None
+        yield PlainProgress(_plain_every(), _stderr_line).update
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as bar:
         tasks: dict[str, int] = {}
 
