@@ -110,8 +110,9 @@ save(fig, "fig3-iso-accuracy-952px")
 # The interval of the projected point along its path (at the map's resolution):
 
 # %%
-pd.DataFrame([iso.interval.near, {k: scale.point[k] for k in ("n_params", "data_hours")}, iso.interval.far],
-             index=["optimistic bound reaches the target", "projection", "pessimistic bound reaches the target"])
+path = pd.DataFrame([iso.interval.near, {k: scale.point[k] for k in ("n_params", "data_hours")}, iso.interval.far],
+                    index=["optimistic bound reaches the target", "projection", "pessimistic bound reaches the target"])
+plots.readable_frame(path)  # parameters as 2.92B, hours as 23,059 h (display only; `path` keeps the numbers)
 
 # %% [markdown]
 # ## The same projection with a bootstrap interval
@@ -132,9 +133,12 @@ plots.plot_iso_accuracy(iso_boot, ax)
 save(fig, "fig3-iso-accuracy-bootstrap")
 
 # %%
-quantities = {"scale.factor": "scale factor", "scale.n_params": "parameters", "scale.data_hours": "hours",
-              "scale.image_px": "image px", "at.predicted": f"{target.metric} at the point"}
-pd.DataFrame({name: boot.interval(key, LEVEL) for key, name in quantities.items()}, index=["low", "high"]).transpose()
+quantities = {"scale.factor": "scale factor", "scale.n_params": "n_params", "scale.data_hours": "data_hours",
+              "scale.image_px": "image_px", "at.predicted": f"{target.metric} at the point (%)"}
+intervals = pd.DataFrame({name: boot.interval(key, LEVEL) for key, name in quantities.items()},
+                         index=[f"{100 * LEVEL:.0f}% low", f"{100 * LEVEL:.0f}% high"])
+intervals[f"{target.metric} at the point (%)"] *= 100
+plots.readable_frame(intervals, {"scale factor": "x{:.2f}", f"{target.metric} at the point (%)": "{:.1f}"}).transpose()
 
 # %% [markdown]
 # ## Checks

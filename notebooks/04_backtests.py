@@ -70,16 +70,17 @@ for note in r1.notes:
 # %% [markdown]
 # ## Figure 4: predicted vs observed held-out runs
 #
-# The default split is the one every form could fit with the most held-out runs (here: fit on the
-# runs with at most 50 hours, predict the 500 and 5,000 h runs). Points below the diagonal are
-# under-predicted.
+# One panel per split that some form could fit (the splits none could fit are named above the panels).
+# Each held-out configuration is drawn once, at the mean of its subset seeds (they share one
+# prediction), with a bar over the seeds' range; forms are nested hollow markers. Points below the
+# diagonal are under-predicted.
 
 # %%
-split = plots.default_split(r1)
-parity = plots.parity_data(plots.backtest_parity_frame(r1, grids["top1"], split=split), forms=r1.ranking,
-                           title=plots.backtest_title(r1, split))
-fig, ax = plots.new_figure(figsize=(5.6, 5.8))
-plots.plot_backtest_parity(parity, ax)
+split = plots.default_split(r1)  # every form fitted it, with the most held-out runs: the summary's split
+panels = plots.backtest_panels(r1, grids["top1"], forms=r1.ranking, metric_label=plots.metric_label(grids["top1"]))
+parity = panels.main
+fig, ax = plots.new_figure(figsize=(10.0, 11.0))
+plots.plot_backtest_splits(panels, ax)
 save(fig, "fig4-backtest-parity")
 
 # %% [markdown]
@@ -88,7 +89,8 @@ save(fig, "fig4-backtest-parity")
 
 # %%
 largest = plots.parity_data(plots.backtest_parity_frame(r1, grids["top1"], split="largest data_hours"),
-                            title=plots.backtest_title(r1, "largest data_hours"))
+                            title=plots.backtest_title(r1, "largest data_hours"),
+                            metric_label=plots.metric_label(grids["top1"]))
 fig, ax = plots.new_figure(figsize=(5.6, 5.8))
 plots.plot_backtest_parity(largest, ax)
 save(fig, "fig4-backtest-largest-hours")
@@ -112,4 +114,7 @@ assert largest.stats["rmse"].idxmin() == "logit1" and abs(100 * largest.stats.lo
 assert b["poly1"] < 0 and all(b[f] < 0 for f in ("powerlaw", "powerlaw_chance") if f in b)
 if {"poly2", "logit2"} <= set(forms):
     assert set(r1.ranking[-2:]) == {"poly2", "logit2"} and b["poly2"] > 0 and b["logit2"] > 0
-assert len(parity.frame) == len(parity.forms) * 24
+assert len(parity.frame) == len(parity.forms) * 24 and parity.title == plots.backtest_title(r1, split)
+# Every split is drawn, or named as one that no form could fit (resolution varies only within ViT-H).
+assert len(panels.panels) + len(panels.skipped) == len(r1.splits)
+assert {s for s, _ in panels.skipped} <= {"largest n_params", "joint: largest of every axis"}

@@ -60,11 +60,12 @@ def save(fig, name):
     return fig
 
 
-pd.DataFrame([
+allocations = pd.DataFrame([
     {"allocation": "compute-optimal", **opt.optimum.point, "FLOPs": opt.optimum_flops_exact,
      "at bounds": ", ".join(opt.optimum.at_bounds)},
     {"allocation": "every axis x k", **scale.point, "FLOPs": scale.compute.flops, "at bounds": ""},
 ]).set_index("allocation")
+plots.readable_frame(allocations)  # 12.2B, 1,321 h, 3,808 px, 4.85e+22 (display only)
 
 # %%
 print(report.compute_assumptions)
@@ -75,7 +76,9 @@ for note in opt.notes:
 # ## The frontier
 #
 # At each parameter count, the cheapest hours and image size that reach the target; hollow points sit
-# at a bound of the search (here the image side, capped at 8 x 476 px).
+# at a bound of the search (here the image side, capped at 8 x 476 = 3,808 px). The optimum itself sits
+# on that bound, so it is the cheapest point *within the search box*: with larger images allowed the fit
+# would trade still more resolution for parameters and data (the legend says so).
 
 # %%
 front = plots.frontier_data(opt, target_label=label)
@@ -84,7 +87,7 @@ plots.plot_frontier(front, ax)
 save(fig, "frontier")
 
 # %%
-front.frame.round(3)
+plots.readable_frame(front.frame, {"relative_cost": "x{:.3f}"})
 
 # %% [markdown]
 # ## Figure 5: bootstrap distribution of the compute needed
@@ -99,14 +102,17 @@ dists = {key: plots.compute_distribution_from_bootstrap(boot, key=key, target=ta
          for key in ("scale.flops", "optimal.flops")}
 fig, axes = plots.new_figure(1, 2, figsize=(12.0, 4.6))
 for ax, (key, dist) in zip(axes, dists.items(), strict=True):
-    what = "every axis x k" if key == "scale.flops" else "compute-optimal allocation"
-    plots.plot_compute_distribution(dist, ax, title=f"Compute to reach {label}: {what}")
+    what = "every axis x k (one common factor)" if key == "scale.flops" else "the compute-optimal allocation"
+    plots.plot_compute_distribution(dist, ax, title=f"Compute to reach {label}\nby {what}, fit {FORM}: "
+                                                    f"{boot.n_ok} bootstrap resamples (whole runs)")
 save(fig, "fig5-bootstrap-compute")
 
 # %%
-pd.DataFrame({k: {"point estimate": d.point_estimate, "median": d.median, f"{100 * LEVEL:.0f}% low": d.interval[0],
-                  f"{100 * LEVEL:.0f}% high": d.interval[1], "never reach": d.n_unreachable}
-              for k, d in dists.items()}).transpose().map("{:.3g}".format)
+spread = pd.DataFrame({k: {"point estimate": d.point_estimate, "median": d.median,
+                           f"{100 * LEVEL:.0f}% low": d.interval[0], f"{100 * LEVEL:.0f}% high": d.interval[1]}
+                       for k, d in dists.items()}).transpose()
+spread["never reach"] = [d.n_unreachable for d in dists.values()]
+plots.readable_frame(spread, {c: "{:.2e}" for c in spread.columns[:4]})  # FLOPs
 
 # %% [markdown]
 # ## Checks

@@ -3,8 +3,10 @@ a smoke render of every kind, byte-reproducible files, and the `scaling plot` co
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -382,8 +384,9 @@ def render_all(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult], huma
     assert plots.plot_compute_distribution(plots.compute_distribution_data(samples, target=0.949,
                                                                            point_estimate=2e22), ax) is ax
     figs["bootstrap"] = fig
-    fig, ax = plots.new_figure()
-    assert plots.plot_loss_curves(plots.loss_curves_data(open_db(db_path)), ax) is ax
+    fig, ax = plots.new_figure(figsize=(10.0, 4.8))
+    axes = plots.plot_loss_curves(plots.loss_curves_data(open_db(db_path)), ax)
+    assert axes.shape == (1, 2) and len(fig.axes) == 2  # 224 px beside 448/476 px, in the place of ax
     figs["loss"] = fig
     return figs
 
@@ -517,3 +520,149 @@ def test_readme_figure_is_current(tmp_path: Path, published_db_path: Path) -> No
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == README_FIGURE.read_bytes(), (
         "docs/figures/iso-accuracy.png is stale: regenerate it with the command above")
+
+
+# -- what a reader sees (issue 12): labels, panels, notes
+
+
+def test_figures_display_inline_and_tables_read_well() -> None:
+    fig, ax = plots.new_figure()
+    ax.plot([1, 2], [3, 4])
+    assert fig._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"  # what Jupyter shows instead of '<Figure size ...>'
+    dist = plots.compute_distribution_data(np.logspace(21, 23, 50), point_estimate=1e22)
+    result = plots.FigureResult("bootstrap", dist)
+    assert result._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = pd.DataFrame({"n_params": [2.920918e9], "data_hours": [23058.86], "image_px": [2200.22],
+                          "FLOPs": [6.10901e22], "relative_cost": [1.2039], "note": ["x"]})
+    shown = plots.readable_frame(table, {"relative_cost": "x{:.2f}"})
+    assert shown.iloc[0].tolist() == ["2.92B", "23,059 h", "2,200 px", "6.11e+22", "x1.20", "x"]
+    assert table["n_params"].dtype == float  # the original keeps its numbers
+
+
+def test_loss_curves_leave_out_single_iteration_records(published_db_path: Path) -> None:
+    from runs_db import open_db
+
+    data = plots.loss_curves_data(open_db(published_db_path))
+    f = data.frame
+    single = f[f["single_step"]]
+    # One per job: the first record of every segment (jobs resumed 3-15 times in the published logs).
+    assert len(single) == f.groupby("name")["segment"].nunique().sum() == 48
+    for _, r in single[single["segment"] > 0].iterrows():
+        prev = f[(f["name"] == r["name"]) & (f["segment"] == r["segment"] - 1)]
+        assert r["step"] == prev["step"].max()  # written where the previous job's last record was
+    # They are the spikes: far further from the mean of their two neighbours than the window means are.
+    dev = []
+    for _, run in f[f["x"] > 0].groupby("name"):
+        v = run["value"].to_numpy()
+        rel = np.abs(v[1:-1] / ((v[:-2] + v[2:]) / 2) - 1)
+        dev.append(pd.DataFrame({"rel": rel, "single": run["single_step"].to_numpy()[1:-1]}))
+    dev = pd.concat(dev)
+    assert dev[dev["single"]]["rel"].median() > 5 * dev[~dev["single"]]["rel"].median()
+    fig, ax = plots.new_figure(figsize=(10.0, 4.8))
+    axes = plots.plot_loss_curves(data, ax)
+    drawn = sum(len(line.get_xdata()) for a in axes.ravel() for line in a.get_lines())
+    assert drawn == int(((f["x"] > 0) & ~f["single_step"]).sum())
+    assert "left out: the first record of each job (48)" in fig.get_suptitle()
+    assert {a.get_title(loc="left") for a in axes.ravel()} == {"runs at 224 px", "runs at 448 and 476 px"}
+    assert "train_loss" not in fig.get_suptitle() and "mean squared error" in fig.get_suptitle()
+
+
+def test_curves_state_what_is_held_and_keep_overlapping_series_visible(grids: dict[str, pd.DataFrame],
+                                                                       poly1: dict[str, FitResult]) -> None:
+    _, ax = plots.new_figure()
+    plots.plot_accuracy_curves(plots.accuracy_curves_data(grids["top1"], poly1["top1"], where={"image_px": 224}), ax)
+    assert "runs at 224 px only" in ax.get_title(loc="left") and "all 78 runs" in ax.get_title(loc="left")
+    data = plots.accuracy_curves_data(grids["top1"], poly1["top1"], group_by="image_px", where={"arch": "vit_h14"})
+    _, ax = plots.new_figure()
+    plots.plot_accuracy_curves(data, ax, dodge_decades=0.05)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    # poly1 is linear in log10(px): 16.9 points per decade x log10(476 / 448) = +0.4 points.
+    assert "476 px (fit +0.4 points vs 448 px: the lines nearly coincide)" in labels
+    means = [c for c in ax.collections if c.get_sizes().size and c.get_sizes()[0] == 46]
+    x448, x476 = (np.sort(m.get_offsets()[:, 0]) for m in means[1:])
+    np.testing.assert_allclose(x476 / x448, 10**0.05)  # the two series' markers side by side
+    assert "ViT-H/14 only" in ax.get_title(loc="left")
+
+
+def test_iso_labels_upright_with_colour_bar(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult],
+                                            human: tuple[Any, Projection]) -> None:
+    target, proj = human
+    fig, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
+    plots.plot_iso_accuracy(plots.iso_accuracy_data(poly1["top5"], grid=grids["top5"], target=target,
+                                                    projection=proj, n=40), ax)
+    labels = [t for t in ax.texts if t.get_text().endswith("%")]
+    assert {t.get_text() for t in labels} >= {"60%", "70%", "80%", "90%", "94.9%"}
+    assert all(t.get_rotation() == 0 for t in labels)
+    bar = [a for a in fig.axes if a is not ax]
+    assert len(bar) == 1 and "Predicted ImageNet top-5, % (at 2200 px)" in bar[0].get_ylabel()
+    assert "trained runs (224-476 px) are marked at their (parameters, hours) on this 2200 px surface" \
+        in ax.get_title(loc="left")
+
+
+def test_backtest_figure_shows_every_split(grids: dict[str, pd.DataFrame]) -> None:
+    from scaling.backtesting import backtest
+
+    grid = grids["top1"]
+    result = backtest(grid, ["poly1", "logit1"], y="value", axes=AXES)
+    data = plots.backtest_panels(result, grid, metric_label=plots.metric_label(grid))
+    assert len(data.panels) + len(data.skipped) == len(result.splits) == 6
+    assert [s for s, _ in data.skipped] == ["largest n_params", "joint: largest of every axis"]
+    assert all("distinct values of axis 'image_px'" in reason for _, reason in data.skipped)
+    assert data.main is data.panels[data.splits.index(plots.default_split(result))]
+    for split, panel in zip(data.splits, data.panels, strict=True):
+        for r in result.results:
+            if r.split == split and r.ok:
+                assert 100 * panel.stats.loc[r.form, "rmse"] == pytest.approx(r.rmse)
+    summary = data.summary()
+    assert summary["stats"] == data.main.summary()["stats"] and len(summary["panels"]) == 4
+    fig, ax = plots.new_figure(figsize=(10, 11))
+    axes = plots.plot_backtest_splits(data, ax)
+    assert axes.shape == (2, 2) and len({a.get_xlim() for a in axes.ravel()}) == 1  # one scale for all
+    assert "ImageNet top-1 (2% fine-tune, best epoch)" in fig.get_suptitle()
+    assert "not drawn: split 'largest n_params'" in fig.get_suptitle()
+    # One marker per held-out configuration (seeds share a prediction): 6 configurations x 50, 500, 5,000 h.
+    from matplotlib.collections import PathCollection
+
+    panel = axes[1, 0]
+    assert "rolling: data_hours <= 4.989" in panel.get_title(loc="left")
+    assert [len(c.get_offsets()) for c in panel.collections if isinstance(c, PathCollection)] == [18, 18]
+    assert panel.get_xlabel() == "Observed ImageNet top-1 of the held-out runs, %"
+
+
+def test_frontier_and_bootstrap_say_what_they_show(grids: dict[str, pd.DataFrame],
+                                                   poly1: dict[str, FitResult]) -> None:
+    from scaling.allocation import optimal_allocation
+    from scaling.projection import compute_assumptions_from_grid, reference_point
+
+    f = poly1["top5"]
+    result = optimal_allocation(f, 0.949, compute_assumptions_from_grid(grids["top5"], reference_point(f)),
+                                frontier_rows=9)
+    data = plots.frontier_data(result)
+    assert data.optimum_at_bounds == ("image_px upper",) and data.bounds["image_px"][1] == pytest.approx(3808)
+    fig, ax = plots.new_figure()
+    plots.plot_frontier(data, ax)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("image_px at its upper search bound (3,808 px)" in t for t in legend)
+    labels = [t.get_text() for t in ax.texts]
+    assert len(labels) == 9 and all(re.fullmatch(r"[\d,]+ h\n[\d,]+ px", t) for t in labels), labels
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # no label box crosses the line between the points
+    fig.draw(renderer)
+    line = ax.get_lines()[0]
+    xy = ax.transData.transform(np.column_stack(line.get_data()))
+    dense = np.concatenate([np.linspace(a, b, 200) for a, b in itertools.pairwise(xy)])
+    for t in ax.texts:
+        box = t.get_window_extent(renderer)
+        inside = (dense[:, 0] > box.x0) & (dense[:, 0] < box.x1) & (dense[:, 1] > box.y0) & (dense[:, 1] < box.y1)
+        assert not inside.any(), t.get_text()
+    dist = plots.compute_distribution_data(np.logspace(21.5, 22.5, 400), point_estimate=10**22.001)
+    from dataclasses import replace
+
+    fig, ax = plots.new_figure()
+    plots.plot_compute_distribution(replace(dist, form="poly1", question="scale", target_label="human-top5"), ax)
+    title = ax.get_title(loc="left")
+    assert "by scaling every axis by one factor (fit poly1)" in title.lower() and "human-top5" in title
+    point, median = (ln for ln in ax.get_lines() if len(ln.get_xdata()) == 2)  # the two vertical lines
+    assert point.get_xdata()[0] == dist.point_estimate and median.get_xdata()[0] == dist.median
+    assert median.get_zorder() > point.get_zorder()  # the median is drawn over the point estimate

@@ -6,6 +6,7 @@ never reaches the target). Drawn by ``scaling.plots.draw_diagnostics``."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +24,60 @@ class ParityData:
     stats: pd.DataFrame  # index form: n, rmse, mae, bias, max_abs (fractions)
     limits: tuple[float, float]
     title: str = ""
+    metric_label: str = ""  # what accuracy is predicted, for the axis labels ("ImageNet top-1 (...)")
+    not_fitted: tuple[tuple[str, str], ...] = ()  # (form, reason): forms of the backtest without a fit here
 
     def summary(self) -> dict[str, Any]:
         return {"forms": list(self.forms), "limits": list(self.limits),
                 "stats": {f: {k: float(v) for k, v in row.items()} for f, row in self.stats.iterrows()}}
+
+
+@dataclass(frozen=True)
+class BacktestPanels:
+    """Figure 4 over several splits: one parity panel per split that some form could fit, the splits that
+    none could with the reason, and the main split (the default one) whose numbers head the summary."""
+
+    panels: tuple[ParityData, ...]
+    splits: tuple[str, ...]  # the split (or pooled kind) of each panel
+    skipped: tuple[tuple[str, str], ...]  # (split, reason): no form could be fitted
+    main: ParityData
+    metric_label: str
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.main.summary(),
+                "panels": [{"split": s, **p.summary()} for s, p in zip(self.splits, self.panels, strict=True)],
+                "skipped": [{"split": s, "reason": r} for s, r in self.skipped]}
+
+
+def backtest_panels(result: Any, data: pd.DataFrame, *, forms: Sequence[str] | None = None,
+                    split: str | None = None, metric_label: str = "") -> BacktestPanels:
+    """Figure 4's data: every split of a ``BacktestResult`` (or only ``split``, a name or pooled kind), each as
+    ``parity_data`` of the forms fitted there; splits no form could fit are listed in ``skipped``."""
+    names = [split] if split else [s["name"] for s in result.splits]
+    main_split = split or default_split(result)
+    order = list(forms) if forms is not None else list(result.by_form)
+    panels, shown, skipped = [], [], []
+    main = None
+    for name in names:
+        fitted = {r.form for r in result.results if r.split == name and r.ok}
+        if not split and not fitted:
+            # "form 'poly1' needs >= 2 distinct values ..." once per reason, not once per form
+            reasons = {re.sub(r"^form '[^']*' ", "", r.reason) for r in result.results if r.split == name and r.reason}
+            skipped.append((name, "; ".join(sorted(reasons)) or "no form could be fitted"))
+            continue
+        rows = backtest_parity_frame(result, data, split=name)
+        here = [f for f in order if f in set(rows["form"])]
+        missing = tuple((r.form, r.reason or "not fitted") for r in result.results
+                        if r.split == name and not r.ok and r.form in order)
+        panel = parity_data(rows, forms=here, title=backtest_title(result, name), metric_label=metric_label)
+        panel = ParityData(panel.frame, panel.forms, panel.stats, panel.limits, panel.title, metric_label, missing)
+        panels.append(panel)
+        shown.append(name)
+        if name == main_split:
+            main = panel
+    if not panels:
+        raise ScalingError("no backtest split could be fitted by any form")
+    return BacktestPanels(tuple(panels), tuple(shown), tuple(skipped), main or panels[0], metric_label)
 
 
 def parity_data(
@@ -37,6 +88,7 @@ def parity_data(
     predicted: str = "predicted",
     forms: Sequence[str] | None = None,
     title: str = "",
+    metric_label: str = "",
 ) -> ParityData:
     """Predicted vs observed held-out points, per form, with each form's error statistics."""
     missing = [c for c in (form, observed, predicted) if c not in frame.columns]
@@ -65,7 +117,7 @@ def parity_data(
     both = np.concatenate([df["observed"].to_numpy(), df["predicted"].to_numpy()])
     span = float(both.max() - both.min()) or 0.05
     limits = (float(both.min() - 0.05 * span), float(both.max() + 0.05 * span))
-    return ParityData(df.reset_index(drop=True), tuple(order), stats, limits, title)
+    return ParityData(df.reset_index(drop=True), tuple(order), stats, limits, title, metric_label)
 
 
 def default_split(result: Any) -> str:
@@ -143,6 +195,8 @@ class ComputeDistribution:
     median: float
     bin_edges: np.ndarray  # log-spaced FLOPs
     counts: np.ndarray
+    form: str = ""  # the fitted form and the question answered (for the title; not in the summary)
+    question: str = ""
 
     def summary(self) -> dict[str, Any]:
         def num(v: float | None) -> float | None:
@@ -220,7 +274,7 @@ def compute_distribution_from_bootstrap(boot: Any, *, key: str = "scale.flops", 
 
 @dataclass(frozen=True)
 class LossCurves:
-    frame: pd.DataFrame  # run_id, name, arch, image_px, n_params, data_hours, step, x, value, segment
+    frame: pd.DataFrame  # run_id, name, arch, image_px, n_params, data_hours, step, x, value, segment, single_step
     x_label: str
     key: str
     phase: str
@@ -280,8 +334,29 @@ def loss_curves_data(
         df["x"] = df["step"].astype(float)
         x_label = "Pretraining steps (cumulative over resumed segments)"
     df = df.sort_values(["arch", "image_px", "data_hours", "name", "step", "segment"], kind="stable")
-    cols = ["run_id", "name", "arch", "image_px", "n_params", "data_hours", "step", "x", "value", "segment"]
+    df["single_step"] = _single_step_records(df)
+    cols = ["run_id", "name", "arch", "image_px", "n_params", "data_hours", "step", "x", "value", "segment",
+            "single_step"]
     return LossCurves(df[cols].reset_index(drop=True), x_label, key, phase)
+
+
+def _single_step_records(df: pd.DataFrame) -> np.ndarray:
+    """True for the record a job writes at its start (``it == 0``): the loss of that single iteration, where
+    every other record of an MAE log is the mean over the iterations since the previous one (1,000-10,000).
+
+    Such a record opens each segment at the step where the previous segment ended (step 0 for the first
+    one): in the published logs it sits 2-7% below its neighbours at most resumptions, the downward spikes
+    of a raw plot. A log whose first record is a window mean (``scaling train`` writes those) has none.
+    """
+    flags = np.zeros(len(df), dtype=bool)
+    for _, run in df.groupby("name", sort=False):
+        last_step = 0.0
+        for segment, rows in run.groupby("segment", sort=True):
+            first = rows.index[0]
+            if float(rows.loc[first, "step"]) == (0.0 if segment == run["segment"].min() else last_step):
+                flags[df.index.get_loc(first)] = True
+            last_step = float(rows["step"].max())
+    return flags
 
 
 @dataclass(frozen=True)
@@ -292,6 +367,8 @@ class FrontierData:
     target: float
     target_label: str
     cost_model: str
+    optimum_at_bounds: tuple[str, ...] = ()  # "image_px upper": the optimum sits on the search box there
+    bounds: dict[str, tuple[float, float]] | None = None  # the search box (axis -> (low, high))
 
     def summary(self) -> dict[str, Any]:
         return {"target": self.target, "target_label": self.target_label, "optimum": self.optimum,
@@ -317,4 +394,5 @@ def frontier_data(result: Any, *, target_label: str = "") -> FrontierData:
     label = target_label or f"{100 * result.target:.1f}%"
     return FrontierData(frame, dict(opt.point) if opt.point else None,
                         result.optimum_flops_exact if result.optimum_flops_exact is not None else opt.cost,
-                        float(result.target), label, opt.cost_model)
+                        float(result.target), label, opt.cost_model, tuple(opt.at_bounds),
+                        {a: (float(lo), float(hi)) for a, (lo, hi) in dict(getattr(result, "bounds", {})).items()})

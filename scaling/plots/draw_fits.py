@@ -40,38 +40,48 @@ if TYPE_CHECKING:
 from scaling.plots.curves_data import AXIS_LABELS, BAND_WORDS, CurvesData
 from scaling.plots.iso_data import IsoData, PointInterval, iso_accuracy_data
 
-ISO_FIGSIZE = (6.8, 6.6)  # inches: room for the contour labels and the legend beside the map
+ISO_FIGSIZE = (7.4, 6.8)  # inches: room for the contour labels, the colour bar and the legend below
 
 
-def plot_accuracy_curves(data: CurvesData, ax: Axes | None = None, *, title: str | None = None) -> Axes:
+def plot_accuracy_curves(data: CurvesData, ax: Axes | None = None, *, title: str | None = None,
+                         dodge_decades: float = 0.05) -> Axes:
     """Figure 1/2: seeds as small markers, their mean as a large one, the fit as a line with its band.
 
-    The fitted line is solid over the observed range and dashed beyond it.
+    The fitted line is solid over the observed range and dashed beyond it. Each group's markers are
+    offset sideways by ``dodge_decades`` (log10 x) from the next group's, so that none hides another.
     """
     if ax is None:
         _, ax = new_figure()
+    n = len(data.curves)
+    # Markers of neighbouring groups would sit on one another at each data size: offset each group
+    # sideways by a fixed step on the log axis (the lines stay at the true x).
+    offsets = (np.arange(n) - (n - 1) / 2) * dodge_decades
+    labels = _curve_labels(data)
     with style():
-        for c in data.curves:
+        for c, off in zip(data.curves, offsets, strict=True):
             inside = c.x <= c.x_max_observed * (1 + 1e-9)
             if c.lower is not None and c.upper is not None:
                 ax.fill_between(c.x, c.lower, c.upper, color=c.colour, alpha=0.18, linewidth=0)
             ax.plot(c.x[inside], c.predicted[inside], color=c.colour, linewidth=1.6)
             ax.plot(c.x[~inside], c.predicted[~inside], color=c.colour, linewidth=1.3, linestyle=(0, (4, 2)))
             obs = data.observed[data.observed["group"] == c.key]
-            ax.scatter(obs["x"], obs["value"], s=12, color=c.colour, marker=c.marker, alpha=0.55, linewidths=0,
-                       zorder=3)
+            ax.scatter(obs["x"] * 10**off, obs["value"], s=12, color=c.colour, marker=c.marker, alpha=0.55,
+                       linewidths=0, zorder=3)
             mean = data.means[data.means["group"] == c.key]
-            ax.scatter(mean["x"], mean["value"], s=46, color=c.colour, marker=c.marker, edgecolors="white",
-                       linewidths=0.8, zorder=4)
+            ax.scatter(mean["x"] * 10**off, mean["value"], s=46, color=c.colour, marker=c.marker,
+                       edgecolors="white", linewidths=0.8, zorder=4)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(HOURS_FORMATTER if data.x_axis == "data_hours" else COUNT_FORMATTER)
         ax.yaxis.set_major_formatter(PERCENT_FORMATTER)
         ax.set_xlabel(AXIS_LABELS.get(data.x_axis, data.x_axis) + ", log scale")
         ax.set_ylabel(f"{data.y_label}, %")
         handles: list[Any] = [Line2D([], [], color=c.colour, marker=c.marker, markersize=6,
-                                     markeredgecolor="white", label=c.label) for c in data.curves]
+                                     markeredgecolor="white", label=labels[i]) for i, c in enumerate(data.curves)]
+        seeds = "subset seeds (small); mean (large)"
+        if n > 1 and dodge_decades:
+            seeds += f"; offset sideways by {100 * (10**dodge_decades - 1):.0f}% per group"
         handles.append(Line2D([], [], color=NEUTRAL, marker="o", linestyle="none", markersize=3, alpha=0.6,
-                              label="subset seeds (small); mean (large)"))
+                              label=seeds))
         handles.append(Line2D([], [], color=NEUTRAL, linestyle=(0, (4, 2)), label="fit beyond the trained data"))
         if data.band is not None:
             handles.append(Patch(color=NEUTRAL, alpha=0.25,
@@ -80,13 +90,44 @@ def plot_accuracy_curves(data: CurvesData, ax: Axes | None = None, *, title: str
             handles.append(Line2D([], [], color="none", label="no band: the form has no closed-form interval"))
         ax.legend(handles=handles, loc="upper left")
         if title is None:
-            what = "image size (ViT-H/14)" if data.group_by == "image_px" else "model size"
-            metric = data.y_label.split(" (")[0]
-            versus = "pretraining data" if data.x_axis == "data_hours" else AXIS_LABELS.get(
-                data.x_axis, data.x_axis).split(" (")[0].lower()
-            title = f"{metric} vs {versus} by {what}; fit {data.form}, {data.n_points} runs"
+            title = _curves_title(data)
         ax.set_title(title, loc="left")
     return ax
+
+
+def _curves_title(data: CurvesData) -> str:
+    """What is drawn and what is held fixed: 'ImageNet top-1 vs pretraining data by model size, 224 px only'."""
+    metric = data.y_label.split(" (")[0]
+    versus = "pretraining data" if data.x_axis == "data_hours" else AXIS_LABELS.get(
+        data.x_axis, data.x_axis).split(" (")[0].lower()
+    held = []
+    for col, value in data.where.items():
+        if col == "image_px":
+            held.append(f"runs at {float(value):.0f} px only")
+        elif col == "arch":
+            held.append(f"{size_label(value)} only")
+        else:
+            held.append(f"{col} = {value}")
+    what = {"image_px": "image size", "arch": "model size"}.get(data.group_by, data.group_by)
+    shown = int(data.observed.shape[0])
+    fitted = f"fit {data.form} on all {data.n_points} runs" if shown < data.n_points \
+        else f"fit {data.form}, {data.n_points} runs"
+    return f"{metric} vs {versus} by {what}" + (f", {', '.join(held)}" if held else "") + f"\n{fitted}"
+
+
+def _curve_labels(data: CurvesData) -> list[str]:
+    """Legend labels; a curve closer to the previous one than 2% of the plotted range over its whole length
+    says so (the study's 448 and 476 px fits are 0.4 points apart: otherwise one line seems to be missing)."""
+    labels = [c.label for c in data.curves]
+    values = np.concatenate([data.observed["value"].to_numpy(dtype=float), *(c.predicted for c in data.curves)])
+    close = 0.02 * 100 * float(np.nanmax(values) - np.nanmin(values))
+    for i in range(1, len(data.curves)):
+        a, b = data.curves[i - 1], data.curves[i]
+        if len(a.x) == len(b.x) and np.allclose(a.x, b.x):
+            gap = 100 * (b.predicted - a.predicted)
+            if np.all(np.abs(gap) < close):
+                labels[i] += f" (fit {float(np.mean(gap)):+.1f} points vs {a.label}: the lines nearly coincide)"
+    return labels
 
 
 def _pct(v: float) -> str:
@@ -114,25 +155,32 @@ def _target_label_spot(data: IsoData, segs: Sequence[np.ndarray]) -> tuple[float
 
 
 def plot_iso_accuracy(data: IsoData, ax: Axes | None = None, *, title: str | None = None,
-                      annotate: bool = True) -> Axes:
-    """Figure 3: labelled iso-accuracy contours, the target highlighted, trained runs, the extrapolation
-    region hatched, and the projection with its interval."""
+                      annotate: bool = True, colorbar: bool = True) -> Axes:
+    """Figure 3: labelled iso-accuracy contours (upright), the target highlighted, trained runs, the
+    extrapolation region hatched, the projection with its interval, and a colour bar of the surface."""
     if ax is None:
         _, ax = new_figure(figsize=ISO_FIGSIZE)
     H, N = data.data_hours, data.n_params
     with style():
         fill_levels = [0.0, *data.levels.tolist(), 1.0]
-        ax.contourf(H, N, np.clip(data.accuracy, 0.0, 1.0), levels=fill_levels, cmap="cividis", alpha=0.35,
-                    extend="neither")
+        filled = ax.contourf(H, N, np.clip(data.accuracy, 0.0, 1.0), levels=fill_levels, cmap="cividis",
+                             alpha=0.35, extend="neither")
+        if colorbar:
+            bar = ax.figure.colorbar(filled, ax=ax, shrink=0.85, pad=0.02, aspect=30)
+            bar.set_label(f"Predicted {data.y_label.split(' (')[0]}, %"
+                          + (f" (at {fmt_px(data.image_px)})" if data.image_px else ""))
+            bar.ax.yaxis.set_major_formatter(PERCENT_FORMATTER)
+            bar.ax.tick_params(labelsize=7)
         if len(data.levels):
             cs = ax.contour(H, N, data.accuracy, levels=data.levels, colors="0.25", linewidths=0.7)
-            ax.clabel(cs, fmt=lambda v: f"{100 * v:.0f}%", fontsize=7, inline=True)
+            _upright(ax.clabel(cs, fmt=lambda v: f"{100 * v:.0f}%", fontsize=7, inline=False))
         handles: list[Any] = []
         if data.target is not None:
             ct = ax.contour(H, N, data.accuracy, levels=[data.target], colors=TARGET_COLOUR, linewidths=2.2)
             spot = _target_label_spot(data, ct.allsegs[0])
             if spot is not None:
-                ax.clabel(ct, fmt=lambda v: f"{100 * v:.1f}%", fontsize=8, inline=True, manual=[spot])
+                _upright(ax.clabel(ct, fmt=lambda v: f"{100 * v:.1f}%", fontsize=8, inline=False, manual=[spot]),
+                         colour=TARGET_COLOUR)
             handles.append(Line2D([], [], color=TARGET_COLOUR, linewidth=2.2, label=data.target_label))
             if data.target_band is not None:
                 for b in data.target_band:
@@ -203,8 +251,31 @@ def plot_iso_accuracy(data: IsoData, ax: Axes | None = None, *, title: str | Non
             title = f"Iso-accuracy contours of {data.y_label}{at}; fit {data.form}"
             if data.notes:
                 title += "\n" + "; ".join(data.notes)
+            elsewhere = _trained_elsewhere(data)
+            if elsewhere:
+                title += f"\ntrained runs ({elsewhere}) are marked at their (parameters, hours) on this " \
+                         f"{fmt_px(data.image_px or 0)} surface"
         ax.set_title(title, loc="left", fontsize=9)
     return ax
+
+
+def _upright(texts: Sequence[Any], *, colour: str = "0.15") -> None:
+    """Contour labels set horizontal on a white box: on log axes matplotlib's rotation along the line can
+    turn them sideways or upside down ('%09')."""
+    for t in texts:
+        t.set_rotation(0)
+        t.set_color(colour)
+        t.set_bbox({"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+
+
+def _trained_elsewhere(data: IsoData) -> str:
+    """'224-476 px' when trained runs at other image sizes than the map's are drawn on it, else ''."""
+    if data.image_px is None or "image_px" not in data.observed or not len(data.observed):
+        return ""
+    px = sorted({round(float(v)) for v in data.observed["image_px"]})
+    if px == [round(data.image_px)]:
+        return ""
+    return f"{px[0]} px" if len(px) == 1 else f"{px[0]}-{px[-1]} px"
 
 
 def save_projection_figure(

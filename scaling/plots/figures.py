@@ -69,8 +69,9 @@ class FigureResult:
         return "\n".join([f"figure {self.kind}" + (f" -> {self.path}" if self.path else ""),
                           self.to_frame().to_string()])
 
-    def plot(self, ax: Axes | None = None) -> Axes:
-        """Draw on ``ax`` (a new figure when None); returns the Axes."""
+    def plot(self, ax: Axes | None = None) -> Any:
+        """Draw on ``ax`` (a new figure when None); returns the Axes (multi-panel figures, ``backtest`` over
+        several splits and ``loss`` at several image sizes, put their panels in its place and return them)."""
         from scaling import plots
 
         if ax is None:
@@ -87,13 +88,21 @@ class FigureResult:
         save_figure(fig, path, dpi=dpi)
         return replace(self, path=str(path))
 
+    def _repr_png_(self) -> bytes:
+        """Jupyter shows the figure inline (IPython's display hook for images)."""
+        from scaling.plots.style import new_figure, png_bytes
+
+        fig, ax = new_figure(figsize=self.figsize)
+        self.plot(ax)
+        return png_bytes(fig)
+
     def __repr__(self) -> str:
         return f"FigureResult(kind={self.kind!r}{', path=' + repr(self.path) if self.path else ''})"
 
 
 # kind -> drawing function of scaling.plots (looked up on use: the drawing modules import matplotlib)
 _DRAW = {"data": "plot_accuracy_curves", "resolution": "plot_accuracy_curves", "iso": "plot_iso_accuracy",
-         "backtest": "plot_backtest_parity", "bootstrap": "plot_compute_distribution", "frontier": "plot_frontier",
+         "backtest": "plot_backtest_splits", "bootstrap": "plot_compute_distribution", "frontier": "plot_frontier",
          "loss": "plot_loss_curves"}
 
 
@@ -199,19 +208,19 @@ def iso_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET
 def backtest_figure(runs: pd.DataFrame | None = None, *, forms: Sequence[str] | None = DEFAULT_BACKTEST_FORMS,
                     split: str | None = None, metric: str = "top1", selection: str = DEFAULT_SELECTION,
                     protocol: str | None = None, eval_set: str | None = None) -> FigureResult:
-    """Figure 4: backtest parity, each form fitted without the held-out runs, predicted vs observed."""
+    """Figure 4: backtest parity, each form fitted without the held-out runs, predicted vs observed: one panel
+    per split that some form could fit (``split``: only that split, a name or a pooled kind)."""
     from scaling import plots
     from scaling.study import backtest
 
     runs = _runs(runs, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
     result = backtest(runs, forms, metric=metric)
     frame = runs[runs["metric"] == metric].reset_index(drop=True)
-    rows = plots.backtest_parity_frame(result, frame, split=split)
-    names = list(result.by_form)
-    data = plots.parity_data(rows, forms=[f for f in names if f in set(rows["form"])],
-                             title=plots.backtest_title(result, split))
+    data = plots.backtest_panels(result, frame, split=split, metric_label=plots.metric_label(frame))
     info = {"split": split or plots.default_split(result), "notes": list(result.notes), "ranking": result.ranking}
-    return FigureResult("backtest", data, info, figsize=(5.6, 5.8))
+    ncols = min(len(data.panels), 2)
+    nrows = -(-len(data.panels) // ncols)
+    return FigureResult("backtest", data, info, figsize=(5.0 * ncols, 5.2 * nrows + 0.6))
 
 
 def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET, metric: str | None = None,
@@ -239,6 +248,7 @@ def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_
     data = plots.compute_distribution_from_bootstrap(boot, key=f"{question}.flops", target=tgt.value,
                                                      target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})",
                                                      level=level)
+    data = replace(data, form=fit.form, question=question)
     info = {"form": fit.form, "question": question, "seed": seed, "n_ok": boot.n_ok, "notes": list(boot.notes)}
     return FigureResult("bootstrap", data, info, figsize=(6.4, 4.6))
 
@@ -272,4 +282,5 @@ def loss_figure(db: Any = None, *, runs: Sequence[str] | None = None, fraction: 
     database = db if hasattr(db, "history") or hasattr(db, "grid") else open_db(db)
     data = plots.loss_curves_data(database, runs=list(runs) if runs else None, data_fraction=fraction,
                                   subset_seed=seed, key=key, phase=phase)
-    return FigureResult("loss", data, draw_options={"log_x": log_x})
+    two = data.frame["image_px"].round().nunique() > 1  # 224 px and larger images in two panels
+    return FigureResult("loss", data, figsize=(10.0, 4.9) if two else None, draw_options={"log_x": log_x})

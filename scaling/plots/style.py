@@ -11,6 +11,7 @@ salt (the ids SVG elements get). ``save_figure`` is the only place that writes a
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,13 +95,60 @@ def style() -> Iterator[None]:
         yield
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
-               squeeze: bool = True) -> tuple[Figure, Any]:
-    """A styled Figure and its axes, without pyplot (no global state, nothing to close or show)."""
+INLINE_DPI = 100  # notebooks: sharp enough on screen, small enough to keep executed notebooks light
+
+
+def png_bytes(fig: Figure, *, dpi: float = INLINE_DPI) -> bytes:
+    """The figure as PNG bytes (layout fixed as at a save, no metadata): what a notebook displays."""
+    buffer = io.BytesIO()
+    freeze_layout(fig)
     with style():
-        fig = Figure(figsize=figsize or STYLE["figure.figsize"], layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=squeeze)
+        fig.savefig(buffer, format="png", dpi=dpi, metadata=fixed_metadata("png"))
+    return buffer.getvalue()
+
+
+class InlineFigure(Figure):
+    """A pyplot-free Figure that Jupyter displays as an image.
+
+    Without pyplot no backend registers a display hook for ``Figure``, so a notebook would show only
+    ``<Figure size ...>``; IPython looks for ``_repr_png_`` on any object instead.
+    """
+
+    def _repr_png_(self) -> bytes:
+        return png_bytes(self)
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
+               squeeze: bool = True, **subplot_kw: Any) -> tuple[Figure, Any]:
+    """A styled Figure and its axes, without pyplot (no global state, nothing to close or show); in a
+    notebook the figure displays itself as an image. ``subplot_kw``: ``sharex``/``sharey`` of ``subplots``."""
+    with style():
+        fig = InlineFigure(figsize=figsize or STYLE["figure.figsize"], layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=squeeze, **subplot_kw)
     return fig, axes
+
+
+def split_axes(ax: Any, nrows: int, ncols: int, *, sharey: bool = False) -> np.ndarray:
+    """``nrows`` x ``ncols`` axes in the place of ``ax`` (a figure's subplot), for multi-panel figures drawn
+    through a one-``ax`` interface; a sequence of axes with that many entries is used as it is."""
+    if not hasattr(ax, "get_subplotspec"):
+        axes = np.asarray(ax, dtype=object).ravel()
+        if axes.size != nrows * ncols:
+            raise ScalingError(f"this figure needs {nrows * ncols} axes; got {axes.size}")
+        return axes.reshape(nrows, ncols)
+    if nrows * ncols == 1:
+        return np.array([[ax]], dtype=object)
+    spec = ax.get_subplotspec()
+    fig = ax.figure
+    ax.remove()
+    grid = spec.subgridspec(nrows, ncols)
+    out = np.empty((nrows, ncols), dtype=object)
+    with style():
+        for i in range(nrows):
+            for j in range(ncols):
+                share = out[i, 0] if sharey and j > 0 else None
+                out[i, j] = fig.add_subplot(grid[i, j], sharey=share)
+    return out
 
 
 def size_key(arch: Any) -> str:
@@ -182,8 +230,55 @@ def fmt_px(x: float) -> str:
     return f"{x:.0f} px" if x < 1e6 else f"{x:.2g} px"
 
 
+def fmt_hours(x: float) -> str:
+    """Hours in labels, one format at every magnitude: '0.5 h', '1,321 h', '197,422 h', '3.2e+07 h'."""
+    if not math.isfinite(x):
+        return "- h"
+    if x < 10:
+        return f"{x:.2g} h"
+    return f"{x:,.0f} h" if x < 1e7 else f"{x:.2g} h"
+
+
+def fmt_flops(x: float | None) -> str:
+    """'4.85e+22 FLOPs', '1.30e+23 FLOPs' (three significant figures, one format in every figure)."""
+    return "-" if x is None or not math.isfinite(x) else f"{x:.2e} FLOPs"
+
+
 def fmt_percent_tick(x: float) -> str:
     return f"{100 * x:.0f}%"
+
+
+def _fmt_sci(x: float) -> str:
+    return f"{x:.2e}"
+
+
+def _fmt_pxs(x: float) -> str:
+    return f"{x:,.0f} px" if x < 1e6 else f"{x:.2g} px"
+
+
+# Column name -> format of ``readable_frame``: the units of the toolkit's column names.
+COLUMN_FORMATS = {"n_params": fmt_count, "data_hours": fmt_hours, "image_px": _fmt_pxs, "flops": _fmt_sci,
+                  "FLOPs": _fmt_sci, "pretrain_flops": _fmt_sci}
+
+
+def readable_frame(frame: Any, formats: dict[str, Any] | None = None, *, digits: int = 4) -> Any:
+    """A copy of a DataFrame for display: parameters as '2.92B', hours as '23,059 h', image sides as
+    '2,200 px', FLOPs as '6.11e+22' (by column name, or ``formats``: name -> callable or format spec), other
+    floats to ``digits`` significant figures; NaN stays blank. Numbers become strings: display only."""
+    import pandas as pd
+
+    table = {**COLUMN_FORMATS, **(formats or {})}
+    out = frame.copy()
+    for col in out.columns:
+        values = out[col]
+        if not pd.api.types.is_float_dtype(values) and col not in (formats or {}):
+            continue
+        fmt = table.get(col, table.get(str(col).lower(), f"{{:,.{digits}g}}"))
+        if "flops" in str(col).lower() and col not in table:
+            fmt = _fmt_sci
+        call = fmt if callable(fmt) else fmt.format
+        out[col] = [("" if v is None or (isinstance(v, float) and math.isnan(v)) else call(v)) for v in values]
+    return out
 
 
 COUNT_FORMATTER = FuncFormatter(lambda x, _pos: fmt_count(x))
