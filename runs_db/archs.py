@@ -65,7 +65,22 @@ ARCHS: dict[str, ViTShape] = {
         ViTShape("vit_b14", 768, 12, 12, 14, "ViT-B/14, Orhan (2023)"),
         ViTShape("vit_l14", 1024, 24, 16, 14, "ViT-L/14, Orhan (2023)"),
         ViTShape("vit_h14", 1280, 32, 16, 14, "ViT-H/14, Orhan (2023)"),
+        # The projected sizes (Orhan 2023 projects human-level recognition at ~2.5B parameters, 952 px). Our own
+        # shapes, MLP ratio 4 and 96-128-wide heads, about ViT-H/14's 40 width per layer; their encoder counts
+        # (exact, timm, checked on the meta device in tests/test_plan.py) are in PROJECTED_PARAMS.
+        ViTShape("vit_1b14", 1536, 36, 16, 14, "ViT-1B/14 (1536 wide, 36 deep), 1.02B at 224 px"),
+        ViTShape("vit_2p5b14", 2048, 48, 16, 14,
+                 "ViT-2.5B/14 (2048 wide, 48 deep), 2.43B at 952 px; measured on an H200 (notes-gpu)"),
+        ViTShape("vit_3b14", 2304, 48, 18, 14, "ViT-3B/14 (2304 wide, 48 deep), 3.06B at 224 px"),
     ]
+}
+
+# Encoder parameters (class token and position embeddings included, as the published logs) of the projected
+# sizes at 224 and 952 px: timm's VisionTransformer counts, equal to ``encoder_params``.
+PROJECTED_PARAMS: dict[str, dict[int, int]] = {
+    "vit_1b14": {224: 1_021_238_784, 952: 1_027_948_032},
+    "vit_2p5b14": {224: 2_418_935_808, 952: 2_427_881_472},
+    "vit_3b14": {224: 3_061_041_408, 952: 3_071_105_280},
 }
 
 # Names used in the published log files (``vith14@448_0.01_2``) -> registry names and image size.
@@ -85,6 +100,18 @@ def get_arch(name: str) -> ViTShape:
     except KeyError:
         known = ", ".join(sorted(ARCHS))
         raise KeyError(f"unknown architecture {name!r}; known: {known}") from None
+
+
+def nearest_arch(n_params: float, image_px: int = 224, *, patch_px: int = PATCH_PX) -> ViTShape:
+    """The registered shape (of ``patch_px`` patches) whose encoder count at ``image_px`` is nearest to
+    ``n_params`` in log scale: the trainable architecture behind a projected parameter count (2.5e9 at
+    952 px -> ``vit_2p5b14``, 2.43B)."""
+    if not (n_params > 0 and math.isfinite(n_params)):
+        raise ValueError(f"parameter count must be a positive number, got {n_params}")
+    shapes = [s for s in ARCHS.values() if s.patch_px == patch_px]
+    if not shapes:
+        raise ValueError(f"no registered shape has {patch_px}-px patches")
+    return min(shapes, key=lambda s: abs(math.log(encoder_params(s, image_px) / n_params)))
 
 
 def block_params(width: float) -> float:

@@ -36,6 +36,7 @@ class ProjectionReport:
     bootstrap: Any = None  # scaling.resampling.BootstrapResult
     figure: str | None = None  # the file the iso-accuracy map was written to
     budget: Any = None  # scaling.budget.CostOptimum: the best allocation at a given compute
+    plans: Any = None  # ((question, scaling.planner.PlanReport or the reason there is none), ...) with plan=
 
     def answer(self, question: str) -> Projection:
         """The answer to one question ('scale every axis', 'solve data_hours', 'at point')."""
@@ -61,6 +62,8 @@ class ProjectionReport:
             out["budget"] = self.budget.to_dict()
         if self.bootstrap is not None:
             out["bootstrap"] = self.bootstrap.to_dict()
+        if self.plans is not None:
+            out["plans"] = [{"question": q, "plan": p if isinstance(p, str) else p.to_dict()} for q, p in self.plans]
         return jsonable(out)
 
     def to_frame(self) -> pd.DataFrame:
@@ -116,6 +119,8 @@ class ProjectionReport:
                 lo, hi = s.intervals[level]
                 lines.append(f"  {name}: {s.estimate if s.estimate is not None else math.nan:.4g} "
                              f"[{lo:.4g}, {hi:.4g}]")
+        for question, p in self.plans or ():
+            lines.append(f"{question}: {p}" if isinstance(p, str) else f"{question}: {p.summary()}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
