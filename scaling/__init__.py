@@ -51,6 +51,13 @@ _API = {
     "list_targets": "scaling.targets",
     "resolve_target": "scaling.targets",
     "pretrain_compute": "scaling.compute",
+    "plan": "scaling.planner",
+    "PlanReport": "scaling.planner",
+    "nearest_arch": "runs_db.archs",
+    "suggest": "scaling.suggest_runs",
+    "SuggestResult": "scaling.suggest_result",
+    "write_configs": "scaling.suggest_configs",
+    "suggest_replay": "scaling.suggest_replays",  # another module name: scaling.suggest_replay stays the function
     "ScalingError": "scaling.errors",
     "FitError": "scaling.errors",
     "ProjectionError": "scaling.errors",

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from scaling.data import Selection, is_runs_frame, load_runs, select
+from scaling.data import Selection, check_chance, is_runs_frame, load_runs, select
 from scaling.defaults import (
     DEFAULT_FORM,
     DEFAULT_GROUP,
@@ -31,6 +31,7 @@ from scaling.defaults import (
 )
 from scaling.errors import ProjectionError, ScalingError
 from scaling.fitting import FitResult
+from scaling.planner import plan_answers
 from scaling.report import ProjectionReport
 from scaling.targets import Target, resolve_target
 
@@ -94,11 +95,13 @@ def fit(
     """
     from scaling.fitting import fit as fit_table
 
-    sel = select(data, metric=metric, y=y, axes=axes)
+    sel = select(data, metric=metric, y=y, axes=axes, kind=kind)
+    check_chance(chance, kind, sel)
     opts = form_options(form, metric=sel.metric, kind=kind, chance=chance, huber_delta=huber_delta,
                         alpha_max=alpha_max) | options
     result = fit_table(sel.frame, form, y=sel.y, axes=sel.axes, kind=kind, weights=weights, **opts)  # type: ignore[arg-type]
-    result = dataclasses.replace(result, source=sel.source, data=sel.frame, fit_options=opts, weights=weights)
+    result = dataclasses.replace(result, source=sel.source, data=sel.frame, fit_options=opts, weights=weights,
+                                 notes=(*sel.notes, *result.notes))
     if bootstrap:
         boot = resample(result, n=bootstrap, seed=seed, levels=levels, group=group, workers=workers,
                         progress=progress)
@@ -180,6 +183,7 @@ def project(
     cost: str | None = None,
     budget: float | None = None,
     figure: str | Path | None = None,
+    plan: bool | Mapping[str, Any] = False,
     progress: Progress | None = None,
 ) -> ProjectionReport:
     """What scale (and compute) reaches ``target``? Three questions from the largest trained point.
@@ -191,7 +195,7 @@ def project(
     ``optimal=True`` the cheapest allocation reaching the target within ``bounds`` and ``budget=C`` the best
     allocation at compute C, under ``cost`` ('mae', the MAE FLOPs model, by default on the run database;
     '6nd'; or an expression of the axes such as '6*params*tokens'); ``figure`` writes the iso-accuracy map
-    of the answer (.png, .pdf or .svg).
+    of the answer (.png, .pdf or .svg); ``plan=True`` (or ``scaling.plan`` options) plans every answer's point.
     """
     from scaling.projection import (
         ComputeAssumptions,
@@ -250,6 +254,9 @@ def project(
     # What compute means: the MAE FLOPs model on the run database, else the cost the caller names.
     cost_spec = cost if cost is not None else ("mae" if on_runs else None)
     model = None
+    if cost is not None and not (optimal or budget is not None):  # never silently ignored
+        raise ScalingError(f"cost {cost!r} (--cost) is what compute means for --optimal or --budget; give one of "
+                           "them")
     if (optimal or budget is not None) and cost_spec is None:
         raise ScalingError("allocating compute on these axes needs a cost model: cost='6nd' (C = 6 N D over the "
                            "first two axes) or an expression of the axes such as '6*params*tokens' (--cost)")
@@ -300,6 +307,8 @@ def project(
     report = ProjectionReport(target=tgt, fit=result, compute_assumptions=assumptions, projections=tuple(answers),
                               optimal=opt, bootstrap=boot, figure=None if figure is None else str(figure),
                               budget=at_budget)
+    if plan:  # a training plan of every answer's point
+        report = dataclasses.replace(report, plans=plan_answers(report, **(plan if isinstance(plan, Mapping) else {})))
     if figure is not None:
         report.save_figure(figure)
     return report
@@ -346,12 +355,13 @@ def backtest(
     from scaling.backtesting import backtest as run_backtest
 
     names = _form_names(forms)
-    sel = select(data, metric=metric, y=y, axes=axes)
+    sel = select(data, metric=metric, y=y, axes=axes, kind=kind)
+    check_chance(chance, kind, sel)
     options, unavailable = _options_for(names, sel, kind, chance, huber_delta, alpha_max)
     result = run_backtest(sel.frame, names, y=sel.y, axes=sel.axes, kind=kind, options=options,
                           rolling_axis=_rolling_axis(rolling_axis, sel), level_tol=_level_tol(level_tol, sel),
                           progress=_labelled(progress, "backtest"), unavailable=unavailable)
-    return dataclasses.replace(result, source=sel.source, data=sel.frame)
+    return dataclasses.replace(result, source=sel.source, data=sel.frame, notes=(*sel.notes, *result.notes))
 
 
 def _options_for(names: Sequence[str], sel: Selection, kind: str, chance: float | None, huber_delta: float | None,
@@ -369,6 +379,9 @@ def _options_for(names: Sequence[str], sel: Selection, kind: str, chance: float 
 
 
 def _rolling_axis(rolling_axis: str | None, sel: Selection) -> str | None:
+    if rolling_axis is not None and rolling_axis != AUTO and rolling_axis not in sel.axes:
+        raise ScalingError(f"rolling axis {rolling_axis!r} is not one of the axes ({', '.join(sel.axes)}), "
+                           "'auto' or none")
     if rolling_axis != AUTO:
         return rolling_axis
     return "data_hours" if sel.metric is not None else sel.axes[-1]
@@ -412,7 +425,8 @@ def compare(
 
     names = _form_names(forms)
     lv = check_levels(levels)
-    sel = select(data, metric=metric, y=y, axes=axes)
+    sel = select(data, metric=metric, y=y, axes=axes, kind=kind)
+    check_chance(chance, kind, sel)
     point = dict(at) if at is not None else _default_point(sel)
     missing = [a for a in sel.axes if a not in point]
     if missing:
@@ -431,7 +445,8 @@ def compare(
                          group=grp, levels=lv, rolling_axis=_rolling_axis(rolling_axis, sel),
                          level_tol=_level_tol(level_tol, sel), progress=progress, workers=workers)
     rows = {r.form: r for r in result.rows} | {f: FormRow(f, False, why) for f, why in unavailable.items()}
-    return dataclasses.replace(result, rows=[rows[f] for f in names], source=sel.source, target_spec=tgt)
+    return dataclasses.replace(result, rows=[rows[f] for f in names], source=sel.source, target_spec=tgt,
+                               notes=(*sel.notes, *result.notes))
 
 
 def _default_point(sel: Selection) -> dict[str, float]:

@@ -14,9 +14,12 @@ import typer
 from scaling import __version__
 from scaling.cli import analysis as cli_analysis
 from scaling.cli import fit as cli_fit
+from scaling.cli import plan as cli_plan
 from scaling.cli import plot as cli_plot
 from scaling.cli import runs as cli_runs
+from scaling.cli import suggest as cli_suggest
 from scaling.cli import train as cli_train
+from scaling.cli.render import reflow_app_help
 
 app = typer.Typer(
     name="scaling",
@@ -48,15 +51,19 @@ def root(
 ) -> None:
     """Fit scaling surfaces to MAE runs and project what it takes to reach a target.
 
+    `scaling project` says what reaches human-level top-5 on the published grid, `scaling compare` backtests
+    every form side by side, and `scaling train demo` trains a tiny real-data grid point (the train extra).
+
     [bold]Examples[/bold]
 
-      scaling project                      # what reaches human-level top-5 on the published grid
+      scaling project
       scaling project --figure projection.png --bootstrap 1000
-      scaling compare --metric top5        # every form, backtested, side by side
+      scaling compare --metric top5
       scaling fit --form powerlaw --metric top1
       scaling plot iso --out iso.png
       scaling runs list --arch vit_h14
-      scaling train demo                   # a tiny real-data grid point (needs the train extra)
+      scaling suggest --target human-top5 --budget 1e20
+      scaling train demo
     """
     ctx.obj = {"db": db}
 
@@ -66,6 +73,9 @@ cli_fit.register(app)
 cli_train.register(app)
 cli_plot.register(app)
 cli_analysis.register(app)
+cli_plan.register(app)
+cli_suggest.register(app)
+reflow_app_help(app)  # prose paragraphs of every --help wrap at the terminal; examples keep their lines
 
 
 def main() -> None:

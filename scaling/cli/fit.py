@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -34,13 +33,16 @@ from scaling.cli.options import (
 )
 from scaling.cli.progress import progress_bar
 from scaling.cli.render import (
+    fmt_estimate,
     fmt_flops,
     fmt_hours,
     fmt_number,
     fmt_params,
     fmt_percent,
     fmt_px,
+    fmt_stderr,
     print_json,
+    render_bootstrap,
     stderr_console,
     stdout_console,
     table,
@@ -101,31 +103,10 @@ def targets_cmd(as_json: JsonOpt = False) -> None:
     stdout_console().print(table(f"Targets (default: {DEFAULT_TARGET})", cols, rows))
 
 
-def fmt_interval(lo: float | None, hi: float | None, fmt: Any = fmt_number) -> str:
-    def one(v: float | None) -> str:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
-            return "-"
-        return "inf" if math.isinf(v) else fmt(v)
-
-    return f"{one(lo)} .. {one(hi)}"
-
-
-def render_bootstrap(boot: Any, summaries: dict[str, Any], title: str, fmt_for: Any = None) -> None:
-    """One table of estimate, median and intervals; notes and failures on stderr."""
-    rows = []
-    for name, s in summaries.items():
-        fmt = fmt_for(name) if fmt_for is not None else fmt_number
-        est = "-" if s.estimate is None else ("inf" if math.isinf(s.estimate) else fmt(s.estimate))
-        med = "inf" if math.isinf(s.median) else (fmt(s.median) if not math.isnan(s.median) else "-")
-        cells = [fmt_interval(*s.intervals[lvl], fmt=fmt) for lvl in boot.levels]
-        rows.append([name, est, med, *cells, str(s.n_infinite) if s.n_infinite else ""])
-    cols = ["quantity", "estimate", "median", *[f"{100 * lvl:g}% interval" for lvl in boot.levels], "unbounded"]
-    group = ", ".join(boot.group) if boot.group else "single rows"
-    caption = (f"{boot.n_ok} of {boot.n_requested} resamples fitted (seed {boot.seed}; resampling {boot.n_groups} "
-               f"groups by {group}; refits: {', '.join(f'{k} {v}' for k, v in boot.paths.items())})")
-    stdout_console().print(table(title, cols, rows, caption=caption))
-    for note in boot.notes:
-        stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
+# Table labels of FitResult.stats (the JSON keys stay); "n_params" there counts the form's free parameters,
+# not the axis of that name.
+STAT_LABELS = {"rmse": "RMSE", "mae": "mean |residual|", "max_abs": "max |residual|", "r2": "R^2",
+               "loglik": "log-likelihood", "aicc": "AICc", "bic": "BIC", "n_params": "free parameters"}
 
 
 def _render_fit(result: FitResult) -> None:
@@ -134,15 +115,17 @@ def _render_fit(result: FitResult) -> None:
     rows = []
     for name, value in result.params.items():
         se = (result.stderr or {}).get(name)
-        rows.append((name, repr(float(value)), fmt_number(se), "yes" if name in result.at_bound else ""))
+        rows.append((name, fmt_estimate(value, se), fmt_stderr(se), "yes" if name in result.at_bound else ""))
     where = ", ".join(f"{k}={v}" for k, v in source.items())
     console.print(table(f"Fit {result.form}: {result.y} ~ {', '.join(result.axes)} ({result.kind})",
                         ["parameter", "value", "std. error", "at bound"], rows, caption=where))
     s = result.stats
-    stat_rows = [(k, fmt_number(v)) for k, v in s.items()]
-    stat_rows += [("n points", str(result.n_points)), ("converged", "yes" if result.converged else "no"),
-                  ("ceiling", fmt_number(result.ceiling))]
-    console.print(table(None, ["statistic", "value"], stat_rows))
+    stat_rows = [(STAT_LABELS.get(k, k), fmt_number(v)) for k, v in s.items()]
+    limit = "none" if result.ceiling is None else fmt_number(result.ceiling)
+    stat_rows += [("points fitted", str(result.n_points)), ("converged", "yes" if result.converged else "no"),
+                  (f"{result.direction.limit_name} as every axis grows", limit)]
+    console.print(table(None, ["statistic", "value"], stat_rows,
+                        caption="values rounded to their standard error's second digit; --json has them unrounded"))
     for note in result.notes:
         stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
 
@@ -171,18 +154,22 @@ def fit_cmd(
 ) -> None:
     """Fit a named functional form to the run database (or to a CSV table).
 
-    Parameters are printed unrounded, with residual statistics, AICc/BIC on the response scale,
-    convergence and any parameter at a bound. --bootstrap N adds percentile intervals on every parameter
-    and on the ceiling, from N resamples of whole runs (--group), refitted (a progress bar on stderr).
+    Parameters are printed rounded to the precision of their standard errors (--json: unrounded), with
+    residual statistics, AICc/BIC on the response scale, convergence and any parameter at a bound.
+    --bootstrap N adds percentile intervals on every parameter and on the ceiling (or floor), from N
+    resamples of whole runs (--group), refitted (a progress bar on stderr); the table says how many
+    resamples each interval uses.
 
     [bold]Examples[/bold]
 
-      scaling fit                                    # poly1 (the study's form), ImageNet top-1, best epoch
+      scaling fit
       scaling fit --form poly1 --metric top5 --json
       scaling fit --form logit2 --selection last-epoch
-      scaling fit --data chinchilla.csv --y loss --axes n_params,tokens --kind loss
-      scaling fit --form powerlaw --bootstrap 1000 --seed 1 --level 0.9 --workers 2
-      scaling fit --form poly1 --bootstrap 1000 --group data_fraction,subset_seed
+      scaling fit --data chinchilla.csv --y loss --axes n_params,tokens \\
+          --kind loss
+      scaling fit --form powerlaw --bootstrap 1000 --seed 1 --level 0.9 \\
+          --workers 2
+      scaling fit --bootstrap 1000 --group data_fraction,subset_seed
     """
     import scaling
 
@@ -197,7 +184,8 @@ def fit_cmd(
         return
     _render_fit(result)
     if result.bootstrap is not None:
-        render_bootstrap(result.bootstrap, result.bootstrap.params, f"Bootstrap intervals ({result.form})")
+        render_bootstrap(result.bootstrap, result.bootstrap.params, f"Bootstrap intervals ({result.form})",
+                         limit_name=result.direction.limit_name)
 
 
 RUN_AXES = {"n_params": ("parameters", fmt_params), "data_hours": ("data", fmt_hours), "image_px": ("image", fmt_px)}
@@ -213,6 +201,12 @@ def _axis_columns(fit: FitResult) -> list[tuple[str, str, Any]]:
 def _point_cells(p: Projection, columns: list[tuple[str, str, Any]]) -> list[str]:
     pt = p.point or {}
     return [fmt(pt[a]) if a in pt else "-" for a, _, fmt in columns]
+
+
+def _limit_text(value: float | None, pct: bool) -> str:
+    if value is None:
+        return "none"
+    return fmt_percent(value) if pct else fmt_number(value)
 
 
 def _render_projections(projections: list[tuple[str, Projection]], target_desc: str, fit: FitResult,
@@ -235,7 +229,7 @@ def _render_projections(projections: list[tuple[str, Projection]], target_desc: 
     limit = fit.direction.limit_name
     what = "runs" if fit.source.get("db") else "points"
     caption = (f"form {fit.form} fitted to {fit.n_points} {what} ({fit.y} ~ {', '.join(fit.axes)}); "
-               f"{limit} {fmt_percent(fit.ceiling) if pct else fmt_number(fit.ceiling)}. {compute_note}")
+               f"{limit} {_limit_text(fit.ceiling, pct)}. {compute_note}")
     console.print(table(f"What reaches {target_desc}?", cols, rows, caption=caption))
     for label, p in projections:
         for line in (p.reason, p.details.get("compute_note", "")):
@@ -309,6 +303,10 @@ def project_cmd(
         Path | None,
         typer.Option("--figure", help="Also write the iso-accuracy map with the projection: .png, .pdf or .svg."),
     ] = None,
+    plan: Annotated[
+        bool, typer.Option("--plan", help="Also plan training each answer's point on one H200: memory per GPU, the "
+                                          "batch that fits, GPU-hours (more options: `scaling plan`).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Invert a fitted form: what scale (and compute) reaches the target?
@@ -326,16 +324,19 @@ def project_cmd(
 
     [bold]Examples[/bold]
 
-      scaling project                                   # human top-5 (94.9%), all three questions
+      scaling project
       scaling project --target 80% --metric top1 --form logit1
       scaling project --mode solve --axis n_params --json
       scaling project --mode scale --exponents image_px=0.5
-      scaling project --mode at --at n_params=2.5e9,data_hours=20000,image_px=952
+      scaling project --mode at \\
+          --at n_params=2.5e9,data_hours=20000,image_px=952
       scaling project --form powerlaw --bootstrap 1000 --seed 1
       scaling project --form logit1 --optimal --bounds image_px=224:952
-      scaling project --figure projection.png           # and the iso-accuracy map of the answer
-      scaling project --data lm.csv --y loss --axes params,tokens --kind loss --form powerlaw \\
-          --target 2.2 --optimal --cost 6nd --budget 1e21
+      scaling project --figure projection.png
+      scaling project --plan
+      scaling project --data lm.csv --y loss --axes params,tokens \\
+          --kind loss --form powerlaw --target 2.2 --optimal --cost 6nd \\
+          --budget 1e21
     """
     import scaling
 
@@ -362,7 +363,7 @@ def project_cmd(
             exponents=parse_assignments(exponents, "--exponents") if exponents else None, passes=passes,
             bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level), group=cli_group(group), workers=workers,
             optimal=optimal, bounds=parse_bounds(bounds) if bounds else None, frontier_rows=frontier_rows,
-            cost=cost, budget=budget, figure=figure, progress=update)
+            cost=cost, budget=budget, figure=figure, plan=plan, progress=update)
     if as_json:
         print_json(report.to_dict())
         return
@@ -380,8 +381,13 @@ def project_cmd(
     if report.budget is not None:
         _render_cost_optimum(report.budget, f"Best allocation at a cost of {budget:.3g}", kind)
     if boot is not None:
-        render_bootstrap(boot, boot.derived, f"Bootstrap intervals ({result.form})", _quantity_format(kind))
+        render_bootstrap(boot, boot.derived, f"Bootstrap intervals ({result.form})", _quantity_format(kind),
+                         limit_name=result.direction.limit_name)
         _render_probabilities(boot)
+    if report.plans is not None:
+        from scaling.cli.plan import render_plans
+
+        render_plans(report.plans)
 
 
 def parse_bounds(text: str) -> dict[str, tuple[float, float]]:
@@ -455,14 +461,15 @@ def _render_cost_optimum(a: Any, title: str, kind: str) -> None:
 
 def _render_optimal(opt: Any, target_desc: str, kind: str) -> None:
     console = stdout_console()
-    rows = [["FLOPs model (the answer)", "numerical", *_alloc_cells(opt.optimum)],
-            ["proportional C = k N D (R/p)^rho", "numerical", *_alloc_cells(opt.proportional_numerical)]]
+    rows = [["MAE FLOPs (the answer)", "numerical", *_alloc_cells(opt.optimum)],
+            ["proportional", "numerical", *_alloc_cells(opt.proportional_numerical)]]
     if opt.proportional_closed is not None:
-        rows.append(["proportional C = k N D (R/p)^rho", "closed form", *_alloc_cells(opt.proportional_closed)])
+        rows.append(["proportional", "closed form", *_alloc_cells(opt.proportional_closed)])
     bounds = "; ".join(f"{a} {lo:.3g}..{hi:.3g}" for a, (lo, hi) in opt.bounds.items())
     console.print(table(f"Compute-optimal allocation reaching {target_desc}",
                         ["cost model", "method", "parameters", "data", "image", "cost (FLOPs)", "reached",
-                         "at bounds / reason"], rows, caption=f"bounds: {bounds}"))
+                         "at bounds / reason"], rows,
+                        caption=f"proportional: C = k N D (R/p)^rho; bounds: {bounds}", key=2))
     if opt.frontier:
         frows = [[fmt_params(r.n_params), *_alloc_cells(r.allocation)[1:4],
                   f"x{r.relative_cost:.3f}" if r.relative_cost is not None else "not reachable within the bounds"]

@@ -9,7 +9,8 @@ Figure                                   data                          drawing
 1 accuracy vs hours, one colour per size ``accuracy_curves_data``      ``plot_accuracy_curves``
 2 the effect of image resolution (ViT-H) ``accuracy_curves_data(group_by="image_px")``  (same)
 3 iso-accuracy contours over (N, D)      ``iso_accuracy_data``         ``plot_iso_accuracy``
-4 backtest parity                        ``parity_data``               ``plot_backtest_parity``
+4 backtest parity (one panel per split)  ``backtest_panels``           ``plot_backtest_splits``
+  (one split)                            ``parity_data``               ``plot_backtest_parity``
 5 bootstrap distribution of compute      ``compute_distribution_data`` ``plot_compute_distribution``
 6 MAE pretraining loss curves            ``loss_curves_data``          ``plot_loss_curves``
   compute-optimal frontier               ``frontier_data``             ``plot_frontier``
@@ -23,10 +24,12 @@ from __future__ import annotations
 
 from scaling.plots.curves_data import AXIS_LABELS, Curve, CurvesData, accuracy_curves_data, metric_label
 from scaling.plots.diagnostics_data import (
+    BacktestPanels,
     ComputeDistribution,
     FrontierData,
     LossCurves,
     ParityData,
+    backtest_panels,
     backtest_parity_frame,
     backtest_title,
     compute_distribution_data,
@@ -38,6 +41,7 @@ from scaling.plots.diagnostics_data import (
 )
 from scaling.plots.draw_diagnostics import (
     plot_backtest_parity,
+    plot_backtest_splits,
     plot_compute_distribution,
     plot_frontier,
     plot_loss_curves,
@@ -54,11 +58,13 @@ from scaling.plots.figures import (
     resolution_figure,
 )
 from scaling.plots.iso_data import IsoData, PointInterval, band_interval, bootstrap_interval, iso_accuracy_data
-from scaling.plots.style import figure_format, new_figure, save_figure
+from scaling.plots.style import figure_format, new_figure, png_bytes, readable_frame, save_figure
+from scaling.plots.suggest_figure import SuggestMap, plot_replay, plot_suggest_map, suggest_map_data
 
 __all__ = [
     "AXIS_LABELS",
     "ISO_FIGSIZE",
+    "BacktestPanels",
     "ComputeDistribution",
     "Curve",
     "CurvesData",
@@ -68,9 +74,11 @@ __all__ = [
     "LossCurves",
     "ParityData",
     "PointInterval",
+    "SuggestMap",
     "accuracy_curves_data",
     "accuracy_figure",
     "backtest_figure",
+    "backtest_panels",
     "backtest_parity_frame",
     "backtest_title",
     "band_interval",
@@ -91,11 +99,17 @@ __all__ = [
     "parity_data",
     "plot_accuracy_curves",
     "plot_backtest_parity",
+    "plot_backtest_splits",
     "plot_compute_distribution",
     "plot_frontier",
     "plot_iso_accuracy",
     "plot_loss_curves",
+    "plot_replay",
+    "plot_suggest_map",
+    "png_bytes",
+    "readable_frame",
     "resolution_figure",
     "save_figure",
     "save_projection_figure",
+    "suggest_map_data",
 ]

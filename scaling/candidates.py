@@ -1,0 +1,339 @@
+"""Candidate runs for ``scaling.suggest``: the default neighbours of a grid, a CSV file, or a grid spec.
+
+A candidate is one run not trained yet: a point on the fit's axes, plus, on the run database, its
+architecture, resolution, hours of video, subset seed and the pretraining FLOPs it would cost.
+
+Default candidates extend the trained grid by one level beyond it along every axis, and jointly: the
+levels of each axis are those trained plus one more, a geometric step above the largest (the axis's mean
+step, (largest / smallest) ** (1 / (levels - 1))), and every combination of levels that is not trained is a
+candidate. On the run database the axes are the architecture (a size beyond the largest registered one is
+the largest's parameter count times the step, shaped by the compute model's aspect rule), image px
+(rounded to the patch), data hours, and the subset seed: a configuration already trained gets its next
+unused seed (a replicate, which is how seed-to-seed noise is learned).
+
+Pretraining FLOPs of a run-database candidate follow the study's recipe as trained in the grid: the
+images seen (training length) are the median of the trained runs with the same architecture and
+resolution, else the same architecture, else the same resolution, else all runs; the mask ratio is that
+of the trained runs at the nearest resolution; FLOPs per image are ``scaling.compute``'s MAE model. A
+``pretrain_flops`` column in a candidates file overrides this (e.g. the recorded cost of a real run).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import ScalingError
+
+RUN_FIELDS = ("arch", "image_px", "data_hours", "subset_seed")
+BEYOND = "beyond"  # the architecture label of a size past the largest registered one
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One run that could be trained next."""
+
+    point: dict[str, float]  # the fit's axes -> value
+    flops: float  # pretraining FLOPs it would cost
+    label: str
+    beyond: tuple[str, ...] = ()  # axes on which it lies past the trained grid
+    run: dict[str, Any] = field(default_factory=dict)  # arch, image_px, data_hours, subset_seed, data_fraction, ...
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "point": dict(self.point), "pretrain_flops": self.flops,
+                "beyond": list(self.beyond), "run": dict(self.run)}
+
+
+def _levels(values: Sequence[float], sig: int = 6) -> list[float]:
+    """Distinct values, equal to ``sig`` significant digits counted once (hours are stored unrounded)."""
+    out: list[float] = []
+    for v in sorted(float(x) for x in values):
+        if not out or not math.isclose(v, out[-1], rel_tol=10.0 ** -sig):
+            out.append(v)
+    return out
+
+
+def mean_step(levels: Sequence[float]) -> float:
+    """Geometric mean ratio between consecutive levels; 2 when there is one level."""
+    lv = [v for v in levels if v > 0]
+    if len(lv) < 2:
+        return 2.0
+    return (lv[-1] / lv[0]) ** (1.0 / (len(lv) - 1))
+
+
+def is_runs_grid(frame: pd.DataFrame) -> bool:
+    return {"arch", "image_px", "data_hours", "n_params", "run_id"} <= set(frame.columns)
+
+
+# -- the run database -------------------------------------------------------------------------------
+
+
+class RunRecipe:
+    """What the trained grid says about training a new run: sizes, lengths, masks, the corpus."""
+
+    def __init__(self, runs: pd.DataFrame) -> None:
+        self.runs = runs  # one row per run
+        self._images: dict[tuple[str, float], float] = {}
+        self._masks: dict[float, float] = {}
+
+    @functools.cached_property
+    def corpus_hours(self) -> float | None:
+        r = self.runs.dropna(subset=["data_fraction"]) if "data_fraction" in self.runs else self.runs.iloc[:0]
+        r = r[r["data_fraction"] > 0]
+        return float(np.median(r["data_hours"] / r["data_fraction"])) if len(r) else None
+
+    def n_params(self, arch: str, image_px: float, step: float) -> float:
+        from runs_db.archs import encoder_params, get_arch
+
+        if arch == BEYOND:
+            largest = self.largest_arch()
+            return step * float(encoder_params(get_arch(largest), int(image_px)))
+        return float(encoder_params(get_arch(arch), int(image_px)))
+
+    def largest_arch(self) -> str:
+        return str(self.runs.sort_values("n_params")["arch"].iloc[-1])
+
+    def images_seen(self, arch: str, image_px: float) -> float:
+        key = (arch, float(image_px))
+        if key not in self._images:
+            self._images[key] = self._images_seen(arch, image_px)
+        return self._images[key]
+
+    def _images_seen(self, arch: str, image_px: float) -> float:
+        r = self.runs.dropna(subset=["samples_seen"])
+        same_px = np.isclose(r["image_px"].to_numpy(dtype=float), image_px)
+        for mask in (same_px & (r["arch"] == arch).to_numpy(), (r["arch"] == arch).to_numpy(), same_px,
+                     np.ones(len(r), dtype=bool)):
+            if mask.any():
+                return float(np.median(r.loc[mask, "samples_seen"]))
+        raise ScalingError("the grid records no images seen (samples_seen): cannot cost a candidate run")
+
+    def mask_ratio(self, image_px: float) -> float:
+        if float(image_px) not in self._masks:
+            self._masks[float(image_px)] = self._mask_ratio(image_px)
+        return self._masks[float(image_px)]
+
+    def _mask_ratio(self, image_px: float) -> float:
+        from runs_db.archs import MASK_RATIO
+
+        if "mask_ratio" not in self.runs or self.runs["mask_ratio"].isna().all():
+            return MASK_RATIO
+        r = self.runs.dropna(subset=["mask_ratio"])
+        dist = np.abs(np.log(r["image_px"].to_numpy(dtype=float) / image_px))
+        return float(np.median(r["mask_ratio"].to_numpy()[dist == dist.min()]))
+
+    def flops(self, n_params: float, arch: str, image_px: float) -> float:
+        from scaling.compute import flops_per_image
+
+        per_image, _, _ = flops_per_image(n_params, image_px, mask_ratio=self.mask_ratio(image_px))
+        return per_image * self.images_seen(arch, image_px)
+
+
+def one_per_run(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of a run-database frame (which has a row per run and metric)."""
+    return frame.drop_duplicates(subset=["run_id"]).reset_index(drop=True)
+
+
+def _run_candidate(recipe: RunRecipe, axes: Sequence[str], arch: str, px: float, hours: float, seed: int,
+                   step: float, beyond: tuple[str, ...], flops: float | None = None) -> Candidate:
+    n = recipe.n_params(arch, px, step)
+    values = {"n_params": n, "image_px": float(px), "data_hours": float(hours)}
+    missing = [a for a in axes if a not in values]
+    if missing:
+        raise ScalingError(f"candidates on the run database set n_params, data_hours and image_px; the fit also "
+                           f"has axis {missing[0]!r}")
+    corpus = recipe.corpus_hours
+    name = arch if arch != BEYOND else f"{n / 1e9:.2g}B (beyond {recipe.largest_arch()})"
+    run = {"arch": arch if arch != BEYOND else None, "n_params": n, "image_px": float(px), "data_hours": float(hours),
+           "subset_seed": int(seed), "data_fraction": None if corpus is None else hours / corpus,
+           "mask_ratio": recipe.mask_ratio(px), "images_seen": recipe.images_seen(arch, px)}
+    cost = recipe.flops(n, arch, px) if flops is None else float(flops)
+    label = f"{name} {px:.0f}px {hours:.4g}h seed {seed}"
+    return Candidate({a: values[a] for a in axes}, cost, label, beyond, run)
+
+
+def trained_seeds(runs: pd.DataFrame, arch: str, px: float, hours: float) -> list[int]:
+    """Subset seeds trained at one configuration (architecture, px, hours)."""
+    if "subset_seed" not in runs:
+        return []
+    same = runs[(runs["arch"] == arch) & np.isclose(runs["image_px"], px) & np.isclose(runs["data_hours"], hours,
+                                                                                       rtol=1e-2)]
+    return [int(s) for s in same["subset_seed"].dropna()]
+
+
+def next_seed(runs: pd.DataFrame, arch: str, px: float, hours: float) -> int:
+    """The next unused subset seed of a configuration (1 for a new one)."""
+    seeds = trained_seeds(runs, arch, px, hours)
+    return max(seeds) + 1 if seeds else 1
+
+
+def default_run_candidates(frame: pd.DataFrame, axes: Sequence[str]) -> list[Candidate]:
+    """The trained grid extended one level beyond along architecture, px, hours and seed, and jointly."""
+    from runs_db.archs import ARCHS
+
+    runs = one_per_run(frame)
+    recipe = RunRecipe(runs)
+    trained = runs.sort_values("n_params")
+    archs = list(dict.fromkeys(trained["arch"].astype(str)))
+    arch_n = [float(trained.loc[trained["arch"] == a, "n_params"].min()) for a in archs]
+    registered = sorted((s for s in ARCHS.values() if s.patch_px == 14), key=lambda s: s.width * s.depth)
+    bigger = [s.name for s in registered if s.width * s.depth > max(ARCHS[a].width * ARCHS[a].depth
+                                                                     for a in archs if a in ARCHS)]
+    arch_levels = [*archs, bigger[0] if bigger else BEYOND]
+    step_n = mean_step(arch_n)
+    px_levels = _levels(runs["image_px"])
+    px_next = 14.0 * round(px_levels[-1] * mean_step(px_levels) / 14.0)
+    hour_levels = _levels(runs["data_hours"])
+    hour_next = hour_levels[-1] * mean_step(hour_levels)
+    out = []
+    for arch, px, hours in itertools.product(arch_levels, [*px_levels, px_next], [*hour_levels, hour_next]):
+        beyond = tuple(a for a, flag in (("arch", arch == arch_levels[-1]), ("image_px", px == px_next),
+                                         ("data_hours", hours == hour_next)) if flag)
+        seeds = trained_seeds(runs, arch, px, hours)
+        seed = max(seeds) + 1 if seeds else 1
+        out.append(_run_candidate(recipe, axes, arch, px, hours, seed, step_n,
+                                  (*beyond, "subset_seed") if seeds else beyond))
+    return out
+
+
+# -- any table ----------------------------------------------------------------------------------------
+
+
+def default_table_candidates(frame: pd.DataFrame, axes: Sequence[str], cost: Any) -> list[Candidate]:
+    """Every untrained combination of the table's levels, each axis extended one mean step beyond."""
+    levels = {a: _levels(pd.to_numeric(frame[a])) for a in axes}
+    nxt = {a: lv[-1] * mean_step(lv) for a, lv in levels.items()}
+    trained = {tuple(round(math.log10(float(v)), 6) for v in row) for row in frame[list(axes)].to_numpy(dtype=float)}
+    out = []
+    for combo in itertools.product(*[[*levels[a], nxt[a]] for a in axes]):
+        if tuple(round(math.log10(v), 6) for v in combo) in trained:
+            continue
+        point = dict(zip(axes, (float(v) for v in combo), strict=True))
+        out.append(table_candidate(point, cost, beyond=tuple(a for a in axes if point[a] == nxt[a])))
+    return out
+
+
+def table_candidate(point: Mapping[str, float], cost: Any, *, beyond: tuple[str, ...] = (),
+                    flops: float | None = None) -> Candidate:
+    c = float(np.asarray(cost.cost(point)).ravel()[0]) if flops is None else float(flops)
+    label = ", ".join(f"{a}={v:.4g}" for a, v in point.items())
+    return Candidate(dict(point), c, label, beyond)
+
+
+# -- files and grid specs -------------------------------------------------------------------------------
+
+
+def parse_grid_spec(spec: str) -> dict[str, list[str]]:
+    """'arch=vit_h14,vit_l14;image_px=224,476;data_hours=5000' -> {'arch': [...], ...} (every combination)."""
+    out: dict[str, list[str]] = {}
+    for part in (p.strip() for p in spec.split(";") if p.strip()):
+        name, sep, values = part.partition("=")
+        items = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not name.strip() or not items:
+            raise ScalingError(f"grid spec {spec!r}: expected NAME=V1,V2;NAME=... (got {part!r})")
+        out[name.strip()] = items
+    if not out:
+        raise ScalingError("the grid spec is empty")
+    return out
+
+
+def _number(text: Any, what: str) -> float:
+    try:
+        v = float(text)
+    except (TypeError, ValueError):
+        raise ScalingError(f"{what}: {text!r} is not a number") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ScalingError(f"{what}: {text!r} must be a positive number")
+    return v
+
+
+def candidates_from_rows(rows: pd.DataFrame, frame: pd.DataFrame, axes: Sequence[str], cost: Any,
+                         where: str) -> list[Candidate]:
+    """Candidates from a table of rows: on the run database arch, image_px, data_hours (and optional
+    subset_seed, pretrain_flops, n_params); on any table the fit's axes (and optional pretrain_flops)."""
+    if rows.empty:
+        raise ScalingError(f"{where}: no candidate rows")
+    out = []
+    if is_runs_grid(frame):
+        from runs_db.archs import get_arch
+
+        missing = [c for c in ("arch", "image_px", "data_hours") if c not in rows.columns]
+        if missing:
+            raise ScalingError(f"{where}: missing column {missing[0]!r} (a candidate run needs arch, image_px, "
+                               "data_hours; optional subset_seed, pretrain_flops)")
+        recipe = RunRecipe(one_per_run(frame))
+        for i, r in enumerate(rows.to_dict("records"), start=1):
+            at = f"{where} row {i}"
+            try:
+                arch = get_arch(str(r["arch"])).name
+            except KeyError as exc:
+                raise ScalingError(f"{at}: {str(exc).strip(chr(39) + chr(34))}") from None
+            px = _number(r["image_px"], f"{at} image_px")
+            if px % 14:
+                raise ScalingError(f"{at}: image_px {px:g} is not a multiple of the 14-px patch")
+            hours = _number(r["data_hours"], f"{at} data_hours")
+            given = r.get("subset_seed")
+            seed = int(_number(given, f"{at} subset_seed")) if given is not None and pd.notna(given) else \
+                next_seed(recipe.runs, arch, px, hours)
+            flops = r.get("pretrain_flops")
+            flops = _number(flops, f"{at} pretrain_flops") if flops is not None and pd.notna(flops) else None
+            c = _run_candidate(recipe, axes, arch, px, hours, seed, 1.0, (), flops)
+            if "n_params" in r and pd.notna(r["n_params"]):
+                c = Candidate(c.point | {"n_params": _number(r["n_params"], f"{at} n_params")}, c.flops, c.label,
+                              c.beyond, c.run | {"n_params": float(r["n_params"])})
+            extra = {k: r[k] for k in ("run_id", "value") if k in r and pd.notna(r[k])}
+            out.append(Candidate(c.point, c.flops, c.label, _beyond(c.point, frame, axes), c.run | extra))
+        return out
+    missing = [a for a in axes if a not in rows.columns]
+    if missing:
+        raise ScalingError(f"{where}: missing column {missing[0]!r} (candidates need the fit's axes: "
+                           f"{', '.join(axes)})")
+    for i, r in enumerate(rows.to_dict("records"), start=1):
+        point = {a: _number(r[a], f"{where} row {i} {a}") for a in axes}
+        flops = r.get("pretrain_flops")
+        flops = _number(flops, f"{where} row {i} pretrain_flops") if flops is not None and pd.notna(flops) else None
+        out.append(table_candidate(point, cost, flops=flops, beyond=_beyond(point, frame, axes)))
+    return out
+
+
+def _beyond(point: Mapping[str, float], frame: pd.DataFrame, axes: Sequence[str]) -> tuple[str, ...]:
+    """Axes on which ``point`` lies past the largest trained value (0.5% tolerance: position embeddings)."""
+    return tuple(a for a in axes if point[a] > float(pd.to_numeric(frame[a]).max()) * 1.005)
+
+
+def load_candidates(spec: str | Path | pd.DataFrame | Sequence[Candidate] | None, frame: pd.DataFrame,
+                    axes: Sequence[str], cost: Any) -> list[Candidate]:
+    """Candidates from ``spec``: None (the default neighbours), a CSV path, a grid spec, a DataFrame of rows,
+    or a list of ``Candidate``."""
+    if spec is None:
+        return default_run_candidates(frame, axes) if is_runs_grid(frame) else \
+            default_table_candidates(frame, axes, cost)
+    if isinstance(spec, pd.DataFrame):
+        return candidates_from_rows(spec, frame, axes, cost, "candidates")
+    if isinstance(spec, Sequence) and not isinstance(spec, str):
+        if not all(isinstance(c, Candidate) for c in spec):
+            raise ScalingError("candidates: a list must hold scaling.candidates.Candidate objects")
+        return list(spec)
+    text = str(spec)
+    path = Path(text)
+    if path.suffix.lower() == ".csv" or path.exists():
+        from scaling.data import read_table
+
+        if not path.is_file():
+            raise ScalingError(f"{path}: candidates file not found")
+        return candidates_from_rows(read_table(path), frame, axes, cost, str(path))
+    if "=" not in text:
+        raise ScalingError(f"candidates {text!r}: neither a CSV file nor a grid spec such as "
+                           "'arch=vit_h14;image_px=476;data_hours=5000,50000'")
+    grid = parse_grid_spec(text)
+    names = list(grid)
+    rows = pd.DataFrame([dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())])
+    return candidates_from_rows(rows, frame, axes, cost, "grid spec")
