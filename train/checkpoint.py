@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -77,11 +78,21 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The dict saved at ``path``; anything else (truncated, foreign, or a pickle that asks to run code) is a
+    one-line ``TrainError``."""
     try:
-        # weights_only: a checkpoint is data, never code (safe to load one copied from elsewhere).
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError) as e:
-        raise TrainError(f"cannot load checkpoint {path}: {str(e).splitlines()[0]}") from None
+        # weights_only: a checkpoint is data, never code (safe to load one copied from elsewhere). A pickle
+        # that references other globals raises UnpicklingError; torch wraps other failures in many types.
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise TrainError(f"cannot load checkpoint {path}: it holds objects other than tensors and plain data "
+                         "(refused: loading them could run code)") from None
+    except Exception as e:  # every way a file can fail to be a checkpoint is the same error
+        text = str(e).strip().splitlines()
+        raise TrainError(f"cannot load checkpoint {path}: {text[0] if text else type(e).__name__}") from None
+    if not isinstance(state, dict):
+        raise TrainError(f"cannot load checkpoint {path}: it holds a {type(state).__name__}, not a checkpoint")
+    return state
 
 
 def resume(path: Path, identity: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -96,7 +107,10 @@ def resume(path: Path, identity: dict[str, Any], model: torch.nn.Module, optimiz
     state = load_checkpoint(path)
     if state.get("identity") != identity:
         raise TrainError(f"{path} belongs to {mismatch}")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    set_rng_state(state["rng"])
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        set_rng_state(state["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+        raise TrainError(f"checkpoint {path} does not fit this model: {str(e).strip().splitlines()[0]}") from None
     return state

@@ -8,7 +8,8 @@ fine-tuning on 2% of the labels, AdamW wd 0.05, constant lr 1e-4, BatchNorm + li
 token, 50 epochs.
 
 ``hashed()`` is the part of a config that defines *what* is trained (and so the run id): it leaves out
-where files live and how fast it runs (worker count, compile, logging and checkpoint intervals); the
+where files live and how it runs (workers, compile, sharding, activation checkpointing, logging and
+checkpoint intervals: the same numbers, in different memory or time); the
 data enter through the digest of the selected frame list instead of their paths.
 """
 
@@ -58,12 +59,14 @@ class PretrainConfig:
     precision: str = "auto"
     seed: int = 0
     # Not hashed into the run id (they do not change what is trained):
-    compile: bool = False
+    compile: bool | None = None  # None: on for CUDA, off for CPUs (train.parallel.resolve_compile)
+    fsdp: bool = False  # shard parameters, gradients and optimizer state over the processes (FSDP2)
+    activation_checkpointing: bool = False  # recompute encoder blocks in the backward pass (memory for time)
     workers: int = 0
     log_every: int = 50
     ckpt_every: int = 500
 
-    UNHASHED = ("data", "compile", "workers", "log_every", "ckpt_every")
+    UNHASHED = ("data", "compile", "fsdp", "activation_checkpointing", "workers", "log_every", "ckpt_every")
 
     def total_steps(self) -> int | None:
         if self.steps is not None:
@@ -139,6 +142,12 @@ class FinetuneConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.weight_decay < 0:
             raise TrainError("epochs, batch size and lr must be positive, weight decay non-negative")
         _choice("precision", self.precision, PRECISIONS)
+        if self.protocol is not None:
+            self.protocol_folder()
+
+    def protocol_folder(self) -> str:
+        """The folder of this fine-tuning inside the run folder: the protocol name, '/' made '_'."""
+        return folder_name(self.protocol_name().replace("/", "_"), "protocol")
 
     def set_name(self) -> str:
         return self.name or Path(str(self.data)).resolve().name
@@ -154,6 +163,15 @@ class FinetuneConfig:
 
     def hashed(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k not in self.UNHASHED}
+
+
+def folder_name(value: str, what: str) -> str:
+    """``value`` if it is one plain folder name (so ``parent / value`` stays inside ``parent``), else a one-line
+    error: no path separators, not ``.`` or ``..``, not empty."""
+    if not value.strip() or value in (".", "..") or any(c in value for c in "/\\\0"):
+        raise TrainError(f"{what} {value!r} must be a plain folder name (no '/', '\\', '.' or '..'); "
+                         "use --out for another place")
+    return value
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:

@@ -33,6 +33,7 @@ from train.data import normalize
 from train.errors import TrainDiverged, TrainError
 from train.finetune_data import LabelledImages, LabelledSet, label_subset, read_finetune_data, read_ood
 from train.model import ViTClassifier, build_vit, count_params, mix_seed
+from train.parallel import global_batchnorm
 from train.runtime import NullReporter, Reporter, autocast, param_groups, resolve_precision, use_attention_kernel_for
 
 CKPT_NAME = "finetune.ckpt"
@@ -109,7 +110,11 @@ def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, tor
     precision = resolve_precision(cfg.precision, env.device)
     torch.manual_seed(mix_seed(cfg.seed, 1))
     model = ViTClassifier(build_vit(shape, image_px), len(data.train.classes))
-    model.encoder.load_state_dict(encoder)
+    try:
+        model.encoder.load_state_dict(encoder)
+    except RuntimeError as e:  # a checkpoint of another architecture or resolution
+        raise TrainError(f"the pretrained encoder does not fit {shape.name} at {image_px} px: "
+                         f"{str(e).strip().splitlines()[0]}") from None
     use_attention_kernel_for(model.to(env.device), env.device)
     n_parameters = count_params(model)
     if cfg.linear_probe:
@@ -130,9 +135,11 @@ def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, tor
         atomic_write_bytes(out_dir / LOG_NAME, "".join(json.dumps(r) + "\n" for r in log_lines).encode())
 
     net: nn.Module = model
-    if env.distributed and not cfg.linear_probe:
-        if env.device.type == "cuda":  # batch statistics over the global batch, as one process would see
-            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    if env.distributed:
+        # Batch statistics over the global batch, as one process would see them: SyncBatchNorm on CUDA (the
+        # only place it runs), an all-reduced BatchNorm on CPUs (gloo). Then 2 processes = 1 process.
+        net = global_batchnorm(net, env.device)
+        # The linear probe too: without DDP each rank's head would follow its own half of the batch.
         net = DistributedDataParallel(net, device_ids=[env.device.index] if env.device.type == "cuda" else None)
     train_set = LabelledImages(data.train, data.keep, image_px, train=True, seed=cfg.seed,
                                crop_min_scale=cfg.crop_min_scale, flip=cfg.flip)

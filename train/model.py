@@ -25,6 +25,7 @@ import torch
 from timm.layers import trunc_normal_
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from runs_db.archs import ViTShape
 from train.errors import TrainError
@@ -200,9 +201,15 @@ class MaskedAutoencoder(nn.Module):
         x = vit.patch_embed(imgs) + vit.pos_embed[:, 1:]
         x, mask, ids_restore = random_masking(x, mask_ratio, noise)
         cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
-        x = torch.cat([cls, x], dim=1)
-        x = vit.norm(vit.blocks(vit.norm_pre(x)))
-        return x, mask, ids_restore
+        x = vit.norm_pre(torch.cat([cls, x], dim=1))
+        if vit.grad_checkpointing and torch.is_grad_enabled():
+            # Activation checkpointing per encoder block (``train.parallel``): each block's activations are
+            # recomputed in the backward pass instead of stored, trading ~1/3 more compute for memory.
+            for blk in vit.blocks:
+                x = checkpoint(blk, x, use_reentrant=False)
+        else:
+            x = vit.blocks(x)
+        return vit.norm(x), mask, ids_restore
 
     def decode(self, latent: Tensor, ids_restore: Tensor) -> Tensor:
         x = self.decoder_embed(latent)

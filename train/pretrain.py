@@ -19,26 +19,27 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from runs_db.archs import get_arch
-from train import dist
-from train.checkpoint import atomic_write_bytes, resume, rng_state, save_checkpoint
+from train import dist, parallel
+from train.checkpoint import atomic_write_bytes
 from train.config import PretrainConfig
 from train.data import FrameCorpus, PretrainStream, StreamBatches, Subset, normalize
 from train.errors import TrainDiverged, TrainError
 from train.model import MaskedAutoencoder, check_mask_ratio, mask_noise, mix_seed
+from train.resume import CKPT_NAME, DCP_NAME, finished_state, restore, save
 from train.runtime import (
     NullReporter,
     Reporter,
     autocast,
     lr_at,
     param_groups,
+    param_names,
     resolve_precision,
     use_attention_kernel_for,
 )
 
-CKPT_NAME = "pretrain.ckpt"
+__all__ = ["CKPT_NAME", "DCP_NAME", "LOG_NAME", "PretrainResult", "build_mae", "run_pretrain"]
 LOG_NAME = "pretrain_log.txt"
 MODEL_SEED_SALT = 0x696E6974  # "init"
 
@@ -74,8 +75,9 @@ def _log_text(history: list[dict[str, Any]]) -> bytes:
     return ("\n".join(lines) + ("\n" if lines else "")).encode()
 
 
-def encoder_state(model: MaskedAutoencoder) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.encoder.state_dict().items()}
+def encoder_state(model_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k.removeprefix("encoder."): v.detach().cpu().clone() for k, v in model_state.items()
+            if k.startswith("encoder.")}
 
 
 def run_pretrain(cfg: PretrainConfig, corpus: FrameCorpus, subset: Subset, out_dir: Path, env: dist.DistEnv,
@@ -94,41 +96,38 @@ def run_pretrain(cfg: PretrainConfig, corpus: FrameCorpus, subset: Subset, out_d
     precision = resolve_precision(cfg.precision, env.device)
     total = cfg.total_steps()
 
+    mismatch = "another configuration or data; use another --out or delete that folder"
+    finished = finished_state(out_dir, identity, mismatch=mismatch)
+    if finished is not None:  # nothing to train: no model to build or shard
+        reporter.note(f"pretraining already done ({finished['step']} steps)")
+        result = PretrainResult(int(finished["step"]), B, list(finished["history"]), float(finished["seconds"]),
+                                precision, ckpt_path)
+        result.encoder_state = encoder_state(finished["model"])
+        return result
+
     torch.manual_seed(mix_seed(cfg.seed, MODEL_SEED_SALT))
     model = use_attention_kernel_for(build_mae(cfg).to(env.device), env.device)
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    sharded = cfg.fsdp and env.distributed
+    net = parallel.wrap(model, env, fsdp=cfg.fsdp, activation_checkpointing=cfg.activation_checkpointing,
+                        compile=parallel.resolve_compile(cfg.compile, env.device), precision=precision)
+    names = param_names(model)  # after sharding: the optimizer must hold the sharded parameters
+    opt = parallel.adamw(param_groups(model, cfg.weight_decay), env.device, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     step, seconds, history = 0, 0.0, []
     window = [0.0, 0.0, 0]  # loss sum, grad-norm sum, steps since the last log line
-    done = False
-    state = resume(ckpt_path, identity, model, opt,
-                   mismatch="another configuration or data; use another --out or delete that folder")
+    state = restore(out_dir, identity, model, opt, names=names, sharded_model=sharded, mismatch=mismatch)
     if state is not None:
         step, seconds, history = int(state["step"]), float(state["seconds"]), list(state["history"])
         window = list(state["window"])
-        done = bool(state["done"])
-        reporter.note(f"resumed from {ckpt_path} at step {step}" if not done else f"pretraining already done "
-                      f"({step} steps)")
+        reporter.note(f"resumed from {out_dir} at step {step}")
     if env.is_main:  # the log mirrors the checkpoint: lines a killed job wrote after it are dropped
         atomic_write_bytes(out_dir / LOG_NAME, _log_text(history))
 
-    def checkpoint(finished: bool) -> None:
-        if env.is_main:
-            save_checkpoint(ckpt_path, {
-                "identity": identity, "step": step, "seconds": seconds, "history": history, "window": window,
-                "done": finished, "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": rng_state(),
-            })
-        dist.barrier(env)
+    def checkpoint(finished: bool) -> dict[str, torch.Tensor]:
+        progress = {"identity": identity, "step": step, "seconds": seconds, "history": history, "window": window,
+                    "done": finished}
+        return save(out_dir, model, opt, progress, env, fsdp=cfg.fsdp)
 
     result = PretrainResult(step, B, history, seconds, precision, ckpt_path)
-    if done:
-        result.encoder_state = encoder_state(model)
-        return result
-
-    net: torch.nn.Module = model
-    if cfg.compile:
-        net = torch.compile(net)  # type: ignore[assignment]
-    if env.distributed:
-        net = DistributedDataParallel(net, device_ids=[env.device.index] if env.device.type == "cuda" else None)
     stream = PretrainStream(corpus, subset, cfg.image_px, cfg.seed)
     remaining = (total - step) if total is not None else 10**12
     loader = torch.utils.data.DataLoader(
@@ -154,7 +153,7 @@ def run_pretrain(cfg: PretrainConfig, corpus: FrameCorpus, subset: Subset, out_d
             loss, _, _ = net(imgs, noise, cfg.mask_ratio)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, float("inf"))
+        grad_norm = parallel.as_full(torch.nn.utils.clip_grad_norm_(params, float("inf")))
         stats = torch.stack([loss.detach().float(), grad_norm.detach().float()])
         if not torch.isfinite(stats).all():
             bad = torch.ones(1, device=env.device)
@@ -207,7 +206,7 @@ def run_pretrain(cfg: PretrainConfig, corpus: FrameCorpus, subset: Subset, out_d
     reporter.stop()
     if steady_t0 is not None and steady_steps:
         result.images_per_s = steady_steps * B / (time.perf_counter() - steady_t0)
-    checkpoint(True)
+    full = checkpoint(True)
     result.steps, result.seconds, result.history = step, seconds, history
-    result.encoder_state = encoder_state(model)
+    result.encoder_state = encoder_state(full)
     return result

@@ -21,7 +21,7 @@ from typing import Any
 import runs_db
 from runs_db.archs import ViTShape, get_arch
 from train import dist, record
-from train.config import FinetuneConfig, PretrainConfig
+from train.config import FinetuneConfig, PretrainConfig, folder_name
 from train.data import FrameCorpus, Subset, discover, select_subset
 from train.errors import TrainError
 from train.finetune import FinetuneData, prepare_finetune_data, run_finetune
@@ -75,6 +75,13 @@ def _dataset_name(cfg: PretrainConfig) -> str:
 
 def default_name(cfg: PretrainConfig) -> str:
     return f"{cfg.arch}@{cfg.image_px}_{cfg.data_fraction:g}_{cfg.subset_seed}"
+
+
+def run_folder(out: Path | None, name: str | None, cfg: PretrainConfig, root: Path = Path("runs")) -> Path:
+    """``out``, or ``root/<name>`` (default name from the config); a name must not lead out of ``root``."""
+    if out is not None:
+        return out
+    return root / folder_name(name if name is not None else default_name(cfg), "run name")
 
 
 def build_record(prep: PreparedPretrain, *, status: str, started_at: str, name: str | None,
@@ -222,11 +229,14 @@ def finetune_point(run_dir: Path, fcfg: FinetuneConfig, env: dist.DistEnv, *, db
                          "pretrain command to resume)")
     data = data or prepare_finetune_data(fcfg)
     state = load_checkpoint(run_dir / CKPT_NAME)
-    encoder = {k.removeprefix("encoder."): v for k, v in state["model"].items() if k.startswith("encoder.")}
-    del state
+    weights = state.get("model")
+    if not isinstance(weights, dict) or not all(isinstance(k, str) for k in weights):
+        raise TrainError(f"{run_dir / CKPT_NAME} holds no model weights")
+    encoder = {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")}
+    del state, weights
     shape = get_arch(rec["arch"])
     protocol = fcfg.protocol_name()
-    ft_dir = run_dir / protocol.replace("/", "_")  # finetune-<set>-<pct>pct or linprobe-...
+    ft_dir = run_dir / fcfg.protocol_folder()  # finetune-<set>-<pct>pct or linprobe-...; never outside run_dir
     identity = {"run_id": rec["run_id"], "finetune": fcfg.hashed(), "n_labelled": len(data.keep)}
     result = run_finetune(fcfg, data, encoder, shape, int(rec["image_px"]), ft_dir, env, identity=identity,
                           reporter=reporter)

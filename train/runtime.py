@@ -58,17 +58,29 @@ def autocast(precision: str, device: torch.device) -> Iterator[None]:
         yield
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on matrices only; biases, norms and tokens are not decayed (timm/MAE convention)."""
+def _decay_split(model: nn.Module) -> tuple[list[tuple[str, nn.Parameter]], list[tuple[str, nn.Parameter]]]:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         if p.ndim <= 1 or name.endswith(("cls_token", "mask_token", "pos_embed")):
-            no_decay.append(p)
+            no_decay.append((name, p))
         else:
-            decay.append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            decay.append((name, p))
+    return decay, no_decay
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices only; biases, norms and tokens are not decayed (timm/MAE convention)."""
+    decay, no_decay = _decay_split(model)
+    return [{"params": [p for _, p in decay], "weight_decay": weight_decay},
+            {"params": [p for _, p in no_decay], "weight_decay": 0.0}]
+
+
+def param_names(model: nn.Module) -> list[str]:
+    """Names of the parameters of ``param_groups(model, ...)``, in the order the optimizer numbers them."""
+    decay, no_decay = _decay_split(model)
+    return [n for n, _ in decay] + [n for n, _ in no_decay]
 
 
 def lr_at(step: int, *, lr: float, schedule: str, warmup: int, total: int | None, min_lr: float) -> float:

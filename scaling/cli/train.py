@@ -112,15 +112,17 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or 
                                                 "\\[finetune] tables; options given here override it.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (checkpoints, logs, run.json). "
                                              "Default: runs/<name>. Rerunning into it resumes.")]
-NameOpt = Annotated[str | None, typer.Option(help="Run name \\[default: <arch>@<px>_<fraction>_<subset seed>].")]
+NameOpt = Annotated[str | None, typer.Option(help="Run name \\[default: from the arch, px, data fraction and subset "
+                                             "seed: vit_s14@224_0.01_1 for vit_s14 at 224 px, 0.01, seed 1].")]
 NoDbOpt = Annotated[bool, typer.Option("--no-db", help="Only write run.json; do not insert into the database.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 Arch = Annotated[str | None, typer.Option(help="Registered ViT: vit_s14, vit_b14, vit_l14, vit_h14, vit_t14, "
                                           "vit_nano8, vit_pico8 \\[default: vit_s14].")]
 ImagePx = Annotated[int | None, typer.Option("--image-px", help="Image side in px, a multiple of the patch "
                                              "\\[default: 224].")]
-Data = Annotated[list[Path] | None, typer.Option("--data", help="Video file, folder of frames/images/videos, or "
-                                                 ".tar shard (repeatable; concatenated in order).")]
+Data = Annotated[list[Path] | None, typer.Option("--data", metavar="PATH", help="Video file, folder of frames, "
+                                                 "images or videos, or .tar shard (repeatable; concatenated in "
+                                                 "order).")]
 Dataset = Annotated[str | None, typer.Option(help="Corpus name for the record \\[default: the data names].")]
 Fps = Annotated[str | None, typer.Option(help="Frames/s decoded from video (the study: 1), or 'native' for every "
                                          "frame; for frame folders the rate they were extracted at \\[default: 1].")]
@@ -144,13 +146,20 @@ Minutes = Annotated[float | None, typer.Option(help="Budget: wall-clock minutes 
 Precision = Annotated[str | None, typer.Option(help="auto (bf16 where fast: GPUs, CPUs with AVX512-BF16/AMX), "
                                                "bf16 or fp32.")]
 Compile = Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model (pays on "
-                                              "GPUs; on CPUs it did not) \\[default: off].")]
+                                              "GPUs; on CPUs it did not) \\[default: on for CUDA, off on CPUs].")]
+Fsdp = Annotated[bool | None, typer.Option("--fsdp/--no-fsdp", help="Shard parameters, gradients and optimizer "
+                                           "state over the processes (FSDP2; for models that do not fit one GPU); "
+                                           "checkpoints resume on any number of processes \\[default: off].")]
+ActCkpt = Annotated[bool | None, typer.Option("--act-checkpointing",
+                                              help="Recompute each encoder block in the backward pass: less memory, "
+                                              "~1/3 more compute \\[default: the config's, else off].")]
 Seed = Annotated[int | None, typer.Option(help="Training seed (init, order, crops, masks) \\[default: 0].")]
 Workers = Annotated[int | None, typer.Option(help="Data-loading processes per rank \\[default: 0].")]
 LogEvery = Annotated[int | None, typer.Option(help="Steps per log line \\[default: 50].")]
 CkptEvery = Annotated[int | None, typer.Option(help="Steps between checkpoints \\[default: 500].")]
 FtData = Annotated[Path | None, typer.Option("--finetune-data", help="ImageFolder root with train/ and val/.")]
-Ood = Annotated[list[Path] | None, typer.Option("--ood", help="OOD eval folder of class folders (repeatable).")]
+Ood = Annotated[list[Path] | None, typer.Option("--ood", metavar="DIR",
+                                                help="OOD eval folder of class folders (repeatable).")]
 LabelFraction = Annotated[float | None, typer.Option(help="Fraction of labelled training images \\[default: 0.02].")]
 LabelSeed = Annotated[int | None, typer.Option(help="Which labelled subset \\[default: 0].")]
 Epochs = Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: 50].")]
@@ -159,8 +168,9 @@ FtLr = Annotated[float | None, typer.Option("--ft-lr", help="Fine-tuning lr \\[d
 FtWd = Annotated[float | None, typer.Option("--ft-weight-decay", help="Fine-tuning weight decay \\[default: 0.05].")]
 Probe = Annotated[bool | None, typer.Option("--linear-probe/--finetune-all", help="Train the head only on frozen "
                                             "features \\[default: whole network, the study's protocol].")]
-Protocol = Annotated[str | None, typer.Option(help="Eval protocol name \\[default: finetune-<set>-<pct>pct]; "
-                                              "finetune-in1k-2pct lines up with the published grid.")]
+Protocol = Annotated[str | None, typer.Option(help="Eval protocol name \\[default: from the labelled set and "
+                                              "fraction]; finetune-in1k-2pct (2% of ImageNet labels) lines up with "
+                                              "the published grid.")]
 EvalSet = Annotated[str | None, typer.Option(help="Name of the validation set \\[default: <set>-val]; "
                                              "imagenet-val for ImageNet.")]
 FtName = Annotated[str | None, typer.Option("--finetune-name", help="Name of the labelled set \\[default: folder].")]
@@ -206,10 +216,6 @@ def _setup() -> Any:
     from train import dist
 
     return dist.setup()
-
-
-def _run_dir(out: Path | None, default_name: str) -> Path:
-    return out if out is not None else Path("runs") / default_name
 
 
 def _show(outcome: Any, as_json: bool, env: Any) -> None:
@@ -260,7 +266,8 @@ def pretrain_cmd(
     decoder_dim: DecDim = None, decoder_depth: DecDepth = None, decoder_heads: DecHeads = None,
     batch_size: Batch = None, lr: Lr = None, weight_decay: Wd = None, schedule: Schedule = None,
     warmup_steps: Warmup = None, steps: Steps = None, images: Images = None, minutes: Minutes = None,
-    precision: Precision = None, compile: Compile = None, seed: Seed = None, workers: Workers = None,
+    precision: Precision = None, compile: Compile = None, fsdp: Fsdp = None,
+    activation_checkpointing: ActCkpt = None, seed: Seed = None, workers: Workers = None,
     log_every: LogEvery = None, ckpt_every: CkptEvery = None, out: OutOpt = None, name: NameOpt = None,
     no_db: NoDbOpt = False, as_json: JsonOpt = False,
 ) -> None:
@@ -268,20 +275,26 @@ def pretrain_cmd(
 
     [bold]Examples[/bold]
 
-      scaling train pretrain --arch vit_s14 --data frames/ --data-fraction 0.01 --subset-seed 2 --steps 20000
+      scaling train pretrain --arch vit_s14 --data frames/ \\
+          --data-fraction 0.01 --subset-seed 2 --steps 20000
       scaling train pretrain --config point.toml --out runs/s14-0.01-2
-      torchrun --standalone --nproc_per_node 4 -m scaling train pretrain --config point.toml
+      torchrun --standalone --nproc_per_node 4 -m scaling train pretrain \\
+          --config point.toml
+      torchrun --nnodes 4 --nproc_per_node 8 --rdzv-backend c10d \\
+          --rdzv-endpoint HOST:29400 -m scaling train pretrain \\
+          --config big.toml --fsdp --act-checkpointing
     """
     opts = {k: v for k, v in locals().items() if k not in ("ctx", "config", "out", "name", "no_db", "as_json")}
     cfg = _pretrain_cfg(config, opts)
-    from train.runner import default_name, prepare_pretrain, pretrain_point
+    from train.runner import prepare_pretrain, pretrain_point, run_folder
 
+    run_dir = run_folder(out, name or None, cfg)  # a --name never leads out of ./runs
     env = _setup()
     reporter = RichReporter(env.is_main)
     try:
         prep = prepare_pretrain(cfg, reporter)
-        outcome = pretrain_point(prep, _run_dir(out, name or default_name(cfg)), env, db=db_path(ctx),
-                                 use_db=not no_db, name=name, reporter=reporter)
+        outcome = pretrain_point(prep, run_dir, env, db=db_path(ctx), use_db=not no_db, name=name,
+                                 reporter=reporter)
     finally:
         reporter.stop()
         _finish(env)
@@ -303,9 +316,11 @@ def finetune_cmd(
 
     [bold]Examples[/bold]
 
-      scaling train finetune runs/s14-0.01-2 --finetune-data /data/imagenet --label-fraction 0.02 \\
-          --protocol finetune-in1k-2pct --eval-set imagenet-val --epochs 50
-      scaling train finetune runs/demo --finetune-data digits/ --ood digits-inverted/ --linear-probe
+      scaling train finetune runs/s14-0.01-2 --finetune-data /data/imagenet \\
+          --label-fraction 0.02 --protocol finetune-in1k-2pct \\
+          --eval-set imagenet-val --epochs 50
+      scaling train finetune runs/demo --finetune-data digits/ \\
+          --ood digits-inverted/ --linear-probe
     """
     cfg = _finetune_cfg(config, {
         "data": finetune_data, "ood": ood, "name": finetune_name, "label_fraction": label_fraction,
@@ -333,7 +348,8 @@ def point_cmd(
     decoder_dim: DecDim = None, decoder_depth: DecDepth = None, decoder_heads: DecHeads = None,
     batch_size: Batch = None, lr: Lr = None, weight_decay: Wd = None, schedule: Schedule = None,
     warmup_steps: Warmup = None, steps: Steps = None, images: Images = None, minutes: Minutes = None,
-    precision: Precision = None, compile: Compile = None, seed: Seed = None, workers: Workers = None,
+    precision: Precision = None, compile: Compile = None, fsdp: Fsdp = None,
+    activation_checkpointing: ActCkpt = None, seed: Seed = None, workers: Workers = None,
     log_every: LogEvery = None, ckpt_every: CkptEvery = None,
     finetune_data: FtData = None, ood: Ood = None, finetune_name: FtName = None,
     label_fraction: LabelFraction = None, label_seed: LabelSeed = None, epochs: Epochs = None,
@@ -347,15 +363,18 @@ def point_cmd(
 
     [bold]Examples[/bold]
 
-      scaling train point --arch vit_b14 --image-px 224 --data PATH --data-fraction 0.01 --subset-seed 1 \\
-          --steps 50000 --finetune-data IMAGENET_DIR --label-fraction 0.02
-      scaling train point --config grid/vitb14_0.01_1.toml --out runs/vitb14_0.01_1
-      torchrun --standalone --nproc_per_node 8 -m scaling train point --config grid/vitb14_0.01_1.toml
+      scaling train point --arch vit_b14 --image-px 224 --data PATH \\
+          --data-fraction 0.01 --subset-seed 1 --steps 50000 \\
+          --finetune-data IMAGENET_DIR --label-fraction 0.02
+      scaling train point --config grid/vitb14_0.01_1.toml \\
+          --out runs/vitb14_0.01_1
+      torchrun --standalone --nproc_per_node 8 -m scaling train point \\
+          --config grid/vitb14_0.01_1.toml
     """
     pre_keys = ("arch", "image_px", "data", "dataset", "fps", "data_fraction", "subset_seed", "subset",
                 "mask_ratio", "norm_pix_loss", "decoder_dim", "decoder_depth", "decoder_heads", "batch_size", "lr",
                 "weight_decay", "schedule", "warmup_steps", "steps", "images", "minutes", "precision", "compile",
-                "seed", "workers", "log_every", "ckpt_every")
+                "fsdp", "activation_checkpointing", "seed", "workers", "log_every", "ckpt_every")
     values = locals()
     pcfg = _pretrain_cfg(config, {k: values[k] for k in pre_keys})
     fcfg = _finetune_cfg(config, {
@@ -369,14 +388,14 @@ def point_cmd(
 def _point(ctx: typer.Context, pcfg: Any, fcfg: Any, out: Path | None, name: str | None, no_db: bool,
            as_json: bool) -> None:
     from train.finetune import prepare_finetune_data
-    from train.runner import default_name, finetune_point, prepare_pretrain, pretrain_point
+    from train.runner import finetune_point, prepare_pretrain, pretrain_point, run_folder
 
+    run_dir = run_folder(out, name or None, pcfg)  # a --name never leads out of ./runs
     env = _setup()
     reporter = RichReporter(env.is_main)
     try:
         ft_data = prepare_finetune_data(fcfg)  # checked before the (slow) video decoding and any write
         prep = prepare_pretrain(pcfg, reporter)
-        run_dir = _run_dir(out, name or default_name(pcfg))
         pretrain_point(prep, run_dir, env, db=db_path(ctx), use_db=not no_db, name=name, reporter=reporter)
         outcome = finetune_point(run_dir, fcfg, env, db=db_path(ctx), use_db=not no_db, data=ft_data,
                                  reporter=reporter)
@@ -457,7 +476,8 @@ def flops_cmd(
     [bold]Examples[/bold]
 
       scaling train flops --arch vit_h14 --image-px 476 --mask-ratio 0.8
-      scaling train flops --arch vit_nano8 --image-px 32 --decoder-dim 128 --decoder-depth 2 --decoder-heads 4
+      scaling train flops --arch vit_nano8 --image-px 32 --decoder-dim 128 \\
+          --decoder-depth 2 --decoder-heads 4
     """
     from runs_db.archs import get_arch
     from train.errors import TrainError
