@@ -190,7 +190,7 @@ def test_cli_plans_the_paper_scenario_as_json(published_db_path) -> None:  # typ
     assert t["gpu_hours"] == pytest.approx(4000, rel=0.03)
     assert d["batch"]["fits"] and d["memory_gib"]["total"] <= 139
     k = ok_json(published_db_path, "plan", "--gpus", "8", "--fsdp", "--gpu-mem", "80GiB", "--batch", "4",
-                "--activation-checkpointing", "--usd-per-gpu-hour", "2")
+                "--act-checkpointing", "--usd-per-gpu-hour", "2")
     assert k["batch"]["per_gpu"] == 4 and k["batch"]["global"] == 32 and k["hardware"]["gpu_mem_gib"] == 80
     assert k["time"]["cost_usd"] == pytest.approx(2 * k["time"]["gpu_hours"])
     assert k["memory_gib"]["optimizer"] == pytest.approx(d["memory_gib"]["optimizer"] / 8)

@@ -374,6 +374,8 @@ def project_cmd(
     tgt = report.target
     desc = f"{tgt.name} = {fmt_percent(tgt.value)} {tgt.metric}" if kind == "accuracy" else tgt.name
     _render_projections(list(report.projections), desc, result, compute_note)
+    for note in result.notes:  # e.g. runs left out of the fit (an accuracy of exactly 0 or 1)
+        stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
     if opt is not None and hasattr(opt, "frontier"):
         _render_optimal(opt, desc, kind)
     elif opt is not None:

@@ -123,7 +123,8 @@ def plan_cmd(
     usd_per_gpu_hour: Annotated[float | None, typer.Option(help="Price of one GPU-hour in USD.")] = None,
     batch: Annotated[int | None, typer.Option(help="Images per GPU \\[default: the largest that fits].")] = None,
     activation_checkpointing: Annotated[
-        bool, typer.Option("--activation-checkpointing", help="Checkpoint every encoder block.")
+        bool, typer.Option("--act-checkpointing",
+                           help="Activation checkpointing: recompute every encoder block in the backward pass.")
     ] = False,
     fsdp: Annotated[bool, typer.Option("--fsdp", help="Shard parameters, gradients and AdamW over the GPUs.")] = False,
     as_json: JsonOpt = False,
@@ -142,7 +143,7 @@ def plan_cmd(
       scaling plan
       scaling plan --gpus 64 --fsdp --usd-per-gpu-hour 3.5
       scaling plan --arch vit_3b14 --px 952 --hours 20000 \\
-          --activation-checkpointing --json
+          --act-checkpointing --json
       scaling plan --params 1e9 --px 448 --hours 5000 \\
           --gpu-kind a100 --gpu-mem 80GiB --mfu 0.4
       scaling plan --from-projection --question scale --form logit1

@@ -64,6 +64,12 @@ def _check_out(out: Path) -> None:
         figure_format(out)
     except ScalingError as exc:
         raise typer.BadParameter(str(exc), param_hint="--out") from None
+    # Fail before drawing (seconds), not after: the nearest existing ancestor must be a folder.
+    parent = out.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ScalingError(f"--out {out}: {parent} is not a folder")
 
 
 def _finish(result: Any, out: Path, dpi: float | None, as_json: bool) -> None:
@@ -237,8 +243,8 @@ def backtest_cmd(
     ] = DEFAULT_BACKTEST_FORMS,
     split: Annotated[
         str | None,
-        typer.Option(help="A split's name or kind (joint, leave-largest-out, rolling-origin: pooled) \\[default: the "
-                          "split every form could fit with the most held-out runs]."),
+        typer.Option(help="A split's name or kind (joint, leave-largest-out, rolling-origin: pooled) \\[default: every "
+                          "split, one panel each]."),
     ] = None,
     metric: MetricOpt = "top1",
     selection: SelectionOpt = "best-epoch",
@@ -250,7 +256,7 @@ def backtest_cmd(
     """Figure 4: backtest parity: each form fitted without the held-out runs, predicted vs observed.
 
     The splits are those of `scaling backtest` (fit on the smaller part of the grid, predict the larger);
-    the legend gives each form's held-out RMSE and bias on the split drawn.
+    the legend gives each form's held-out RMSE and bias on each split.
 
     [bold]Examples[/bold]
 

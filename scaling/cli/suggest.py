@@ -105,10 +105,14 @@ def suggest_cmd(
     [bold]Examples[/bold]
 
       scaling suggest --target human-top5
-      scaling suggest --form logit1 --budget 1e20 --top 3 --write-config next-runs/
-      scaling suggest --candidates 'arch=vit_h14;image_px=476,952;data_hours=5000,50000' --json
-      scaling suggest --candidates candidates.csv --figure suggest.png --bootstrap 400 --workers 2
-      scaling suggest --question at --at n_params=2.5e9,data_hours=20000,image_px=952
+      scaling suggest --form logit1 --budget 1e20 --top 3 \\
+        --write-config next-runs/
+      scaling suggest --json \\
+        --candidates 'arch=vit_h14; image_px=476,952; data_hours=5000,50000'
+      scaling suggest --candidates candidates.csv --figure suggest.png \\
+        --bootstrap 400 --workers 2
+      scaling suggest --question at \\
+        --at n_params=2.5e9,data_hours=20000,image_px=952
     """
     import scaling
     from scaling.plots.style import figure_format
