@@ -45,6 +45,10 @@ COMMANDS: list[Any] = [
     "runs show {run}",
     "runs export {tmp}/grid.csv",
     "runs validate {csv}",
+    "plan",
+    "plan --gpus 64 --fsdp --act-checkpointing --usd-per-gpu-hour 3.5",
+    "project --mode at --plan",
+    "suggest --bootstrap 20 --outcomes 1 --candidates arch=vit_h14;image_px=476;data_hours=500,5000",
     pytest.param("train flops --arch vit_nano8 --image-px 32 --decoder-dim 128 --decoder-depth 2 "
                  "--decoder-heads 4", marks=pytest.mark.slow),
 ]
