@@ -246,6 +246,8 @@ def compare_cmd(
                      *([_resamples(r.bootstrap)] if n_bootstrap else []),
                      "; ".join(filter(None, [r.reason, ", ".join(r.fit.at_bound) and
                                              f"at bound: {', '.join(r.fit.at_bound)}"]))])
+    if all(not row[-1] for row in rows):  # no form has a note: no empty column
+        cols, rows = cols[:-1], [row[:-1] for row in rows]
     rec = result.recommended
     splits = result.backtest.common_splits
     caption = f"predicted at {where}; " + (

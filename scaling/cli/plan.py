@@ -46,7 +46,8 @@ def render_plan(p: Any) -> None:
     trows = [("MFU", f"{100 * p.mfu:.1f}% of {p.peak_tflops:g} TFLOP/s ({p.mfu_source})"),
              ("images/s per GPU", f"{p.images_per_s_per_gpu:.3g}"),
              ("GPU-hours", f"{p.gpu_hours:,.0f}"),
-             ("wall-clock", f"{p.wall_clock_hours:,.1f} h = {p.wall_clock_hours / 24:,.1f} days on {p.n_gpus} GPU{'s' if p.n_gpus != 1 else ''}"),
+             ("wall-clock", f"{p.wall_clock_hours:,.1f} h = {p.wall_clock_hours / 24:,.1f} days on {p.n_gpus} "
+                            f"GPU{'s' if p.n_gpus != 1 else ''}"),
              ("cost", cost)]
     console.print(table("Time and cost", ["", "value"], trows))
     orows = [("every encoder block" if o.activation_checkpointing else "none", str(o.largest_batch),
