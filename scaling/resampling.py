@@ -36,6 +36,7 @@ from scaling.derived import Derived, DerivedFn
 from scaling.direction import direction
 from scaling.errors import FitError, ScalingError
 from scaling.fitting import FitResult, axis_matrix, fit
+from scaling.forked import fork_context, map_chunks
 from scaling.forms import Refit, Replicate, get_form
 from scaling.jsonable import jsonable
 from scaling.threads import single_threaded_blas
@@ -309,12 +310,7 @@ def _chunk(start: int, stop: int) -> list[Outcome]:
 def _run_resamples(refit: Callable, derived: DerivedFn | None, full: FitResult, idx: list[np.ndarray],
                    workers: int, progress: Callable[[int, int], None] | None) -> list[Outcome]:
     n = len(idx)
-    ctx = None
-    if workers > 1 and n >= 2 * CHUNK:
-        import multiprocessing as mp
-
-        if "fork" in mp.get_all_start_methods():
-            ctx = mp.get_context("fork")
+    ctx = fork_context(workers, n, 2 * CHUNK)
     if ctx is None:
         out = []
         with single_threaded_blas():
@@ -323,22 +319,11 @@ def _run_resamples(refit: Callable, derived: DerivedFn | None, full: FitResult, 
                 if progress is not None:
                     progress(b + 1, n)
         return out
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     _JOB.update(refit=refit, derived=derived, full=full, idx=idx)
     try:
-        results: dict[int, list[Outcome]] = {}
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_chunk, s, min(s + CHUNK, n)): s for s in range(0, n, CHUNK)}
-            done = 0
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                done += len(results[futures[fut]])
-                if progress is not None:
-                    progress(done, n)
+        return map_chunks(_chunk, n, CHUNK, workers, ctx, progress)
     finally:
         _JOB.clear()
-    return [o for s in sorted(results) for o in results[s]]
 
 
 

@@ -32,6 +32,7 @@ import pandas as pd
 
 from scaling.errors import FitError, ScalingError
 from scaling.fitting import FitResult
+from scaling.forked import fork_context, map_chunks
 from scaling.forms import get_form
 from scaling.resampling import group_codes, quantile, resample_indices
 from scaling.threads import single_threaded_blas
@@ -260,12 +261,7 @@ def after_all(pre: Preposterior, points: Sequence[Mapping[str, float]], *, worke
     """``pre.after`` for every point, in order; ``workers`` > 1 forks processes where the platform can
     (results do not depend on it: every candidate uses the same resamples and outcome draws)."""
     n = len(points)
-    ctx = None
-    if workers > 1 and n >= 2 * workers:
-        import multiprocessing as mp
-
-        if "fork" in mp.get_all_start_methods():
-            ctx = mp.get_context("fork")
+    ctx = fork_context(workers, n, 2 * workers)
     if ctx is None:
         out = []
         for i, p in enumerate(points):
@@ -273,23 +269,13 @@ def after_all(pre: Preposterior, points: Sequence[Mapping[str, float]], *, worke
             if progress is not None:
                 progress(i + 1, n)
         return out
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     chunk = max(1, min(8, n // (4 * workers)))
     _JOB.update(pre=pre, points=list(points))
     refits_before = pre.refits
     try:
-        results: dict[int, list[tuple[Interval, int]]] = {}
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_after_chunk, s, min(s + chunk, n)): s for s in range(0, n, chunk)}
-            done = 0
-            for fut in as_completed(futures):
-                results[futures[fut]] = fut.result()
-                done += len(results[futures[fut]])
-                if progress is not None:
-                    progress(done, n)
+        results = map_chunks(_after_chunk, n, chunk, workers, ctx, progress)
     finally:
         _JOB.clear()
     # Each worker counted its own refits; the parent adds what an in-process run would have counted.
     pre.refits = refits_before + n * len(pre.draws) * len(pre.idx)
-    return [iv for s in sorted(results) for iv, _ in results[s]]
+    return [iv for iv, _ in results]

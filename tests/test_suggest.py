@@ -181,3 +181,14 @@ def test_cli_bad_candidates_file_names_the_column(published_db_path: Path, tmp_p
     bad.write_text("arch,image_px\nvit_h14,476\n")
     line = one_line_error(invoke(published_db_path, "suggest", "--bootstrap", "20", "--candidates", str(bad)))
     assert "data_hours" in line and str(bad) in line
+
+
+def test_two_worker_processes_give_the_one_process_ranking(published_db_path: Path) -> None:
+    """Forked workers (scaling.forked) share the resamples and outcome draws: the same table as one process."""
+    runs = scaling.load_runs(published_db_path, metric="top5")
+    kw = dict(target="human-top5", n_boot=20, n_outcomes=1,
+              candidates="arch=vit_h14,vit_b14; image_px=476,224; data_hours=500,5000")
+    one = scaling.suggest(runs, workers=1, **kw).to_frame()
+    two = scaling.suggest(runs, workers=2, **kw).to_frame()
+    assert len(one) == 8
+    pd.testing.assert_frame_equal(one, two)
