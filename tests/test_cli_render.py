@@ -151,3 +151,20 @@ def test_progress_lines_reach_a_piped_stderr(published_db_path: Path) -> None:
     lines = [ln for ln in result.stderr.splitlines() if "elapsed" in ln or "done in" in ln]
     assert lines and lines[-1].endswith(tuple(f"8/8 done in 0:00:{s:02d}" for s in range(60)))
     assert result.stdout.lstrip().startswith("{")  # stdout still carries one JSON document
+
+
+def test_training_progress_off_a_terminal_is_plain_lines_with_the_loss(capsys: pytest.CaptureFixture[str],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under pytest stderr is not a terminal, as in a SLURM log: a rich bar would show nothing there."""
+    from scaling.cli.progress import TrainReporter
+
+    monkeypatch.setenv("SCALING_PROGRESS_EVERY", "0")
+    rep = TrainReporter(enabled=True)
+    rep.start("pretrain", 100, "step")
+    rep.update(40, "loss 0.812")
+    rep.update(100, "loss 0.700")
+    rep.stop()
+    TrainReporter(enabled=False).update(5, "loss 9")  # ranks other than 0 stay silent
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("pretrain: 40/100 (40%)") and lines[0].endswith("loss 0.812")
+    assert lines[1].startswith("pretrain: 100/100 done in") and len(lines) == 2

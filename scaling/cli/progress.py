@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -45,7 +46,7 @@ class PlainProgress:
         self.printed: dict[str, float] = {}
         self.last = clock()  # a label's work began at the previous update (of any label), or here
 
-    def update(self, label: str, done: int, total: int) -> None:
+    def update(self, label: str, done: int, total: int, info: str = "") -> None:
         now = self.clock()
         start = self.started.setdefault(label, self.last)
         self.last = now
@@ -62,7 +63,7 @@ class PlainProgress:
         self.printed[label] = now
         pct = f" ({100 * done / total:.0f}%)" if total > 0 else ""
         eta = f", about {_clock(elapsed / done * (total - done))} left" if 0 < done < total else ""
-        self.write(f"{label}: {done}/{total}{pct}, {_clock(elapsed)} elapsed{eta}")
+        self.write(f"{label}: {done}/{total}{pct}, {_clock(elapsed)} elapsed{eta}" + (f", {info}" if info else ""))
 
 
 def _plain_every() -> float:
@@ -94,3 +95,45 @@ def progress_bar() -> Iterator[Callback]:
             bar.update(tasks[label], completed=done, total=total)
 
         yield update
+
+
+class TrainReporter:
+    """Training progress on stderr, rank 0 only: a rich bar on a terminal; off a terminal (a log, SLURM),
+    a plain line every few seconds with the latest loss, where a bar would show nothing."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.console = Console(stderr=True, highlight=False)
+        self.plain = None if self.console.is_terminal else PlainProgress(_plain_every(), _stderr_line)
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.phase, self.total = "", 0
+
+    def start(self, phase: str, total: float | None, unit: str) -> None:
+        if not self.enabled:
+            return
+        self.stop()
+        self.phase, self.total = phase, int(total or 0)
+        if self.plain is not None:
+            return
+        counter = MofNCompleteColumn() if unit != "s" else TextColumn("{task.completed:.0f}/{task.total:.0f} s")
+        self.progress = Progress(TextColumn(f"{phase:<9}"), BarColumn(), counter, TimeElapsedColumn(),
+                                 TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=self.console,
+                                 transient=False)
+        self.progress.start()
+        self.task = self.progress.add_task(phase, total=total, info="")
+
+    def update(self, completed: float, info: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=completed, info=info)
+        elif self.plain is not None and self.enabled:
+            self.plain.update(self.phase, int(completed), self.total, info)
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(text, markup=False, highlight=False)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

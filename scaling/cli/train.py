@@ -17,6 +17,7 @@ import typer
 
 from runs_db.archs import DECODER_DEPTH, DECODER_DIM, MASK_RATIO
 from scaling.cli.common import db_path, emit_json
+from scaling.cli.progress import TrainReporter
 from scaling.cli.render import fmt_flops, fmt_hours, fmt_number, fmt_params, stderr_console, stdout_console, table
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,49 +63,6 @@ def train_errors(func: F) -> F:
             raise
 
     return wrapper  # type: ignore[return-value]
-
-
-class RichReporter:
-    """A rich progress bar on stderr (rank 0 only)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.console = stderr_console()
-        self.progress: Any = None
-        self.task: Any = None
-
-    def start(self, phase: str, total: float | None, unit: str) -> None:
-        if not self.enabled:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.stop()
-        counter = MofNCompleteColumn() if unit != "s" else TextColumn("{task.completed:.0f}/{task.total:.0f} s")
-        self.progress = Progress(TextColumn(f"{phase:<9}"), BarColumn(), counter, TimeElapsedColumn(),
-                                 TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=self.console,
-                                 transient=False)
-        self.progress.start()
-        self.task = self.progress.add_task(phase, total=total, info="")
-
-    def update(self, completed: float, info: str) -> None:
-        if self.progress is not None:
-            self.progress.update(self.task, completed=completed, info=info)
-
-    def note(self, text: str) -> None:
-        if self.enabled:
-            self.console.print(text, markup=False, highlight=False)
-
-    def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
 
 
 # --------------------------------------------------------------------------------------------- options
@@ -290,7 +248,7 @@ def pretrain_cmd(
 
     run_dir = run_folder(out, name or None, cfg)  # a --name never leads out of ./runs
     env = _setup()
-    reporter = RichReporter(env.is_main)
+    reporter = TrainReporter(env.is_main)
     try:
         prep = prepare_pretrain(cfg, reporter)
         outcome = pretrain_point(prep, run_dir, env, db=db_path(ctx), use_db=not no_db, name=name,
@@ -330,7 +288,7 @@ def finetune_cmd(
     from train.runner import finetune_point
 
     env = _setup()
-    reporter = RichReporter(env.is_main)
+    reporter = TrainReporter(env.is_main)
     try:
         outcome = finetune_point(run_dir, cfg, env, db=db_path(ctx), use_db=not no_db, reporter=reporter)
     finally:
@@ -392,7 +350,7 @@ def _point(ctx: typer.Context, pcfg: Any, fcfg: Any, out: Path | None, name: str
 
     run_dir = run_folder(out, name or None, pcfg)  # a --name never leads out of ./runs
     env = _setup()
-    reporter = RichReporter(env.is_main)
+    reporter = TrainReporter(env.is_main)
     try:
         ft_data = prepare_finetune_data(fcfg)  # checked before the (slow) video decoding and any write
         prep = prepare_pretrain(pcfg, reporter)
