@@ -212,7 +212,7 @@ class BacktestResult:
             raise ScalingError("this backtest carries no data to draw (run it with scaling.backtest)")
         rows = plots.backtest_parity_frame(self, self.data, split=split)
         data = plots.parity_data(rows, forms=[f for f in self.by_form if f in set(rows["form"])],
-                                 title=plots.backtest_title(self, split))
+                                 title=plots.backtest_title(self, split), metric_label=plots.metric_label(self.data))
         if ax is None:
             _, ax = plots.new_figure(figsize=(5.6, 5.8))
         return plots.plot_backtest_parity(data, ax)
