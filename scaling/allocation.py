@@ -68,10 +68,16 @@ def default_bounds(fit: FitLike) -> dict[str, tuple[float, float]]:
 
 
 def check_bounds(fit: FitLike, bounds: Mapping[str, tuple[float, float]] | None) -> dict[str, tuple[float, float]]:
+    """``merge_bounds`` for a fit over exactly the MAE compute axes (parameters, hours, px)."""
     if sorted(fit.axes) != sorted(COMPUTE_AXES):
         raise ProjectionError(
             f"compute-optimal allocation needs the axes {', '.join(COMPUTE_AXES)}; the fit has {', '.join(fit.axes)}"
         )
+    return merge_bounds(fit, bounds)
+
+
+def merge_bounds(fit: FitLike, bounds: Mapping[str, tuple[float, float]] | None) -> dict[str, tuple[float, float]]:
+    """Bounds for every axis of ``fit``: ``default_bounds`` with the given ones over them, each checked."""
     out = default_bounds(fit)
     for a, (lo, hi) in (bounds or {}).items():
         if a not in out:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
+from scaling.allocation import merge_bounds
 from scaling.costs import CostModel
 from scaling.direction import direction
 from scaling.errors import ProjectionError
@@ -71,20 +72,6 @@ class CostOptimum:
     def __repr__(self) -> str:
         pt = "none" if self.point is None else ", ".join(f"{k}={v:.3g}" for k, v in self.point.items())
         return f"CostOptimum(question={self.question!r}, point=({pt}), cost={self.cost!r})"
-
-
-def check_bounds(fit: Any, bounds: Mapping[str, tuple[float, float]] | None) -> dict[str, tuple[float, float]]:
-    """Bounds for every axis of ``fit``: the defaults of ``scaling.allocation`` with the given ones over them."""
-    from scaling.allocation import default_bounds
-
-    out = default_bounds(fit)
-    for a, (lo, hi) in (bounds or {}).items():
-        if a not in out:
-            raise ProjectionError(f"bounds for unknown axis {a!r}; axes: {', '.join(fit.axes)}")
-        if not (0 < lo <= hi and math.isfinite(hi)):
-            raise ProjectionError(f"bounds of {a!r} must satisfy 0 < lower <= upper; got {lo:g}:{hi:g}")
-        out[a] = (float(lo), float(hi))
-    return out
 
 
 class _Box:
@@ -147,7 +134,7 @@ def _solve(objective: Any, constraint: Any, starts: list[np.ndarray]) -> tuple[n
 def cheapest(fit: Any, target: float, cost: CostModel, bounds: Mapping[str, tuple[float, float]] | None = None, *,
              starts: Sequence[Mapping[str, float]] = (), n_random: int = 4, seed: int = 0) -> CostOptimum:
     """The point reaching ``target`` for the least ``cost`` within ``bounds``."""
-    b = check_bounds(fit, bounds)
+    b = merge_bounds(fit, bounds)
     box = _Box(fit.axes, b)
     d = direction(fit.kind)
     scale = 0.01 if d.higher_is_better else max(abs(target), 1e-12) * 0.01
@@ -173,7 +160,7 @@ def best_at_budget(fit: Any, budget: float, cost: CostModel, bounds: Mapping[str
     """The point with the best prediction whose ``cost`` is at most ``budget``, within ``bounds``."""
     if not (budget > 0 and math.isfinite(budget)):
         raise ProjectionError(f"the budget must be a positive number; got {budget}")
-    b = check_bounds(fit, bounds)
+    b = merge_bounds(fit, bounds)
     box = _Box(fit.axes, b)
     d = direction(fit.kind)
     log_budget = math.log(budget)

@@ -33,7 +33,7 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 
 from scaling.errors import FitError
-from scaling.forms.varpro import BOUND_TOL, LOG_FLOOR, ZERO_REL, huber
+from scaling.forms.varpro import BOUND_TOL, LOG_FLOOR, ZERO_REL, huber, log_huber
 from scaling.threads import single_threaded_blas
 
 LOG_B = 60.0  # |ln b| bound (normalised units): keeps exp() finite
@@ -159,10 +159,7 @@ def objective(theta: np.ndarray, prob: Problem, n: int) -> tuple[float, np.ndarr
     if not p.min() > 0:
         return math.inf, np.zeros_like(theta)
     d = prob.delta
-    r = np.log(p) - prob.le
-    ar = np.abs(r)
-    value = float(prob.w @ np.where(ar <= d, 0.5 * r * r, d * (ar - 0.5 * d)))
-    G = prob.w * np.clip(r, -d, d) / p  # d loss / d p
+    value, G = log_huber(p, prob.le, prob.w, d)  # G: d loss / d p
     Gg = G * g  # d loss / d ln g
     H = np.concatenate([[Gg @ u], Gg @ h, [0.0]])  # d loss / d s_k = -(H_k - H_{k+1})
     grad = np.concatenate([[a * G.sum(), Gg.sum()], H[1:] - H[:-1], c * (Gg @ sig), -c * f * (Gg @ (sp - z * sig))])

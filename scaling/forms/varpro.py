@@ -79,6 +79,12 @@ def huber(r: np.ndarray, delta: float) -> np.ndarray:
     return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
+def log_huber(p: np.ndarray, log_y: np.ndarray, w: np.ndarray, delta: float) -> tuple[float, np.ndarray]:
+    """The weighted Huber loss of ln p against ``log_y``, and its gradient with respect to p (p > 0)."""
+    r = np.log(p) - log_y
+    return float(w @ huber(r, delta)), w * np.clip(r, -delta, delta) / p
+
+
 def _pred_jac(theta: np.ndarray, prob: Problem) -> tuple[np.ndarray, np.ndarray]:
     """Normalised prediction and its derivatives w.r.t. theta = (log E, log A_k, alpha_k)."""
     k = prob.k
@@ -113,10 +119,7 @@ def objective(theta: np.ndarray, prob: Problem) -> tuple[float, np.ndarray]:
     if not (pmin > 0 and math.isfinite(p.sum())):
         return math.inf, np.zeros_like(theta)
     d = prob.delta
-    r = np.log(p) - prob.lerr
-    a = np.abs(r)
-    value = float(prob.w @ np.where(a <= d, 0.5 * r * r, d * (a - 0.5 * d)))
-    g = prob.w * np.clip(r, -d, d) / p  # d loss / d p
+    value, g = log_huber(p, prob.lerr, prob.w, d)  # g: d loss / d p
     if prob.chance is None:
         gE, gS = E * g.sum(), g
     else:
