@@ -228,20 +228,11 @@ class Preposterior:
 
 
 def cold_refitter(full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Callable[[np.ndarray], Any]:
-    """Refit every resample from scratch with the form's own ``fit`` (the baseline of bench/bench_suggest.py)."""
-    from scaling.fitting import FitData
-    from scaling.forms import Replicate
+    """Refit every resample from scratch with the form's own ``fit`` (the baseline of bench/bench_suggest.py):
+    the generic ``Form.refitter``, bypassing a form's warm-start override."""
+    from scaling.forms.base import Form
 
-    form = get_form(full.form)
-    opts = dict(full.fit_options)
-
-    def refit(idx: np.ndarray) -> Replicate:
-        data = FitData(X=X[idx], y=y[idx], axes=full.axes, y_name=full.y, kind=full.kind,
-                       weights=None if w is None else w[idx])
-        r = form.fit(data, **opts)
-        return Replicate(dict(r.params), r.ceiling, r.require_model().predict, "cold")
-
-    return refit
+    return Form.refitter(get_form(full.form), full, X, y, w, options=full.fit_options)
 
 
 _JOB: dict[str, Any] = {}  # what forked workers inherit (the Preposterior holds closures, which do not pickle)
