@@ -1,8 +1,10 @@
-"""Shared helpers of the CLI tests: invoke the Typer app on a database, parse --json, check one-line errors."""
+"""Shared helpers of the CLI tests: invoke the Typer app on a database, parse --json, check one-line errors,
+and make SQLite files that are not run databases."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -30,3 +32,13 @@ def one_line_error(result: Any) -> str:
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output
     return lines[0]
+
+
+def sqlite_file(path: Path, *statements: str) -> Path:
+    """An SQLite file holding only what ``statements`` make (a foreign table, a bare user_version, ...)."""
+    conn = sqlite3.connect(path)
+    for sql in statements:
+        conn.execute(sql)
+    conn.commit()
+    conn.close()
+    return path

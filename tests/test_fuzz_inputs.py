@@ -27,6 +27,7 @@ import typer
 import runs_db
 import scaling.cli
 from scaling.cli import main
+from tests.cli_helpers import sqlite_file
 
 LOGS = runs_db.published_logs_dir()
 PROTOCOL, EVAL_SET = runs_db.PROTOCOL_PERMISSIVE, runs_db.EVAL_SET_IMAGENET
@@ -357,24 +358,15 @@ def _orphan(root: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------ database files
-def sqlite_file(path: Path, statements: list[str]) -> Path:
-    conn = sqlite3.connect(path)
-    for sql in statements:
-        conn.execute(sql)
-    conn.commit()
-    conn.close()
-    return path
-
-
 DB_FILES: dict[str, Callable[[Path], Path]] = {
     "garbage": lambda d: _bytes(d / "g.sqlite", b"\x00\xff" * 3000),
     "text": lambda d: _text(d / "t.sqlite", "this is not a database\n" * 50),
-    "version-2-no-tables": lambda d: sqlite_file(d / "v2.sqlite", ["PRAGMA user_version = 2"]),
-    "version-1-no-tables": lambda d: sqlite_file(d / "v1.sqlite", ["PRAGMA user_version = 1"]),
-    "version-99": lambda d: sqlite_file(d / "v99.sqlite", ["PRAGMA user_version = 99"]),
-    "foreign-runs-table": lambda d: sqlite_file(d / "f.sqlite", ["CREATE TABLE runs (x)"]),
-    "wrong-columns": lambda d: sqlite_file(d / "w.sqlite", [
-        *(f"CREATE TABLE {t} (x)" for t in ("runs", "evals", "history", "tags", "meta")), "PRAGMA user_version = 2"]),
+    "version-2-no-tables": lambda d: sqlite_file(d / "v2.sqlite", "PRAGMA user_version = 2"),
+    "version-1-no-tables": lambda d: sqlite_file(d / "v1.sqlite", "PRAGMA user_version = 1"),
+    "version-99": lambda d: sqlite_file(d / "v99.sqlite", "PRAGMA user_version = 99"),
+    "foreign-runs-table": lambda d: sqlite_file(d / "f.sqlite", "CREATE TABLE runs (x)"),
+    "wrong-columns": lambda d: sqlite_file(d / "w.sqlite",
+        *(f"CREATE TABLE {t} (x)" for t in ("runs", "evals", "history", "tags", "meta")), "PRAGMA user_version = 2"),
     "a-folder": lambda d: _mkdir(d / "db-folder"),
 }
 for key, make_db in DB_FILES.items():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 import runs_db
 from runs_db import RunsDBError, ValidationError, ValidationErrors
+from tests.cli_helpers import sqlite_file
 
 HEADER = ["arch", "image_px", "data_hours", "data_fraction", "subset_seed", "protocol", "eval_set", "metric",
           "selection", "value"]
@@ -111,15 +111,6 @@ def test_conflicts_between_good_records_are_listed_with_bad_rows(tmp_path: Path)
         runs_db.validate_paths([a, b])
     messages = [str(e) for e in err.value.errors]
     assert len(messages) == 2 and "expected a number" in messages[0] and "already has" in messages[1], messages
-
-
-def sqlite_file(path: Path, *statements: str) -> Path:
-    conn = sqlite3.connect(path)
-    for sql in statements:
-        conn.execute(sql)
-    conn.commit()
-    conn.close()
-    return path
 
 
 @pytest.mark.parametrize(("statements", "words"), [
