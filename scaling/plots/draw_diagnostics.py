@@ -245,7 +245,9 @@ def plot_loss_curves(data: LossCurves, ax: Axes | None = None, *, log_x: bool = 
 
 
 def _frontier_label(r: pd.Series) -> str:
-    return f"{fmt_hours(r['data_hours'])}\n{r['image_px']:,.0f} px"
+    # Three significant figures: the points are optimiser outputs, known to about 1e-3 (not to the hour).
+    hours, px = (float(f"{r[k]:.3g}") for k in ("data_hours", "image_px"))
+    return f"{fmt_hours(hours)}\n{px:,.0f} px"
 
 
 def plot_frontier(data: FrontierData, ax: Axes | None = None, *, title: str | None = None) -> Axes:
