@@ -30,7 +30,7 @@ __all__ = [
 AXES: tuple[str, ...] = ("n_params", "data_hours", "image_px")
 DEFAULT_PROTOCOL = PROTOCOL_PERMISSIVE  # "finetune-in1k-2pct": whole network, 2% of ImageNet's labels
 DEFAULT_EVAL_SET = EVAL_SET_IMAGENET  # "imagenet-val"
-DEFAULT_METRIC = "top1"
+DEFAULT_METRIC = "top5"  # the default target's metric (human-top5): every command fits what it projects
 DEFAULT_SELECTION = "best-epoch"
 N_CLASSES = 1000  # ImageNet-1k: the chance error of top-k is 1 - k / N_CLASSES
 

@@ -157,4 +157,4 @@ def test_runs_list_shows_the_chosen_evaluation(published_db_path: Path) -> None:
     other = invoke(published_db_path, "runs", "list", "--arch", "vit_s14", "--protocol", "finetune-digits-20pct",
                    "--eval-set", "digits-val")
     assert other.exit_code == 0, other.output
-    assert "digits-val top1 (best)" in other.stdout and "%" not in other.stdout
+    assert "digits-val top5 (best)" in other.stdout and "%" not in other.stdout

@@ -75,7 +75,7 @@ def test_perturbation_moves_every_input(published_db_path: Path, tmp_path: Path)
         q = "SELECT e.value, r.data_hours, r.data_fraction FROM evals e JOIN runs r USING (run_id) ORDER BY e.rowid"
         before, after = a.execute(q).fetchall(), b.execute(q).fetchall()
     assert len(before) == len(after) > 0
-    for (v0, h0, f0), (v1, h1, f1) in zip(before, after, strict=True):
+    for (v0, h0, _), (v1, h1, _) in zip(before, after, strict=True):
         assert v1 != v0 and abs(v1 / v0 - 1) <= 1.0000001 * PERTURBATION
         assert abs(h1 / h0 - 1) <= 1.0000001 * PERTURBATION
     hours = {}

@@ -39,10 +39,11 @@ from scaling.cli.render import (
     stdout_console,
     table,
 )
+from scaling.defaults import DEFAULT_METRIC
 from scaling.errors import ScalingError
 
 FormsOpt = Annotated[str, typer.Option("--forms", help="Comma-separated forms, or 'all' (see `scaling forms`).")]
-MetricOpt = Annotated[str, typer.Option(help="Metric: top1 or top5.")]
+MetricOpt = Annotated[str, typer.Option(help="Metric: top1 or top5 (default: that of the default target, human-top5).")]
 RollingOpt = Annotated[
     str, typer.Option(help="Axis of the rolling-origin splits, 'none' for none, or 'auto': data_hours on the run "
                            "database, the last --axes of a --data table.")
@@ -80,7 +81,7 @@ def _fmt(v: float | None, digits: int = 3) -> str:
 def backtest_cmd(
     ctx: typer.Context,
     forms: FormsOpt = "all",
-    metric: MetricOpt = "top1",
+    metric: MetricOpt = DEFAULT_METRIC,
     eval_set: EvalSetOpt = None,
     protocol: ProtocolOpt = None,
     selection: SelectionOpt = "best-epoch",
@@ -160,7 +161,7 @@ def backtest_cmd(
 def compare_cmd(
     ctx: typer.Context,
     forms: FormsOpt = "all",
-    metric: MetricOpt = "top1",
+    metric: MetricOpt = DEFAULT_METRIC,
     eval_set: EvalSetOpt = None,
     protocol: ProtocolOpt = None,
     selection: SelectionOpt = "best-epoch",

@@ -47,7 +47,7 @@ from scaling.cli.render import (
     stdout_console,
     table,
 )
-from scaling.defaults import DEFAULT_FORM, DEFAULT_TARGET
+from scaling.defaults import DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_TARGET
 from scaling.errors import ScalingError
 from scaling.targets import list_targets, resolve_target
 
@@ -134,7 +134,9 @@ def _render_fit(result: FitResult) -> None:
 def fit_cmd(
     ctx: typer.Context,
     form: FormOpt = DEFAULT_FORM,
-    metric: Annotated[str, typer.Option(help="Metric to fit: top1 or top5.")] = "top1",
+    metric: Annotated[
+        str, typer.Option(help="Metric to fit: top1 or top5 (default: that of the default target, human-top5).")
+    ] = DEFAULT_METRIC,
     eval_set: EvalSetOpt = None,
     protocol: ProtocolOpt = None,
     selection: SelectionOpt = "best-epoch",

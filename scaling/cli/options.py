@@ -10,7 +10,7 @@ import pandas as pd
 import typer
 
 from scaling.cli.common import open_database, split_csv
-from scaling.defaults import AXES, DEFAULT_EVAL_SET, DEFAULT_PROTOCOL, PAPER_SCENARIO
+from scaling.defaults import AXES, DEFAULT_EVAL_SET, DEFAULT_METRIC, DEFAULT_PROTOCOL, PAPER_SCENARIO
 from scaling.errors import ScalingError
 
 DEFAULT_AXES = ",".join(AXES)
@@ -80,7 +80,7 @@ def load_table(ctx: typer.Context, *, data: Path | None, y: str | None, protocol
             raise ScalingError("--data needs --y naming the response column")
         return read_table(data)
     db = open_database(ctx)
-    return load_runs(db.path, metric=metric or "top1", protocol=protocol or DEFAULT_PROTOCOL,
+    return load_runs(db.path, metric=metric or DEFAULT_METRIC, protocol=protocol or DEFAULT_PROTOCOL,
                      eval_set=eval_set or DEFAULT_EVAL_SET, selection=selection)
 
 

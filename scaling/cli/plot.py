@@ -26,7 +26,7 @@ from scaling.cli.options import (
 )
 from scaling.cli.progress import progress_bar
 from scaling.cli.render import print_json, stderr_console
-from scaling.defaults import DEFAULT_FORM, DEFAULT_TARGET
+from scaling.defaults import DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_TARGET
 from scaling.errors import ScalingError
 from scaling.targets import resolve_target
 
@@ -42,7 +42,7 @@ plot_app = typer.Typer(
 )
 
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="File to write: .png, .pdf or .svg.")]
-MetricOpt = Annotated[str, typer.Option(help="Metric: top1 or top5.")]
+MetricOpt = Annotated[str, typer.Option(help="Metric: top1 or top5 (default: that of the default target, human-top5).")]
 BandOpt = Annotated[
     str, typer.Option(help="Band around the fit: confidence (mean surface), prediction (a new run) or none.")
 ]
@@ -99,7 +99,7 @@ def _band(band: str) -> str:
 def data_cmd(
     ctx: typer.Context,
     out: OutOpt,
-    metric: MetricOpt = "top1",
+    metric: MetricOpt = DEFAULT_METRIC,
     form: FormOpt = DEFAULT_FORM,
     band: BandOpt = "confidence",
     level: LevelOpt = 0.95,
@@ -134,7 +134,7 @@ def data_cmd(
 def resolution_cmd(
     ctx: typer.Context,
     out: OutOpt,
-    metric: MetricOpt = "top1",
+    metric: MetricOpt = DEFAULT_METRIC,
     form: FormOpt = DEFAULT_FORM,
     band: BandOpt = "confidence",
     level: LevelOpt = 0.95,
@@ -246,7 +246,7 @@ def backtest_cmd(
         typer.Option(help="A split's name or kind (joint, leave-largest-out, rolling-origin: pooled) \\[default: every "
                           "split, one panel each]."),
     ] = None,
-    metric: MetricOpt = "top1",
+    metric: MetricOpt = DEFAULT_METRIC,
     selection: SelectionOpt = "best-epoch",
     protocol: ProtocolOpt = None,
     eval_set: EvalSetOpt = None,

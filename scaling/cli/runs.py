@@ -10,7 +10,7 @@ import typer
 
 from scaling.cli.common import domain_errors, emit_json, open_database
 from scaling.cli.render import fmt_hours, fmt_number, fmt_params, fmt_percent, stderr_console, stdout_console, table
-from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL
+from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_METRIC, DEFAULT_PROTOCOL
 
 runs_app = typer.Typer(
     help="Inspect and extend the run database.",
@@ -35,7 +35,7 @@ def list_cmd(
     status: Annotated[str | None, typer.Option(help="Only this status: COMPLETED, RUNNING or FAILED.")] = None,
     with_metric: Annotated[
         str, typer.Option(help="Show this metric (best epoch) beside each run: top1 or top5.")
-    ] = "top1",
+    ] = DEFAULT_METRIC,
     protocol: Annotated[
         str, typer.Option(help="... under this evaluation protocol, e.g. finetune-digits-20pct for the demo.")
     ] = DEFAULT_PROTOCOL,

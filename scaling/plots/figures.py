@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from scaling.defaults import DEFAULT_FORM, DEFAULT_SELECTION, DEFAULT_TARGET, PAPER_SCENARIO
+from scaling.defaults import DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_SELECTION, DEFAULT_TARGET, PAPER_SCENARIO
 from scaling.errors import ScalingError
 from scaling.jsonable import jsonable
 
@@ -138,7 +138,7 @@ def _target(target: str, metric: str | None, eval_set: str | None, protocol: str
     return resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
 
 
-def accuracy_figure(runs: pd.DataFrame | None = None, *, metric: str = "top1", form: str = DEFAULT_FORM,
+def accuracy_figure(runs: pd.DataFrame | None = None, *, metric: str = DEFAULT_METRIC, form: str = DEFAULT_FORM,
                     band: str = "confidence", level: float = 0.95, image_px: float = 224,
                     selection: str = DEFAULT_SELECTION, protocol: str | None = None,
                     eval_set: str | None = None) -> FigureResult:
@@ -152,7 +152,7 @@ def accuracy_figure(runs: pd.DataFrame | None = None, *, metric: str = "top1", f
     return FigureResult("data", data)
 
 
-def resolution_figure(runs: pd.DataFrame | None = None, *, metric: str = "top1", form: str = DEFAULT_FORM,
+def resolution_figure(runs: pd.DataFrame | None = None, *, metric: str = DEFAULT_METRIC, form: str = DEFAULT_FORM,
                       band: str = "confidence", level: float = 0.95, arch: str = "vit_h14",
                       selection: str = DEFAULT_SELECTION, protocol: str | None = None,
                       eval_set: str | None = None) -> FigureResult:
@@ -206,7 +206,7 @@ def iso_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET
 
 
 def backtest_figure(runs: pd.DataFrame | None = None, *, forms: Sequence[str] | None = DEFAULT_BACKTEST_FORMS,
-                    split: str | None = None, metric: str = "top1", selection: str = DEFAULT_SELECTION,
+                    split: str | None = None, metric: str = DEFAULT_METRIC, selection: str = DEFAULT_SELECTION,
                     protocol: str | None = None, eval_set: str | None = None) -> FigureResult:
     """Figure 4: backtest parity, each form fitted without the held-out runs, predicted vs observed: one panel
     per split that some form could fit (``split``: only that split, a name or a pooled kind)."""
