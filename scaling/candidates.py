@@ -11,11 +11,12 @@ the largest's parameter count times the step, shaped by the compute model's aspe
 (rounded to the patch), data hours, and the subset seed: a configuration already trained gets its next
 unused seed (a replicate, which is how seed-to-seed noise is learned).
 
-Pretraining FLOPs of a run-database candidate follow the study's recipe as trained in the grid: the
-images seen (training length) are the median of the trained runs with the same architecture and
-resolution, else the same architecture, else the same resolution, else all runs; the mask ratio is that
-of the trained runs at the nearest resolution; FLOPs per image are ``scaling.compute``'s MAE model. A
-``pretrain_flops`` column in a candidates file overrides this (e.g. the recorded cost of a real run).
+Pretraining FLOPs of a run-database candidate are those of ``scaling project`` and ``scaling plan`` for
+the same point: FLOPs per image (``scaling.compute``'s MAE model) x the images the training-length rule
+gives (``scaling.training_length``; by default the grid's recipe: a replicate costs what its grid point
+cost). A candidate that needs more video than the corpus holds is marked ``beyond_corpus`` and has no data
+fraction. A ``pretrain_flops`` column in a candidates file overrides the cost (e.g. the recorded cost of a
+real run).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scaling.compute import ComputeEstimate, pretrain_compute
 from scaling.errors import ScalingError
+from scaling.training_length import TrainingLength, from_grid
 
 RUN_FIELDS = ("arch", "image_px", "data_hours", "subset_seed")
 BEYOND = "beyond"  # the architecture label of a size past the largest registered one
@@ -77,12 +80,13 @@ def is_runs_grid(frame: pd.DataFrame) -> bool:
 
 
 class RunRecipe:
-    """What the trained grid says about training a new run: sizes, lengths, masks, the corpus."""
+    """What the trained grid says about training a new run: sizes, the corpus, and the training length."""
 
-    def __init__(self, runs: pd.DataFrame) -> None:
+    CORPUS_SLACK = 1.01  # within 1% of the corpus (5,000 h of a 4,989 h corpus) is all of it
+
+    def __init__(self, runs: pd.DataFrame, training: TrainingLength | None = None) -> None:
         self.runs = runs  # one row per run
-        self._images: dict[tuple[str, float], float] = {}
-        self._masks: dict[float, float] = {}
+        self.training = training if training is not None else from_grid(runs)
 
     @functools.cached_property
     def corpus_hours(self) -> float | None:
@@ -101,40 +105,14 @@ class RunRecipe:
     def largest_arch(self) -> str:
         return str(self.runs.sort_values("n_params")["arch"].iloc[-1])
 
-    def images_seen(self, arch: str, image_px: float) -> float:
-        key = (arch, float(image_px))
-        if key not in self._images:
-            self._images[key] = self._images_seen(arch, image_px)
-        return self._images[key]
-
-    def _images_seen(self, arch: str, image_px: float) -> float:
-        r = self.runs.dropna(subset=["samples_seen"])
-        same_px = np.isclose(r["image_px"].to_numpy(dtype=float), image_px)
-        for mask in (same_px & (r["arch"] == arch).to_numpy(), (r["arch"] == arch).to_numpy(), same_px,
-                     np.ones(len(r), dtype=bool)):
-            if mask.any():
-                return float(np.median(r.loc[mask, "samples_seen"]))
-        raise ScalingError("the grid records no images seen (samples_seen): cannot cost a candidate run")
-
-    def mask_ratio(self, image_px: float) -> float:
-        if float(image_px) not in self._masks:
-            self._masks[float(image_px)] = self._mask_ratio(image_px)
-        return self._masks[float(image_px)]
-
-    def _mask_ratio(self, image_px: float) -> float:
-        from runs_db.archs import MASK_RATIO
-
-        if "mask_ratio" not in self.runs or self.runs["mask_ratio"].isna().all():
-            return MASK_RATIO
-        r = self.runs.dropna(subset=["mask_ratio"])
-        dist = np.abs(np.log(r["image_px"].to_numpy(dtype=float) / image_px))
-        return float(np.median(r["mask_ratio"].to_numpy()[dist == dist.min()]))
-
-    def flops(self, n_params: float, arch: str, image_px: float) -> float:
-        from scaling.compute import flops_per_image
-
-        per_image, _, _ = flops_per_image(n_params, image_px, mask_ratio=self.mask_ratio(image_px))
-        return per_image * self.images_seen(arch, image_px)
+    def compute(self, n_params: float, image_px: float, data_hours: float) -> ComputeEstimate:
+        """The run's pretraining compute under the training-length rule (as ``scaling.project`` prices it)."""
+        if self.training is None:
+            raise ScalingError("the grid records no images seen (samples_seen): cannot cost a candidate run")
+        point = {"n_params": n_params, "image_px": image_px, "data_hours": data_hours}
+        a = self.training.at(point)
+        return pretrain_compute(n_params, data_hours, image_px, passes=a.passes, mask_ratio=a.mask_ratio,
+                                patch_px=a.patch_px, source=a.source)
 
 
 def one_per_run(frame: pd.DataFrame) -> pd.DataFrame:
@@ -151,12 +129,15 @@ def _run_candidate(recipe: RunRecipe, axes: Sequence[str], arch: str, px: float,
         raise ScalingError(f"candidates on the run database set n_params, data_hours and image_px; the fit also "
                            f"has axis {missing[0]!r}")
     corpus = recipe.corpus_hours
+    over = corpus is not None and hours > corpus * recipe.CORPUS_SLACK
     name = arch if arch != BEYOND else f"{n / 1e9:.2g}B (beyond {recipe.largest_arch()})"
+    compute = recipe.compute(n, float(px), float(hours))
     run = {"arch": arch if arch != BEYOND else None, "n_params": n, "image_px": float(px), "data_hours": float(hours),
-           "subset_seed": int(seed), "data_fraction": None if corpus is None else hours / corpus,
-           "mask_ratio": recipe.mask_ratio(px), "images_seen": recipe.images_seen(arch, px)}
-    cost = recipe.flops(n, arch, px) if flops is None else float(flops)
-    label = f"{name} {px:.0f}px {hours:.4g}h seed {seed}"
+           "subset_seed": int(seed), "data_fraction": None if corpus is None or over else min(hours / corpus, 1.0),
+           "beyond_corpus": over, "corpus_hours": corpus, "mask_ratio": compute.mask_ratio,
+           "images_seen": compute.images_seen, "passes": compute.passes, "training": compute.training}
+    cost = compute.flops if flops is None else float(flops)
+    label = f"{name} {px:.0f}px {hours:.4g}h seed {seed}" + (" (more video than the corpus)" if over else "")
     return Candidate({a: values[a] for a in axes}, cost, label, beyond, run)
 
 
@@ -175,12 +156,13 @@ def next_seed(runs: pd.DataFrame, arch: str, px: float, hours: float) -> int:
     return max(seeds) + 1 if seeds else 1
 
 
-def default_run_candidates(frame: pd.DataFrame, axes: Sequence[str]) -> list[Candidate]:
+def default_run_candidates(frame: pd.DataFrame, axes: Sequence[str],
+                           training: TrainingLength | None = None) -> list[Candidate]:
     """The trained grid extended one level beyond along architecture, px, hours and seed, and jointly."""
     from runs_db.archs import ARCHS
 
     runs = one_per_run(frame)
-    recipe = RunRecipe(runs)
+    recipe = RunRecipe(runs, training)
     trained = runs.sort_values("n_params")
     archs = list(dict.fromkeys(trained["arch"].astype(str)))
     arch_n = [float(trained.loc[trained["arch"] == a, "n_params"].min()) for a in archs]
@@ -256,7 +238,7 @@ def _number(text: Any, what: str) -> float:
 
 
 def candidates_from_rows(rows: pd.DataFrame, frame: pd.DataFrame, axes: Sequence[str], cost: Any,
-                         where: str) -> list[Candidate]:
+                         where: str, training: TrainingLength | None = None) -> list[Candidate]:
     """Candidates from a table of rows: on the run database arch, image_px, data_hours (and optional
     subset_seed, pretrain_flops, n_params); on any table the fit's axes (and optional pretrain_flops)."""
     if rows.empty:
@@ -269,7 +251,7 @@ def candidates_from_rows(rows: pd.DataFrame, frame: pd.DataFrame, axes: Sequence
         if missing:
             raise ScalingError(f"{where}: missing column {missing[0]!r} (a candidate run needs arch, image_px, "
                                "data_hours; optional subset_seed, pretrain_flops)")
-        recipe = RunRecipe(one_per_run(frame))
+        recipe = RunRecipe(one_per_run(frame), training)
         for i, r in enumerate(rows.to_dict("records"), start=1):
             at = f"{where} row {i}"
             try:
@@ -310,14 +292,15 @@ def _beyond(point: Mapping[str, float], frame: pd.DataFrame, axes: Sequence[str]
 
 
 def load_candidates(spec: str | Path | pd.DataFrame | Sequence[Candidate] | None, frame: pd.DataFrame,
-                    axes: Sequence[str], cost: Any) -> list[Candidate]:
+                    axes: Sequence[str], cost: Any, training: TrainingLength | None = None) -> list[Candidate]:
     """Candidates from ``spec``: None (the default neighbours), a CSV path, a grid spec, a DataFrame of rows,
-    or a list of ``Candidate``."""
+    or a list of ``Candidate``; run-database candidates are costed under ``training`` (default: the grid's
+    recipe)."""
     if spec is None:
-        return default_run_candidates(frame, axes) if is_runs_grid(frame) else \
+        return default_run_candidates(frame, axes, training) if is_runs_grid(frame) else \
             default_table_candidates(frame, axes, cost)
     if isinstance(spec, pd.DataFrame):
-        return candidates_from_rows(spec, frame, axes, cost, "candidates")
+        return candidates_from_rows(spec, frame, axes, cost, "candidates", training)
     if isinstance(spec, Sequence) and not isinstance(spec, str):
         if not all(isinstance(c, Candidate) for c in spec):
             raise ScalingError("candidates: a list must hold scaling.candidates.Candidate objects")
@@ -329,11 +312,11 @@ def load_candidates(spec: str | Path | pd.DataFrame | Sequence[Candidate] | None
 
         if not path.is_file():
             raise ScalingError(f"{path}: candidates file not found")
-        return candidates_from_rows(read_table(path), frame, axes, cost, str(path))
+        return candidates_from_rows(read_table(path), frame, axes, cost, str(path), training)
     if "=" not in text:
         raise ScalingError(f"candidates {text!r}: neither a CSV file nor a grid spec such as "
                            "'arch=vit_h14;image_px=476;data_hours=5000,50000'")
     grid = parse_grid_spec(text)
     names = list(grid)
     rows = pd.DataFrame([dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())])
-    return candidates_from_rows(rows, frame, axes, cost, "grid spec")
+    return candidates_from_rows(rows, frame, axes, cost, "grid spec", training)

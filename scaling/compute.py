@@ -88,6 +88,7 @@ class ComputeEstimate:
     shape_rule: str
     mask_ratio: float
     method: str
+    training: str = ""  # the training-length rule's account of the images seen (scaling.training_length)
 
     def to_dict(self) -> dict[str, float | str]:
         return asdict(self)
@@ -113,8 +114,10 @@ def pretrain_compute(
     passes: float,
     mask_ratio: float = MASK_RATIO,
     patch_px: int = PATCH_PX,
+    source: str = "",
 ) -> ComputeEstimate:
-    """Compute of pretraining on ``data_hours`` of 1-frame/s video for ``passes`` passes over its frames."""
+    """Compute of pretraining on ``data_hours`` of 1-frame/s video for ``passes`` passes over its frames
+    (``source``: where the passes come from, e.g. the training-length rule)."""
     if passes <= 0 or data_hours <= 0:
         raise ValueError("passes and data hours must be positive")
     per_image, enc_share, shape = flops_per_image(n_params, image_px, mask_ratio=mask_ratio, patch_px=patch_px)
@@ -130,4 +133,5 @@ def pretrain_compute(
         shape_rule=shape.rule,
         mask_ratio=mask_ratio,
         method="analytic MAE matmul FLOPs (fwd+bwd) x images seen; decoder 512 wide, 8 deep",
+        training=source,
     )

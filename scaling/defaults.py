@@ -11,6 +11,7 @@ from runs_db.validate import FRAMES_PER_HOUR
 
 __all__ = [
     "AXES",
+    "CAUTION_DECADES",
     "DEFAULT_EVAL_SET",
     "DEFAULT_FORM",
     "DEFAULT_GROUP",
@@ -39,6 +40,9 @@ DEFAULT_FORM = "poly1"
 DEFAULT_TARGET = "human-top5"  # scaling.targets.PRESETS
 # The paper's headline scenario (Orhan 2023, abstract): 2.5B parameters, 20,000 h of video, 952 px.
 PAPER_SCENARIO: dict[str, float] = {"n_params": 2.5e9, "data_hours": 20000.0, "image_px": 952.0}
+
+# An answer more than this many decades beyond the data along any axis carries a caution.
+CAUTION_DECADES = 1.0
 
 # Uncertainty: percentile intervals at these levels, resampling whole runs.
 DEFAULT_LEVELS: tuple[float, ...] = (0.9, 0.95)

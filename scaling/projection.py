@@ -25,6 +25,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from scaling.compute import FRAMES_PER_HOUR, ComputeEstimate, pretrain_compute
+from scaling.defaults import CAUTION_DECADES
 from scaling.direction import direction
 from scaling.errors import ProjectionError
 
@@ -78,6 +79,17 @@ class Projection:
             return None
         return max(self.decades_beyond.values())
 
+    @property
+    def caution(self) -> str | None:
+        """A plain warning when the answer lies more than ``CAUTION_DECADES`` beyond the data on an axis."""
+        if not self.decades_beyond:
+            return None
+        axis, far = max(self.decades_beyond.items(), key=lambda kv: kv[1])
+        if far <= CAUTION_DECADES:
+            return None
+        return (f"{far:.1f} decades beyond the data along {axis}: an extrapolation this far rests on the form "
+                "alone (see `scaling compare` for how each form predicted held-out larger runs)")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode,
@@ -92,6 +104,7 @@ class Projection:
             "reference": self.reference,
             "decades_beyond": self.decades_beyond,
             "max_decades_beyond": self.max_decades_beyond,
+            "caution": self.caution,
             "compute": self.compute.to_dict() if self.compute else None,
             "details": self.details,
         }
@@ -120,12 +133,15 @@ def _check_axes(fit: FitLike, point: Mapping[str, float], what: str) -> None:
         raise ProjectionError(f"{what}: axis {bad[0]!r} must be a positive number, got {point[bad[0]]}")
 
 
-def _compute(
-    point: Mapping[str, float], assumptions: ComputeAssumptions | None, details: dict[str, Any]
-) -> ComputeEstimate | None:
-    """Pretraining compute at ``point``; None (with ``details['compute_note']``) when the model has none."""
+def _compute(point: Mapping[str, float], assumptions: Any, details: dict[str, Any]) -> ComputeEstimate | None:
+    """Pretraining compute at ``point``; None (with ``details['compute_note']``) when the model has none.
+
+    ``assumptions``: fixed ``ComputeAssumptions``, or a training-length rule (``scaling.training_length``)
+    that gives them for the point."""
     if assumptions is None or not all(a in point for a in COMPUTE_AXES):
         return None
+    if hasattr(assumptions, "at"):
+        assumptions = assumptions.at(point)
     try:
         return pretrain_compute(
             point["n_params"],
@@ -134,6 +150,7 @@ def _compute(
             passes=assumptions.passes,
             mask_ratio=assumptions.mask_ratio,
             patch_px=assumptions.patch_px,
+            source=assumptions.source,
         )
     except ValueError as exc:  # e.g. position embeddings alone exceed the parameter count
         details["compute_note"] = f"no compute estimate: {exc}"
@@ -181,7 +198,7 @@ def project_scale(
     *,
     exponents: Mapping[str, float] | None = None,
     reference: Mapping[str, float] | None = None,
-    compute: ComputeAssumptions | None = None,
+    compute: Any = None,
 ) -> Projection:
     """Smallest common factor k such that the point (x_i * k**w_i) reaches ``target``."""
     ref = dict(reference) if reference is not None else reference_point(fit)
@@ -212,7 +229,7 @@ def project_axis(
     axis: str,
     *,
     fixed: Mapping[str, float] | None = None,
-    compute: ComputeAssumptions | None = None,
+    compute: Any = None,
 ) -> Projection:
     """Value of ``axis`` that reaches ``target`` with the other axes fixed (default: their largest values)."""
     if axis not in fit.axes:
@@ -242,7 +259,7 @@ def project_at(
     point: Mapping[str, float],
     *,
     target: float | None = None,
-    compute: ComputeAssumptions | None = None,
+    compute: Any = None,
 ) -> Projection:
     """The prediction at ``point``; ``reachable`` says whether it meets ``target`` (when one is given)."""
     _check_axes(fit, point, "evaluation point")

@@ -28,15 +28,17 @@ SCHEMA = "scaling.project/v1"
 
 @dataclass(frozen=True)
 class ProjectionReport:
-    target: Target
+    target: Target | None  # None: a table with no target asked (only the prediction and the budget answer)
     fit: FitResult = field(repr=False)
-    compute_assumptions: ComputeAssumptions | None
+    compute_assumptions: ComputeAssumptions | None  # the training-length rule's at the reference point
     projections: tuple[tuple[str, Projection], ...]  # (question, answer)
     optimal: Any = None  # scaling.allocation.OptimalResult
     bootstrap: Any = None  # scaling.resampling.BootstrapResult
     figure: str | None = None  # the file the iso-accuracy map was written to
     budget: Any = None  # scaling.budget.CostOptimum: the best allocation at a given compute
     plans: Any = None  # ((question, scaling.planner.PlanReport or the reason there is none), ...) with plan=
+    training_length: Any = None  # scaling.training_length.TrainingLength: the images every answer's run sees
+    cost_model: dict[str, Any] | None = None  # the cost the user named (--cost), which prices every answer
 
     def answer(self, question: str) -> Projection:
         """The answer to one question ('scale every axis', 'solve data_hours', 'at point')."""
@@ -50,10 +52,12 @@ class ProjectionReport:
         out: dict[str, Any] = {
             "schema": SCHEMA,
             "figure": self.figure,
-            "target": self.target.to_dict(),
+            "target": None if self.target is None else self.target.to_dict(),
             "data": dict(self.fit.source),
             "fit": self.fit.describe(),
             "compute_assumptions": None if self.compute_assumptions is None else self.compute_assumptions.__dict__,
+            "training_length": None if self.training_length is None else self.training_length.to_dict(),
+            "cost_model": self.cost_model,
             "projections": [{"question": label, **p.to_dict()} for label, p in self.projections],
         }
         if self.optimal is not None:
@@ -82,6 +86,9 @@ class ProjectionReport:
                 "decades_beyond_data": p.max_decades_beyond if p.max_decades_beyond is not None else math.nan,
                 "pretraining_flops": p.compute.flops if p.compute else math.nan,
             })
+            if self.cost_model is not None:
+                row["cost"] = p.details.get("cost", {}).get("value", math.nan)
+            row["caution"] = p.caution or ""
             rows.append(row)
         return pd.DataFrame(rows).set_index("question")
 
@@ -89,21 +96,20 @@ class ProjectionReport:
         """The answers as text: what reaches the target, under which form, and the caveats."""
         t, f = self.target, self.fit
         pct = f.direction.higher_is_better
-        value = f"{100 * t.value:.1f}%" if pct else f"{t.value:g}"
-        frame = self.to_frame()
+        frame = self.to_frame().drop(columns="caution")
+        metric = t.metric if t is not None else f.source.get("metric") or f.y
         if pct:
             frame["predicted"] = 100 * frame["predicted"]
-            frame = frame.rename(columns={"predicted": f"predicted {t.metric} (%)"})
-        lines = [f"What reaches {t.name} = {value} {t.metric}?",
-                 frame.to_string(float_format=lambda v: f"{v:.4g}"),
+            frame = frame.rename(columns={"predicted": f"predicted {metric} (%)"})
+        lines = [self.title(), frame.to_string(float_format=lambda v: f"{v:.4g}"),
                  f"form {f.form} fitted to {f.n_points} points ({f.y} ~ {', '.join(f.axes)}); "
                  f"{f.direction.limit_name} {'none' if f.ceiling is None else f'{f.ceiling:.4g}'}"]
-        if self.compute_assumptions is not None:
-            a = self.compute_assumptions
-            lines.append(f"compute: {a.passes:.3g} passes over the frames, mask ratio {a.mask_ratio:g} ({a.source})")
+        if self.training_length is not None:
+            lines.append(self.training_note())
         for label, p in self.projections:
-            if p.reason:
-                lines.append(f"{label}: {p.reason}")
+            for line in (p.reason, p.caution and f"caution: {p.caution}"):
+                if line:
+                    lines.append(f"{label}: {line}")
         if self.optimal is not None:
             o = getattr(self.optimal, "optimum", self.optimal)  # OptimalResult (MAE FLOPs) or CostOptimum
             if o.point:
@@ -123,6 +129,31 @@ class ProjectionReport:
             lines.append(f"{question}: {p}" if isinstance(p, str) else f"{question}: {p.summary()}")
         return "\n".join(lines)
 
+    def title(self) -> str:
+        """The question the report answers, in words."""
+        t = self.target
+        if t is None:
+            what = self.fit.source.get("metric") or self.fit.y
+            return (f"Best allocation at a cost of {self.budget.budget:.3g}" if self.budget is not None
+                    and not self.projections else f"Predicted {what} (no target given)")
+        if not self.fit.direction.higher_is_better:
+            return f"What reaches {t.name}?"  # 'loss 2.2'
+        return f"What reaches {t.name} = {100 * t.value:.1f}% {t.metric}?"
+
+    def training_note(self) -> str:
+        """Which training-length rule priced the answers, and what it gave each (passes, mask ratio)."""
+        rule = self.training_length
+        used = [(p.compute.passes, p.compute.mask_ratio, p.compute.training)
+                for _, p in self.projections if p.compute is not None]
+        if not used and self.compute_assumptions is not None:
+            a = self.compute_assumptions
+            used = [(a.passes, a.mask_ratio, a.source)]
+        parts = [f"{passes:.3g} passes over the frames, mask ratio {mask:g}"
+                 + (f", {src.removeprefix('grid: ')}" if rule.rule == "grid" else "")
+                 for passes, mask, src in dict.fromkeys(used)]
+        head = {"grid": "the grid's recipe", "passes": "fixed passes", "images": f"{rule.value or 0:g} images per run"}
+        return f"Training length: {head[rule.rule]} ({'; '.join(parts)})"
+
     def __repr__(self) -> str:
         answers = "; ".join(
             f"{label}: {'unreachable' if p.point is None else ('meets' if p.reachable else 'misses')}"
@@ -130,7 +161,8 @@ class ProjectionReport:
         extra = (" +optimal" if self.optimal is not None else "")
         extra += " +budget" if self.budget is not None else ""
         extra += " +bootstrap" if self.bootstrap is not None else ""
-        return f"ProjectionReport(target={self.target.name!r}, form={self.fit.form!r}, {answers}{extra})"
+        name = None if self.target is None else self.target.name
+        return f"ProjectionReport(target={name!r}, form={self.fit.form!r}, {answers}{extra})"
 
     def figure_projection(self) -> Projection | None:
         """The answer the figure shows: the first that reached the target, else the first."""
@@ -149,6 +181,8 @@ class ProjectionReport:
 
         if not {"n_params", "data_hours"} <= set(self.fit.axes):
             raise ScalingError("the iso-accuracy map is over n_params x data_hours: fit with those axes")
+        if self.target is None:
+            raise ScalingError("the iso map marks the target: project with a target to draw it")
         projection = projection or self.figure_projection()
         interval: Any = "band" if get_form(self.fit.form).family == "linear" else None
         boot = self.bootstrap

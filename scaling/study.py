@@ -14,24 +14,33 @@ work lives in the core modules (``fitting``, ``projection``, ``resampling``, ``b
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from scaling.data import Selection, check_chance, is_runs_frame, load_runs, select
+from scaling.data import Selection, check_chance, select
 from scaling.defaults import (
     DEFAULT_FORM,
     DEFAULT_GROUP,
     DEFAULT_LEVELS,
     DEFAULT_SELECTION,
-    DEFAULT_TARGET,
     PAPER_SCENARIO,
 )
 from scaling.errors import ProjectionError, ScalingError
 from scaling.fitting import FitResult
 from scaling.planner import plan_answers
+from scaling.projection import COMPUTE_AXES
+from scaling.questions import (
+    allocations,
+    bootstrap_quantities,
+    cost_model_of,
+    fit_for_question,
+    priced,
+    questions_asked,
+)
 from scaling.report import ProjectionReport
 from scaling.targets import Target, resolve_target
 
@@ -142,19 +151,9 @@ def _fitted_frame(fit: FitResult) -> pd.DataFrame:
     return fit.data
 
 
-def _target_of(fit: FitResult, target: str | float | Target, metric: str | None, eval_set: str | None,
-               protocol: str | None) -> Target:
-    if isinstance(target, Target):
-        return target
-    spec = target if isinstance(target, str) else repr(float(target))
-    own = fit.source.get("metric") or (fit.y if fit.kind != "accuracy" else None)
-    return resolve_target(spec, metric=metric or own, eval_set=eval_set or fit.source.get("eval_set"),
-                          protocol=protocol, kind=fit.kind)
-
-
 def project(
     fit: FitResult | pd.DataFrame | None = None,
-    target: str | float | Target = DEFAULT_TARGET,
+    target: str | float | Target | None = None,
     *,
     form: str = DEFAULT_FORM,
     metric: str | None = None,
@@ -172,6 +171,7 @@ def project(
     axis: str | None = None,
     exponents: Mapping[str, float] | None = None,
     passes: float | None = None,
+    training_length: str | None = None,
     bootstrap: int = 0,
     seed: int = 0,
     levels: Sequence[float] | None = None,
@@ -189,22 +189,21 @@ def project(
     """What scale (and compute) reaches ``target``? Three questions from the largest trained point.
 
     ``fit``: a result of ``scaling.fit``, or a table to fit first (default: the run database, fitted with
-    ``form`` on the target's metric). ``mode``: all | scale (one factor k on every axis, axis i by
-    k**exponents[i]) | solve (``axis`` alone) | at (the prediction at ``at``, default the paper's 2.5B
-    parameters, 20,000 h, 952 px). ``bootstrap=N`` adds percentile intervals on every answer;
-    ``optimal=True`` the cheapest allocation reaching the target within ``bounds`` and ``budget=C`` the best
-    allocation at compute C, under ``cost`` ('mae', the MAE FLOPs model, by default on the run database;
-    '6nd'; or an expression of the axes such as '6*params*tokens'); ``figure`` writes the iso-accuracy map
-    of the answer (.png, .pdf or .svg); ``plan=True`` (or ``scaling.plan`` options) plans every answer's point.
+    ``form`` on the target's metric). ``target``: default human-top5 on the run database; any other table
+    has no default target (a loss table never borrows an accuracy target), and then only the questions that
+    need none are answered: the prediction at ``at``, and the best allocation at ``budget``. ``mode``: all |
+    scale (one factor k on every axis, axis i by k**exponents[i]) | solve (``axis`` alone) | at (the
+    prediction at ``at``, default the paper's 2.5B parameters, 20,000 h, 952 px). ``bootstrap=N`` adds
+    percentile intervals on every answer; ``optimal=True`` the cheapest allocation reaching the target
+    within ``bounds`` and ``budget=C`` the best allocation at compute C, under ``cost`` ('mae', the MAE
+    FLOPs model, by default on the run database; '6nd'; or an expression of the axes such as
+    '6*params*tokens'); a ``cost`` also prices every answer. ``training_length`` ('grid', 'passes=P',
+    'images=N'; ``passes=P`` for short) is how many images a run sees (``scaling.training_length``);
+    ``figure`` writes the iso-accuracy map of the answer (.png, .pdf or .svg); ``plan=True`` (or
+    ``scaling.plan`` options) plans every answer's point.
     """
-    from scaling.projection import (
-        ComputeAssumptions,
-        compute_assumptions_from_grid,
-        project_at,
-        project_axis,
-        project_scale,
-        reference_point,
-    )
+    from scaling.projection import project_at, project_axis, project_scale, reference_point
+    from scaling.training_length import parse as parse_training_length
 
     if mode not in MODES:
         raise ProjectionError(f"unknown mode {mode!r}; use all, scale, solve or at")
@@ -212,101 +211,52 @@ def project(
         from scaling.plots.style import figure_format
 
         figure_format(figure)  # a bad suffix fails before any work
+    if passes is not None and not (passes > 0 and math.isfinite(passes)):
+        raise ScalingError(f"passes over the data must be a positive number, got {passes}")
     lv = check_levels(levels)
-    if isinstance(fit, FitResult):
-        result = fit
-        tgt = _target_of(result, target, metric, eval_set, protocol)
-    elif fit is not None and not is_runs_frame(fit):  # any other table: the target is a value of its y
-        result = _fit(fit, form, y=y, axes=axes, kind=kind, chance=chance, huber_delta=huber_delta,
-                      alpha_max=alpha_max)
-        tgt = _target_of(result, target, metric, eval_set, protocol)
-    else:
-        tgt = target if isinstance(target, Target) else resolve_target(
-            str(target), metric=metric, eval_set=eval_set, protocol=protocol, kind=kind)
-        if fit is None:
-            fit = load_runs(protocol=tgt.protocol, eval_set=tgt.eval_set, selection=selection, metric=tgt.metric)
-        result = _fit(fit, form, metric=tgt.metric, y=y, axes=axes, kind=kind, chance=chance,
-                      huber_delta=huber_delta, alpha_max=alpha_max)
+    result, tgt = fit_for_question(fit, target, form=form, metric=metric, eval_set=eval_set, protocol=protocol,
+                                    selection=selection, y=y, axes=axes, kind=kind, chance=chance,
+                                    huber_delta=huber_delta, alpha_max=alpha_max)
+    asked = questions_asked(mode, tgt, budget, optimal)
+    if figure is not None and tgt is None:
+        raise ProjectionError("the iso map marks the target: give a target (--target, target=) for --figure")
     frame = _fitted_frame(result)
     ref = reference_point(result)
-    assumptions = compute_assumptions_from_grid(frame, ref)
-    if passes is not None:
-        if passes <= 0:
-            raise ScalingError(f"passes over the data must be positive, got {passes}")
-        base = assumptions or ComputeAssumptions(passes=passes)
-        assumptions = ComputeAssumptions(passes, base.mask_ratio, base.patch_px, "--passes")
-    exps = dict(exponents) if exponents else None
     on_runs = result.source.get("db") is not None
+    rule = parse_training_length(training_length, frame if on_runs else None, passes=passes)
+    has_compute_axes = set(COMPUTE_AXES) <= set(result.axes)
+    assumptions = rule.at(ref) if rule is not None and has_compute_axes else None
     if axis is None:  # data hours on the run database; the last axis of any other table (tokens, say)
         axis = "data_hours" if on_runs else result.axes[-1]
     if at is None:  # the paper's scenario on the run database; the largest trained point otherwise
         at = PAPER_SCENARIO if on_runs else ref
-    point = dict(at) if mode in {"all", "at"} else None
+    point = dict(at) if "at" in asked else None
+    compute = rule if has_compute_axes else None
+    value = None if tgt is None else tgt.value
 
     answers = []
-    if mode in {"all", "scale"}:
-        answers.append(("scale every axis", project_scale(result, tgt.value, exponents=exps, compute=assumptions)))
-    if mode in {"all", "solve"}:
-        answers.append((f"solve {axis}", project_axis(result, tgt.value, axis, compute=assumptions)))
+    if "scale" in asked:
+        answers.append(("scale every axis", project_scale(result, value, exponents=exponents, compute=compute)))  # type: ignore[arg-type]
+    if "solve" in asked:
+        answers.append((f"solve {axis}", project_axis(result, value, axis, compute=compute)))  # type: ignore[arg-type]
     if point is not None:
-        answers.append(("at point", project_at(result, point, target=tgt.value, compute=assumptions)))
+        answers.append(("at point", project_at(result, point, target=value, compute=compute)))
 
-    # What compute means: the MAE FLOPs model on the run database, else the cost the caller names.
-    cost_spec = cost if cost is not None else ("mae" if on_runs else None)
-    model = None
-    if cost is not None and not (optimal or budget is not None):  # never silently ignored
-        raise ScalingError(f"cost {cost!r} (--cost) is what compute means for --optimal or --budget; give one of "
-                           "them")
-    if (optimal or budget is not None) and cost_spec is None:
-        raise ScalingError("allocating compute on these axes needs a cost model: cost='6nd' (C = 6 N D over the "
-                           "first two axes) or an expression of the axes such as '6*params*tokens' (--cost)")
-    if cost_spec is not None and cost_spec.strip().lower() != "mae" and (optimal or budget is not None):
-        from scaling.costs import cost_model
-
-        model = cost_model(cost_spec, result.axes, assumptions=assumptions)
-    opt: Any = None
-    if optimal and model is None:
-        from scaling.allocation import optimal_allocation
-
-        if assumptions is None:
-            raise ScalingError("the optimal allocation needs the compute model: axes n_params, data_hours, "
-                               "image_px and passes over the data")
-        opt = optimal_allocation(result, tgt.value, assumptions, bounds=bounds, frontier_rows=frontier_rows, seed=seed)
-    elif optimal:
-        from scaling.budget import cheapest
-
-        opt = cheapest(result, tgt.value, model, bounds, seed=seed)  # type: ignore[arg-type]
-    at_budget = None
-    if budget is not None:
-        from scaling.budget import best_at_budget
-        from scaling.costs import cost_model
-
-        model = model or cost_model(cost_spec, result.axes, assumptions=assumptions)  # type: ignore[arg-type]
-        at_budget = best_at_budget(result, budget, model, bounds, seed=seed)
+    model, alloc = cost_model_of(result, cost, on_runs, optimal, budget, rule, ref)
+    if model is not None:  # a cost prices every answer (the FLOPs column follows --cost)
+        answers = [(q, priced(p, model)) for q, p in answers]
+    opt, at_budget = allocations(result, tgt, model, alloc, optimal=optimal, budget=budget, bounds=bounds,
+                                  frontier_rows=frontier_rows, seed=seed)
     boot = None
     if bootstrap:
-        from scaling.derived import combine, cost_quantities, projection_quantities
-
-        opt_spec = None
-        if opt is not None and model is None:
-            from scaling.allocation import flops_cost
-
-            opt_spec = {"cost": flops_cost(assumptions, opt.bounds), "bounds": opt.bounds,  # type: ignore[arg-type]
-                        "start": opt.optimum.point}
-        derived = projection_quantities(
-            tgt.value, reference=ref, at=point, solve_axis=axis if mode in {"all", "solve"} else None,
-            scale=mode in {"all", "scale"}, exponents=exps, compute=assumptions, optimal=opt_spec)
-        extra = None
-        if model is not None:
-            box = (at_budget or opt).bounds
-            extra = cost_quantities(model, box, target=tgt.value if opt is not None else None, budget=budget,
-                                    starts={"cheapest": getattr(opt, "point", None),
-                                            "budget": getattr(at_budget, "point", None)})
-        boot = resample(result, n=bootstrap, seed=seed, levels=lv, group=group, derived=combine(derived, extra),
-                        workers=workers, progress=progress)
+        derived = bootstrap_quantities(result, value, ref, point, axis if "solve" in asked else None,
+                                        "scale" in asked, exponents, compute, opt, alloc, model, at_budget, budget)
+        boot = resample(result, n=bootstrap, seed=seed, levels=lv, group=group, derived=derived, workers=workers,
+                        progress=progress)
     report = ProjectionReport(target=tgt, fit=result, compute_assumptions=assumptions, projections=tuple(answers),
                               optimal=opt, bootstrap=boot, figure=None if figure is None else str(figure),
-                              budget=at_budget)
+                              budget=at_budget, training_length=rule if has_compute_axes else None,
+                              cost_model=None if model is None else model.describe())
     if plan:  # a training plan of every answer's point
         report = dataclasses.replace(report, plans=plan_answers(report, **(plan if isinstance(plan, Mapping) else {})))
     if figure is not None:
@@ -316,17 +266,24 @@ def project(
 
 def optimal(
     fit: FitResult,
-    target: str | float | Target = DEFAULT_TARGET,
+    target: str | float | Target | None = None,
     *,
+    cost: str | None = None,
+    budget: float | None = None,
     bounds: Mapping[str, tuple[float, float]] | None = None,
     passes: float | None = None,
+    training_length: str | None = None,
     frontier_rows: int = 9,
     seed: int = 0,
 ) -> Any:
-    """The compute-optimal (parameters, hours, px) reaching ``target`` under the MAE FLOPs model, with the
-    proportional-cost cross-check and the iso-target frontier (``scaling.allocation.OptimalResult``)."""
-    return project(fit, target, mode="at", optimal=True, bounds=bounds, passes=passes, frontier_rows=frontier_rows,
-                   seed=seed).optimal
+    """The compute-optimal allocation, as ``project`` asks it: with ``budget=C``, the best allocation at
+    cost C (a ``scaling.budget.CostOptimum``); else the cheapest reaching ``target`` (default: the data's
+    default target), under the MAE FLOPs model (``scaling.allocation.OptimalResult``, with the
+    proportional-cost cross-check and the iso-target frontier) or under ``cost`` ('6nd' or an expression of
+    the axes; a ``CostOptimum``)."""
+    rep = project(fit, target, mode="at", optimal=budget is None, budget=budget, cost=cost, bounds=bounds,
+                  passes=passes, training_length=training_length, frontier_rows=frontier_rows, seed=seed)
+    return rep.budget if budget is not None else rep.optimal
 
 
 def backtest(

@@ -68,11 +68,11 @@ def config_text(score: Any, source: dict[str, Any], quantity: str) -> str:
         raise ScalingError(f"no registered architecture has {score.point.get('n_params', 0):.3g} parameters "
                            "(register one in runs_db/archs.py)")
     fraction = run.get("data_fraction")
+    if run.get("beyond_corpus"):
+        raise ScalingError(f"needs {run['data_hours']:.4g} h, more than the corpus holds "
+                           f"({run.get('corpus_hours') or 0:.4g} h)")
     if fraction is None:
         raise ScalingError("the grid records no data fraction: the corpus size is unknown")
-    if fraction > 1.01:  # within 1% of the corpus (5,000 h of a 4,989 h corpus) is all of it
-        raise ScalingError(f"needs {run['data_hours']:.4g} h, more than the corpus holds "
-                           f"(data fraction {fraction:.3g})")
     pretrain = {"arch": run["arch"], "image_px": round(run["image_px"]), "data_fraction": min(float(fraction), 1.0),
                 "subset_seed": int(run["subset_seed"]), "mask_ratio": float(run["mask_ratio"]),
                 "images": round(run["images_seen"])}

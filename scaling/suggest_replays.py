@@ -190,11 +190,12 @@ def suggest_replay(
 
     from scaling.candidates import candidates_from_rows, one_per_run
     from scaling.data import load_runs
-    from scaling.projection import compute_assumptions_from_grid, reference_point
+    from scaling.projection import reference_point
     from scaling.study import fit as fit_runs
     from scaling.suggest_core import after_all
     from scaling.suggest_runs import seed_sigma
     from scaling.targets import resolve_target
+    from scaling.training_length import from_grid
 
     t0 = time.perf_counter()
     tgt = resolve_target(target)
@@ -202,7 +203,10 @@ def suggest_replay(
     if "pretrain_flops" not in grid or grid["pretrain_flops"].isna().any():
         raise ScalingError("the replay needs every run's recorded pretrain_flops")
     full = fit_runs(grid, form, metric=tgt.metric)
-    assumptions = compute_assumptions_from_grid(grid, reference_point(full))
+    training = from_grid(grid)
+    if training is None:
+        raise ScalingError("the replay needs every run's images seen (samples_seen)")
+    assumptions = training.at(reference_point(full))  # fixed: every step answers the full grid's question
     truth = _answer(full, tgt.value, assumptions)
     if not math.isfinite(truth):
         raise ScalingError(f"the full grid does not reach {tgt.name} under {form}: nothing to replay toward")

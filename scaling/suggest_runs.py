@@ -30,6 +30,8 @@ from scaling.fitting import FitResult
 from scaling.suggest_core import Interval, Preposterior, after_all, quantity_fn
 from scaling.suggest_result import CandidateScore, SuggestResult
 from scaling.targets import Target
+from scaling.training_length import TrainingLength
+from scaling.training_length import parse as parse_training_length
 
 Progress = Callable[[str, int, int], None]
 METHOD = ("preposterior analysis: outcomes simulated from the bootstrap fits plus seed-to-seed noise (antithetic "
@@ -84,15 +86,14 @@ def _cost(fit: FitResult, frame: pd.DataFrame, cost: str | None) -> Any:
     return cost_model(cost, fit.axes)
 
 
-def _flops_along_scale(fit: FitResult, frame: pd.DataFrame, cost: Any,
-                       exponents: Mapping[str, float] | None) -> Callable[[float], float]:
-    """FLOPs of the 'scale every axis' point at log10 k (monotone in k)."""
-    from scaling.projection import compute_assumptions_from_grid, reference_point
+def _flops_along_scale(fit: FitResult, cost: Any, exponents: Mapping[str, float] | None,
+                       training: TrainingLength | None) -> Callable[[float], float]:
+    """FLOPs of the 'scale every axis' point at log10 k (as ``scaling.project`` prices it)."""
+    from scaling.projection import reference_point
 
     ref = reference_point(fit)
     w = {a: 1.0 for a in fit.axes} | dict(exponents or {})
-    assumptions = compute_assumptions_from_grid(frame, ref) if cost is None else None
-    if cost is None and assumptions is None:
+    if cost is None and training is None:
         raise ScalingError("the run database grid lacks samples_seen: no FLOPs model for the projection")
 
     def flops(log_k: float) -> float:
@@ -103,10 +104,10 @@ def _flops_along_scale(fit: FitResult, frame: pd.DataFrame, cost: Any,
             return float(cost.cost(point).ravel()[0])
         from scaling.compute import pretrain_compute
 
+        a = training.at(point)  # type: ignore[union-attr]
         try:
-            return pretrain_compute(point["n_params"], point["data_hours"], point["image_px"],
-                                    passes=assumptions.passes, mask_ratio=assumptions.mask_ratio,  # type: ignore[union-attr]
-                                    patch_px=assumptions.patch_px).flops  # type: ignore[union-attr]
+            return pretrain_compute(point["n_params"], point["data_hours"], point["image_px"], passes=a.passes,
+                                    mask_ratio=a.mask_ratio, patch_px=a.patch_px).flops
         except ValueError:
             return math.nan
 
@@ -134,6 +135,8 @@ def suggest(
     y: str | None = None,
     axes: Sequence[str] | None = None,
     kind: str = "accuracy",
+    training_length: str | None = None,
+    passes: float | None = None,
     warm: bool = True,
     workers: int = 1,
     progress: Progress | None = None,
@@ -147,7 +150,9 @@ def suggest(
     at ``at``, default the paper's scenario on the run database; widths in accuracy points or y units).
     ``candidates``: None (the grid's neighbours), a CSV path, a grid spec ('arch=vit_h14;data_hours=5000,
     50000'), a DataFrame of candidate rows or a list of ``Candidate``. ``budget``: a cap on a candidate's
-    pretraining FLOPs. ``n_boot`` resamples, ``n_outcomes`` simulated outcomes per candidate; ``warm=False``
+    pretraining FLOPs, priced as ``scaling.project`` and ``scaling.plan`` price a point (``training_length``:
+    'grid' by default, 'passes=P' or 'images=N'; ``passes=P`` for short).
+    ``n_boot`` resamples, ``n_outcomes`` simulated outcomes per candidate; ``warm=False``
     refits every resample from scratch (the benchmark's baseline); ``workers`` > 1 forks processes (same
     results).
     """
@@ -164,15 +169,22 @@ def suggest(
     frame = fit.data.reset_index(drop=True)  # type: ignore[union-attr]
     on_runs = is_runs_grid(frame)
     model = _cost(fit, frame, cost)
+    rule = parse_training_length(training_length, frame if on_runs else None, passes=passes)
     if question == "at" and at is None:
         at = PAPER_SCENARIO if on_runs else {a: float(pd.to_numeric(frame[a]).max()) for a in fit.axes}
     value = quantity_fn(fit, question, tgt.value, at, exponents)
     sigma, sigma_source = seed_sigma(fit, frame)
     grp, _ = resolve_group(frame, group)
 
-    cands = load_candidates(candidates, frame, fit.axes, model)
+    cands = load_candidates(candidates, frame, fit.axes, model, rule)
     n_all = len(cands)
     notes: list[str] = []
+    if on_runs and model is None and rule is not None:
+        notes.append(f"training length: {rule.describe()}")
+    corpus = [c for c in cands if c.run.get("beyond_corpus")]
+    if corpus:
+        notes.append(f"{len(corpus)} candidates need more video than the corpus holds "
+                     f"({corpus[0].run.get('corpus_hours') or 0:,.0f} h): a new corpus, no config is written for them")
     nan_cost = [c for c in cands if not (math.isfinite(c.flops) and c.flops > 0)]
     if nan_cost:
         notes.append(f"{len(nan_cost)} candidates without a FLOPs estimate left out ({nan_cost[0].label}, ...)")
@@ -185,7 +197,7 @@ def suggest(
     pre = Preposterior(fit, frame, value, n_boot=n_boot, seed=seed, level=lv, sigma=sigma, group=grp,
                        n_outcomes=n_outcomes, warm=warm)
     if question == "scale":
-        to_flops = _flops_along_scale(fit, frame, model, exponents)
+        to_flops = _flops_along_scale(fit, model, exponents, rule)
 
         def shown(iv: Interval) -> tuple[tuple[float, float], float]:
             lo, hi = to_flops(iv.lower), to_flops(iv.upper)

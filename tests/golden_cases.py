@@ -127,6 +127,9 @@ CASES: dict[str, list[str]] = {
     # every command's default metric is the default target's (top-5 for human-top5)
     "fit-default-metric": ["fit"],
     "backtest-default-metric": ["backtest", "--forms", "poly1,logit1"],
+    # Chinchilla's question alone: no target on a loss table (issue 17)
+    "project-csv-budget-alone": ["project", "--data", "{lm}", "--y", "loss", "--axes", "params,tokens", "--kind",
+                                 "loss", "--form", "powerlaw", "--budget", "1e21", "--cost", "6nd"],
 }
 # Cases whose every number comes out of an allocation optimiser (the frontier figure draws only argmins).
 CASE_TOLERANCE: dict[str, Tolerance] = {"plot-frontier": ARGMIN}

@@ -33,7 +33,8 @@ def test_project_a_loss_table_in_its_own_words(tmp_path: Path) -> None:
 
 def test_bad_targets_and_options_for_a_loss_are_one_line(tmp_path: Path) -> None:
     db = tmp_path / "db.sqlite"
-    assert "accuracy" in one_line_error(invoke(db, "project", *LOSS, "--form", "powerlaw"))  # default human-top5
+    assert "accuracy" in one_line_error(invoke(db, "project", *LOSS, "--form", "powerlaw", "--target",
+                                               "human-top5"))
     assert "percent" in one_line_error(invoke(db, "project", *LOSS, "--form", "powerlaw", "--target", "80%"))
     assert "chance-level" in one_line_error(invoke(db, "fit", *LOSS, "--form", "powerlaw_chance"))
     empty = tmp_path / "empty.csv"
@@ -81,7 +82,13 @@ def test_library_defaults_follow_the_table() -> None:
     assert [q for q, _ in rep.projections] == ["scale every axis", "solve tokens", "at point"]
     assert rep.answer("at point").point == {"params": 1e9, "tokens": 3e10}
     with pytest.raises(scaling.ScalingError, match="accuracy"):
-        scaling.project(fit)  # human-top5 is no target for a loss
+        scaling.project(fit, target="human-top5")  # an accuracy is no target for a loss
+    # no target given: a loss table borrows none, and answers only what needs none (issue 17)
+    alone = scaling.project(fit)
+    assert alone.target is None and [q for q, _ in alone.projections] == ["at point"]
+    assert alone.answer("at point").target is None
+    with pytest.raises(scaling.ScalingError, match="give a target"):
+        scaling.project(fit, mode="solve")
 
 
 def test_predictions_that_cannot_exist_are_flagged() -> None:

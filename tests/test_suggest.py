@@ -128,7 +128,9 @@ def test_default_candidates_extend_the_published_grid_one_step(published_db_path
     h14 = next(c for c in cands if c.run["arch"] == "vit_h14" and c.run["image_px"] == 476
                and c.beyond == ("data_hours",))
     assert h14.point["data_hours"] == pytest.approx(4988.596389 * 10, rel=1e-3)  # the grid's step: x10 hours
-    assert h14.flops == pytest.approx(1149.2e9 * 43.52e6, rel=0.01)  # 1,149.2 GFLOPs x median images seen
+    # the grid's recipe: the passes of ViT-H/14 at 476 px on 4,989 h (87.04M images), over 10x the hours
+    assert h14.flops == pytest.approx(1149.2e9 * 87.04e6 * 10, rel=0.01)  # 1,149.2 GFLOPs per image
+    assert h14.run["beyond_corpus"] and h14.run["data_fraction"] is None  # 49,886 h of a 4,989 h corpus
     assert parse_grid_spec("arch=vit_h14;data_hours=5000,50000") == {"arch": ["vit_h14"], "data_hours": ["5000",
                                                                                                         "50000"]}
 

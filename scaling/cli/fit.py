@@ -22,9 +22,11 @@ from scaling.cli.options import (
     JsonOpt,
     KindOpt,
     LevelOpt,
+    PassesOpt,
     ProtocolOpt,
     SeedOpt,
     SelectionOpt,
+    TrainingLengthOpt,
     WorkersOpt,
     YOpt,
     cli_group,
@@ -211,30 +213,41 @@ def _limit_text(value: float | None, pct: bool) -> str:
     return fmt_percent(value) if pct else fmt_number(value)
 
 
-def _render_projections(projections: list[tuple[str, Projection]], target_desc: str, fit: FitResult,
-                        compute_note: str) -> None:
+def _render_projections(report: Any) -> None:
     console = stdout_console()
+    fit = report.fit
     pct = fit.kind == "accuracy"
     columns = _axis_columns(fit)
+    priced = report.cost_model is not None
     rows = []
-    for label, p in projections:
+    for label, p in report.projections:
         pred = fmt_percent(p.predicted) if pct else fmt_number(p.predicted)
         if not p.reachable and p.point is None:
             rows.append([label, *["-"] * (len(columns) + 1), "unreachable", "-", "-", "-"])
             continue
+        met = "-" if p.target is None else ("yes" if p.reachable else "no")
         scale = f"x{p.scale_factor:.3g}" if p.scale_factor is not None else "-"
         beyond = f"{p.max_decades_beyond:.2f}" if p.max_decades_beyond is not None else "-"
-        flops = fmt_flops(p.compute.flops) if p.compute else "-"
-        rows.append([label, *_point_cells(p, columns), pred, "yes" if p.reachable else "no", scale, beyond, flops])
+        beyond += " (far)" if p.caution else ""
+        if priced:
+            cost = p.details.get("cost", {}).get("value")
+            flops = "-" if cost is None else f"{cost:.3g}"
+        else:
+            flops = fmt_flops(p.compute.flops) if p.compute else "-"
+        rows.append([label, *_point_cells(p, columns), pred, met, scale, beyond, flops])
+    cost_title = f"cost ({report.cost_model['formula']})" if priced else "pretraining FLOPs"
     cols = ["question", *[title for _, title, _ in columns], "predicted", "target met", "scale",
-            "decades beyond data", "pretraining FLOPs"]
+            "decades beyond data", cost_title]
     limit = fit.direction.limit_name
     what = "runs" if fit.source.get("db") else "points"
     caption = (f"form {fit.form} fitted to {fit.n_points} {what} ({fit.y} ~ {', '.join(fit.axes)}); "
-               f"{limit} {_limit_text(fit.ceiling, pct)}. {compute_note}")
-    console.print(table(f"What reaches {target_desc}?", cols, rows, caption=caption))
-    for label, p in projections:
-        for line in (p.reason, p.details.get("compute_note", "")):
+               f"{limit} {_limit_text(fit.ceiling, pct)}.")
+    if report.training_length is not None and not priced:
+        caption += f" {report.training_note()}."
+    if rows:
+        console.print(table(report.title(), cols, rows, caption=caption))
+    for label, p in report.projections:
+        for line in (p.reason, p.details.get("compute_note", ""), p.caution and f"caution: {p.caution}"):
             if line:
                 stderr_console().print(f"{label}: {line}", markup=False, soft_wrap=True)
 
@@ -243,8 +256,9 @@ def _render_projections(projections: list[tuple[str, Projection]], target_desc: 
 def project_cmd(
     ctx: typer.Context,
     target: Annotated[
-        str, typer.Option(help="A named target (see `scaling targets`) or a number: 0.8 or 80%.")
-    ] = DEFAULT_TARGET,
+        str | None, typer.Option(help="A named target (see `scaling targets`) or a number: 0.8 or 80% \\[default: "
+                                      f"{DEFAULT_TARGET} on the run database; none for a --data table].")
+    ] = None,
     form: FormOpt = DEFAULT_FORM,
     mode: Annotated[
         str, typer.Option(help="all | scale (common factor on every axis) | solve (one axis) | at (a point).")
@@ -266,10 +280,8 @@ def project_cmd(
         str | None,
         typer.Option(help="Scale axis i by k**w_i in --mode scale, e.g. image_px=0.5 (others 1).")
     ] = None,
-    passes: Annotated[
-        float | None,
-        typer.Option(help="Passes over the pretraining frames for compute \\[default: those of the reference run]."),
-    ] = None,
+    passes: PassesOpt = None,
+    training_length: TrainingLengthOpt = None,
     data: DataOpt = None,
     y: YOpt = None,
     kind: KindOpt = "accuracy",
@@ -349,33 +361,31 @@ def project_cmd(
 
         figure_format(figure)  # a bad suffix fails before any work
     if data is None:  # the target's metric says which evaluations of the run database to fit
-        wanted: Any = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol, kind=kind)
+        wanted: Any = resolve_target(target or DEFAULT_TARGET, metric=metric, eval_set=eval_set, protocol=protocol,
+                                     kind=kind)
         frame = load_table(ctx, data=None, y=None, protocol=wanted.protocol, eval_set=wanted.eval_set,
                            metric=wanted.metric, selection=selection)
     else:  # a table's target is a value of its --y, resolved once the fit knows what y is
         wanted = target
         frame = load_table(ctx, data=data, y=y, protocol=None, eval_set=None, metric=None, selection=selection)
-    if passes is not None and passes <= 0:
-        raise ScalingError(f"--passes must be positive, got {passes}")
     with progress_bar() as update:
         report = scaling.project(
             frame, wanted, form=form, y=y, axes=split_csv(axes), kind=kind, chance=chance, huber_delta=huber_delta,
             alpha_max=alpha_max,
             mode=mode, at=parse_assignments(at, "--at") if at else None, axis=axis,
             exponents=parse_assignments(exponents, "--exponents") if exponents else None, passes=passes,
+            training_length=training_length,
             bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level), group=cli_group(group), workers=workers,
             optimal=optimal, bounds=parse_bounds(bounds) if bounds else None, frontier_rows=frontier_rows,
             cost=cost, budget=budget, figure=figure, plan=plan, progress=update)
     if as_json:
         print_json(report.to_dict())
         return
-    result, assumptions, opt, boot = report.fit, report.compute_assumptions, report.optimal, report.bootstrap
-    compute_note = "" if assumptions is None else (
-        f"Compute: {assumptions.passes:.3g} passes over the frames, mask ratio {assumptions.mask_ratio:g} "
-        f"({assumptions.source}).")
+    result, opt, boot = report.fit, report.optimal, report.bootstrap
     tgt = report.target
-    desc = f"{tgt.name} = {fmt_percent(tgt.value)} {tgt.metric}" if kind == "accuracy" else tgt.name
-    _render_projections(list(report.projections), desc, result, compute_note)
+    desc = "" if tgt is None else (f"{tgt.name} = {fmt_percent(tgt.value)} {tgt.metric}" if kind == "accuracy"
+                                   else tgt.name)
+    _render_projections(report)
     for note in result.notes:  # e.g. runs left out of the fit (an accuracy of exactly 0 or 1)
         stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
     if opt is not None and hasattr(opt, "frontier"):

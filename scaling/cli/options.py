@@ -52,6 +52,17 @@ GroupOpt = Annotated[
     typer.Option(help="Column(s) whose rows are resampled together, comma-separated, or 'none' for single rows "
                  "\\[default: run_id when the data have it]."),
 ]
+PassesOpt = Annotated[
+    float | None,
+    typer.Option(help="Every run makes this many passes over its frames (short for --training-length passes=P).",
+                 show_default=False),
+]
+TrainingLengthOpt = Annotated[
+    str | None,
+    typer.Option(help="How many images a run of D hours sees: grid (as the grid trained the nearest "
+                      "configuration and hours level), passes=P or images=N \\[default: grid].",
+                 show_default=False),
+]
 WorkersOpt = Annotated[
     int, typer.Option(min=1, help="Processes for the bootstrap (results do not depend on it; 2 on 2 cores).")
 ]

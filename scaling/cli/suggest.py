@@ -16,9 +16,11 @@ from scaling.cli.options import (
     GroupOpt,
     JsonOpt,
     KindOpt,
+    PassesOpt,
     ProtocolOpt,
     SeedOpt,
     SelectionOpt,
+    TrainingLengthOpt,
     WorkersOpt,
     YOpt,
     cli_group,
@@ -91,6 +93,8 @@ def suggest_cmd(
     kind: KindOpt = "accuracy",
     cost: Annotated[str | None, typer.Option(help="Cost of a --data candidate: '6nd' or an expression of the axes "
                                                   "\\[default on the run database: the MAE FLOPs model].")] = None,
+    passes: PassesOpt = None,
+    training_length: TrainingLengthOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Which runs to train next: candidates ranked by expected shrinkage of the projection's interval per FLOP.
@@ -100,7 +104,8 @@ def suggest_cmd(
     seed-to-seed noise (pooled SD across the grid's replicate subset seeds), every resample is refitted warm
     with the run added, and the projection's interval is measured again (a preposterior analysis). The
     table shows each run's pretraining FLOPs, the interval before and expected after, and the shrinkage per
-    FLOP.
+    FLOP. A run's FLOPs are those `scaling project` and `scaling plan` give the same point: FLOPs per image
+    x the images of the training-length rule (--training-length; the grid's recipe by default).
 
     [bold]Examples[/bold]
 
@@ -137,7 +142,8 @@ def suggest_cmd(
         result = scaling.suggest(frame, tgt if tgt is not None else target, form=form, metric=metric,
                                  question=question, at=point, budget=cap, candidates=candidates, n_boot=n_boot,
                                  n_outcomes=outcomes, seed=seed, top=top, level=level, group=cli_group(group),
-                                 cost=cost, y=y, axes=axis_list, kind=kind, workers=workers, progress=update)
+                                 cost=cost, y=y, axes=axis_list, kind=kind, training_length=training_length,
+                                 passes=passes, workers=workers, progress=update)
     written = scaling.write_configs(result, write_config, top=top) if write_config is not None else None
     if figure is not None:
         from scaling.plots.draw_fits import ISO_FIGSIZE

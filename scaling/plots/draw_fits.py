@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from scaling.fitting import FitResult
     from scaling.projection import Projection
     from scaling.targets import Target
+from scaling.defaults import CAUTION_DECADES
 from scaling.plots.curves_data import AXIS_LABELS, BAND_WORDS, CurvesData
 from scaling.plots.iso_data import IsoData, PointInterval, iso_accuracy_data
 
@@ -227,7 +228,10 @@ def plot_iso_accuracy(data: IsoData, ax: Axes | None = None, *, title: str | Non
                 if iv is not None and iv.accuracy is not None:
                     label += f" [{_pct(iv.accuracy[0])}, {_pct(iv.accuracy[1])}]"
             if data.decades_beyond:
-                label += f", {max(data.decades_beyond.values()):.2f} decades beyond the data"
+                far = max(data.decades_beyond.values())
+                label += f", {far:.2f} decades beyond the data"
+                if far > CAUTION_DECADES:  # the caution of the table and the JSON, on the figure too
+                    label += "\ncaution: that far out the answer rests on the form alone"
             if iv is not None:
                 label += f"\nbar and [ ]: {iv.method}"
             handles.append(Line2D([], [], color=PROJECTION_COLOUR, marker="*", markersize=11, linewidth=2.6,

@@ -231,19 +231,20 @@ def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_
     """Figure 5: the bootstrap distribution of the pretraining compute needed to reach the target."""
     from scaling import plots
     from scaling.derived import projection_quantities
-    from scaling.projection import compute_assumptions_from_grid, reference_point
+    from scaling.projection import reference_point
     from scaling.study import resample
+    from scaling.training_length import from_grid
 
     _choice(question, QUESTIONS, "question")
     tgt = _target(target, metric, eval_set, protocol)
     fit = _fit(runs, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
                eval_set=tgt.eval_set)
     ref = reference_point(fit)
-    assumptions = compute_assumptions_from_grid(fit.data, ref)
-    if assumptions is None:
+    training = from_grid(fit.data)
+    if training is None:
         raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
     derived = projection_quantities(tgt.value, reference=ref, scale=question == "scale",
-                                    solve_axis="data_hours" if question == "solve" else None, compute=assumptions)
+                                    solve_axis="data_hours" if question == "solve" else None, compute=training)
     boot = resample(fit, n=n_boot, seed=seed, levels=(level,), group=group, derived=derived, progress=progress)
     data = plots.compute_distribution_from_bootstrap(boot, key=f"{question}.flops", target=tgt.value,
                                                      target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})",
@@ -259,15 +260,16 @@ def frontier_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_T
     """The compute-optimal frontier: at each parameter count, the cheapest (hours, px) reaching the target."""
     from scaling import plots
     from scaling.allocation import optimal_allocation
-    from scaling.projection import compute_assumptions_from_grid, reference_point
+    from scaling.projection import reference_point
+    from scaling.training_length import from_grid
 
     tgt = _target(target, metric, eval_set, protocol)
     fit = _fit(runs, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
                eval_set=tgt.eval_set)
-    assumptions = compute_assumptions_from_grid(fit.data, reference_point(fit))
-    if assumptions is None:
+    training = from_grid(fit.data)
+    if training is None:
         raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
-    result = optimal_allocation(fit, tgt.value, assumptions, frontier_rows=rows)
+    result = optimal_allocation(fit, tgt.value, training.for_allocation(reference_point(fit)), frontier_rows=rows)
     data = plots.frontier_data(result, target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})")
     return FigureResult("frontier", data, {"form": fit.form, "notes": list(result.notes)})
 
