@@ -6,8 +6,12 @@
     print(p.summary()); p.gpu_hours, p.memory.total, p.batch
     scaling.plan(arch="vit_2p5b14", image_px=952, data_hours=20000, passes=4.9, activation_checkpointing=True)
 
-A parameter count names the nearest registered shape (``runs_db.archs.nearest_arch``), so a plan is always
-for a model ``scaling train`` can build; a projected resolution is rounded to a multiple of the patch.
+A parameter count is planned on the nearest registered shape (``runs_db.archs.nearest_arch``) when its
+encoder count at the planned image size is within a factor ``MAX_SHAPE_RATIO`` (1.5) of the request; past the
+registry a shape is derived by one stated rule (``derive_shape``) and named ``vit_15.5b14 (derived)``; it is
+not registered. Either way a plan is for a shape ``scaling train`` could build, never one more than 1.5x away;
+when no shape comes that close the plan is a ``ScalingError``. A projected resolution is rounded to a
+multiple of the patch. A batch that does not fit has no GPU-hours, wall-clock, cost or images/s (None).
 Compute is the MAE FLOPs model (``runs_db.archs``); memory is ``scaling.memory``; the MFU defaults to the
 measured step most like the plan (``scaling.gpus``). GPU-hours = FLOPs / (MFU x peak) and wall-clock =
 GPU-hours / GPUs (the per-GPU rate is assumed to hold at that scale: communication is not modelled).
@@ -23,7 +27,16 @@ from typing import Any
 
 import pandas as pd
 
-from runs_db.archs import MASK_RATIO, ViTShape, encoder_params, get_arch, mae_flops_for_arch, nearest_arch
+from runs_db.archs import (
+    MASK_RATIO,
+    PATCH_PX,
+    ViTShape,
+    encoder_params,
+    get_arch,
+    mae_flops_for_arch,
+    nearest_arch,
+)
+from scaling.compute import ASPECT_WIDTH_PER_LAYER
 from scaling.defaults import FRAMES_PER_HOUR
 from scaling.errors import ScalingError
 from scaling.gpus import GIB, GpuKind, default_mfu, get_gpu_kind, parse_memory
@@ -31,6 +44,17 @@ from scaling.jsonable import jsonable
 from scaling.memory import MemoryBreakdown, StepSetup, largest_batch, step_memory
 
 SCHEMA = "scaling.plan/v1"
+
+MAX_SHAPE_RATIO = 1.5  # a plan's shape is never further than this factor from the requested parameter count
+HEAD_DIM = 128  # derived shapes: heads of 128, as vit_2p5b14 and vit_3b14
+MAX_DERIVED_WIDTH = 16384  # derived shapes: at most 128 heads of 128 (about 1.3e12 encoder parameters)
+# ``derive_shape``'s rule in one line, as the plan's notes and JSON show it
+DERIVED_SHAPE_RULE = (f"width and depth scaled as the registered ViTs are (width = {ASPECT_WIDTH_PER_LAYER:g} x depth, "
+                      f"MLP ratio 4), made trainable: integer depth, width = {HEAD_DIM} x round("
+                      f"{ASPECT_WIDTH_PER_LAYER:g} x depth / {HEAD_DIM}) (at least "
+                      f"{HEAD_DIM}, at most {MAX_DERIVED_WIDTH:,}), heads = width / {HEAD_DIM}, {PATCH_PX}-px "
+                      "patches; the depth whose encoder count at the planned image size is nearest the request "
+                      "in log scale")
 
 
 @dataclass(frozen=True)
@@ -41,7 +65,7 @@ class CheckpointingOption:
     largest_batch: int  # per GPU, in the plan's memory
     memory_gib: float | None  # predicted peak at that batch (None when nothing fits)
     mfu: float
-    gpu_hours: float
+    gpu_hours: float | None  # None when not even batch 1 fits
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -79,22 +103,26 @@ class PlanReport:
     usd_per_gpu_hour: float | None
     options: tuple[CheckpointingOption, ...]
     notes: tuple[str, ...] = ()
+    derived: bool = False  # the shape was derived by ``DERIVED_SHAPE_RULE`` (not a registered one)
+
+    # Time, cost and steps exist only for a batch that fits: None otherwise (the notes say what to try).
+    @property
+    def images_per_s_per_gpu(self) -> float | None:
+        return self.mfu * self.peak_tflops * 1e12 / self.flops_per_image if self.fits else None
 
     @property
-    def images_per_s_per_gpu(self) -> float:
-        return self.mfu * self.peak_tflops * 1e12 / self.flops_per_image
+    def gpu_hours(self) -> float | None:
+        return self.flops / (self.mfu * self.peak_tflops * 1e12) / 3600.0 if self.fits else None
 
     @property
-    def gpu_hours(self) -> float:
-        return self.flops / (self.mfu * self.peak_tflops * 1e12) / 3600.0
-
-    @property
-    def wall_clock_hours(self) -> float:
-        return self.gpu_hours / self.n_gpus
+    def wall_clock_hours(self) -> float | None:
+        return None if self.gpu_hours is None else self.gpu_hours / self.n_gpus
 
     @property
     def cost_usd(self) -> float | None:
-        return None if self.usd_per_gpu_hour is None else self.gpu_hours * self.usd_per_gpu_hour
+        if self.usd_per_gpu_hour is None or self.gpu_hours is None:
+            return None
+        return self.gpu_hours * self.usd_per_gpu_hour
 
     @property
     def global_batch(self) -> int:
@@ -102,7 +130,7 @@ class PlanReport:
 
     @property
     def steps(self) -> float | None:
-        return self.images_seen / self.global_batch if self.global_batch else None
+        return self.images_seen / self.global_batch if self.global_batch and self.fits else None
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly what ``scaling plan --json`` prints."""
@@ -111,7 +139,9 @@ class PlanReport:
             "schema": SCHEMA,
             "source": self.source,
             "model": {"arch": self.arch, "width": s.width, "depth": s.depth, "heads": s.heads, "patch_px": s.patch_px,
-                      "n_params": self.n_params, "requested_params": self.requested_params},
+                      "n_params": self.n_params, "requested_params": self.requested_params,
+                      "params_ratio": self.n_params / self.requested_params if self.requested_params else None,
+                      "derived": self.derived, "shape_rule": DERIVED_SHAPE_RULE if self.derived else None},
             "data": {"image_px": self.image_px, "mask_ratio": self.mask_ratio, "data_hours": self.data_hours,
                      "passes": self.passes, "images_seen": self.images_seen},
             "compute": {"flops_per_image": self.flops_per_image, "flops": self.flops},
@@ -123,7 +153,8 @@ class PlanReport:
             "memory_gib": self.memory.to_dict(),
             "time": {"mfu": self.mfu, "mfu_source": self.mfu_source, "peak_tflops": self.peak_tflops,
                      "images_per_s_per_gpu": self.images_per_s_per_gpu, "gpu_hours": self.gpu_hours,
-                     "wall_clock_hours": self.wall_clock_hours, "wall_clock_days": self.wall_clock_hours / 24,
+                     "wall_clock_hours": self.wall_clock_hours,
+                     "wall_clock_days": None if self.wall_clock_hours is None else self.wall_clock_hours / 24,
                      "usd_per_gpu_hour": self.usd_per_gpu_hour, "cost_usd": self.cost_usd},
             "checkpointing_options": [o.to_dict() for o in self.options],
             "notes": list(self.notes),
@@ -152,28 +183,38 @@ class PlanReport:
             f"{self.data_hours:,.0f} h x {self.passes:.3g} passes = {self.images_seen:.3g} images, "
             f"{self.flops:.3g} FLOPs ({self.source})",
             f"on {self.n_gpus} x {self.gpu.name.upper()} ({self.gpu_mem_bytes / GIB:.0f} GiB, {shard}, {ac}):",
-            f"  batch {self.batch} per GPU ({'given' if self.batch_given else 'the largest that fits'}): "
+            f"  batch {self.batch} per GPU ({_batch_why(self)}): "
             f"peak {m.total / GIB:.1f} GiB = parameters {m.parameters / GIB:.1f} + gradients {m.gradients / GIB:.1f}"
             f" + AdamW {m.optimizer / GIB:.1f} + weight copies {m.weight_copies / GIB:.1f} + DDP buckets "
             f"{m.ddp_buckets / GIB:.1f} + activations {m.activations / GIB:.1f} + working {m.working / GIB:.1f}"
             f" ({m.phase}){'' if self.fits else ': DOES NOT FIT'}",
-            f"  {100 * self.mfu:.1f}% MFU of {self.peak_tflops:g} TFLOP/s = {self.images_per_s_per_gpu:.3g} img/s per"
-            f" GPU: {self.gpu_hours:,.0f} GPU-hours, {self.wall_clock_hours:,.1f} h wall-clock"
-            + (f", ${self.cost_usd:,.0f}" if self.cost_usd is not None else ""),
+            (f"  {100 * self.mfu:.1f}% MFU of {self.peak_tflops:g} TFLOP/s = {self.images_per_s_per_gpu:.3g} img/s"
+             f" per GPU: {self.gpu_hours:,.0f} GPU-hours, {self.wall_clock_hours:,.1f} h wall-clock"
+             + (f", ${self.cost_usd:,.0f}" if self.cost_usd is not None else ""))
+            if self.gpu_hours is not None and self.wall_clock_hours is not None else
+            f"  {100 * self.mfu:.1f}% MFU of {self.peak_tflops:g} TFLOP/s: img/s -, GPU-hours -, wall-clock -"
+            " (the batch does not fit)",
             f"  MFU: {self.mfu_source}",
         ]
         for o in self.options:
             what = "with" if o.activation_checkpointing else "without"
             fit = (f"largest batch {o.largest_batch} per GPU ({o.memory_gib:.1f} GiB)" if o.largest_batch
                    else "not even batch 1 fits")
-            lines.append(f"  {what} checkpointing: {fit}, {100 * o.mfu:.1f}% MFU, {o.gpu_hours:,.0f} GPU-hours")
+            hours = "-" if o.gpu_hours is None else f"{o.gpu_hours:,.0f}"
+            lines.append(f"  {what} checkpointing: {fit}, {100 * o.mfu:.1f}% MFU, {hours} GPU-hours")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return (f"PlanReport({self.arch!r}, {self.image_px} px, {self.data_hours:g} h, {self.n_gpus}x{self.gpu.name}, "
                 f"batch {self.batch}{'' if self.fits else ' (does not fit)'}, {self.memory.total / GIB:.1f} GiB, "
-                f"{self.gpu_hours:.4g} GPU-hours)")
+                f"{'-' if self.gpu_hours is None else format(self.gpu_hours, '.4g')} GPU-hours)")
+
+
+def _batch_why(p: PlanReport) -> str:
+    if p.batch_given:
+        return "given" if p.fits else "given; it does not fit"
+    return "the largest that fits" if p.fits else "not even this one fits"
 
 
 def _point_of(projection: Any, question: str | None) -> tuple[dict[str, float], float | None, float | None, str]:
@@ -224,8 +265,9 @@ def plan(
     source: str | None = None,
 ) -> PlanReport:
     """Plan training a point: from ``projection`` (a ``ProjectionReport``, its ``question`` answer, default
-    'at point'; or a ``Projection``), or from ``arch`` (or ``n_params``: the nearest registered shape),
-    ``image_px``, ``data_hours`` and ``passes``. Explicit values override the projection's.
+    'at point'; or a ``Projection``), or from ``arch`` (or ``n_params``: the nearest registered shape within
+    1.5x, else a derived one, ``plan_shape``), ``image_px``, ``data_hours`` and ``passes``. Explicit values
+    override the projection's. When the batch does not fit, GPU-hours, wall-clock, cost and images/s are None.
 
     ``gpus`` GPUs of ``gpu_kind`` with ``gpu_mem`` each (default: the kind's memory; '80GiB', '80GB' or
     bytes); ``batch`` per GPU (default: the largest that fits); ``mfu`` (default: the measured step most
@@ -266,9 +308,11 @@ def plan(
     kind = get_gpu_kind(gpu_kind)
     mem = parse_memory(gpu_mem) if gpu_mem is not None else kind.memory_gib * GIB
 
-    shape, requested = _shape(arch, point.get("n_params"), point["image_px"])
+    shape, requested, shape_note = _shape(arch, point.get("n_params"), point["image_px"])
     px = _image_px(point["image_px"], shape.patch_px, notes)
-    if requested is not None and abs(encoder_params(shape, px) / requested - 1) > 0.005:
+    if shape_note is not None:
+        notes.append(shape_note)
+    elif requested is not None and abs(encoder_params(shape, px) / requested - 1) > 0.005:
         notes.append(f"{requested / 1e9:.3g}B parameters planned as the nearest registered shape {shape.name} "
                      f"({encoder_params(shape, px) / 1e9:.3g}B at {px} px)")
     f_img = mae_flops_for_arch(shape, px, mask).total
@@ -293,22 +337,101 @@ def plan(
         mfu=mfu if mfu is not None else measured.mfu,  # type: ignore[union-attr]
         mfu_source="given" if measured is None else measured.describe(),
         peak_tflops=peak_tflops if peak_tflops is not None else kind.peak_tflops,
-        usd_per_gpu_hour=usd_per_gpu_hour, options=options, notes=tuple(notes),
+        usd_per_gpu_hour=usd_per_gpu_hour, options=options, notes=tuple(notes), derived=shape_note is not None,
     )
 
 
-def _shape(arch: str | None, n_params: float | None, image_px: float) -> tuple[ViTShape, float | None]:
+def _shape(arch: str | None, n_params: float | None,
+           image_px: float) -> tuple[ViTShape, float | None, str | None]:
+    """(shape, requested parameter count, the note of a derived shape)."""
     if arch is not None:
         try:
-            return get_arch(arch), None
+            return get_arch(arch), None, None
         except KeyError as exc:
             raise ScalingError(str(exc.args[0])) from None
     if n_params is None:
         raise ScalingError("the plan needs an architecture or a parameter count (arch=, n_params=)")
     if not (n_params > 0 and math.isfinite(n_params)):
         raise ScalingError(f"the parameter count must be positive, got {n_params:g}")
-    px = max(14, round(image_px / 14) * 14)
-    return nearest_arch(n_params, px), float(n_params)
+    px = max(PATCH_PX, round(image_px / PATCH_PX) * PATCH_PX)
+    shape, note = plan_shape(n_params, px)
+    return shape, float(n_params), note
+
+
+def plan_shape(n_params: float, image_px: int) -> tuple[ViTShape, str | None]:
+    """The shape a plan of ``n_params`` encoder parameters at ``image_px`` (a multiple of the 14-px patch)
+    uses: the nearest registered shape when its encoder count there is within ``MAX_SHAPE_RATIO`` (1.5x, in
+    either direction) of ``n_params``, else ``derive_shape``'s; and for a derived shape, the note that says
+    why, how far it is and by which rule. A one-line ``ScalingError`` when neither comes within 1.5x."""
+    registered = nearest_arch(n_params, image_px)
+    ratio = encoder_params(registered, image_px) / n_params
+    if abs(math.log(ratio)) <= math.log(MAX_SHAPE_RATIO):
+        return registered, None
+    why = (f"{_count(n_params)} parameters at {image_px} px: no registered shape within {MAX_SHAPE_RATIO:g}x "
+           f"(the nearest, {registered.name}, has {_count(encoder_params(registered, image_px))}: {ratio:.3g}x)")
+    try:
+        shape = derive_shape(n_params, image_px)
+    except ScalingError as exc:
+        raise ScalingError(f"{why}; {exc}") from None
+    n = encoder_params(shape, image_px)
+    return shape, (f"{why}; planned as {shape.name}: {shape.width} wide, {shape.depth} deep, {shape.heads} heads, "
+                   f"{_count(n)} ({n / n_params:.3g}x the request), derived by the rule: {DERIVED_SHAPE_RULE}")
+
+
+def _derived_width(depth: int) -> int:
+    return HEAD_DIM * max(1, math.floor(ASPECT_WIDTH_PER_LAYER * depth / HEAD_DIM + 0.5))
+
+
+def derive_shape(n_params: float, image_px: int, *, patch_px: int = PATCH_PX) -> ViTShape:
+    """A trainable ViT shape for ``n_params`` encoder parameters at ``image_px`` (a multiple of ``patch_px``),
+    past the registry.
+
+    The rule (``DERIVED_SHAPE_RULE`` says it in one line): width and depth scaled as the registered ViTs are,
+    the aspect of ``scaling.compute.shape_for_params`` (ViT-H/14's width = 40 x depth,
+    ``ASPECT_WIDTH_PER_LAYER``) with MLP ratio 4, made trainable: an integer depth, a width that is a multiple
+    of the 128-wide head (as vit_2p5b14 and vit_3b14), width = 128 x round(40 x depth / 128) rounded half up
+    and at least 128, heads = width / 128, 14-px patches.
+    That is one shape per depth, up to width ``MAX_DERIVED_WIDTH`` (16,384: 128 heads); the one whose encoder
+    count (``runs_db.archs.encoder_params``: class token and position embeddings at ``image_px`` included) is
+    nearest ``n_params`` in log scale is returned as a ``runs_db.archs.ViTShape`` named by that count,
+    ``vit_15.5b14 (derived)``, and is not registered.
+
+    A one-line ``ScalingError`` when that shape is more than ``MAX_SHAPE_RATIO`` (1.5x) from ``n_params``:
+    a count past what the widest shape holds, one under the smallest (whose position embeddings alone can be
+    that large at a large image), or one in a gap between the small shapes.
+    """
+    if not (n_params > 0 and math.isfinite(n_params)):
+        raise ScalingError(f"the parameter count must be positive, got {n_params:g}")
+    lattice: list[tuple[int, ViTShape]] = []
+    depth = 1
+    while (width := _derived_width(depth)) <= MAX_DERIVED_WIDTH:
+        shape = ViTShape("derived", width, depth, width // HEAD_DIM, patch_px)
+        lattice.append((encoder_params(shape, image_px), shape))
+        depth += 1
+    count, shape = min(lattice, key=lambda c: abs(math.log(c[0] / n_params)))
+    if abs(math.log(count / n_params)) > math.log(MAX_SHAPE_RATIO):
+        small, big = lattice[0], lattice[-1]
+        if n_params > big[0]:
+            raise ScalingError(f"a derived shape would need a width beyond {MAX_DERIVED_WIDTH:,} (the rule's limit, "
+                               f"{MAX_DERIVED_WIDTH // HEAD_DIM} heads of {HEAD_DIM}): the widest, "
+                               f"{big[1].width} wide and {big[1].depth} deep, has {_count(big[0])}")
+        if n_params < small[0]:
+            pos = (small[1].n_patches(image_px) + 1) * small[1].width
+            raise ScalingError(f"the smallest derived shape ({small[1].width} wide, {small[1].depth} deep) has "
+                               f"{_count(small[0])} ({_count(pos)} of them position embeddings at {image_px} px)")
+        raise ScalingError(f"the nearest derived shape ({shape.width} wide, {shape.depth} deep) has {_count(count)} "
+                           f"({count / n_params:.3g}x), none comes within {MAX_SHAPE_RATIO:g}x")
+    name = f"vit_{_count(count).lower()}{patch_px} (derived)"
+    return replace(shape, name=name, description=f"derived for {_count(n_params)} at {image_px} px: "
+                                                 f"{DERIVED_SHAPE_RULE}")
+
+
+def _count(n: float) -> str:
+    """1.545e10 -> '15.5B', 2.17e7 -> '21.7M' (3 significant figures; parameter counts)."""
+    for scale, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= 0.9995 * scale:  # 999.6e9 is '1T', not '1e+03B'
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.3g}"
 
 
 def _image_px(value: float, patch: int, notes: list[str]) -> int:
@@ -324,7 +447,7 @@ def _option(setup: StepSetup, ac: bool, mem: float, flops: float, kind: GpuKind,
     b = largest_batch(s, mem)
     f_img = mae_flops_for_arch(s.shape, s.image_px, s.mask_ratio).total
     u = mfu if mfu is not None else default_mfu(kind.name, f_img, activation_checkpointing=ac).mfu
-    gpu_hours = flops / (u * (peak if peak is not None else kind.peak_tflops) * 1e12) / 3600.0
+    gpu_hours = flops / (u * (peak if peak is not None else kind.peak_tflops) * 1e12) / 3600.0 if b else None
     return CheckpointingOption(ac, b, step_memory(replace(s, batch=b)).total / GIB if b else None, u, gpu_hours)
 
 

@@ -181,6 +181,98 @@ def test_a_projection_is_planned_with_its_passes_and_mask() -> None:
         scaling.plan(rep, question="scale every axis")
 
 
+# ---------------------------------------------------------------- shapes past the registry, batches that do not fit
+BEYOND = dict(n_params=15.5e9, image_px=1904, data_hours=20000, passes=4.85)  # the issue's 15.5B: 5x vit_3b14
+
+
+def test_a_count_past_the_registry_is_planned_on_a_derived_shape_within_1_5x() -> None:
+    import scaling
+    from scaling.planner import DERIVED_SHAPE_RULE
+
+    p = scaling.plan(**BEYOND)  # type: ignore[arg-type]
+    s = p.shape
+    assert p.derived and p.arch == s.name == "vit_15.5b14 (derived)" and s.name not in ARCHS
+    assert (s.width, s.depth, s.heads, s.patch_px) == (3712, 93, 29, 14)
+    assert s.width == 128 * math.floor(40 * s.depth / 128 + 0.5) and s.heads == s.width // 128
+    assert p.n_params == encoder_params(s, 1904) == 15_452_647_680  # exact for the derived shape
+    assert 1 / 1.5 <= p.n_params / 15.5e9 <= 1.5 and p.n_params / 15.5e9 == pytest.approx(0.997, abs=1e-3)
+    assert p.flops_per_image == mae_flops_for_arch(s, 1904).total
+    assert p.memory == step_memory(StepSetup(s, 1904, 1))
+    assert any("no registered shape within 1.5x" in n and DERIVED_SHAPE_RULE in n for n in p.notes)
+    m = p.to_dict()["model"]
+    assert m["derived"] and m["shape_rule"] == DERIVED_SHAPE_RULE and m["params_ratio"] == p.n_params / 15.5e9
+    # the memory model sizes it: sharded and checkpointed over 64 H200s it fits and has GPU-hours
+    k = scaling.plan(**BEYOND, gpus=64, fsdp=True, activation_checkpointing=True)  # type: ignore[arg-type]
+    assert k.fits and k.batch >= 1 and k.gpu_hours == pytest.approx(k.flops / (0.43 * 790e12) / 3600)
+    # a registered shape within 1.5x is still the plan (the paper's scenario), with no rule
+    r = scaling.plan(n_params=2.5e9, image_px=952, data_hours=20000, passes=4.85)
+    assert r.arch == "vit_2p5b14" and not r.derived and r.to_dict()["model"]["shape_rule"] is None
+
+
+def test_no_plan_is_on_a_shape_more_than_1_5x_from_the_request() -> None:
+    import scaling
+
+    errors = []
+    for px in (224, 952, 1904):
+        for i in range(26):  # 1e7 .. 1e12, five counts a decade
+            n = 10 ** (7 + i / 5)
+            try:
+                p = scaling.plan(n_params=n, image_px=px, data_hours=100, passes=1.0)
+            except ScalingError as exc:
+                errors.append(str(exc))
+                continue
+            assert abs(math.log(p.n_params / n)) <= math.log(1.5), (n, px, p.arch)
+            assert p.n_params == encoder_params(p.shape, px)
+            assert (p.arch in ARCHS) != p.derived and (not p.derived or p.arch.endswith(" (derived)"))
+    assert not errors  # the registry and the rule cover this sweep
+    assert scaling.plan(n_params=1e12, image_px=224, data_hours=100, passes=1.0).shape.width <= 16384
+
+
+@pytest.mark.parametrize(("n", "px", "fragment"), [
+    (3e12, 224, "width beyond 16,384"),  # past the widest derived shape
+    (1e7, 11704, "position embeddings"),  # under the smallest at a huge image
+    (1.05e7, 952, "none comes within 1.5x"),  # between vit_t14 and the small derived shapes
+])
+def test_a_count_no_shape_comes_within_1_5x_of_is_a_one_line_error(n: float, px: int, fragment: str) -> None:
+    import scaling
+
+    with pytest.raises(ScalingError, match=r"no registered shape within 1\.5x") as err:
+        scaling.plan(n_params=n, image_px=px, data_hours=100, passes=1.0)
+    assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_batch_that_does_not_fit_has_no_gpu_hours() -> None:
+    import scaling
+
+    p = scaling.plan(**BEYOND, usd_per_gpu_hour=3.0)  # type: ignore[arg-type]
+    assert not p.fits and p.steps is None
+    assert (p.gpu_hours, p.wall_clock_hours, p.cost_usd, p.images_per_s_per_gpu) == (None, None, None, None)
+    assert all(o.largest_batch == 0 and o.gpu_hours is None for o in p.options)
+    assert any("even batch 1 per GPU needs" in n for n in p.notes)
+    t = p.to_dict()["time"]
+    assert all(t[k] is None for k in ("gpu_hours", "wall_clock_hours", "wall_clock_days", "cost_usd",
+                                      "images_per_s_per_gpu"))
+    assert json.loads(json.dumps(p.to_dict()))["checkpointing_options"][0]["gpu_hours"] is None
+    assert "GPU-hours -" in p.summary() and "- GPU-hours" in repr(p)
+    assert p.to_frame().loc["gpu_hours", "value"] is None
+    # a given batch too large: no time for it, but the options keep the largest batch that fits and its hours
+    g = scaling.plan(arch="vit_2p5b14", image_px=952, data_hours=20000, passes=4.85, batch=64)
+    assert not g.fits and g.gpu_hours is None and any("a smaller batch" in n for n in g.notes)
+    assert g.options[0].largest_batch > 0 and g.options[0].gpu_hours is not None
+
+
+def test_an_answer_no_shape_fits_gets_the_one_line_reason_in_place_of_its_plan() -> None:
+    import scaling
+    from scaling.planner import plan_answers
+
+    rep = scaling.project(mode="at")
+    answer = rep.answer("at point")
+    far = replace(rep, projections=(("at point", replace(answer, point={**answer.point, "n_params": 1e13})),))
+    ((question, reason),) = plan_answers(far)
+    assert question == "at point" and isinstance(reason, str) and "width beyond 16,384" in reason
+    assert "\n" not in reason
+
+
 # ------------------------------------------------------------------------------------------ CLI
 def test_cli_plans_the_paper_scenario_as_json(published_db_path) -> None:  # type: ignore[no-untyped-def]
     d = ok_json(published_db_path, "plan")
@@ -205,6 +297,30 @@ def test_cli_plans_the_paper_scenario_as_json(published_db_path) -> None:  # typ
 ])
 def test_cli_bad_input_is_one_line(published_db_path, args: list[str], fragment: str) -> None:  # type: ignore[no-untyped-def]
     assert fragment in one_line_error(invoke(published_db_path, "plan", *args))
+
+
+def test_cli_plans_past_the_registry_without_gpu_hours_for_a_batch_that_does_not_fit(  # type: ignore[no-untyped-def]
+        published_db_path) -> None:
+    args = ["plan", "--params", "15.5e9", "--px", "1904", "--hours", "20000", "--passes", "4.85", "--mask-ratio",
+            "0.75"]
+    d = ok_json(published_db_path, *args)
+    assert d["model"]["arch"] == "vit_15.5b14 (derived)" and d["model"]["derived"] and not d["batch"]["fits"]
+    assert d["time"]["gpu_hours"] is None and d["time"]["cost_usd"] is None
+    assert [o["gpu_hours"] for o in d["checkpointing_options"]] == [None, None]
+    text = invoke(published_db_path, *args)
+    assert text.exit_code == 0 and "vit_15.5b14 (derived)" in text.stdout and "DOES NOT FIT" in text.stdout
+    hours = [ln for ln in text.stdout.splitlines() if "GPU-hours" in ln and "│" in ln]
+    assert hours and all(ln.split("│")[-2].strip() == "-" for ln in hours)  # the time row and both options
+    assert "no registered shape within 1.5x" in text.stderr
+    error = one_line_error(invoke(published_db_path, *args[:1], "--params", "1e13", *args[3:]))
+    assert "width beyond 16,384" in error
+
+
+def test_cli_plans_the_issues_projection_on_a_shape_within_1_5x(published_db_path) -> None:  # type: ignore[no-untyped-def]
+    d = ok_json(published_db_path, "plan", "--from-projection", "--question", "scale", "--form", "logit1")
+    m = d["model"]  # 15.5B at 11704 px: it was planned on vit_3b14 (4.67B there) with 79M GPU-hours
+    assert m["derived"] and 1 / 1.5 <= m["n_params"] / m["requested_params"] <= 1.5
+    assert d["batch"]["fits"] or d["time"]["gpu_hours"] is None
 
 
 def test_project_plan_adds_a_plan_to_every_answer(published_db_path) -> None:  # type: ignore[no-untyped-def]

@@ -23,6 +23,20 @@ def _gib(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f} GiB"
 
 
+def _num(v: float | None, spec: str) -> str:
+    """A time or cost that exists only for a batch that fits: '-' otherwise."""
+    return "-" if v is None else format(v, spec)
+
+
+def _batch(p: Any) -> str:
+    """The batch row: the batch, why it was chosen, and whether it fits."""
+    if not p.fits:
+        return (f"{p.batch} per GPU (given): does not fit" if p.batch_given
+                else "none fits: not even 1 image per GPU (memory below at batch 1)")
+    return (f"{p.batch} per GPU ({'given' if p.batch_given else 'the largest that fits'}), "
+            f"{p.global_batch:,} global, {p.steps:,.0f} steps")
+
+
 def render_plan(p: Any) -> None:
     """A plan as tables: the point and its compute, memory per GPU by part, time and cost, the two
     checkpointing options side by side; notes on stderr."""
@@ -35,23 +49,24 @@ def render_plan(p: Any) -> None:
             ("compute", f"{fmt_flops(p.flops_per_image)} FLOPs per image, {fmt_flops(p.flops)} FLOPs"),
             ("hardware", f"{p.n_gpus} x {p.gpu.name.upper()}, {p.gpu_mem_bytes / 2**30:.0f} GiB each, {shard}, "
                          f"{'every encoder block checkpointed' if p.activation_checkpointing else 'no checkpointing'}"),
-            ("batch", f"{p.batch} per GPU ({'given' if p.batch_given else 'the largest that fits'}), "
-                      f"{p.global_batch:,} global, {p.steps:,.0f} steps" if p.steps else f"{p.batch} per GPU")]
+            ("batch", _batch(p))]
     console.print(table(f"Training plan ({p.source})", ["", "value"], rows))
     m = p.memory.to_dict()
     mrows = [(k.replace("_", " "), _gib(v)) for k, v in m.items() if k not in {"phase", "total"}]
     mrows.append(("peak (" + str(m["phase"]) + ")", _gib(m["total"]) + ("" if p.fits else "  DOES NOT FIT")))
     console.print(table("Memory per GPU", ["part", "memory"], mrows))
     cost = "-" if p.cost_usd is None else f"${p.cost_usd:,.0f} at ${p.usd_per_gpu_hour:g} per GPU-hour"
+    wall = "-" if p.wall_clock_hours is None else (
+        f"{p.wall_clock_hours:,.1f} h = {p.wall_clock_hours / 24:,.1f} days on {p.n_gpus} "
+        f"GPU{'s' if p.n_gpus != 1 else ''}")
     trows = [("MFU", f"{100 * p.mfu:.1f}% of {p.peak_tflops:g} TFLOP/s ({p.mfu_source})"),
-             ("images/s per GPU", f"{p.images_per_s_per_gpu:.3g}"),
-             ("GPU-hours", f"{p.gpu_hours:,.0f}"),
-             ("wall-clock", f"{p.wall_clock_hours:,.1f} h = {p.wall_clock_hours / 24:,.1f} days on {p.n_gpus} "
-                            f"GPU{'s' if p.n_gpus != 1 else ''}"),
+             ("images/s per GPU", _num(p.images_per_s_per_gpu, ".3g")),
+             ("GPU-hours", _num(p.gpu_hours, ",.0f")),
+             ("wall-clock", wall),
              ("cost", cost)]
     console.print(table("Time and cost", ["", "value"], trows))
     orows = [("every encoder block" if o.activation_checkpointing else "none", str(o.largest_batch),
-              _gib(o.memory_gib), f"{100 * o.mfu:.1f}%", f"{o.gpu_hours:,.0f}") for o in p.options]
+              _gib(o.memory_gib), f"{100 * o.mfu:.1f}%", _num(o.gpu_hours, ",.0f")) for o in p.options]
     console.print(table("With and without activation checkpointing", ["checkpointing", "largest batch per GPU",
                         "peak at that batch", "MFU", "GPU-hours"], orows))
     for note in p.notes:
@@ -69,8 +84,9 @@ def render_plans(plans: Any) -> None:
         if isinstance(p, str):
             rows.append([question, *["-"] * 8, p])
             continue
+        batch = str(p.batch) if p.fits else ("none fits" if not p.batch_given else f"{p.batch}: does not fit")
         rows.append([question, p.arch, f"{p.image_px} px", fmt_hours(p.data_hours), fmt_flops(p.flops),
-                     str(p.batch), _gib(p.memory.total / 2**30), f"{100 * p.mfu:.1f}%", f"{p.gpu_hours:,.0f}",
+                     batch, _gib(p.memory.total / 2**30), f"{100 * p.mfu:.1f}%", _num(p.gpu_hours, ",.0f"),
                      "; ".join(p.notes)])
     first = next((p for _, p in plans if not isinstance(p, str)), None)
     caption = None if first is None else (
@@ -90,7 +106,8 @@ def plan_cmd(
     ] = None,
     params: Annotated[
         float | None,
-        typer.Option("--params", help="Encoder parameters; the nearest registered shape is planned "
+        typer.Option("--params", help="Encoder parameters; the nearest registered shape within 1.5x is "
+                                      "planned, else one derived by width = 40 x depth (see the note) "
                                       f"\\[default: {PAPER_SCENARIO['n_params']:g}, the paper's scenario]."),
     ] = None,
     px: Annotated[float | None, typer.Option("--px", help="Image side in px \\[default: 952].")] = None,
@@ -134,10 +151,12 @@ def plan_cmd(
 
     Without options it plans the paper's scenario (2.5B parameters, 20,000 h, 952 px) on one H200 with the
     passes and mask ratio of the run database's largest run. A parameter count names the nearest registered
-    shape (vit_2p5b14 for 2.5B). Memory: fp32 weights, gradients and AdamW states, bf16 weight copies,
-    activations at the batch (encoder on the visible patches, decoder on all), with or without activation
-    checkpointing, sharded by --fsdp. Time: the MAE FLOPs over MFU x peak; the MFU defaults to the measured
-    step most like this one (H200 figures, notes-gpu).
+    shape (vit_2p5b14 for 2.5B) when it is within 1.5x; past the registry a shape is derived (width = 40 x
+    depth in 128-wide heads, named e.g. vit_15.5b14 (derived)), or the plan is a one-line error. Memory: fp32
+    weights, gradients and AdamW states, bf16 weight copies, activations at the batch (encoder on the visible
+    patches, decoder on all), with or without activation checkpointing, sharded by --fsdp. Time: the MAE
+    FLOPs over MFU x peak; the MFU defaults to the measured step most like this one (H200 figures,
+    notes-gpu); a batch that does not fit gets no GPU-hours, wall-clock or cost ('-').
 
     [bold]Examples[/bold]
 
