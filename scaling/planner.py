@@ -42,6 +42,7 @@ from scaling.errors import ScalingError
 from scaling.gpus import GIB, GpuKind, default_mfu, get_gpu_kind, parse_memory
 from scaling.jsonable import jsonable
 from scaling.memory import MemoryBreakdown, StepSetup, largest_batch, step_memory
+from scaling.training_length import parse as parse_training_length
 
 SCHEMA = "scaling.plan/v1"
 
@@ -104,6 +105,7 @@ class PlanReport:
     options: tuple[CheckpointingOption, ...]
     notes: tuple[str, ...] = ()
     derived: bool = False  # the shape was derived by ``DERIVED_SHAPE_RULE`` (not a registered one)
+    training: str = ""  # where the passes come from (the training-length rule, or the projection)
 
     # Time, cost and steps exist only for a batch that fits: None otherwise (the notes say what to try).
     @property
@@ -143,7 +145,7 @@ class PlanReport:
                       "params_ratio": self.n_params / self.requested_params if self.requested_params else None,
                       "derived": self.derived, "shape_rule": DERIVED_SHAPE_RULE if self.derived else None},
             "data": {"image_px": self.image_px, "mask_ratio": self.mask_ratio, "data_hours": self.data_hours,
-                     "passes": self.passes, "images_seen": self.images_seen},
+                     "passes": self.passes, "images_seen": self.images_seen, "training": self.training},
             "compute": {"flops_per_image": self.flops_per_image, "flops": self.flops},
             "hardware": {"gpu": self.gpu.to_dict(), "n_gpus": self.n_gpus, "gpu_mem_gib": self.gpu_mem_bytes / GIB,
                          "precision": self.precision, "fsdp": self.fsdp,
@@ -181,7 +183,7 @@ class PlanReport:
         lines = [
             f"Plan: {self.arch} ({self.n_params / 1e9:.3g}B parameters) at {self.image_px} px, "
             f"{self.data_hours:,.0f} h x {self.passes:.3g} passes = {self.images_seen:.3g} images, "
-            f"{self.flops:.3g} FLOPs ({self.source})",
+            f"{self.flops:.3g} FLOPs ({self.source}; training length: {self.training})",
             f"on {self.n_gpus} x {self.gpu.name.upper()} ({self.gpu_mem_bytes / GIB:.0f} GiB, {shard}, {ac}):",
             f"  batch {self.batch} per GPU ({_batch_why(self)}): "
             f"peak {m.total / GIB:.1f} GiB = parameters {m.parameters / GIB:.1f} + gradients {m.gradients / GIB:.1f}"
@@ -252,6 +254,8 @@ def plan(
     data_hours: float | None = None,
     passes: float | None = None,
     mask_ratio: float | None = None,
+    training_length: str | None = None,
+    runs: pd.DataFrame | None = None,
     gpus: int = 1,
     gpu_kind: str = "h200",
     gpu_mem: str | float | None = None,
@@ -266,8 +270,14 @@ def plan(
 ) -> PlanReport:
     """Plan training a point: from ``projection`` (a ``ProjectionReport``, its ``question`` answer, default
     'at point'; or a ``Projection``), or from ``arch`` (or ``n_params``: the nearest registered shape within
-    1.5x, else a derived one, ``plan_shape``), ``image_px``, ``data_hours`` and ``passes``. Explicit values
-    override the projection's. When the batch does not fit, GPU-hours, wall-clock, cost and images/s are None.
+    1.5x, else a derived one, ``plan_shape``), ``image_px``, ``data_hours`` and the training length.
+    Explicit values override the projection's. When the batch does not fit, GPU-hours, wall-clock, cost
+    and images/s are None.
+
+    Training length (images seen): a projection's answer carries its own; otherwise ``passes``, or the rule
+    ``training_length`` ('grid', the default; 'passes=P'; 'images=N'; ``scaling.training_length``) over
+    ``runs`` (default: the run database's grid), exactly as ``scaling.project`` and ``scaling.suggest``
+    price the same point. ``mask_ratio`` defaults to the rule's (the nearest trained configuration's).
 
     ``gpus`` GPUs of ``gpu_kind`` with ``gpu_mem`` each (default: the kind's memory; '80GiB', '80GB' or
     bytes); ``batch`` per GPU (default: the largest that fits); ``mfu`` (default: the measured step most
@@ -278,19 +288,19 @@ def plan(
     notes: list[str] = []
     point: dict[str, float] = {}
     proj_passes = proj_mask = None
+    proj_training = ""
     where = "given"
     if projection is not None:
         point, proj_passes, proj_mask, where = _point_of(projection, question)
+        proj_training = f"as the projection priced it ({where})"
     source = source or where
     if n_params is not None:
         point["n_params"] = float(n_params)
     for name, value in (("image_px", image_px), ("data_hours", data_hours)):
         if value is not None:
             point[name] = float(value)
-    passes = passes if passes is not None else proj_passes
-    mask = mask_ratio if mask_ratio is not None else (proj_mask if proj_mask is not None else MASK_RATIO)
     for name, value in (("image_px", point.get("image_px")), ("data_hours", point.get("data_hours")),
-                        ("passes", passes)):
+                        ("passes", passes if passes is not None else 1.0)):
         if value is None:
             raise ScalingError(f"the plan needs {name} (give it, or plan a projection)")
         if not (value > 0 and math.isfinite(value)):
@@ -315,8 +325,20 @@ def plan(
     elif requested is not None and abs(encoder_params(shape, px) / requested - 1) > 0.005:
         notes.append(f"{requested / 1e9:.3g}B parameters planned as the nearest registered shape {shape.name} "
                      f"({encoder_params(shape, px) / 1e9:.3g}B at {px} px)")
+    priced = {"n_params": float(encoder_params(shape, px)), "data_hours": point["data_hours"], "image_px": float(px)}
+    if passes is None and proj_passes is not None and training_length is None:
+        passes, rule_mask, training = proj_passes, proj_mask, proj_training
+    else:
+        rule = parse_training_length(training_length, runs if runs is not None or passes is not None
+                                     else _default_grid(), passes=passes)
+        if rule is None:
+            raise ScalingError("the plan needs passes over the data (passes=, or a run database that records "
+                               "images seen)")
+        a = rule.at(priced)
+        passes, rule_mask, training = a.passes, a.mask_ratio, a.source
+    mask = mask_ratio if mask_ratio is not None else (rule_mask if rule_mask is not None else MASK_RATIO)
     f_img = mae_flops_for_arch(shape, px, mask).total
-    images = passes * point["data_hours"] * FRAMES_PER_HOUR  # type: ignore[operator]
+    images = passes * point["data_hours"] * FRAMES_PER_HOUR
     setup = StepSetup(shape, px, 1, mask_ratio=mask, precision=precision,
                       activation_checkpointing=activation_checkpointing, fsdp=fsdp, n_gpus=gpus)
     options = tuple(_option(setup, ac, mem, f_img * images, kind, mfu, peak_tflops) for ac in (False, True))
@@ -338,7 +360,17 @@ def plan(
         mfu_source="given" if measured is None else measured.describe(),
         peak_tflops=peak_tflops if peak_tflops is not None else kind.peak_tflops,
         usd_per_gpu_hour=usd_per_gpu_hour, options=options, notes=tuple(notes), derived=shape_note is not None,
+        training=training,
     )
+
+
+def _default_grid() -> pd.DataFrame:
+    """The run database's grid (the default database), for the training-length rule of a given point."""
+    from scaling.data import load_runs
+    from scaling.defaults import DEFAULT_METRIC
+
+    frame = load_runs(metric=DEFAULT_METRIC)
+    return frame[frame["metric"] == DEFAULT_METRIC]
 
 
 def _shape(arch: str | None, n_params: float | None,

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from scaling.compute import FRAMES_PER_HOUR, ComputeEstimate, pretrain_compute
+from scaling.compute import ComputeEstimate, pretrain_compute
 from scaling.defaults import CAUTION_DECADES
 from scaling.direction import direction
 from scaling.errors import ProjectionError
@@ -276,26 +276,3 @@ def project_at(
         "at", fit.form, fit.kind, target, meets, pt, value, None, reference_point(fit),
         decades_beyond(fit, pt), _compute(pt, compute, details), reason, details,
     )
-
-
-def compute_assumptions_from_grid(grid: pd.DataFrame, reference: Mapping[str, float]) -> ComputeAssumptions | None:
-    """Passes over the data and mask ratio of the trained run at the reference point (else the largest run).
-
-    The study's training length was set by wall-clock, so passes vary across the grid; the reference run's
-    are the natural default for "more of the same".
-    """
-    needed = {"samples_seen", "data_hours", *COMPUTE_AXES}
-    if not needed <= set(grid.columns):
-        return None
-    rows = grid.dropna(subset=["samples_seen", "data_hours"])
-    if rows.empty:
-        return None
-    at_ref = rows
-    for a in COMPUTE_AXES:
-        if a in reference:
-            at_ref = at_ref[np.isclose(at_ref[a], reference[a])]
-    row = at_ref.iloc[0] if not at_ref.empty else rows.sort_values(list(COMPUTE_AXES)).iloc[-1]
-    passes = float(row["samples_seen"]) / (float(row["data_hours"]) * FRAMES_PER_HOUR)
-    mask = float(row["mask_ratio"]) if "mask_ratio" in row and pd.notna(row["mask_ratio"]) else 0.75
-    patch = int(row["patch_px"]) if "patch_px" in row and pd.notna(row["patch_px"]) else 14
-    return ComputeAssumptions(passes=passes, mask_ratio=mask, patch_px=patch, source=f"run {row.get('run_id', '?')}")

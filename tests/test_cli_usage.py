@@ -47,7 +47,8 @@ def test_domain_errors_exit_1_and_success_exits_0(published_db_path: Path) -> No
 def test_help_shows_bracketed_defaults(published_db_path: Path) -> None:
     """Rich markup would swallow "[default: ...]"; the help escapes it."""
     out = scaling(["project", "--help"], published_db_path).stdout
-    assert "[default: human-top5 on the run database; none for a --data table]" in " ".join(out.replace("│", " ").split())
+    flat = " ".join(out.replace("│", " ").split())
+    assert "[default: human-top5 on the run database; none for a --data table]" in flat
 
 
 def test_export_under_a_file_is_one_line(published_db_path: Path, tmp_path: Path) -> None:

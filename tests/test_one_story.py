@@ -67,15 +67,19 @@ def test_passes_and_images_rules() -> None:
 
 
 @pytest.mark.parametrize("arch", sorted(a for a, s in ARCHS.items() if s.patch_px == 14))
-def test_project_and_suggest_price_a_point_alike(arch: str, grid: pd.DataFrame, fit: scaling.FitResult) -> None:
-    """The FLOPs of one point are the same whether project or suggest prices it, for every registered ViT/14,
-    at a trained hours level and 10x beyond the data."""
+def test_project_plan_and_suggest_price_a_point_alike(arch: str, grid: pd.DataFrame,
+                                                      fit: scaling.FitResult) -> None:
+    """The FLOPs of one point are the same whether project, plan or suggest prices it, for every registered
+    ViT/14, at a trained hours level and 10x beyond the data."""
     for hours in (49.886111, 49885.96):
         spec = f"arch={arch}; image_px=224; data_hours={hours}"
         (cand,) = load_candidates(spec, grid, AXES, None)
         point = {"n_params": float(encoder_params(ARCHS[arch], 224)), "data_hours": hours, "image_px": 224.0}
         rep = scaling.project(fit, mode="at", at=point)
         assert rep.answer("at point").compute.flops == pytest.approx(cand.flops, rel=1e-12)
+        assert scaling.plan(arch=arch, image_px=224, data_hours=hours, runs=grid).flops == \
+            pytest.approx(cand.flops, rel=1e-12)
+        assert scaling.plan(rep, question="at point").flops == pytest.approx(cand.flops, rel=1e-12)
         assert cand.run["images_seen"] == pytest.approx(from_grid(grid).images_seen(point), rel=1e-12)
         fraction = cand.run["data_fraction"]
         assert (fraction is None) == cand.run["beyond_corpus"] and (fraction is None or 0 < fraction <= 1)

@@ -247,14 +247,15 @@ def test_compute_distribution() -> None:
 @pytest.fixture(scope="module")
 def boot(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult], human: tuple[Any, Projection]) -> Any:
     from scaling.derived import projection_quantities
-    from scaling.projection import compute_assumptions_from_grid, reference_point
+    from scaling.projection import reference_point
     from scaling.resampling import bootstrap
+    from scaling.training_length import from_grid
 
     target, proj = human
     f = poly1["top5"]
     ref = reference_point(f)
     derived = projection_quantities(target.value, reference=ref, at=proj.point,
-                                    compute=compute_assumptions_from_grid(grids["top5"], ref))
+                                    compute=from_grid(grids["top5"]).at(ref))
     return bootstrap(grids["top5"], "poly1", y="value", axes=AXES, n=200, seed=3, full=f, derived=derived)
 
 
@@ -320,10 +321,11 @@ def test_backtest_parity_frame(grids: dict[str, pd.DataFrame]) -> None:
 
 def test_frontier_data(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult]) -> None:
     from scaling.allocation import optimal_allocation
-    from scaling.projection import compute_assumptions_from_grid, reference_point
+    from scaling.projection import reference_point
+    from scaling.training_length import from_grid
 
     f = poly1["top5"]
-    result = optimal_allocation(f, 0.949, compute_assumptions_from_grid(grids["top5"], reference_point(f)),
+    result = optimal_allocation(f, 0.949, from_grid(grids["top5"]).at(reference_point(f)),
                                 frontier_rows=5)
     data = plots.frontier_data(result)
     assert len(data.frame) == 5 and data.frame["reachable"].all()
@@ -632,10 +634,11 @@ def test_backtest_figure_shows_every_split(grids: dict[str, pd.DataFrame]) -> No
 def test_frontier_and_bootstrap_say_what_they_show(grids: dict[str, pd.DataFrame],
                                                    poly1: dict[str, FitResult]) -> None:
     from scaling.allocation import optimal_allocation
-    from scaling.projection import compute_assumptions_from_grid, reference_point
+    from scaling.projection import reference_point
+    from scaling.training_length import from_grid
 
     f = poly1["top5"]
-    result = optimal_allocation(f, 0.949, compute_assumptions_from_grid(grids["top5"], reference_point(f)),
+    result = optimal_allocation(f, 0.949, from_grid(grids["top5"]).at(reference_point(f)),
                                 frontier_rows=9)
     data = plots.frontier_data(result)
     assert data.optimum_at_bounds == ("image_px upper",) and data.bounds["image_px"][1] == pytest.approx(3808)

@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from scaling.cli.common import domain_errors
-from scaling.cli.options import FormOpt, JsonOpt, load_table
+from scaling.cli.options import FormOpt, JsonOpt, PassesOpt, TrainingLengthOpt, load_table
 from scaling.cli.render import fmt_flops, fmt_hours, fmt_params, print_json, stderr_console, stdout_console, table
-from scaling.defaults import AXES, DEFAULT_FORM, DEFAULT_TARGET, PAPER_SCENARIO
+from scaling.defaults import DEFAULT_FORM, DEFAULT_TARGET, PAPER_SCENARIO
 from scaling.errors import ScalingError
 
 QUESTIONS = {"at": "at point", "scale": "scale every axis", "solve": "solve data_hours"}
@@ -112,12 +112,11 @@ def plan_cmd(
     ] = None,
     px: Annotated[float | None, typer.Option("--px", help="Image side in px \\[default: 952].")] = None,
     hours: Annotated[float | None, typer.Option("--hours", help="Hours of 1-frame/s video \\[default: 20000].")] = None,
-    passes: Annotated[
-        float | None,
-        typer.Option(help="Passes over the frames \\[default: those of the run database's largest run]."),
-    ] = None,
+    passes: PassesOpt = None,
+    training_length: TrainingLengthOpt = None,
     mask_ratio: Annotated[
-        float | None, typer.Option(help="MAE mask ratio \\[default: that of the run database's largest run].")
+        float | None, typer.Option(help="MAE mask ratio \\[default: the training-length rule's, that of the "
+                                        "nearest trained configuration].")
     ] = None,
     from_projection: Annotated[
         bool, typer.Option("--from-projection", help="Plan an answer of `scaling project` (--target, --form, "
@@ -149,10 +148,12 @@ def plan_cmd(
 ) -> None:
     """Plan training a point: memory per GPU, the largest batch that fits, GPU-hours, wall-clock and cost.
 
-    Without options it plans the paper's scenario (2.5B parameters, 20,000 h, 952 px) on one H200 with the
-    passes and mask ratio of the run database's largest run. A parameter count names the nearest registered
-    shape (vit_2p5b14 for 2.5B) when it is within 1.5x; past the registry a shape is derived (width = 40 x
-    depth in 128-wide heads, named e.g. vit_15.5b14 (derived)), or the plan is a one-line error. Memory: fp32
+    Without options it plans the paper's scenario (2.5B parameters, 20,000 h, 952 px) on one H200. Its
+    training length is that of `scaling project` and `scaling suggest` for the same point
+    (--training-length: the grid's recipe by default, 4.85 passes over the frames beyond the grid's data).
+    A parameter count names the nearest registered shape (vit_2p5b14 for 2.5B) when it is within 1.5x;
+    past the registry a shape is derived (width = 40 x depth in 128-wide heads, named e.g. vit_15.5b14
+    (derived)), or the plan is a one-line error. Memory: fp32
     weights, gradients and AdamW states, bf16 weight copies, activations at the batch (encoder on the visible
     patches, decoder on all), with or without activation checkpointing, sharded by --fsdp. Time: the MAE
     FLOPs over MFU x peak; the MFU defaults to the measured step most like this one (H200 figures,
@@ -177,23 +178,17 @@ def plan_cmd(
                    fsdp=fsdp, passes=passes, mask_ratio=mask_ratio, arch=arch, n_params=params, image_px=px,
                    data_hours=hours)
     _check(options)
-    frame = None
-    if from_projection or passes is None or mask_ratio is None:
-        wanted = scaling.resolve_target(target) if from_projection else None
-        frame = load_table(ctx, data=None, y=None, protocol=wanted.protocol if wanted else None,
-                           eval_set=wanted.eval_set if wanted else None,
-                           metric=wanted.metric if wanted else None, selection="best-epoch")
+    wanted = scaling.resolve_target(target) if from_projection else None
+    frame = load_table(ctx, data=None, y=None, protocol=wanted.protocol if wanted else None,
+                       eval_set=wanted.eval_set if wanted else None,
+                       metric=wanted.metric if wanted else None, selection="best-epoch")
     if from_projection:
-        report = scaling.project(frame, target, form=form, mode=question)
+        report = scaling.project(frame, target, form=form, mode=question, passes=passes,
+                                 training_length=training_length)
+        options.pop("passes")
         result = scaling.plan(report, question=QUESTIONS[question], **options)
     else:
-        from scaling.projection import compute_assumptions_from_grid
-
-        largest = {a: float(frame[a].max()) for a in AXES} if frame is not None else {}
-        ref = compute_assumptions_from_grid(frame, largest) if frame is not None else None
-        if ref is not None:  # the largest run of the database: its passes and mask ratio
-            options["passes"] = passes if passes is not None else ref.passes
-            options["mask_ratio"] = mask_ratio if mask_ratio is not None else ref.mask_ratio
+        options |= {"training_length": training_length, "runs": frame}
         if arch is None and params is None and px is None and hours is None:
             options["source"] = "the paper's scenario"
         if arch is None and params is None:
