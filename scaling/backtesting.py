@@ -18,7 +18,12 @@ that share every axis level (the published grid has 3 subset seeds per point). A
 form too few points or distinct values is reported as skipped with the form's reason, never dropped.
 
 Forms are ranked by mean held-out RMSE over the *common* splits, those every compared form could fit,
-so that no form is rewarded for the splits it could not attempt.
+so that no form is rewarded for the splits it could not attempt. The common splits depend on which forms
+are compared (backtesting ``poly1`` and ``logit1`` alone, they are the four splits both fit; beside the
+power laws, which cannot fit the 5 h rolling origin nor the held-out resolution, the two every form fits),
+so every mean says which splits it averages (``FormSummary.splits_averaged``, ``BacktestResult.ranked_on``).
+Each form also has its mean over its *own* splits, every split it could fit (``FormSummary.own_rmse``, ...):
+that number does not depend on the other forms compared.
 """
 
 from __future__ import annotations
@@ -142,16 +147,45 @@ class SplitResult:
 
 @dataclass(frozen=True)
 class FormSummary:
+    """A form's mean held-out errors over two sets of splits, each named: ``rmse``, ``bias``, ``rmse_log`` and
+    ``noise_units`` average the splits in ``splits_averaged`` (the common splits, on which the forms are
+    ranked; none for a form left out of the ranking); ``own_*`` average ``splits_fitted``, every split the
+    form could fit (``n_ok`` of them), whichever other forms are compared."""
+
     form: str
-    rmse: float | None  # mean over the common splits
+    rmse: float | None  # mean over splits_averaged (the common splits)
     bias: float | None
     rmse_log: float | None
     noise_units: float | None
-    n_ok: int
+    n_ok: int  # splits fitted
     n_skipped: int
+    splits_averaged: tuple[str, ...] = ()
+    splits_fitted: tuple[str, ...] = ()
+    own_rmse: float | None = None  # mean over splits_fitted (the form's own splits)
+    own_bias: float | None = None
+    own_rmse_log: float | None = None
+    own_noise_units: float | None = None
+
+    @property
+    def n_averaged(self) -> int:
+        return len(self.splits_averaged)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {"form": self.form, "rmse": self.rmse, "bias": self.bias, "rmse_log": self.rmse_log,
+                "noise_units": self.noise_units, "splits_averaged": list(self.splits_averaged), "n_ok": self.n_ok,
+                "n_skipped": self.n_skipped, "splits_fitted": list(self.splits_fitted), "own_rmse": self.own_rmse,
+                "own_bias": self.own_bias, "own_rmse_log": self.own_rmse_log,
+                "own_noise_units": self.own_noise_units}
+
+
+# The ranking as a table, one row per form (``BacktestResult.ranking_rows``): the means over the common splits
+# beside how many splits they average, the means over the form's own splits beside how many it fitted.
+RANKING_COLUMNS = ("rank", "form", "splits averaged", "mean RMSE", "mean bias", "RMSE log err", "x seed noise",
+                   "splits fitted", "own-splits RMSE", "own-splits bias")
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3g}"
 
 
 @dataclass(frozen=True)
@@ -163,7 +197,7 @@ class BacktestResult:
     splits: list[dict[str, Any]]
     results: list[SplitResult]
     common_splits: list[str]
-    by_form: dict[str, FormSummary]  # form -> mean held-out errors over the common splits
+    by_form: dict[str, FormSummary]  # form -> mean held-out errors over the common splits and its own splits
     ranking: list[str]
     recommended: str | None
     noise: SeedNoise
@@ -173,24 +207,64 @@ class BacktestResult:
     data: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # the rows backtested
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per (split, form): sizes, whether it could be fitted (and why not), and its errors."""
-        return pd.DataFrame([r.to_dict() for r in self.results])
-
-    def ranking_frame(self) -> pd.DataFrame:
-        """One row per form, best first: mean held-out errors over the common splits, splits fitted/skipped."""
-        order = self.ranking + [f for f in self.by_form if f not in self.ranking]
-        frame = pd.DataFrame([self.by_form[f].to_dict() for f in order]).set_index("form")
-        frame.insert(0, "rank", [self.ranking.index(f) + 1 if f in self.ranking else None for f in order])
+        """One row per (split, form): sizes, whether it could be fitted (and why not), its errors, and whether
+        the split is one of the common splits that the ranking averages (``in_ranking``)."""
+        frame = pd.DataFrame([r.to_dict() for r in self.results])
+        frame["in_ranking"] = frame["split"].isin(self.common_splits) & frame["form"].isin(self.ranking)
         return frame
 
+    def ordered_forms(self) -> list[str]:
+        """The ranked forms best first, then the forms left out of the ranking."""
+        return self.ranking + [f for f in self.by_form if f not in self.ranking]
+
+    def ranked_on(self) -> str:
+        """Which splits the ranking's means average: "the 2 of 6 splits every form fits: largest data_hours; ..."."""
+        n, total = len(self.common_splits), len(self.splits)
+        who = "every form" if set(self.ranking) == set(self.by_form) else "every ranked form"
+        if not n:
+            return f"none of the {total} splits: no split is fitted by every form"
+        return f"the {n} of {total} split{'s' if total != 1 else ''} {who} fits: {'; '.join(self.common_splits)}"
+
+    def ranking_frame(self) -> pd.DataFrame:
+        """One row per form, best first: the mean held-out errors over the common splits (``rmse`` ...) beside
+        how many splits they average (``n_averaged``, their names in ``splits_averaged``), then the means over
+        the form's own splits (``own_rmse`` ...) beside how many it fitted (``n_ok``, names in ``splits_fitted``)."""
+        rows = []
+        for f in self.ordered_forms():
+            s = self.by_form[f]
+            rows.append({"form": f, "rank": self.ranking.index(f) + 1 if f in self.ranking else None,
+                         "rmse": s.rmse, "bias": s.bias, "rmse_log": s.rmse_log, "noise_units": s.noise_units,
+                         "n_averaged": s.n_averaged, "splits_averaged": "; ".join(s.splits_averaged),
+                         "n_ok": s.n_ok, "n_skipped": s.n_skipped, "splits_fitted": "; ".join(s.splits_fitted),
+                         "own_rmse": s.own_rmse, "own_bias": s.own_bias, "own_rmse_log": s.own_rmse_log,
+                         "own_noise_units": s.own_noise_units})
+        return pd.DataFrame(rows).set_index("form")
+
+    def ranking_rows(self) -> list[list[str]]:
+        """The ranking as text cells under ``RANKING_COLUMNS`` (what ``summary()`` and ``scaling backtest``
+        print): the counts "2 of 6" sit beside the means over those splits."""
+        total = len(self.splits)
+        rows = []
+        for f in self.ordered_forms():
+            s = self.by_form[f]
+            rank = str(self.ranking.index(f) + 1) if f in self.ranking else "-"
+            rows.append([rank, f, f"{s.n_averaged} of {total}", _fmt(s.rmse), _fmt(s.bias), _fmt(s.rmse_log),
+                         _fmt(s.noise_units), f"{s.n_ok} of {total}", _fmt(s.own_rmse), _fmt(s.own_bias)])
+        return rows
+
     def summary(self) -> str:
-        """The ranking as text, with the rule, the common splits, the seed-to-seed noise and the notes."""
+        """The ranking as text, with the splits each mean averages, the rule, the seed-to-seed noise and the
+        notes (the numbers of ``scaling backtest``'s ranking table)."""
         noise = self.noise.sigma
         noise_text = "-" if noise is None else f"{self.direction.scale * noise:.3g} {self.unit}"
+        table = pd.DataFrame(self.ranking_rows(), columns=list(RANKING_COLUMNS)).to_string(index=False)
         parts = [f"Backtest of {len(self.by_form)} forms ({self.y} ~ {', '.join(self.axes)}); errors in {self.unit}",
-                 self.ranking_frame().to_string(float_format=lambda v: f"{v:.3g}"),
-                 f"recommended: {self.recommended or 'none'} (lowest mean held-out RMSE over the common splits: "
-                 f"{'; '.join(self.common_splits) or 'none'}); seed-to-seed noise {noise_text}"]
+                 f"ranked on {self.ranked_on()}\n"
+                 "mean RMSE, bias, RMSE log err and x seed noise: means over those splits (splits averaged); "
+                 "own-splits RMSE and bias: each form's means over every split it fits (splits fitted)",
+                 table,
+                 f"recommended: {self.recommended or 'none'} (lowest mean held-out RMSE over the splits averaged); "
+                 f"seed-to-seed noise {noise_text}"]
         if self.notes:
             parts.append("\n".join(f"note: {n}" for n in self.notes))
         return "\n\n".join(parts)
@@ -378,16 +452,20 @@ def backtest(
     ranked, common, dropped = _rankable(forms, splits, results)
     summary = {}
     for form in forms:
-        # A form left out of the comparison gets no means: its splits differ from the ranked forms'.
-        rows = [r for r in results if r.form == form and r.split in common] if form in ranked else []
+        # A form left out of the comparison gets no common-split means: its splits differ from the ranked
+        # forms'. Its own-split means (every split it fitted) it always gets.
+        averaged = [s.name for s in splits if s.name in common] if form in ranked else []
+        fitted = [r.split for r in results if r.form == form and r.ok]
+        by_split = {r.split: r for r in results if r.form == form}
 
-        def mean(key: str, rows: list[SplitResult] = rows) -> float | None:
-            vals = [getattr(r, key) for r in rows]
+        def mean(key: str, names: list[str], by_split: dict[str, SplitResult] = by_split) -> float | None:
+            vals = [getattr(by_split[n], key) for n in names]
             return float(np.mean(vals)) if vals and all(v is not None for v in vals) else None
 
-        n_ok = sum(r.ok for r in results if r.form == form)
-        summary[form] = FormSummary(form, mean("rmse"), mean("bias"), mean("rmse_log"), mean("noise_units"),
-                                    n_ok, len(splits) - n_ok)
+        summary[form] = FormSummary(form, mean("rmse", averaged), mean("bias", averaged), mean("rmse_log", averaged),
+                                    mean("noise_units", averaged), len(fitted), len(splits) - len(fitted),
+                                    tuple(averaged), tuple(fitted), mean("rmse", fitted), mean("bias", fitted),
+                                    mean("rmse_log", fitted), mean("noise_units", fitted))
     ranking = _order(sorted((f for f in ranked if summary[f].rmse is not None), key=lambda f: summary[f].rmse),
                      summary, axes)
     notes = []

@@ -2,6 +2,8 @@
 
 The recommended form is the one with the lowest backtest error (mean held-out RMSE over the splits every
 form could fit, ``scaling.backtesting``): information criteria measure in-sample fit, not extrapolation.
+Which splits those are depends on the forms compared; every rendering names them (``BacktestResult.ranked_on``)
+and gives each form's mean over its own splits beside it.
 """
 
 from __future__ import annotations
@@ -75,8 +77,10 @@ class CompareResult:
     target_spec: Any = None  # the scaling.targets.Target behind ``target``, when one was named
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per form: in-sample RMSE, dAICc/dBIC, backtest RMSE and bias, the prediction at the
-        comparison point with its bootstrap interval(s), the share of resamples meeting the target."""
+        """One row per form: in-sample RMSE, dAICc/dBIC, backtest RMSE and bias (means over the common splits,
+        ``backtest_n_averaged`` of them: ``backtest.ranked_on()`` names them) and the form's own-splits means
+        (over the ``backtest_n_fitted`` splits it fits), the prediction at the comparison point with its
+        bootstrap interval(s), the share of resamples meeting the target."""
         rows = []
         for r in self.rows:
             bt = self.backtest.by_form.get(r.form)
@@ -84,7 +88,12 @@ class CompareResult:
                                    "rmse_in_sample": None if r.fit is None else r.fit.stats["rmse"],
                                    "delta_aicc": r.delta_aicc, "delta_bic": r.delta_bic,
                                    "backtest_rmse": None if bt is None else bt.rmse,
-                                   "backtest_bias": None if bt is None else bt.bias, "predicted": r.predicted}
+                                   "backtest_bias": None if bt is None else bt.bias,
+                                   "backtest_n_averaged": None if bt is None else bt.n_averaged,
+                                   "backtest_own_rmse": None if bt is None else bt.own_rmse,
+                                   "backtest_own_bias": None if bt is None else bt.own_bias,
+                                   "backtest_n_fitted": None if bt is None else bt.n_ok,
+                                   "predicted": r.predicted}
             for lvl in self.levels:
                 lo, hi = (r.interval or {}).get(lvl, (None, None))
                 row[f"lower_{100 * lvl:g}"], row[f"upper_{100 * lvl:g}"] = lo, hi
@@ -96,6 +105,8 @@ class CompareResult:
         """Every form side by side as text, with the recommendation and the rule that made it."""
         where = ", ".join(f"{k}={v:g}" for k, v in self.point.items())
         parts = [f"Forms compared at {where}" + ("" if self.target is None else f" (target {self.target:g})"),
+                 f"backtest_rmse, backtest_bias: means over {self.backtest.ranked_on()}\n"
+                 "backtest_own_rmse, backtest_own_bias: each form's means over every split it fits (backtest_n_fitted)",
                  self.to_frame().to_string(float_format=lambda v: f"{v:.4g}"),
                  f"recommended: {self.recommended or 'none'} (lowest mean held-out RMSE over the common backtest "
                  f"splits; information criteria measure in-sample fit, not extrapolation)"]

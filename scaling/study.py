@@ -302,7 +302,8 @@ def backtest(
     progress: Progress | None = None,
 ) -> Any:
     """Fit each form (default: every registered form) on the smaller part of the grid and predict the
-    held-out larger part; forms ranked by held-out RMSE (``scaling.backtesting.BacktestResult``).
+    held-out larger part; forms ranked by mean held-out RMSE over the splits every form fits, each form's
+    means also over its own splits, every mean naming its splits (``scaling.backtesting.BacktestResult``).
 
     Defaults follow the table: on the run database, rolling origins along data hours and axis values within
     5% counted as one level (the ViT-H runs at 224/448/476 px differ in parameters by their position

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from scaling.backtesting import axis_levels, backtest, make_splits, seed_noise
+from scaling.backtesting import RANKING_COLUMNS, axis_levels, backtest, make_splits, seed_noise
 from scaling.errors import ScalingError
 from scaling.fitting import fit
 from scaling.forms import list_forms
@@ -120,6 +120,10 @@ def test_splits_a_form_cannot_fit_are_reported_not_dropped() -> None:
     assert any(x.form == "powerlaw" and x.split == "largest image_px" and "image_px" in x.reason for x in skipped)
     assert "largest image_px" not in r.common_splits
     assert r.by_form["powerlaw"].n_skipped >= 1
+    # poly1 fits more splits than it is ranked on: its own-splits mean says so, apart from the ranked mean
+    poly1 = r.by_form["poly1"]
+    assert poly1.splits_averaged == tuple(r.common_splits) and "largest image_px" in poly1.splits_fitted
+    assert poly1.n_ok == len(poly1.splits_fitted) > poly1.n_averaged
     doc = r.to_dict()
     assert doc["schema"] == "scaling.backtest/v1" and any(not x["ok"] and x["reason"] for x in doc["results"])
 
@@ -142,3 +146,54 @@ def test_published_grid_backtest_runs_every_form(published_db_path: Path) -> Non
     assert r.recommended == r.ranking[0]
     for f in ("poly1", "logit1", "powerlaw"):
         assert 0.5 < r.by_form[f].rmse < 10  # accuracy points
+
+
+def test_each_mean_names_the_splits_it_averages(published_db_path: Path) -> None:
+    """Two forms and three forms on the shipped grid: the ranking's means average the splits every form
+    fits (4 for poly1 and logit1, 2 beside poly2) and say so; each form's own-splits mean is the same."""
+    from runs_db import open_db
+
+    g = open_db(published_db_path).grid(metric="top5")
+    two = backtest(g, ["poly1", "logit1"], y="value", axes=AXES)
+    three = backtest(g, ["poly1", "logit1", "poly2"], y="value", axes=AXES)
+    assert len(two.splits) == len(three.splits) == 6
+    assert two.common_splits == ["largest data_hours", "largest image_px", "rolling: data_hours <= 4.989",
+                                 "rolling: data_hours <= 49.89"]
+    assert three.common_splits == ["largest data_hours", "rolling: data_hours <= 49.89"]
+    for r in (two, three):
+        per = {(x.form, x.split): x for x in r.results}
+        for f, s in r.by_form.items():
+            assert s.splits_averaged == tuple(r.common_splits) and s.n_averaged == len(r.common_splits)
+            assert s.splits_fitted == tuple(x.split for x in r.results if x.form == f and x.ok)
+            for key in ("rmse", "bias", "rmse_log", "noise_units"):
+                over = [getattr(per[f, name], key) for name in s.splits_averaged]
+                own = [getattr(per[f, name], key) for name in s.splits_fitted]
+                assert getattr(s, key) == pytest.approx(np.mean(over), rel=1e-12)
+                assert getattr(s, f"own_{key}") == pytest.approx(np.mean(own), rel=1e-12)
+        text = r.summary()
+        assert f"ranked on the {len(r.common_splits)} of 6 splits every form fits: {'; '.join(r.common_splits)}" \
+            in text
+        assert " ok," not in text  # no bare "4 ok" beside a mean over fewer splits
+        doc = r.to_dict()
+        for s in doc["summary"].values():
+            assert s["splits_averaged"] == r.common_splits and s["n_ok"] == len(s["splits_fitted"])
+    for f in ("poly1", "logit1"):
+        a, b = two.by_form[f], three.by_form[f]
+        assert a.splits_fitted == b.splits_fitted and a.n_ok == 4
+        assert (a.own_rmse, a.own_bias, a.own_rmse_log, a.own_noise_units) == \
+            (b.own_rmse, b.own_bias, b.own_rmse_log, b.own_noise_units)
+        assert a.rmse == a.own_rmse != b.rmse  # alone, the two forms are ranked on their own four splits
+
+    def row(r, form: str) -> list[str]:
+        return next(x for x in r.ranking_rows() if x[1] == form)
+
+    col = RANKING_COLUMNS.index
+    own = slice(col("splits fitted"), None)
+    assert row(two, "poly1")[own] == row(three, "poly1")[own] == ["4 of 6", "4.23", "-2.9"]
+    assert row(two, "poly1")[col("splits averaged")] == "4 of 6" and row(two, "poly1")[col("mean RMSE")] == "4.23"
+    assert row(three, "poly1")[col("splits averaged")] == "2 of 6" and row(three, "poly1")[col("mean RMSE")] == "3.31"
+    assert row(three, "poly2")[own] == ["2 of 6", "7.48", "6.44"]
+    # the summary prints those rows: poly1's own-splits cells are the same text in both
+    for r in (two, three):
+        lines = [w for w in map(str.split, r.summary().splitlines()) if w[:1] in (["1"], ["2"], ["3"])]
+        assert " ".join(row(r, "poly1")).split() in lines

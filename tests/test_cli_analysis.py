@@ -91,6 +91,42 @@ def test_backtest_json(published_db_path: Path) -> None:
     assert skipped and all(r["reason"] for r in skipped)
 
 
+def _table_rows(text: str, n_cells: int) -> list[list[str]]:
+    """The one-line rows of the rich tables in ``text`` that have ``n_cells`` cells."""
+    rows = [[c.strip() for c in ln.strip().strip("│").split("│")] for ln in text.splitlines() if ln.startswith("│")]
+    return [r for r in rows if len(r) == n_cells]
+
+
+def test_backtest_cli_and_api_print_the_same_numbers(published_db_path: Path) -> None:
+    """`scaling backtest --json` is ``scaling.backtest(...).to_dict()``, and the CLI's ranking table prints
+    the rows of ``summary()``: the same means, each beside the count of splits it averages."""
+    import json
+
+    import scaling
+    from scaling.backtesting import RANKING_COLUMNS
+
+    forms = ["poly1", "logit1", "poly2"]
+    doc = ok_json(published_db_path, "backtest", "--forms", ",".join(forms))
+    api = scaling.backtest(scaling.load_runs(published_db_path), forms)
+    assert doc == json.loads(json.dumps(api.to_dict()))
+    assert doc["summary"]["poly1"]["splits_averaged"] == doc["common_splits"] == ["largest data_hours",
+                                                                                 "rolling: data_hours <= 49.89"]
+    assert len(doc["summary"]["poly1"]["splits_fitted"]) == doc["summary"]["poly1"]["n_ok"] == 4
+
+    result = invoke(published_db_path, "backtest", "--forms", ",".join(forms))
+    assert result.exit_code == 0, result.output
+    ranking = [r for r in _table_rows(result.stdout, len(RANKING_COLUMNS)) if r[0].isdigit() or r[0] == "-"]
+    assert ranking == api.ranking_rows()
+    text = " ".join(result.stdout.split())
+    assert f"on {api.ranked_on()}" in text and "the 2 of 6 splits every form fits" in text
+    assert " ok," not in text  # the old "4 ok, 2 skipped" beside a 2-split mean
+    lines = [ln.split() for ln in api.summary().splitlines()]
+    summary = {w[1]: w for w in lines if len(w) > 1 and (w[0].isdigit() or w[0] == "-") and w[1] in forms}
+    assert len(summary) == len(forms)
+    for cells in ranking:
+        assert summary[cells[1]] == " ".join(cells).split()
+
+
 def test_backtest_table_on_a_csv(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     n, d = (g.ravel() for g in np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e8, 1e10, 5)))
@@ -123,6 +159,12 @@ def test_compare_table_says_which_form_is_recommended(published_db_path: Path) -
     result = invoke(published_db_path, "compare", "--forms", "poly1,logit1", "--bootstrap", "0")
     assert result.exit_code == 0, result.output
     assert "recommended:" in result.stdout and "backtest RMSE" in result.stdout
+    # the backtest column says which splits it averages; the own-splits mean sits beside its own count
+    text = " ".join(result.stdout.split())
+    assert ("backtest RMSE and bias: means over the 4 of 6 splits every form fits: largest data_hours; largest "
+            "image_px; rolling: data_hours <= 4.989; rolling: data_hours <= 49.89") in text
+    rows = {r[0]: r for r in _table_rows(result.stdout, 13)}
+    assert rows["logit1"][6:10] == ["4.16", "-2.85", "4.16", "4 of 6"]
 
 
 def test_bad_inputs_are_one_line_errors(published_db_path: Path) -> None:

@@ -102,7 +102,9 @@ def backtest_cmd(
     Errors on the held-out runs: RMSE and signed bias (prediction - observation) in accuracy points,
     RMSE of log error, and RMSE in units of seed-to-seed noise (pooled SD across runs that share every
     axis level). A split that leaves a form too few points or distinct values is listed with its reason.
-    Forms are ranked by mean held-out RMSE over the splits every form could fit.
+    Forms are ranked by mean held-out RMSE over the splits every form could fit, named above the ranking
+    ("splits averaged"); beside it, each form's means over its own splits, every split it could fit
+    ("splits fitted"), which do not change with the forms compared.
 
     [bold]Examples[/bold]
 
@@ -112,6 +114,7 @@ def backtest_cmd(
           --kind loss --rolling tokens
     """
     import scaling
+    from scaling.backtesting import RANKING_COLUMNS
 
     frame = load_table(ctx, data=data, y=y, protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)
     with progress_bar() as update:
@@ -122,7 +125,6 @@ def backtest_cmd(
     if as_json:
         print_json(result.to_dict())
         return
-    names = [s.form for s in result.by_form.values()]
     console = stdout_console()
     unit = "pts" if kind == "accuracy" else "loss"
     noise = result.noise
@@ -142,17 +144,14 @@ def backtest_cmd(
     console.print(table("Backtests (fit the smaller part, predict the held-out larger part)", cols, rows,
                         caption=f"seed-to-seed noise: {sigma} (pooled over {noise.n_groups} replicated "
                                 f"configurations, {noise.dof} dof)", key=2))
-    srows = []
-    for i, name in enumerate(result.ranking + [f for f in names if f not in result.ranking]):
-        s = result.by_form[name]
-        rank = str(i + 1) if name in result.ranking else "-"
-        srows.append([rank, name, _fmt(s.rmse), _fmt(s.bias), _fmt(s.rmse_log), _fmt(s.noise_units),
-                      f"{s.n_ok} ok, {s.n_skipped} skipped"])
-    caption = ("recommended: " + result.recommended + " (lowest mean held-out RMSE over the common splits: "
-               + "; ".join(result.common_splits) + ")") if result.recommended else "no recommendation"
-    console.print(table("Forms ranked by backtest error", ["rank", "form", f"mean RMSE ({unit})",
-                                                           f"mean bias ({unit})", "RMSE log err", "x seed noise",
-                                                           "splits"], srows, caption=caption))
+    caption = ("mean RMSE, bias, RMSE log err and x seed noise: means over the splits averaged (those above); "
+               "own-splits RMSE and bias: each form's means over every split it fits (splits fitted). "
+               + (f"recommended: {result.recommended} (lowest mean held-out RMSE over the splits averaged)"
+                  if result.recommended else "no recommendation"))
+    headers = {"mean RMSE": f"mean RMSE ({unit})", "mean bias": f"mean bias ({unit})",
+               "own-splits RMSE": f"own-splits RMSE ({unit})", "own-splits bias": f"own-splits bias ({unit})"}
+    console.print(table(f"Forms ranked by backtest error, on {result.ranked_on()}",
+                        [headers.get(c, c) for c in RANKING_COLUMNS], result.ranking_rows(), caption=caption, key=2))
     for note in result.notes:
         stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
 
@@ -228,10 +227,12 @@ def compare_cmd(
     unit = "pts" if pct else "loss"
     where = ", ".join(f"{k}={v:g}" for k, v in point.items())
     cols = ["form", "recommended", "free params", f"in-sample RMSE ({unit})", "dAICc", "dBIC",
-            f"backtest RMSE ({unit})", f"backtest bias ({unit})", "predicted",
+            f"backtest RMSE ({unit})", f"backtest bias ({unit})", f"own-splits backtest RMSE ({unit})",
+            "backtest splits fitted", "predicted",
             *[f"{100 * lvl:g}% interval" for lvl in levels],
             *([] if tgt is None else [f"P(>= {tgt.name})"]), *(["resamples used"] if n_bootstrap else []), "note"]
     rows = []
+    n_splits = len(result.backtest.splits)
     for r in result.rows:
         bt = result.backtest.by_form.get(r.form)
         if not r.ok or r.fit is None:
@@ -242,7 +243,8 @@ def compare_cmd(
         rows.append([r.form, "yes" if r.form == result.recommended else "", str(int(s["n_params"])),
                      _fmt(100 * s["rmse"] if pct else s["rmse"]),
                      _fmt(r.delta_aicc, 4), _fmt(r.delta_bic, 4), _fmt(bt.rmse if bt else None),
-                     _fmt(bt.bias if bt else None), fmt_y(r.predicted), *cells,
+                     _fmt(bt.bias if bt else None), _fmt(bt.own_rmse if bt else None),
+                     f"{bt.n_ok} of {n_splits}" if bt else "-", fmt_y(r.predicted), *cells,
                      *([] if tgt is None else ["-" if r.p_meets_target is None else f"{100 * r.p_meets_target:.0f}%"]),
                      *([_resamples(r.bootstrap)] if n_bootstrap else []),
                      "; ".join(filter(None, [r.reason, ", ".join(r.fit.at_bound) and
@@ -250,10 +252,10 @@ def compare_cmd(
     if all(not row[-1] for row in rows):  # no form has a note: no empty column
         cols, rows = cols[:-1], [row[:-1] for row in rows]
     rec = result.recommended
-    splits = result.backtest.common_splits
-    caption = f"predicted at {where}; " + (
-        f"recommended: {rec} (lowest backtest RMSE over {len(splits)} common splits: {'; '.join(splits)})"
-        if rec else "no recommendation: no common split")
+    caption = (f"predicted at {where}; backtest RMSE and bias: means over {result.backtest.ranked_on()}; "
+               "own-splits backtest RMSE: each form's mean over every split it fits (backtest splits fitted); "
+               + (f"recommended: {rec} (lowest backtest RMSE over the common splits)" if rec
+                  else "no recommendation: no common split"))
     if n_bootstrap:
         caption += f". Intervals: {n_bootstrap} bootstrap resamples per form, seed {seed}."
     stdout_console().print(table(f"Forms compared ({ycol} ~ {', '.join(axis_list)})", cols, rows, caption=caption))

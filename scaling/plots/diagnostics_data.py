@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,10 +26,16 @@ class ParityData:
     title: str = ""
     metric_label: str = ""  # what accuracy is predicted, for the axis labels ("ImageNet top-1 (...)")
     not_fitted: tuple[tuple[str, str], ...] = ()  # (form, reason): forms of the backtest without a fit here
+    # form -> the backtest splits whose held-out runs its stats pool (when the rows name their split)
+    splits: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
+        def stats(form: str, row: pd.Series) -> dict[str, Any]:
+            out: dict[str, Any] = {k: float(v) for k, v in row.items()}
+            return out | ({"splits": list(self.splits[form])} if form in self.splits else {})
+
         return {"forms": list(self.forms), "limits": list(self.limits),
-                "stats": {f: {k: float(v) for k, v in row.items()} for f, row in self.stats.iterrows()}}
+                "stats": {f: stats(str(f), row) for f, row in self.stats.iterrows()}}
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,8 @@ def backtest_panels(result: Any, data: pd.DataFrame, *, forms: Sequence[str] | N
         missing = tuple((r.form, r.reason or "not fitted") for r in result.results
                         if r.split == name and not r.ok and r.form in order)
         panel = parity_data(rows, forms=here, title=backtest_title(result, name), metric_label=metric_label)
-        panel = ParityData(panel.frame, panel.forms, panel.stats, panel.limits, panel.title, metric_label, missing)
+        panel = ParityData(panel.frame, panel.forms, panel.stats, panel.limits, panel.title, metric_label, missing,
+                           panel.splits)
         panels.append(panel)
         shown.append(name)
         if name == main_split:
@@ -90,7 +97,8 @@ def parity_data(
     title: str = "",
     metric_label: str = "",
 ) -> ParityData:
-    """Predicted vs observed held-out points, per form, with each form's error statistics."""
+    """Predicted vs observed held-out points, per form, with each form's error statistics (pooled over the
+    rows; when the frame has a ``split`` column, ``ParityData.splits`` names each form's splits)."""
     missing = [c for c in (form, observed, predicted) if c not in frame.columns]
     if missing:
         columns = ", ".join(map(str, frame.columns))
@@ -117,7 +125,10 @@ def parity_data(
     both = np.concatenate([df["observed"].to_numpy(), df["predicted"].to_numpy()])
     span = float(both.max() - both.min()) or 0.05
     limits = (float(both.min() - 0.05 * span), float(both.max() + 0.05 * span))
-    return ParityData(df.reset_index(drop=True), tuple(order), stats, limits, title, metric_label)
+    # Rows of a backtest name their split: each form's statistics say which splits they pool.
+    splits = {f: tuple(dict.fromkeys(map(str, df.loc[df["form"] == f, "split"]))) for f in order} \
+        if "split" in df.columns else {}
+    return ParityData(df.reset_index(drop=True), tuple(order), stats, limits, title, metric_label, (), splits)
 
 
 def default_split(result: Any) -> str:

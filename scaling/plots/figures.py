@@ -217,7 +217,8 @@ def backtest_figure(runs: pd.DataFrame | None = None, *, forms: Sequence[str] | 
     result = backtest(runs, forms, metric=metric)
     frame = runs[runs["metric"] == metric].reset_index(drop=True)
     data = plots.backtest_panels(result, frame, split=split, metric_label=plots.metric_label(frame))
-    info = {"split": split or plots.default_split(result), "notes": list(result.notes), "ranking": result.ranking}
+    info = {"split": split or plots.default_split(result), "notes": list(result.notes), "ranking": result.ranking,
+            "common_splits": result.common_splits}
     ncols = min(len(data.panels), 2)
     nrows = -(-len(data.panels) // ncols)
     return FigureResult("backtest", data, info, figsize=(5.0 * ncols, 5.2 * nrows + 0.6))
