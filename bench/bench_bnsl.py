@@ -33,9 +33,9 @@ import pandas as pd
 
 import scaling
 from scaling.errors import ScalingError
-from scaling.fitting import fit
 from scaling.forms import bnsl_core as core
 from scaling.forms import list_forms
+from scaling.forms.result import fit
 
 TRAIN_FRAC = 0.7
 

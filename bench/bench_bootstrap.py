@@ -4,7 +4,7 @@ Both sides refit the same resamples (whole runs drawn with replacement, seed fix
 objective, the summed Huber (delta 1e-3) loss of log(pred) - log(1 - accuracy) for
 1 - accuracy = E + sum_k A_k x_k^-alpha_k over x = (n_params, data_hours, image_px):
 
-- fast: ``scaling.resampling.bootstrap`` (each resample warm-started from the full-data solution by
+- fast: ``scaling.uncertainty.bootstrap.bootstrap`` (each resample warm-started from the full-data solution by
   ``scaling.forms.varpro.solve_warm``: L-BFGS-B from it, an IRLS-screened search for other basins, cold
   VarPro fit if the warm start fails), timed end to end over all resamples, plus the full-data fit;
 - plain: a straightforward loop written here: for every resample, L-BFGS-B from a grid of starts in the
@@ -35,11 +35,11 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import huber, logsumexp
 
-from scaling.derived import projection_quantities
-from scaling.fitting import fit
+from scaling.core.threads import single_threaded_blas
+from scaling.forms.result import fit
 from scaling.forms.varpro import make_problem, objective, solve_powerlaw
-from scaling.resampling import bootstrap, group_codes, resample_indices
-from scaling.threads import single_threaded_blas
+from scaling.questions.derived import projection_quantities
+from scaling.uncertainty.bootstrap import bootstrap, group_codes, resample_indices
 
 DELTA = 1e-3
 AXES = ["n_params", "data_hours", "image_px"]

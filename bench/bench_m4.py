@@ -13,7 +13,7 @@ x (the metric of Alabdulmohsin et al. 2022), at two noise levels. Forms:
 - m4_paper:     the paper's estimator: least squares on its implicit residual, L0 fitted;
 - powerlaw_chance (chance = 0.999, i.e. M4 with alpha = 1), powerlaw (= saturating, M2).
 
-Fit time is wall time per curve of ``scaling.fitting.fit`` (one process).
+Fit time is wall time per curve of ``scaling.forms.result.fit`` (one process).
 
     .venv/bin/python bench/bench_m4.py                  # 4 settings x 20 seeds (a few minutes on 2 cores)
     .venv/bin/python bench/bench_m4.py --seeds 50 --noise 0.02 --train-frac 0.7
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingError
-from scaling.fitting import fit
 from scaling.forms.m4_core import solve_level
+from scaling.forms.result import fit
 
 CHANCE = 0.999
 FORMS: dict[str, tuple[str, dict]] = {

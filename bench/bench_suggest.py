@@ -41,7 +41,7 @@ def main() -> None:
     os.environ.setdefault("SCALING_DB", str(Path(tempfile.mkdtemp()) / "published.sqlite"))
 
     import scaling
-    from scaling.candidates import load_candidates
+    from scaling.design.candidates import load_candidates
 
     runs = scaling.load_runs(metric="top5")
     fit = scaling.fit(runs, args.form, metric="top5")

@@ -37,7 +37,7 @@ N_CLASSES = 1000  # ImageNet-1k: the chance error of top-k is 1 - k / N_CLASSES
 
 # How: the study's form (reconstructed); `scaling compare` ranks the forms by backtest.
 DEFAULT_FORM = "poly1"
-DEFAULT_TARGET = "human-top5"  # scaling.targets.PRESETS
+DEFAULT_TARGET = "human-top5"  # scaling.core.targets.PRESETS
 # The paper's headline scenario (Orhan 2023, abstract): 2.5B parameters, 20,000 h of video, 952 px.
 PAPER_SCENARIO: dict[str, float] = {"n_params": 2.5e9, "data_hours": 20000.0, "image_px": 952.0}
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import pandas as pd
 
-from scaling.data import Selection, check_chance, select
+from scaling.core.targets import Target, resolve_target
+from scaling.data.tables import Selection, check_chance, select
 from scaling.defaults import (
     DEFAULT_FORM,
     DEFAULT_GROUP,
@@ -30,10 +31,9 @@ from scaling.defaults import (
     PAPER_SCENARIO,
 )
 from scaling.errors import ProjectionError, ScalingError
-from scaling.fitting import FitResult
-from scaling.planner import plan_answers
-from scaling.projection import COMPUTE_AXES
-from scaling.questions import (
+from scaling.forms.result import FitResult
+from scaling.planning.planner import plan_answers
+from scaling.questions.asking import (
     allocations,
     bootstrap_quantities,
     cost_model_of,
@@ -41,8 +41,8 @@ from scaling.questions import (
     priced,
     questions_asked,
 )
-from scaling.report import ProjectionReport
-from scaling.targets import Target, resolve_target
+from scaling.questions.projection import COMPUTE_AXES
+from scaling.questions.report import ProjectionReport
 
 Progress = Callable[[str, int, int], None]  # progress(label, done, total)
 AUTO = "auto"
@@ -51,7 +51,7 @@ MODES = ("all", "scale", "solve", "at")
 
 def check_levels(levels: Sequence[float] | None) -> tuple[float, ...]:
     """Interval levels, each in (0, 1), sorted and without repeats (default 0.9 and 0.95)."""
-    from scaling.resampling import check_levels as valid_levels
+    from scaling.uncertainty.bootstrap import check_levels as valid_levels
 
     return tuple(sorted(set(valid_levels(levels or DEFAULT_LEVELS))))
 
@@ -102,7 +102,7 @@ def fit(
     higher is better) or a loss (lower is better). ``chance`` and ``huber_delta`` reach the forms that take
     them; ``bootstrap=N`` adds percentile intervals from N resamples of whole runs (``group``).
     """
-    from scaling.fitting import fit as fit_table
+    from scaling.forms.result import fit as fit_table
 
     sel = select(data, metric=metric, y=y, axes=axes, kind=kind)
     check_chance(chance, kind, sel)
@@ -135,8 +135,8 @@ def resample(
 ) -> Any:
     """Bootstrap ``fit`` (a result of ``scaling.fit``): ``n`` resamples of whole groups of rows, refitted
     warm; percentile intervals on every parameter, the ceiling and ``derived`` quantities
-    (``scaling.resampling.projection_quantities``). Same seed, same intervals; ``workers`` > 1 forks."""
-    from scaling.resampling import bootstrap
+    (``scaling.uncertainty.bootstrap.projection_quantities``). Same seed, same intervals; ``workers`` > 1 forks."""
+    from scaling.uncertainty.bootstrap import bootstrap
 
     frame = _fitted_frame(fit)
     grp, _ = resolve_group(frame, group)
@@ -198,12 +198,12 @@ def project(
     within ``bounds`` and ``budget=C`` the best allocation at compute C, under ``cost`` ('mae', the MAE
     FLOPs model, by default on the run database; '6nd'; or an expression of the axes such as
     '6*params*tokens'); a ``cost`` also prices every answer. ``training_length`` ('grid', 'passes=P',
-    'images=N'; ``passes=P`` for short) is how many images a run sees (``scaling.training_length``);
+    'images=N'; ``passes=P`` for short) is how many images a run sees (``scaling.compute.training_length``);
     ``figure`` writes the iso-accuracy map of the answer (.png, .pdf or .svg); ``plan=True`` (or
     ``scaling.plan`` options) plans every answer's point.
     """
-    from scaling.projection import project_at, project_axis, project_scale, reference_point
-    from scaling.training_length import parse as parse_training_length
+    from scaling.compute.training_length import parse as parse_training_length
+    from scaling.questions.projection import project_at, project_axis, project_scale, reference_point
 
     if mode not in MODES:
         raise ProjectionError(f"unknown mode {mode!r}; use all, scale, solve or at")
@@ -277,8 +277,8 @@ def optimal(
     seed: int = 0,
 ) -> Any:
     """The compute-optimal allocation, as ``project`` asks it: with ``budget=C``, the best allocation at
-    cost C (a ``scaling.budget.CostOptimum``); else the cheapest reaching ``target`` (default: the data's
-    default target), under the MAE FLOPs model (``scaling.allocation.OptimalResult``, with the
+    cost C (a ``scaling.allocation.budget.CostOptimum``); else the cheapest reaching ``target`` (default: the data's
+    default target), under the MAE FLOPs model (``scaling.allocation.mae.OptimalResult``, with the
     proportional-cost cross-check and the iso-target frontier) or under ``cost`` ('6nd' or an expression of
     the axes; a ``CostOptimum``)."""
     rep = project(fit, target, mode="at", optimal=budget is None, budget=budget, cost=cost, bounds=bounds,
@@ -303,14 +303,14 @@ def backtest(
 ) -> Any:
     """Fit each form (default: every registered form) on the smaller part of the grid and predict the
     held-out larger part; forms ranked by mean held-out RMSE over the splits every form fits, each form's
-    means also over its own splits, every mean naming its splits (``scaling.backtesting.BacktestResult``).
+    means also over its own splits, every mean naming its splits (``scaling.selection.backtest.BacktestResult``).
 
     Defaults follow the table: on the run database, rolling origins along data hours and axis values within
     5% counted as one level (the ViT-H runs at 224/448/476 px differ in parameters by their position
     embeddings, 0.2%); on any other table, rolling origins along its last axis and exact levels. A form
     that cannot apply to the table (e.g. a chance ceiling with no chance level for a loss) is listed as
     skipped with the reason and not ranked."""
-    from scaling.backtesting import backtest as run_backtest
+    from scaling.selection.backtest import backtest as run_backtest
 
     names = _form_names(forms)
     sel = select(data, metric=metric, y=y, axes=axes, kind=kind)
@@ -346,7 +346,7 @@ def _rolling_axis(rolling_axis: str | None, sel: Selection) -> str | None:
 
 
 def _level_tol(level_tol: float | None, sel: Selection) -> float:
-    from scaling.backtesting import DEFAULT_LEVEL_TOL
+    from scaling.selection.backtest import DEFAULT_LEVEL_TOL
 
     if level_tol is not None:
         return level_tol
@@ -378,8 +378,8 @@ def compare(
     """Every form side by side: in-sample fit, AICc/BIC, backtest error and the prediction at ``at``
     (default: the paper's scenario on the run database, the table's largest point on any other table) with
     a bootstrap interval; recommends the best-backtesting form (defaults of the backtest as in ``backtest``)."""
-    from scaling.comparison import FormRow
-    from scaling.comparison import compare as run_compare
+    from scaling.selection.compare import FormRow
+    from scaling.selection.compare import compare as run_compare
 
     names = _form_names(forms)
     lv = check_levels(levels)

@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from scaling.backtesting import RANKING_COLUMNS, axis_levels, backtest, make_splits, seed_noise
 from scaling.errors import ScalingError
-from scaling.fitting import fit
 from scaling.forms import list_forms
+from scaling.forms.result import fit
+from scaling.selection.backtest import RANKING_COLUMNS, axis_levels, backtest, make_splits, seed_noise
 
 AXES = ["n_params", "data_hours", "image_px"]
 ALL_FORMS = [f.name for f in list_forms()]

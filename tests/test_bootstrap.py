@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from scaling.derived import projection_quantities
 from scaling.errors import ScalingError
-from scaling.fitting import fit
+from scaling.forms.result import fit
 from scaling.forms.varpro import solve_powerlaw, solve_warm
-from scaling.resampling import (
+from scaling.questions.derived import projection_quantities
+from scaling.uncertainty.bootstrap import (
     bootstrap,
     group_codes,
     make_refitter,

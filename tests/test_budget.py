@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import scaling
-from scaling.budget import best_at_budget, cheapest
-from scaling.costs import cost_model
+from scaling.allocation.budget import best_at_budget, cheapest
+from scaling.compute.costs import cost_model
 from tests.cli_helpers import ok_json
 from tests.golden_cases import LM_CSV
 
@@ -68,8 +68,8 @@ def test_cost_expressions_are_arithmetic_of_the_axes_only() -> None:
 
 
 def test_mae_cost_is_the_flops_model(published_db_path: Path) -> None:
-    from scaling.compute import pretrain_compute
-    from scaling.projection import ComputeAssumptions
+    from scaling.compute.flops import pretrain_compute
+    from scaling.questions.projection import ComputeAssumptions
 
     a = ComputeAssumptions(passes=4.0, mask_ratio=0.8)
     cost = cost_model("mae", ("n_params", "data_hours", "image_px"), assumptions=a)

@@ -103,7 +103,7 @@ def test_backtest_cli_and_api_print_the_same_numbers(published_db_path: Path) ->
     import json
 
     import scaling
-    from scaling.backtesting import RANKING_COLUMNS
+    from scaling.selection.backtest import RANKING_COLUMNS
 
     forms = ["poly1", "logit1", "poly2"]
     doc = ok_json(published_db_path, "backtest", "--forms", ",".join(forms))

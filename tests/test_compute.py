@@ -7,7 +7,7 @@ import math
 import pytest
 
 from runs_db.archs import encoder_params, get_arch, head_params, mae_flops_for_arch
-from scaling.compute import pretrain_compute, shape_for_params
+from scaling.compute.flops import pretrain_compute, shape_for_params
 
 # Encoder parameters (incl. position embeddings) = fine-tune log n_parameters minus the 1000-way head,
 # from eminorhan/humanlike-vits@7a66e95 logs (notes-paper §1.1).

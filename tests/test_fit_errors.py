@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from scaling.errors import FitError, ScalingError
-from scaling.fitting import fit
+from scaling.forms.result import fit
 
 
 def table(nn: int = 4, nd: int = 4) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from scaling.fitting import fit
+from scaling.forms.result import fit
 
 AXES = ["n_params", "hours", "px"]
 

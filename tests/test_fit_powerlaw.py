@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.fitting import fit
+from scaling.forms.result import fit
 from scaling.forms.varpro import solve_chance, solve_powerlaw
 
 # Amplitudes in raw units: 2.0 and 1.5 at the smallest grid value, 0.1 of that scale.

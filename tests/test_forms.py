@@ -14,11 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.allocation import ProportionalCost, optimal_closed_form
-from scaling.backtesting import backtest
-from scaling.derived import projection_quantities
+from scaling.allocation.mae import ProportionalCost, optimal_closed_form
 from scaling.errors import FitError, ProjectionError, ScalingError
-from scaling.fitting import FitData, FitResult, check_options, fit, make_result
 from scaling.forms import (
     DuplicateFormError,
     Form,
@@ -28,8 +25,11 @@ from scaling.forms import (
     registered,
     unregister_form,
 )
-from scaling.projection import project_at, project_axis, project_scale, reference_point
-from scaling.resampling import bootstrap
+from scaling.forms.result import FitData, FitResult, check_options, fit, make_result
+from scaling.questions.derived import projection_quantities
+from scaling.questions.projection import project_at, project_axis, project_scale, reference_point
+from scaling.selection.backtest import backtest
+from scaling.uncertainty.bootstrap import bootstrap
 
 BUILTINS = ["poly1", "poly2", "logit1", "logit2", "powerlaw", "powerlaw_chance"]
 

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 import scaling
-from scaling.derived import Derived
 from scaling.errors import FitError
-from scaling.fitting import fit
 from scaling.forms import bnsl_core as core
 from scaling.forms import get_form
+from scaling.forms.result import fit
+from scaling.questions.derived import Derived
 from tests.cli_helpers import ok_json
 
 X = np.geomspace(1e3, 1e7, 30)

@@ -13,9 +13,9 @@ import pytest
 
 import scaling
 from scaling.errors import FitError
-from scaling.fitting import fit
 from scaling.forms import get_form
 from scaling.forms.m4_core import M4Solution, limit_error, predict_error, solve_level
+from scaling.forms.result import fit
 from scaling.forms.varpro import Solution
 from scaling.forms.varpro import predict_error as powerlaw_error
 
@@ -216,7 +216,7 @@ class Known:
 
 @pytest.mark.parametrize("form", ["m4", "saturating"])
 def test_closed_form_allocation_equals_numerical(form: str) -> None:
-    from scaling.allocation import ProportionalCost, optimal_closed_form, optimal_numerical
+    from scaling.allocation.mae import ProportionalCost, optimal_closed_form, optimal_numerical
 
     cost = ProportionalCost(k=5e4, rho=2.0, patch_px=14, max_rel_error=0.0, passes=10.0)
     wide = {"n_params": (1e6, 1e16), "data_hours": (1e-3, 1e12), "image_px": (14.0, 1e5)}

@@ -36,7 +36,7 @@ def test_packages_resolve_inside_this_checkout() -> None:
 
 def test_import_and_help_without_torch(tmp_path: Path) -> None:
     code = (
-        "import runs_db, scaling, scaling.cli, scaling.fitting, scaling.projection, train\n"
+        "import runs_db, scaling, scaling.cli, scaling.forms.result, scaling.questions.projection, train\n"
         "from typer.testing import CliRunner\n"
         "r = CliRunner().invoke(scaling.cli.app, ['--help'])\n"
         "assert r.exit_code == 0, r.output\n"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import scaling
-from scaling.backtesting import backtest
+from scaling.selection.backtest import backtest
 from tests.cli_helpers import invoke, ok_json, one_line_error
 from tests.golden_cases import LM_CSV
 

@@ -11,10 +11,10 @@ import pytest
 
 import scaling
 from runs_db.archs import ARCHS, encoder_params
-from scaling.candidates import load_candidates
+from scaling.compute.training_length import TrainingLength, from_grid, parse
+from scaling.core.targets import PRESETS
 from scaling.defaults import DEFAULT_METRIC, DEFAULT_TARGET, FRAMES_PER_HOUR
-from scaling.targets import PRESETS
-from scaling.training_length import TrainingLength, from_grid, parse
+from scaling.design.candidates import load_candidates
 from tests.cli_helpers import invoke, ok_json, one_line_error
 from tests.golden_cases import LM_CSV
 

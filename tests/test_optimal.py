@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from scaling.allocation import (
+from scaling.allocation.mae import (
     ProportionalCost,
     flops_cost,
     optimal_allocation,
@@ -20,7 +20,7 @@ from scaling.allocation import (
     proportional_cost,
 )
 from scaling.errors import ProjectionError
-from scaling.projection import ComputeAssumptions
+from scaling.questions.projection import ComputeAssumptions
 
 AXES = ("n_params", "data_hours", "image_px")
 RANGES = {"n_params": (2e7, 6e8), "data_hours": (0.5, 5000.0), "image_px": (224.0, 476.0)}

@@ -12,8 +12,8 @@ import pytest
 
 from runs_db.archs import ARCHS, PROJECTED_PARAMS, ViTShape, encoder_params, get_arch, mae_flops_for_arch, nearest_arch
 from scaling.errors import ScalingError
-from scaling.gpus import GIB, default_mfu, parse_memory
-from scaling.memory import (
+from scaling.planning.gpus import GIB, default_mfu, parse_memory
+from scaling.planning.memory import (
     StepSetup,
     activation_bytes,
     block_activation_bytes,
@@ -188,7 +188,7 @@ BEYOND = dict(n_params=15.5e9, image_px=1904, data_hours=20000, passes=4.85)  # 
 
 def test_a_count_past_the_registry_is_planned_on_a_derived_shape_within_1_5x() -> None:
     import scaling
-    from scaling.planner import DERIVED_SHAPE_RULE
+    from scaling.planning.planner import DERIVED_SHAPE_RULE
 
     p = scaling.plan(**BEYOND)  # type: ignore[arg-type]
     s = p.shape
@@ -264,7 +264,7 @@ def test_a_batch_that_does_not_fit_has_no_gpu_hours() -> None:
 
 def test_an_answer_no_shape_fits_gets_the_one_line_reason_in_place_of_its_plan() -> None:
     import scaling
-    from scaling.planner import plan_answers
+    from scaling.planning.planner import plan_answers
 
     rep = scaling.project(mode="at")
     answer = rep.answer("at point")

@@ -16,8 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from scaling import plots
+from scaling.core.targets import resolve_target
 from scaling.errors import ScalingError
-from scaling.fitting import FitResult, fit
+from scaling.forms.result import FitResult, fit
 from scaling.plots.style import (
     SIZES,
     fmt_count,
@@ -26,8 +27,7 @@ from scaling.plots.style import (
     save_figure,
     size_colour,
 )
-from scaling.projection import Projection, project_at, project_scale
-from scaling.targets import resolve_target
+from scaling.questions.projection import Projection, project_at, project_scale
 
 AXES = ["n_params", "data_hours", "image_px"]
 runner = CliRunner()
@@ -241,15 +241,15 @@ def test_compute_distribution() -> None:
         plots.compute_distribution_data([np.nan], level=0.9)
 
 
-# -- wired to scaling.resampling / backtest / optimal
+# -- wired to scaling.uncertainty.bootstrap / backtest / optimal
 
 
 @pytest.fixture(scope="module")
 def boot(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult], human: tuple[Any, Projection]) -> Any:
-    from scaling.derived import projection_quantities
-    from scaling.projection import reference_point
-    from scaling.resampling import bootstrap
-    from scaling.training_length import from_grid
+    from scaling.compute.training_length import from_grid
+    from scaling.questions.derived import projection_quantities
+    from scaling.questions.projection import reference_point
+    from scaling.uncertainty.bootstrap import bootstrap
 
     target, proj = human
     f = poly1["top5"]
@@ -294,7 +294,7 @@ def test_compute_distribution_from_bootstrap(human: tuple[Any, Projection], boot
 
 
 def test_backtest_parity_frame(grids: dict[str, pd.DataFrame]) -> None:
-    from scaling.backtesting import backtest
+    from scaling.selection.backtest import backtest
 
     grid = grids["top1"]
     result = backtest(grid, ["poly1", "logit1"], y="value", axes=AXES)
@@ -320,9 +320,9 @@ def test_backtest_parity_frame(grids: dict[str, pd.DataFrame]) -> None:
 
 
 def test_frontier_data(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult]) -> None:
-    from scaling.allocation import optimal_allocation
-    from scaling.projection import reference_point
-    from scaling.training_length import from_grid
+    from scaling.allocation.mae import optimal_allocation
+    from scaling.compute.training_length import from_grid
+    from scaling.questions.projection import reference_point
 
     f = poly1["top5"]
     result = optimal_allocation(f, 0.949, from_grid(grids["top5"]).at(reference_point(f)),
@@ -602,7 +602,7 @@ def test_iso_labels_upright_with_colour_bar(grids: dict[str, pd.DataFrame], poly
 
 
 def test_backtest_figure_shows_every_split(grids: dict[str, pd.DataFrame]) -> None:
-    from scaling.backtesting import backtest
+    from scaling.selection.backtest import backtest
 
     grid = grids["top1"]
     result = backtest(grid, ["poly1", "logit1"], y="value", axes=AXES)
@@ -633,9 +633,9 @@ def test_backtest_figure_shows_every_split(grids: dict[str, pd.DataFrame]) -> No
 
 def test_frontier_and_bootstrap_say_what_they_show(grids: dict[str, pd.DataFrame],
                                                    poly1: dict[str, FitResult]) -> None:
-    from scaling.allocation import optimal_allocation
-    from scaling.projection import reference_point
-    from scaling.training_length import from_grid
+    from scaling.allocation.mae import optimal_allocation
+    from scaling.compute.training_length import from_grid
+    from scaling.questions.projection import reference_point
 
     f = poly1["top5"]
     result = optimal_allocation(f, 0.949, from_grid(grids["top5"]).at(reference_point(f)),

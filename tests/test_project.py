@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from scaling.errors import ProjectionError
-from scaling.projection import ComputeAssumptions, project_at, project_axis, project_scale
+from scaling.questions.projection import ComputeAssumptions, project_at, project_axis, project_scale
 
 
 @dataclass

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 import scaling
-from scaling.candidates import load_candidates, parse_grid_spec
+from scaling.design.candidates import load_candidates, parse_grid_spec
+from scaling.design.core import Preposterior, quantity_fn
 from scaling.errors import ScalingError
-from scaling.resampling import quantile
-from scaling.suggest_core import Preposterior, quantity_fn
+from scaling.uncertainty.bootstrap import quantile
 from tests.cli_helpers import invoke, one_line_error
 
 SIGMA = 0.01
@@ -60,8 +60,8 @@ def test_the_candidate_along_the_poorly_determined_axis_ranks_first(weak: str) -
 
 
 def test_the_interval_now_is_the_library_bootstrap_and_the_answer_is_project_scale() -> None:
-    from scaling.derived import projection_quantities
-    from scaling.projection import project_scale, reference_point
+    from scaling.questions.derived import projection_quantities
+    from scaling.questions.projection import project_scale, reference_point
 
     frame = synthetic([1e6, 1e7, 1e8, 1e9], [1e9, 1.3e9])
     fit = scaling.fit(frame, "poly1", y="acc", axes=["params", "tokens"])
@@ -186,7 +186,7 @@ def test_cli_bad_candidates_file_names_the_column(published_db_path: Path, tmp_p
 
 
 def test_two_worker_processes_give_the_one_process_ranking(published_db_path: Path) -> None:
-    """Forked workers (scaling.forked) share the resamples and outcome draws: the same table as one process."""
+    """Forked workers (scaling.core.forked) share the resamples and outcome draws: the same table as one process."""
     runs = scaling.load_runs(published_db_path, metric="top5")
     kw = dict(target="human-top5", n_boot=20, n_outcomes=1,
               candidates="arch=vit_h14,vit_b14; image_px=476,224; data_hours=500,5000")

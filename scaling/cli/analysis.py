@@ -114,7 +114,7 @@ def backtest_cmd(
           --kind loss --rolling tokens
     """
     import scaling
-    from scaling.backtesting import RANKING_COLUMNS
+    from scaling.selection.backtest import RANKING_COLUMNS
 
     frame = load_table(ctx, data=data, y=y, protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)
     with progress_bar() as update:

@@ -49,13 +49,13 @@ from scaling.cli.render import (
     stdout_console,
     table,
 )
+from scaling.core.targets import list_targets, resolve_target
 from scaling.defaults import DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_TARGET
 from scaling.errors import ScalingError
-from scaling.targets import list_targets, resolve_target
 
 if TYPE_CHECKING:
-    from scaling.fitting import FitResult
-    from scaling.projection import Projection
+    from scaling.forms.result import FitResult
+    from scaling.questions.projection import Projection
 
 
 def register(app: typer.Typer) -> None:
@@ -328,7 +328,7 @@ def project_cmd(
     --mode all answers three questions: the common scale factor on every axis from the largest trained
     point, the data hours needed at the largest model and resolution, and the prediction at the
     paper's scenario (2.5B parameters, 20,000 h, 952 px). Compute uses the MAE FLOPs model
-    (`scaling.compute`) with the passes over the data of the reference run.
+    (`scaling.compute.flops`) with the passes over the data of the reference run.
 
     --bootstrap N adds percentile intervals on the prediction at the point, the scale factor and axis
     values needed, their FLOPs, and the share of resamples in which the target is reachable at all.

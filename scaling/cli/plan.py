@@ -91,7 +91,7 @@ def render_plans(plans: Any) -> None:
     first = next((p for _, p in plans if not isinstance(p, str)), None)
     caption = None if first is None else (
         f"{first.n_gpus} x {first.gpu.name.upper()} ({first.gpu_mem_bytes / 2**30:.0f} GiB); MFU: the measured step "
-        "most like each (scaling.gpus, notes-gpu). Details: `scaling plan --from-projection --question "
+        "most like each (scaling.planning.gpus, notes-gpu). Details: `scaling plan --from-projection --question "
         "at|scale|solve`.")
     stdout_console().print(table("Training plans (batch per GPU: the largest that fits)",
                                  ["question", "arch", "image", "data", "FLOPs", "batch per GPU", "peak memory",
@@ -204,7 +204,7 @@ def plan_cmd(
 
 def _check(options: dict[str, Any]) -> None:
     """Bad numbers fail before the run database is read, naming the option."""
-    from scaling.gpus import get_gpu_kind, parse_memory
+    from scaling.planning.gpus import get_gpu_kind, parse_memory
 
     if options["gpus"] < 1:
         raise ScalingError(f"--gpus must be at least 1, got {options['gpus']}")

@@ -26,9 +26,9 @@ from scaling.cli.options import (
 )
 from scaling.cli.progress import progress_bar
 from scaling.cli.render import print_json, stderr_console
+from scaling.core.targets import resolve_target
 from scaling.defaults import DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_TARGET
 from scaling.errors import ScalingError
-from scaling.targets import resolve_target
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -26,7 +26,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from scaling.jsonable import jsonable
+from scaling.core.jsonable import jsonable
 
 # Piped output without COLUMNS is read by scripts and files, not a terminal: wide enough for every table.
 PIPED_WIDTH = 200

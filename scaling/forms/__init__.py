@@ -53,7 +53,7 @@ def _add(form: Form) -> None:
 
 
 def _load_builtins() -> None:
-    # Imported here, not at module top: the built-in modules import scaling.fitting, which imports this one.
+    # Imported here, not at module top: the built-in modules import scaling.forms.result, which imports this one.
     # They are registered in a fixed order (``scaling forms`` lists registration order) whichever of them
     # was imported first.
     global _builtins_loaded

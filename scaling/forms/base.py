@@ -8,8 +8,8 @@ bootstrap, the backtest, the projections and the allocation ask the form object,
 a form's name or read a model's fields; a new form is added by registering one object
 (``scaling.forms.register_form``).
 
-``scaling.fitting`` and ``scaling.allocation`` are imported only for type checking or inside methods:
-``scaling.fitting`` imports the registry, which imports this module.
+``scaling.forms.result`` and ``scaling.allocation.mae`` are imported only for type checking or inside methods:
+``scaling.forms.result`` imports the registry, which imports this module.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scaling.direction import direction
+from scaling.core.direction import direction
 from scaling.errors import FitError
 
 if TYPE_CHECKING:
-    from scaling.allocation import Allocation, ProportionalCost
-    from scaling.fitting import FitData, FitResult
+    from scaling.allocation.mae import Allocation, ProportionalCost
+    from scaling.forms.result import FitData, FitResult
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class Form(ABC):
         This generic one refits with ``self.fit`` on each resample; forms override it with a warm start
         from ``full`` where they have one.
         """
-        from scaling.fitting import FitData
+        from scaling.forms.result import FitData
 
         opts = dict(options or {})
 
@@ -120,7 +120,7 @@ class Form(ABC):
         bounds: Mapping[str, tuple[float, float]],
     ) -> Allocation | None:
         """The compute-optimal allocation reaching ``target`` in closed form under the proportional cost
-        (``scaling.allocation``), or None where the form has no closed form. ``fit`` is a FitResult or a
+        (``scaling.allocation.mae``), or None where the form has no closed form. ``fit`` is a FitResult or a
         stand-in with ``form``, ``kind``, ``params``, ``options``, ``axes`` and ``predict``."""
         return None
 

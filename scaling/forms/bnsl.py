@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from scaling.direction import direction
+from scaling.core.direction import direction
 from scaling.errors import FitError
-from scaling.fitting import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms import bnsl_core as core
 from scaling.forms.base import Form, Refit, Replicate, check_resample
+from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms.varpro import BOUND_TOL
 
 SOURCE = (

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize, nnls
 
+from scaling.core.threads import single_threaded_blas
 from scaling.errors import FitError
 from scaling.forms.varpro import BOUND_TOL, LOG_FLOOR, ZERO_REL, huber, log_huber
-from scaling.threads import single_threaded_blas
 
 LOG_B = 60.0  # |ln b| bound (normalised units): keeps exp() finite
 F_MIN, F_MAX = 0.01, 10.0  # break sharpness f (a width in ln x): sharper than 1% is a kink
@@ -312,7 +312,7 @@ def solve(x: np.ndarray, err: np.ndarray, n: int, *, weights: np.ndarray | None 
           slope_max: float = 5.0, positions: int | None = None, n_refine: int = 3, n_starts: int = 10,
           seed: int = 0) -> Solution:
     """Cold fit with ``n`` breaks: grid screen, VarPro amplitudes, L-BFGS-B refinement (module docstring)."""
-    with single_threaded_blas():  # tiny BLAS calls: threads only add synchronisation (scaling.threads)
+    with single_threaded_blas():  # tiny BLAS calls: threads only add synchronisation (scaling.core.threads)
         prob = make_problem(x, err, weights, delta, slope_max)
         g = positions or DEFAULT_POSITIONS.get(n, 8)
         if n and g < n:

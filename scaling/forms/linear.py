@@ -20,13 +20,13 @@ import numpy as np
 import statsmodels.api as sm
 from scipy.special import expit, logit
 
-from scaling.direction import direction
+from scaling.core.direction import direction
 from scaling.errors import FitError, ProjectionError
-from scaling.fitting import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms.base import Form, Refit, Replicate, check_resample
+from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 
 if TYPE_CHECKING:
-    from scaling.allocation import Allocation, ProportionalCost
+    from scaling.allocation.mae import Allocation, ProportionalCost
 
 ORHAN = (
     "Orhan 2023, 'Scaling may be all you need for achieving human-level object recognition capacity "
@@ -224,8 +224,8 @@ def closed_linear(fit: Any, target: float, cost: ProportionalCost, bounds: Mappi
     """y (or logit y) = const + sum_i b_i log10 x_i under ln C = const + sum_i c_i ln x_i: a linear program
     in ln x, whose optimum raises axes in order of benefit per unit of log cost (b_i / c_i) until the
     target is met (fractional knapsack)."""
-    from scaling.allocation import answer, log_box, unreachable
-    from scaling.projection import COMPUTE_AXES
+    from scaling.allocation.mae import answer, log_box, unreachable
+    from scaling.questions.projection import COMPUTE_AXES
 
     method = "closed form"
     c = np.array([cost.exponents()[a] for a in COMPUTE_AXES])

@@ -24,15 +24,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scaling.direction import direction
+from scaling.core.direction import direction
 from scaling.errors import FitError
-from scaling.fitting import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms import m4_core as core
 from scaling.forms.base import Form, Refit, Replicate, check_resample
 from scaling.forms.m4_core import MARGIN, M4Solution, limit_error, predict_error, solve_level, terms
+from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 
 if TYPE_CHECKING:
-    from scaling.allocation import Allocation, ProportionalCost
+    from scaling.allocation.mae import Allocation, ProportionalCost
 
 SOURCE = ("Alabdulmohsin, Neyshabur, Zhai 2022, 'Revisiting neural scaling laws in language and vision', "
           "NeurIPS, arXiv 2209.06640")

@@ -28,9 +28,9 @@ import numpy as np
 from scipy.optimize import least_squares
 from scipy.special import expit
 
+from scaling.core.threads import single_threaded_blas
 from scaling.errors import FitError
 from scaling.forms.varpro import Refined, huber, solve_powerlaw
-from scaling.threads import single_threaded_blas
 
 LOG2 = math.log(2.0)
 MARGIN = 1e-3  # L_inf <= min L (1 - MARGIN), L0 >= max L (1 + MARGIN): the paper's 1e-3 margin, relative
@@ -370,7 +370,7 @@ def solve_m4(X: np.ndarray, err: np.ndarray, *, weights: np.ndarray | None = Non
     Every start is first run by plain least squares for a few dozen evaluations (fast, and close to the
     Huber optimum; ``_rough_runs``); the ``n_polish`` best distinct ones by the true objective are then
     refined to convergence. FitError when no start gives a finite objective."""
-    with single_threaded_blas():  # tiny BLAS calls: threads only add synchronisation (scaling.threads)
+    with single_threaded_blas():  # tiny BLAS calls: threads only add synchronisation (scaling.core.threads)
         prob = make_problem(X, err, weights, delta=delta, l0=l0, l0_max=l0_max, alpha_max=alpha_max, c_max=c_max,
                             implicit=implicit)
         starts = _m2_starts(X, prob, alpha_max)

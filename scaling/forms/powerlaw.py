@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.optimize import brentq
 
-from scaling.direction import direction
+from scaling.core.direction import direction
 from scaling.errors import FitError
-from scaling.fitting import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms.base import Form, Refit, Replicate, check_resample
+from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms.varpro import BOUND_TOL, Solution, predict_error, solve_chance, solve_powerlaw, solve_warm
 
 if TYPE_CHECKING:
-    from scaling.allocation import Allocation, ProportionalCost
+    from scaling.allocation.mae import Allocation, ProportionalCost
 
 CHINCHILLA = (
     "Hoffmann et al. 2022, 'Training compute-optimal large language models', arXiv 2203.15556, "
@@ -298,8 +298,8 @@ def closed_powerlaw(fit: Any, target: float, cost: ProportionalCost, bounds: Map
     a_i A_i x_i^-a_i / c_i = 1/lambda for every axis (Hoffmann et al. 2022's closed form, generalised to
     three axes); bounds are handled by clipping x_i(lambda) and solving one monotone equation in lambda
     (water-filling). The problem is convex in ln x, so these KKT conditions give the global optimum."""
-    from scaling.allocation import answer, log_box, unreachable
-    from scaling.projection import COMPUTE_AXES
+    from scaling.allocation.mae import answer, log_box, unreachable
+    from scaling.questions.projection import COMPUTE_AXES
 
     c = np.array([cost.exponents()[a] for a in COMPUTE_AXES])
     lo, hi = log_box(bounds)

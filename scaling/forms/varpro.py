@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize, nnls
 
+from scaling.core.threads import single_threaded_blas
 from scaling.errors import FitError
-from scaling.threads import single_threaded_blas
 
 LOG_FLOOR = math.log(1e-12)  # lower bound of a log amplitude (normalised units): "zero"
 LOG_CEIL = 60.0  # upper bound of a log amplitude: keeps exp() finite
@@ -300,7 +300,7 @@ def _pick(runs: list[Refined]) -> Refined | None:
 
 
 def _varpro(prob: Problem, **kw: Any) -> Solution:
-    with single_threaded_blas():  # tiny BLAS calls: threads only add synchronisation (scaling.threads)
+    with single_threaded_blas():  # tiny BLAS calls: threads only add synchronisation (scaling.core.threads)
         return _varpro_impl(prob, **kw)
 
 
@@ -547,7 +547,7 @@ def solve_warm(
     finds it. When no refinement converges, the full cold fit (grid + NNLS, multi-start
     fallback) is run. ``info['path']`` says which won: 'warm', 'screen' or 'cold'.
     """
-    with single_threaded_blas():  # tiny BLAS calls: threads only add synchronisation (scaling.threads)
+    with single_threaded_blas():  # tiny BLAS calls: threads only add synchronisation (scaling.core.threads)
         return _solve_warm(X, err, init, weights=weights, delta=delta, alpha_max=alpha_max,
                            screen_coarse=screen_coarse, screen_fine=screen_fine, screen_margin=screen_margin,
                            screen_irls=screen_irls, screen_refine=screen_refine, n_refine=n_refine,

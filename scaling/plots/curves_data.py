@@ -24,7 +24,7 @@ from scaling.plots.style import (
 )
 
 if TYPE_CHECKING:
-    from scaling.fitting import FitResult
+    from scaling.forms.result import FitResult
 
 
 

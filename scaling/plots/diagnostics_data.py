@@ -145,13 +145,14 @@ def _chosen_splits(result: Any, split: str) -> list[dict[str, Any]]:
 
 
 def backtest_parity_frame(result: Any, data: pd.DataFrame, *, split: str | None = None) -> pd.DataFrame:
-    """Held-out rows of a ``scaling.backtesting.BacktestResult`` as (form, split, observed, predicted, run columns).
+    """Held-out rows of a ``scaling.selection.backtest.BacktestResult``: form, split, observed, predicted, run
+    columns.
 
     ``data`` is the frame the backtest ran on. ``split`` is a split's name (``largest data_hours``), a kind
     (``joint``, ``leave-largest-out``, ``rolling-origin``: every split of that kind, pooled) or None
     (``default_split``). Forms that could not be fitted on a split have no rows for it.
     """
-    from scaling.backtesting import make_splits
+    from scaling.selection.backtest import make_splits
 
     split = split or default_split(result)
     chosen = _chosen_splits(result, split)
@@ -232,10 +233,10 @@ def compute_distribution_data(
 
     ``+inf`` marks a resample that never reaches the target: it ranks above every finite sample, so the
     interval's upper end is inf when more than (1 - level) / 2 of the resamples are unreachable (the
-    percentiles are those of ``scaling.resampling.quantile``, as ``scaling project --bootstrap`` prints).
+    percentiles are those of ``scaling.uncertainty.bootstrap.quantile``, as ``scaling project --bootstrap`` prints).
     NaN marks a resample without a value; it is counted and left out.
     """
-    from scaling.resampling import quantile
+    from scaling.uncertainty.bootstrap import quantile
 
     if not 0.0 < level < 1.0:
         raise ScalingError(f"interval level must be in (0, 1); got {level}")
@@ -269,7 +270,7 @@ def compute_distribution_data(
 def compute_distribution_from_bootstrap(boot: Any, *, key: str = "scale.flops", target: float | None = None,
                                         target_label: str = "", level: float = 0.90,
                                         bins: int = 40) -> ComputeDistribution:
-    """Figure 5's data from a ``scaling.resampling.BootstrapResult`` that kept its samples.
+    """Figure 5's data from a ``scaling.uncertainty.bootstrap.BootstrapResult`` that kept its samples.
 
     ``key`` is a derived compute quantity of ``projection_quantities``: ``scale.flops``, ``solve.flops`` or
     ``optimal.flops``; the point estimate is its value on the full data.
@@ -388,7 +389,7 @@ class FrontierData:
 
 
 def frontier_data(result: Any, *, target_label: str = "") -> FrontierData:
-    """The iso-target frontier of a ``scaling.allocation.OptimalResult``: at each parameter count, the cheapest
+    """The iso-target frontier of a ``scaling.allocation.mae.OptimalResult``: at each parameter count, the cheapest
     (hours, resolution) that reaches the target, and its compute relative to the optimum."""
     rows = []
     for r in result.frontier:

@@ -34,9 +34,9 @@ from scaling.plots.style import (
 )
 
 if TYPE_CHECKING:
-    from scaling.fitting import FitResult
-    from scaling.projection import Projection
-    from scaling.targets import Target
+    from scaling.core.targets import Target
+    from scaling.forms.result import FitResult
+    from scaling.questions.projection import Projection
 from scaling.defaults import CAUTION_DECADES
 from scaling.plots.curves_data import AXIS_LABELS, BAND_WORDS, CurvesData
 from scaling.plots.iso_data import IsoData, PointInterval, iso_accuracy_data

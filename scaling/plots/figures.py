@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from scaling.core.jsonable import jsonable
 from scaling.defaults import DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_SELECTION, DEFAULT_TARGET, PAPER_SCENARIO
 from scaling.errors import ScalingError
-from scaling.jsonable import jsonable
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from scaling.fitting import FitResult
+    from scaling.forms.result import FitResult
 
 BAND_KINDS = ("confidence", "prediction", "none")
 ISO_MODES = ("scale", "solve", "at", "none")
@@ -115,7 +115,7 @@ def _choice(value: str, allowed: Sequence[str], what: str) -> str:
 def _runs(runs: pd.DataFrame | None, *, metric: str, selection: str, protocol: str | None,
           eval_set: str | None) -> pd.DataFrame:
     """``runs``, or the run database's evaluations of ``metric`` when none are given."""
-    from scaling.data import load_runs
+    from scaling.data.tables import load_runs
     from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL
 
     if runs is not None:
@@ -133,7 +133,7 @@ def _fit(runs: pd.DataFrame | None, *, metric: str, form: str, selection: str, p
 
 
 def _target(target: str, metric: str | None, eval_set: str | None, protocol: str | None) -> Any:
-    from scaling.targets import resolve_target
+    from scaling.core.targets import resolve_target
 
     return resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
 
@@ -175,9 +175,9 @@ def iso_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET
     """Figure 3: iso-accuracy contours over (parameters, hours) with the target and the projection
     (``mode``: scale | solve | at | none) and its interval (band | bootstrap | none | auto)."""
     from scaling import plots
-    from scaling.derived import projection_quantities
     from scaling.forms import get_form
-    from scaling.projection import project_at, project_axis, project_scale, reference_point
+    from scaling.questions.derived import projection_quantities
+    from scaling.questions.projection import project_at, project_axis, project_scale, reference_point
     from scaling.study import resample
 
     _choice(mode, ISO_MODES, "mode")
@@ -231,10 +231,10 @@ def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_
                      progress: Callable[[str, int, int], None] | None = None) -> FigureResult:
     """Figure 5: the bootstrap distribution of the pretraining compute needed to reach the target."""
     from scaling import plots
-    from scaling.derived import projection_quantities
-    from scaling.projection import reference_point
+    from scaling.compute.training_length import from_grid
+    from scaling.questions.derived import projection_quantities
+    from scaling.questions.projection import reference_point
     from scaling.study import resample
-    from scaling.training_length import from_grid
 
     _choice(question, QUESTIONS, "question")
     tgt = _target(target, metric, eval_set, protocol)
@@ -260,9 +260,9 @@ def frontier_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_T
                     protocol: str | None = None, eval_set: str | None = None) -> FigureResult:
     """The compute-optimal frontier: at each parameter count, the cheapest (hours, px) reaching the target."""
     from scaling import plots
-    from scaling.allocation import optimal_allocation
-    from scaling.projection import reference_point
-    from scaling.training_length import from_grid
+    from scaling.allocation.mae import optimal_allocation
+    from scaling.compute.training_length import from_grid
+    from scaling.questions.projection import reference_point
 
     tgt = _target(target, metric, eval_set, protocol)
     fit = _fit(runs, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,

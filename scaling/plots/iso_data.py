@@ -12,16 +12,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.path import Path as MplPath
 
-from scaling.direction import direction
+from scaling.core.direction import direction
 from scaling.errors import ScalingError
 from scaling.plots.style import (
     log_range,
 )
 
 if TYPE_CHECKING:
-    from scaling.fitting import FitResult
-    from scaling.projection import Projection
-    from scaling.targets import Target
+    from scaling.core.targets import Target
+    from scaling.forms.result import FitResult
+    from scaling.questions.projection import Projection
 from scaling.plots.curves_data import metric_label
 
 SEARCH_DECADES = 12.0  # how far along a projection ray the band bounds are searched
@@ -130,7 +130,7 @@ def band_interval(
     largest trained point) through the point, at ``image_px`` (default: the point's), ``near`` is where the
     optimistic bound reaches the target and ``far`` where the pessimistic one does.
     """
-    from scaling.projection import reference_point
+    from scaling.questions.projection import reference_point
 
     ref = dict(reference or reference_point(fit))
     px = {} if "image_px" not in fit.axes else {"image_px": float(image_px or point["image_px"])}
@@ -166,7 +166,7 @@ def band_interval(
 
 
 def bootstrap_interval(boot: Any, projection: Projection, *, level: float = 0.95) -> PointInterval:
-    """The interval of a projected point from a ``scaling.resampling`` run with ``projection_quantities``.
+    """The interval of a projected point from a ``scaling.uncertainty.bootstrap`` run with ``projection_quantities``.
 
     ``near``/``far`` are the percentile bounds of the projected axes (``scale.<axis>`` for a scale
     projection, ``solve.<axis>`` for a solve; a scale projection's axes all move with one factor, so the
@@ -256,7 +256,7 @@ def iso_accuracy_data(
         obs_pts = np.array([[n0, d0], [n1, d0], [n1, d1], [n0, d1]], dtype=float)
     hull_log = _hull(np.log10(obs_pts))
 
-    from scaling.projection import reference_point
+    from scaling.questions.projection import reference_point
 
     ref = reference_point(fit)
     pint: PointInterval | None = None

@@ -35,7 +35,7 @@ class SuggestMap:
 
 def suggest_map_data(result: Any) -> SuggestMap:
     """The figure's data from a ``SuggestResult``."""
-    from scaling.projection import project_scale
+    from scaling.questions.projection import project_scale
 
     fit = result.fit
     rows = [{"rank": s.rank, "label": s.label, "flops": s.flops, "shrinkage": s.shrinkage,

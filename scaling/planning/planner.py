@@ -12,8 +12,8 @@ registry a shape is derived by one stated rule (``derive_shape``) and named ``vi
 not registered. Either way a plan is for a shape ``scaling train`` could build, never one more than 1.5x away;
 when no shape comes that close the plan is a ``ScalingError``. A projected resolution is rounded to a
 multiple of the patch. A batch that does not fit has no GPU-hours, wall-clock, cost or images/s (None).
-Compute is the MAE FLOPs model (``runs_db.archs``); memory is ``scaling.memory``; the MFU defaults to the
-measured step most like the plan (``scaling.gpus``). GPU-hours = FLOPs / (MFU x peak) and wall-clock =
+Compute is the MAE FLOPs model (``runs_db.archs``); memory is ``scaling.planning.memory``; the MFU defaults to the
+measured step most like the plan (``scaling.planning.gpus``). GPU-hours = FLOPs / (MFU x peak) and wall-clock =
 GPU-hours / GPUs (the per-GPU rate is assumed to hold at that scale: communication is not modelled).
 The largest batch that fits fills ``gpu_mem`` with the predicted allocated bytes (the measured H200 peaks
 are allocated bytes too); give less memory to leave headroom for the allocator's fragmentation.
@@ -36,13 +36,13 @@ from runs_db.archs import (
     mae_flops_for_arch,
     nearest_arch,
 )
-from scaling.compute import ASPECT_WIDTH_PER_LAYER
+from scaling.compute.flops import ASPECT_WIDTH_PER_LAYER
+from scaling.compute.training_length import parse as parse_training_length
+from scaling.core.jsonable import jsonable
 from scaling.defaults import FRAMES_PER_HOUR
 from scaling.errors import ScalingError
-from scaling.gpus import GIB, GpuKind, default_mfu, get_gpu_kind, parse_memory
-from scaling.jsonable import jsonable
-from scaling.memory import MemoryBreakdown, StepSetup, largest_batch, step_memory
-from scaling.training_length import parse as parse_training_length
+from scaling.planning.gpus import GIB, GpuKind, default_mfu, get_gpu_kind, parse_memory
+from scaling.planning.memory import MemoryBreakdown, StepSetup, largest_batch, step_memory
 
 SCHEMA = "scaling.plan/v1"
 
@@ -221,7 +221,7 @@ def _batch_why(p: PlanReport) -> str:
 
 def _point_of(projection: Any, question: str | None) -> tuple[dict[str, float], float | None, float | None, str]:
     """(point, passes, mask ratio, source) of a ProjectionReport's answer or of a Projection."""
-    from scaling.report import ProjectionReport
+    from scaling.questions.report import ProjectionReport
 
     if isinstance(projection, ProjectionReport):
         questions = [q for q, _ in projection.projections]
@@ -275,13 +275,13 @@ def plan(
     and images/s are None.
 
     Training length (images seen): a projection's answer carries its own; otherwise ``passes``, or the rule
-    ``training_length`` ('grid', the default; 'passes=P'; 'images=N'; ``scaling.training_length``) over
+    ``training_length`` ('grid', the default; 'passes=P'; 'images=N'; ``scaling.compute.training_length``) over
     ``runs`` (default: the run database's grid), exactly as ``scaling.project`` and ``scaling.suggest``
     price the same point. ``mask_ratio`` defaults to the rule's (the nearest trained configuration's).
 
     ``gpus`` GPUs of ``gpu_kind`` with ``gpu_mem`` each (default: the kind's memory; '80GiB', '80GB' or
     bytes); ``batch`` per GPU (default: the largest that fits); ``mfu`` (default: the measured step most
-    like this one, ``scaling.gpus``) of ``peak_tflops`` (default: the kind's); ``fsdp`` shards parameters,
+    like this one, ``scaling.planning.gpus``) of ``peak_tflops`` (default: the kind's); ``fsdp`` shards parameters,
     gradients and AdamW states over the GPUs, ``activation_checkpointing`` checkpoints every encoder block;
     ``source`` names where a given point comes from.
     """
@@ -366,7 +366,7 @@ def plan(
 
 def _default_grid() -> pd.DataFrame:
     """The run database's grid (the default database), for the training-length rule of a given point."""
-    from scaling.data import load_runs
+    from scaling.data.tables import load_runs
     from scaling.defaults import DEFAULT_METRIC
 
     frame = load_runs(metric=DEFAULT_METRIC)
@@ -419,7 +419,7 @@ def derive_shape(n_params: float, image_px: int, *, patch_px: int = PATCH_PX) ->
     past the registry.
 
     The rule (``DERIVED_SHAPE_RULE`` says it in one line): width and depth scaled as the registered ViTs are,
-    the aspect of ``scaling.compute.shape_for_params`` (ViT-H/14's width = 40 x depth,
+    the aspect of ``scaling.compute.flops.shape_for_params`` (ViT-H/14's width = 40 x depth,
     ``ASPECT_WIDTH_PER_LAYER``) with MLP ratio 4, made trainable: an integer depth, a width that is a multiple
     of the 128-wide head (as vit_2p5b14 and vit_3b14), width = 128 x round(40 x depth / 128) rounded half up
     and at least 128, heads = width / 128, 14-px patches.

@@ -1,7 +1,7 @@
 """Compute-optimal allocation: the (parameters, data hours, resolution) that reach a target for the least
 pretraining compute, within bounds, and the iso-target frontier.
 
-Two cost models, both built from the MAE FLOPs model of ``scaling.compute`` (C = FLOPs per image(N, R)
+Two cost models, both built from the MAE FLOPs model of ``scaling.compute.flops`` (C = FLOPs per image(N, R)
 x passes x frames(D); every model here is linear in the data D because images seen = passes x frames):
 
 - ``FlopsCost``: the FLOPs model itself, for optimisation through a bicubic spline of log FLOPs per image
@@ -41,11 +41,11 @@ import pandas as pd
 from scipy.interpolate import RectBivariateSpline
 from scipy.optimize import minimize
 
-from scaling.compute import FRAMES_PER_HOUR, flops_per_image, pretrain_compute
-from scaling.direction import direction
+from scaling.compute.flops import FRAMES_PER_HOUR, flops_per_image, pretrain_compute
+from scaling.core.direction import direction
 from scaling.errors import ProjectionError
 from scaling.forms import get_form
-from scaling.projection import COMPUTE_AXES, ComputeAssumptions, FitLike
+from scaling.questions.projection import COMPUTE_AXES, ComputeAssumptions, FitLike
 
 SCHEMA = "scaling.optimal/v1"
 DEFAULT_UPPER_FACTOR = {"n_params": 1e6, "data_hours": 1e6, "image_px": 8.0}

@@ -3,7 +3,7 @@
 Start from part of the grid (by default the runs with at most 50 hours of video), hide the rest, and add the
 hidden runs back one at a time in three orders: the suggested one (at each step, the hidden run with the
 largest expected shrinkage of the projection's interval per FLOP, scored by the preposterior analysis of
-``scaling.suggest_core`` with the run's recorded pretraining FLOPs as its cost), a naive one (largest
+``scaling.design.core`` with the run's recorded pretraining FLOPs as its cost), a naive one (largest
 model first: parameters, then hours, then px) and random ones. After each addition the form is refitted on
 the runs so far (their real outcomes) and two numbers are recorded against the cumulative FLOPs added:
 
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scaling.core.jsonable import jsonable
 from scaling.defaults import DEFAULT_FORM, DEFAULT_LEVELS, DEFAULT_TARGET
 from scaling.errors import ScalingError
-from scaling.jsonable import jsonable
 
 SCHEMA = "scaling.suggest.replay/v1"
 Progress = Callable[[str, int, int], None]
@@ -125,7 +125,7 @@ class ReplayResult:
 
 def _answer(fit: Any, target: float, assumptions: Any) -> float:
     """log10 FLOPs of 'scale every axis' (inf when unreachable)."""
-    from scaling.projection import project_scale
+    from scaling.questions.projection import project_scale
 
     p = project_scale(fit, target, compute=assumptions)
     return math.log10(p.compute.flops) if p.reachable and p.compute is not None else math.inf
@@ -134,8 +134,8 @@ def _answer(fit: Any, target: float, assumptions: Any) -> float:
 def _step(frame: pd.DataFrame, form: str, tgt: Any, assumptions: Any, n_boot: int, seed: int, level: float,
           sigma: float, n_outcomes: int) -> tuple[Any, Any, float, float]:
     """Fit on ``frame``; (fit, preposterior, log10 FLOPs needed, interval width in decades)."""
+    from scaling.design.core import Preposterior, quantity_fn
     from scaling.study import fit as fit_runs
-    from scaling.suggest_core import Preposterior, quantity_fn
 
     fit = fit_runs(frame, form, metric=tgt.metric)
     value = quantity_fn(fit, "scale", tgt.value, None, None)
@@ -148,8 +148,8 @@ def _step(frame: pd.DataFrame, form: str, tgt: Any, assumptions: Any, n_boot: in
 
 
 def _ray_flops(fit: Any, assumptions: Any) -> Callable[[float], float]:
-    from scaling.compute import pretrain_compute
-    from scaling.projection import reference_point
+    from scaling.compute.flops import pretrain_compute
+    from scaling.questions.projection import reference_point
 
     ref = reference_point(fit)
 
@@ -188,14 +188,14 @@ def suggest_replay(
     cumulative FLOPs. ``threshold``: the error (decades) at which the FLOPs ratio is reported."""
     import time
 
-    from scaling.candidates import candidates_from_rows, one_per_run
-    from scaling.data import load_runs
-    from scaling.projection import reference_point
+    from scaling.compute.training_length import from_grid
+    from scaling.core.targets import resolve_target
+    from scaling.data.tables import load_runs
+    from scaling.design.candidates import candidates_from_rows, one_per_run
+    from scaling.design.core import after_all
+    from scaling.design.suggest import seed_sigma
+    from scaling.questions.projection import reference_point
     from scaling.study import fit as fit_runs
-    from scaling.suggest_core import after_all
-    from scaling.suggest_runs import seed_sigma
-    from scaling.targets import resolve_target
-    from scaling.training_length import from_grid
 
     t0 = time.perf_counter()
     tgt = resolve_target(target)

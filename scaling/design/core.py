@@ -1,7 +1,7 @@
 """Preposterior analysis of one more run: how much would training it shrink a projection's interval?
 
 For the current data, ``Preposterior`` draws ``n_boot`` case-bootstrap resamples (whole groups, as
-``scaling.resampling``) and refits each warm with the form's refitter (``Form.refitter``, started from the
+``scaling.uncertainty.bootstrap``) and refits each warm with the form's refitter (``Form.refitter``, started from the
 full-data fit); the projection quantity on each refit gives the interval *before*. For a candidate run x:
 
 1. its outcome is simulated from the current bootstrap fits plus seed-to-seed noise,
@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scaling.core.forked import fork_context, map_chunks
+from scaling.core.threads import single_threaded_blas
 from scaling.errors import FitError, ScalingError
-from scaling.fitting import FitResult
-from scaling.forked import fork_context, map_chunks
 from scaling.forms import get_form
-from scaling.resampling import group_codes, quantile, resample_indices
-from scaling.threads import single_threaded_blas
+from scaling.forms.result import FitResult
+from scaling.uncertainty.bootstrap import group_codes, quantile, resample_indices
 
 QUESTIONS = ("scale", "at")
 _FAIL = (ScalingError, np.linalg.LinAlgError, ValueError, FloatingPointError)
@@ -66,13 +66,13 @@ def interval_of(values: np.ndarray, level: float) -> Interval:
 
 class ScaleSearch:
     """log10 of the smallest k with predict(reference * k**weights) meeting ``target`` (+inf if none): the
-    search of ``scaling.projection.project_scale`` (the same log grid, then Brent's method) on a raw
+    search of ``scaling.questions.projection.project_scale`` (the same log grid, then Brent's method) on a raw
     predictor, without building a ``Projection``, and with the grid's points computed once (the hot loop
     of a suggestion; a test checks it equals ``project_scale``)."""
 
     def __init__(self, reference: np.ndarray, weights: np.ndarray, target: float, kind: str) -> None:
-        from scaling.direction import direction
-        from scaling.projection import GRID_STEP_DECADES, SEARCH_DECADES
+        from scaling.core.direction import direction
+        from scaling.questions.projection import GRID_STEP_DECADES, SEARCH_DECADES
 
         self.lo, hi = SEARCH_DECADES
         self.logk = np.arange(self.lo, hi + GRID_STEP_DECADES / 2, GRID_STEP_DECADES)
@@ -101,7 +101,7 @@ def quantity_fn(full: FitResult, question: str, target: float | None, at: Mappin
                 exponents: Mapping[str, float] | None) -> Callable[[Any], float]:
     """value(replicate or fit): log10 k of 'scale' (+inf when unreachable) or the prediction of 'at'. A
     ``Replicate`` (``predict_matrix``) or a ``FitResult`` (``require_model().predict``) is accepted."""
-    from scaling.projection import reference_point
+    from scaling.questions.projection import reference_point
 
     if question not in QUESTIONS:
         raise ScalingError(f"unknown question {question!r}; use {' or '.join(QUESTIONS)}")

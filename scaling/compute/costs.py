@@ -1,6 +1,6 @@
 """Cost models over a fit's axes, by name or as an expression: what "compute" means for an allocation.
 
-- ``mae``: the MAE pretraining FLOPs model of ``scaling.compute`` (the run database's axes n_params,
+- ``mae``: the MAE pretraining FLOPs model of ``scaling.compute.flops`` (the run database's axes n_params,
   data_hours, image_px; passes over the data from the reference run), the default on the run database;
 - ``6nd``: C = 6 N D, the language-model rule (Kaplan et al. 2020, arXiv 2001.08361, §2.1), with N and D
   the fit's first two axes (e.g. ``--axes params,tokens``);
@@ -72,7 +72,7 @@ def cost_model(spec: str, axes: Sequence[str], *, assumptions: Any = None) -> Co
 
 
 def _mae(axes: tuple[str, ...], assumptions: Any) -> CostModel:
-    from scaling.compute import pretrain_compute
+    from scaling.compute.flops import pretrain_compute
     from scaling.defaults import AXES
 
     if set(axes) != set(AXES):

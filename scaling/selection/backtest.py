@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling.direction import Direction, direction
+from scaling.core.direction import Direction, direction
+from scaling.core.jsonable import jsonable
+from scaling.core.threads import single_threaded_blas
 from scaling.errors import ScalingError
-from scaling.fitting import FitResult, fit
-from scaling.jsonable import jsonable
-from scaling.threads import single_threaded_blas
+from scaling.forms.result import FitResult, fit
 
 SCHEMA = "scaling.backtest/v1"
 DEFAULT_LEVEL_TOL = 0.05
@@ -203,7 +203,7 @@ class BacktestResult:
     noise: SeedNoise
     level_tol: float
     notes: tuple[str, ...]
-    source: dict[str, Any] = field(default_factory=dict)  # where the data came from (scaling.data)
+    source: dict[str, Any] = field(default_factory=dict)  # where the data came from (scaling.data.tables)
     data: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # the rows backtested
 
     def to_frame(self) -> pd.DataFrame:

@@ -12,8 +12,8 @@ the largest's parameter count times the step, shaped by the compute model's aspe
 unused seed (a replicate, which is how seed-to-seed noise is learned).
 
 Pretraining FLOPs of a run-database candidate are those of ``scaling project`` and ``scaling plan`` for
-the same point: FLOPs per image (``scaling.compute``'s MAE model) x the images the training-length rule
-gives (``scaling.training_length``; by default the grid's recipe: a replicate costs what its grid point
+the same point: FLOPs per image (``scaling.compute.flops``'s MAE model) x the images the training-length rule
+gives (``scaling.compute.training_length``; by default the grid's recipe: a replicate costs what its grid point
 cost). A candidate that needs more video than the corpus holds is marked ``beyond_corpus`` and has no data
 fraction. A ``pretrain_flops`` column in a candidates file overrides the cost (e.g. the recorded cost of a
 real run).
@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling.compute import ComputeEstimate, pretrain_compute
+from scaling.compute.flops import ComputeEstimate, pretrain_compute
+from scaling.compute.training_length import TrainingLength, from_grid
 from scaling.errors import ScalingError
-from scaling.training_length import TrainingLength, from_grid
 
 RUN_FIELDS = ("arch", "image_px", "data_hours", "subset_seed")
 BEYOND = "beyond"  # the architecture label of a size past the largest registered one
@@ -303,12 +303,12 @@ def load_candidates(spec: str | Path | pd.DataFrame | Sequence[Candidate] | None
         return candidates_from_rows(spec, frame, axes, cost, "candidates", training)
     if isinstance(spec, Sequence) and not isinstance(spec, str):
         if not all(isinstance(c, Candidate) for c in spec):
-            raise ScalingError("candidates: a list must hold scaling.candidates.Candidate objects")
+            raise ScalingError("candidates: a list must hold scaling.design.candidates.Candidate objects")
         return list(spec)
     text = str(spec)
     path = Path(text)
     if path.suffix.lower() == ".csv" or path.exists():
-        from scaling.data import read_table
+        from scaling.data.tables import read_table
 
         if not path.is_file():
             raise ScalingError(f"{path}: candidates file not found")

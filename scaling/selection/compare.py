@@ -1,7 +1,7 @@
 """Every form side by side: in-sample fit, AICc/BIC, backtest error and a projection with its interval.
 
 The recommended form is the one with the lowest backtest error (mean held-out RMSE over the splits every
-form could fit, ``scaling.backtesting``): information criteria measure in-sample fit, not extrapolation.
+form could fit, ``scaling.selection.backtest``): information criteria measure in-sample fit, not extrapolation.
 Which splits those are depends on the forms compared; every rendering names them (``BacktestResult.ranked_on``)
 and gives each form's mean over its own splits beside it.
 """
@@ -15,15 +15,15 @@ from typing import Any
 
 import pandas as pd
 
-from scaling.backtesting import DEFAULT_LEVEL_TOL, BacktestResult, backtest
+from scaling.core.direction import direction
+from scaling.core.jsonable import jsonable
 from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS
-from scaling.derived import projection_quantities
-from scaling.direction import direction
 from scaling.errors import ScalingError
-from scaling.fitting import FitResult, fit
-from scaling.jsonable import jsonable
-from scaling.projection import reference_point
-from scaling.resampling import BootstrapResult, bootstrap
+from scaling.forms.result import FitResult, fit
+from scaling.questions.derived import projection_quantities
+from scaling.questions.projection import reference_point
+from scaling.selection.backtest import DEFAULT_LEVEL_TOL, BacktestResult, backtest
+from scaling.uncertainty.bootstrap import BootstrapResult, bootstrap
 
 SCHEMA = "scaling.compare/v1"
 
@@ -73,8 +73,8 @@ class CompareResult:
     recommended: str | None
     levels: tuple[float, ...]
     notes: tuple[str, ...]
-    source: dict[str, Any] = field(default_factory=dict)  # where the data came from (scaling.data)
-    target_spec: Any = None  # the scaling.targets.Target behind ``target``, when one was named
+    source: dict[str, Any] = field(default_factory=dict)  # where the data came from (scaling.data.tables)
+    target_spec: Any = None  # the scaling.core.targets.Target behind ``target``, when one was named
 
     def to_frame(self) -> pd.DataFrame:
         """One row per form: in-sample RMSE, dAICc/dBIC, backtest RMSE and bias (means over the common splits,

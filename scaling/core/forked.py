@@ -1,6 +1,6 @@
 """Independent work split into chunks and run in forked processes, in order, with progress.
 
-The bootstrap (``scaling.resampling``) and the preposterior loop of ``scaling.suggest`` share this. Workers
+The bootstrap (``scaling.uncertainty.bootstrap``) and the preposterior loop of ``scaling.suggest`` share this. Workers
 read their inputs from a module-level dict the caller fills before forking, so nothing large is pickled.
 """
 

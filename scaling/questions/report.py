@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from scaling.core.jsonable import jsonable
 from scaling.errors import ScalingError
-from scaling.jsonable import jsonable
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from scaling.fitting import FitResult
-    from scaling.projection import ComputeAssumptions, Projection
-    from scaling.targets import Target
+    from scaling.core.targets import Target
+    from scaling.forms.result import FitResult
+    from scaling.questions.projection import ComputeAssumptions, Projection
 
 SCHEMA = "scaling.project/v1"
 
@@ -32,12 +32,12 @@ class ProjectionReport:
     fit: FitResult = field(repr=False)
     compute_assumptions: ComputeAssumptions | None  # the training-length rule's at the reference point
     projections: tuple[tuple[str, Projection], ...]  # (question, answer)
-    optimal: Any = None  # scaling.allocation.OptimalResult
-    bootstrap: Any = None  # scaling.resampling.BootstrapResult
+    optimal: Any = None  # scaling.allocation.mae.OptimalResult
+    bootstrap: Any = None  # scaling.uncertainty.bootstrap.BootstrapResult
     figure: str | None = None  # the file the iso-accuracy map was written to
-    budget: Any = None  # scaling.budget.CostOptimum: the best allocation at a given compute
-    plans: Any = None  # ((question, scaling.planner.PlanReport or the reason there is none), ...) with plan=
-    training_length: Any = None  # scaling.training_length.TrainingLength: the images every answer's run sees
+    budget: Any = None  # scaling.allocation.budget.CostOptimum: the best allocation at a given compute
+    plans: Any = None  # ((question, scaling.planning.planner.PlanReport or the reason there is none), ...) with plan=
+    training_length: Any = None  # scaling.compute.training_length.TrainingLength: the images every answer's run sees
     cost_model: dict[str, Any] | None = None  # the cost the user named (--cost), which prices every answer
 
     def answer(self, question: str) -> Projection:

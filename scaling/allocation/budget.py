@@ -1,4 +1,4 @@
-"""Allocation under any cost model (``scaling.costs``) and any axes: the two questions of a compute budget.
+"""Allocation under any cost model (``scaling.compute.costs``) and any axes: the two questions of a compute budget.
 
 - ``cheapest``: the point that reaches a target for the least cost (``--optimal --cost ...``);
 - ``best_at_budget``: the point that is best (highest accuracy, lowest loss) at a given cost, Chinchilla's
@@ -6,7 +6,7 @@
 
 Both work in log coordinates inside a bounds box (default: the smallest observed value of each axis to
 1e6 x its largest, 8 x for image px), with SLSQP from several starts; where the answer sits on a bound it
-says so. The MAE-specific answer with its closed forms and frontier stays in ``scaling.allocation``.
+says so. The MAE-specific answer with its closed forms and frontier stays in ``scaling.allocation.mae``.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from scaling.allocation import merge_bounds
-from scaling.costs import CostModel
-from scaling.direction import direction
+from scaling.allocation.mae import merge_bounds
+from scaling.compute.costs import CostModel
+from scaling.core.direction import direction
 from scaling.errors import ProjectionError
 
 FEASIBLE_TOL = 1e-7

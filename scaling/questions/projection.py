@@ -9,7 +9,7 @@ Three questions, each answered by a ``Projection``:
 
 Every answer says how many decades beyond the data it lies (per axis, log10 of value / largest observed
 value), whether the target is reachable under the form at all ("beyond the fitted ceiling" when it lies
-past the form's asymptote), and the pretraining compute it implies (``scaling.compute``) when the axes
+past the form's asymptote), and the pretraining compute it implies (``scaling.compute.flops``) when the axes
 are the run database's ``n_params``, ``data_hours`` and ``image_px``.
 """
 
@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from scaling.compute import ComputeEstimate, pretrain_compute
+from scaling.compute.flops import ComputeEstimate, pretrain_compute
+from scaling.core.direction import direction
 from scaling.defaults import CAUTION_DECADES
-from scaling.direction import direction
 from scaling.errors import ProjectionError
 
 COMPUTE_AXES = ("n_params", "data_hours", "image_px")
@@ -36,7 +36,7 @@ GRID_STEP_DECADES = 0.01
 
 
 class FitLike(Protocol):
-    """What a projection needs from a fit (``scaling.fitting.FitResult`` provides it)."""
+    """What a projection needs from a fit (``scaling.forms.result.FitResult`` provides it)."""
 
     form: str
     axes: tuple[str, ...]
@@ -136,7 +136,7 @@ def _check_axes(fit: FitLike, point: Mapping[str, float], what: str) -> None:
 def _compute(point: Mapping[str, float], assumptions: Any, details: dict[str, Any]) -> ComputeEstimate | None:
     """Pretraining compute at ``point``; None (with ``details['compute_note']``) when the model has none.
 
-    ``assumptions``: fixed ``ComputeAssumptions``, or a training-length rule (``scaling.training_length``)
+    ``assumptions``: fixed ``ComputeAssumptions``, or a training-length rule (``scaling.compute.training_length``)
     that gives them for the point."""
     if assumptions is None or not all(a in point for a in COMPUTE_AXES):
         return None

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from scaling.direction import Direction, direction
+from scaling.core.direction import Direction, direction
+from scaling.core.jsonable import jsonable as _jsonable
 from scaling.errors import FitError
 from scaling.forms import get_form
-from scaling.jsonable import jsonable as _jsonable
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

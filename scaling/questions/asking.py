@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling.data import is_runs_frame, load_runs
+from scaling.core.targets import Target, resolve_target
+from scaling.data.tables import is_runs_frame, load_runs
 from scaling.defaults import DEFAULT_TARGET
 from scaling.errors import ProjectionError, ScalingError
-from scaling.fitting import FitResult
-from scaling.projection import COMPUTE_AXES
-from scaling.targets import Target, resolve_target
+from scaling.forms.result import FitResult
+from scaling.questions.projection import COMPUTE_AXES
 
 
 def target_of(fit: FitResult, target: str | float | Target | None, metric: str | None, eval_set: str | None,
@@ -82,7 +82,7 @@ def cost_model_of(result: FitResult, cost: str | None, on_runs: bool, optimal: b
     """(the cost model a user named, or None for the MAE FLOPs model; the fixed compute assumptions of an
     allocation under the MAE model). What compute means: the MAE FLOPs model on the run database, else the
     cost the caller names."""
-    from scaling.costs import cost_model
+    from scaling.compute.costs import cost_model
 
     allocating = optimal or budget is not None
     spec = cost if cost is not None else ("mae" if on_runs else None)
@@ -113,18 +113,18 @@ def allocations(result: FitResult, tgt: Target | None, model: Any, alloc: Any, *
     """The cheapest allocation reaching the target (``optimal``) and the best one at ``budget``."""
     opt: Any = None
     if optimal and model is None:
-        from scaling.allocation import optimal_allocation
+        from scaling.allocation.mae import optimal_allocation
 
         opt = optimal_allocation(result, tgt.value, alloc, bounds=bounds, frontier_rows=frontier_rows,  # type: ignore[union-attr]
                                  seed=seed)
     elif optimal:
-        from scaling.budget import cheapest
+        from scaling.allocation.budget import cheapest
 
         opt = cheapest(result, tgt.value, model, bounds, seed=seed)  # type: ignore[union-attr]
     at_budget = None
     if budget is not None:
-        from scaling.budget import best_at_budget
-        from scaling.costs import cost_model
+        from scaling.allocation.budget import best_at_budget
+        from scaling.compute.costs import cost_model
 
         at_budget = best_at_budget(result, budget, model or cost_model("mae", result.axes, assumptions=alloc),
                                    bounds, seed=seed)
@@ -136,18 +136,18 @@ def bootstrap_quantities(result: FitResult, value: float | None, ref: Mapping[st
                           exponents: Mapping[str, float] | None, compute: Any, opt: Any, alloc: Any, model: Any,
                           at_budget: Any, budget: float | None) -> Any:
     """The bootstrap's derived quantities: every answer of the report, refitted on each resample."""
-    from scaling.derived import combine, cost_quantities, projection_quantities
+    from scaling.questions.derived import combine, cost_quantities, projection_quantities
 
     opt_spec = None
     if opt is not None and model is None:
-        from scaling.allocation import flops_cost
+        from scaling.allocation.mae import flops_cost
 
         opt_spec = {"cost": flops_cost(alloc, opt.bounds), "bounds": opt.bounds, "start": opt.optimum.point}
     derived = projection_quantities(value, reference=ref, at=point, solve_axis=solve_axis, scale=scale,
                                     exponents=exponents, compute=compute, optimal=opt_spec)
     extra = None
     if model is not None or at_budget is not None:
-        from scaling.costs import cost_model
+        from scaling.compute.costs import cost_model
 
         priced = model or cost_model("mae", result.axes, assumptions=alloc)
         box = (at_budget or opt).bounds

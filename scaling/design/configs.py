@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
+from scaling.core.jsonable import jsonable
 from scaling.errors import ScalingError
-from scaling.jsonable import jsonable
 
 SCHEMA = "scaling.suggest.configs/v1"
 

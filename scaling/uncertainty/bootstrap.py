@@ -31,15 +31,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scaling.core.direction import direction
+from scaling.core.forked import fork_context, map_chunks
+from scaling.core.jsonable import jsonable
+from scaling.core.threads import single_threaded_blas
 from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS
-from scaling.derived import Derived, DerivedFn
-from scaling.direction import direction
 from scaling.errors import FitError, ScalingError
-from scaling.fitting import FitResult, axis_matrix, fit
-from scaling.forked import fork_context, map_chunks
 from scaling.forms import Refit, Replicate, get_form
-from scaling.jsonable import jsonable
-from scaling.threads import single_threaded_blas
+from scaling.forms.result import FitResult, axis_matrix, fit
+from scaling.questions.derived import Derived, DerivedFn
 
 SCHEMA = "scaling.bootstrap/v1"
 
@@ -251,7 +251,7 @@ def resample_indices(codes: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
 
 @dataclass(frozen=True)
 class ReplicateFit:
-    """A resample's fit seen through the projection interface (``scaling.projection.FitLike``).
+    """A resample's fit seen through the projection interface (``scaling.questions.projection.FitLike``).
 
     ``axis_ranges`` are those of the full data, so that reference points and "decades beyond the data"
     mean the same in every resample.

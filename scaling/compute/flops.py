@@ -88,7 +88,7 @@ class ComputeEstimate:
     shape_rule: str
     mask_ratio: float
     method: str
-    training: str = ""  # the training-length rule's account of the images seen (scaling.training_length)
+    training: str = ""  # the training-length rule's account of the images seen (scaling.compute.training_length)
 
     def to_dict(self) -> dict[str, float | str]:
         return asdict(self)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from scaling.jsonable import jsonable
+from scaling.core.jsonable import jsonable
 
 SCHEMA = "scaling.suggest/v1"
 
@@ -42,7 +42,7 @@ class CandidateScore:
 class SuggestResult:
     """Candidate runs ranked by expected shrinkage of the projection's interval per pretraining FLOP."""
 
-    target: Any  # scaling.targets.Target
+    target: Any  # scaling.core.targets.Target
     form: str
     question: str  # 'scale' | 'at'
     quantity: str  # what the interval is of, in words

@@ -1,7 +1,7 @@
-"""Quantities derived from each bootstrap resample's fit: the projections of ``scaling.projection`` (and the
+"""Quantities derived from each bootstrap resample's fit: the projections of ``scaling.questions.projection`` (and the
 compute-optimal allocation) evaluated on every refitted resample, so that each answer gets an interval.
 
-``scaling.resampling.bootstrap(..., derived=projection_quantities(...))`` calls the function once per
+``scaling.uncertainty.bootstrap.bootstrap(..., derived=projection_quantities(...))`` calls the function once per
 resample (and once on the full data for the estimate).
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scaling.direction import direction
+from scaling.core.direction import direction
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def projection_quantities(
     compute: Any = None,
     optimal: Mapping[str, Any] | None = None,
 ) -> DerivedFn:
-    """A ``derived`` callback for ``bootstrap``: the projections of ``scaling.projection`` on each resample.
+    """A ``derived`` callback for ``bootstrap``: the projections of ``scaling.questions.projection`` on each resample.
 
     Values (``+inf`` where the target is not reached, so "needed" quantities are unbounded there):
     ``at.predicted``; ``scale.factor``, ``scale.<axis>``, ``scale.flops``; ``solve.<axis>``, ``solve.flops``;
@@ -48,7 +48,7 @@ def projection_quantities(
     The reference point (and the passes of the compute model) are those of the full data in every
     resample, so each quantity answers the same question.
     """
-    from scaling.projection import project_at, project_axis, project_scale
+    from scaling.questions.projection import project_at, project_axis, project_scale
 
     def flops(p: Any) -> float:
         return p.compute.flops if p.compute is not None else math.nan
@@ -80,7 +80,7 @@ def projection_quantities(
             if compute is not None:
                 values["solve.flops"] = flops(p) if events["solve.reachable"] else math.inf
         if optimal is not None:
-            from scaling.allocation import optimal_numerical
+            from scaling.allocation.mae import optimal_numerical
 
             start = [optimal["start"]] if optimal.get("start") else []
             alloc = optimal_numerical(f, target, optimal["cost"], optimal["bounds"], starts=start, n_random=2,
@@ -97,14 +97,14 @@ def projection_quantities(
 
 def cost_quantities(cost: Any, bounds: Mapping[str, tuple[float, float]], *, target: float | None = None,
                     budget: float | None = None, starts: Mapping[str, Mapping[str, float]] | None = None) -> DerivedFn:
-    """A ``derived`` callback for the budget questions of ``scaling.budget`` under ``cost``.
+    """A ``derived`` callback for the budget questions of ``scaling.allocation.budget`` under ``cost``.
 
     Values: ``cheapest.<axis>`` and ``cheapest.cost`` (+inf where the target is not reached within the
     bounds), ``budget.<axis>`` and ``budget.predicted`` (NaN where no point fits the budget). Events:
     ``cheapest.reachable``. ``starts`` ('cheapest', 'budget' -> point) warm-start each resample from the
     full-data answer.
     """
-    from scaling.budget import best_at_budget, cheapest
+    from scaling.allocation.budget import best_at_budget, cheapest
 
     given = dict(starts or {})
 

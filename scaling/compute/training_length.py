@@ -1,7 +1,7 @@
 """How many images a pretraining run of D hours sees: one rule for ``project``, ``plan`` and ``suggest``.
 
 Every FLOPs number the toolkit gives for a run-database point (a projection's answer, a training plan, a
-candidate run of ``suggest``) is FLOPs per image (``scaling.compute``) x the images this rule says the run
+candidate run of ``suggest``) is FLOPs per image (``scaling.compute.flops``) x the images this rule says the run
 sees, so the three agree for the same point. The rules (``TrainingLength``):
 
 - ``grid`` (the default): the grid's recipe. A run is trained as the grid trained the nearest trained
@@ -36,7 +36,7 @@ import pandas as pd
 from runs_db.archs import ARCHS, MASK_RATIO, PATCH_PX
 from scaling.defaults import FRAMES_PER_HOUR
 from scaling.errors import ScalingError
-from scaling.projection import ComputeAssumptions
+from scaling.questions.projection import ComputeAssumptions
 
 RULES = ("grid", "passes", "images")
 GRID_COLUMNS = ("arch", "n_params", "image_px", "data_hours", "samples_seen")

@@ -1,0 +1,3 @@
+"""Training plans: memory per GPU (``memory``), GPU kinds and measured MFU (``gpus``), and the plan of a
+point (``planner``).
+"""

@@ -1,0 +1,2 @@
+"""Uncertainty of a fit: the run-clustered bootstrap with warm refits (``bootstrap``).
+"""
