@@ -105,13 +105,13 @@ def main() -> None:
     t_full = time.perf_counter() - t0
     derived = projection_quantities(None, reference={}, at=SCENARIO, scale=False)
     t0 = time.perf_counter()
-    boot = bootstrap(g, "powerlaw", y="value", axes=AXES, n=args.n, seed=args.seed, full=full, derived=derived)
+    boot = bootstrap(g, "powerlaw", y="value", axes=AXES, n_boot=args.n, seed=args.seed, full=full, derived=derived)
     t_fast = time.perf_counter() - t0
 
     t_par = None
     if args.workers > 1:
         t0 = time.perf_counter()
-        par = bootstrap(g, "powerlaw", y="value", axes=AXES, n=args.n, seed=args.seed, full=full, derived=derived,
+        par = bootstrap(g, "powerlaw", y="value", axes=AXES, n_boot=args.n, seed=args.seed, full=full, derived=derived,
                         workers=args.workers)
         t_par = time.perf_counter() - t0
         same = all(np.array_equal(par.samples[k], boot.samples[k], equal_nan=True) for k in boot.samples)

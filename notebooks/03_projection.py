@@ -123,7 +123,7 @@ plots.readable_frame(path)  # parameters as 2.92B, hours as 23,059 h (display on
 # prediction evaluated at the projected point (`at=`) rather than at the paper's scenario.
 
 # %%
-boot_report = scaling.project(result, target, at=scale.point, bootstrap=N_BOOT, seed=SEED, levels=(LEVEL,))
+boot_report = scaling.project(result, target, at=scale.point, n_boot=N_BOOT, seed=SEED, levels=(LEVEL,))
 boot = boot_report.bootstrap  # whole runs resampled (run_id), each refitted and projected again
 boot_interval = plots.bootstrap_interval(boot, scale, level=LEVEL)
 iso_boot = plots.iso_accuracy_data(result, grid=grid, target=target, projection=scale, interval=boot_interval,

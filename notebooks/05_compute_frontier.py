@@ -48,7 +48,7 @@ result = scaling.fit(scaling.load_runs(DB, metric=target.metric), FORM, metric=t
 # One call: the common-factor projection, the compute-optimal allocation with its frontier, and the
 # bootstrap that projects every refitted resample again (figure 5).
 report = scaling.project(result, target, mode="scale", optimal=True, frontier_rows=N_BUDGETS,
-                         bootstrap=N_BOOT, seed=SEED, levels=(LEVEL,))
+                         n_boot=N_BOOT, seed=SEED, levels=(LEVEL,))
 opt = report.optimal
 scale = report.answer("scale every axis")
 boot = report.bootstrap

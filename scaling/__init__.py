@@ -6,7 +6,7 @@ The Python API (every workflow returns a result or report object with ``summary(
     import scaling
     runs = scaling.load_runs()                                 # the shipped grid, or load_runs(db=...)
     fit = scaling.fit(runs, form="logit1", metric="top5")
-    rep = scaling.project(fit, target="human-top5", bootstrap=1000, seed=1)
+    rep = scaling.project(fit, "human-top5", [scaling.Scale(), scaling.At()], uncertainty=scaling.Bootstrap(seed=1))
     scaling.compare(runs, metric="top5"); scaling.backtest(runs); scaling.optimal(fit, target="human-top5")
     scaling.fit(pd.read_csv("lm.csv"), y="loss", axes=["params", "tokens"], kind="loss", form="powerlaw")
 
@@ -29,13 +29,21 @@ except PackageNotFoundError:  # running from a checkout that was not installed
 _API = {
     "load_runs": "scaling.data.tables",
     "read_table": "scaling.data.tables",
-    "fit": "scaling.study",
-    "project": "scaling.study",
-    "bootstrap": "scaling.study",
-    "backtest": "scaling.study",
-    "compare": "scaling.study",
-    "optimal": "scaling.study",
-    "form_options": "scaling.study",
+    "Dataset": "scaling.data.dataset",
+    "fit": "scaling.fitting",
+    "project": "scaling.questions.workflow",
+    "optimal": "scaling.questions.workflow",
+    "bootstrap": "scaling.uncertainty.resampling",
+    "Bootstrap": "scaling.uncertainty.resampling",
+    "backtest": "scaling.selection.workflow",
+    "compare": "scaling.selection.workflow",
+    "form_options": "scaling.forms.options",
+    "Scale": "scaling.questions.objects",
+    "Solve": "scaling.questions.objects",
+    "At": "scaling.questions.objects",
+    "Cheapest": "scaling.questions.objects",
+    "AtBudget": "scaling.questions.objects",
+    "Question": "scaling.questions.objects",
     "FitResult": "scaling.forms.result",
     "ProjectionReport": "scaling.questions.report",
     "Projection": "scaling.questions.projection",
@@ -43,6 +51,7 @@ _API = {
     "BacktestResult": "scaling.selection.backtest",
     "CompareResult": "scaling.selection.compare",
     "OptimalResult": "scaling.allocation.mae",
+    "CostOptimum": "scaling.allocation.budget",
     "Form": "scaling.forms",
     "get_form": "scaling.forms",
     "list_forms": "scaling.forms",
@@ -51,13 +60,14 @@ _API = {
     "list_targets": "scaling.core.targets",
     "resolve_target": "scaling.core.targets",
     "pretrain_compute": "scaling.compute.flops",
+    "TrainingLength": "scaling.compute.training_length",
     "plan": "scaling.planning.planner",
     "PlanReport": "scaling.planning.planner",
     "nearest_arch": "runs_db.archs",
     "suggest": "scaling.design.suggest",
     "SuggestResult": "scaling.design.result",
     "write_configs": "scaling.design.configs",
-    "suggest_replay": "scaling.design.replay",  # another module name: scaling.suggest_replay stays the function
+    "suggest_replay": "scaling.design.replay",
     "ScalingError": "scaling.errors",
     "FitError": "scaling.errors",
     "ProjectionError": "scaling.errors",
@@ -65,7 +75,7 @@ _API = {
     "plots": "scaling.plots",
 }
 _MODULES = {"defaults", "plots"}  # names that are modules themselves
-_RENAMED = {"bootstrap": "resample"}  # scaling.bootstrap() is study.resample (the module name is taken)
+_RENAMED = {"bootstrap": "resample"}  # scaling.bootstrap() is resampling.resample (bootstrap names a module)
 
 __all__ = ["__version__", *_API]
 

@@ -15,7 +15,8 @@ What is recorded
 
 The tolerance rule
 ------------------
-Strings, booleans, None and integers (counts, verdicts, ranks) are compared exactly. A float ``got`` equals
+Objects have the same keys (in any order: JSON does not order them). Strings, booleans, None and integers
+(counts, verdicts, ranks) are compared exactly. A float ``got`` equals
 the recorded ``want`` when ``|got - want| <= max(rtol * |want|, atol)``, with (rtol, atol) set by how the
 number was computed:
 
@@ -284,8 +285,8 @@ def run_case(name: str, db: Path, tmp: Path, lm_csv: Path = LM_CSV) -> dict[str,
 def deviations(got: Any, want: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str, float]]:
     """Every difference between ``got`` and the record: (path, what, size); size is the relative error of
     a float (``inf`` for a difference in structure, a string or a count)."""
-    if isinstance(want, dict):
-        if not isinstance(got, dict) or list(got) != list(want):
+    if isinstance(want, dict):  # JSON objects: the same keys, in any order
+        if not isinstance(got, dict) or set(got) != set(want):
             yield path, f"keys {list(got) if isinstance(got, dict) else type(got).__name__} != {list(want)}", math.inf
             return
         for k in want:

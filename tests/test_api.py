@@ -70,7 +70,7 @@ def test_fit_report_matches_cli_json(runs: pd.DataFrame, published_db_path: Path
 
 
 def test_fit_with_bootstrap_matches_cli_json(runs: pd.DataFrame, published_db_path: Path) -> None:
-    fit = scaling.fit(runs, form="poly1", bootstrap=30, seed=3)
+    fit = scaling.fit(runs, form="poly1", n_boot=30, seed=3)
     assert fit.bootstrap is not None and fit.bootstrap.n_ok == 30
     check_report(fit.bootstrap)
     assert "boot95_lower" in fit.to_frame().columns
@@ -90,7 +90,7 @@ def test_project_report_matches_cli_json(runs: pd.DataFrame, published_db_path: 
 
 def test_optimal_and_bootstrapped_projection(runs: pd.DataFrame, published_db_path: Path) -> None:
     fit = scaling.fit(runs, form="logit1", metric="top5")
-    rep = scaling.project(fit, optimal=True, bounds={"image_px": (224, 952)}, frontier_rows=3, bootstrap=10)
+    rep = scaling.project(fit, optimal=True, bounds={"image_px": (224, 952)}, frontier_rows=3, n_boot=10)
     check_report(rep.optimal)
     check_report(rep.bootstrap)
     cli = ok_json(published_db_path, "project", "--form", "logit1", "--optimal", "--bounds", "image_px=224:952",
@@ -103,7 +103,7 @@ def test_backtest_and_compare_match_cli_json(runs: pd.DataFrame, published_db_pa
     check_report(bt)
     assert bt.recommended == bt.ranking[0] and "recommended" in bt.summary()
     same_json(bt.to_dict(), ok_json(published_db_path, "backtest", "--forms", "poly1,logit1", "--metric", "top5"))
-    cmp = scaling.compare(runs, ["poly1", "logit1"], metric="top5", bootstrap=10, target="human-top5")
+    cmp = scaling.compare(runs, ["poly1", "logit1"], metric="top5", n_boot=10, target="human-top5")
     check_report(cmp)
     cli = ok_json(published_db_path, "compare", "--forms", "poly1,logit1", "--metric", "top5", "--bootstrap", "10",
                   "--target", "human-top5")

@@ -123,7 +123,7 @@ def test_warm_start_recovers_exact_parameters_on_noise_free_data() -> None:
 
 def test_same_seed_same_intervals_and_other_seed_differs() -> None:
     df = linear_grid(3)
-    kw = {"y": "acc", "axes": AXES, "n": 60, "group": "run_id"}
+    kw = {"y": "acc", "axes": AXES, "n_boot": 60, "group": "run_id"}
     a = bootstrap(df, "poly1", seed=11, **kw)
     b = bootstrap(df, "poly1", seed=11, **kw)
     c = bootstrap(df, "poly1", seed=12, **kw)
@@ -135,8 +135,8 @@ def test_same_seed_same_intervals_and_other_seed_differs() -> None:
 def test_worker_processes_give_the_same_resamples() -> None:
     df = linear_grid(6)
     derived = projection_quantities(0.5, reference={"n": 1e9, "d": 1e3}, at={"n": 3e9, "d": 3e3})
-    one = bootstrap(df, "poly1", y="acc", axes=AXES, n=80, seed=4, derived=derived)
-    two = bootstrap(df, "poly1", y="acc", axes=AXES, n=80, seed=4, derived=derived, workers=2)
+    one = bootstrap(df, "poly1", y="acc", axes=AXES, n_boot=80, seed=4, derived=derived)
+    two = bootstrap(df, "poly1", y="acc", axes=AXES, n_boot=80, seed=4, derived=derived, workers=2)
     assert one.samples.keys() == two.samples.keys()
     for k in one.samples:
         assert np.array_equal(one.samples[k], two.samples[k], equal_nan=True), k
@@ -145,7 +145,7 @@ def test_worker_processes_give_the_same_resamples() -> None:
 
 def test_powerlaw_bootstrap_intervals_cover_truth_and_report_paths() -> None:
     df = powerlaw_grid(4, sigma=0.01)
-    r = bootstrap(df, "powerlaw", y="acc", axes=AXES, n=60, seed=0)
+    r = bootstrap(df, "powerlaw", y="acc", axes=AXES, n_boot=60, seed=0)
     assert r.n_ok + sum(r.failures.values()) == 60
     assert sum(r.paths.values()) == r.n_ok and set(r.paths) <= {"warm", "screen", "cold"}
     lo, hi = r.interval("E", 0.95)
@@ -161,7 +161,7 @@ def test_failed_resamples_are_counted_with_their_reason() -> None:
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"n": np.geomspace(1e7, 1e9, 8), "d": [1.0] * 7 + [10.0], "run_id": list("abcdefgh")})
     df["acc"] = 0.1 + 0.05 * np.log10(df["n"]) + 0.01 * rng.standard_normal(8)
-    r = bootstrap(df, "poly1", y="acc", axes=AXES, n=100, seed=1)
+    r = bootstrap(df, "poly1", y="acc", axes=AXES, n_boot=100, seed=1)
     assert r.n_failed == 100 - r.n_ok > 20  # P(run h absent) = (7/8)^8 = 34%
     assert list(r.failures) == ["fewer than 2 distinct values of 'd'"]
     assert any("could not be fitted" in note for note in r.notes)
@@ -172,7 +172,7 @@ def test_too_few_groups_is_an_error() -> None:
     df = linear_grid(0)
     df["subset"] = df["rep"]
     with pytest.raises(ScalingError, match="at least 5 groups"):
-        bootstrap(df, "poly1", y="acc", axes=AXES, n=10, group="subset")
+        bootstrap(df, "poly1", y="acc", axes=AXES, n_boot=10, group="subset")
 
 
 def test_projection_quantities_unreachable_is_infinite() -> None:
@@ -181,7 +181,7 @@ def test_projection_quantities_unreachable_is_infinite() -> None:
     ref = {"n": 1e9, "d": 1e3}
     # target 0.79 sits just below the fitted ceiling (~0.8): some resamples cannot reach it
     derived = projection_quantities(0.795, reference=ref, at={"n": 1e10, "d": 1e4}, solve_axis="d")
-    r = bootstrap(df, "powerlaw", y="acc", axes=AXES, n=60, seed=2, derived=derived, full=full)
+    r = bootstrap(df, "powerlaw", y="acc", axes=AXES, n_boot=60, seed=2, derived=derived, full=full)
     p = r.probabilities["ceiling_passes_target"]
     assert 0 < p < 1
     assert r.derived["scale.factor"].n_infinite == pytest.approx((1 - r.probabilities["scale.reachable"]) * r.n_ok)
@@ -196,7 +196,7 @@ def _coverage(form: str, replicates: int, n_boot: int, sigma: float, truth_at: f
     for rep in range(replicates):
         df = make(100 + rep, sigma)
         derived = projection_quantities(None, reference={}, at=at, scale=False)
-        r = bootstrap(df, form, y="acc", axes=AXES, n=n_boot, seed=rep, derived=derived, levels=(0.9,))
+        r = bootstrap(df, form, y="acc", axes=AXES, n_boot=n_boot, seed=rep, derived=derived, levels=(0.9,))
         lo, hi = r.interval("at.predicted", 0.9)
         hits += lo <= truth_at <= hi
     return hits / replicates

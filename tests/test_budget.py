@@ -68,8 +68,7 @@ def test_cost_expressions_are_arithmetic_of_the_axes_only() -> None:
 
 
 def test_mae_cost_is_the_flops_model(published_db_path: Path) -> None:
-    from scaling.compute.flops import pretrain_compute
-    from scaling.questions.projection import ComputeAssumptions
+    from scaling.compute.flops import ComputeAssumptions, pretrain_compute
 
     a = ComputeAssumptions(passes=4.0, mask_ratio=0.8)
     cost = cost_model("mae", ("n_params", "data_hours", "image_px"), assumptions=a)

@@ -209,7 +209,7 @@ def test_toy_form_bootstrap_covers_the_truth() -> None:
         full = fit(df, toy.name, y="y", axes=AXES, kind="loss")
         target = 0.1
         derived = projection_quantities(target, reference=reference_point(full), at=point)
-        boot = bootstrap(df, toy.name, y="y", axes=AXES, kind="loss", n=300, seed=4, group="run_id",
+        boot = bootstrap(df, toy.name, y="y", axes=AXES, kind="loss", n_boot=300, seed=4, group="run_id",
                          derived=derived, full=full, levels=(0.99,))
     assert boot.n_ok == 300 and boot.paths == {"full": 300}  # the generic refitter: the form's own fit
     for k, v in TRUTH.items():

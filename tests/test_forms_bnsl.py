@@ -116,7 +116,7 @@ def test_bootstrap_interval_covers_an_extrapolation() -> None:
     at = 3e7  # three times the largest x
     truth = float(core.predict_error(ONE, np.array([at]))[0])
     r = scaling.fit(table(ONE, 0.01, seed=1), form="bnsl", y="loss", axes=["x"], kind="loss", breaks=1)
-    boot = scaling.bootstrap(r, n=50, seed=2,
+    boot = scaling.bootstrap(r, n_boot=50, seed=2,
                              derived=lambda f: Derived({"at": float(f.predict({"x": np.array([at])})[0])}))
     assert boot.n_ok == 50 and set(boot.paths) <= {"warm", "screen", "cold"}
     lo, hi = boot.interval("at", 0.95)

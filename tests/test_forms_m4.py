@@ -167,7 +167,7 @@ def test_m4_loss_above_given_l0_and_nonpositive_loss_are_one_line() -> None:
 
 def test_m4_bootstrap_intervals_contain_the_truth() -> None:
     df = curve(0.003, seed=4, points=20, reps=2)
-    r = scaling.fit(df, "m4", y="acc", axes=["x"], l0=CHANCE, bootstrap=50, seed=0, group="none")
+    r = scaling.fit(df, "m4", y="acc", axes=["x"], l0=CHANCE, n_boot=50, seed=0, group="none")
     b = r.bootstrap
     assert b.n_ok == 50 and b.paths.get("warm", 0) >= 45
     for k in ("L_inf", "alpha", "beta_x", "c_x"):
@@ -178,7 +178,7 @@ def test_m4_bootstrap_intervals_contain_the_truth() -> None:
 
 
 def test_saturating_bootstrap_runs_with_the_papers_names() -> None:
-    r = scaling.fit(curve(0.01, seed=5, points=12, reps=2), "saturating", y="acc", axes=["x"], bootstrap=20,
+    r = scaling.fit(curve(0.01, seed=5, points=12, reps=2), "saturating", y="acc", axes=["x"], n_boot=20,
                     group="none")
     assert r.bootstrap.n_ok == 20 and set(r.bootstrap.params) == {"L_inf", "beta_x", "c_x", "ceiling"}
 

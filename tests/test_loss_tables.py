@@ -103,7 +103,7 @@ def test_predictions_that_cannot_exist_are_flagged() -> None:
     assert far.predicted > 1.0 and "impossible" in far.details["impossible"] and "impossible" in far.reason
     near = scaling.project(fit, target=0.9, mode="at", at={"x": 1e4}).answer("at point")
     assert "impossible" not in near.details
-    cmp = scaling.compare(table, ["poly1"], y="acc", axes=["x"], at={"x": 1e7}, bootstrap=20)
+    cmp = scaling.compare(table, ["poly1"], y="acc", axes=["x"], at={"x": 1e7}, n_boot=20)
     assert "impossible" in cmp.rows[0].reason
-    boot = scaling.project(fit, target=0.9, mode="at", at={"x": 1e7}, bootstrap=20).bootstrap
+    boot = scaling.project(fit, target=0.9, mode="at", at={"x": 1e7}, n_boot=20).bootstrap
     assert any("cannot exist" in n for n in boot.notes)

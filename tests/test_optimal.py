@@ -19,8 +19,8 @@ from scaling.allocation.mae import (
     optimal_numerical,
     proportional_cost,
 )
+from scaling.compute.flops import ComputeAssumptions
 from scaling.errors import ProjectionError
-from scaling.questions.projection import ComputeAssumptions
 
 AXES = ("n_params", "data_hours", "image_px")
 RANGES = {"n_params": (2e7, 6e8), "data_hours": (0.5, 5000.0), "image_px": (224.0, 476.0)}

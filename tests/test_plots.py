@@ -256,7 +256,7 @@ def boot(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult], human: tup
     ref = reference_point(f)
     derived = projection_quantities(target.value, reference=ref, at=proj.point,
                                     compute=from_grid(grids["top5"]).at(ref))
-    return bootstrap(grids["top5"], "poly1", y="value", axes=AXES, n=200, seed=3, full=f, derived=derived)
+    return bootstrap(grids["top5"], "poly1", y="value", axes=AXES, n_boot=200, seed=3, full=f, derived=derived)
 
 
 def test_bootstrap_interval_of_the_projection(grids: dict[str, pd.DataFrame], poly1: dict[str, FitResult],

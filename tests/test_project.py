@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from scaling.compute.flops import ComputeAssumptions
 from scaling.errors import ProjectionError
-from scaling.questions.projection import ComputeAssumptions, project_at, project_axis, project_scale
+from scaling.questions.projection import project_at, project_axis, project_scale
 
 
 @dataclass

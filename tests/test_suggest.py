@@ -68,7 +68,7 @@ def test_the_interval_now_is_the_library_bootstrap_and_the_answer_is_project_sca
     value = quantity_fn(fit, "scale", 0.75, None, None)
     assert abs(value(fit) - math.log10(project_scale(fit, 0.75).scale_factor)) < 1e-8
     pre = Preposterior(fit, frame, value, n_boot=200, seed=3, level=0.9, sigma=SIGMA, group=None)
-    boot = scaling.bootstrap(fit, n=200, seed=3, levels=[0.9], group="none",
+    boot = scaling.bootstrap(fit, n_boot=200, seed=3, levels=[0.9], group="none",
                              derived=projection_quantities(0.75, reference=reference_point(fit)))
     log_k = np.log10(boot.samples["scale.factor"])  # percentiles interpolate in log10 k, as the suggestion's
     assert pre.before.lower == pytest.approx(quantile(log_k, 0.05), abs=1e-7)

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 
+from scaling.allocation.box import Box, at_bounds, minimise, predict_log
 from scaling.allocation.mae import merge_bounds
 from scaling.compute.costs import CostModel
 from scaling.core.direction import direction
@@ -74,68 +74,23 @@ class CostOptimum:
         return f"CostOptimum(question={self.question!r}, point=({pt}), cost={self.cost!r})"
 
 
-class _Box:
-    """The bounds box in unit coordinates z in [0, 1] over the free (not pinned) axes, in log space."""
-
-    def __init__(self, axes: Sequence[str], bounds: Mapping[str, tuple[float, float]]) -> None:
-        self.axes = tuple(axes)
-        self.lo = np.log([bounds[a][0] for a in self.axes])
-        self.hi = np.log([bounds[a][1] for a in self.axes])
-        self.free = self.hi > self.lo
-        self.span = np.where(self.free, self.hi - self.lo, 1.0)
-
-    def logx(self, z: np.ndarray) -> np.ndarray:
-        out = self.lo.copy()
-        out[self.free] = self.lo[self.free] + np.clip(z, 0.0, 1.0) * self.span[self.free]
-        return out
-
-    def z_of(self, point: Mapping[str, float]) -> np.ndarray:
-        u = np.log([point[a] for a in self.axes])
-        return np.clip((u - self.lo) / self.span, 0.0, 1.0)[self.free]
-
-    def starts(self, given: Sequence[Mapping[str, float]], n_random: int, seed: int) -> list[np.ndarray]:
-        k = int(self.free.sum())
-        rng = np.random.default_rng(seed)
-        return ([self.z_of(p) for p in given] + [np.full(k, 0.5), np.full(k, 0.25), np.full(k, 0.75)]
-                + [rng.uniform(0.0, 1.0, k) for _ in range(n_random)])
+def _starts(box: Box, given: Sequence[Mapping[str, float]], n_random: int, seed: int) -> list[np.ndarray]:
+    """The given points, three points on the box's diagonal and ``n_random`` seeded random points."""
+    k = box.n_free
+    rng = np.random.default_rng(seed)
+    return ([box.z_of(p) for p in given] + [np.full(k, 0.5), np.full(k, 0.25), np.full(k, 0.75)]
+            + [rng.uniform(0.0, 1.0, k) for _ in range(n_random)])
 
 
 def _predict(fit: Any, axes: Sequence[str], logx: np.ndarray) -> float:
-    return float(fit.predict({a: np.array([math.exp(logx[j])]) for j, a in enumerate(axes)})[0])
-
-
-def _at_bounds(point: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]) -> tuple[str, ...]:
-    out = []
-    for a, (lo, hi) in bounds.items():
-        if lo == hi:
-            out.append(f"{a} fixed")
-        elif point[a] <= lo * (1 + 1e-6):
-            out.append(f"{a} lower")
-        elif point[a] >= hi * (1 - 1e-6):
-            out.append(f"{a} upper")
-    return tuple(out)
-
-
-def _solve(objective: Any, constraint: Any, starts: list[np.ndarray]) -> tuple[np.ndarray | None, int]:
-    best: tuple[float, np.ndarray] | None = None
-    for z0 in starts:
-        with np.errstate(all="ignore"):
-            res = minimize(objective, z0, method="SLSQP", bounds=[(0.0, 1.0)] * len(z0),
-                           constraints=[{"type": "ineq", "fun": constraint}], options={"maxiter": 300, "ftol": 1e-13})
-        z = np.clip(res.x, 0.0, 1.0)
-        if not np.all(np.isfinite(z)) or not constraint(z) >= -FEASIBLE_TOL:
-            continue
-        value = objective(z)
-        if math.isfinite(value) and (best is None or value < best[0]):
-            best = (value, z)
-    return (None if best is None else best[1]), len(starts)
+    return float(predict_log(fit, axes, logx)[0])
 
 
 def cheapest(fit: Any, target: float, cost: CostModel, bounds: Mapping[str, tuple[float, float]] | None = None, *,
              starts: Sequence[Mapping[str, float]] = (), n_random: int = 4, seed: int = 0) -> CostOptimum:
     """The point reaching ``target`` for the least ``cost`` within ``bounds``."""
     b = merge_bounds(fit, bounds)
-    box = _Box(fit.axes, b)
+    box = Box(fit.axes, b)
     d = direction(fit.kind)
     scale = 0.01 if d.higher_is_better else max(abs(target), 1e-12) * 0.01
 
@@ -146,7 +101,7 @@ def cheapest(fit: Any, target: float, cost: CostModel, bounds: Mapping[str, tupl
     def constraint(z: np.ndarray) -> float:
         return d.sign() * (_predict(fit, box.axes, box.logx(z)) - target) / scale
 
-    z, n = _solve(objective, constraint, box.starts(starts, n_random, seed))
+    z, n = minimise(objective, constraint, [_starts(box, starts, n_random, seed)], feasible_tol=FEASIBLE_TOL)
     if z is None:
         best = _predict(fit, box.axes, box.hi)
         reason = ("not reachable within the bounds (prediction at the upper bounds "
@@ -161,7 +116,7 @@ def best_at_budget(fit: Any, budget: float, cost: CostModel, bounds: Mapping[str
     if not (budget > 0 and math.isfinite(budget)):
         raise ProjectionError(f"the budget must be a positive number; got {budget}")
     b = merge_bounds(fit, bounds)
-    box = _Box(fit.axes, b)
+    box = Box(fit.axes, b)
     d = direction(fit.kind)
     log_budget = math.log(budget)
 
@@ -177,16 +132,16 @@ def best_at_budget(fit: Any, budget: float, cost: CostModel, bounds: Mapping[str
         return CostOptimum("budget", cost.describe(), None, budget, False, None, None, None, b,
                            reason=f"the budget is below the cost at the lower bounds "
                                   f"({math.exp(float(cost.log_cost(box.lo)[0])):.4g})")
-    z, n = _solve(objective, constraint, box.starts(starts, n_random, seed))
+    z, n = minimise(objective, constraint, [_starts(box, starts, n_random, seed)], feasible_tol=FEASIBLE_TOL)
     if z is None:
         return CostOptimum("budget", cost.describe(), None, budget, False, None, None, None, b,
                            reason="the optimiser found no point within the budget")
     return _answer("budget", fit, cost, box, b, z, target=None, budget=budget, starts=n)
 
 
-def _answer(question: str, fit: Any, cost: CostModel, box: _Box, bounds: dict[str, tuple[float, float]],
+def _answer(question: str, fit: Any, cost: CostModel, box: Box, bounds: dict[str, tuple[float, float]],
             z: np.ndarray, *, target: float | None, budget: float | None, starts: int) -> CostOptimum:
     logx = box.logx(z)
     point = {a: float(math.exp(logx[j])) for j, a in enumerate(box.axes)}
     return CostOptimum(question, cost.describe(), target, budget, True, point, _predict(fit, box.axes, logx),
-                       float(cost.cost(point)), bounds, _at_bounds(point, bounds), "", {"starts": starts})
+                       float(cost.cost(point)), bounds, at_bounds(point, bounds), "", {"starts": starts})

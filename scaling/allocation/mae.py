@@ -39,13 +39,14 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 from scipy.interpolate import RectBivariateSpline
-from scipy.optimize import minimize
 
-from scaling.compute.flops import FRAMES_PER_HOUR, flops_per_image, pretrain_compute
+from scaling.allocation.box import Box, at_bounds, minimise, predict_log
+from scaling.compute.flops import FRAMES_PER_HOUR, ComputeAssumptions, flops_per_image, pretrain_compute
 from scaling.core.direction import direction
+from scaling.defaults import COMPUTE_AXES
 from scaling.errors import ProjectionError
 from scaling.forms import get_form
-from scaling.questions.projection import COMPUTE_AXES, ComputeAssumptions, FitLike
+from scaling.forms.result import FitLike
 
 SCHEMA = "scaling.optimal/v1"
 DEFAULT_UPPER_FACTOR = {"n_params": 1e6, "data_hours": 1e6, "image_px": 8.0}
@@ -215,22 +216,8 @@ class Allocation:
                 "reason": self.reason, "details": self.details}
 
 
-def _at_bounds(point: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]) -> tuple[str, ...]:
-    out = []
-    for a in COMPUTE_AXES:
-        lo, hi = bounds[a]
-        if lo == hi:
-            out.append(f"{a} fixed")
-        elif point[a] <= lo * (1 + 1e-6):
-            out.append(f"{a} lower")
-        elif point[a] >= hi * (1 - 1e-6):
-            out.append(f"{a} upper")
-    return tuple(out)
-
-
 def _predict(fit: FitLike, logx: np.ndarray) -> np.ndarray:
-    logx = np.atleast_2d(logx)
-    return fit.predict({a: np.exp(logx[:, j]) for j, a in enumerate(COMPUTE_AXES)})
+    return predict_log(fit, COMPUTE_AXES, logx)
 
 
 def answer(fit: FitLike, target: float, logx: np.ndarray, cost: Cost, bounds: Mapping, method: str,
@@ -238,7 +225,7 @@ def answer(fit: FitLike, target: float, logx: np.ndarray, cost: Cost, bounds: Ma
     """The allocation at ln x = ``logx``: its point, cost, prediction and the bounds it sits at."""
     point = {a: float(math.exp(logx[j])) for j, a in enumerate(COMPUTE_AXES)}
     return Allocation(True, point, float(math.exp(cost.log_cost(logx)[0])), float(_predict(fit, logx)[0]), method,
-                      cost.name, _at_bounds(point, bounds), "", details or {})
+                      cost.name, at_bounds(point, {a: bounds[a] for a in COMPUTE_AXES}), "", details or {})
 
 
 def unreachable(cost: Cost, method: str, reason: str) -> Allocation:
@@ -265,61 +252,37 @@ def optimal_numerical(fit: FitLike, target: float, cost: Cost, bounds: Mapping[s
     ``generic_if_needed`` the generic starts run only when no given start ends feasible (bootstrap
     resamples, warm-started from the full-data optimum).
     """
-    lo, hi = log_box(bounds)
-    span = np.where(hi > lo, hi - lo, 1.0)
-    free = hi > lo
+    box = Box(COMPUTE_AXES, bounds)
+    lo, hi = box.lo, box.hi
     d = direction(fit.kind)
     sign = d.sign()
     # The constraint in units of 1% of the scale: accuracy points, or 1% of the target loss.
     scale = 0.01 if d.higher_is_better else max(abs(target), 1e-12) * 0.01
     method = "numerical"
 
-    def to_log(z: np.ndarray) -> np.ndarray:
-        out = lo.copy()
-        out[free] = lo[free] + z * span[free]
-        return out
-
     def objective(z: np.ndarray) -> float:
-        return float(cost.log_cost(to_log(z))[0])
+        return float(cost.log_cost(box.logx(z))[0])
 
     def constraint(z: np.ndarray) -> float:
-        return float(sign * (_predict(fit, to_log(z))[0] - target) / scale)
+        return float(sign * (_predict(fit, box.logx(z))[0] - target) / scale)
 
     # The best prediction in the box is at the upper corner for forms that improve with every axis;
     # check it and the lower corner first so that unreachable and trivial cases are explicit.
     if d.meets_one(float(_predict(fit, lo)[0]), target):
         return answer(fit, target, lo, cost, bounds, method, {"note": "target met at the lower bounds"})
-    given: list[np.ndarray] = []
-    for s in starts:
-        u = np.log([s[a] for a in COMPUTE_AXES])
-        given.append(np.clip((u - lo) / span, 0.0, 1.0)[free])
+    given = [box.z_of(s) for s in starts]
     rng = np.random.default_rng(seed)
-    generic = [np.full(int(free.sum()), 0.5), np.ones(int(free.sum()))]
-    generic += [rng.uniform(0.0, 1.0, int(free.sum())) for _ in range(n_random)]
-    best: tuple[float, np.ndarray] | None = None
+    generic = [np.full(box.n_free, 0.5), np.ones(box.n_free)]
+    generic += [rng.uniform(0.0, 1.0, box.n_free) for _ in range(n_random)]
     rounds = [given, generic] if generic_if_needed and given else [given + generic]
-    n_starts = 0
-    for zs in rounds:
-        if best is not None:
-            break
-        for z0 in zs:
-            n_starts += 1
-            with np.errstate(all="ignore"):
-                res = minimize(objective, z0, method="SLSQP", bounds=[(0.0, 1.0)] * len(z0),
-                               constraints=[{"type": "ineq", "fun": constraint}],
-                               options={"maxiter": 300, "ftol": 1e-13})
-            z = np.clip(res.x, 0.0, 1.0)
-            if not np.all(np.isfinite(z)) or constraint(z) < -FEASIBLE_TOL / scale:
-                continue
-            val = objective(z)
-            if best is None or val < best[0]:
-                best = (val, z)
+    z, n_starts = minimise(objective, constraint, rounds, feasible_tol=FEASIBLE_TOL / scale)
+    best = None if z is None else (objective(z), z)
     if best is None:
         if not d.meets_one(float(_predict(fit, hi)[0]), target):
             return unreachable(cost, method, "not reachable within the bounds (prediction at the upper bounds "
                                 f"{float(_predict(fit, hi)[0]):.4g})")
         return unreachable(cost, method, "the optimiser found no feasible point (the surface may not be monotone)")
-    return answer(fit, target, to_log(best[1]), cost, bounds, method, {"starts": n_starts})
+    return answer(fit, target, box.logx(best[1]), cost, bounds, method, {"starts": n_starts})
 
 
 # -- the whole answer -------------------------------------------------------------------------------

@@ -214,7 +214,7 @@ def compare_cmd(
         result = scaling.compare(frame, forms_list(forms), metric=metric, y=y, axes=split_axes(axes), kind=kind,
                                  at=point, target=target, chance=chance,
                                  huber_delta=huber_delta, alpha_max=alpha_max,
-                                 bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level),
+                                 n_boot=n_bootstrap, seed=seed, levels=cli_levels(level),
                                  group=cli_group(group), workers=workers, rolling_axis=_rolling(rolling),
                                  level_tol=level_tol, progress=update)
     if as_json:

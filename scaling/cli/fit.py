@@ -181,7 +181,7 @@ def fit_cmd(
     with progress_bar() as update:
         result = scaling.fit(frame, form, metric=metric, y=y, axes=split_csv(axes), kind=kind, chance=chance,
                              huber_delta=huber_delta, alpha_max=alpha_max,
-                             bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level),
+                             n_boot=n_bootstrap, seed=seed, levels=cli_levels(level),
                              group=cli_group(group), workers=workers, progress=update)
     if as_json:
         print_json(result.to_dict())
@@ -375,7 +375,7 @@ def project_cmd(
             mode=mode, at=parse_assignments(at, "--at") if at else None, axis=axis,
             exponents=parse_assignments(exponents, "--exponents") if exponents else None, passes=passes,
             training_length=training_length,
-            bootstrap=n_bootstrap, seed=seed, levels=cli_levels(level), group=cli_group(group), workers=workers,
+            n_boot=n_bootstrap, seed=seed, levels=cli_levels(level), group=cli_group(group), workers=workers,
             optimal=optimal, bounds=parse_bounds(bounds) if bounds else None, frontier_rows=frontier_rows,
             cost=cost, budget=budget, figure=figure, plan=plan, progress=update)
     if as_json:

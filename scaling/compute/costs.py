@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from scaling.compute.flops import ComputeAssumptions, pretrain_compute
+from scaling.defaults import AXES
 from scaling.errors import ScalingError
 
 NAMED = ("mae", "6nd")
@@ -38,6 +40,9 @@ class CostModel:
     axes: tuple[str, ...]
     formula: str
     evaluate: Callable[[Mapping[str, np.ndarray]], np.ndarray] = field(repr=False, compare=False)
+    # The MAE FLOPs model's fixed passes and mask (None for any other cost): an allocation under it also
+    # gives the proportional-cost cross-check, the closed forms and the frontier (scaling.allocation).
+    assumptions: ComputeAssumptions | None = field(default=None, repr=False, compare=False)
 
     def cost(self, point: Mapping[str, Any]) -> np.ndarray:
         """C at the points of ``point`` (axis -> value or array)."""
@@ -72,9 +77,6 @@ def cost_model(spec: str, axes: Sequence[str], *, assumptions: Any = None) -> Co
 
 
 def _mae(axes: tuple[str, ...], assumptions: Any) -> CostModel:
-    from scaling.compute.flops import pretrain_compute
-    from scaling.defaults import AXES
-
     if set(axes) != set(AXES):
         raise ScalingError(f"cost 'mae' is the MAE FLOPs model over {', '.join(AXES)}; the fit has {', '.join(axes)}"
                            " (use '6nd' or an expression of the axes)")
@@ -93,7 +95,8 @@ def _mae(axes: tuple[str, ...], assumptions: Any) -> CostModel:
                 out[i] = math.nan
         return out
 
-    return CostModel("mae", axes, f"MAE FLOPs per image x {assumptions.passes:.3g} passes x frames", evaluate)
+    return CostModel("mae", axes, f"MAE FLOPs per image x {assumptions.passes:.3g} passes x frames", evaluate,
+                     assumptions)
 
 
 def _expression(text: str, axes: tuple[str, ...]) -> CostModel:

@@ -75,6 +75,16 @@ def shape_for_params(n_params: float, image_px: float, patch_px: int = PATCH_PX)
 
 
 @dataclass(frozen=True)
+class ComputeAssumptions:
+    """How a projected point turns into pretraining compute."""
+
+    passes: float  # images seen / frames in the pretraining data
+    mask_ratio: float = 0.75
+    patch_px: int = 14
+    source: str = "default"
+
+
+@dataclass(frozen=True)
 class ComputeEstimate:
     """Pretraining compute implied by a (parameters, data, resolution) point."""
 

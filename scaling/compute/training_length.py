@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 
 from runs_db.archs import ARCHS, MASK_RATIO, PATCH_PX
+from scaling.compute.flops import ComputeAssumptions
 from scaling.defaults import FRAMES_PER_HOUR
 from scaling.errors import ScalingError
-from scaling.questions.projection import ComputeAssumptions
 
 RULES = ("grid", "passes", "images")
 GRID_COLUMNS = ("arch", "n_params", "image_px", "data_hours", "samples_seen")

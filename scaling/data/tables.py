@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from scaling.data.dataset import Dataset
 from scaling.defaults import AXES, DEFAULT_EVAL_SET, DEFAULT_METRIC, DEFAULT_PROTOCOL, DEFAULT_SELECTION
 from scaling.errors import ScalingError
 
@@ -83,18 +82,6 @@ def is_runs_frame(frame: pd.DataFrame) -> bool:
     return {"metric", RUNS_Y, "run_id"} <= set(frame.columns)
 
 
-@dataclass(frozen=True)
-class Selection:
-    """The rows, response column and axes of one fit, and a description of where they came from."""
-
-    frame: pd.DataFrame
-    y: str
-    axes: tuple[str, ...]
-    source: dict[str, Any]
-    metric: str | None  # the run database's metric; None for any other table (even if metric= was given)
-    notes: tuple[str, ...] = ()  # rows left out, and why (results carry these notes)
-
-
 def select(
     data: pd.DataFrame | None,
     *,
@@ -102,20 +89,21 @@ def select(
     y: str | None = None,
     axes: Sequence[str] | None = None,
     kind: str | None = None,
-) -> Selection:
-    """The rows to fit. A run-database frame (``y`` not given) keeps the rows of ``metric`` (default top-1)
-    and fits ``value`` against ``axes`` (default parameters, hours, px); any other table needs ``y`` and
+) -> Dataset:
+    """The rows to fit (a ``Dataset``). A run-database frame (``y`` not given) keeps the rows of ``metric``
+    (default: the default target's) and fits ``value`` against ``axes`` (default parameters, hours, px); any
+    other table needs ``y`` and
     ``axes`` naming its columns.
 
     With ``kind='accuracy'``, rows whose accuracy is exactly 0 or 1 are left out and named in the
     selection's notes: they are true measurements (a digit set can be solved), but no form can fit them
     (logit(y) and log(1 - y) are infinite there); a fit of the other rows says what it left out."""
-    sel = _select(data, metric=metric, y=y, axes=axes)
+    sel = dataclasses.replace(_select(data, metric=metric, y=y, axes=axes), kind=kind or "accuracy")
     _check_magnitudes(sel)
     return _drop_saturated(sel) if kind == "accuracy" else sel
 
 
-def _check_magnitudes(sel: Selection) -> None:
+def _check_magnitudes(sel: Dataset) -> None:
     for column in (sel.y, *sel.axes):
         values = pd.to_numeric(sel.frame[column], errors="coerce").to_numpy(dtype=float)
         with np.errstate(invalid="ignore"):
@@ -138,7 +126,7 @@ def _row_names(frame: pd.DataFrame, mask: np.ndarray, limit: int = 4) -> str:
     return ", ".join(labels[:limit]) + more
 
 
-def _drop_saturated(sel: Selection) -> Selection:
+def _drop_saturated(sel: Dataset) -> Dataset:
     values = pd.to_numeric(sel.frame[sel.y], errors="coerce").to_numpy(dtype=float)
     saturated = (values == 0.0) | (values == 1.0)
     if not saturated.any():
@@ -160,7 +148,7 @@ def _select(
     metric: str | None,
     y: str | None,
     axes: Sequence[str] | None,
-) -> Selection:
+) -> Dataset:
     if data is None:
         data = load_runs(metric=metric or DEFAULT_METRIC)
     origin = dict(data.attrs.get(SOURCE_ATTR, {}))
@@ -180,17 +168,17 @@ def _select(
             raise ScalingError(f"unknown axis {missing[0]!r}; run-database axes include {', '.join(AXES)}")
         source = {"db": origin.get("db"), "protocol": origin.get("protocol"), "eval_set": origin.get("eval_set"),
                   "metric": m, "selection": origin.get("selection")}
-        return Selection(frame, RUNS_Y, axis_list, source, m)
+        return Dataset(frame, RUNS_Y, axis_list, source, m)
     if axes is None:
         raise ScalingError(f"axes= names the axis columns of the table to fit against {y!r}")
     name = origin.get("source", "data frame")
     missing = [c for c in [y, *axes] if c not in data.columns]
     if missing:
         raise ScalingError(f"{name}: missing column {missing[0]!r} (columns: {', '.join(map(str, data.columns))})")
-    return Selection(data.reset_index(drop=True), y, tuple(axes), {"source": name, "y": y}, None)
+    return Dataset(data.reset_index(drop=True), y, tuple(axes), {"source": name, "y": y}, None)
 
 
-def check_chance(chance: float | None, kind: str, sel: Selection | None = None) -> None:
+def check_chance(chance: float | None, kind: str, sel: Dataset | None = None) -> None:
     """A chance level must suit the data: an accuracy's chance error is in (0, 1], any chance level is
     positive, and it lies above every observed error (chance is the error of an untrained model; a chance
     ceiling, or M4's start level, caps the modelled error there). Checked once, so that a wrong value is an

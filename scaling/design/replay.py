@@ -135,7 +135,7 @@ def _step(frame: pd.DataFrame, form: str, tgt: Any, assumptions: Any, n_boot: in
           sigma: float, n_outcomes: int) -> tuple[Any, Any, float, float]:
     """Fit on ``frame``; (fit, preposterior, log10 FLOPs needed, interval width in decades)."""
     from scaling.design.core import Preposterior, quantity_fn
-    from scaling.study import fit as fit_runs
+    from scaling.fitting import fit as fit_runs
 
     fit = fit_runs(frame, form, metric=tgt.metric)
     value = quantity_fn(fit, "scale", tgt.value, None, None)
@@ -194,8 +194,8 @@ def suggest_replay(
     from scaling.design.candidates import candidates_from_rows, one_per_run
     from scaling.design.core import after_all
     from scaling.design.suggest import seed_sigma
+    from scaling.fitting import fit as fit_runs
     from scaling.questions.projection import reference_point
-    from scaling.study import fit as fit_runs
 
     t0 = time.perf_counter()
     tgt = resolve_target(target)

@@ -40,7 +40,7 @@ METHOD = ("preposterior analysis: outcomes simulated from the bootstrap fits plu
 
 def _resolve(runs_or_fit: FitResult | pd.DataFrame | None, target: str | float | Target, form: str,
              metric: str | None, y: str | None, axes: Sequence[str] | None, kind: str) -> tuple[FitResult, Target]:
-    from scaling import study
+    from scaling import fitting as study
     from scaling.core.targets import resolve_target
     from scaling.data.tables import is_runs_frame, load_runs
 
@@ -156,8 +156,8 @@ def suggest(
     refits every resample from scratch (the benchmark's baseline); ``workers`` > 1 forks processes (same
     results).
     """
-    from scaling.study import resolve_group
     from scaling.uncertainty.bootstrap import check_levels
+    from scaling.uncertainty.resampling import resolve_group
 
     t0 = time.perf_counter()
     if budget is not None and not (math.isfinite(budget) and budget > 0):

@@ -65,9 +65,14 @@ class Form(ABC):
     name: str
     description: str  # one line
     source: str  # citation
-    family: str  # 'linear' | 'powerlaw' | any other string
+    family: str  # 'linear' | 'powerlaw' | any other string (a label: nothing branches on it)
     option_names: tuple[str, ...] = ()  # the fit options it takes
+    # Capabilities: what a workflow may ask of the form (never its name or family).
     has_limit: bool = False  # a ceiling (accuracy) or floor (loss) as every axis grows
+    has_band: bool = False  # closed-form confidence and prediction bands (``FitResult.predict_interval``)
+    chance_option: str | None = None  # the option a chance level (--chance) goes to, if any
+    needs_chance: bool = False  # it cannot be fitted without one (a chance-ceiling law)
+    max_axes: int | None = None  # the most axes it fits at once (None: any number)
 
     @abstractmethod
     def fit(self, data: FitData, **options: Any) -> FitResult:

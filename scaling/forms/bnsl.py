@@ -309,6 +309,7 @@ class BnslForm(Form):
     family = "bnsl"
     option_names = tuple(OPTIONS)
     has_limit = True  # segment slopes >= 0: err falls to a (or levels off when the final slope is 0)
+    max_axes = 1  # a broken power law of one variable
 
     def fit(self, data: FitData, **options: Any) -> FitResult:
         return _fit(data, self.name, dict(options))

@@ -172,6 +172,7 @@ class PolynomialForm(Form):
     family = "linear"
     option_names = ("alias_tol",)
     has_limit = False  # a polynomial has no limit as the axes grow
+    has_band = True  # OLS/WLS: closed-form confidence and prediction bands
 
     def __init__(self, name: str, degree: int, link: str, description: str, source: str) -> None:
         self.name, self.degree, self.link = name, degree, link
@@ -225,7 +226,7 @@ def closed_linear(fit: Any, target: float, cost: ProportionalCost, bounds: Mappi
     in ln x, whose optimum raises axes in order of benefit per unit of log cost (b_i / c_i) until the
     target is met (fractional knapsack)."""
     from scaling.allocation.mae import answer, log_box, unreachable
-    from scaling.questions.projection import COMPUTE_AXES
+    from scaling.defaults import COMPUTE_AXES
 
     method = "closed form"
     c = np.array([cost.exponents()[a] for a in COMPUTE_AXES])

@@ -215,6 +215,7 @@ class M4Form(Form):
     family = "m4"
     option_names = M4_OPTIONS
     has_limit = True
+    chance_option = "l0"  # M4's start level L0 is the chance level of an error rate
 
     def param_names(self, axes: Sequence[str]) -> list[str]:
         return m4_param_names(axes)

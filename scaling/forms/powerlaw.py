@@ -236,6 +236,8 @@ class PowerLawForm(Form):
     def __init__(self, name: str, description: str, source: str, *, chance: bool) -> None:
         self.name, self.description, self.source, self.chance = name, description, source, chance
         self.option_names = (*OPTIONS, "chance") if chance else tuple(OPTIONS)
+        self.chance_option = "chance" if chance else None
+        self.needs_chance = chance
 
     def fit(self, data: FitData, **options: Any) -> FitResult:
         return _fit(data, self.name, self.chance, dict(options))
@@ -299,7 +301,7 @@ def closed_powerlaw(fit: Any, target: float, cost: ProportionalCost, bounds: Map
     three axes); bounds are handled by clipping x_i(lambda) and solving one monotone equation in lambda
     (water-filling). The problem is convex in ln x, so these KKT conditions give the global optimum."""
     from scaling.allocation.mae import answer, log_box, unreachable
-    from scaling.questions.projection import COMPUTE_AXES
+    from scaling.defaults import COMPUTE_AXES
 
     c = np.array([cost.exponents()[a] for a in COMPUTE_AXES])
     lo, hi = log_box(bounds)

@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 
 from scaling.core.direction import Direction, direction
 from scaling.core.jsonable import jsonable as _jsonable
+from scaling.data.dataset import Dataset
 from scaling.errors import FitError
 from scaling.forms import get_form
 
@@ -79,6 +80,18 @@ class Model(Protocol):
     ) -> tuple[np.ndarray, np.ndarray] | None: ...
 
 
+class FitLike(Protocol):
+    """What a projection needs from a fit (``scaling.forms.result.FitResult`` provides it)."""
+
+    form: str
+    axes: tuple[str, ...]
+    kind: str
+    ceiling: float | None
+    axis_ranges: dict[str, tuple[float, float]]
+
+    def predict(self, X: pd.DataFrame | Mapping[str, Any]) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class FitResult:
     form: str
@@ -105,6 +118,8 @@ class FitResult:
     fit_options: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     weights: str | None = field(default=None, repr=False, compare=False)
     bootstrap: Any = field(default=None, repr=False, compare=False)  # a resampling.BootstrapResult
+    # What the data is, with its defaults (target, solved axis, evaluation point, cost, training length).
+    dataset: Dataset | None = field(default=None, repr=False, compare=False)
 
     @property
     def direction(self) -> Direction:

@@ -126,7 +126,7 @@ def _runs(runs: pd.DataFrame | None, *, metric: str, selection: str, protocol: s
 
 def _fit(runs: pd.DataFrame | None, *, metric: str, form: str, selection: str, protocol: str | None,
          eval_set: str | None) -> FitResult:
-    from scaling.study import fit
+    from scaling.fitting import fit
 
     return fit(_runs(runs, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set), form,
                metric=metric)
@@ -178,7 +178,7 @@ def iso_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET
     from scaling.forms import get_form
     from scaling.questions.derived import projection_quantities
     from scaling.questions.projection import project_at, project_axis, project_scale, reference_point
-    from scaling.study import resample
+    from scaling.uncertainty.resampling import resample
 
     _choice(mode, ISO_MODES, "mode")
     _choice(interval, INTERVALS, "interval")
@@ -193,12 +193,12 @@ def iso_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET
     elif mode == "at":
         projection = project_at(fit, dict(at if at is not None else PAPER_SCENARIO), target=tgt.value)
     if interval == "auto":
-        interval = "band" if get_form(form).family == "linear" else "bootstrap"
+        interval = "band" if get_form(form).has_band else "bootstrap"
     chosen: Any = None if interval == "none" else "band"
     if interval == "bootstrap" and projection is not None and projection.point is not None:
         derived = projection_quantities(tgt.value, reference=reference_point(fit), at=projection.point,
                                         scale=mode == "scale", solve_axis=axis if mode == "solve" else None)
-        boot = resample(fit, n=n_boot, seed=seed, levels=(level,), group=group, derived=derived, progress=progress)
+        boot = resample(fit, n_boot=n_boot, seed=seed, levels=(level,), group=group, derived=derived, progress=progress)
         chosen = plots.bootstrap_interval(boot, projection, level=level)
     data = plots.iso_accuracy_data(fit, grid=fit.data, image_px=image_px, target=tgt, projection=projection,
                                    interval=chosen, level=level)
@@ -211,7 +211,7 @@ def backtest_figure(runs: pd.DataFrame | None = None, *, forms: Sequence[str] | 
     """Figure 4: backtest parity, each form fitted without the held-out runs, predicted vs observed: one panel
     per split that some form could fit (``split``: only that split, a name or a pooled kind)."""
     from scaling import plots
-    from scaling.study import backtest
+    from scaling.selection.workflow import backtest
 
     runs = _runs(runs, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
     result = backtest(runs, forms, metric=metric)
@@ -234,7 +234,7 @@ def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_
     from scaling.compute.training_length import from_grid
     from scaling.questions.derived import projection_quantities
     from scaling.questions.projection import reference_point
-    from scaling.study import resample
+    from scaling.uncertainty.resampling import resample
 
     _choice(question, QUESTIONS, "question")
     tgt = _target(target, metric, eval_set, protocol)
@@ -246,7 +246,7 @@ def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_
         raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
     derived = projection_quantities(tgt.value, reference=ref, scale=question == "scale",
                                     solve_axis="data_hours" if question == "solve" else None, compute=training)
-    boot = resample(fit, n=n_boot, seed=seed, levels=(level,), group=group, derived=derived, progress=progress)
+    boot = resample(fit, n_boot=n_boot, seed=seed, levels=(level,), group=group, derived=derived, progress=progress)
     data = plots.compute_distribution_from_bootstrap(boot, key=f"{question}.flops", target=tgt.value,
                                                      target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})",
                                                      level=level)

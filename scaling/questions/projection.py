@@ -18,43 +18,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy.optimize import brentq
 
 from scaling.compute.flops import ComputeEstimate, pretrain_compute
 from scaling.core.direction import direction
-from scaling.defaults import CAUTION_DECADES
+from scaling.defaults import CAUTION_DECADES, COMPUTE_AXES
 from scaling.errors import ProjectionError
+from scaling.forms.result import FitLike
 
-COMPUTE_AXES = ("n_params", "data_hours", "image_px")
 # Search range of the scale factor (or of one axis relative to its reference value), in decades.
 SEARCH_DECADES = (-3.0, 12.0)
 GRID_STEP_DECADES = 0.01
-
-
-class FitLike(Protocol):
-    """What a projection needs from a fit (``scaling.forms.result.FitResult`` provides it)."""
-
-    form: str
-    axes: tuple[str, ...]
-    kind: str
-    ceiling: float | None
-    axis_ranges: dict[str, tuple[float, float]]
-
-    def predict(self, X: pd.DataFrame | Mapping[str, Any]) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class ComputeAssumptions:
-    """How a projected point turns into pretraining compute."""
-
-    passes: float  # images seen / frames in the pretraining data
-    mask_ratio: float = 0.75
-    patch_px: int = 14
-    source: str = "default"
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,18 @@ import pandas as pd
 
 from scaling.core.jsonable import jsonable
 from scaling.errors import ScalingError
+from scaling.forms import get_form
+from scaling.questions.projection import Projection
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from matplotlib.axes import Axes
 
+    from scaling.compute.flops import ComputeAssumptions
     from scaling.core.targets import Target
     from scaling.forms.result import FitResult
-    from scaling.questions.projection import ComputeAssumptions, Projection
+    from scaling.questions.objects import Answer, Context, Question
 
 SCHEMA = "scaling.project/v1"
 
@@ -39,6 +44,20 @@ class ProjectionReport:
     plans: Any = None  # ((question, scaling.planning.planner.PlanReport or the reason there is none), ...) with plan=
     training_length: Any = None  # scaling.compute.training_length.TrainingLength: the images every answer's run sees
     cost_model: dict[str, Any] | None = None  # the cost the user named (--cost), which prices every answer
+
+    @classmethod
+    def of(cls, target: Target | None, ctx: Context, answers: Sequence[tuple[Question, Answer]], bootstrap: Any,
+           figure: str | Path | None) -> ProjectionReport:
+        """The report of a projection's answers (``scaling.questions.workflow.project``)."""
+        fit = ctx.fit
+        has_compute = ctx.training is not None
+        return cls(
+            target=target, fit=fit, compute_assumptions=ctx.training.at(ctx.reference) if has_compute else None,
+            projections=tuple((q.label, a) for q, a in answers if isinstance(a, Projection)),
+            optimal=next((a for q, a in answers if q.key == "cheapest"), None), bootstrap=bootstrap,
+            figure=None if figure is None else str(figure),
+            budget=next((a for q, a in answers if q.key == "budget"), None), training_length=ctx.training,
+            cost_model=ctx.cost.describe() if ctx.priced_by_cost and ctx.cost is not None else None)
 
     def answer(self, question: str) -> Projection:
         """The answer to one question ('scale every axis', 'solve data_hours', 'at point')."""
@@ -176,15 +195,14 @@ class ProjectionReport:
 
         Its interval is the bootstrap's when one ran and resampled that answer, else the closed-form
         confidence band where the form has one."""
-        from scaling import plots
-        from scaling.forms import get_form
+        from scaling import plots  # lazy: drawing (matplotlib) is optional
 
         if not {"n_params", "data_hours"} <= set(self.fit.axes):
             raise ScalingError("the iso-accuracy map is over n_params x data_hours: fit with those axes")
         if self.target is None:
             raise ScalingError("the iso map marks the target: project with a target to draw it")
         projection = projection or self.figure_projection()
-        interval: Any = "band" if get_form(self.fit.form).family == "linear" else None
+        interval: Any = "band" if get_form(self.fit.form).has_band else None
         boot = self.bootstrap
         if boot is not None and projection is not None and projection.mode in {"scale", "solve"} and projection.point:
             interval = plots.bootstrap_interval(boot, projection, level=level or max(boot.levels))

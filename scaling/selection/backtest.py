@@ -39,11 +39,11 @@ import pandas as pd
 from scaling.core.direction import Direction, direction
 from scaling.core.jsonable import jsonable
 from scaling.core.threads import single_threaded_blas
+from scaling.defaults import DEFAULT_LEVEL_TOL
 from scaling.errors import ScalingError
 from scaling.forms.result import FitResult, fit
 
 SCHEMA = "scaling.backtest/v1"
-DEFAULT_LEVEL_TOL = 0.05
 MIN_TEST_ROWS = 1
 
 

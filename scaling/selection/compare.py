@@ -17,7 +17,7 @@ import pandas as pd
 
 from scaling.core.direction import direction
 from scaling.core.jsonable import jsonable
-from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS
+from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS, DEFAULT_N_BOOT
 from scaling.errors import ScalingError
 from scaling.forms.result import FitResult, fit
 from scaling.questions.derived import projection_quantities
@@ -173,7 +173,7 @@ def compare(
     target: float | None = None,
     weights: str | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
-    n_bootstrap: int = 200,
+    n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     group: str | Sequence[str] | None = DEFAULT_GROUP,
     levels: Sequence[float] = DEFAULT_LEVELS,
@@ -182,7 +182,7 @@ def compare(
     progress: Callable[[str, int, int], None] | None = None,
     workers: int = 1,
 ) -> CompareResult:
-    """Fit, backtest and project every form in ``forms``; ``n_bootstrap = 0`` skips the intervals."""
+    """Fit, backtest and project every form in ``forms``; ``n_boot = 0`` skips the intervals."""
     if not forms:
         raise ScalingError("compare needs at least one form")
     options = options or {}
@@ -207,9 +207,9 @@ def compare(
         boot = None
         interval = None
         p_meets = None
-        if n_bootstrap > 0:
+        if n_boot > 0:
             derived = projection_quantities(target, reference=reference_point(r), at=point, scale=False)
-            boot = bootstrap(data, form, y=y, axes=axes, kind=kind, weights=weights, n=n_bootstrap, seed=seed,
+            boot = bootstrap(data, form, y=y, axes=axes, kind=kind, weights=weights, n_boot=n_boot, seed=seed,
                              group=group, levels=levels, derived=derived, full=r, keep_samples=False,
                              progress=None if progress is None else lambda d, t, f=form: progress(f, d, t),
                              workers=workers, **dict(options.get(form, {})))

@@ -35,13 +35,41 @@ from scaling.core.direction import direction
 from scaling.core.forked import fork_context, map_chunks
 from scaling.core.jsonable import jsonable
 from scaling.core.threads import single_threaded_blas
-from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS
+from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS, DEFAULT_N_BOOT
 from scaling.errors import FitError, ScalingError
 from scaling.forms import Refit, Replicate, get_form
 from scaling.forms.result import FitResult, axis_matrix, fit
-from scaling.questions.derived import Derived, DerivedFn
 
 SCHEMA = "scaling.bootstrap/v1"
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What a callback computes on one fit: real values (intervals) and events (probabilities)."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    events: dict[str, bool] = field(default_factory=dict)
+
+
+DerivedFn = Callable[[Any], Derived]  # a (refitted) fit -> the quantities of it to put intervals on
+
+
+def combine(*fns: DerivedFn | None) -> DerivedFn | None:
+    """One callback computing what each of ``fns`` computes (None where none is given)."""
+    given = [f for f in fns if f is not None]
+    if not given:
+        return None
+
+    def fn(f: Any) -> Derived:
+        values: dict[str, float] = {}
+        events: dict[str, bool] = {}
+        for g in given:
+            out = g(f)
+            values |= out.values
+            events |= out.events
+        return Derived(values, events)
+
+    return fn
 
 
 @dataclass(frozen=True)
@@ -207,10 +235,11 @@ def summarise(name: str, values: np.ndarray, levels: Sequence[float], estimate: 
     return Summary(name, est, quantile(v, 0.5), intervals, int(v.size), int(np.sum(np.isinf(v))))
 
 
-def check_levels(levels: Sequence[float]) -> tuple[float, ...]:
-    out = tuple(float(x) for x in levels)
+def check_levels(levels: Sequence[float] | None) -> tuple[float, ...]:
+    """Interval levels, each in (0, 1), sorted and without repeats (default ``DEFAULT_LEVELS``)."""
+    out = tuple(sorted({float(x) for x in (DEFAULT_LEVELS if levels is None else levels)}))
     if not out or any(not 0.0 < x < 1.0 for x in out):
-        raise ScalingError(f"interval levels must be in (0, 1); got {list(levels)}")
+        raise ScalingError(f"interval levels must be in (0, 1); got {list(levels or [])}")
     return out
 
 
@@ -327,6 +356,75 @@ def _run_resamples(refit: Callable, derived: DerivedFn | None, full: FitResult, 
 
 
 
+@dataclass
+class _Samples:
+    """What the resamples gave, gathered in resample order."""
+
+    params: dict[str, list[float]]
+    values: dict[str, list[float]]
+    events: dict[str, int]
+    failures: dict[str, int] = field(default_factory=dict)
+    paths: dict[str, int] = field(default_factory=dict)
+    n_ok: int = 0
+
+    @classmethod
+    def gather(cls, full: FitResult, est: Derived, outcomes: list[Outcome]) -> _Samples:
+        out = cls({k: [] for k in [*full.params, "ceiling"]}, {k: [] for k in est.values}, dict.fromkeys(est.events, 0))
+        for o in outcomes:  # in resample order, whatever the number of workers
+            if o[0] == "fail":
+                out.failures[o[1]] = out.failures.get(o[1], 0) + 1
+                continue
+            _, rparams, ceiling, path, values, events = o
+            out.n_ok += 1
+            out.paths[path] = out.paths.get(path, 0) + 1
+            for k in full.params:
+                out.params[k].append(rparams.get(k, math.nan))
+            out.params["ceiling"].append(math.inf if ceiling is None else ceiling)
+            for k in out.values:
+                out.values[k].append(values.get(k, math.nan))
+            for k in out.events:
+                out.events[k] += bool(events.get(k, False))
+        return out
+
+
+def _notes(got: _Samples, n_boot: int, full: FitResult) -> list[str]:
+    """What a reader of the intervals must know: failures, few resamples, unbounded or missing values."""
+    notes = []
+    if got.failures:
+        notes.append(
+            f"{n_boot - got.n_ok} of {n_boot} resamples could not be fitted and are excluded from the intervals "
+            f"({'; '.join(f'{v}x {k}' for k, v in got.failures.items())}); if failures depend on the data, "
+            "the intervals are biased"
+        )
+    if got.n_ok < 200:
+        notes.append(f"only {got.n_ok} fitted resamples: the outer percentiles are noisy (use >= 1000)")
+    if full.ceiling is None:
+        notes.append("the form has no ceiling: 'ceiling' is unbounded (+inf) in every resample")
+    arrays = {k: np.asarray(v, dtype=float) for k, v in got.values.items()}
+    undefined = {k: c for k, v in arrays.items() if (c := int(np.sum(np.isnan(v))))}
+    if undefined:
+        notes.append("no value (e.g. no FLOPs estimate: the compute model has no shape there), left out of the "
+                     "intervals: " + ", ".join(f"{k} in {c} resamples" for k, c in undefined.items()))
+    unbounded = {k: c for k, v in arrays.items() if (c := int(np.sum(np.isinf(v))))}
+    if unbounded:
+        notes.append("unbounded (+inf; null in JSON) where the target is not reached: "
+                     + ", ".join(f"{k} in {c} resamples" for k, c in unbounded.items()))
+    return notes
+
+
+def _impossible_notes(derived: Mapping[str, Summary], kind: str) -> list[str]:
+    """Predictions past 100% (or below 0) inside an interval: say so."""
+    d = direction(kind)
+    notes = []
+    for k, summary in derived.items():
+        if not k.endswith("predicted"):
+            continue
+        flags = [f for lo_hi in summary.intervals.values() for v in lo_hi if (f := d.impossible(v))]
+        if flags:
+            notes.append(f"{k}: the interval reaches values that cannot exist ({flags[0]})")
+    return notes
+
+
 def bootstrap(
     data: pd.DataFrame,
     form: str,
@@ -335,7 +433,7 @@ def bootstrap(
     axes: Sequence[str],
     kind: str = "accuracy",
     weights: str | None = None,
-    n: int = 1000,
+    n_boot: int = DEFAULT_N_BOOT,
     seed: int = 0,
     group: str | Sequence[str] | None = DEFAULT_GROUP,
     levels: Sequence[float] = DEFAULT_LEVELS,
@@ -346,102 +444,41 @@ def bootstrap(
     workers: int = 1,
     **options: Any,
 ) -> BootstrapResult:
-    """Bootstrap ``form`` fitted to ``data``: ``n`` resamples of whole groups, refitted, summarised.
+    """Bootstrap ``form`` fitted to ``data``: ``n_boot`` resamples of whole groups, refitted, summarised.
 
     ``derived(fit_like) -> Derived`` computes quantities from each refitted resample (and once from the
-    full fit for the estimate column); see ``projection_quantities``. ``full`` reuses a fit of the same
+    full fit for the estimate column); see ``scaling.questions.derived``. ``full`` reuses a fit of the same
     data, form and options. ``progress(done, total)`` is called after every resample (every chunk with
     ``workers`` > 1, which forks worker processes where the platform can; results do not depend on it).
     """
-    if n < 1:
-        raise ScalingError(f"the bootstrap needs at least 1 resample; got {n}")
+    if n_boot < 1:
+        raise ScalingError(f"the bootstrap needs at least 1 resample; got {n_boot}")
     lv = check_levels(levels)
     t0 = time.perf_counter()
     data = data.reset_index(drop=True)
     if full is None:
         full = fit(data, form, y=y, axes=axes, kind=kind, weights=weights, **options)  # type: ignore[arg-type]
     codes, cols = group_codes(data, group)
-    notes: list[str] = []
-    if not cols:
-        notes.append("every row resampled on its own (no group column)")
     n_groups = int(codes.max()) + 1
     if n_groups < 5:
         raise ScalingError(f"the bootstrap needs at least 5 groups to resample; got {n_groups} ({', '.join(cols)})")
     refit = make_refitter(full, data, weights, options)
     est = derived(full) if derived is not None else Derived()
-
-    param_samples: dict[str, list[float]] = {k: [] for k in full.params}
-    param_samples["ceiling"] = []
-    value_samples: dict[str, list[float]] = {k: [] for k in est.values}
-    event_counts: dict[str, int] = dict.fromkeys(est.events, 0)
-    failures: dict[str, int] = {}
-    paths: dict[str, int] = {}
-    n_ok = 0
-    outcomes = _run_resamples(refit, derived, full, resample_indices(codes, n, seed), workers, progress)
-    for out in outcomes:  # in resample order, whatever the number of workers
-        if out[0] == "fail":
-            failures[out[1]] = failures.get(out[1], 0) + 1
-            continue
-        _, rparams, ceiling, path, values, events = out
-        n_ok += 1
-        paths[path] = paths.get(path, 0) + 1
-        for k in full.params:
-            param_samples[k].append(rparams.get(k, math.nan))
-        param_samples["ceiling"].append(math.inf if ceiling is None else ceiling)
-        for k in value_samples:
-            value_samples[k].append(values.get(k, math.nan))
-        for k in event_counts:
-            event_counts[k] += bool(events.get(k, False))
-    if n_ok == 0:
-        reasons = "; ".join(f"{k} ({v})" for k, v in failures.items())
+    outcomes = _run_resamples(refit, derived, full, resample_indices(codes, n_boot, seed), workers, progress)
+    got = _Samples.gather(full, est, outcomes)
+    if got.n_ok == 0:
+        reasons = "; ".join(f"{k} ({v})" for k, v in got.failures.items())
         raise FitError(f"no bootstrap resample of form {form!r} could be fitted: {reasons}")
-    if failures:
-        notes.append(
-            f"{n - n_ok} of {n} resamples could not be fitted and are excluded from the intervals "
-            f"({'; '.join(f'{v}x {k}' for k, v in failures.items())}); if failures depend on the data, "
-            "the intervals are biased"
-        )
-    if n_ok < 200:
-        notes.append(f"only {n_ok} fitted resamples: the outer percentiles are noisy (use >= 1000)")
-    if full.ceiling is None:
-        notes.append("the form has no ceiling: 'ceiling' is unbounded (+inf) in every resample")
-    undefined = {k: int(np.sum(np.isnan(np.asarray(v, dtype=float)))) for k, v in value_samples.items()}
-    undefined = {k: c for k, c in undefined.items() if c}
-    if undefined:
-        notes.append("no value (e.g. no FLOPs estimate: the compute model has no shape there), left out of the "
-                     "intervals: " + ", ".join(f"{k} in {c} resamples" for k, c in undefined.items()))
-    unbounded = {k: int(np.sum(np.isinf(np.asarray(v, dtype=float)))) for k, v in value_samples.items()}
-    unbounded = {k: c for k, c in unbounded.items() if c}
-    if unbounded:
-        notes.append("unbounded (+inf; null in JSON) where the target is not reached: "
-                     + ", ".join(f"{k} in {c} resamples" for k, c in unbounded.items()))
-    samples = {k: np.asarray(v, dtype=float) for k, v in {**param_samples, **value_samples}.items()}
+    notes = ([] if cols else ["every row resampled on its own (no group column)"]) + _notes(got, n_boot, full)
+    samples = {k: np.asarray(v, dtype=float) for k, v in {**got.params, **got.values}.items()}
     params = {k: summarise(k, samples[k], lv, full.params.get(k)) for k in full.params}
     params["ceiling"] = summarise("ceiling", samples["ceiling"], lv,
                                   math.inf if full.ceiling is None else full.ceiling)
-    dsum = {k: summarise(k, samples[k], lv, est.values.get(k)) for k in value_samples}
-    d = direction(full.kind)
-    for k, summary in dsum.items():  # predictions past 100% (or below 0) in an interval: say so
-        if not k.endswith("predicted"):
-            continue
-        flags = [f for lo_hi in summary.intervals.values() for v in lo_hi if (f := d.impossible(v))]
-        if flags:
-            notes.append(f"{k}: the interval reaches values that cannot exist ({flags[0]})")
+    dsum = {k: summarise(k, samples[k], lv, est.values.get(k)) for k in got.values}
     return BootstrapResult(
-        form=full.form,
-        n_requested=n,
-        n_ok=n_ok,
-        failures=failures,
-        paths=paths,
-        seed=seed,
-        group=cols,
-        n_groups=n_groups,
-        levels=lv,
-        params=params,
-        derived=dsum,
-        probabilities={k: c / n_ok for k, c in event_counts.items()},
-        probability_estimates=dict(est.events),
-        notes=tuple(notes),
-        seconds=time.perf_counter() - t0,
+        form=full.form, n_requested=n_boot, n_ok=got.n_ok, failures=got.failures, paths=got.paths, seed=seed,
+        group=cols, n_groups=n_groups, levels=lv, params=params, derived=dsum,
+        probabilities={k: c / got.n_ok for k, c in got.events.items()}, probability_estimates=dict(est.events),
+        notes=tuple(notes + _impossible_notes(dsum, full.kind)), seconds=time.perf_counter() - t0,
         samples=samples if keep_samples else {},
     )
