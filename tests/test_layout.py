@@ -58,3 +58,72 @@ def test_modules_have_one_job_of_readable_size() -> None:
 
 
 KNOWN_LARGE = {"scaling/forms/varpro.py"}
+
+
+# -- the layers of scaling/ (README "How the code is laid out") ----------------------------------------------
+
+# Lowest first: a module imports (at its top) only its own layer and the layers below it.
+LAYERS = (("errors", "defaults"), ("core",), ("data",), ("compute",), ("forms",), ("uncertainty",), ("fitting",),
+          ("allocation",), ("planning",), ("questions",), ("selection",), ("design",), ("plots",), ("cli",))
+RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
+SCALING = [p for p in sorted((ROOT / "scaling").rglob("*.py"))
+           if p.relative_to(ROOT) not in (Path("scaling/__init__.py"), Path("scaling/__main__.py"))]
+
+
+def layer(module: str) -> int | None:
+    """The rank of ``module``'s layer, None for anything outside ``scaling``'s layers."""
+    parts = module.split(".")
+    return RANK.get(parts[1]) if parts[0] == "scaling" and len(parts) > 1 else None
+
+
+def _own_layer(path: Path) -> int:
+    rank = layer(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    assert rank is not None, f"{path.relative_to(ROOT)} is in no layer: add its package to LAYERS"
+    return rank
+
+
+def _runtime_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Module-level imports outside ``if TYPE_CHECKING:`` (typing-only imports do not run)."""
+    out: list[ast.Import | ast.ImportFrom] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            out.append(node)
+        elif isinstance(node, ast.If) and not (isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"):
+            out.extend(n for n in ast.walk(node) if isinstance(n, ast.Import | ast.ImportFrom))
+    return out
+
+
+def _names(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    base = node.module or ""
+    return [base, *(f"{base}.{a.name}" for a in node.names)] if base == "scaling" else [base]
+
+
+@pytest.mark.parametrize("path", SCALING, ids=lambda p: str(p.relative_to(ROOT)))
+def test_layers_import_only_downward(path: Path) -> None:
+    own = _own_layer(path)
+    tree = ast.parse(path.read_text(), filename=str(path))
+    upward = sorted({m for node in _runtime_imports(tree) for m in _names(node)
+                     if (rank := layer(m)) is not None and rank > own})
+    assert not upward, f"{path.relative_to(ROOT)} imports a higher layer at its top: {', '.join(upward)}"
+
+
+@pytest.mark.parametrize("path", SCALING, ids=lambda p: str(p.relative_to(ROOT)))
+def test_imports_inside_functions_say_why(path: Path) -> None:
+    """An import inside a function keeps ``import scaling`` (or ``scaling --help``) cheap or reaches an
+    optional dependency, and says so on its line: ``# lazy: <reason>``."""
+    source = path.read_text()
+    lines = source.splitlines()
+    silent = []
+    for fn in ast.walk(ast.parse(source, filename=str(path))):
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            silent += [n.lineno for n in ast.walk(fn) if isinstance(n, ast.Import | ast.ImportFrom)
+                       and "# lazy:" not in lines[n.lineno - 1]]
+    assert not silent, f"{path.relative_to(ROOT)}: function-level imports without '# lazy: <reason>': lines {silent}"
+
+
+def test_the_layer_checks_see_what_they_check() -> None:
+    assert layer("scaling.questions.objects") == RANK["questions"] > RANK["forms"] == layer("scaling.forms")
+    assert layer("numpy") is None and layer("scaling") is None
+    assert {p.relative_to(ROOT).parts[1] for p in SCALING if len(p.relative_to(ROOT).parts) > 2} <= set(RANK)

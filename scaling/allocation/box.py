@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
@@ -43,25 +42,6 @@ class Box:
 
     def point(self, logx: np.ndarray) -> dict[str, float]:
         return {a: float(math.exp(logx[j])) for j, a in enumerate(self.axes)}
-
-
-def predict_log(fit: Any, axes: Sequence[str], logx: np.ndarray) -> np.ndarray:
-    """The fit's prediction at rows of ln x (shape (m, k) or (k,), columns in ``axes`` order) -> (m,)."""
-    logx = np.atleast_2d(logx)
-    return np.asarray(fit.predict({a: np.exp(logx[:, j]) for j, a in enumerate(axes)}), dtype=float).ravel()
-
-
-def at_bounds(point: Mapping[str, float], bounds: Mapping[str, tuple[float, float]]) -> tuple[str, ...]:
-    """The bounds ``point`` sits at: 'AXIS fixed', 'AXIS lower' or 'AXIS upper' (within 1e-6)."""
-    out = []
-    for a, (lo, hi) in bounds.items():
-        if lo == hi:
-            out.append(f"{a} fixed")
-        elif point[a] <= lo * (1 + 1e-6):
-            out.append(f"{a} lower")
-        elif point[a] >= hi * (1 - 1e-6):
-            out.append(f"{a} upper")
-    return tuple(out)
 
 
 def minimise(objective: Callable[[np.ndarray], float], constraint: Callable[[np.ndarray], float],

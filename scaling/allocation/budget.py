@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling.allocation.box import Box, at_bounds, minimise, predict_log
+from scaling.allocation.box import Box, minimise
 from scaling.allocation.mae import merge_bounds
+from scaling.compute.allocations import at_bounds, predict_log
 from scaling.compute.costs import CostModel
 from scaling.core.direction import direction
 from scaling.errors import ProjectionError

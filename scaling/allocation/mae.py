@@ -34,13 +34,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.interpolate import RectBivariateSpline
 
-from scaling.allocation.box import Box, at_bounds, minimise, predict_log
+from scaling.allocation.box import Box, minimise
+from scaling.compute.allocations import Allocation, Cost, answer, log_box, predict_log, unreachable
 from scaling.compute.flops import FRAMES_PER_HOUR, ComputeAssumptions, flops_per_image, pretrain_compute
 from scaling.core.direction import direction
 from scaling.defaults import COMPUTE_AXES
@@ -51,16 +52,6 @@ from scaling.forms.result import FitLike
 SCHEMA = "scaling.optimal/v1"
 DEFAULT_UPPER_FACTOR = {"n_params": 1e6, "data_hours": 1e6, "image_px": 8.0}
 FEASIBLE_TOL = 1e-7  # accuracy points (fractions) by which a numerical optimum may miss the target
-
-
-class Cost(Protocol):
-    name: str
-
-    def log_cost(self, logx: np.ndarray) -> np.ndarray:
-        """ln C at rows of ln(n_params, data_hours, image_px) (shape (m, 3) -> (m,))."""
-        ...
-
-    def describe(self) -> dict[str, Any]: ...
 
 
 def default_bounds(fit: FitLike) -> dict[str, tuple[float, float]]:
@@ -87,16 +78,6 @@ def merge_bounds(fit: FitLike, bounds: Mapping[str, tuple[float, float]] | None)
             raise ProjectionError(f"bounds of {a!r} must satisfy 0 < lower <= upper; got {lo:g}:{hi:g}")
         out[a] = (float(lo), float(hi))
     return out
-
-
-def log_box(bounds: Mapping[str, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    """(ln lower, ln upper) of the bounds, in the order of COMPUTE_AXES."""
-    for a in COMPUTE_AXES:
-        if not 0 < bounds[a][0] <= bounds[a][1]:
-            raise ProjectionError(f"bounds of {a!r} must satisfy 0 < lower <= upper; got {bounds[a]}")
-    lo = np.log([bounds[a][0] for a in COMPUTE_AXES])
-    hi = np.log([bounds[a][1] for a in COMPUTE_AXES])
-    return lo, hi
 
 
 # -- cost models ------------------------------------------------------------------------------------
@@ -195,42 +176,8 @@ def proportional_cost(assumptions: ComputeAssumptions, bounds: Mapping[str, tupl
     return ProportionalCost(k, float(rho), p, float(np.max(np.abs(np.expm1(resid)))), assumptions.passes)
 
 
-# -- answers ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Allocation:
-    reachable: bool
-    point: dict[str, float] | None
-    cost: float | None  # under the cost model that was minimised
-    predicted: float | None
-    method: str  # 'closed form' | 'numerical'
-    cost_model: str
-    at_bounds: tuple[str, ...] = ()
-    reason: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"reachable": self.reachable, "point": self.point, "cost": self.cost, "predicted": self.predicted,
-                "method": self.method, "cost_model": self.cost_model, "at_bounds": list(self.at_bounds),
-                "reason": self.reason, "details": self.details}
-
-
 def _predict(fit: FitLike, logx: np.ndarray) -> np.ndarray:
     return predict_log(fit, COMPUTE_AXES, logx)
-
-
-def answer(fit: FitLike, target: float, logx: np.ndarray, cost: Cost, bounds: Mapping, method: str,
-           details: dict[str, Any] | None = None) -> Allocation:
-    """The allocation at ln x = ``logx``: its point, cost, prediction and the bounds it sits at."""
-    point = {a: float(math.exp(logx[j])) for j, a in enumerate(COMPUTE_AXES)}
-    return Allocation(True, point, float(math.exp(cost.log_cost(logx)[0])), float(_predict(fit, logx)[0]), method,
-                      cost.name, at_bounds(point, {a: bounds[a] for a in COMPUTE_AXES}), "", details or {})
-
-
-def unreachable(cost: Cost, method: str, reason: str) -> Allocation:
-    """No allocation reaches the target; ``reason`` says why (one line)."""
-    return Allocation(False, None, None, None, method, cost.name, (), reason)
 
 
 def optimal_closed_form(fit: Any, target: float, cost: ProportionalCost,
@@ -348,7 +295,7 @@ class OptimalResult:
 
     def plot(self, ax: Any = None, *, target_label: str = "") -> Any:
         """The iso-target frontier with the optimum starred. Returns the Axes."""
-        from scaling import plots
+        from scaling import plots  # lazy: drawing (matplotlib) is optional
 
         if ax is None:
             _, ax = plots.new_figure()

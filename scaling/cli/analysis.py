@@ -113,8 +113,8 @@ def backtest_cmd(
       scaling backtest --data runs.csv --y loss --axes n_params,tokens \\
           --kind loss --rolling tokens
     """
-    import scaling
-    from scaling.selection.backtest import RANKING_COLUMNS
+    import scaling  # lazy: keeps `scaling --help` fast
+    from scaling.selection.backtest import RANKING_COLUMNS  # lazy: keeps `scaling --help` fast
 
     frame = load_table(ctx, data=data, y=y, protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)
     with progress_bar() as update:
@@ -203,7 +203,7 @@ def compare_cmd(
       scaling compare --forms poly1,logit1,powerlaw \\
           --at n_params=1e9,data_hours=5000,image_px=476
     """
-    import scaling
+    import scaling  # lazy: keeps `scaling --help` fast
 
     point = parse_assignments(at, "--at") if at else None
     missing = [a for a in split_axes(axes) if point is not None and a not in point]

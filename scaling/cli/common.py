@@ -21,7 +21,7 @@ def domain_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from runs_db import RunsDBError
+        from runs_db import RunsDBError  # lazy: keeps `scaling --help` fast
 
         try:
             return func(*args, **kwargs)
@@ -41,7 +41,7 @@ def db_path(ctx: typer.Context) -> Path | None:
 
 
 def open_database(ctx: typer.Context) -> Any:
-    from runs_db import open_db
+    from runs_db import open_db  # lazy: keeps `scaling --help` fast
 
     return open_db(db_path(ctx))
 

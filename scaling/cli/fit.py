@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from scaling.cli.common import domain_errors, emit_json, parse_assignments, split_csv
+from scaling.cli.common import db_path, domain_errors, emit_json, parse_assignments, split_csv
 from scaling.cli.options import (
     DEFAULT_AXES,
     AlphaMaxOpt,
@@ -49,9 +49,10 @@ from scaling.cli.render import (
     stdout_console,
     table,
 )
-from scaling.core.targets import list_targets, resolve_target
+from scaling.core.targets import list_targets
 from scaling.defaults import DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_TARGET
 from scaling.errors import ScalingError
+from scaling.questions import Mode
 
 if TYPE_CHECKING:
     from scaling.forms.result import FitResult
@@ -74,7 +75,7 @@ def forms_cmd(as_json: JsonOpt = False) -> None:
       scaling forms
       scaling forms --json
     """
-    from scaling.forms import list_forms
+    from scaling.forms import list_forms  # lazy: keeps `scaling --help` fast
 
     forms = list_forms()
     if as_json:
@@ -175,7 +176,7 @@ def fit_cmd(
           --workers 2
       scaling fit --bootstrap 1000 --group data_fraction,subset_seed
     """
-    import scaling
+    import scaling  # lazy: keeps `scaling --help` fast
 
     frame = load_table(ctx, data=data, y=y, protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)
     with progress_bar() as update:
@@ -261,7 +262,8 @@ def project_cmd(
     ] = None,
     form: FormOpt = DEFAULT_FORM,
     mode: Annotated[
-        str, typer.Option(help="all | scale (common factor on every axis) | solve (one axis) | at (a point).")
+        Mode, typer.Option(metavar="<str>",
+                           help="all | scale (common factor on every axis) | solve (one axis) | at (a point).")
     ] = "all",
     metric: Annotated[str | None, typer.Option(help="Metric of a numeric target \\[default: top1].")] = None,
     eval_set: EvalSetOpt = None,
@@ -352,55 +354,47 @@ def project_cmd(
           --kind loss --form powerlaw --target 2.2 --optimal --cost 6nd \\
           --budget 1e21
     """
-    import scaling
+    import scaling  # lazy: keeps `scaling --help` fast
 
-    if mode not in {"all", "scale", "solve", "at"}:
-        raise typer.BadParameter(f"unknown mode {mode!r}; use all, scale, solve or at", param_hint="--mode")
-    if figure is not None:
-        from scaling.plots.style import figure_format
-
-        figure_format(figure)  # a bad suffix fails before any work
-    if data is None:  # the target's metric says which evaluations of the run database to fit
-        wanted: Any = resolve_target(target or DEFAULT_TARGET, metric=metric, eval_set=eval_set, protocol=protocol,
-                                     kind=kind)
-        frame = load_table(ctx, data=None, y=None, protocol=wanted.protocol, eval_set=wanted.eval_set,
-                           metric=wanted.metric, selection=selection)
-    else:  # a table's target is a value of its --y, resolved once the fit knows what y is
-        wanted = target
-        frame = load_table(ctx, data=data, y=y, protocol=None, eval_set=None, metric=None, selection=selection)
+    frame = None if data is None else load_table(ctx, data=data, y=y, protocol=None, eval_set=None, metric=None,
+                                                 selection=selection)
     with progress_bar() as update:
         report = scaling.project(
-            frame, wanted, form=form, y=y, axes=split_csv(axes), kind=kind, chance=chance, huber_delta=huber_delta,
-            alpha_max=alpha_max,
-            mode=mode, at=parse_assignments(at, "--at") if at else None, axis=axis,
+            frame, target, db=db_path(ctx), form=form, metric=metric, eval_set=eval_set, protocol=protocol,
+            selection=selection, y=y, axes=split_csv(axes), kind=kind, chance=chance, huber_delta=huber_delta,
+            alpha_max=alpha_max, mode=mode, at=parse_assignments(at, "--at") if at else None, axis=axis,
             exponents=parse_assignments(exponents, "--exponents") if exponents else None, passes=passes,
-            training_length=training_length,
-            n_boot=n_bootstrap, seed=seed, levels=cli_levels(level), group=cli_group(group), workers=workers,
-            optimal=optimal, bounds=parse_bounds(bounds) if bounds else None, frontier_rows=frontier_rows,
-            cost=cost, budget=budget, figure=figure, plan=plan, progress=update)
+            training_length=training_length, n_boot=n_bootstrap, seed=seed, levels=cli_levels(level),
+            group=cli_group(group), workers=workers, optimal=optimal, bounds=parse_bounds(bounds) if bounds else None,
+            frontier_rows=frontier_rows, cost=cost, budget=budget, figure=figure, plan=plan, progress=update)
     if as_json:
         print_json(report.to_dict())
         return
-    result, opt, boot = report.fit, report.optimal, report.bootstrap
-    tgt = report.target
+    render_report(report)
+
+
+def render_report(report: Any) -> None:
+    """The tables of a ``ProjectionReport``: the answers, the allocations, the bootstrap and the plans."""
+    from scaling.allocation.mae import OptimalResult  # lazy: keeps `scaling --help` fast
+    from scaling.cli.plan import render_plans  # lazy: keeps `scaling --help` fast
+
+    result, opt, boot, tgt, kind = report.fit, report.optimal, report.bootstrap, report.target, report.fit.kind
     desc = "" if tgt is None else (f"{tgt.name} = {fmt_percent(tgt.value)} {tgt.metric}" if kind == "accuracy"
                                    else tgt.name)
     _render_projections(report)
     for note in result.notes:  # e.g. runs left out of the fit (an accuracy of exactly 0 or 1)
         stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
-    if opt is not None and hasattr(opt, "frontier"):
+    if isinstance(opt, OptimalResult):
         _render_optimal(opt, desc, kind)
     elif opt is not None:
         _render_cost_optimum(opt, f"Cheapest allocation reaching {desc}", kind)
     if report.budget is not None:
-        _render_cost_optimum(report.budget, f"Best allocation at a cost of {budget:.3g}", kind)
+        _render_cost_optimum(report.budget, f"Best allocation at a cost of {report.budget.budget:.3g}", kind)
     if boot is not None:
         render_bootstrap(boot, boot.derived, f"Bootstrap intervals ({result.form})", _quantity_format(kind),
                          limit_name=result.direction.limit_name)
         _render_probabilities(boot)
     if report.plans is not None:
-        from scaling.cli.plan import render_plans
-
         render_plans(report.plans)
 
 

@@ -84,7 +84,7 @@ def cli_group(group: str | None) -> str:
 def load_table(ctx: typer.Context, *, data: Path | None, y: str | None, protocol: str | None, eval_set: str | None,
                metric: str | None, selection: str) -> pd.DataFrame:
     """The table a command fits: ``--data`` CSV (which needs --y), else the run database's grid of ``metric``."""
-    from scaling.data.tables import load_runs, read_table
+    from scaling.data.tables import load_runs, read_table  # lazy: keeps `scaling --help` fast
 
     if data is not None:
         if y is None:

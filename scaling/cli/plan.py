@@ -169,7 +169,7 @@ def plan_cmd(
           --gpu-kind a100 --gpu-mem 80GiB --mfu 0.4
       scaling plan --from-projection --question scale --form logit1
     """
-    import scaling
+    import scaling  # lazy: keeps `scaling --help` fast
 
     if question not in QUESTIONS:
         raise ScalingError(f"--question {question!r}: use at, scale or solve")
@@ -204,7 +204,7 @@ def plan_cmd(
 
 def _check(options: dict[str, Any]) -> None:
     """Bad numbers fail before the run database is read, naming the option."""
-    from scaling.planning.gpus import get_gpu_kind, parse_memory
+    from scaling.planning.gpus import get_gpu_kind, parse_memory  # lazy: keeps `scaling --help` fast
 
     if options["gpus"] < 1:
         raise ScalingError(f"--gpus must be at least 1, got {options['gpus']}")

@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _check_out(out: Path) -> None:
-    from scaling.plots.style import figure_format
+    from scaling.plots.style import figure_format  # lazy: drawing (matplotlib) is optional
 
     try:
         figure_format(out)
@@ -121,7 +121,7 @@ def data_cmd(
       scaling plot data --metric top5 --band prediction --out fig1-top5.pdf
       scaling plot data --form powerlaw --band none --out fig1-powerlaw.svg
     """
-    from scaling.plots.figures import accuracy_figure
+    from scaling.plots.figures import accuracy_figure  # lazy: drawing (matplotlib) is optional
 
     _check_out(out)
     frame = _runs(ctx, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
@@ -152,7 +152,7 @@ def resolution_cmd(
       scaling plot resolution --out fig2-resolution.png
       scaling plot resolution --metric top5 --band prediction --out res.pdf
     """
-    from scaling.plots.figures import resolution_figure
+    from scaling.plots.figures import resolution_figure  # lazy: drawing (matplotlib) is optional
 
     _check_out(out)
     frame = _runs(ctx, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
@@ -214,7 +214,7 @@ def iso_cmd(
       scaling plot iso --metric top5 --interval bootstrap --bootstrap 1000 \\
           --seed 1 --out iso-boot.png
     """
-    from scaling.plots.figures import iso_figure
+    from scaling.plots.figures import iso_figure  # lazy: drawing (matplotlib) is optional
 
     _check_out(out)
     if mode not in {"scale", "solve", "at", "none"}:
@@ -266,8 +266,8 @@ def backtest_cmd(
       scaling plot backtest --forms poly1,logit1 --split rolling-origin \\
           --metric top5 --out fig4-top5.svg
     """
-    from scaling.cli.options import forms_list
-    from scaling.plots.figures import backtest_figure
+    from scaling.cli.options import forms_list  # lazy: keeps `scaling --help` fast
+    from scaling.plots.figures import backtest_figure  # lazy: drawing (matplotlib) is optional
 
     _check_out(out)
     frame = _runs(ctx, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
@@ -312,7 +312,7 @@ def bootstrap_cmd(
           --out fig5-powerlaw.pdf
       scaling plot bootstrap --question solve --level 0.95 --out fig5-solve.svg
     """
-    from scaling.plots.figures import bootstrap_figure
+    from scaling.plots.figures import bootstrap_figure  # lazy: drawing (matplotlib) is optional
 
     _check_out(out)
     if question not in {"scale", "solve"}:
@@ -353,7 +353,7 @@ def frontier_cmd(
       scaling plot frontier --out frontier.png
       scaling plot frontier --form logit1 --rows 13 --out frontier-logit1.pdf
     """
-    from scaling.plots.figures import frontier_figure
+    from scaling.plots.figures import frontier_figure  # lazy: drawing (matplotlib) is optional
 
     _check_out(out)
     tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
@@ -388,8 +388,8 @@ def loss_cmd(
       scaling plot loss --runs vith14@476_1.0_1,vits14_1.0_1 --linear-x \\
           --out loss-two.svg
     """
-    from scaling.cli.common import open_database
-    from scaling.plots.figures import loss_figure
+    from scaling.cli.common import open_database  # lazy: keeps `scaling --help` fast
+    from scaling.plots.figures import loss_figure  # lazy: drawing (matplotlib) is optional
 
     _check_out(out)
     result = loss_figure(open_database(ctx), runs=split_csv(runs) if runs else None, fraction=fraction, seed=seed,
@@ -414,7 +414,7 @@ def all_cmd(
       scaling plot all --out-dir figures
       scaling plot all --out-dir figures --format pdf --forms all
     """
-    from scaling.plots.style import FORMATS
+    from scaling.plots.style import FORMATS  # lazy: drawing (matplotlib) is optional
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; use png, pdf or svg", param_hint="--format")

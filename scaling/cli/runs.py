@@ -182,7 +182,7 @@ def validate_cmd(
       scaling runs validate results.csv
       scaling runs validate out/ --json
     """
-    from runs_db import ValidationErrors, validate_paths
+    from runs_db import ValidationErrors, validate_paths  # lazy: keeps `scaling --help` fast
 
     try:
         report = validate_paths(paths, fmt=fmt)

@@ -119,8 +119,8 @@ def suggest_cmd(
       scaling suggest --question at \\
         --at n_params=2.5e9,data_hours=20000,image_px=952
     """
-    import scaling
-    from scaling.plots.style import figure_format
+    import scaling  # lazy: keeps `scaling --help` fast
+    from scaling.plots.style import figure_format  # lazy: drawing (matplotlib) is optional
 
     cap = _budget(budget)
     if figure is not None:
@@ -146,8 +146,8 @@ def suggest_cmd(
                                  passes=passes, workers=workers, progress=update)
     written = scaling.write_configs(result, write_config, top=top) if write_config is not None else None
     if figure is not None:
-        from scaling.plots.draw_fits import ISO_FIGSIZE
-        from scaling.plots.style import new_figure, save_figure
+        from scaling.plots.draw_fits import ISO_FIGSIZE  # lazy: drawing (matplotlib) is optional
+        from scaling.plots.style import new_figure, save_figure  # lazy: drawing (matplotlib) is optional
 
         fig, ax = new_figure(figsize=ISO_FIGSIZE)
         result.plot(ax)

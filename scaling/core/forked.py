@@ -6,7 +6,9 @@ read their inputs from a module-level dict the caller fills before forking, so n
 
 from __future__ import annotations
 
+import multiprocessing as mp
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing.context import BaseContext
 from typing import TypeVar
 
@@ -19,7 +21,6 @@ def fork_context(workers: int, n: int, min_items: int) -> BaseContext | None:
     Only fork: the workers must see the caller's module-level job state without pickling it."""
     if workers <= 1 or n < min_items:
         return None
-    import multiprocessing as mp
 
     return mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
 
@@ -28,7 +29,6 @@ def map_chunks(fn: Callable[[int, int], list[T]], n: int, chunk: int, workers: i
                progress: Callable[[int, int], None] | None = None) -> list[T]:
     """``fn(start, stop)`` over ``range(0, n, chunk)`` in ``workers`` processes; the results concatenated in
     order (the same as one process), ``progress(done, n)`` as chunks finish."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     results: dict[int, list[T]] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from runs_db import open_db
 from scaling.data.dataset import Dataset
 from scaling.defaults import AXES, DEFAULT_EVAL_SET, DEFAULT_METRIC, DEFAULT_PROTOCOL, DEFAULT_SELECTION
 from scaling.errors import ScalingError
@@ -40,7 +41,6 @@ def load_runs(
     ``db``: an SQLite path; default ``$SCALING_DB``, else the user's database, built from the shipped
     published grid (Orhan 2023, 78 MAE runs) on first use.
     """
-    from runs_db import open_db
 
     database = open_db(db)
     if metric is not None:

@@ -32,8 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from runs_db.archs import ARCHS, encoder_params, get_arch
 from scaling.compute.flops import ComputeEstimate, pretrain_compute
 from scaling.compute.training_length import TrainingLength, from_grid
+from scaling.data.tables import read_table
 from scaling.errors import ScalingError
 
 RUN_FIELDS = ("arch", "image_px", "data_hours", "subset_seed")
@@ -95,7 +97,6 @@ class RunRecipe:
         return float(np.median(r["data_hours"] / r["data_fraction"])) if len(r) else None
 
     def n_params(self, arch: str, image_px: float, step: float) -> float:
-        from runs_db.archs import encoder_params, get_arch
 
         if arch == BEYOND:
             largest = self.largest_arch()
@@ -159,7 +160,6 @@ def next_seed(runs: pd.DataFrame, arch: str, px: float, hours: float) -> int:
 def default_run_candidates(frame: pd.DataFrame, axes: Sequence[str],
                            training: TrainingLength | None = None) -> list[Candidate]:
     """The trained grid extended one level beyond along architecture, px, hours and seed, and jointly."""
-    from runs_db.archs import ARCHS
 
     runs = one_per_run(frame)
     recipe = RunRecipe(runs, training)
@@ -245,7 +245,6 @@ def candidates_from_rows(rows: pd.DataFrame, frame: pd.DataFrame, axes: Sequence
         raise ScalingError(f"{where}: no candidate rows")
     out = []
     if is_runs_grid(frame):
-        from runs_db.archs import get_arch
 
         missing = [c for c in ("arch", "image_px", "data_hours") if c not in rows.columns]
         if missing:
@@ -308,7 +307,6 @@ def load_candidates(spec: str | Path | pd.DataFrame | Sequence[Candidate] | None
     text = str(spec)
     path = Path(text)
     if path.suffix.lower() == ".csv" or path.exists():
-        from scaling.data.tables import read_table
 
         if not path.is_file():
             raise ScalingError(f"{path}: candidates file not found")

@@ -23,18 +23,23 @@ target is +inf (an infinite upper bound).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 
+from scaling.core.direction import direction
 from scaling.core.forked import fork_context, map_chunks
 from scaling.core.threads import single_threaded_blas
 from scaling.errors import FitError, ScalingError
 from scaling.forms import get_form
+from scaling.forms.base import Form
 from scaling.forms.result import FitResult
+from scaling.questions.projection import GRID_STEP_DECADES, SEARCH_DECADES, reference_point
 from scaling.uncertainty.bootstrap import group_codes, quantile, resample_indices
 
 QUESTIONS = ("scale", "at")
@@ -71,8 +76,6 @@ class ScaleSearch:
     of a suggestion; a test checks it equals ``project_scale``)."""
 
     def __init__(self, reference: np.ndarray, weights: np.ndarray, target: float, kind: str) -> None:
-        from scaling.core.direction import direction
-        from scaling.questions.projection import GRID_STEP_DECADES, SEARCH_DECADES
 
         self.lo, hi = SEARCH_DECADES
         self.logk = np.arange(self.lo, hi + GRID_STEP_DECADES / 2, GRID_STEP_DECADES)
@@ -81,7 +84,6 @@ class ScaleSearch:
         self.direction = direction(kind)
 
     def __call__(self, predict_matrix: Callable[[np.ndarray], np.ndarray]) -> float:
-        from scipy.optimize import brentq
 
         pred = predict_matrix(self.points)
         ok = self.direction.meets(pred, self.target) & np.isfinite(pred)
@@ -101,7 +103,6 @@ def quantity_fn(full: FitResult, question: str, target: float | None, at: Mappin
                 exponents: Mapping[str, float] | None) -> Callable[[Any], float]:
     """value(replicate or fit): log10 k of 'scale' (+inf when unreachable) or the prediction of 'at'. A
     ``Replicate`` (``predict_matrix``) or a ``FitResult`` (``require_model().predict``) is accepted."""
-    from scaling.questions.projection import reference_point
 
     if question not in QUESTIONS:
         raise ScalingError(f"unknown question {question!r}; use {' or '.join(QUESTIONS)}")
@@ -181,7 +182,6 @@ class Preposterior:
 
     def _refit_all(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None,
                    idx: Sequence[np.ndarray]) -> tuple[list[Any], np.ndarray]:
-        import time
 
         refit = self._refitter(X, y, w)
         fits: list[Any] = []
@@ -230,7 +230,6 @@ class Preposterior:
 def cold_refitter(full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Callable[[np.ndarray], Any]:
     """Refit every resample from scratch with the form's own ``fit`` (the baseline of bench/bench_suggest.py):
     the generic ``Form.refitter``, bypassing a form's warm-start override."""
-    from scaling.forms.base import Form
 
     return Form.refitter(get_form(full.form), full, X, y, w, options=full.fit_options)
 

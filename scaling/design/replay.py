@@ -19,6 +19,7 @@ rest of the order; the ratio of an order's FLOPs to the suggested order's is the
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,9 +27,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scaling.compute.flops import pretrain_compute
+from scaling.compute.training_length import from_grid
 from scaling.core.jsonable import jsonable
+from scaling.core.targets import resolve_target
+from scaling.data.tables import load_runs
 from scaling.defaults import DEFAULT_FORM, DEFAULT_LEVELS, DEFAULT_TARGET
+from scaling.design.candidates import candidates_from_rows, one_per_run
+from scaling.design.core import Preposterior, after_all, quantity_fn
+from scaling.design.suggest import seed_sigma
 from scaling.errors import ScalingError
+from scaling.fitting import fit as fit_runs
+from scaling.questions.projection import project_scale, reference_point
 
 SCHEMA = "scaling.suggest.replay/v1"
 Progress = Callable[[str, int, int], None]
@@ -118,14 +128,13 @@ class ReplayResult:
 
     def plot(self, ax: Any = None) -> Any:
         """Error (solid) and interval width (dashed) against cumulative FLOPs per order; returns the Axes."""
-        from scaling.plots.suggest_figure import plot_replay
+        from scaling.plots.suggest_figure import plot_replay  # lazy: drawing (matplotlib) is optional
 
         return plot_replay(self, ax)
 
 
 def _answer(fit: Any, target: float, assumptions: Any) -> float:
     """log10 FLOPs of 'scale every axis' (inf when unreachable)."""
-    from scaling.questions.projection import project_scale
 
     p = project_scale(fit, target, compute=assumptions)
     return math.log10(p.compute.flops) if p.reachable and p.compute is not None else math.inf
@@ -134,8 +143,6 @@ def _answer(fit: Any, target: float, assumptions: Any) -> float:
 def _step(frame: pd.DataFrame, form: str, tgt: Any, assumptions: Any, n_boot: int, seed: int, level: float,
           sigma: float, n_outcomes: int) -> tuple[Any, Any, float, float]:
     """Fit on ``frame``; (fit, preposterior, log10 FLOPs needed, interval width in decades)."""
-    from scaling.design.core import Preposterior, quantity_fn
-    from scaling.fitting import fit as fit_runs
 
     fit = fit_runs(frame, form, metric=tgt.metric)
     value = quantity_fn(fit, "scale", tgt.value, None, None)
@@ -148,8 +155,6 @@ def _step(frame: pd.DataFrame, form: str, tgt: Any, assumptions: Any, n_boot: in
 
 
 def _ray_flops(fit: Any, assumptions: Any) -> Callable[[float], float]:
-    from scaling.compute.flops import pretrain_compute
-    from scaling.questions.projection import reference_point
 
     ref = reference_point(fit)
 
@@ -186,16 +191,7 @@ def suggest_replay(
     ``start_max_hours`` hours, add the others back in the suggested, naive (largest model first) and
     ``n_random`` random orders; error and interval width of the 'scale every axis' FLOPs against
     cumulative FLOPs. ``threshold``: the error (decades) at which the FLOPs ratio is reported."""
-    import time
 
-    from scaling.compute.training_length import from_grid
-    from scaling.core.targets import resolve_target
-    from scaling.data.tables import load_runs
-    from scaling.design.candidates import candidates_from_rows, one_per_run
-    from scaling.design.core import after_all
-    from scaling.design.suggest import seed_sigma
-    from scaling.fitting import fit as fit_runs
-    from scaling.questions.projection import reference_point
 
     t0 = time.perf_counter()
     tgt = resolve_target(target)

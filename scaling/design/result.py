@@ -137,7 +137,10 @@ class SuggestResult:
 
     def plot(self, ax: Any = None) -> Any:
         """The candidates on the iso-accuracy map (``scaling.plots.suggest_figure``); returns the Axes."""
-        from scaling.plots.suggest_figure import plot_suggest_map, suggest_map_data
+        from scaling.plots.suggest_figure import (  # lazy: drawing (matplotlib) is optional
+            plot_suggest_map,
+            suggest_map_data,
+        )
 
         return plot_suggest_map(suggest_map_data(self), ax)
 

@@ -23,15 +23,23 @@ from typing import Any
 
 import pandas as pd
 
+from scaling import fitting as study
+from scaling.compute.costs import cost_model
+from scaling.compute.flops import pretrain_compute
 from scaling.compute.training_length import TrainingLength
 from scaling.compute.training_length import parse as parse_training_length
-from scaling.core.targets import Target
+from scaling.core.targets import Target, resolve_target
+from scaling.data.tables import is_runs_frame, load_runs
 from scaling.defaults import DEFAULT_FORM, DEFAULT_LEVELS, DEFAULT_TARGET, PAPER_SCENARIO
 from scaling.design.candidates import Candidate, is_runs_grid, load_candidates
 from scaling.design.core import Interval, Preposterior, after_all, quantity_fn
 from scaling.design.result import CandidateScore, SuggestResult
 from scaling.errors import ScalingError
 from scaling.forms.result import FitResult
+from scaling.questions.projection import reference_point
+from scaling.selection.backtest import DEFAULT_LEVEL_TOL, seed_noise
+from scaling.uncertainty.bootstrap import check_levels
+from scaling.uncertainty.resampling import resolve_group
 
 Progress = Callable[[str, int, int], None]
 METHOD = ("preposterior analysis: outcomes simulated from the bootstrap fits plus seed-to-seed noise (antithetic "
@@ -40,9 +48,6 @@ METHOD = ("preposterior analysis: outcomes simulated from the bootstrap fits plu
 
 def _resolve(runs_or_fit: FitResult | pd.DataFrame | None, target: str | float | Target, form: str,
              metric: str | None, y: str | None, axes: Sequence[str] | None, kind: str) -> tuple[FitResult, Target]:
-    from scaling import fitting as study
-    from scaling.core.targets import resolve_target
-    from scaling.data.tables import is_runs_frame, load_runs
 
     def named(fit: FitResult) -> Target:
         if isinstance(target, Target):
@@ -65,7 +70,6 @@ def _resolve(runs_or_fit: FitResult | pd.DataFrame | None, target: str | float |
 
 def seed_sigma(fit: FitResult, frame: pd.DataFrame) -> tuple[float, str]:
     """Seed-to-seed noise of y: pooled SD across replicates (same level of every axis), else the fit's RMSE."""
-    from scaling.selection.backtest import DEFAULT_LEVEL_TOL, seed_noise
 
     noise = seed_noise(frame, fit.y, fit.axes, DEFAULT_LEVEL_TOL if is_runs_grid(frame) else 0.0)
     if noise.sigma is not None and noise.sigma > 0:
@@ -76,7 +80,6 @@ def seed_sigma(fit: FitResult, frame: pd.DataFrame) -> tuple[float, str]:
 
 def _cost(fit: FitResult, frame: pd.DataFrame, cost: str | None) -> Any:
     """The cost model of candidates and of the projection's FLOPs (None on the run database: the MAE model)."""
-    from scaling.compute.costs import cost_model
 
     if is_runs_grid(frame) and cost in (None, "mae"):
         return None
@@ -89,7 +92,6 @@ def _cost(fit: FitResult, frame: pd.DataFrame, cost: str | None) -> Any:
 def _flops_along_scale(fit: FitResult, cost: Any, exponents: Mapping[str, float] | None,
                        training: TrainingLength | None) -> Callable[[float], float]:
     """FLOPs of the 'scale every axis' point at log10 k (as ``scaling.project`` prices it)."""
-    from scaling.questions.projection import reference_point
 
     ref = reference_point(fit)
     w = {a: 1.0 for a in fit.axes} | dict(exponents or {})
@@ -102,7 +104,6 @@ def _flops_along_scale(fit: FitResult, cost: Any, exponents: Mapping[str, float]
         point = {a: ref[a] * 10.0 ** (log_k * w[a]) for a in fit.axes}
         if cost is not None:
             return float(cost.cost(point).ravel()[0])
-        from scaling.compute.flops import pretrain_compute
 
         a = training.at(point)  # type: ignore[union-attr]
         try:
@@ -156,8 +157,6 @@ def suggest(
     refits every resample from scratch (the benchmark's baseline); ``workers`` > 1 forks processes (same
     results).
     """
-    from scaling.uncertainty.bootstrap import check_levels
-    from scaling.uncertainty.resampling import resolve_group
 
     t0 = time.perf_counter()
     if budget is not None and not (math.isfinite(budget) and budget > 0):

@@ -58,7 +58,7 @@ def _load_builtins() -> None:
     # was imported first.
     global _builtins_loaded
     if not _builtins_loaded:
-        from scaling.forms import bnsl, linear, m4, powerlaw
+        from scaling.forms import bnsl, linear, m4, powerlaw  # lazy: the built-in forms import this module
 
         for form in [*linear.FORMS, *powerlaw.FORMS, *m4.FORMS, *bnsl.FORMS]:
             _add(form)

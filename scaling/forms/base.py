@@ -25,7 +25,7 @@ from scaling.core.direction import direction
 from scaling.errors import FitError
 
 if TYPE_CHECKING:
-    from scaling.allocation.mae import Allocation, ProportionalCost
+    from scaling.compute.allocations import Allocation, ProportionalLike
     from scaling.forms.result import FitData, FitResult
 
 
@@ -105,7 +105,7 @@ class Form(ABC):
         This generic one refits with ``self.fit`` on each resample; forms override it with a warm start
         from ``full`` where they have one.
         """
-        from scaling.forms.result import FitData
+        from scaling.forms.result import FitData  # lazy: forms.result imports the registry, which imports this
 
         opts = dict(options or {})
 
@@ -121,7 +121,7 @@ class Form(ABC):
         self,
         fit: Any,
         target: float,
-        cost: ProportionalCost,
+        cost: ProportionalLike,
         bounds: Mapping[str, tuple[float, float]],
     ) -> Allocation | None:
         """The compute-optimal allocation reaching ``target`` in closed form under the proportional cost

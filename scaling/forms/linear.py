@@ -20,13 +20,15 @@ import numpy as np
 import statsmodels.api as sm
 from scipy.special import expit, logit
 
+from scaling.compute.allocations import answer, log_box, unreachable
 from scaling.core.direction import direction
+from scaling.defaults import COMPUTE_AXES
 from scaling.errors import FitError, ProjectionError
 from scaling.forms.base import Form, Refit, Replicate, check_resample
 from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 
 if TYPE_CHECKING:
-    from scaling.allocation.mae import Allocation, ProportionalCost
+    from scaling.compute.allocations import Allocation, ProportionalLike
 
 ORHAN = (
     "Orhan 2023, 'Scaling may be all you need for achieving human-level object recognition capacity "
@@ -212,7 +214,7 @@ class PolynomialForm(Form):
 
         return refit
 
-    def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalCost,
+    def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalLike,
                                bounds: Mapping[str, tuple[float, float]]) -> Allocation | None:
         """Degree 1 only: a linear program in log x (see ``closed_linear``)."""
         if self.degree != 1 or getattr(fit, "params", None) is None:
@@ -220,13 +222,11 @@ class PolynomialForm(Form):
         return closed_linear(fit, target, cost, bounds, link=self.link)
 
 
-def closed_linear(fit: Any, target: float, cost: ProportionalCost, bounds: Mapping[str, tuple[float, float]], *,
+def closed_linear(fit: Any, target: float, cost: ProportionalLike, bounds: Mapping[str, tuple[float, float]], *,
                   link: str) -> Allocation:
     """y (or logit y) = const + sum_i b_i log10 x_i under ln C = const + sum_i c_i ln x_i: a linear program
     in ln x, whose optimum raises axes in order of benefit per unit of log cost (b_i / c_i) until the
     target is met (fractional knapsack)."""
-    from scaling.allocation.mae import answer, log_box, unreachable
-    from scaling.defaults import COMPUTE_AXES
 
     method = "closed form"
     c = np.array([cost.exponents()[a] for a in COMPUTE_AXES])

@@ -25,14 +25,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scaling.core.direction import direction
+from scaling.defaults import N_CLASSES
 from scaling.errors import FitError
+from scaling.forms import get_form
 from scaling.forms import m4_core as core
 from scaling.forms.base import Form, Refit, Replicate, check_resample
 from scaling.forms.m4_core import MARGIN, M4Solution, limit_error, predict_error, solve_level, terms
+from scaling.forms.powerlaw import PowerLawForm
 from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 
 if TYPE_CHECKING:
-    from scaling.allocation.mae import Allocation, ProportionalCost
+    from scaling.compute.allocations import Allocation, ProportionalLike
 
 SOURCE = ("Alabdulmohsin, Neyshabur, Zhai 2022, 'Revisiting neural scaling laws in language and vision', "
           "NeurIPS, arXiv 2209.06640")
@@ -43,7 +46,6 @@ BOUND_TOL = 1e-7
 
 def topk_chance(metric: str | None) -> float | None:
     """The chance error of a top-k metric on ImageNet-1k, 1 - k / 1000; None for any other metric."""
-    from scaling.defaults import N_CLASSES
 
     m = re.fullmatch(r"top(\d+)", metric or "")
     return None if m is None else 1.0 - int(m.group(1)) / N_CLASSES
@@ -274,7 +276,7 @@ class M4Form(Form):
 
         return refit
 
-    def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalCost,
+    def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalLike,
                                bounds: Mapping[str, tuple[float, float]]) -> Allocation | None:
         """Reaching error e_t means reaching s_t = (e_t - L_inf) / (L0 - e_t)^alpha: the additive power
         law's problem with reducible error s_t, so ``powerlaw``'s closed form answers it, its reasons
@@ -305,9 +307,8 @@ class _Renamed:
         return getattr(self._fit, name)
 
 
-def _as_powerlaw_allocation(fit: Any, params: dict[str, float], target: float, cost: ProportionalCost,
+def _as_powerlaw_allocation(fit: Any, params: dict[str, float], target: float, cost: ProportionalLike,
                             bounds: Mapping[str, tuple[float, float]]) -> Allocation | None:
-    from scaling.forms import get_form
 
     try:
         return get_form("powerlaw").closed_form_allocation(_Renamed(fit, params), target, cost, bounds)
@@ -363,7 +364,6 @@ class SaturatingForm(Form):
     has_limit = True
 
     def __init__(self) -> None:
-        from scaling.forms.powerlaw import PowerLawForm
 
         # An unregistered powerlaw form under this name: its errors and results name 'saturating'.
         self._inner = PowerLawForm(self.name, self.description, self.source, chance=False)
@@ -393,7 +393,7 @@ class SaturatingForm(Form):
 
         return refit
 
-    def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalCost,
+    def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalLike,
                                bounds: Mapping[str, tuple[float, float]]) -> Allocation | None:
         p = getattr(fit, "params", None)
         return None if p is None else _as_powerlaw_allocation(fit, _powerlaw_params(p), target, cost, bounds)

@@ -18,14 +18,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy.optimize import brentq
 
+from scaling.compute.allocations import answer, log_box, unreachable
 from scaling.core.direction import direction
+from scaling.defaults import COMPUTE_AXES, N_CLASSES
 from scaling.errors import FitError
 from scaling.forms.base import Form, Refit, Replicate, check_resample
 from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms.varpro import BOUND_TOL, Solution, predict_error, solve_chance, solve_powerlaw, solve_warm
 
 if TYPE_CHECKING:
-    from scaling.allocation.mae import Allocation, ProportionalCost
+    from scaling.compute.allocations import Allocation, ProportionalLike
 
 CHINCHILLA = (
     "Hoffmann et al. 2022, 'Training compute-optimal large language models', arXiv 2203.15556, "
@@ -248,7 +250,6 @@ class PowerLawForm(Form):
     def default_options(self, *, metric: str | None, kind: str) -> dict[str, Any]:
         """The chance law's ``chance``: the chance error of a top-k metric on ImageNet-1k, 1 - k / 1000
         (whatever the kind: an error rate of top-k has the same chance level)."""
-        from scaling.defaults import N_CLASSES
 
         m = re.fullmatch(r"top(\d+)", metric or "")
         if not self.chance or m is None:
@@ -285,7 +286,7 @@ class PowerLawForm(Form):
 
         return refit
 
-    def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalCost,
+    def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalLike,
                                bounds: Mapping[str, tuple[float, float]]) -> Allocation | None:
         if getattr(fit, "params", None) is None:
             return None
@@ -293,15 +294,13 @@ class PowerLawForm(Form):
         return closed_powerlaw(fit, target, cost, bounds, chance=chance)
 
 
-def closed_powerlaw(fit: Any, target: float, cost: ProportionalCost, bounds: Mapping[str, tuple[float, float]], *,
+def closed_powerlaw(fit: Any, target: float, cost: ProportionalLike, bounds: Mapping[str, tuple[float, float]], *,
                     chance: float | None) -> Allocation:
     """Minimise sum_i c_i ln x_i subject to sum_i A_i x_i^-a_i = Delta (the reducible error left at the
     target; for the chance law the same sum s reaches s_t). The Lagrange conditions give
     a_i A_i x_i^-a_i / c_i = 1/lambda for every axis (Hoffmann et al. 2022's closed form, generalised to
     three axes); bounds are handled by clipping x_i(lambda) and solving one monotone equation in lambda
     (water-filling). The problem is convex in ln x, so these KKT conditions give the global optimum."""
-    from scaling.allocation.mae import answer, log_box, unreachable
-    from scaling.defaults import COMPUTE_AXES
 
     c = np.array([cost.exponents()[a] for a in COMPUTE_AXES])
     lo, hi = log_box(bounds)

@@ -161,7 +161,7 @@ class FitResult:
         Gauss-Newton approximation (see the fit's notes): prefer ``scaling.bootstrap`` intervals there.
         Parameters without a standard error (at a bound, not identified) get NaN.
         """
-        from scipy.stats import t as student_t  # scipy.stats takes ~0.3 s to import: only when asked
+        from scipy.stats import t as student_t  # lazy: keeps import scaling cheap (scipy.stats takes ~0.3 s)
 
         if not 0.0 < level < 1.0:
             raise FitError(f"interval level must be in (0, 1); got {level}")
@@ -215,7 +215,11 @@ class FitResult:
     def plot(self, ax: Axes | None = None) -> Axes:
         """The fit against its data: for the run database's axes, accuracy vs hours at 224 px with one curve
         per model size (figure 1); for any other table, fitted vs observed values."""
-        from scaling.plots import accuracy_curves_data, new_figure, plot_accuracy_curves
+        from scaling.plots import (  # lazy: drawing (matplotlib) is optional
+            accuracy_curves_data,
+            new_figure,
+            plot_accuracy_curves,
+        )
 
         if self.data is None:
             raise FitError("this fit carries no data to draw (fit it with scaling.fit)")

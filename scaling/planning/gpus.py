@@ -22,6 +22,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
+from runs_db.archs import get_arch, mae_flops_for_arch
 from scaling.errors import ScalingError
 
 GIB = float(2**30)
@@ -94,7 +95,6 @@ def get_gpu_kind(name: str) -> GpuKind:
 def default_mfu(gpu: str, flops_per_image: float, *, activation_checkpointing: bool) -> MeasuredMfu:
     """The measured step on ``gpu`` most like the planned one: the same checkpointing where measured, then
     the nearest training FLOPs per image (log scale). One-line error when nothing was measured on ``gpu``."""
-    from runs_db.archs import get_arch, mae_flops_for_arch
 
     rows = [m for m in MEASURED if m.gpu == gpu]
     if not rows:

@@ -41,7 +41,7 @@ checkpointing, measured 102 GiB peak; batch 32 with every encoder block checkpoi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from runs_db.archs import DECODER_DEPTH, DECODER_DIM, DECODER_HEADS, MASK_RATIO, ViTShape, block_params
 from scaling.errors import ScalingError
@@ -243,7 +243,6 @@ def largest_batch(setup: StepSetup, memory_bytes: float, *, limit: int = 1 << 20
     """The largest batch per GPU whose predicted peak fits ``memory_bytes`` (0 when not even one image fits).
 
     The peak grows with the batch (each phase linearly), so a doubling search then bisection finds it."""
-    from dataclasses import replace
 
     def fits(b: int) -> bool:
         return step_memory(replace(setup, batch=b)).total <= memory_bytes

@@ -39,7 +39,8 @@ from runs_db.archs import (
 from scaling.compute.flops import ASPECT_WIDTH_PER_LAYER
 from scaling.compute.training_length import parse as parse_training_length
 from scaling.core.jsonable import jsonable
-from scaling.defaults import FRAMES_PER_HOUR
+from scaling.data.tables import load_runs
+from scaling.defaults import DEFAULT_METRIC, FRAMES_PER_HOUR
 from scaling.errors import ScalingError
 from scaling.planning.gpus import GIB, GpuKind, default_mfu, get_gpu_kind, parse_memory
 from scaling.planning.memory import MemoryBreakdown, StepSetup, largest_batch, step_memory
@@ -220,10 +221,9 @@ def _batch_why(p: PlanReport) -> str:
 
 
 def _point_of(projection: Any, question: str | None) -> tuple[dict[str, float], float | None, float | None, str]:
-    """(point, passes, mask ratio, source) of a ProjectionReport's answer or of a Projection."""
-    from scaling.questions.report import ProjectionReport
-
-    if isinstance(projection, ProjectionReport):
+    """(point, passes, mask ratio, source) of a ProjectionReport's answer or of a Projection (asked by what
+    they have: the planning layer sits below the questions)."""
+    if hasattr(projection, "projections"):  # a ProjectionReport
         questions = [q for q, _ in projection.projections]
         if question is None:
             question = "at point" if "at point" in questions else (questions[0] if questions else "")
@@ -232,7 +232,8 @@ def _point_of(projection: Any, question: str | None) -> tuple[dict[str, float], 
         except KeyError:
             raise ScalingError(f"no answer {question!r} in this projection; questions: "
                                f"{', '.join(questions)}") from None
-        where = f"projection '{question}', form {projection.fit.form}, target {projection.target.name}"
+        target = projection.target.name if projection.target is not None else "none"
+        where = f"projection '{question}', form {projection.fit.form}, target {target}"
     else:
         answer, where = projection, f"projection ({getattr(projection, 'mode', '?')})"
     if answer.point is None:
@@ -366,8 +367,6 @@ def plan(
 
 def _default_grid() -> pd.DataFrame:
     """The run database's grid (the default database), for the training-length rule of a given point."""
-    from scaling.data.tables import load_runs
-    from scaling.defaults import DEFAULT_METRIC
 
     frame = load_runs(metric=DEFAULT_METRIC)
     return frame[frame["metric"] == DEFAULT_METRIC]

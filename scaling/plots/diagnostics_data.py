@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingError
+from scaling.selection.backtest import make_splits
+from scaling.uncertainty.bootstrap import quantile
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,6 @@ def backtest_parity_frame(result: Any, data: pd.DataFrame, *, split: str | None 
     (``joint``, ``leave-largest-out``, ``rolling-origin``: every split of that kind, pooled) or None
     (``default_split``). Forms that could not be fitted on a split have no rows for it.
     """
-    from scaling.selection.backtest import make_splits
 
     split = split or default_split(result)
     chosen = _chosen_splits(result, split)
@@ -236,7 +237,6 @@ def compute_distribution_data(
     percentiles are those of ``scaling.uncertainty.bootstrap.quantile``, as ``scaling project --bootstrap`` prints).
     NaN marks a resample without a value; it is counted and left out.
     """
-    from scaling.uncertainty.bootstrap import quantile
 
     if not 0.0 < level < 1.0:
         raise ScalingError(f"interval level must be in (0, 1); got {level}")

@@ -17,9 +17,45 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from runs_db import open_db
+from scaling.allocation.mae import optimal_allocation
+from scaling.compute.training_length import from_grid
 from scaling.core.jsonable import jsonable
-from scaling.defaults import DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_SELECTION, DEFAULT_TARGET, PAPER_SCENARIO
+from scaling.core.targets import resolve_target
+from scaling.data.tables import load_runs
+from scaling.defaults import (
+    DEFAULT_EVAL_SET,
+    DEFAULT_FORM,
+    DEFAULT_METRIC,
+    DEFAULT_PROTOCOL,
+    DEFAULT_SELECTION,
+    DEFAULT_TARGET,
+    PAPER_SCENARIO,
+)
 from scaling.errors import ScalingError
+from scaling.fitting import fit
+from scaling.forms import get_form
+from scaling.plots.curves_data import accuracy_curves_data, metric_label
+from scaling.plots.diagnostics_data import (
+    backtest_panels,
+    compute_distribution_from_bootstrap,
+    default_split,
+    frontier_data,
+    loss_curves_data,
+)
+from scaling.plots.draw_diagnostics import (
+    plot_backtest_splits,
+    plot_compute_distribution,
+    plot_frontier,
+    plot_loss_curves,
+)
+from scaling.plots.draw_fits import ISO_FIGSIZE, plot_accuracy_curves, plot_iso_accuracy
+from scaling.plots.iso_data import bootstrap_interval, iso_accuracy_data
+from scaling.plots.style import figure_format, new_figure, png_bytes, save_figure
+from scaling.questions.derived import projection_quantities
+from scaling.questions.projection import project_at, project_axis, project_scale, reference_point
+from scaling.selection.workflow import backtest
+from scaling.uncertainty.resampling import resample
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -72,16 +108,12 @@ class FigureResult:
     def plot(self, ax: Axes | None = None) -> Any:
         """Draw on ``ax`` (a new figure when None); returns the Axes (multi-panel figures, ``backtest`` over
         several splits and ``loss`` at several image sizes, put their panels in its place and return them)."""
-        from scaling import plots
-
         if ax is None:
-            _, ax = plots.new_figure(figsize=self.figsize)
-        return getattr(plots, _DRAW[self.kind])(self.data, ax, **self.draw_options)
+            _, ax = new_figure(figsize=self.figsize)
+        return _DRAW[self.kind](self.data, ax, **self.draw_options)
 
     def save(self, path: str | Path, *, dpi: float | None = None) -> FigureResult:
         """Write the figure to ``path`` (.png, .pdf or .svg, chosen by the suffix); the result records it."""
-        from scaling.plots.style import figure_format, new_figure, save_figure
-
         figure_format(path)
         fig, ax = new_figure(figsize=self.figsize)
         self.plot(ax)
@@ -90,8 +122,6 @@ class FigureResult:
 
     def _repr_png_(self) -> bytes:
         """Jupyter shows the figure inline (IPython's display hook for images)."""
-        from scaling.plots.style import new_figure, png_bytes
-
         fig, ax = new_figure(figsize=self.figsize)
         self.plot(ax)
         return png_bytes(fig)
@@ -100,10 +130,11 @@ class FigureResult:
         return f"FigureResult(kind={self.kind!r}{', path=' + repr(self.path) if self.path else ''})"
 
 
-# kind -> drawing function of scaling.plots (looked up on use: the drawing modules import matplotlib)
-_DRAW = {"data": "plot_accuracy_curves", "resolution": "plot_accuracy_curves", "iso": "plot_iso_accuracy",
-         "backtest": "plot_backtest_splits", "bootstrap": "plot_compute_distribution", "frontier": "plot_frontier",
-         "loss": "plot_loss_curves"}
+# kind -> the function that draws its data
+_DRAW: dict[str, Callable[..., Any]] = {
+    "data": plot_accuracy_curves, "resolution": plot_accuracy_curves, "iso": plot_iso_accuracy,
+    "backtest": plot_backtest_splits, "bootstrap": plot_compute_distribution, "frontier": plot_frontier,
+    "loss": plot_loss_curves}
 
 
 def _choice(value: str, allowed: Sequence[str], what: str) -> str:
@@ -115,8 +146,6 @@ def _choice(value: str, allowed: Sequence[str], what: str) -> str:
 def _runs(runs: pd.DataFrame | None, *, metric: str, selection: str, protocol: str | None,
           eval_set: str | None) -> pd.DataFrame:
     """``runs``, or the run database's evaluations of ``metric`` when none are given."""
-    from scaling.data.tables import load_runs
-    from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_PROTOCOL
 
     if runs is not None:
         return runs
@@ -126,14 +155,12 @@ def _runs(runs: pd.DataFrame | None, *, metric: str, selection: str, protocol: s
 
 def _fit(runs: pd.DataFrame | None, *, metric: str, form: str, selection: str, protocol: str | None,
          eval_set: str | None) -> FitResult:
-    from scaling.fitting import fit
 
     return fit(_runs(runs, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set), form,
                metric=metric)
 
 
 def _target(target: str, metric: str | None, eval_set: str | None, protocol: str | None) -> Any:
-    from scaling.core.targets import resolve_target
 
     return resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
 
@@ -143,11 +170,10 @@ def accuracy_figure(runs: pd.DataFrame | None = None, *, metric: str = DEFAULT_M
                     selection: str = DEFAULT_SELECTION, protocol: str | None = None,
                     eval_set: str | None = None) -> FigureResult:
     """Figure 1: accuracy vs pretraining hours at ``image_px``, one colour per model size, fit and band."""
-    from scaling import plots
 
     _choice(band, BAND_KINDS, "band")
     fit = _fit(runs, metric=metric, form=form, selection=selection, protocol=protocol, eval_set=eval_set)
-    data = plots.accuracy_curves_data(fit.data, fit, where={"image_px": image_px},
+    data = accuracy_curves_data(fit.data, fit, where={"image_px": image_px},
                                       band=None if band == "none" else band, level=level)
     return FigureResult("data", data)
 
@@ -157,11 +183,10 @@ def resolution_figure(runs: pd.DataFrame | None = None, *, metric: str = DEFAULT
                       selection: str = DEFAULT_SELECTION, protocol: str | None = None,
                       eval_set: str | None = None) -> FigureResult:
     """Figure 2: the effect of image resolution for one model size (ViT-H/14 at 224, 448 and 476 px)."""
-    from scaling import plots
 
     _choice(band, BAND_KINDS, "band")
     fit = _fit(runs, metric=metric, form=form, selection=selection, protocol=protocol, eval_set=eval_set)
-    data = plots.accuracy_curves_data(fit.data, fit, group_by="image_px", where={"arch": arch},
+    data = accuracy_curves_data(fit.data, fit, group_by="image_px", where={"arch": arch},
                                       band=None if band == "none" else band, level=level)
     return FigureResult("resolution", data)
 
@@ -174,11 +199,6 @@ def iso_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET
                progress: Callable[[str, int, int], None] | None = None) -> FigureResult:
     """Figure 3: iso-accuracy contours over (parameters, hours) with the target and the projection
     (``mode``: scale | solve | at | none) and its interval (band | bootstrap | none | auto)."""
-    from scaling import plots
-    from scaling.forms import get_form
-    from scaling.questions.derived import projection_quantities
-    from scaling.questions.projection import project_at, project_axis, project_scale, reference_point
-    from scaling.uncertainty.resampling import resample
 
     _choice(mode, ISO_MODES, "mode")
     _choice(interval, INTERVALS, "interval")
@@ -199,10 +219,10 @@ def iso_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET
         derived = projection_quantities(tgt.value, reference=reference_point(fit), at=projection.point,
                                         scale=mode == "scale", solve_axis=axis if mode == "solve" else None)
         boot = resample(fit, n_boot=n_boot, seed=seed, levels=(level,), group=group, derived=derived, progress=progress)
-        chosen = plots.bootstrap_interval(boot, projection, level=level)
-    data = plots.iso_accuracy_data(fit, grid=fit.data, image_px=image_px, target=tgt, projection=projection,
+        chosen = bootstrap_interval(boot, projection, level=level)
+    data = iso_accuracy_data(fit, grid=fit.data, image_px=image_px, target=tgt, projection=projection,
                                    interval=chosen, level=level)
-    return FigureResult("iso", data, figsize=plots.ISO_FIGSIZE)
+    return FigureResult("iso", data, figsize=ISO_FIGSIZE)
 
 
 def backtest_figure(runs: pd.DataFrame | None = None, *, forms: Sequence[str] | None = DEFAULT_BACKTEST_FORMS,
@@ -210,14 +230,12 @@ def backtest_figure(runs: pd.DataFrame | None = None, *, forms: Sequence[str] | 
                     protocol: str | None = None, eval_set: str | None = None) -> FigureResult:
     """Figure 4: backtest parity, each form fitted without the held-out runs, predicted vs observed: one panel
     per split that some form could fit (``split``: only that split, a name or a pooled kind)."""
-    from scaling import plots
-    from scaling.selection.workflow import backtest
 
     runs = _runs(runs, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
     result = backtest(runs, forms, metric=metric)
     frame = runs[runs["metric"] == metric].reset_index(drop=True)
-    data = plots.backtest_panels(result, frame, split=split, metric_label=plots.metric_label(frame))
-    info = {"split": split or plots.default_split(result), "notes": list(result.notes), "ranking": result.ranking,
+    data = backtest_panels(result, frame, split=split, metric_label=metric_label(frame))
+    info = {"split": split or default_split(result), "notes": list(result.notes), "ranking": result.ranking,
             "common_splits": result.common_splits}
     ncols = min(len(data.panels), 2)
     nrows = -(-len(data.panels) // ncols)
@@ -230,11 +248,6 @@ def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_
                      protocol: str | None = None, eval_set: str | None = None,
                      progress: Callable[[str, int, int], None] | None = None) -> FigureResult:
     """Figure 5: the bootstrap distribution of the pretraining compute needed to reach the target."""
-    from scaling import plots
-    from scaling.compute.training_length import from_grid
-    from scaling.questions.derived import projection_quantities
-    from scaling.questions.projection import reference_point
-    from scaling.uncertainty.resampling import resample
 
     _choice(question, QUESTIONS, "question")
     tgt = _target(target, metric, eval_set, protocol)
@@ -247,7 +260,7 @@ def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_
     derived = projection_quantities(tgt.value, reference=ref, scale=question == "scale",
                                     solve_axis="data_hours" if question == "solve" else None, compute=training)
     boot = resample(fit, n_boot=n_boot, seed=seed, levels=(level,), group=group, derived=derived, progress=progress)
-    data = plots.compute_distribution_from_bootstrap(boot, key=f"{question}.flops", target=tgt.value,
+    data = compute_distribution_from_bootstrap(boot, key=f"{question}.flops", target=tgt.value,
                                                      target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})",
                                                      level=level)
     data = replace(data, form=fit.form, question=question)
@@ -259,10 +272,6 @@ def frontier_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_T
                     form: str = DEFAULT_FORM, rows: int = 9, selection: str = DEFAULT_SELECTION,
                     protocol: str | None = None, eval_set: str | None = None) -> FigureResult:
     """The compute-optimal frontier: at each parameter count, the cheapest (hours, px) reaching the target."""
-    from scaling import plots
-    from scaling.allocation.mae import optimal_allocation
-    from scaling.compute.training_length import from_grid
-    from scaling.questions.projection import reference_point
 
     tgt = _target(target, metric, eval_set, protocol)
     fit = _fit(runs, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
@@ -271,7 +280,7 @@ def frontier_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_T
     if training is None:
         raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
     result = optimal_allocation(fit, tgt.value, training.for_allocation(reference_point(fit)), frontier_rows=rows)
-    data = plots.frontier_data(result, target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})")
+    data = frontier_data(result, target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})")
     return FigureResult("frontier", data, {"form": fit.form, "notes": list(result.notes)})
 
 
@@ -279,11 +288,9 @@ def loss_figure(db: Any = None, *, runs: Sequence[str] | None = None, fraction: 
                 key: str = "train_loss", phase: str = "pretrain", log_x: bool = True) -> FigureResult:
     """Figure 6: MAE pretraining loss curves from the run database's history, coloured by model size.
     ``db``: a ``runs_db.RunDB``, a path, or None (the default database)."""
-    from runs_db import open_db
-    from scaling import plots
 
     database = db if hasattr(db, "history") or hasattr(db, "grid") else open_db(db)
-    data = plots.loss_curves_data(database, runs=list(runs) if runs else None, data_fraction=fraction,
+    data = loss_curves_data(database, runs=list(runs) if runs else None, data_fraction=fraction,
                                   subset_seed=seed, key=key, phase=phase)
     two = data.frame["image_px"].round().nunique() > 1  # 224 px and larger images in two panels
     return FigureResult("loss", data, figsize=(10.0, 4.9) if two else None, draw_options={"log_x": log_x})

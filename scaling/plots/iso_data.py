@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from matplotlib.path import Path as MplPath
+from scipy.spatial import ConvexHull, QhullError
 
 from scaling.core.direction import direction
 from scaling.errors import ScalingError
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from scaling.forms.result import FitResult
     from scaling.questions.projection import Projection
 from scaling.plots.curves_data import metric_label
+from scaling.questions.projection import reference_point
 
 SEARCH_DECADES = 12.0  # how far along a projection ray the band bounds are searched
 
@@ -100,7 +102,6 @@ def _hull(points: np.ndarray) -> np.ndarray:
     """Convex hull (counter-clockwise vertices) of 2-D points; degenerate inputs give their bounding box."""
     pts = np.unique(np.round(points, 12), axis=0)
     if len(pts) >= 3:
-        from scipy.spatial import ConvexHull, QhullError
 
         try:
             return pts[ConvexHull(pts).vertices]
@@ -130,7 +131,6 @@ def band_interval(
     largest trained point) through the point, at ``image_px`` (default: the point's), ``near`` is where the
     optimistic bound reaches the target and ``far`` where the pessimistic one does.
     """
-    from scaling.questions.projection import reference_point
 
     ref = dict(reference or reference_point(fit))
     px = {} if "image_px" not in fit.axes else {"image_px": float(image_px or point["image_px"])}
@@ -256,7 +256,6 @@ def iso_accuracy_data(
         obs_pts = np.array([[n0, d0], [n1, d0], [n1, d1], [n0, d1]], dtype=float)
     hull_log = _hull(np.log10(obs_pts))
 
-    from scaling.questions.projection import reference_point
 
     ref = reference_point(fit)
     pint: PointInterval | None = None

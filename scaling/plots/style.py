@@ -20,10 +20,12 @@ from typing import Any
 
 import matplotlib as mpl
 import numpy as np
+import pandas as pd
 from cycler import cycler
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from runs_db.archs import PUBLISHED_ARCH_NAMES
 from scaling.errors import ScalingError
 
 OKABE_ITO = {
@@ -153,7 +155,6 @@ def split_axes(ax: Any, nrows: int, ncols: int, *, sharey: bool = False) -> np.n
 
 def size_key(arch: Any) -> str:
     """Registry name of an architecture given as ``vit_h14`` or as the published ``vith14``."""
-    from runs_db.archs import PUBLISHED_ARCH_NAMES
 
     text = str(arch)
     return PUBLISHED_ARCH_NAMES.get(text, text)
@@ -265,7 +266,6 @@ def readable_frame(frame: Any, formats: dict[str, Any] | None = None, *, digits:
     """A copy of a DataFrame for display: parameters as '2.92B', hours as '23,059 h', image sides as
     '2,200 px', FLOPs as '6.11e+22' (by column name, or ``formats``: name -> callable or format spec), other
     floats to ``digits`` significant figures; NaN stays blank. Numbers become strings: display only."""
-    import pandas as pd
 
     table = {**COLUMN_FORMATS, **(formats or {})}
     out = frame.copy()

@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 from scaling.plots.draw_fits import ISO_FIGSIZE, plot_iso_accuracy
 from scaling.plots.iso_data import IsoData, iso_accuracy_data
 from scaling.plots.style import log_range, new_figure, style
+from scaling.questions.projection import project_scale
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,6 @@ class SuggestMap:
 
 def suggest_map_data(result: Any) -> SuggestMap:
     """The figure's data from a ``SuggestResult``."""
-    from scaling.questions.projection import project_scale
 
     fit = result.fit
     rows = [{"rank": s.rank, "label": s.label, "flops": s.flops, "shrinkage": s.shrinkage,

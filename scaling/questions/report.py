@@ -213,7 +213,7 @@ class ProjectionReport:
     def plot(self, ax: Axes | None = None, **options: Any) -> Axes:
         """Draw the iso-accuracy map of the answer on ``ax`` (a new figure when None); returns the Axes.
         ``options`` go to ``iso_data`` (projection, n, level)."""
-        from scaling import plots
+        from scaling import plots  # lazy: drawing (matplotlib) is optional
 
         if ax is None:
             _, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
@@ -221,6 +221,6 @@ class ProjectionReport:
 
     def save_figure(self, path: str | Path, *, dpi: float | None = None) -> Path:
         """Write the iso-accuracy map to ``path`` (.png, .pdf or .svg, byte-reproducible)."""
-        from scaling import plots
+        from scaling import plots  # lazy: drawing (matplotlib) is optional
 
         return plots.save_figure(self.plot().figure, path, dpi=dpi)

@@ -26,6 +26,7 @@ from scaling.errors import ProjectionError, ScalingError
 from scaling.fitting import fit as fit_data
 from scaling.forms.result import FitResult
 from scaling.planning.planner import plan_answers
+from scaling.questions import MODES
 from scaling.questions.derived import target_events
 from scaling.questions.objects import At, AtBudget, Cheapest, Context, Question, Scale, Solve, default_questions
 from scaling.questions.projection import reference_point
@@ -34,12 +35,13 @@ from scaling.uncertainty.bootstrap import combine
 from scaling.uncertainty.resampling import AUTO, Bootstrap, bootstrap_fit
 
 Progress = Callable[[str, int, int], None]
-MODES = ("all", "scale", "solve", "at")
 
 
 class FitOptions(TypedDict, total=False):
-    """How ``project`` fits a table or the run database first (as ``scaling.fit`` takes them)."""
+    """How ``project`` fits a table or the run database first (as ``scaling.fit`` takes them; ``db``: the
+    run database to load when no data are given, default ``$SCALING_DB`` or the user's)."""
 
+    db: str | Path | None
     form: str
     metric: str | None
     eval_set: str | None
@@ -179,6 +181,7 @@ def fit_for_question(data: FitResult | pd.DataFrame | None, target: str | float 
     form = opts.pop("form", DEFAULT_FORM)
     metric, eval_set, protocol = opts.pop("metric", None), opts.pop("eval_set", None), opts.pop("protocol", None)
     selection = opts.pop("selection", DEFAULT_SELECTION)
+    db = opts.pop("db", None)
     if isinstance(data, FitResult):
         return data, target_of(data, target, metric, eval_set, protocol)
     if data is not None and not is_runs_frame(data):  # any other table: the target is a value of its y
@@ -188,7 +191,7 @@ def fit_for_question(data: FitResult | pd.DataFrame | None, target: str | float 
     tgt = spec if isinstance(spec, Target) else resolve_target(str(spec), metric=metric, eval_set=eval_set,
                                                                 protocol=protocol, kind=opts.get("kind", "accuracy"))
     if data is None:
-        data = load_runs(protocol=tgt.protocol, eval_set=tgt.eval_set, selection=selection, metric=tgt.metric)
+        data = load_runs(db, protocol=tgt.protocol, eval_set=tgt.eval_set, selection=selection, metric=tgt.metric)
     return fit_data(data, form, metric=tgt.metric, **opts), tgt
 
 

@@ -41,6 +41,7 @@ from scaling.core.jsonable import jsonable
 from scaling.core.threads import single_threaded_blas
 from scaling.defaults import DEFAULT_LEVEL_TOL
 from scaling.errors import ScalingError
+from scaling.forms import get_form
 from scaling.forms.result import FitResult, fit
 
 SCHEMA = "scaling.backtest/v1"
@@ -280,7 +281,7 @@ class BacktestResult:
     def plot(self, ax: Any = None, split: str | None = None) -> Any:
         """Parity of held-out predictions against observations on ``split`` (a name or kind; default the
         common split with the most held-out rows). Returns the Axes."""
-        from scaling import plots
+        from scaling import plots  # lazy: drawing (matplotlib) is optional
 
         if self.data is None:
             raise ScalingError("this backtest carries no data to draw (run it with scaling.backtest)")
@@ -371,7 +372,6 @@ TIE_REL = 1e-6  # held-out errors this close (relative) are a tie: nested laws t
 def _order(ranking: list[str], summary: Mapping[str, FormSummary], axes: Sequence[str]) -> list[str]:
     """Break ties of equal held-out error by the number of parameters, fewer first: ``m4`` at alpha = 0 is
     ``saturating`` is ``powerlaw``, and the simpler statement of the same fit should be recommended."""
-    from scaling.forms import get_form
 
     def n_params(form: str) -> int:
         return len(get_form(form).param_names(axes))

@@ -121,7 +121,7 @@ class CompareResult:
     def plot(self, ax: Any = None) -> Any:
         """Each form's prediction at the comparison point with its widest bootstrap interval, the
         recommended form highlighted and the target drawn. Returns the Axes."""
-        from scaling.plots import new_figure
+        from scaling.plots import new_figure  # lazy: drawing (matplotlib) is optional
 
         if ax is None:
             _, ax = new_figure()

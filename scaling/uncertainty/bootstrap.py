@@ -158,7 +158,7 @@ class BootstrapResult:
     def plot(self, ax: Any = None, quantity: str | None = None) -> Any:
         """Histogram of one quantity over the resamples (default: the first FLOPs quantity, else the first
         parameter) with its estimate and widest interval; FLOPs on a log axis. Returns the Axes."""
-        from scaling import plots
+        from scaling import plots  # lazy: drawing (matplotlib) is optional
 
         name = quantity or next((k for k in self.derived if k.endswith("flops")), next(iter(self.params)))
         if name not in self.samples:
