@@ -10,9 +10,11 @@ from runs_db.published import EVAL_SET_IMAGENET, PROTOCOL_PERMISSIVE
 from runs_db.validate import FRAMES_PER_HOUR
 
 __all__ = [
+    "ALPHA_MAX",
     "AXES",
     "CAUTION_DECADES",
     "COMPUTE_AXES",
+    "DEFAULT_BACKTEST_FORMS",
     "DEFAULT_EVAL_SET",
     "DEFAULT_FORM",
     "DEFAULT_GROUP",
@@ -24,10 +26,12 @@ __all__ = [
     "DEFAULT_SELECTION",
     "DEFAULT_TARGET",
     "FRAMES_PER_HOUR",
+    "HUBER_DELTA",
     "MASK_RATIO",
     "N_CLASSES",
     "PAPER_SCENARIO",
     "PATCH_PX",
+    "SLOPE_MAX",
 ]
 
 # What is fitted: the run database's three axes, ImageNet top-5 of the 2% fine-tune, best epoch.
@@ -38,6 +42,15 @@ DEFAULT_EVAL_SET = EVAL_SET_IMAGENET  # "imagenet-val"
 DEFAULT_METRIC = "top5"  # the default target's metric (human-top5): every command fits what it projects
 DEFAULT_SELECTION = "best-epoch"
 N_CLASSES = 1000  # ImageNet-1k: the chance error of top-k is 1 - k / N_CLASSES
+
+# Fitting: the power laws' log-space Huber delta (Hoffmann et al. 2022's approach 3: 1e-3), and the largest
+# exponent each family allows: 2 for the additive laws of N, D and R (their fits sit well below), 5 for M4's
+# and the broken power law's slopes (steep breaks).
+HUBER_DELTA = 1e-3
+ALPHA_MAX = 2.0
+SLOPE_MAX = 5.0
+# The backtest figure's forms: one of each family.
+DEFAULT_BACKTEST_FORMS: tuple[str, ...] = ("poly1", "logit1", "powerlaw")
 
 # How: the study's form (reconstructed); `scaling compare` ranks the forms by backtest.
 DEFAULT_FORM = "poly1"

@@ -33,12 +33,13 @@ from scaling.cli.progress import progress_bar
 from scaling.cli.render import (
     fmt_interval,
     fmt_number,
-    fmt_percent,
+    fmt_value,
     print_json,
     stderr_console,
     stdout_console,
     table,
 )
+from scaling.core.direction import direction
 from scaling.defaults import DEFAULT_METRIC
 from scaling.errors import ScalingError
 
@@ -126,9 +127,10 @@ def backtest_cmd(
         print_json(result.to_dict())
         return
     console = stdout_console()
-    unit = "pts" if kind == "accuracy" else "loss"
+    d = direction(kind)
+    unit = "pts" if d.is_fraction else "loss"
     noise = result.noise
-    sigma = "-" if noise.sigma is None else (f"{100 * noise.sigma:.2f} pts" if kind == "accuracy"
+    sigma = "-" if noise.sigma is None else (f"{100 * noise.sigma:.2f} pts" if d.is_fraction
                                              else fmt_number(noise.sigma))
     rows = []
     for split in result.splits:
@@ -222,8 +224,8 @@ def compare_cmd(
         return
     tgt, point, levels, ycol, axis_list = result.target_spec, result.point, result.levels, result.backtest.y, \
         list(result.backtest.axes)
-    pct = kind == "accuracy"
-    fmt_y = fmt_percent if pct else fmt_number
+    pct = direction(kind).is_fraction
+    fmt_y = fmt_value(kind)
     unit = "pts" if pct else "loss"
     where = ", ".join(f"{k}={v:g}" for k, v in point.items())
     cols = ["form", "recommended", "free params", f"in-sample RMSE ({unit})", "dAICc", "dBIC",

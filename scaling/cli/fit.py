@@ -43,6 +43,7 @@ from scaling.cli.render import (
     fmt_percent,
     fmt_px,
     fmt_stderr,
+    fmt_value,
     print_json,
     render_bootstrap,
     stderr_console,
@@ -217,7 +218,7 @@ def _limit_text(value: float | None, pct: bool) -> str:
 def _render_projections(report: Any) -> None:
     console = stdout_console()
     fit = report.fit
-    pct = fit.kind == "accuracy"
+    pct = fit.direction.is_fraction
     columns = _axis_columns(fit)
     priced = report.cost_model is not None
     rows = []
@@ -379,8 +380,8 @@ def render_report(report: Any) -> None:
     from scaling.cli.plan import render_plans  # lazy: keeps `scaling --help` fast
 
     result, opt, boot, tgt, kind = report.fit, report.optimal, report.bootstrap, report.target, report.fit.kind
-    desc = "" if tgt is None else (f"{tgt.name} = {fmt_percent(tgt.value)} {tgt.metric}" if kind == "accuracy"
-                                   else tgt.name)
+    desc = "" if tgt is None else (f"{tgt.name} = {fmt_percent(tgt.value)} {tgt.metric}"
+                                   if result.direction.is_fraction else tgt.name)
     _render_projections(report)
     for note in result.notes:  # e.g. runs left out of the fit (an accuracy of exactly 0 or 1)
         stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
@@ -416,7 +417,7 @@ def parse_bounds(text: str) -> dict[str, tuple[float, float]]:
 def _quantity_format(kind: str) -> Any:
     def fmt_for(name: str) -> Any:
         if name == "at.predicted":
-            return fmt_percent if kind == "accuracy" else fmt_number
+            return fmt_value(kind)
         if name.endswith("flops"):
             return fmt_flops
         if name.endswith("n_params"):
@@ -461,7 +462,7 @@ def _render_cost_optimum(a: Any, title: str, kind: str) -> None:
     if not a.reachable or a.point is None:
         stdout_console().print(table(title, ["reached", "reason"], [["no", a.reason]]))
         return
-    pred = fmt_percent(a.predicted) if kind == "accuracy" else fmt_number(a.predicted)
+    pred = fmt_value(kind)(a.predicted)
     cols = [*a.point, "predicted", "cost", "at bounds"]
     rows = [[*[fmt_number(v) for v in a.point.values()], pred, f"{a.cost:.3e}", ", ".join(a.at_bounds)]]
     stdout_console().print(table(title, cols, rows, caption=f"cost model: {a.cost_model['formula']}"))

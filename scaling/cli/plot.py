@@ -27,7 +27,7 @@ from scaling.cli.options import (
 from scaling.cli.progress import progress_bar
 from scaling.cli.render import print_json, stderr_console
 from scaling.core.targets import resolve_target
-from scaling.defaults import DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_TARGET
+from scaling.defaults import DEFAULT_BACKTEST_FORMS, DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_TARGET
 from scaling.errors import ScalingError
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ LevelOpt = Annotated[float, typer.Option(help="Level of the band or interval.")]
 DpiOpt = Annotated[float | None, typer.Option(help="Resolution of .png files \\[default: 150].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers behind the figure as one JSON document.")]
 ResamplesOpt = Annotated[int, typer.Option("--bootstrap", min=2, help="Bootstrap resamples.")]
-DEFAULT_BACKTEST_FORMS = "poly1,logit1,powerlaw"  # one form of each family (scaling.plots.figures)
+BACKTEST_FORMS = ",".join(DEFAULT_BACKTEST_FORMS)
 
 
 def register(app: typer.Typer) -> None:
@@ -240,7 +240,7 @@ def backtest_cmd(
     out: OutOpt,
     forms: Annotated[
         str, typer.Option("--forms", help="Comma-separated forms, or 'all' (the power laws take a while).")
-    ] = DEFAULT_BACKTEST_FORMS,
+    ] = BACKTEST_FORMS,
     split: Annotated[
         str | None,
         typer.Option(help="A split's name or kind (joint, leave-largest-out, rolling-origin: pooled) \\[default: every "
@@ -403,7 +403,7 @@ def all_cmd(
     ctx: typer.Context,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="Directory to write the figures to (created).")],
     fmt: Annotated[str, typer.Option("--format", help="png, pdf or svg.")] = "png",
-    forms: Annotated[str, typer.Option("--forms", help="Forms of the backtest figure.")] = DEFAULT_BACKTEST_FORMS,
+    forms: Annotated[str, typer.Option("--forms", help="Forms of the backtest figure.")] = BACKTEST_FORMS,
     n_boot: ResamplesOpt = 1000,
     dpi: DpiOpt = None,
 ) -> None:

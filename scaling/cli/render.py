@@ -26,6 +26,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
+from scaling.core.direction import direction
 from scaling.core.jsonable import jsonable
 
 # Piped output without COLUMNS is read by scripts and files, not a terminal: wide enough for every table.
@@ -310,6 +311,11 @@ def fmt_px(px: float | None) -> str:
 
 def fmt_percent(v: float | None) -> str:
     return "-" if v is None or not math.isfinite(v) else f"{100 * v:.1f}%"
+
+
+def fmt_value(kind: str) -> Any:
+    """The formatter of a value of ``kind``: a percent for fractions (accuracies), a number otherwise."""
+    return fmt_percent if direction(kind).is_fraction else fmt_number
 
 
 def fmt_flops(f: float | None) -> str:

@@ -71,6 +71,16 @@ class Direction:
         return ""
 
     @property
+    def is_fraction(self) -> bool:
+        """Values are fractions in (0, 1) (accuracies), shown as percents; else any positive number."""
+        return self.higher_is_better
+
+    def target_metric(self, metric: str | None, y: str) -> str | None:
+        """What a numeric target of this quantity is named after: the run database's metric, else a loss
+        table's own column (an accuracy table's target borrows the default metric's name)."""
+        return metric or (None if self.is_fraction else y)
+
+    @property
     def unit(self) -> str:
         """Unit of differences on this scale in reports: accuracy points (100 x fraction) or loss units."""
         return "accuracy points" if self.higher_is_better else "loss units"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from scaling.core.direction import direction
 from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_METRIC, DEFAULT_PROTOCOL
 from scaling.errors import ProjectionError
 
@@ -68,9 +69,10 @@ def resolve_target(
     Options override the preset's metric, eval set and protocol only for numbers; for a preset they must
     agree with it, because a preset's value means something only on its own metric.
     """
+    d = direction(kind)
     if spec in PRESETS:
         preset = PRESETS[spec]
-        if kind != "accuracy":
+        if not d.is_fraction:
             raise ProjectionError(f"target {spec!r} is an accuracy ({preset.metric}); for a {kind} give the value "
                                   "to reach, e.g. 2.1")
         for given, own, what in [(metric, preset.metric, "metric"), (eval_set, preset.eval_set, "eval set")]:
@@ -84,15 +86,15 @@ def resolve_target(
     except ValueError:
         known = ", ".join(PRESETS)
         raise ProjectionError(f"target {spec!r} is neither a preset ({known}) nor a number") from None
-    if percent and kind != "accuracy":
+    if percent and not d.is_fraction:
         raise ProjectionError(f"target {spec!r}: a percent is an accuracy; for a {kind} give the value to reach")
     if percent:
         value /= 100.0
-    if kind == "accuracy" and not 0.0 < value < 1.0:
+    if d.is_fraction and not 0.0 < value < 1.0:
         raise ProjectionError(f"target {spec!r} must be a fraction in (0, 1) or a percent such as 80%")
     if value <= 0.0:
         raise ProjectionError(f"target {spec!r} must be positive")
-    if kind != "accuracy":  # a loss (or error) of a user's table: no eval set or protocol of the run database
+    if not d.is_fraction:  # a loss (or error) of a user's table: no eval set or protocol of the run database
         name = metric or kind
         return Target(name=f"{name} {value:g}", value=value, metric=name, eval_set="", protocol="",
                       description=f"user-given {kind} target (lower is better)", source="user")

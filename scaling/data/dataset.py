@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from scaling.core.direction import direction
 from scaling.defaults import (
     COMPUTE_AXES,
     DEFAULT_GROUP,
@@ -50,7 +51,7 @@ class Dataset:
 
     @property
     def default_target(self) -> str | None:
-        return DEFAULT_TARGET if self.is_run_grid and self.kind == "accuracy" else None
+        return DEFAULT_TARGET if self.is_run_grid and direction(self.kind).is_fraction else None
 
     @property
     def solve_axis(self) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from runs_db import open_db
+from scaling.core.direction import direction
 from scaling.data.dataset import Dataset
 from scaling.defaults import AXES, DEFAULT_EVAL_SET, DEFAULT_METRIC, DEFAULT_PROTOCOL, DEFAULT_SELECTION
 from scaling.errors import ScalingError
@@ -100,7 +101,7 @@ def select(
     (logit(y) and log(1 - y) are infinite there); a fit of the other rows says what it left out."""
     sel = dataclasses.replace(_select(data, metric=metric, y=y, axes=axes), kind=kind or "accuracy")
     _check_magnitudes(sel)
-    return _drop_saturated(sel) if kind == "accuracy" else sel
+    return _drop_saturated(sel) if direction(sel.kind).is_fraction else sel
 
 
 def _check_magnitudes(sel: Dataset) -> None:
@@ -185,13 +186,14 @@ def check_chance(chance: float | None, kind: str, sel: Dataset | None = None) ->
     error rather than every form "skipped"."""
     if chance is None:
         return
-    if kind == "accuracy" and not 0.0 < chance <= 1.0:
+    d = direction(kind)
+    if d.is_fraction and not 0.0 < chance <= 1.0:
         raise ScalingError(f"a chance-level error of an accuracy is in (0, 1]; got {chance:g}")
     if chance <= 0.0:
         raise ScalingError(f"a chance level must be positive; got {chance:g}")
     if sel is not None and not sel.frame.empty:
         y = pd.to_numeric(sel.frame[sel.y], errors="coerce")
-        worst = float((1.0 - y).max() if kind == "accuracy" else y.max())
+        worst = float(d.error(y).max())
         if worst > chance:
             raise ScalingError(f"chance level {chance:g} is below an observed error of {worst:.4g}: chance is "
                                "the error of an untrained model, above every trained one")

@@ -205,7 +205,7 @@ class Preposterior:
         x = np.array([[float(point[a]) for a in self.full.axes]])
         mean = float(np.asarray(self.replicates[b].predict_matrix(x)).ravel()[0])
         y = mean + self.sigma * e
-        if self.full.kind == "accuracy":
+        if self.full.direction.is_fraction:  # an accuracy stays inside (0, 1)
             return float(np.clip(y, 1e-4, 1 - 1e-4))
         return max(y, 1e-12 * abs(mean) + 1e-300)
 

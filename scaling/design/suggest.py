@@ -35,6 +35,7 @@ from scaling.design.candidates import Candidate, is_runs_grid, load_candidates
 from scaling.design.core import Interval, Preposterior, after_all, quantity_fn
 from scaling.design.result import CandidateScore, SuggestResult
 from scaling.errors import ScalingError
+from scaling.forms import get_form
 from scaling.forms.result import FitResult
 from scaling.questions.projection import reference_point
 from scaling.selection.backtest import DEFAULT_LEVEL_TOL, seed_noise
@@ -52,7 +53,7 @@ def _resolve(runs_or_fit: FitResult | pd.DataFrame | None, target: str | float |
     def named(fit: FitResult) -> Target:
         if isinstance(target, Target):
             return target
-        own = fit.source.get("metric") or (fit.y if fit.kind != "accuracy" else None)
+        own = fit.direction.target_metric(fit.source.get("metric"), fit.y)
         return resolve_target(str(target), metric=metric or own, eval_set=fit.source.get("eval_set"), kind=fit.kind)
 
     if isinstance(runs_or_fit, FitResult):
@@ -206,12 +207,12 @@ def suggest(
         unit, quantity = "decades of FLOPs", f"pretraining FLOPs to reach {tgt.name} scaling every axis"
         estimate = to_flops(value(fit))
     else:
-        scale = 100.0 if fit.kind == "accuracy" else 1.0
+        scale = fit.direction.scale
 
         def shown(iv: Interval) -> tuple[tuple[float, float], float]:
             return (iv.lower, iv.upper), scale * iv.width
 
-        unit = "accuracy points" if fit.kind == "accuracy" else f"{fit.y} units"
+        unit = "accuracy points" if fit.direction.is_fraction else f"{fit.y} units"
         quantity = "prediction at " + ", ".join(f"{a}={at[a]:g}" for a in fit.axes)  # type: ignore[index]
         estimate = value(fit)
     before, width_before = shown(pre.before)
@@ -236,8 +237,10 @@ def suggest(
         notes.append(f"{len(over)} of {n_all} candidates cost more than the budget of {budget:g} FLOPs")
     if n_boot < 100:
         notes.append(f"only {n_boot} resamples: the percentile bounds are noisy (try 200 or more)")
-    if fit.form in ("poly2", "logit2"):
-        notes.append("warm refits keep the terms of the current fit: a term aliased now stays dropped after a run")
+    dropped = [p for p in get_form(fit.form).param_names(fit.axes) if p not in fit.params]
+    if dropped:  # the warm refits solve for the terms the current fit kept
+        notes.append(f"warm refits keep the terms of the current fit: {', '.join(dropped)} (aliased now) stay dropped "
+                     "after a run")
     return SuggestResult(
         target=tgt, form=fit.form, question=question, quantity=quantity, unit=unit, level=lv, n_boot=n_boot,
         n_outcomes=len(pre.draws), seed=seed, sigma=sigma, sigma_source=sigma_source, before=before,

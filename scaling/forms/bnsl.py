@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from scaling.core.direction import direction
+from scaling.defaults import HUBER_DELTA, SLOPE_MAX
 from scaling.errors import FitError
 from scaling.forms import bnsl_core as core
 from scaling.forms.base import Form, Refit, Replicate, check_resample
@@ -256,7 +257,7 @@ def _fit(data: FitData, form: str, options: dict[str, Any]) -> FitResult:
     if max_breaks is None:
         raise FitError(f"form {form!r}: option max_breaks must be 0..{MAX_BREAKS}; got 'auto'")
     try:
-        delta, slope_max = float(options.get("huber_delta", 1e-3)), float(options.get("alpha_max", 5.0))
+        delta, slope_max = float(options.get("huber_delta", HUBER_DELTA)), float(options.get("alpha_max", SLOPE_MAX))
         tol, grid = float(options.get("select_tol", 0.2)), options.get("grid_points")
         kw = {"delta": delta, "slope_max": slope_max, "positions": None if grid is None else int(grid),
               "n_refine": int(options.get("n_refine", 3)), "n_starts": int(options.get("n_starts", 10)),
@@ -327,8 +328,8 @@ class BnslForm(Form):
         sol0, d = model.sol, direction(full.kind)
         err = d.error(y)
         opts = full.options
-        kw = {"delta": float(opts.get("huber_delta", 1e-3)), "slope_max": float(opts.get("alpha_max", 5.0)),
-              "seed": int(opts.get("seed", 0))}
+        kw = {"delta": float(opts.get("huber_delta", HUBER_DELTA)),
+              "slope_max": float(opts.get("alpha_max", SLOPE_MAX)), "seed": int(opts.get("seed", 0))}
         k = core.n_params(sol0.n_breaks)
 
         def refit(idx: np.ndarray) -> Replicate:

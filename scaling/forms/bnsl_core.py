@@ -33,6 +33,7 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 
 from scaling.core.threads import single_threaded_blas
+from scaling.defaults import HUBER_DELTA, SLOPE_MAX
 from scaling.errors import FitError
 from scaling.forms.varpro import BOUND_TOL, LOG_FLOOR, ZERO_REL, huber, log_huber
 
@@ -308,7 +309,7 @@ def _random_start(prob: Problem, n: int, rng: np.random.Generator) -> np.ndarray
     return project_amplitudes(theta, prob, n)
 
 
-def solve(x: np.ndarray, err: np.ndarray, n: int, *, weights: np.ndarray | None = None, delta: float = 1e-3,
+def solve(x: np.ndarray, err: np.ndarray, n: int, *, weights: np.ndarray | None = None, delta: float = HUBER_DELTA,
           slope_max: float = 5.0, positions: int | None = None, n_refine: int = 3, n_starts: int = 10,
           seed: int = 0) -> Solution:
     """Cold fit with ``n`` breaks: grid screen, VarPro amplitudes, L-BFGS-B refinement (module docstring)."""
@@ -336,7 +337,8 @@ def solve(x: np.ndarray, err: np.ndarray, n: int, *, weights: np.ndarray | None 
 
 
 def solve_warm(x: np.ndarray, err: np.ndarray, init: Solution, *, weights: np.ndarray | None = None,
-               delta: float = 1e-3, slope_max: float = 5.0, margin: float = 0.01, seed: int = 0) -> Solution:
+               delta: float = HUBER_DELTA, slope_max: float = SLOPE_MAX, margin: float = 0.01,
+               seed: int = 0) -> Solution:
     """Refit ``init``'s law (same number of breaks) to data close to its own, e.g. a bootstrap resample.
 
     Refine from ``init``, then once more from the result (L-BFGS-B can stop early in the flat valleys of

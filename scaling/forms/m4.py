@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scaling.core.direction import direction
-from scaling.defaults import N_CLASSES
+from scaling.defaults import HUBER_DELTA, N_CLASSES, SLOPE_MAX
 from scaling.errors import FitError
 from scaling.forms import get_form
 from scaling.forms import m4_core as core
@@ -91,8 +91,8 @@ class Resolved:
 def _resolve(options: Mapping[str, Any], err: np.ndarray, kind: str) -> Resolved:
     check_options("m4", options, M4_OPTIONS)
     try:
-        delta = float(options.get("huber_delta", 1e-3))
-        alpha_max = float(options.get("alpha_max", 5.0))
+        delta = float(options.get("huber_delta", HUBER_DELTA))
+        alpha_max = float(options.get("alpha_max", SLOPE_MAX))
         c_max = float(options.get("c_max", 2.0))
         raw = options.get("l0")
         l0 = None if raw is None or (isinstance(raw, str) and raw.lower() == "fit") else float(raw)

@@ -29,6 +29,7 @@ from scipy.optimize import least_squares
 from scipy.special import expit
 
 from scaling.core.threads import single_threaded_blas
+from scaling.defaults import HUBER_DELTA, SLOPE_MAX
 from scaling.errors import FitError
 from scaling.forms.varpro import Refined, huber, solve_powerlaw
 
@@ -359,8 +360,8 @@ def _distinct(pre: list[tuple[float, float, np.ndarray]], count: int) -> list[np
     return [t for _, t in chosen]
 
 
-def solve_m4(X: np.ndarray, err: np.ndarray, *, weights: np.ndarray | None = None, delta: float = 1e-3,
-             l0: float | None = None, l0_max: float = math.inf, alpha_max: float = 5.0, c_max: float = 2.0,
+def solve_m4(X: np.ndarray, err: np.ndarray, *, weights: np.ndarray | None = None, delta: float = HUBER_DELTA,
+             l0: float | None = None, l0_max: float = math.inf, alpha_max: float = SLOPE_MAX, c_max: float = 2.0,
              implicit: bool = False, n_polish: int = 2) -> M4Solution:
     """Fit M4 to err > 0 (X: (n, k) > 0); ``l0`` fixed or (None) fitted in (max err, l0_max].
 
@@ -391,8 +392,8 @@ def solve_m4(X: np.ndarray, err: np.ndarray, *, weights: np.ndarray | None = Non
 
 
 def solve_m4_warm(X: np.ndarray, err: np.ndarray, init: M4Solution, *, weights: np.ndarray | None = None,
-                  delta: float = 1e-3, l0_max: float = math.inf, alpha_max: float = 5.0, c_max: float = 2.0,
-                  implicit: bool = False) -> M4Solution:
+                  delta: float = HUBER_DELTA, l0_max: float = math.inf, alpha_max: float = SLOPE_MAX,
+                  c_max: float = 2.0, implicit: bool = False) -> M4Solution:
     """Refit data close to ``init``'s (a bootstrap resample) from ``init`` alone; the full multi-start
     fit when that does not converge. ``info['path']`` is 'warm' or 'cold'."""
     l0 = init.L0 if init.l0_fixed else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from scaling.core.direction import direction
 from scaling.errors import ScalingError
 from scaling.forms import get_form, list_forms
 
@@ -23,7 +24,7 @@ def form_options(form: str, *, metric: str | None, kind: str, chance: float | No
         options["alpha_max"] = alpha_max
     options |= info.default_options(metric=metric, kind=kind)
     if chance is not None:
-        if kind == "accuracy" and not 0.0 < chance <= 1.0:
+        if direction(kind).is_fraction and not 0.0 < chance <= 1.0:
             raise ScalingError(f"a chance-level error of an accuracy is in (0, 1]; got {chance:g}")
         if chance <= 0.0:
             raise ScalingError(f"a chance level must be positive; got {chance:g}")

@@ -20,7 +20,7 @@ from scipy.optimize import brentq
 
 from scaling.compute.allocations import answer, log_box, unreachable
 from scaling.core.direction import direction
-from scaling.defaults import COMPUTE_AXES, N_CLASSES
+from scaling.defaults import ALPHA_MAX, COMPUTE_AXES, HUBER_DELTA, N_CLASSES
 from scaling.errors import FitError
 from scaling.forms.base import Form, Refit, Replicate, check_resample
 from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
@@ -171,7 +171,7 @@ def _canonical(sol: Solution) -> tuple[Solution, bool]:
 def _fit(data: FitData, form: str, chance_form: bool, options: dict[str, Any]) -> FitResult:
     check_options(form, options, [*OPTIONS, "chance"] if chance_form else OPTIONS)
     delta = float(options.pop("huber_delta", 1e-3))
-    alpha_max = float(options.get("alpha_max", 2.0))
+    alpha_max = float(options.get("alpha_max", ALPHA_MAX))
     if not delta > 0 or not alpha_max > 0:
         raise FitError(f"form {form!r}: huber_delta and alpha_max must be positive")
     n_params = 1 + 2 * len(data.axes)
@@ -267,8 +267,9 @@ class PowerLawForm(Form):
         d = direction(full.kind)
         err = d.error(y)
         opts = full.options
-        kw = {"delta": float(opts.get("huber_delta", 1e-3)), "alpha_max": float(opts.get("alpha_max", 2.0)),
-              "n_starts": int(opts.get("n_starts", 20)), "seed": int(opts.get("seed", 0))}
+        kw = {"delta": float(opts.get("huber_delta", HUBER_DELTA)),
+              "alpha_max": float(opts.get("alpha_max", ALPHA_MAX)), "n_starts": int(opts.get("n_starts", 20)),
+              "seed": int(opts.get("seed", 0))}
         axes = full.axes
         n_params = 1 + 2 * len(axes)
 

@@ -413,7 +413,7 @@ def fit(
         bad = int(np.sum(X[:, j] <= 0))
         if bad:
             raise FitError(f"axis column {axis!r} has {bad} non-positive values (axes are used in logs)")
-    if kind == "accuracy":
+    if direction(kind).is_fraction:
         bad = int(np.sum((yv <= 0) | (yv >= 1)))
         if bad:
             raise FitError(f"y column {y!r} has {bad} values outside (0, 1) for kind='accuracy'")

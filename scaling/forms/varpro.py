@@ -34,6 +34,7 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 
 from scaling.core.threads import single_threaded_blas
+from scaling.defaults import ALPHA_MAX, HUBER_DELTA
 from scaling.errors import FitError
 
 LOG_FLOOR = math.log(1e-12)  # lower bound of a log amplitude (normalised units): "zero"
@@ -351,8 +352,8 @@ def solve_powerlaw(
     err: np.ndarray,
     *,
     weights: np.ndarray | None = None,
-    delta: float = 1e-3,
-    alpha_max: float = 2.0,
+    delta: float = HUBER_DELTA,
+    alpha_max: float = ALPHA_MAX,
     grid_points: int | None = None,
     n_refine: int = 5,
     n_starts: int = 20,
@@ -378,8 +379,8 @@ def solve_chance(
     chance: float,
     *,
     weights: np.ndarray | None = None,
-    delta: float = 1e-3,
-    alpha_max: float = 2.0,
+    delta: float = HUBER_DELTA,
+    alpha_max: float = ALPHA_MAX,
     grid_points: int | None = None,
     n_refine: int = 5,
     n_starts: int = 20,
@@ -526,8 +527,8 @@ def solve_warm(
     init: Solution,
     *,
     weights: np.ndarray | None = None,
-    delta: float = 1e-3,
-    alpha_max: float = 2.0,
+    delta: float = HUBER_DELTA,
+    alpha_max: float = ALPHA_MAX,
     screen_coarse: int = 3,
     screen_fine: int = 21,
     screen_margin: float = 0.01,

@@ -24,6 +24,7 @@ from scaling.core.jsonable import jsonable
 from scaling.core.targets import resolve_target
 from scaling.data.tables import load_runs
 from scaling.defaults import (
+    DEFAULT_BACKTEST_FORMS,
     DEFAULT_EVAL_SET,
     DEFAULT_FORM,
     DEFAULT_METRIC,
@@ -66,7 +67,6 @@ BAND_KINDS = ("confidence", "prediction", "none")
 ISO_MODES = ("scale", "solve", "at", "none")
 INTERVALS = ("auto", "band", "bootstrap", "none")
 QUESTIONS = ("scale", "solve")
-DEFAULT_BACKTEST_FORMS = ("poly1", "logit1", "powerlaw")  # one form of each family
 
 
 @dataclass(frozen=True)

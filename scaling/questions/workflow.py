@@ -168,7 +168,7 @@ def target_of(fit: FitResult, target: str | float | Target | None, metric: str |
         if target is None:
             return None
     spec = target if isinstance(target, str) else repr(float(target))
-    own = fit.source.get("metric") or (fit.y if fit.kind != "accuracy" else None)
+    own = fit.direction.target_metric(fit.source.get("metric"), fit.y)
     return resolve_target(spec, metric=metric or own, eval_set=eval_set or fit.source.get("eval_set"),
                           protocol=protocol, kind=fit.kind)
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from scaling.core.direction import direction
 from scaling.core.targets import Target, resolve_target
 from scaling.data.dataset import Dataset
 from scaling.data.tables import check_chance, select
@@ -117,7 +118,7 @@ def compare(
     tgt = None
     if target is not None:
         tgt = target if isinstance(target, Target) else resolve_target(
-            str(target), metric=sel.metric or (sel.y if kind != "accuracy" else None), kind=kind)
+            str(target), metric=direction(kind).target_metric(sel.metric, sel.y), kind=kind)
     options, unavailable = options_for(names, sel, chance, huber_delta, alpha_max)
     usable = [f for f in names if f not in unavailable]
     if not usable:
