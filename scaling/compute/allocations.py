@@ -24,7 +24,8 @@ class Predicts(Protocol):
 
 
 class Cost(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def log_cost(self, logx: np.ndarray) -> np.ndarray:
         """ln C at rows of ln(n_params, data_hours, image_px) (shape (m, 3) -> (m,))."""

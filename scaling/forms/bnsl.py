@@ -259,9 +259,10 @@ def _fit(data: FitData, form: str, options: dict[str, Any]) -> FitResult:
     try:
         delta, slope_max = float(options.get("huber_delta", HUBER_DELTA)), float(options.get("alpha_max", SLOPE_MAX))
         tol, grid = float(options.get("select_tol", 0.2)), options.get("grid_points")
-        kw = {"delta": delta, "slope_max": slope_max, "positions": None if grid is None else int(grid),
-              "n_refine": int(options.get("n_refine", 3)), "n_starts": int(options.get("n_starts", 10)),
-              "seed": int(options.get("seed", 0))}
+        kw: dict[str, Any] = {"delta": delta, "slope_max": slope_max,
+                              "positions": None if grid is None else int(grid),
+                              "n_refine": int(options.get("n_refine", 3)),
+                              "n_starts": int(options.get("n_starts", 10)), "seed": int(options.get("seed", 0))}
     except (TypeError, ValueError):
         raise FitError(f"form {form!r}: an option is not a number ({', '.join(sorted(options))})") from None
     if not (delta > 0 and slope_max > 0 and 0 <= tol < 1):
@@ -328,8 +329,8 @@ class BnslForm(Form):
         sol0, d = model.sol, direction(full.kind)
         err = d.error(y)
         opts = full.options
-        kw = {"delta": float(opts.get("huber_delta", HUBER_DELTA)),
-              "slope_max": float(opts.get("alpha_max", SLOPE_MAX)), "seed": int(opts.get("seed", 0))}
+        kw: dict[str, Any] = {"delta": float(opts.get("huber_delta", HUBER_DELTA)),
+                              "slope_max": float(opts.get("alpha_max", SLOPE_MAX)), "seed": int(opts.get("seed", 0))}
         k = core.n_params(sol0.n_breaks)
 
         def refit(idx: np.ndarray) -> Replicate:

@@ -397,7 +397,8 @@ def solve_m4_warm(X: np.ndarray, err: np.ndarray, init: M4Solution, *, weights: 
     """Refit data close to ``init``'s (a bootstrap resample) from ``init`` alone; the full multi-start
     fit when that does not converge. ``info['path']`` is 'warm' or 'cold'."""
     l0 = init.L0 if init.l0_fixed else None
-    kw = {"delta": delta, "l0_max": l0_max, "alpha_max": alpha_max, "c_max": c_max, "implicit": implicit}
+    kw: dict[str, Any] = {"delta": delta, "l0_max": l0_max, "alpha_max": alpha_max, "c_max": c_max,
+                          "implicit": implicit}
     with single_threaded_blas():
         prob = make_problem(X, err, weights, l0=l0, **kw)
         run = _polish(to_theta(init, prob), prob)

@@ -267,9 +267,9 @@ class PowerLawForm(Form):
         d = direction(full.kind)
         err = d.error(y)
         opts = full.options
-        kw = {"delta": float(opts.get("huber_delta", HUBER_DELTA)),
-              "alpha_max": float(opts.get("alpha_max", ALPHA_MAX)), "n_starts": int(opts.get("n_starts", 20)),
-              "seed": int(opts.get("seed", 0))}
+        kw: dict[str, Any] = {"delta": float(opts.get("huber_delta", HUBER_DELTA)),
+                              "alpha_max": float(opts.get("alpha_max", ALPHA_MAX)),
+                              "n_starts": int(opts.get("n_starts", 20)), "seed": int(opts.get("seed", 0))}
         axes = full.axes
         n_params = 1 + 2 * len(axes)
 

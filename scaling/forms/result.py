@@ -83,11 +83,16 @@ class Model(Protocol):
 class FitLike(Protocol):
     """What a projection needs from a fit (``scaling.forms.result.FitResult`` provides it)."""
 
-    form: str
-    axes: tuple[str, ...]
-    kind: str
-    ceiling: float | None
-    axis_ranges: dict[str, tuple[float, float]]
+    @property
+    def form(self) -> str: ...
+    @property
+    def axes(self) -> tuple[str, ...]: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def ceiling(self) -> float | None: ...
+    @property
+    def axis_ranges(self) -> dict[str, tuple[float, float]]: ...
 
     def predict(self, X: pd.DataFrame | Mapping[str, Any]) -> np.ndarray: ...
 

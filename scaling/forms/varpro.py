@@ -392,7 +392,8 @@ def solve_chance(
     Starts: the additive power-law fit (amplitudes divided by c - E, which matches the two laws where s
     is small) and the best points of a VarPro grid on the linearised chance law (see _feature_weight).
     """
-    common = {"delta": delta, "alpha_max": alpha_max, "grid_points": grid_points, "n_refine": n_refine}
+    common: dict[str, Any] = {"delta": delta, "alpha_max": alpha_max, "grid_points": grid_points,
+                              "n_refine": n_refine}
     if init is None:
         init = solve_powerlaw(X, err, weights=weights, n_starts=n_starts, seed=seed, **common)
     prob = make_problem(X, err, weights, delta, chance)
@@ -481,7 +482,7 @@ def _local_minima(values: np.ndarray, axes: tuple[int, ...] | None = None) -> np
     for axis in range(values.ndim) if axes is None else axes:
         for shift in (1, -1):
             nb = np.roll(values, shift, axis=axis)
-            edge = [slice(None)] * values.ndim
+            edge: list[slice | int] = [slice(None)] * values.ndim
             edge[axis] = 0 if shift == 1 else -1
             nb[tuple(edge)] = np.inf  # no wrap-around
             ok &= values <= nb

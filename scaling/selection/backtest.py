@@ -347,7 +347,8 @@ def _run(data: pd.DataFrame, forms: Sequence[str], splits: list[Split], results:
     for form in forms:
         opts = dict((options or {}).get(form, {}))
         for s in splits:
-            base = {"form": form, "split": s.name, "kind": s.kind, "n_train": s.n_train, "n_test": s.n_test}
+            base: dict[str, Any] = {"form": form, "split": s.name, "kind": s.kind, "n_train": s.n_train,
+                                    "n_test": s.n_test}
             if form in unavailable:
                 results.append(SplitResult(**base, ok=False, reason=unavailable[form]))
             elif s.n_test < MIN_TEST_ROWS:
@@ -381,6 +382,7 @@ def _order(ranking: list[str], summary: Mapping[str, FormSummary], axes: Sequenc
         j = i
         while j > 0:
             a, b = summary[out[j - 1]].rmse, summary[out[j]].rmse
+            assert a is not None and b is not None  # only forms with a mean are ranked
             if abs(a - b) > TIE_REL * max(abs(a), abs(b)) or n_params(out[j]) >= n_params(out[j - 1]):
                 break
             out[j - 1], out[j] = out[j], out[j - 1]
@@ -466,8 +468,8 @@ def backtest(
                                     mean("noise_units", averaged), len(fitted), len(splits) - len(fitted),
                                     tuple(averaged), tuple(fitted), mean("rmse", fitted), mean("bias", fitted),
                                     mean("rmse_log", fitted), mean("noise_units", fitted))
-    ranking = _order(sorted((f for f in ranked if summary[f].rmse is not None), key=lambda f: summary[f].rmse),
-                     summary, axes)
+    with_mean = [f for f in ranked if summary[f].rmse is not None]
+    ranking = _order(sorted(with_mean, key=lambda f: float(summary[f].rmse or 0.0)), summary, axes)
     notes = []
     if dropped:
         notes.append("not ranked (fitted on too few splits to compare with the others): "
