@@ -45,7 +45,7 @@ MEMORY = ":memory:"
 
 T = TypeVar("T")
 # A filter of RunDB.list_runs: a value (None: IS NULL), or a list, tuple or set of values (any of them).
-RunFilter: TypeAlias = "Value | list[Value] | tuple[Value, ...] | set[Value] | frozenset[Value]"
+RunFilter: TypeAlias = Value | list[Value] | tuple[Value, ...] | set[Value] | frozenset[Value]
 
 
 def default_db_path() -> Path:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TypeAlias, TypedDict
 
 # A JSON document as ``json.loads`` returns it.
-JSON: TypeAlias = "str | int | float | bool | list[JSON] | dict[str, JSON] | None"
-JSONObject: TypeAlias = "dict[str, JSON]"
+JSON: TypeAlias = str | int | float | bool | list["JSON"] | dict[str, "JSON"] | None
+JSONObject: TypeAlias = dict[str, JSON]
 # One typed run column or evaluation field, as SQLite stores it (None: NULL, not given).
-Value: TypeAlias = "str | int | float | None"
+Value: TypeAlias = str | int | float | None
 
 
 class Evaluation(TypedDict):
