@@ -11,7 +11,8 @@ torch). Quick start::
 Modules: ``schema`` (DDL, migrations), ``db`` (location, transactions, ``RunDB``), ``ids`` (run ids),
 ``validate`` (checks and derivations), ``loading`` (paths to records by format), ``mae_logs`` (MAE
 JSON-lines logs), ``records`` (run.json, CSV, JSONL formats), ``store`` (idempotence and conflict rules),
-``published`` (the shipped grid), ``archs`` (ViT shapes, parameter and FLOPs counts).
+``published`` (the shipped grid), ``archs`` (ViT shapes, parameter and FLOPs counts), ``types`` (JSON,
+stored values, ``Evaluation`` and ``RunDetails`` rows: annotations only).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import overload
 
 # Defaults of the study's MAE recipe (eminorhan/mae@63048899, train_mae_sayavakepicutego4d.sh).
 # The study's MAE recipe (notes-paper §2; He et al. 2022): one home for these, read by train/ and scaling/.
@@ -114,8 +115,13 @@ def nearest_arch(n_params: float, image_px: int = 224, *, patch_px: int = PATCH_
     return min(shapes, key=lambda s: abs(math.log(encoder_params(s, image_px) / n_params)))
 
 
+@overload
+def block_params(width: int) -> int: ...
+@overload
+def block_params(width: float) -> float: ...
 def block_params(width: float) -> float:
-    """Parameters of one pre-norm transformer block with MLP ratio 4 and qkv bias: 12 d^2 + 13 d."""
+    """Parameters of one pre-norm transformer block with MLP ratio 4 and qkv bias: 12 d^2 + 13 d (an int for
+    an int width; real-valued widths are allowed for projections)."""
     d = width
     return 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (4 * d * d + 4 * d) + (4 * d * d + d)
 

@@ -21,11 +21,11 @@ import os
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeAlias, TypeVar, cast
 
 import pandas as pd
 
@@ -34,7 +34,8 @@ from .errors import RunsDBError, UnknownRunError, ValidationError, ValidationErr
 from .loading import load_records
 from .published import EVAL_SET_IMAGENET, PROTOCOL_PERMISSIVE, published_logs_dir, published_records
 from .schema import SCHEMA_VERSION, migrate, user_version
-from .store import RUN_COLUMNS, write_records
+from .store import RUN_COLUMNS, evaluation_of_row, write_records
+from .types import RunDetails, Value
 from .validate import RUN_FIELDS, Loc, RunRecord
 
 DB_ENV_VAR = "SCALING_DB"
@@ -43,6 +44,8 @@ RETRY_DEADLINE_S = 120.0
 MEMORY = ":memory:"
 
 T = TypeVar("T")
+# A filter of RunDB.list_runs: a value (None: IS NULL), or a list, tuple or set of values (any of them).
+RunFilter: TypeAlias = Value | list[Value] | tuple[Value, ...] | set[Value] | frozenset[Value]
 
 
 def default_db_path() -> Path:
@@ -142,10 +145,10 @@ class RunDB:
 
         return _with_retry(attempt, str(self.path))
 
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+    def _read(self, sql: str, params: Sequence[Value] = ()) -> pd.DataFrame:
         return _with_retry(lambda: pd.read_sql_query(sql, self._conn, params=list(params)), str(self.path))
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, params: Sequence[Value] = ()) -> list[sqlite3.Row]:
         return _with_retry(lambda: self._conn.execute(sql, list(params)).fetchall(), str(self.path))
 
     def _initialise(self, *, seed: bool) -> None:
@@ -187,13 +190,14 @@ class RunDB:
     def count_runs(self) -> int:
         return int(self._rows("SELECT COUNT(*) FROM runs")[0][0])
 
-    def list_runs(self, **filters: Any) -> pd.DataFrame:
+    def list_runs(self, **filters: RunFilter) -> pd.DataFrame:
         """One row per run (all ``runs`` columns), filtered by column equality.
 
         A filter value may be a scalar, a list/tuple/set (any of), or None (IS NULL); e.g.
         ``list_runs(arch='vit_h14', image_px=476)``. ``arch`` also accepts published names (``vith14``).
         """
-        where, params = [], []
+        where: list[str] = []
+        params: list[Value] = []
         for column, value in filters.items():
             if column not in RUN_COLUMNS:
                 known = ", ".join(RUN_COLUMNS)
@@ -226,7 +230,7 @@ class RunDB:
             raise UnknownRunError(f"run id prefix {run_id!r} is ambiguous ({rows[0][0]}, {rows[1][0]}, ...)")
         return str(rows[0][0])
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str) -> RunDetails:
         """Full record: run columns, ``config``, ``tags``, ``evals`` list and ``history`` summary."""
         rid = self.resolve_id(run_id)
         row = self._rows("SELECT * FROM runs WHERE run_id = ?", [rid])[0]
@@ -236,13 +240,13 @@ class RunDB:
             out["package_versions"] = json.loads(out["package_versions"])
         out["tags"] = {r["key"]: r["value"] for r in self._rows(
             "SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", [rid])}
-        out["evals"] = [dict(r) for r in self._rows(
+        out["evals"] = [evaluation_of_row(r) for r in self._rows(
             "SELECT protocol, eval_set, metric, selection, value, epoch, n_epochs, source_file FROM evals "
             "WHERE run_id = ? ORDER BY protocol, eval_set, metric, selection", [rid])]
         out["history"] = [dict(r) for r in self._rows(
             "SELECT phase, key, COUNT(*) AS n, MIN(step) AS first_step, MAX(step) AS last_step FROM history "
             "WHERE run_id = ? GROUP BY phase, key ORDER BY phase, key", [rid])]
-        return out
+        return cast(RunDetails, out)  # the runs columns (RunDetails lists them) and the entries added above
 
     def grid(
         self,
@@ -262,7 +266,7 @@ class RunDB:
             "FROM runs r JOIN evals e ON e.run_id = r.run_id "
             "WHERE e.protocol = ? AND e.eval_set = ? AND e.metric = ? AND e.selection = ?"
         )
-        params: list[Any] = [protocol, eval_set, metric, selection]
+        params: list[Value] = [protocol, eval_set, metric, selection]
         if status is not None:
             sql += " AND r.status = ?"
             params.append(status)
@@ -279,7 +283,7 @@ class RunDB:
         """Curves of one run: columns run_id, phase, step, key, value, segment (sorted)."""
         rid = self.resolve_id(run_id)
         sql = "SELECT run_id, phase, step, key, value, segment FROM history WHERE run_id = ?"
-        params: list[Any] = [rid]
+        params: list[Value] = [rid]
         if phase is not None:
             sql += " AND phase = ?"
             params.append(phase)
@@ -337,7 +341,7 @@ class RunDB:
         if kind == "csv":
             rows = list(rec_io.csv_rows(runs, evals_by, tags_by))
 
-            def write_csv(f: Any) -> None:
+            def write_csv(f: TextIO) -> None:
                 import csv
 
                 w = csv.writer(f, lineterminator="\n")
@@ -347,7 +351,7 @@ class RunDB:
             rec_io.atomic_write(path, write_csv)
             return len(rows)
 
-        def write_jsonl(f: Any) -> None:
+        def write_jsonl(f: TextIO) -> None:
             for run in runs:
                 rid = run["run_id"]
                 obj = rec_io.run_json_object(run, evals_by.get(rid, []), tags_by.get(rid, {}),
@@ -358,13 +362,13 @@ class RunDB:
         return len(runs)
 
 
-def _arch_names(value: Any) -> Any:
+def _arch_names(value: RunFilter) -> RunFilter:
     from .archs import PUBLISHED_ARCH_NAMES
 
     if isinstance(value, str):
         return PUBLISHED_ARCH_NAMES.get(value, value)
     if isinstance(value, list | tuple | set | frozenset):
-        return [PUBLISHED_ARCH_NAMES.get(v, v) for v in value]
+        return [PUBLISHED_ARCH_NAMES.get(v, v) if isinstance(v, str) else v for v in value]
     return value
 
 
@@ -424,14 +428,15 @@ def validate_paths(paths: Sequence[str | Path], *, fmt: str = "auto") -> ImportR
     Catches everything an import would, including duplicates with conflicting values across the inputs;
     it cannot know about conflicts with runs already in a particular database.
     """
-    errors: list[ValidationError] = []
-    n_files, records = load_records(paths, fmt, errors)
+    invalid: list[ValidationError] = []
+    n_files, records = load_records(paths, fmt, invalid)
+    errors: list[RunsDBError] = list(invalid)  # and conflicts between the inputs (ConflictError)
     with open_db(MEMORY, seed_published=False) as scratch:
         if not errors:
             try:
                 return scratch.import_records(records, files=n_files)
             except RunsDBError as e:
-                errors.append(e)  # type: ignore[arg-type]
+                errors.append(e)
         # Some inputs are bad: still check the good records against each other, one at a time, so that
         # conflicts between them are listed too.
         for rec in records:
@@ -439,11 +444,11 @@ def validate_paths(paths: Sequence[str | Path], *, fmt: str = "auto") -> ImportR
                 scratch.import_records([rec], files=0)
             except RunsDBError as e:
                 if str(e) not in {str(x) for x in errors}:
-                    errors.append(e)  # type: ignore[arg-type]
+                    errors.append(e)
     raise ValidationErrors(errors)
 
 
-def insert_run_record(db_or_path: RunDB | str | Path | None, record: dict[str, Any]) -> str:
+def insert_run_record(db_or_path: RunDB | str | Path | None, record: Mapping[str, object]) -> str:
     """Insert one run.json-shaped dict (see ``runs_db.records``); returns its run id. Idempotent."""
     rec = rec_io.record_from_json(record, Loc("<run record>"))
     if isinstance(db_or_path, RunDB):

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from collections.abc import Mapping
 
 RUN_ID_HEX_DIGITS = 16
 
 
-def canonical_json(obj: Any) -> str:
+def canonical_json(obj: object) -> str:
     """Canonical JSON text of ``obj`` (sorted keys, compact); ``ValueError`` on NaN/infinity."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-def run_id_for(config: dict[str, Any]) -> str:
+def run_id_for(config: Mapping[str, object]) -> str:
     """Run id of a config: sha256(canonical_json(config)) truncated to 16 hex digits."""
-    digest = hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(canonical_json(dict(config)).encode("utf-8")).hexdigest()
     return digest[:RUN_ID_HEX_DIGITS]

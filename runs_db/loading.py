@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from . import records as rec_io
 from .errors import ValidationError
@@ -17,6 +17,7 @@ from .published import PUBLISHED_SPEC
 from .validate import RunRecord
 
 FORMATS = ("auto", "mae-logs", "csv", "run-json", "jsonl")
+T = TypeVar("T")
 
 
 def _detect(path: Path, fmt: str) -> list[tuple[str, Path]]:
@@ -63,7 +64,7 @@ def load_records(paths: Sequence[str | Path], fmt: str = "auto",
     n_files = 0
     out: list[RunRecord] = []
 
-    def collect(read: Callable[..., list[Any]], *args: Any) -> list[Any]:
+    def collect(read: Callable[..., list[T]], *args: object) -> list[T]:
         try:
             return read(*args)
         except ValidationError as e:

@@ -40,10 +40,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
 
 from . import archs
 from .errors import ValidationError
+from .types import JSONObject, Value
 from .validate import INT64_MAX, PLAUSIBLE_MAX, Loc, RunRecord, build_record, loads_json
 
 LOG_NAME = re.compile(
@@ -75,7 +75,7 @@ class GridSpec:
     eval_set: str
     code_version: str | None = None
     flops_method: str | None = None  # stored with the analytic FLOPs (e.g. to name the batch source)
-    config_extra: dict[str, Any] = field(default_factory=dict)  # hashed into the run id
+    config_extra: JSONObject = field(default_factory=dict)  # hashed into the run id
     tags: Callable[[str], dict[str, str]] = lambda label: {}
 
 
@@ -111,7 +111,7 @@ def parse_log_name(path: Path, loc: Loc) -> LogName:
 
 
 def read_json_lines(path: Path, shown: str,
-                    errors: list[ValidationError] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+                    errors: list[ValidationError] | None = None) -> Iterator[tuple[int, JSONObject]]:
     """Yield (line number, object) for each non-blank line; a bad line is a ``ValidationError``, raised, or
     appended to ``errors`` (and skipped) when a list is given."""
     try:
@@ -133,7 +133,7 @@ def read_json_lines(path: Path, shown: str,
         yield lineno, obj
 
 
-def _num(obj: dict[str, Any], key: str, loc: Loc, *, allow_nan: bool = False) -> float:
+def _num(obj: JSONObject, key: str, loc: Loc, *, allow_nan: bool = False) -> float:
     if key not in obj:
         raise loc.error(key, "missing")
     v = obj[key]
@@ -152,12 +152,12 @@ def _num(obj: dict[str, Any], key: str, loc: Loc, *, allow_nan: bool = False) ->
 class PretrainSummary:
     steps: int
     segment_ends: list[int]
-    history: list[tuple[dict[str, Any], Loc]]
+    history: list[tuple[dict[str, Value], Loc]]
 
 
 def parse_pretrain_log(path: Path, shown: str) -> PretrainSummary:
     ends: list[int] = []
-    history: list[tuple[dict[str, Any], Loc]] = []
+    history: list[tuple[dict[str, Value], Loc]] = []
     offset = 0
     prev: int | None = None
     for lineno, obj in read_json_lines(path, shown):
@@ -187,8 +187,8 @@ def parse_pretrain_log(path: Path, shown: str) -> PretrainSummary:
 @dataclass
 class FinetuneSummary:
     n_parameters: int
-    evals: list[tuple[dict[str, Any], Loc]]
-    history: list[tuple[dict[str, Any], Loc]]
+    evals: list[tuple[dict[str, Value], Loc]]
+    history: list[tuple[dict[str, Value], Loc]]
 
 
 FINETUNE_KEYS = ("train_lr", "train_loss", "test_loss", "test_acc1", "test_acc5")
@@ -196,7 +196,7 @@ FINETUNE_KEYS = ("train_lr", "train_loss", "test_loss", "test_acc1", "test_acc5"
 
 def parse_finetune_log(path: Path, shown: str, protocol: str, eval_set: str) -> FinetuneSummary:
     epochs: list[tuple[int, float, float, Loc]] = []
-    history: list[tuple[dict[str, Any], Loc]] = []
+    history: list[tuple[dict[str, Value], Loc]] = []
     n_parameters: int | None = None
     for lineno, obj in read_json_lines(path, shown):
         loc = Loc(shown, lineno)
@@ -224,11 +224,12 @@ def parse_finetune_log(path: Path, shown: str, protocol: str, eval_set: str) -> 
     # max() keeps the first of equal values: the first epoch reaching the best top-1.
     best = max(epochs, key=lambda e: e[1])
     last = epochs[-1]
-    evals: list[tuple[dict[str, Any], Loc]] = []
+    evals: list[tuple[dict[str, Value], Loc]] = []
     for selection, (epoch, top1, top5, loc) in (("best-epoch", best), ("last-epoch", last)):
         for metric, pct in (("top1", top1), ("top5", top5)):
-            ev = {"protocol": protocol, "eval_set": eval_set, "metric": metric, "selection": selection,
-                  "value": pct / 100.0, "epoch": epoch, "n_epochs": len(epochs), "source_file": shown}
+            ev: dict[str, Value] = {"protocol": protocol, "eval_set": eval_set, "metric": metric,
+                                    "selection": selection, "value": pct / 100.0, "epoch": epoch,
+                                    "n_epochs": len(epochs), "source_file": shown}
             evals.append((ev, loc))
     return FinetuneSummary(n_parameters, evals, history)
 
@@ -284,7 +285,7 @@ def _read_run(path: Path, spec: GridSpec, shown: Callable[[Path], str], ft_path:
         raise loc.error(None, f"unknown architecture {name.arch!r}") from None
     summary = parse_pretrain_log(path, loc.file)
     frames = math.ceil(spec.corpus_frames * name.fraction)  # subset size = ceil(N * frac)
-    fields: dict[str, Any] = {
+    fields: dict[str, Value] = {
         "name": name.run_name,
         "arch": shape.name,
         "image_px": name.image_px,
@@ -301,7 +302,7 @@ def _read_run(path: Path, spec: GridSpec, shown: Callable[[Path], str], ft_path:
         "source_file": loc.file,
         "code_version": spec.code_version,
     }
-    evals: list[tuple[dict[str, Any], Loc]] = []
+    evals: list[tuple[dict[str, Value], Loc]] = []
     history = list(summary.history)
     if ft_path is not None:
         ft = parse_finetune_log(ft_path, shown(ft_path), spec.protocol, spec.eval_set)

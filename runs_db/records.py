@@ -64,11 +64,12 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TextIO
 
 from .errors import RunsDBError, ValidationError
+from .types import Evaluation, JSONObject, Value
 from .validate import (
     EVAL_FIELDS,
     NON_CONTENT_FIELDS,
@@ -76,6 +77,7 @@ from .validate import (
     Loc,
     RunRecord,
     build_record,
+    eval_key_of,
     loads_json,
     same_eval,
     same_value,
@@ -95,7 +97,7 @@ CSV_CONFIG_FIELDS = ("name", "arch", "image_px", "patch_px", "dataset", "data_fr
 
 
 # ----------------------------------------------------------------------------------------------- run.json
-def record_from_json(obj: Any, loc: Loc, *, source_file: str | None = None) -> RunRecord:
+def record_from_json(obj: object, loc: Loc, *, source_file: str | None = None) -> RunRecord:
     """Validate one run.json-shaped object; ``source_file`` is the default for the field of that name."""
     if not isinstance(obj, Mapping):
         raise loc.error(None, "expected a JSON object (a run record)")
@@ -122,12 +124,12 @@ def record_from_json(obj: Any, loc: Loc, *, source_file: str | None = None) -> R
                         run_id=obj.get("run_id"))
 
 
-def _list_of_objects(value: Any, loc: Loc, name: str) -> list[tuple[Mapping[str, Any], Loc]]:
+def _list_of_objects(value: object, loc: Loc, name: str) -> list[tuple[Mapping[str, object], Loc]]:
     if value is None:
         return []
     if not isinstance(value, list):
         raise loc.error(name, "expected a JSON list")
-    out = []
+    out: list[tuple[Mapping[str, object], Loc]] = []
     for i, item in enumerate(value):
         sub = loc.sub(f"{name}[{i}].")
         if not isinstance(item, Mapping):
@@ -222,7 +224,7 @@ def read_csv(path: Path, shown: str, errors: list[ValidationError] | None = None
 
 
 def _record_from_csv_row(row: dict[str, str], loc: Loc) -> RunRecord:
-    fields: dict[str, Any] = {k: row.get(k) for k in RUN_FIELDS}
+    fields: dict[str, str | None] = {k: row.get(k) for k in RUN_FIELDS}
     if not (fields.get("status") or "").strip():
         fields["status"] = "COMPLETED"
     if not (fields.get("source") or "").strip():
@@ -232,7 +234,7 @@ def _record_from_csv_row(row: dict[str, str], loc: Loc) -> RunRecord:
     config = _json_cell(row, "config_json", loc)
     tags = _json_cell(row, "tags_json", loc)
     eval_cells = {k: row.get(k, "") for k in CSV_EVAL_COLUMNS}
-    evals: list[tuple[Mapping[str, Any], Loc]] = []
+    evals: list[tuple[Mapping[str, object], Loc]] = []
     if any((v or "").strip() for v in eval_cells.values()):
         ev = {k: eval_cells[k] for k in EVAL_FIELDS if k != "source_file"}
         ev["source_file"] = eval_cells["eval_source_file"]
@@ -241,7 +243,7 @@ def _record_from_csv_row(row: dict[str, str], loc: Loc) -> RunRecord:
                         config_from_fields=CSV_CONFIG_FIELDS if config is None else ())
 
 
-def _json_cell(row: Mapping[str, str], column: str, loc: Loc) -> dict[str, Any] | None:
+def _json_cell(row: Mapping[str, str], column: str, loc: Loc) -> JSONObject | None:
     text = (row.get(column) or "").strip()
     if not text:
         return None
@@ -263,21 +265,21 @@ def _merge_same_run(first: RunRecord, other: RunRecord) -> None:
     for key, value in other.tags.items():
         if first.tags.setdefault(key, value) != value:
             raise other.loc.error("tags_json", f"tag {key!r} conflicts with row {first.loc.row}")
-    keys = {tuple(e[k] for k in ("protocol", "eval_set", "metric", "selection")): e for e in first.evals}
+    keys: dict[tuple[str, str, str, str], Evaluation] = {eval_key_of(e): e for e in first.evals}
     for ev, eloc in zip(other.evals, other.eval_locs, strict=True):
-        key = tuple(ev[k] for k in ("protocol", "eval_set", "metric", "selection"))
-        if key in keys:
-            if not same_eval(keys[key], ev):
-                raise eloc.error("value", f"duplicate {'/'.join(map(str, key))} with a different value "
-                                          f"({keys[key]['value']!r} on an earlier row)")
+        eval_key = eval_key_of(ev)
+        if eval_key in keys:
+            if not same_eval(keys[eval_key], ev):
+                raise eloc.error("value", f"duplicate {'/'.join(eval_key)} with a different value "
+                                          f"({keys[eval_key]['value']!r} on an earlier row)")
             continue
-        keys[key] = ev
+        keys[eval_key] = ev
         first.evals.append(ev)
         first.eval_locs.append(eloc)
 
 
 # ----------------------------------------------------------------------------------------------- export
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -285,39 +287,42 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def csv_rows(runs: Iterable[Mapping[str, Any]], evals_by_run: Mapping[str, list[Mapping[str, Any]]],
+def csv_rows(runs: Iterable[Mapping[str, Value]], evals_by_run: Mapping[str, Sequence[Mapping[str, Value]]],
              tags_by_run: Mapping[str, Mapping[str, str]]) -> Iterator[list[str]]:
+    """The export's CSV rows (``CSV_COLUMNS``): one per run x evaluation, or one per run without any;
+    ``runs`` are rows of the ``runs`` table, ``evals_by_run`` rows of ``evals`` by run id."""
     for run in runs:
-        rid = run["run_id"]
+        rid = str(run["run_id"])
         tags = tags_by_run.get(rid) or {}
         base = [_cell(run.get(c)) for c in ("run_id", *RUN_FIELDS, "imported_at", "config_json")]
         base.append(json.dumps(dict(tags), sort_keys=True) if tags else "")
-        evs = evals_by_run.get(rid) or [None]
+        evs = evals_by_run.get(rid)
+        if not evs:
+            yield base + [""] * len(CSV_EVAL_COLUMNS)
+            continue
         for ev in evs:
-            if ev is None:
-                yield base + [""] * len(CSV_EVAL_COLUMNS)
-            else:
-                yield base + [_cell(ev.get(k if k != "eval_source_file" else "source_file"))
-                              for k in CSV_EVAL_COLUMNS]
+            yield base + [_cell(ev.get(k if k != "eval_source_file" else "source_file")) for k in CSV_EVAL_COLUMNS]
 
 
-def run_json_object(run: Mapping[str, Any], evals: Sequence[Mapping[str, Any]], tags: Mapping[str, str],
-                    history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {"schema": RUN_JSON_SCHEMA, "run_id": run["run_id"]}
+def run_json_object(run: Mapping[str, Value], evals: Sequence[Mapping[str, Value]], tags: Mapping[str, str],
+                    history: Sequence[Mapping[str, Value]]) -> dict[str, object]:
+    """The run.json object of a run (see the module docstring) from its rows of ``runs``, ``evals`` (without
+    run ids), ``tags`` and ``history``."""
+    obj: dict[str, object] = {"schema": RUN_JSON_SCHEMA, "run_id": run["run_id"]}
     for column in RUN_FIELDS:
-        value = run.get(column)
-        if column == "package_versions" and value is not None:
+        value: object = run.get(column)
+        if column == "package_versions" and isinstance(value, str):  # stored as JSON text
             value = json.loads(value)
         obj[column] = value
     obj["imported_at"] = run.get("imported_at")
-    obj["config"] = json.loads(run["config_json"])
+    obj["config"] = json.loads(str(run["config_json"]))
     obj["tags"] = dict(tags)
     obj["evals"] = [dict(e) for e in evals]
     obj["history"] = [dict(h) for h in history]
     return obj
 
 
-def atomic_write(path: Path, write: Any) -> None:
+def atomic_write(path: Path, write: Callable[[TextIO], None]) -> None:
     """Write through ``write(file)`` into a temp file next to ``path``, then ``os.replace`` it."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,12 +17,12 @@ in an import leaves the database as it was.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .errors import ConflictError
-from .validate import EVAL_KEY, NON_CONTENT_FIELDS, RUN_FIELDS, RunRecord, same_eval, same_value
+from .types import Evaluation
+from .validate import NON_CONTENT_FIELDS, RUN_FIELDS, RunRecord, eval_key_of, same_eval, same_value
 
 RUN_COLUMNS = ("run_id", *RUN_FIELDS, "imported_at", "config_json")
 EVAL_COLUMNS = ("run_id", "protocol", "eval_set", "metric", "selection", "value", "epoch", "n_epochs",
@@ -54,7 +54,14 @@ def _insert_run(conn: sqlite3.Connection, rec: RunRecord, imported_at: str, *, r
                  [values[c] for c in RUN_COLUMNS])
 
 
-def _insert_evals(conn: sqlite3.Connection, rec: RunRecord, evals: Iterable[dict[str, Any]]) -> int:
+def evaluation_of_row(row: sqlite3.Row) -> Evaluation:
+    """An ``evals`` row as an ``Evaluation`` (without its run id)."""
+    return Evaluation(protocol=row["protocol"], eval_set=row["eval_set"], metric=row["metric"],
+                      selection=row["selection"], value=row["value"], epoch=row["epoch"], n_epochs=row["n_epochs"],
+                      source_file=row["source_file"])
+
+
+def _insert_evals(conn: sqlite3.Connection, rec: RunRecord, evals: Iterable[Mapping[str, object]]) -> int:
     rows = [[rec.run_id, *(ev[c] for c in EVAL_COLUMNS[1:])] for ev in evals]
     marks = ", ".join("?" * len(EVAL_COLUMNS))
     conn.executemany(f"INSERT INTO evals ({', '.join(EVAL_COLUMNS)}) VALUES ({marks})", rows)
@@ -115,18 +122,18 @@ def write_record(conn: sqlite3.Connection, rec: RunRecord, imported_at: str, cou
 
     counts.runs_unchanged += 1
     stored_evals = {
-        tuple(r[k] for k in EVAL_KEY): dict(r)
-        for r in conn.execute("SELECT * FROM evals WHERE run_id = ?", (rec.run_id,))
+        eval_key_of(old): old
+        for old in map(evaluation_of_row, conn.execute("SELECT * FROM evals WHERE run_id = ?", (rec.run_id,)))
     }
     new_evals = []
     for ev, loc in zip(rec.evals, rec.eval_locs, strict=True):
-        key = tuple(ev[k] for k in EVAL_KEY)
-        old_ev = stored_evals.get(key)
+        eval_key = eval_key_of(ev)
+        old_ev = stored_evals.get(eval_key)
         if old_ev is None:
             new_evals.append(ev)
         elif not same_eval(old_ev, ev):
             raise ConflictError(
-                f"{_label(rec)} already has {'/'.join(key)} = {old_ev['value']!r} (epoch {old_ev['epoch']}); "
+                f"{_label(rec)} already has {'/'.join(eval_key)} = {old_ev['value']!r} (epoch {old_ev['epoch']}); "
                 f"this input has {ev['value']!r} (epoch {ev['epoch']}); nothing was changed",
                 file=loc.file, row=loc.row, column=f"{loc.prefix}value")
     counts.evals_added += _insert_evals(conn, rec, new_evals)

@@ -23,12 +23,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from . import archs
 from .errors import ValidationError
 from .ids import canonical_json, run_id_for
 from .schema import PHASES, SELECTIONS, STATUSES
+from .types import JSON, Evaluation, JSONObject, Value
 
 FRAMES_PER_HOUR = 3600  # 1 frame/s
 # SQLite stores integers in 64 bits; a larger one cannot be stored at all.
@@ -128,9 +129,9 @@ class RunRecord:
     """A validated run: typed ``run`` columns, its ``config``, evals, history and tags."""
 
     run_id: str
-    run: dict[str, Any]
-    config: dict[str, Any]
-    evals: list[dict[str, Any]] = field(default_factory=list)
+    run: dict[str, Value]
+    config: JSONObject
+    evals: list[Evaluation] = field(default_factory=list)
     eval_locs: list[Loc] = field(default_factory=list)
     history: list[tuple[str, str, int, int, float | None]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
@@ -141,11 +142,11 @@ class RunRecord:
         return canonical_json(self.config)
 
 
-def _missing(value: Any) -> bool:
+def _missing(value: object) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
-def _number(value: Any, loc: Loc, column: str) -> float:
+def _number(value: object, loc: Loc, column: str) -> float:
     if isinstance(value, bool):
         raise loc.error(column, f"expected a number, got {value!r}")
     if isinstance(value, int | float):
@@ -164,7 +165,7 @@ def _number(value: Any, loc: Loc, column: str) -> float:
     return x
 
 
-def _integer(value: Any, loc: Loc, column: str) -> int:
+def _integer(value: object, loc: Loc, column: str) -> int:
     n: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         n = value
@@ -186,9 +187,9 @@ def check_int64(n: int, loc: Loc, column: str) -> None:
         raise loc.error(column, f"integer too large ({digits} digits; at most {INT64_MAX:,} can be stored)")
 
 
-def json_depth(value: Any, loc: Loc, column: str) -> None:
+def json_depth(value: object, loc: Loc, column: str) -> None:
     """Refuse JSON nested deeper than ``MAX_JSON_DEPTH`` (iteratively: no recursion on hostile input)."""
-    stack = [(value, 1)]
+    stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, Mapping | list | tuple):
@@ -198,10 +199,10 @@ def json_depth(value: Any, loc: Loc, column: str) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
-def loads_json(text: str | bytes, loc: Loc, column: str | None) -> Any:
+def loads_json(text: str | bytes, loc: Loc, column: str | None) -> JSON:
     """``json.loads`` with one-line errors, also for input nested too deeply for the parser."""
     try:
-        value = json.loads(text)
+        value: JSON = json.loads(text)
     except json.JSONDecodeError as e:
         raise loc.error(column, f"not valid JSON ({e.msg})") from None
     except RecursionError:
@@ -209,7 +210,7 @@ def loads_json(text: str | bytes, loc: Loc, column: str | None) -> Any:
     return value
 
 
-def _timestamp(value: Any, loc: Loc, column: str) -> str:
+def _timestamp(value: object, loc: Loc, column: str) -> str:
     if not isinstance(value, str):
         raise loc.error(column, f"expected an ISO-8601 timestamp, got {value!r}")
     try:
@@ -222,23 +223,33 @@ def _timestamp(value: Any, loc: Loc, column: str) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def coerce(value: Any, kind: str, loc: Loc, column: str) -> Any:
+def coerce_text(value: object, loc: Loc, column: str) -> str:
+    """``coerce`` of kind ``str``: stripped text without control characters."""
+    if not isinstance(value, str):
+        raise loc.error(column, f"expected text, got {value!r}")
+    text = value.strip()
+    bad = next((c for c in text if (c < " " and c != "\t") or "\x7f" <= c <= "\x9f"), None)
+    if bad is not None:  # a NUL or escape sequence in a name would corrupt every table it is shown in
+        raise loc.error(column, f"contains the control character {bad!r}")
+    return text
+
+
+def coerce_int(value: object, kind: str, loc: Loc, column: str) -> int:
+    """``coerce`` of the integer kinds ``int``, ``int+`` (> 0) and ``int0`` (>= 0)."""
+    n = _integer(value, loc, column)
+    if kind == "int+" and n <= 0:
+        raise loc.error(column, f"must be positive, got {n}")
+    if kind == "int0" and n < 0:
+        raise loc.error(column, f"must be non-negative, got {n}")
+    return n
+
+
+def coerce(value: object, kind: str, loc: Loc, column: str) -> str | int | float:
     """Type one present (non-missing) value by ``kind``; raise a one-line ``ValidationError`` if bad."""
     if kind == "str":
-        if not isinstance(value, str):
-            raise loc.error(column, f"expected text, got {value!r}")
-        text = value.strip()
-        bad = next((c for c in text if (c < " " and c != "\t") or "\x7f" <= c <= "\x9f"), None)
-        if bad is not None:  # a NUL or escape sequence in a name would corrupt every table it is shown in
-            raise loc.error(column, f"contains the control character {bad!r}")
-        return text
+        return coerce_text(value, loc, column)
     if kind in ("int", "int+", "int0"):
-        n = _integer(value, loc, column)
-        if kind == "int+" and n <= 0:
-            raise loc.error(column, f"must be positive, got {n}")
-        if kind == "int0" and n < 0:
-            raise loc.error(column, f"must be non-negative, got {n}")
-        return n
+        return coerce_int(value, kind, loc, column)
     if kind in ("float+", "float0", "fraction01", "mask", "float"):
         x = _number(value, loc, column)
         if kind == "float+" and x <= 0:
@@ -346,12 +357,12 @@ def _check_plausible(run: dict[str, Any], loc: Loc) -> None:
         raise loc.error("pretrain_flops", "overflows (infinite)")
 
 
-def build_eval(raw: Mapping[str, Any], loc: Loc, *, source_file: str | None = None) -> dict[str, Any]:
+def build_eval(raw: Mapping[str, object], loc: Loc, *, source_file: str | None = None) -> Evaluation:
     """Type one evaluation; unknown keys are refused so a typo is not silently dropped."""
     unknown = sorted(set(raw) - set(EVAL_FIELDS) - {"run_id"})
     if unknown:
         raise loc.error(unknown[0], f"unknown eval field (known: {', '.join(EVAL_FIELDS)})")
-    ev: dict[str, Any] = {}
+    ev: dict[str, Value] = {}
     for column, kind in EVAL_FIELDS.items():
         value = raw.get(column)
         if _missing(value):
@@ -362,10 +373,10 @@ def build_eval(raw: Mapping[str, Any], loc: Loc, *, source_file: str | None = No
             ev[column] = coerce(value, kind, loc, column)
     if ev["source_file"] is None:
         ev["source_file"] = source_file
-    return ev
+    return cast(Evaluation, ev)  # every EVAL_FIELDS column, typed by its kind above
 
 
-def build_history(raw: Mapping[str, Any], loc: Loc) -> tuple[str, str, int, int, float | None]:
+def build_history(raw: Mapping[str, object], loc: Loc) -> tuple[str, str, int, int, float | None]:
     """One history point ``(phase, key, step, segment, value)``; a NaN value (a diverged loss) is NULL."""
     for column in ("phase", "key", "step"):
         if _missing(raw.get(column)):
@@ -373,8 +384,8 @@ def build_history(raw: Mapping[str, Any], loc: Loc) -> tuple[str, str, int, int,
     phase = str(raw["phase"])
     if phase not in PHASES:
         raise loc.error("phase", f"must be one of {', '.join(PHASES)}, got {phase!r}")
-    step = coerce(raw["step"], "int", loc, "step")
-    segment = 0 if _missing(raw.get("segment")) else coerce(raw["segment"], "int0", loc, "segment")
+    step = coerce_int(raw["step"], "int", loc, "step")
+    segment = 0 if _missing(raw.get("segment")) else coerce_int(raw["segment"], "int0", loc, "segment")
     value = raw.get("value")
     number: float | None = None
     if not _missing(value):
@@ -385,18 +396,18 @@ def build_history(raw: Mapping[str, Any], loc: Loc) -> tuple[str, str, int, int,
                 number = None
             else:
                 raise
-    return phase, coerce(raw["key"], "str", loc, "key"), step, segment, number
+    return phase, coerce_text(raw["key"], loc, "key"), step, segment, number
 
 
 def build_record(
-    fields: Mapping[str, Any],
+    fields: Mapping[str, object],
     loc: Loc,
     *,
-    config: Mapping[str, Any] | None = None,
-    evals: Sequence[tuple[Mapping[str, Any], Loc]] = (),
-    history: Sequence[tuple[Mapping[str, Any], Loc]] = (),
-    tags: Mapping[str, Any] | None = None,
-    run_id: str | None = None,
+    config: Mapping[str, object] | None = None,
+    evals: Sequence[tuple[Mapping[str, object], Loc]] = (),
+    history: Sequence[tuple[Mapping[str, object], Loc]] = (),
+    tags: Mapping[str, object] | None = None,
+    run_id: object = None,
     config_from_fields: Sequence[str] = (),
 ) -> RunRecord:
     """Validate run fields (``RUN_FIELDS`` names) and attached data into a ``RunRecord``.
@@ -405,7 +416,7 @@ def build_record(
     of the typed fields (used by CSV rows that carry no ``config_json``). A given ``run_id`` must equal
     the hash of the config.
     """
-    run: dict[str, Any] = {}
+    run: dict[str, Value] = {}
     for column, kind in RUN_FIELDS.items():
         value = fields.get(column)
         if _missing(value):
@@ -425,7 +436,7 @@ def build_record(
     json_depth(config, loc, "config")
     json_depth(tags or {}, loc, "tags")
     try:
-        config_dict = json.loads(canonical_json(dict(config)))
+        config_dict: JSONObject = json.loads(canonical_json(dict(config)))
     except (TypeError, ValueError) as e:
         raise loc.error("config", f"not serialisable as strict JSON ({e})") from None
     rid = run_id_for(config_dict)
@@ -433,15 +444,16 @@ def build_record(
         raise loc.error("run_id", f"{run_id!r} is not the hash of this record's config ({rid})")
 
     rec = RunRecord(run_id=rid, run=run, config=config_dict, loc=loc)
-    seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+    seen: dict[tuple[str, str, str, str], Evaluation] = {}
+    source_file = run.get("source_file")
     for raw, eloc in evals:
-        ev = build_eval(raw, eloc, source_file=run.get("source_file"))
-        key = tuple(ev[k] for k in EVAL_KEY)
-        if key in seen:
-            if not same_eval(seen[key], ev):
-                raise eloc.error("value", f"duplicate {'/'.join(map(str, key))} with a different value")
+        ev = build_eval(raw, eloc, source_file=source_file if isinstance(source_file, str) else None)
+        eval_key = eval_key_of(ev)
+        if eval_key in seen:
+            if not same_eval(seen[eval_key], ev):
+                raise eloc.error("value", f"duplicate {'/'.join(eval_key)} with a different value")
             continue
-        seen[key] = ev
+        seen[eval_key] = ev
         rec.evals.append(ev)
         rec.eval_locs.append(eloc)
     points: dict[tuple[str, str, int, int], float | None] = {}
@@ -460,7 +472,12 @@ def build_record(
     return rec
 
 
-def same_value(a: Any, b: Any) -> bool:
+def eval_key_of(ev: Evaluation) -> tuple[str, str, str, str]:
+    """The ``EVAL_KEY`` of an evaluation: (protocol, eval_set, metric, selection)."""
+    return ev["protocol"], ev["eval_set"], ev["metric"], ev["selection"]
+
+
+def same_value(a: Value, b: Value) -> bool:
     """Equality for stored values: floats to 12 significant digits (text round trips are exact anyway)."""
     if isinstance(a, float) or isinstance(b, float):
         if a is None or b is None:
@@ -469,5 +486,6 @@ def same_value(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def same_eval(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    return all(same_value(a.get(k), b.get(k)) for k in ("value", "epoch", "n_epochs"))
+def same_eval(a: Evaluation, b: Evaluation) -> bool:
+    return (same_value(a["value"], b["value"]) and same_value(a["epoch"], b["epoch"])
+            and same_value(a["n_epochs"], b["n_epochs"]))

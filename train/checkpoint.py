@@ -13,13 +13,60 @@ import os
 import pickle
 import random
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 import numpy as np
 import torch
+from torch.optim.optimizer import StateDict
 
 from train.errors import TrainError
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+
+class RngState(TypedDict):
+    """Every random generator a training step may draw from (``rng_state``)."""
+
+    torch: torch.Tensor
+    python: tuple[int, tuple[int, ...], float | None]  # random.getstate()
+    numpy: list[str | list[int] | int | float]  # np.random.get_state(), its key array as a list
+    cuda: NotRequired[list[torch.Tensor]]  # one state per GPU, where CUDA is available
+
+
+class PretrainLogRow(TypedDict):
+    """One line of ``pretrain_log.txt`` (MAE's format plus ``grad_norm``): means over the logged window."""
+
+    train_loss: float
+    train_lr: float
+    it: int  # 0-based index of the window's last step
+    grad_norm: float
+
+
+class Progress(TypedDict):
+    """Where a pretraining run stands (``train.resume``): what its checkpoints hold besides tensors."""
+
+    step: int
+    seconds: float
+    history: list[PretrainLogRow]
+    window: list[float]  # loss sum, grad-norm sum and steps since the last log line
+    done: bool
+
+
+class PretrainMeta(Progress):
+    """``Progress`` with the identity of its run (hashed config and data digest), as a checkpoint stores it."""
+
+    identity: Mapping[str, object]
+
+
+class PretrainCheckpoint(PretrainMeta):
+    """A single-file pretraining checkpoint (``pretrain.ckpt``); ``optimizer`` is None when it was sharded."""
+
+    model: dict[str, torch.Tensor]
+    optimizer: StateDict | None
+    rng: RngState
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -36,12 +83,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
+def atomic_write_json(path: Path, obj: object) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1, allow_nan=False) + "\n").encode("utf-8"))
 
 
-def rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {
+def rng_state() -> RngState:
+    state: RngState = {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
         # numpy's legacy global generator: third-party code may draw from it, so it is part of the state.
@@ -52,17 +99,18 @@ def rng_state() -> dict[str, Any]:
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: RngState) -> None:
     torch.set_rng_state(state["torch"])
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     np_state = state["numpy"]
-    np.random.set_state((np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:]))  # noqa: NPY002
+    legacy = (np_state[0], np.asarray(np_state[1], dtype=np.uint32), *np_state[2:])  # as get_state() gave it
+    np.random.set_state(cast("tuple[str, NDArray[np.uint32], int, int, float]", legacy))  # noqa: NPY002
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, state: Mapping[str, object]) -> None:
     """``state`` (tensors, numbers, strings, lists, dicts) to ``path``, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -77,9 +125,9 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         raise
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path) -> dict[str, object]:
     """The dict saved at ``path``; anything else (truncated, foreign, or a pickle that asks to run code) is a
-    one-line ``TrainError``."""
+    one-line ``TrainError``. Its entries are whatever was saved: callers check or cast them."""
     try:
         # weights_only: a checkpoint is data, never code (safe to load one copied from elsewhere). A pickle
         # that references other globals raises UnpicklingError; torch wraps other failures in many types.
@@ -95,8 +143,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def resume(path: Path, identity: dict[str, Any], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-           *, mismatch: str) -> dict[str, Any] | None:
+def resume(path: Path, identity: Mapping[str, object], model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+           *, mismatch: str) -> dict[str, object] | None:
     """Restore model, optimizer and RNG from the checkpoint at ``path`` if there is one; returns its state.
 
     ``identity`` must equal the one the checkpoint was written with: resuming another configuration's
@@ -107,10 +155,10 @@ def resume(path: Path, identity: dict[str, Any], model: torch.nn.Module, optimiz
     state = load_checkpoint(path)
     if state.get("identity") != identity:
         raise TrainError(f"{path} belongs to {mismatch}")
-    try:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
+    try:  # the entries a checkpoint of this identity was saved with (a wrong one raises below)
+        model.load_state_dict(cast("Mapping[str, Any]", state["model"]))
+        optimizer.load_state_dict(cast("StateDict", state["optimizer"]))
+        set_rng_state(cast(RngState, state["rng"]))
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
         raise TrainError(f"checkpoint {path} does not fit this model: {str(e).strip().splitlines()[0]}") from None
     return state

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from runs_db.archs import DECODER_DEPTH, DECODER_DIM, DECODER_HEADS, MASK_RATIO, get_arch
 from train.errors import TrainError
@@ -106,7 +107,7 @@ class PretrainConfig:
             raise TrainError(f"decoder width {self.decoder_dim} must be divisible by 4 and by its "
                              f"{self.decoder_heads} heads, with depth >= 1")
 
-    def hashed(self) -> dict[str, Any]:
+    def hashed(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if k not in self.UNHASHED}
 
 
@@ -161,8 +162,11 @@ class FinetuneConfig:
     def eval_set_name(self) -> str:
         return self.eval_set or f"{self.set_name()}-val"
 
-    def hashed(self) -> dict[str, Any]:
+    def hashed(self) -> dict[str, object]:
         return {k: v for k, v in asdict(self).items() if k not in self.UNHASHED}
+
+
+Config = TypeVar("Config", PretrainConfig, FinetuneConfig)
 
 
 def folder_name(value: str, what: str) -> str:
@@ -179,7 +183,7 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise TrainError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
+def read_config_file(path: Path) -> dict[str, object]:
     """A TOML (``.toml``) or JSON file as a dict; errors are one line."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -195,7 +199,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def section(data: dict[str, Any], name: str, other: str) -> dict[str, Any]:
+def section(data: dict[str, object], name: str, other: str) -> dict[str, object]:
     """The ``[name]`` table of a config file, or the flat file itself when it has no tables."""
     if name in data or other in data:
         unknown = sorted(set(data) - {name, other})
@@ -208,13 +212,13 @@ def section(data: dict[str, Any], name: str, other: str) -> dict[str, Any]:
     return data
 
 
-def build(cls: type, file_values: dict[str, Any], overrides: dict[str, Any]) -> Any:
+def build(cls: type[Config], file_values: Mapping[str, object], overrides: Mapping[str, object]) -> Config:
     """``cls`` from file values overlaid with the options that were given (None = not given)."""
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(file_values) - known)
     if unknown:
         raise TrainError(f"config file: unknown {cls.__name__} key {unknown[0]!r}; known: {', '.join(sorted(known))}")
-    values = dict(file_values)
+    values: dict[str, Any] = dict(file_values)  # taken as given by cls(**values); cls.validate() checks them
     values.update({k: v for k, v in overrides.items() if v is not None and v != [] and k in known})
     if isinstance(values.get("fps"), str) and values["fps"].strip().lower() == "native":
         values["fps"] = None  # TOML has no null: "native" means every frame

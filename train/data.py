@@ -27,7 +27,7 @@ import math
 import os
 import random
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,7 +64,8 @@ def resize_short(img: Tensor, short: int) -> Tensor:
         return img
     scale = short / min(h, w)
     size = [max(1, round(h * scale)), max(1, round(w * scale))]
-    return TF.resize(img, size, interpolation=InterpolationMode.BICUBIC, antialias=True)
+    resized: Tensor = TF.resize(img, size, interpolation=InterpolationMode.BICUBIC, antialias=True)
+    return resized
 
 
 def decode_image_bytes(data: bytes, name: str) -> Tensor:
@@ -100,7 +101,7 @@ def decode_video(path: Path, fps: float | None, short_side: int | None) -> list[
                 frames.append((t, resize_short(img, short_side) if short_side else img))
     except TrainError:
         raise
-    except (av.error.FFmpegError, OSError, ValueError) as e:  # type: ignore[attr-defined]
+    except (av.error.FFmpegError, OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
         raise TrainError(f"cannot decode video {path}: {reason}") from None
     if not frames:
@@ -289,7 +290,7 @@ def augment(img: Tensor, size: int, gen: torch.Generator, *, scale: tuple[float,
             interpolation: InterpolationMode, flip: bool = True) -> Tensor:
     """Random resized crop to ``size`` x ``size`` and a horizontal flip with probability 1/2 (uint8 in/out)."""
     top, left, ch, cw = rrc_params(img.shape[-2], img.shape[-1], scale, (3 / 4, 4 / 3), gen)
-    out = TF.resized_crop(img, top, left, ch, cw, [size, size], interpolation=interpolation, antialias=True)
+    out: Tensor = TF.resized_crop(img, top, left, ch, cw, [size, size], interpolation=interpolation, antialias=True)
     if flip and float(torch.rand(1, generator=gen)) < 0.5:
         out = out.flip(-1)
     return out
@@ -302,7 +303,7 @@ def normalize(batch: Tensor) -> Tensor:
     return (batch.float() / 255.0 - mean) / std
 
 
-class PretrainStream(torch.utils.data.Dataset):
+class PretrainStream(torch.utils.data.Dataset[Tensor]):
     """Sample j of the infinite, seeded training stream over a subset (see the module docstring)."""
 
     def __init__(self, corpus: FrameCorpus, subset: Subset, image_px: int, seed: int) -> None:
@@ -337,7 +338,7 @@ class StreamBatches(torch.utils.data.Sampler[list[int]]):
     def __len__(self) -> int:
         return self.n
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[list[int]]:
         for t in range(self.start, self.start + self.n):
             first = t * self.B + self.rank * self.b
             yield list(range(first, first + self.b))

@@ -16,18 +16,20 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.optimizer import StateDict
 
 from runs_db.archs import ViTShape
 from train import dist
-from train.checkpoint import atomic_write_bytes, resume, rng_state, save_checkpoint
+from train.checkpoint import RngState, atomic_write_bytes, resume, rng_state, save_checkpoint
 from train.config import FinetuneConfig
 from train.data import normalize
 from train.errors import TrainDiverged, TrainError
@@ -67,14 +69,55 @@ class EpochScores:
     scores: dict[str, dict[str, float]]  # eval set -> {"loss", "top1", "top5"} (fractions)
 
 
+class EpochRecord(TypedDict):
+    """``EpochScores`` as a checkpoint stores it."""
+
+    epoch: int
+    train_loss: float
+    scores: dict[str, dict[str, float]]
+
+
+class FinetuneCheckpoint(TypedDict):
+    """``finetune.ckpt``: weights, optimizer and RNG after the last finished epoch, and the epochs so far."""
+
+    identity: Mapping[str, object]
+    model: dict[str, torch.Tensor]
+    optimizer: StateDict
+    rng: RngState
+    epochs: list[EpochRecord]
+    log: list[dict[str, float]]  # the lines of finetune_log.txt
+    seconds: float
+
+
+class FinetuneEval(TypedDict):
+    """One evaluation for the run record (``runs_db.records``): ``value`` is a fraction in [0, 1]."""
+
+    protocol: str
+    eval_set: str
+    metric: str
+    selection: str
+    value: float
+    epoch: int
+    n_epochs: int
+
+
+class FinetuneHistoryPoint(TypedDict):
+    """One point of a fine-tuning curve for the run record; ``key`` starts with the protocol name."""
+
+    phase: str
+    key: str
+    step: int
+    value: float | None
+
+
 @dataclass
 class FinetuneResult:
     epochs: list[EpochScores]
     n_parameters: int
     precision: str
     seconds: float
-    evals: list[dict[str, Any]] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    evals: list[FinetuneEval] = field(default_factory=list)
+    history: list[FinetuneHistoryPoint] = field(default_factory=list)
 
 
 @torch.no_grad()
@@ -103,7 +146,7 @@ def evaluate(model: nn.Module, data: LabelledSet, image_px: int, env: dist.DistE
 
 
 def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, torch.Tensor], shape: ViTShape,
-                 image_px: int, out_dir: Path, env: dist.DistEnv, *, identity: dict[str, Any],
+                 image_px: int, out_dir: Path, env: dist.DistEnv, *, identity: Mapping[str, object],
                  reporter: Reporter | None = None) -> FinetuneResult:
     reporter = reporter or NullReporter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -123,10 +166,11 @@ def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, tor
     epochs: list[EpochScores] = []
     seconds = 0.0
     ckpt_path = out_dir / CKPT_NAME
-    log_lines: list[dict[str, Any]] = []
-    state = resume(ckpt_path, identity, model, opt,
-                   mismatch="another fine-tuning configuration; delete it or use another output folder")
-    if state is not None:
+    log_lines: list[dict[str, float]] = []
+    state = cast("FinetuneCheckpoint | None", resume(
+        ckpt_path, identity, model, opt,
+        mismatch="another fine-tuning configuration; delete it or use another output folder"))
+    if state is not None:  # written below by a run of this identity
         epochs = [EpochScores(**e) for e in state["epochs"]]
         log_lines, seconds = list(state["log"]), float(state["seconds"])
         if epochs:
@@ -182,9 +226,9 @@ def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, tor
         seconds += time.perf_counter() - t0
         epochs.append(EpochScores(epoch, train_loss, scores))
         main = scores[cfg.eval_set_name()]
-        line: dict[str, Any] = {"train_lr": cfg.lr, "train_loss": train_loss, "test_loss": main["loss"],
-                                "test_acc1": 100 * main["top1"], "test_acc5": 100 * main["top5"], "epoch": epoch,
-                                "n_parameters": n_parameters}
+        line: dict[str, float] = {"train_lr": cfg.lr, "train_loss": train_loss, "test_loss": main["loss"],
+                                  "test_acc1": 100 * main["top1"], "test_acc5": 100 * main["top5"], "epoch": epoch,
+                                  "n_parameters": n_parameters}
         for name, _ in eval_sets[1:]:
             line[f"{name}_acc1"] = 100 * scores[name]["top1"]
             line[f"{name}_acc5"] = 100 * scores[name]["top5"]
@@ -206,20 +250,20 @@ def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, tor
 
 
 def summarise(cfg: FinetuneConfig, epochs: list[EpochScores], set_names: list[str], *, n_classes: int
-              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+              ) -> tuple[list[FinetuneEval], list[FinetuneHistoryPoint]]:
     """Run-record evals (best and last epoch, every set) and history (keys prefixed by the protocol)."""
     protocol, main = cfg.protocol_name(), cfg.eval_set_name()
     # max() keeps the first of equal values: the first epoch reaching the best validation top-1.
     best = max(epochs, key=lambda e: e.scores[main]["top1"])
     last = epochs[-1]
     metrics = ("top1", "top5") if n_classes > 5 else ("top1",)  # top-5 of <= 5 classes is always 1
-    evals = []
+    evals: list[FinetuneEval] = []
     for selection, ep in (("best-epoch", best), ("last-epoch", last)):
         for name in set_names:
             for metric in metrics:
                 evals.append({"protocol": protocol, "eval_set": name, "metric": metric, "selection": selection,
                               "value": ep.scores[name][metric], "epoch": ep.epoch, "n_epochs": len(epochs)})
-    history = []
+    history: list[FinetuneHistoryPoint] = []
     for ep in epochs:
         history.append({"phase": "finetune", "key": f"{protocol}/train_loss", "step": ep.epoch,
                         "value": ep.train_loss if math.isfinite(ep.train_loss) else None})

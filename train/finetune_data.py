@@ -115,10 +115,11 @@ def load_image(path: str) -> Tensor:
 
 def eval_transform(img: Tensor, size: int) -> Tensor:
     img = resize_short(img, round(size / 0.875))
-    return TF.center_crop(img, [size, size])
+    cropped: Tensor = TF.center_crop(img, [size, size])
+    return cropped
 
 
-class LabelledImages(torch.utils.data.Dataset):
+class LabelledImages(torch.utils.data.Dataset[tuple[Tensor, int]]):
     """(uint8 image, label) of a set; training items are augmented by a generator seeded per (epoch, index)."""
 
     def __init__(self, data: LabelledSet, indices: list[int], image_px: int, *, train: bool, seed: int = 0,

@@ -136,6 +136,13 @@ def mae_loss(imgs: Tensor, pred: Tensor, mask: Tensor, patch: int, *, norm_pix_l
 
 
 # -------------------------------------------------------------------------------------------- models
+def _param(p: nn.Parameter | None, what: str) -> nn.Parameter:
+    """A parameter timm types as optional (``pos_embed``, ``cls_token``), which every ViT built here has."""
+    if p is None:
+        raise TrainError(f"the timm ViT has no {what}")
+    return p
+
+
 def build_vit(shape: ViTShape, image_px: int) -> VisionTransformer:
     """timm ViT encoder (no head) in the study's configuration; its ``pos_embed`` is set to sin-cos."""
     grid = image_px // shape.patch_px
@@ -147,7 +154,7 @@ def build_vit(shape: ViTShape, image_px: int) -> VisionTransformer:
         num_classes=0, global_pool="token", class_token=True,
     )
     with torch.no_grad():
-        vit.pos_embed.copy_(sincos_pos_embed(shape.width, grid, grid)[None])
+        _param(vit.pos_embed, "pos_embed").copy_(sincos_pos_embed(shape.width, grid, grid)[None])
     return vit
 
 
@@ -165,6 +172,8 @@ def _init_mae_weights(module: nn.Module) -> None:
 class MaskedAutoencoder(nn.Module):
     """MAE: timm ViT encoder on the visible patches, a small transformer decoder on all patches."""
 
+    decoder_pos_embed: Tensor  # a buffer (register_buffer)
+
     def __init__(self, shape: ViTShape, image_px: int, *, decoder_dim: int = 512, decoder_depth: int = 8,
                  decoder_heads: int = 16, norm_pix_loss: bool = False) -> None:
         super().__init__()
@@ -175,15 +184,18 @@ class MaskedAutoencoder(nn.Module):
         if decoder_dim % decoder_heads:
             raise TrainError(f"decoder width {decoder_dim} is not divisible by {decoder_heads} heads")
         self.encoder = build_vit(shape, image_px)
-        self.encoder.pos_embed.requires_grad_(False)  # fixed sin-cos in pretraining (kept as a Parameter)
+        # Fixed sin-cos in pretraining (kept as a Parameter).
+        _param(self.encoder.pos_embed, "pos_embed").requires_grad_(False)
 
         pix = shape.patch_px * shape.patch_px * 3
         self.decoder_embed = nn.Linear(shape.width, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         self.register_buffer("decoder_pos_embed", sincos_pos_embed(decoder_dim, self.grid, self.grid)[None])
         self.decoder_blocks = nn.ModuleList(
+            # timm annotates Block's norm_layer as type[Module]; any callable returning one works (its
+            # VisionTransformer passes partials like this one to Block itself).
             Block(decoder_dim, decoder_heads, mlp_ratio=4.0, qkv_bias=True,
-                  norm_layer=partial(nn.LayerNorm, eps=LN_EPS))
+                  norm_layer=partial(nn.LayerNorm, eps=LN_EPS))  # type: ignore[arg-type]
             for _ in range(decoder_depth)
         )
         self.decoder_norm = nn.LayerNorm(decoder_dim, eps=LN_EPS)
@@ -193,14 +205,15 @@ class MaskedAutoencoder(nn.Module):
         with torch.no_grad():  # the patch projection is initialised like a linear layer on flattened patches
             w = self.encoder.patch_embed.proj.weight
             nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.normal_(self.encoder.cls_token, std=0.02)
+        nn.init.normal_(_param(self.encoder.cls_token, "class token"), std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
 
     def encode(self, imgs: Tensor, mask_ratio: float, noise: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         vit = self.encoder
-        x = vit.patch_embed(imgs) + vit.pos_embed[:, 1:]
+        pos_embed = _param(vit.pos_embed, "pos_embed")
+        x = vit.patch_embed(imgs) + pos_embed[:, 1:]
         x, mask, ids_restore = random_masking(x, mask_ratio, noise)
-        cls = (vit.cls_token + vit.pos_embed[:, :1]).expand(x.shape[0], -1, -1)
+        cls = (_param(vit.cls_token, "class token") + pos_embed[:, :1]).expand(x.shape[0], -1, -1)
         x = vit.norm_pre(torch.cat([cls, x], dim=1))
         if vit.grad_checkpointing and torch.is_grad_enabled():
             # Activation checkpointing per encoder block (``train.parallel``): each block's activations are
@@ -220,7 +233,8 @@ class MaskedAutoencoder(nn.Module):
         x = torch.cat([x[:, :1], patches], dim=1) + self.decoder_pos_embed
         for blk in self.decoder_blocks:
             x = blk(x)
-        return self.decoder_pred(self.decoder_norm(x))[:, 1:]
+        pred: Tensor = self.decoder_pred(self.decoder_norm(x))
+        return pred[:, 1:]
 
     def forward(self, imgs: Tensor, noise: Tensor, mask_ratio: float) -> tuple[Tensor, Tensor, Tensor]:
         """Returns (loss in fp32, predictions (N, L, p*p*3), mask (N, L))."""
@@ -235,17 +249,19 @@ class ViTClassifier(nn.Module):
     def __init__(self, encoder: VisionTransformer, n_classes: int) -> None:
         super().__init__()
         self.encoder = encoder
-        self.encoder.pos_embed.requires_grad_(True)  # the study fine-tunes every encoder parameter
+        _param(encoder.pos_embed, "pos_embed").requires_grad_(True)  # the study fine-tunes every encoder parameter
         width = encoder.embed_dim
-        self.head = nn.Sequential(nn.BatchNorm1d(width, affine=False, eps=LN_EPS), nn.Linear(width, n_classes))
-        trunc_normal_(self.head[1].weight, std=0.01)  # MoCo v3 / MAE linear-probe head init
-        nn.init.zeros_(self.head[1].bias)
+        linear = nn.Linear(width, n_classes)
+        self.head = nn.Sequential(nn.BatchNorm1d(width, affine=False, eps=LN_EPS), linear)
+        trunc_normal_(linear.weight, std=0.01)  # MoCo v3 / MAE linear-probe head init
+        nn.init.zeros_(linear.bias)
 
     def features(self, imgs: Tensor) -> Tensor:
         return self.encoder.forward_features(imgs)[:, 0]
 
     def forward(self, imgs: Tensor) -> Tensor:
-        return self.head(self.features(imgs))
+        logits: Tensor = self.head(self.features(imgs))
+        return logits
 
 
 def count_params(module: nn.Module) -> int:

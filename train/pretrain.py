@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from runs_db.archs import get_arch
 from train import dist, parallel
-from train.checkpoint import atomic_write_bytes
+from train.checkpoint import PretrainLogRow, PretrainMeta, atomic_write_bytes
 from train.config import PretrainConfig
 from train.data import FrameCorpus, PretrainStream, StreamBatches, Subset, normalize
 from train.errors import TrainDiverged, TrainError
@@ -48,7 +48,7 @@ MODEL_SEED_SALT = 0x696E6974  # "init"
 class PretrainResult:
     steps: int
     global_batch: int
-    history: list[dict[str, Any]]  # {"it", "train_loss", "train_lr", "grad_norm"} per logged window
+    history: list[PretrainLogRow]  # one per logged window
     seconds: float  # wall-clock of the training steps, all jobs of a resumed run together
     precision: str
     checkpoint: Path
@@ -67,7 +67,7 @@ def build_mae(cfg: PretrainConfig) -> MaskedAutoencoder:
                              decoder_heads=cfg.decoder_heads, norm_pix_loss=cfg.norm_pix_loss)
 
 
-def _log_text(history: list[dict[str, Any]]) -> bytes:
+def _log_text(history: Sequence[PretrainLogRow]) -> bytes:
     import json
 
     lines = [json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()})
@@ -75,13 +75,13 @@ def _log_text(history: list[dict[str, Any]]) -> bytes:
     return ("\n".join(lines) + ("\n" if lines else "")).encode()
 
 
-def encoder_state(model_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def encoder_state(model_state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k.removeprefix("encoder."): v.detach().cpu().clone() for k, v in model_state.items()
             if k.startswith("encoder.")}
 
 
 def run_pretrain(cfg: PretrainConfig, corpus: FrameCorpus, subset: Subset, out_dir: Path, env: dist.DistEnv,
-                 *, identity: dict[str, Any], reporter: Reporter | None = None,
+                 *, identity: Mapping[str, object], reporter: Reporter | None = None,
                  stop_after: int | None = None) -> PretrainResult:
     """Train (or resume, or return the finished result of) the MAE described by ``cfg`` in ``out_dir``.
 
@@ -112,8 +112,9 @@ def run_pretrain(cfg: PretrainConfig, corpus: FrameCorpus, subset: Subset, out_d
                         compile=parallel.resolve_compile(cfg.compile, env.device), precision=precision)
     names = param_names(model)  # after sharding: the optimizer must hold the sharded parameters
     opt = parallel.adamw(param_groups(model, cfg.weight_decay), env.device, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    step, seconds, history = 0, 0.0, []
-    window = [0.0, 0.0, 0]  # loss sum, grad-norm sum, steps since the last log line
+    step, seconds = 0, 0.0
+    history: list[PretrainLogRow] = []
+    window: list[float] = [0.0, 0.0, 0]  # loss sum, grad-norm sum, steps since the last log line
     state = restore(out_dir, identity, model, opt, names=names, sharded_model=sharded, mismatch=mismatch)
     if state is not None:
         step, seconds, history = int(state["step"]), float(state["seconds"]), list(state["history"])
@@ -123,8 +124,8 @@ def run_pretrain(cfg: PretrainConfig, corpus: FrameCorpus, subset: Subset, out_d
         atomic_write_bytes(out_dir / LOG_NAME, _log_text(history))
 
     def checkpoint(finished: bool) -> dict[str, torch.Tensor]:
-        progress = {"identity": identity, "step": step, "seconds": seconds, "history": history, "window": window,
-                    "done": finished}
+        progress: PretrainMeta = {"identity": identity, "step": step, "seconds": seconds, "history": history,
+                                  "window": window, "done": finished}
         return save(out_dir, model, opt, progress, env, fsdp=cfg.fsdp)
 
     result = PretrainResult(step, B, history, seconds, precision, ckpt_path)
@@ -188,7 +189,8 @@ def run_pretrain(cfg: PretrainConfig, corpus: FrameCorpus, subset: Subset, out_d
                 dist.all_reduce_sum(sums, env)
                 sums /= env.world
             n = window[2]
-            row = {"train_loss": sums[0].item() / n, "train_lr": lr, "it": step - 1, "grad_norm": sums[1].item() / n}
+            row: PretrainLogRow = {"train_loss": sums[0].item() / n, "train_lr": lr, "it": step - 1,
+                                   "grad_norm": sums[1].item() / n}
             history.append(row)
             window = [0.0, 0.0, 0]
             if env.is_main:

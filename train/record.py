@@ -13,10 +13,10 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from train.checkpoint import atomic_write_json
 
@@ -88,13 +88,13 @@ def is_local(path: Path) -> bool:
     return fstype is None or fstype.lower() not in NETWORK_FS
 
 
-def write_run_json(out_dir: Path, record: dict[str, Any]) -> Path:
+def write_run_json(out_dir: Path, record: dict[str, object]) -> Path:
     path = out_dir / "run.json"
     atomic_write_json(path, record)
     return path
 
 
-def insert_into_db(db_path: Path | None, record: dict[str, Any]) -> tuple[str | None, str]:
+def insert_into_db(db_path: Path | None, record: Mapping[str, object]) -> tuple[str | None, str]:
     """Insert the record when the database is local: (run id or None, what happened, for the user)."""
     import runs_db
 

@@ -15,14 +15,23 @@ Resuming takes the newer of the two (a finished single file wins), so a run may 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from train import dist, sharded
-from train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from train.checkpoint import (
+    PretrainCheckpoint,
+    PretrainMeta,
+    Progress,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from train.errors import TrainError
 
 CKPT_NAME = "pretrain.ckpt"
@@ -30,17 +39,24 @@ DCP_NAME = "pretrain.dcp"
 PROGRESS_KEYS = ("step", "seconds", "history", "window", "done")
 
 
-def _plain(obj: Any) -> Any:
+def _plain(obj: object) -> object:
     """``obj`` as it reads back from JSON (tuples become lists), for comparing identities."""
-    return json.loads(json.dumps(obj))
+    plain: object = json.loads(json.dumps(obj))
+    return plain
 
 
-def _check(found: Any, identity: dict[str, Any], where: Path, mismatch: str) -> None:
+def _check(found: object, identity: Mapping[str, object], where: Path, mismatch: str) -> None:
     if not isinstance(found, dict) or _plain(found) != _plain(identity):
         raise TrainError(f"{where} belongs to {mismatch}")
 
 
-def finished_state(out_dir: Path, identity: dict[str, Any], *, mismatch: str) -> dict[str, Any] | None:
+def _progress(state: Mapping[str, Any]) -> Progress:
+    """The ``PROGRESS_KEYS`` of a checkpoint or sharded ``meta.json`` (a KeyError if one is missing)."""
+    return Progress(step=state["step"], seconds=state["seconds"], history=state["history"], window=state["window"],
+                    done=state["done"])
+
+
+def finished_state(out_dir: Path, identity: Mapping[str, object], *, mismatch: str) -> PretrainCheckpoint | None:
     """The single-file checkpoint if it records a finished run of ``identity`` (else None)."""
     path = out_dir / CKPT_NAME
     if not path.exists():
@@ -51,45 +67,50 @@ def finished_state(out_dir: Path, identity: dict[str, Any], *, mismatch: str) ->
         return None
     if not isinstance(state.get("model"), dict) or any(k not in state for k in PROGRESS_KEYS):
         raise TrainError(f"checkpoint {path} lacks the model or the progress of the run")
-    return state
+    return cast(PretrainCheckpoint, state)  # checked above: its identity, model and progress
 
 
-def restore(out_dir: Path, identity: dict[str, Any], model: nn.Module, opt: torch.optim.Optimizer, *,
-            names: list[str], sharded_model: bool, mismatch: str) -> dict[str, Any] | None:
+def restore(out_dir: Path, identity: Mapping[str, object], model: nn.Module, opt: torch.optim.Optimizer, *,
+            names: list[str], sharded_model: bool, mismatch: str) -> Progress | None:
     """Load the newest checkpoint of ``identity`` into ``model``/``opt``; its progress fields, or None."""
     path = out_dir / CKPT_NAME
-    state = None
+    state: PretrainCheckpoint | None = None
     if path.exists():
-        state = load_checkpoint(path)
-        _check(state.get("identity"), identity, path, mismatch)
+        loaded = load_checkpoint(path)
+        _check(loaded.get("identity"), identity, path, mismatch)
+        state = cast(PretrainCheckpoint, loaded)  # of this identity: written by save() (a wrong entry raises below)
     folder = sharded.existing(out_dir / DCP_NAME)
-    meta = sharded.read_meta(folder) if folder is not None else None
-    if meta is not None:
-        _check(meta.get("identity"), identity, folder, mismatch)  # type: ignore[arg-type]
-    use_dcp = meta is not None and (state is None or (not state.get("done") and meta["step"] > int(state["step"])))
+    dcp: tuple[Path, sharded.ShardedMeta] | None = None
+    if folder is not None:
+        meta = sharded.read_meta(folder)
+        _check(meta.get("identity"), identity, folder, mismatch)
+        if state is None or (not state.get("done") and meta["step"] > int(state["step"])):
+            dcp = folder, meta
     try:
-        if use_dcp:
-            sharded.load_sharded(folder, model, opt)  # type: ignore[arg-type]
-            return {k: meta[k] for k in PROGRESS_KEYS}  # type: ignore[index]
+        if dcp is not None:
+            sharded.load_sharded(dcp[0], model, opt)
+            return _progress(dcp[1])
         if state is None:
             return None
         if sharded_model:
             sharded.load_full(model, opt, state["model"], state.get("optimizer"), names)
         else:
             model.load_state_dict(state["model"])
-            if state.get("optimizer") is not None:
-                opt.load_state_dict(state["optimizer"])
-        if state.get("rng") is not None:
-            set_rng_state(state["rng"])
-        return {k: state[k] for k in PROGRESS_KEYS}
+            optimizer = state.get("optimizer")
+            if optimizer is not None:
+                opt.load_state_dict(optimizer)
+        rng = state.get("rng")
+        if rng is not None:
+            set_rng_state(rng)
+        return _progress(state)
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:  # another shape
-        where = folder if use_dcp else path
+        where = dcp[0] if dcp is not None else path
         text = str(e).strip().splitlines()
         raise TrainError(f"checkpoint {where} does not fit this model: {text[0] if text else type(e).__name__}"
                          ) from None
 
 
-def save(out_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, progress: dict[str, Any],
+def save(out_dir: Path, model: nn.Module, opt: torch.optim.Optimizer, progress: PretrainMeta,
          env: dist.DistEnv, *, fsdp: bool) -> dict[str, torch.Tensor]:
     """Write the checkpoint of ``progress`` (identity, step, seconds, history, window, done).
 

@@ -36,7 +36,7 @@ FLOPS_METHOD = "profiled:torch.utils.flop_counter(meta) x samples_seen"
 
 @dataclass
 class Outcome:
-    record: dict[str, Any]
+    record: dict[str, object]  # the run.json object (runs_db/run.json@1)
     run_dir: Path
     db_message: str | None
 
@@ -48,7 +48,7 @@ class PreparedPretrain:
     corpus: FrameCorpus
     subset: Subset
     flops: FlopsCheck
-    config: dict[str, Any]
+    config: dict[str, object]  # hashed into the run id
 
 
 def prepare_pretrain(cfg: PretrainConfig, reporter: Reporter | None = None) -> PreparedPretrain:
@@ -64,8 +64,8 @@ def prepare_pretrain(cfg: PretrainConfig, reporter: Reporter | None = None) -> P
                         decoder_depth=cfg.decoder_depth, decoder_heads=cfg.decoder_heads)
     if abs(flops.ratio - 1.0) > 0.02:
         reporter.note(f"warning: counted FLOPs differ from the analytic model by {100 * (flops.ratio - 1):+.1f}%")
-    config = {"schema": CONFIG_SCHEMA, "pretrain": cfg.hashed(),
-              "data": {"frames": subset.frames, "digest": subset.digest}}
+    config: dict[str, object] = {"schema": CONFIG_SCHEMA, "pretrain": cfg.hashed(),
+                                 "data": {"frames": subset.frames, "digest": subset.digest}}
     return PreparedPretrain(cfg, shape, corpus, subset, flops, config)
 
 
@@ -86,14 +86,14 @@ def run_folder(out: Path | None, name: str | None, cfg: PretrainConfig, root: Pa
 
 def build_record(prep: PreparedPretrain, *, status: str, started_at: str, name: str | None,
                  result: PretrainResult | None = None, failure: str | None = None,
-                 world: int = 1, device: str = "cpu") -> dict[str, Any]:
+                 world: int = 1, device: str = "cpu") -> dict[str, object]:
     """The ``run.json`` object (``runs_db/run.json@1``) of a pretraining run in any state."""
     cfg, subset, flops = prep.cfg, prep.subset, prep.flops
     from runs_db.archs import encoder_params
 
     steps = result.steps if result else 0
     samples = steps * cfg.batch_size
-    tags: dict[str, Any] = {
+    tags: dict[str, str] = {
         "data_paths": json.dumps([str(Path(p).expanduser().resolve()) for p in cfg.data]),
         "data_digest": subset.digest,
         "data_subset": cfg.subset + (f" from frame {subset.start}" if subset.start is not None else ""),
@@ -113,13 +113,13 @@ def build_record(prep: PreparedPretrain, *, status: str, started_at: str, name: 
             tags["pretrain_images_per_s"] = f"{result.images_per_s:.1f}"
     if failure:
         tags["failure"] = failure
-    history = []
+    history: list[dict[str, object]] = []
     for row in (result.history if result else []):
         for key in ("train_loss", "train_lr", "grad_norm"):
             v = row.get(key)
             history.append({"phase": "pretrain", "key": key, "step": int(row["it"]), "segment": 0,
                             "value": v if isinstance(v, int | float) and math.isfinite(v) else None})
-    rec: dict[str, Any] = {
+    rec: dict[str, object] = {
         "schema": runs_db.RUN_JSON_SCHEMA,
         "run_id": runs_db.run_id_for(prep.config),
         "name": name or default_name(cfg),
@@ -156,13 +156,15 @@ def build_record(prep: PreparedPretrain, *, status: str, started_at: str, name: 
 
 
 def _read_run_json(path: Path) -> dict[str, Any] | None:
+    """A run.json as written by ``build_record`` (callers read its fields as such), or None if unreadable."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        obj: dict[str, Any] | None = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
+    return obj
 
 
-def _publish(rec: dict[str, Any], run_dir: Path, db: Path | None, use_db: bool) -> str | None:
+def _publish(rec: dict[str, object], run_dir: Path, db: Path | None, use_db: bool) -> str | None:
     record.write_run_json(run_dir, rec)
     if not use_db:
         return None

@@ -6,12 +6,23 @@ import contextlib
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, TypeVar, runtime_checkable
 
 import torch
 from torch import nn
 
 from train.errors import TrainError
+
+M = TypeVar("M", bound=nn.Module)
+# One optimizer parameter group of ``param_groups``: {"params": [...], "weight_decay": float}.
+ParamGroup = dict[str, list[nn.Parameter] | float]
+
+
+@runtime_checkable
+class _FusedAttention(Protocol):
+    """timm's attention modules: ``fused_attn`` picks the fused kernel (F.scaled_dot_product_attention)."""
+
+    fused_attn: bool
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -36,7 +47,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "bf16" if ok else "fp32"
 
 
-def use_attention_kernel_for(model: nn.Module, device: torch.device) -> nn.Module:
+def use_attention_kernel_for(model: M, device: torch.device) -> M:
     """Pick the attention kernel per device: fused (flash) on GPUs, explicit matmul + softmax on CPUs.
 
     MAE sequences are short (17 visible tokens of ViT-S/14 at 112 px, 65 in its decoder), and on CPUs the
@@ -46,7 +57,7 @@ def use_attention_kernel_for(model: nn.Module, device: torch.device) -> nn.Modul
     """
     fused = device.type == "cuda"
     for module in model.modules():
-        if hasattr(module, "fused_attn"):  # timm's Attention
+        if isinstance(module, _FusedAttention):  # timm's Attention (the check is hasattr "fused_attn")
             module.fused_attn = fused
     return model
 
@@ -59,7 +70,8 @@ def autocast(precision: str, device: torch.device) -> Iterator[None]:
 
 
 def _decay_split(model: nn.Module) -> tuple[list[tuple[str, nn.Parameter]], list[tuple[str, nn.Parameter]]]:
-    decay, no_decay = [], []
+    decay: list[tuple[str, nn.Parameter]] = []
+    no_decay: list[tuple[str, nn.Parameter]] = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
@@ -70,7 +82,7 @@ def _decay_split(model: nn.Module) -> tuple[list[tuple[str, nn.Parameter]], list
     return decay, no_decay
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def param_groups(model: nn.Module, weight_decay: float) -> list[ParamGroup]:
     """Weight decay on matrices only; biases, norms and tokens are not decayed (timm/MAE convention)."""
     decay, no_decay = _decay_split(model)
     return [{"params": [p for _, p in decay], "weight_decay": weight_decay},

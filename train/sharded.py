@@ -21,16 +21,26 @@ import shutil
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
 from train import dist
-from train.checkpoint import atomic_write_json
+from train.checkpoint import PretrainMeta, atomic_write_json
 from train.errors import TrainError
 
+if TYPE_CHECKING:
+    from torch.distributed.checkpoint.state_dict import OptimizerStateType, ValueType
+    from torch.optim.optimizer import StateDict
+
 META = "meta.json"
+
+
+class ShardedMeta(PretrainMeta):
+    """``meta.json`` of a sharded checkpoint: the run's identity and progress, and the processes that wrote it."""
+
+    world: int
 
 
 @contextlib.contextmanager
@@ -60,17 +70,17 @@ def remove(folder: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def read_meta(folder: Path) -> dict[str, Any]:
+def read_meta(folder: Path) -> ShardedMeta:
     try:
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise TrainError(f"cannot read sharded checkpoint {folder}: {str(e).splitlines()[0]}") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
         raise TrainError(f"sharded checkpoint {folder} has a malformed {META}")
-    return meta
+    return cast(ShardedMeta, meta)  # as save_sharded wrote it (a missing key fails where it is read)
 
 
-def save_sharded(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, meta: dict[str, Any],
+def save_sharded(folder: Path, model: nn.Module, opt: torch.optim.Optimizer, meta: PretrainMeta,
                  env: dist.DistEnv) -> None:
     """Every rank writes its shards; rank 0 writes ``meta.json`` and swaps the folder in."""
     import torch.distributed.checkpoint as dcp
@@ -100,7 +110,7 @@ def load_sharded(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) -> 
     from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
     msd, osd = get_state_dict(model, opt)
-    state = {"model": msd, "optim": osd}
+    state: dict[str, Any] = {"model": msd, "optim": osd}  # dcp.load's own type: it loads into these in place
     try:
         with _single_process_is_fine():
             dcp.load(state, checkpoint_id=str(folder))
@@ -110,7 +120,7 @@ def load_sharded(folder: Path, model: nn.Module, opt: torch.optim.Optimizer) -> 
     set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["optim"])
 
 
-def optimizer_by_name(opt_state: dict[str, Any], names: list[str]) -> dict[str, Any]:
+def optimizer_by_name(opt_state: StateDict, names: list[str]) -> OptimizerStateType:
     """``Optimizer.state_dict()`` (parameters numbered in group order) with parameter names instead.
 
     ``names`` lists the parameter names in the order the optimizer's groups were built; that is how
@@ -124,16 +134,17 @@ def optimizer_by_name(opt_state: dict[str, Any], names: list[str]) -> dict[str, 
     return {"state": state, "param_groups": groups}
 
 
-def load_full(model: nn.Module, opt: torch.optim.Optimizer, model_state: dict[str, Any],
-              opt_state: dict[str, Any] | None, names: list[str]) -> None:
+def load_full(model: nn.Module, opt: torch.optim.Optimizer, model_state: dict[str, torch.Tensor],
+              opt_state: StateDict | None, names: list[str]) -> None:
     """Load an unsharded (single-file) state into a possibly sharded model, each rank taking its shards."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
     options = StateDictOptions(full_state_dict=True)
+    weights = cast("dict[str, ValueType]", model_state)  # tensors are ValueTypes (dict is invariant)
     if opt_state is None:
-        set_state_dict(model, [], model_state_dict=model_state, optim_state_dict={}, options=options)
+        set_state_dict(model, [], model_state_dict=weights, optim_state_dict={}, options=options)
         return
-    set_state_dict(model, opt, model_state_dict=model_state, optim_state_dict=optimizer_by_name(opt_state, names),
+    set_state_dict(model, opt, model_state_dict=weights, optim_state_dict=optimizer_by_name(opt_state, names),
                    options=options)
 
 
@@ -142,4 +153,5 @@ def full_model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     an empty dict, so that N ranks do not hold N copies in host memory)."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return cast("dict[str, torch.Tensor]", state)  # a full state dict holds plain tensors, gathered from shards
