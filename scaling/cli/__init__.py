@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -81,7 +81,7 @@ reflow_app_help(app)  # prose paragraphs of every --help wrap at the terminal; e
 def main() -> None:
     """Run the CLI; usage errors (an unknown option or command, a bad value) are one line on stderr, exit 2."""
     # Typer vendors Click: its UsageError is the base of the public typer.BadParameter.
-    usage_error = typer.BadParameter.__mro__[1]
+    usage_error: Any = typer.BadParameter.__mro__[1]  # Click's UsageError (show, exit_code, format_message)
     try:
         code = app(standalone_mode=False)  # without standalone mode Click returns typer.Exit's code
     except usage_error as exc:

@@ -241,7 +241,8 @@ def compare_cmd(
             rows.append([r.form, "", *["-"] * (len(cols) - 3), f"fit failed: {r.reason}"])
             continue
         s = r.fit.stats
-        cells = [fmt_interval(*r.interval[lvl], fmt=fmt_y) for lvl in levels] if r.interval else ["-"] * len(levels)
+        cells = [fmt_interval(lo, hi, fmt=fmt_y) for lo, hi in (r.interval[lvl] for lvl in levels)] if r.interval \
+            else ["-"] * len(levels)
         rows.append([r.form, "yes" if r.form == result.recommended else "", str(int(s["n_params"])),
                      _fmt(100 * s["rmse"] if pct else s["rmse"]),
                      _fmt(r.delta_aicc, 4), _fmt(r.delta_bic, 4), _fmt(bt.rmse if bt else None),

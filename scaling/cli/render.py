@@ -375,7 +375,7 @@ def render_bootstrap(boot: Any, summaries: dict[str, Any], title: str, fmt_for: 
         fmt = fmt_for(name) if fmt_for is not None else fmt_number
         est = "-" if s.estimate is None else ("inf" if math.isinf(s.estimate) else fmt(s.estimate))
         med = "inf" if math.isinf(s.median) else (fmt(s.median) if not math.isnan(s.median) else "-")
-        cells = [fmt_interval(*s.intervals[lvl], fmt=fmt) for lvl in boot.levels]
+        cells = [fmt_interval(lo, hi, fmt=fmt) for lo, hi in (s.intervals[lvl] for lvl in boot.levels)]
         label = name.replace("ceiling", limit_name)
         rows.append([label, est, med, *cells, f"{s.n} of {boot.n_requested}",
                      str(s.n_infinite) if s.n_infinite else ""])

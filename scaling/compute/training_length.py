@@ -149,7 +149,8 @@ def from_grid(grid: pd.DataFrame) -> TrainingLength | None:
         return None
     levels = []
     keys = [runs["arch"].astype(str), runs["image_px"].astype(float), np.round(np.log10(runs["data_hours"]), 3)]
-    for (arch, px, _), rows in runs.groupby(keys, sort=True):
+    for _, rows in runs.groupby(keys, sort=True):
+        arch, px = str(rows["arch"].iloc[0]), float(rows["image_px"].iloc[0])  # the group's key
         passes = rows["samples_seen"].astype(float) / (rows["data_hours"].astype(float) * FRAMES_PER_HOUR)
         mask = rows["mask_ratio"].dropna() if "mask_ratio" in rows else pd.Series(dtype=float)
         patch = rows["patch_px"].dropna() if "patch_px" in rows else pd.Series(dtype=float)

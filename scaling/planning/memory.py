@@ -155,7 +155,7 @@ def activation_bytes(setup: StepSetup) -> ActivationBytes:
     n_e, n_d, L = setup.n_encoder_tokens, setup.n_decoder_tokens, setup.n_patches
     one_block = block_activation_bytes(d, s.heads, n_e, act_bytes=a, attention=setup.attention)
     if setup.activation_checkpointing:
-        encoder, recompute = s.depth * 4 * d * n_e, one_block
+        encoder, recompute = float(s.depth * 4 * d * n_e), one_block
     else:
         encoder, recompute = s.depth * one_block, 0.0
     decoder = setup.decoder_depth * block_activation_bytes(dd, setup.decoder_heads, n_d, act_bytes=a,

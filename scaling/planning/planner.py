@@ -353,7 +353,7 @@ def plan(
                                                         activation_checkpointing=activation_checkpointing)
     return PlanReport(
         source=source, arch=shape.name, shape=shape, n_params=encoder_params(shape, px), requested_params=requested,
-        image_px=px, mask_ratio=mask, data_hours=float(point["data_hours"]), passes=float(passes),  # type: ignore[arg-type]
+        image_px=px, mask_ratio=mask, data_hours=float(point["data_hours"]), passes=float(passes),
         images_seen=images, flops_per_image=f_img, flops=f_img * images, gpu=kind, n_gpus=gpus, gpu_mem_bytes=mem,
         precision=precision, fsdp=fsdp, activation_checkpointing=activation_checkpointing, batch=chosen,
         batch_given=batch is not None, fits=fits, memory=memory,

@@ -45,8 +45,8 @@ def scale_quantities(target: float, *, reference: Mapping[str, float], exponents
     def fn(f: Any) -> Derived:
         p = project_scale(f, target, exponents=exponents, reference=reference, compute=compute)
         ok = p.reachable and p.point is not None
-        values = {"scale.factor": p.scale_factor if ok else math.inf}
-        values |= {f"scale.{a}": p.point[a] if ok else math.inf for a in f.axes}  # type: ignore[index]
+        values: dict[str, float] = {"scale.factor": p.scale_factor if ok and p.scale_factor else math.inf}
+        values |= {f"scale.{a}": p.point[a] if ok and p.point else math.inf for a in f.axes}
         if compute is not None:
             values["scale.flops"] = _flops(p) if ok else math.inf
         return Derived(values, {"scale.reachable": ok})

@@ -50,9 +50,9 @@ class ProjectionReport:
            figure: str | Path | None) -> ProjectionReport:
         """The report of a projection's answers (``scaling.questions.workflow.project``)."""
         fit = ctx.fit
-        has_compute = ctx.training is not None
         return cls(
-            target=target, fit=fit, compute_assumptions=ctx.training.at(ctx.reference) if has_compute else None,
+            target=target, fit=fit,
+            compute_assumptions=ctx.training.at(ctx.reference) if ctx.training is not None else None,
             projections=tuple((q.label, a) for q, a in answers if isinstance(a, Projection)),
             optimal=next((a for q, a in answers if q.key == "cheapest"), None), bootstrap=bootstrap,
             figure=None if figure is None else str(figure),
@@ -223,4 +223,6 @@ class ProjectionReport:
         """Write the iso-accuracy map to ``path`` (.png, .pdf or .svg, byte-reproducible)."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
-        return plots.save_figure(self.plot().figure, path, dpi=dpi)
+        fig, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
+        self.plot(ax)
+        return plots.save_figure(fig, path, dpi=dpi)

@@ -208,13 +208,16 @@ def _keyword_questions(target: float | None, options: Mapping[str, Any]) -> list
     if target is None and options.get("optimal"):
         raise ProjectionError("--optimal asks for the cheapest point reaching a target: give a target "
                               "(--target, target=); --budget C alone asks for the best allocation at C")
+    asked: list[Question]
     if mode == "all" and target is None:
         asked = default_questions(None, budget=budget)
     else:
-        asked = {"all": [Scale(), Solve(), At()], "scale": [Scale()], "solve": [Solve()], "at": [At()]}[mode]
-    fill = {Scale: {"exponents": options.get("exponents")}, Solve: {"axis": options.get("axis")},
-            At: {"point": options.get("at")}}
-    asked = [type(q)(**fill[type(q)]) for q in asked]  # type: ignore[arg-type]
+        keys = {"all": ["scale", "solve", "at"], "scale": ["scale"], "solve": ["solve"], "at": ["at"]}[mode]
+        asked = [Scale(), Solve(), At()]
+        asked = [q for q in asked if q.key in keys]
+    given: dict[str, Question] = {"scale": Scale(options.get("exponents")), "solve": Solve(options.get("axis")),
+                                  "at": At(options.get("at"))}
+    asked = [given[q.key] for q in asked]
     if options.get("optimal"):
         asked.append(Cheapest(options.get("bounds"), options.get("frontier_rows", 9)))
     if budget is not None:

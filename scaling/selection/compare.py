@@ -130,7 +130,7 @@ class CompareResult:
         scale = direction(self.backtest.kind).scale
         for i, r in enumerate(ok):
             colour = "C3" if r.form == self.recommended else "C0"
-            ax.plot([scale * r.predicted], [i], "o", color=colour)
+            ax.plot([scale * float(r.predicted or 0.0)], [i], "o", color=colour)
             if r.interval and level in r.interval:
                 lo, hi = r.interval[level]
                 ax.plot([scale * lo, scale * hi], [i, i], color=colour, lw=2)
@@ -160,6 +160,10 @@ class CompareResult:
             "backtest": self.backtest.describe(),
             "notes": list(self.notes),
         })
+
+
+def _labelled(progress: Callable[[str, int, int], None], label: str) -> Callable[[int, int], None]:
+    return lambda done, total: progress(label, done, total)
 
 
 def compare(
@@ -211,7 +215,7 @@ def compare(
             derived = projection_quantities(target, reference=reference_point(r), at=point, scale=False)
             boot = bootstrap(data, form, y=y, axes=axes, kind=kind, weights=weights, n_boot=n_boot, seed=seed,
                              group=group, levels=levels, derived=derived, full=r, keep_samples=False,
-                             progress=None if progress is None else lambda d, t, f=form: progress(f, d, t),
+                             progress=None if progress is None else _labelled(progress, form),
                              workers=workers, **dict(options.get(form, {})))
             interval = boot.derived["at.predicted"].intervals
             p_meets = boot.probabilities.get("at.meets_target")
