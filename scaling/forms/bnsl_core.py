@@ -35,7 +35,7 @@ from scipy.optimize import minimize, nnls
 from scaling.core.threads import single_threaded_blas
 from scaling.defaults import HUBER_DELTA, SLOPE_MAX
 from scaling.errors import FitError
-from scaling.forms.varpro import BOUND_TOL, LOG_FLOOR, ZERO_REL, huber, log_huber
+from scaling.forms.varpro import BOUND_TOL, LOG_FLOOR, ZERO_REL, Refined, huber, log_huber
 
 LOG_B = 60.0  # |ln b| bound (normalised units): keeps exp() finite
 F_MIN, F_MAX = 0.01, 10.0  # break sharpness f (a width in ln x): sharper than 1% is a kink
@@ -172,14 +172,6 @@ def bounds(prob: Problem, n: int) -> list[tuple[float, float]]:
     lo, hi = prob.d_bounds
     return ([(LOG_FLOOR, top_a), (-LOG_B, LOG_B)] + [(0.0, prob.slope_max)] * (n + 1)
             + [(lo, hi)] * n + [(math.log(F_MIN), math.log(F_MAX))] * n)
-
-
-@dataclass(frozen=True)
-class Refined:
-    theta: np.ndarray
-    value: float  # objective / delta
-    ok: bool
-    message: str
 
 
 def refine(theta0: np.ndarray, prob: Problem, n: int) -> Refined:
