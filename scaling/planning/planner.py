@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
@@ -36,12 +36,14 @@ from runs_db.archs import (
     mae_flops_for_arch,
     nearest_arch,
 )
-from scaling.compute.flops import ASPECT_WIDTH_PER_LAYER
+from scaling.compute.flops import ASPECT_WIDTH_PER_LAYER, ComputeEstimate
 from scaling.compute.training_length import parse as parse_training_length
 from scaling.core.jsonable import jsonable
+from scaling.core.targets import Target
 from scaling.data.tables import load_runs
 from scaling.defaults import DEFAULT_METRIC, FRAMES_PER_HOUR
 from scaling.errors import ScalingError
+from scaling.forms.result import FitLike
 from scaling.planning.gpus import GIB, GpuKind, default_mfu, get_gpu_kind, parse_memory
 from scaling.planning.memory import MemoryBreakdown, StepSetup, largest_batch, step_memory
 
@@ -220,10 +222,37 @@ def _batch_why(p: PlanReport) -> str:
     return "the largest that fits" if p.fits else "not even this one fits"
 
 
-def _point_of(projection: Any, question: str | None) -> tuple[dict[str, float], float | None, float | None, str]:
-    """(point, passes, mask ratio, source) of a ProjectionReport's answer or of a Projection (asked by what
-    they have: the planning layer sits below the questions)."""
-    if hasattr(projection, "projections"):  # a ProjectionReport
+class PricedAnswer(Protocol):
+    """What a plan reads of a projection's answer (``scaling.questions.projection.Projection``)."""
+
+    @property
+    def point(self) -> dict[str, float] | None: ...
+    @property
+    def compute(self) -> ComputeEstimate | None: ...
+    @property
+    def mode(self) -> str: ...
+
+
+@runtime_checkable
+class AnswersQuestions(Protocol):
+    """What a plan reads of a projection report (``scaling.questions.report.ProjectionReport``): the
+    planning layer sits below the questions, so it names only what it uses."""
+
+    @property
+    def projections(self) -> tuple[tuple[str, Any], ...]: ...
+    @property
+    def fit(self) -> FitLike: ...
+    @property
+    def target(self) -> Target | None: ...
+
+    def answer(self, question: str) -> PricedAnswer: ...
+
+
+def _point_of(projection: AnswersQuestions | PricedAnswer,
+              question: str | None) -> tuple[dict[str, float], float | None, float | None, str]:
+    """(point, passes, mask ratio, source) of a ProjectionReport's answer or of a Projection."""
+    answer: PricedAnswer
+    if isinstance(projection, AnswersQuestions):  # a ProjectionReport
         questions = [q for q, _ in projection.projections]
         if question is None:
             question = "at point" if "at point" in questions else (questions[0] if questions else "")
@@ -235,7 +264,8 @@ def _point_of(projection: Any, question: str | None) -> tuple[dict[str, float], 
         target = projection.target.name if projection.target is not None else "none"
         where = f"projection '{question}', form {projection.fit.form}, target {target}"
     else:
-        answer, where = projection, f"projection ({getattr(projection, 'mode', '?')})"
+        answer = projection
+        where = f"projection ({getattr(projection, 'mode', '?')})"
     if answer.point is None:
         raise ScalingError(f"the {where} has no point to plan (the target is unreachable under this form)")
     missing = [a for a in ("n_params", "data_hours", "image_px") if a not in answer.point]
@@ -246,7 +276,7 @@ def _point_of(projection: Any, question: str | None) -> tuple[dict[str, float], 
 
 
 def plan(
-    projection: Any = None,
+    projection: AnswersQuestions | PricedAnswer | None = None,
     *,
     question: str | None = None,
     arch: str | None = None,
@@ -490,7 +520,7 @@ def _does_not_fit(batch: int, need: float, mem: float, given: bool, ac: bool, fs
     return f"{what} {need / GIB:.1f} GiB of {mem / GIB:.0f} GiB; try {', '.join(hints)}"
 
 
-def plan_answers(report: Any, **options: Any) -> tuple[tuple[str, PlanReport | str], ...]:
+def plan_answers(report: AnswersQuestions, **options: Any) -> tuple[tuple[str, PlanReport | str], ...]:
     """A plan for every answer of a ``ProjectionReport`` that has a point (``options`` as ``plan``); an
     answer without a point, or one that cannot be planned, gets the reason instead."""
     out: list[tuple[str, PlanReport | str]] = []

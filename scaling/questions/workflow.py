@@ -17,6 +17,8 @@ from typing import Any, TypedDict, Unpack
 
 import pandas as pd
 
+from scaling.allocation.budget import CostOptimum
+from scaling.allocation.mae import OptimalResult
 from scaling.compute.costs import CostModel, cost_model
 from scaling.compute.training_length import parse as parse_training_length
 from scaling.core.targets import Target, resolve_target
@@ -236,7 +238,7 @@ def _keyword_bootstrap(options: Mapping[str, Any]) -> Bootstrap | None:
 def optimal(fit: FitResult, target: str | float | Target | None = None, *, cost: str | None = None,
             budget: float | None = None, bounds: Mapping[str, tuple[float, float]] | None = None,
             passes: float | None = None, training_length: str | None = None, frontier_rows: int = 9,
-            seed: int = 0) -> Any:
+            seed: int = 0) -> OptimalResult | CostOptimum | None:
     """The compute-optimal allocation, as ``project`` asks it: with ``budget=C``, the best allocation at
     cost C (a ``scaling.allocation.budget.CostOptimum``); else the cheapest reaching ``target`` (default:
     the data's default target), under the MAE FLOPs model (``scaling.allocation.mae.OptimalResult``, with the
