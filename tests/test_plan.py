@@ -188,7 +188,7 @@ BEYOND = dict(n_params=15.5e9, image_px=1904, data_hours=20000, passes=4.85)  # 
 
 def test_a_count_past_the_registry_is_planned_on_a_derived_shape_within_1_5x() -> None:
     import scaling
-    from scaling.planning.planner import DERIVED_SHAPE_RULE
+    from scaling.planning.shapes import DERIVED_SHAPE_RULE
 
     p = scaling.plan(**BEYOND)  # type: ignore[arg-type]
     s = p.shape

@@ -24,6 +24,7 @@ from scaling.allocation.mae import merge_bounds
 from scaling.compute.allocations import at_bounds, predict_log
 from scaling.compute.costs import CostModel
 from scaling.core.direction import direction
+from scaling.core.jsonable import JSONDict
 from scaling.errors import ProjectionError
 
 FEASIBLE_TOL = 1e-7
@@ -46,7 +47,7 @@ class CostOptimum:
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {"question": self.question, "cost_model": self.cost_model, "target": self.target,
                 "budget": self.budget, "reachable": self.reachable, "point": self.point,
                 "predicted": self.predicted, "cost": self.cost, "bounds": {a: list(b) for a, b in self.bounds.items()},

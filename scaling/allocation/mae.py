@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,10 +44,14 @@ from scaling.allocation.box import Box, minimise
 from scaling.compute.allocations import Allocation, Cost, answer, log_box, predict_log, unreachable
 from scaling.compute.flops import FRAMES_PER_HOUR, ComputeAssumptions, flops_per_image, pretrain_compute
 from scaling.core.direction import direction
+from scaling.core.jsonable import JSONDict
 from scaling.defaults import COMPUTE_AXES
 from scaling.errors import ProjectionError
 from scaling.forms import get_form
 from scaling.forms.result import FitLike
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SCHEMA = "scaling.optimal/v1"
 DEFAULT_UPPER_FACTOR = {"n_params": 1e6, "data_hours": 1e6, "image_px": 8.0}
@@ -102,7 +106,7 @@ class FlopsCost:
         return pretrain_compute(point["n_params"], point["data_hours"], point["image_px"], passes=a.passes,
                                 mask_ratio=a.mask_ratio, patch_px=a.patch_px).flops
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONDict:
         return {"name": self.name, "model": "MAE FLOPs model (scaling.compute), passes x frames x FLOPs/image",
                 "passes": self.assumptions.passes, "mask_ratio": self.assumptions.mask_ratio,
                 "optimiser_spline_max_rel_error": self.max_rel_error}
@@ -150,7 +154,7 @@ class ProportionalCost:
         """c_i of ln C = const + sum_i c_i ln x_i."""
         return {"n_params": 1.0, "data_hours": 1.0, "image_px": self.rho}
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONDict:
         return {"name": self.name, "model": "C = k N D (R/p)^rho, fitted to the FLOPs model on the bounds box",
                 "k": self.k, "rho": self.rho, "patch_px": self.patch_px, "passes": self.passes,
                 "max_rel_error_vs_flops_model": self.max_rel_error}
@@ -293,7 +297,7 @@ class OptimalResult:
         flops = "" if self.optimum_flops_exact is None else f", flops={self.optimum_flops_exact:.3g}"
         return f"OptimalResult(target={self.target:g}, optimum=({pt}){flops}, frontier_rows={len(self.frontier)})"
 
-    def plot(self, ax: Any = None, *, target_label: str = "") -> Any:
+    def plot(self, ax: Axes | None = None, *, target_label: str = "") -> Axes:
         """The iso-target frontier with the optimum starred. Returns the Axes."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
@@ -302,7 +306,7 @@ class OptimalResult:
         return plots.plot_frontier(plots.frontier_data(self, target_label=target_label or f"target {self.target:g}"),
                                    ax)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {
             "schema": SCHEMA,
             "target": self.target,

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from scaling.core.jsonable import JSONDict
 from scaling.defaults import COMPUTE_AXES
 from scaling.errors import ProjectionError
 
@@ -31,7 +32,7 @@ class Cost(Protocol):
         """ln C at rows of ln(n_params, data_hours, image_px) (shape (m, 3) -> (m,))."""
         ...
 
-    def describe(self) -> dict[str, Any]: ...
+    def describe(self) -> JSONDict: ...
 
 
 class ProportionalLike(Cost, Protocol):
@@ -83,7 +84,7 @@ class Allocation:
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {"reachable": self.reachable, "point": self.point, "cost": self.cost, "predicted": self.predicted,
                 "method": self.method, "cost_model": self.cost_model, "at_bounds": list(self.at_bounds),
                 "reason": self.reason, "details": self.details}

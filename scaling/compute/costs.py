@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from scaling.compute.flops import ComputeAssumptions, pretrain_compute
+from scaling.core.jsonable import JSONDict
 from scaling.defaults import AXES
 from scaling.errors import ScalingError
 
@@ -57,7 +58,7 @@ class CostModel:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.log(np.broadcast_to(c, (logx.shape[0],)))
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONDict:
         return {"name": self.name, "formula": self.formula, "axes": list(self.axes)}
 
 

@@ -28,13 +28,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from runs_db.archs import ARCHS, MASK_RATIO, PATCH_PX
 from scaling.compute.flops import ComputeAssumptions
+from scaling.core.jsonable import JSONDict
 from scaling.defaults import FRAMES_PER_HOUR
 from scaling.errors import ScalingError
 
@@ -133,7 +133,7 @@ class TrainingLength:
     def spec(self) -> str:
         return "grid" if self.rule == "grid" else f"{self.rule}={self.value:g}"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {"rule": self.rule, "spec": self.spec(), "value": self.value, "description": self.describe()}
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
+# What every ``to_dict()`` returns: a JSON object (its values JSON values, checked by ``jsonable``).
+JSONDict: TypeAlias = dict[str, object]
 
-def jsonable(value: Any) -> Any:
+
+def jsonable(value: object) -> Any:
     """Dicts, lists and plain scalars only; NaN, +-inf and missing values become null (JSON has none)."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
@@ -21,6 +24,7 @@ def jsonable(value: Any) -> Any:
         value = value.item()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if value is pd.NaT or (not isinstance(value, str | bytes) and pd.api.types.is_scalar(value) and pd.isna(value)):
+    scalar: Any = value  # pandas' isna is typed for its own scalars
+    if value is pd.NaT or (not isinstance(value, str | bytes) and pd.api.types.is_scalar(value) and pd.isna(scalar)):
         return None
     return value

@@ -18,6 +18,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from scaling.core.direction import Direction, direction
+from scaling.core.jsonable import JSONDict
 from scaling.core.jsonable import jsonable as _jsonable
 from scaling.data.dataset import Dataset
 from scaling.errors import FitError
@@ -247,14 +248,14 @@ class FitResult:
         return (f"FitResult(form={self.form!r}, y={self.y!r} ~ {', '.join(self.axes)}, n={self.n_points}, "
                 f"rmse={self.stats.get('rmse', math.nan):.4g}, params=[{params}{more}])")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """Exactly what ``scaling fit --json`` prints: the data's source, the fit and, if run, its bootstrap."""
         out: dict[str, Any] = {"schema": SCHEMA, "data": dict(self.source), "fit": self.describe()}
         if self.bootstrap is not None:
             out["bootstrap"] = self.bootstrap.to_dict()
         return _jsonable(out)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONDict:
         """The fit alone as JSON-ready data (the ``fit`` member of ``to_dict()`` and of projection reports)."""
         info = get_form(self.form)
         out: dict[str, Any] = {

@@ -25,6 +25,7 @@ from scipy.optimize import brentq
 
 from scaling.compute.flops import ComputeEstimate, pretrain_compute
 from scaling.core.direction import direction
+from scaling.core.jsonable import JSONDict
 from scaling.defaults import CAUTION_DECADES, COMPUTE_AXES
 from scaling.errors import ProjectionError
 from scaling.forms.result import FitLike
@@ -67,7 +68,7 @@ class Projection:
         return (f"{far:.1f} decades beyond the data along {axis}: an extrapolation this far rests on the form "
                 "alone (see `scaling compare` for how each form predicted held-out larger runs)")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {
             "mode": self.mode,
             "form": self.form,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from scaling.core.jsonable import jsonable
+from scaling.core.jsonable import JSONDict, jsonable
 from scaling.errors import ScalingError
 from scaling.forms import get_form
 from scaling.questions.projection import Projection
@@ -66,7 +66,7 @@ class ProjectionReport:
                 return p
         raise KeyError(f"{question!r}; questions: {', '.join(q for q, _ in self.projections)}")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """Exactly what ``scaling project --json`` prints."""
         out: dict[str, Any] = {
             "schema": SCHEMA,

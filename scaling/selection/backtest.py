@@ -31,18 +31,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from scaling.core.direction import Direction, direction
-from scaling.core.jsonable import jsonable
+from scaling.core.jsonable import JSONDict, jsonable
 from scaling.core.threads import single_threaded_blas
 from scaling.defaults import DEFAULT_LEVEL_TOL
 from scaling.errors import ScalingError
 from scaling.forms import get_form
 from scaling.forms.result import FitResult, fit
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SCHEMA = "scaling.backtest/v1"
 MIN_TEST_ROWS = 1
@@ -107,7 +110,7 @@ class SeedNoise:
     n_groups: int  # configurations with >= 2 replicates
     dof: int
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {"sigma": self.sigma, "replicated_configurations": self.n_groups, "dof": self.dof}
 
 
@@ -141,7 +144,7 @@ class SplitResult:
     noise_units: float | None = None
     predictions: list[float] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {k: getattr(self, k) for k in ("form", "split", "kind", "n_train", "n_test", "ok", "reason", "rmse",
                                               "bias", "max_abs", "rmse_log", "noise_units")}
 
@@ -171,7 +174,7 @@ class FormSummary:
     def n_averaged(self) -> int:
         return len(self.splits_averaged)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {"form": self.form, "rmse": self.rmse, "bias": self.bias, "rmse_log": self.rmse_log,
                 "noise_units": self.noise_units, "splits_averaged": list(self.splits_averaged), "n_ok": self.n_ok,
                 "n_skipped": self.n_skipped, "splits_fitted": list(self.splits_fitted), "own_rmse": self.own_rmse,
@@ -278,7 +281,7 @@ class BacktestResult:
         return (f"BacktestResult(y={self.y!r}, forms={list(self.by_form)}, splits={len(self.splits)}, "
                 f"ranking={self.ranking}, recommended={self.recommended!r})")
 
-    def plot(self, ax: Any = None, split: str | None = None) -> Any:
+    def plot(self, ax: Axes | None = None, split: str | None = None) -> Axes:
         """Parity of held-out predictions against observations on ``split`` (a name or kind; default the
         common split with the most held-out rows). Returns the Axes."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
@@ -292,12 +295,12 @@ class BacktestResult:
             _, ax = plots.new_figure(figsize=(5.6, 5.8))
         return plots.plot_backtest_parity(data, ax)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """Exactly what ``scaling backtest --json`` prints: where the data came from, then ``describe()``."""
         body = self.describe()
         return {"schema": body.pop("schema"), "data": jsonable(dict(self.source)), **body}
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONDict:
         """The backtest alone as JSON-ready data (also the ``backtest`` member of a comparison)."""
         return jsonable({
             "schema": SCHEMA,

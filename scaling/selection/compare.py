@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from scaling.core.direction import direction
-from scaling.core.jsonable import jsonable
+from scaling.core.jsonable import JSONDict, jsonable
 from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS, DEFAULT_N_BOOT
 from scaling.errors import ScalingError
 from scaling.forms.result import FitResult, fit
@@ -24,6 +24,9 @@ from scaling.questions.derived import projection_quantities
 from scaling.questions.projection import reference_point
 from scaling.selection.backtest import DEFAULT_LEVEL_TOL, BacktestResult, backtest
 from scaling.uncertainty.bootstrap import BootstrapResult, bootstrap
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SCHEMA = "scaling.compare/v1"
 
@@ -41,7 +44,7 @@ class FormRow:
     p_meets_target: float | None = None
     bootstrap: BootstrapResult | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         f = self.fit
         return {
             "form": self.form,
@@ -118,7 +121,7 @@ class CompareResult:
         return (f"CompareResult(forms={[r.form for r in self.rows]}, point={self.point}, "
                 f"recommended={self.recommended!r})")
 
-    def plot(self, ax: Any = None) -> Any:
+    def plot(self, ax: Axes | None = None) -> Axes:
         """Each form's prediction at the comparison point with its widest bootstrap interval, the
         recommended form highlighted and the target drawn. Returns the Axes."""
         from scaling.plots import new_figure  # lazy: drawing (matplotlib) is optional
@@ -144,7 +147,7 @@ class CompareResult:
                       + ("" if level is None else f"; {100 * level:g}% bootstrap intervals"))
         return ax
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         """Exactly what ``scaling compare --json`` prints."""
         return jsonable({
             "schema": SCHEMA,

@@ -26,19 +26,22 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from scaling.core.direction import direction
 from scaling.core.forked import fork_context, map_chunks
-from scaling.core.jsonable import jsonable
+from scaling.core.jsonable import JSONDict, jsonable
 from scaling.core.threads import single_threaded_blas
 from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS, DEFAULT_N_BOOT
 from scaling.errors import FitError, ScalingError
 from scaling.forms import Refit, Replicate, get_form
 from scaling.forms.result import FitResult, axis_matrix, fit
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SCHEMA = "scaling.bootstrap/v1"
 
@@ -83,7 +86,7 @@ class Summary:
     n: int  # resamples with a value (finite or infinite)
     n_infinite: int  # resamples where the quantity is unbounded (e.g. the target is unreachable)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONDict:
         return {
             "estimate": self.estimate,
             "median": self.median,
@@ -155,7 +158,7 @@ class BootstrapResult:
         return (f"BootstrapResult(form={self.form!r}, fitted={self.n_ok}/{self.n_requested}, seed={self.seed}, "
                 f"levels={list(self.levels)}, quantities=[{shown}])")
 
-    def plot(self, ax: Any = None, quantity: str | None = None) -> Any:
+    def plot(self, ax: Axes | None = None, quantity: str | None = None) -> Axes:
         """Histogram of one quantity over the resamples (default: the first FLOPs quantity, else the first
         parameter) with its estimate and widest interval; FLOPs on a log axis. Returns the Axes."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
@@ -182,7 +185,7 @@ class BootstrapResult:
         ax.legend(frameon=False)
         return ax
 
-    def to_dict(self, *, include_samples: bool = False) -> dict[str, Any]:
+    def to_dict(self, *, include_samples: bool = False) -> JSONDict:
         out: dict[str, Any] = {
             "schema": SCHEMA,
             "method": "percentile intervals, case bootstrap resampling whole groups of rows",
