@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from runs_db.archs import ARCHS, encoder_params, get_arch
+from scaling.compute.costs import CostModel
 from scaling.compute.flops import ComputeEstimate, pretrain_compute
 from scaling.compute.training_length import TrainingLength, from_grid
 from scaling.data.tables import read_table
@@ -57,7 +58,7 @@ class Candidate:
                 "beyond": list(self.beyond), "run": dict(self.run)}
 
 
-def _levels(values: Sequence[float], sig: int = 6) -> list[float]:
+def _levels(values: Iterable[float], sig: int = 6) -> list[float]:
     """Distinct values, equal to ``sig`` significant digits counted once (hours are stored unrounded)."""
     out: list[float] = []
     for v in sorted(float(x) for x in values):
@@ -189,7 +190,7 @@ def default_run_candidates(frame: pd.DataFrame, axes: Sequence[str],
 # -- any table ----------------------------------------------------------------------------------------
 
 
-def default_table_candidates(frame: pd.DataFrame, axes: Sequence[str], cost: Any) -> list[Candidate]:
+def default_table_candidates(frame: pd.DataFrame, axes: Sequence[str], cost: CostModel | None) -> list[Candidate]:
     """Every untrained combination of the table's levels, each axis extended one mean step beyond."""
     levels = {a: _levels(pd.to_numeric(frame[a])) for a in axes}
     nxt = {a: lv[-1] * mean_step(lv) for a, lv in levels.items()}
@@ -203,9 +204,15 @@ def default_table_candidates(frame: pd.DataFrame, axes: Sequence[str], cost: Any
     return out
 
 
-def table_candidate(point: Mapping[str, float], cost: Any, *, beyond: tuple[str, ...] = (),
+def table_candidate(point: Mapping[str, float], cost: CostModel | None, *, beyond: tuple[str, ...] = (),
                     flops: float | None = None) -> Candidate:
-    c = float(np.asarray(cost.cost(point)).ravel()[0]) if flops is None else float(flops)
+    """A candidate at ``point`` of a table's axes, costing ``flops`` (default: the cost model's)."""
+    if flops is not None:
+        c = float(flops)
+    elif cost is not None:
+        c = float(np.asarray(cost.cost(point)).ravel()[0])
+    else:
+        raise ScalingError("candidates on this table need a cost model (cost=) or a pretrain_flops column")
     label = ", ".join(f"{a}={v:.4g}" for a, v in point.items())
     return Candidate(dict(point), c, label, beyond)
 
@@ -237,7 +244,7 @@ def _number(text: Any, what: str) -> float:
     return v
 
 
-def candidates_from_rows(rows: pd.DataFrame, frame: pd.DataFrame, axes: Sequence[str], cost: Any,
+def candidates_from_rows(rows: pd.DataFrame, frame: pd.DataFrame, axes: Sequence[str], cost: CostModel | None,
                          where: str, training: TrainingLength | None = None) -> list[Candidate]:
     """Candidates from a table of rows: on the run database arch, image_px, data_hours (and optional
     subset_seed, pretrain_flops, n_params); on any table the fit's axes (and optional pretrain_flops)."""
@@ -291,7 +298,8 @@ def _beyond(point: Mapping[str, float], frame: pd.DataFrame, axes: Sequence[str]
 
 
 def load_candidates(spec: str | Path | pd.DataFrame | Sequence[Candidate] | None, frame: pd.DataFrame,
-                    axes: Sequence[str], cost: Any, training: TrainingLength | None = None) -> list[Candidate]:
+                    axes: Sequence[str], cost: CostModel | None,
+                    training: TrainingLength | None = None) -> list[Candidate]:
     """Candidates from ``spec``: None (the default neighbours), a CSV path, a grid spec, a DataFrame of rows,
     or a list of ``Candidate``; run-database candidates are costed under ``training`` (default: the grid's
     recipe)."""

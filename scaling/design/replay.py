@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,9 @@ from scaling.errors import ScalingError
 from scaling.fitting import fit as fit_runs
 from scaling.forms.result import FitResult
 from scaling.questions.projection import project_scale, reference_point
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SCHEMA = "scaling.suggest.replay/v1"
 Progress = Callable[[str, int, int], None]
@@ -129,7 +132,7 @@ class ReplayResult:
         r = ", ".join(f"{k}={v:.2f}" for k, v in self.ratios().items())
         return f"ReplayResult(form={self.form!r}, start={self.n_start}, hidden={self.n_hidden}, ratios=({r}))"
 
-    def plot(self, ax: Any = None) -> Any:
+    def plot(self, ax: Axes | None = None) -> Axes:
         """Error (solid) and interval width (dashed) against cumulative FLOPs per order; returns the Axes."""
         from scaling.plots.suggest_figure import plot_replay  # lazy: drawing (matplotlib) is optional
 
