@@ -164,6 +164,7 @@ def flops_along_scale(fit: FitResult, cost: CostModel | None, exponents: Mapping
 
 def _pricer(cost: CostModel | None,
             training: TrainingLength | ComputeAssumptions | None) -> Callable[[Mapping[str, float]], float]:
+    """point -> pretraining FLOPs: the cost model's, else the MAE model's (NaN where it has no answer)."""
     if cost is not None:
         return lambda point: float(cost.cost(point).ravel()[0])
     if training is None:
