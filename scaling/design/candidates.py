@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from runs_db.archs import ARCHS, encoder_params, get_arch
+from scaling.compute.costs import CostModel
 from scaling.compute.flops import ComputeEstimate, pretrain_compute
 from scaling.compute.training_length import TrainingLength, from_grid
 from scaling.data.tables import read_table
@@ -57,7 +58,7 @@ class Candidate:
                 "beyond": list(self.beyond), "run": dict(self.run)}
 
 
-def _levels(values: Sequence[float], sig: int = 6) -> list[float]:
+def _levels(values: Iterable[float], sig: int = 6) -> list[float]:
     """Distinct values, equal to ``sig`` significant digits counted once (hours are stored unrounded)."""
     out: list[float] = []
     for v in sorted(float(x) for x in values):
@@ -189,7 +190,7 @@ def default_run_candidates(frame: pd.DataFrame, axes: Sequence[str],
 # -- any table ----------------------------------------------------------------------------------------
 
 
-def default_table_candidates(frame: pd.DataFrame, axes: Sequence[str], cost: Any) -> list[Candidate]:
+def default_table_candidates(frame: pd.DataFrame, axes: Sequence[str], cost: CostModel | None) -> list[Candidate]:
     """Every untrained combination of the table's levels, each axis extended one mean step beyond."""
     levels = {a: _levels(pd.to_numeric(frame[a])) for a in axes}
     nxt = {a: lv[-1] * mean_step(lv) for a, lv in levels.items()}
@@ -203,9 +204,15 @@ def default_table_candidates(frame: pd.DataFrame, axes: Sequence[str], cost: Any
     return out
 
 
-def table_candidate(point: Mapping[str, float], cost: Any, *, beyond: tuple[str, ...] = (),
+def table_candidate(point: Mapping[str, float], cost: CostModel | None, *, beyond: tuple[str, ...] = (),
                     flops: float | None = None) -> Candidate:
-    c = float(np.asarray(cost.cost(point)).ravel()[0]) if flops is None else float(flops)
+    """A candidate at ``point`` of a table's axes, costing ``flops`` (default: the cost model's)."""
+    if flops is not None:
+        c = float(flops)
+    elif cost is not None:
+        c = float(np.asarray(cost.cost(point)).ravel()[0])
+    else:
+        raise ScalingError("candidates on this table need a cost model (cost=) or a pretrain_flops column")
     label = ", ".join(f"{a}={v:.4g}" for a, v in point.items())
     return Candidate(dict(point), c, label, beyond)
 
@@ -237,50 +244,66 @@ def _number(text: Any, what: str) -> float:
     return v
 
 
-def candidates_from_rows(rows: pd.DataFrame, frame: pd.DataFrame, axes: Sequence[str], cost: Any,
+def _optional_number(row: Mapping[Hashable, Any], key: str, what: str) -> float | None:
+    """``row[key]`` as a positive number (``_number``), None where it is missing or NaN."""
+    v = row.get(key)
+    return _number(v, what) if v is not None and pd.notna(v) else None
+
+
+def candidates_from_rows(rows: pd.DataFrame, frame: pd.DataFrame, axes: Sequence[str], cost: CostModel | None,
                          where: str, training: TrainingLength | None = None) -> list[Candidate]:
     """Candidates from a table of rows: on the run database arch, image_px, data_hours (and optional
     subset_seed, pretrain_flops, n_params); on any table the fit's axes (and optional pretrain_flops)."""
     if rows.empty:
         raise ScalingError(f"{where}: no candidate rows")
-    out = []
     if is_runs_grid(frame):
+        return _run_rows(rows, frame, axes, where, training)
+    return _table_rows(rows, frame, axes, cost, where)
 
-        missing = [c for c in ("arch", "image_px", "data_hours") if c not in rows.columns]
-        if missing:
-            raise ScalingError(f"{where}: missing column {missing[0]!r} (a candidate run needs arch, image_px, "
-                               "data_hours; optional subset_seed, pretrain_flops)")
-        recipe = RunRecipe(one_per_run(frame), training)
-        for i, r in enumerate(rows.to_dict("records"), start=1):
-            at = f"{where} row {i}"
-            try:
-                arch = get_arch(str(r["arch"])).name
-            except KeyError as exc:
-                raise ScalingError(f"{at}: {str(exc).strip(chr(39) + chr(34))}") from None
-            px = _number(r["image_px"], f"{at} image_px")
-            if px % 14:
-                raise ScalingError(f"{at}: image_px {px:g} is not a multiple of the 14-px patch")
-            hours = _number(r["data_hours"], f"{at} data_hours")
-            given = r.get("subset_seed")
-            seed = int(_number(given, f"{at} subset_seed")) if given is not None and pd.notna(given) else \
-                next_seed(recipe.runs, arch, px, hours)
-            flops = r.get("pretrain_flops")
-            flops = _number(flops, f"{at} pretrain_flops") if flops is not None and pd.notna(flops) else None
-            c = _run_candidate(recipe, axes, arch, px, hours, seed, 1.0, (), flops)
-            if "n_params" in r and pd.notna(r["n_params"]):
-                c = Candidate(c.point | {"n_params": _number(r["n_params"], f"{at} n_params")}, c.flops, c.label,
-                              c.beyond, c.run | {"n_params": float(r["n_params"])})
-            extra = {k: r[k] for k in ("run_id", "value") if k in r and pd.notna(r[k])}
-            out.append(Candidate(c.point, c.flops, c.label, _beyond(c.point, frame, axes), c.run | extra))
-        return out
+
+def _run_rows(rows: pd.DataFrame, frame: pd.DataFrame, axes: Sequence[str], where: str,
+              training: TrainingLength | None) -> list[Candidate]:
+    """Run-database candidates from rows of arch, image_px, data_hours (optional subset_seed, pretrain_flops,
+    n_params), costed under ``training``."""
+    missing = [c for c in ("arch", "image_px", "data_hours") if c not in rows.columns]
+    if missing:
+        raise ScalingError(f"{where}: missing column {missing[0]!r} (a candidate run needs arch, image_px, "
+                           "data_hours; optional subset_seed, pretrain_flops)")
+    recipe = RunRecipe(one_per_run(frame), training)
+    out = []
+    for i, r in enumerate(rows.to_dict("records"), start=1):
+        at = f"{where} row {i}"
+        try:
+            arch = get_arch(str(r["arch"])).name
+        except KeyError as exc:
+            raise ScalingError(f"{at}: {str(exc).strip(chr(39) + chr(34))}") from None
+        px = _number(r["image_px"], f"{at} image_px")
+        if px % 14:
+            raise ScalingError(f"{at}: image_px {px:g} is not a multiple of the 14-px patch")
+        hours = _number(r["data_hours"], f"{at} data_hours")
+        given = _optional_number(r, "subset_seed", f"{at} subset_seed")
+        seed = int(given) if given is not None else next_seed(recipe.runs, arch, px, hours)
+        flops = _optional_number(r, "pretrain_flops", f"{at} pretrain_flops")
+        c = _run_candidate(recipe, axes, arch, px, hours, seed, 1.0, (), flops)
+        if "n_params" in r and pd.notna(r["n_params"]):
+            c = Candidate(c.point | {"n_params": _number(r["n_params"], f"{at} n_params")}, c.flops, c.label,
+                          c.beyond, c.run | {"n_params": float(r["n_params"])})
+        extra = {k: r[k] for k in ("run_id", "value") if k in r and pd.notna(r[k])}
+        out.append(Candidate(c.point, c.flops, c.label, _beyond(c.point, frame, axes), c.run | extra))
+    return out
+
+
+def _table_rows(rows: pd.DataFrame, frame: pd.DataFrame, axes: Sequence[str], cost: CostModel | None,
+                where: str) -> list[Candidate]:
+    """Candidates on any table from rows of the fit's axes (optional pretrain_flops), costed by ``cost``."""
     missing = [a for a in axes if a not in rows.columns]
     if missing:
         raise ScalingError(f"{where}: missing column {missing[0]!r} (candidates need the fit's axes: "
                            f"{', '.join(axes)})")
+    out = []
     for i, r in enumerate(rows.to_dict("records"), start=1):
         point = {a: _number(r[a], f"{where} row {i} {a}") for a in axes}
-        flops = r.get("pretrain_flops")
-        flops = _number(flops, f"{where} row {i} pretrain_flops") if flops is not None and pd.notna(flops) else None
+        flops = _optional_number(r, "pretrain_flops", f"{where} row {i} pretrain_flops")
         out.append(table_candidate(point, cost, flops=flops, beyond=_beyond(point, frame, axes)))
     return out
 
@@ -291,7 +314,8 @@ def _beyond(point: Mapping[str, float], frame: pd.DataFrame, axes: Sequence[str]
 
 
 def load_candidates(spec: str | Path | pd.DataFrame | Sequence[Candidate] | None, frame: pd.DataFrame,
-                    axes: Sequence[str], cost: Any, training: TrainingLength | None = None) -> list[Candidate]:
+                    axes: Sequence[str], cost: CostModel | None,
+                    training: TrainingLength | None = None) -> list[Candidate]:
     """Candidates from ``spec``: None (the default neighbours), a CSV path, a grid spec, a DataFrame of rows,
     or a list of ``Candidate``; run-database candidates are costed under ``training`` (default: the grid's
     recipe)."""

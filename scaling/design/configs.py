@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from scaling.core.jsonable import jsonable
+from scaling.design.result import CandidateScore, SuggestResult
 from scaling.errors import ScalingError
 
 SCHEMA = "scaling.suggest.configs/v1"
@@ -61,7 +63,7 @@ def _toml_value(v: Any) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def config_text(score: Any, source: dict[str, Any], quantity: str) -> str:
+def config_text(score: CandidateScore, source: Mapping[str, Any], quantity: str) -> str:
     """The TOML text of one candidate's config (raises ScalingError when no config can express it)."""
     run = score.run
     if not run.get("arch"):
@@ -90,11 +92,11 @@ def config_text(score: Any, source: dict[str, Any], quantity: str) -> str:
     return "\n".join([*head, "", *body]) + "\n"
 
 
-def _name(score: Any) -> str:
+def _name(score: CandidateScore) -> str:
     return f"{score.rank:02d}-" + re.sub(r"[^A-Za-z0-9.]+", "-", score.label).strip("-") + ".toml"
 
 
-def write_configs(result: Any, directory: str | Path, *, top: int | None = None) -> ConfigsWritten:
+def write_configs(result: SuggestResult, directory: str | Path, *, top: int | None = None) -> ConfigsWritten:
     """Write a ``scaling train point`` config for each of the ``top`` best candidates of ``result`` (a
     ``SuggestResult``; default its own ``top``) into ``directory`` (created if missing). Every config is
     built before any file is written, and each file is written whole (temporary file, then renamed)."""

@@ -32,18 +32,22 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
+from scaling.compute.costs import CostModel
+from scaling.compute.flops import ComputeAssumptions, pretrain_compute
+from scaling.compute.training_length import TrainingLength
 from scaling.core.direction import direction
 from scaling.core.forked import fork_context, map_chunks
 from scaling.core.threads import single_threaded_blas
 from scaling.errors import FitError, ScalingError
 from scaling.forms import get_form
-from scaling.forms.base import Form
+from scaling.forms.base import Form, Refit, Replicate
 from scaling.forms.result import FitResult
 from scaling.questions.projection import GRID_STEP_DECADES, SEARCH_DECADES, reference_point
 from scaling.uncertainty.bootstrap import group_codes, quantile, resample_indices
 
 QUESTIONS = ("scale", "at")
 _FAIL = (ScalingError, np.linalg.LinAlgError, ValueError, FloatingPointError)
+Quantity = Callable[[Replicate | FitResult], float]  # the projection quantity on a refitted resample or a fit
 
 
 @dataclass(frozen=True)
@@ -100,13 +104,13 @@ class ScaleSearch:
 
 
 def quantity_fn(full: FitResult, question: str, target: float | None, at: Mapping[str, float] | None,
-                exponents: Mapping[str, float] | None) -> Callable[[Any], float]:
+                exponents: Mapping[str, float] | None) -> Quantity:
     """value(replicate or fit): log10 k of 'scale' (+inf when unreachable) or the prediction of 'at'. A
     ``Replicate`` (``predict_matrix``) or a ``FitResult`` (``require_model().predict``) is accepted."""
 
     if question not in QUESTIONS:
         raise ScalingError(f"unknown question {question!r}; use {' or '.join(QUESTIONS)}")
-    ref = reference_point(full)
+    ref = reference_point(full)  # type: ignore[arg-type]  # FitLike declares settable members; FitResult is frozen
     ref_vec = np.array([ref[a] for a in full.axes])
     w = {a: 1.0 for a in full.axes} | dict(exponents or {})
     unknown = sorted(set(w) - set(full.axes))
@@ -114,8 +118,8 @@ def quantity_fn(full: FitResult, question: str, target: float | None, at: Mappin
         raise ScalingError(f"scale exponent for unknown axis {unknown[0]!r}; axes: {', '.join(full.axes)}")
     w_vec = np.array([w[a] for a in full.axes], dtype=float)
 
-    def predictor(f: Any) -> Callable[[np.ndarray], np.ndarray]:
-        return f.predict_matrix if hasattr(f, "predict_matrix") else f.require_model().predict
+    def predictor(f: Replicate | FitResult) -> Callable[[np.ndarray], np.ndarray]:
+        return f.require_model().predict if isinstance(f, FitResult) else f.predict_matrix
 
     if question == "scale":
         if target is None:
@@ -123,7 +127,7 @@ def quantity_fn(full: FitResult, question: str, target: float | None, at: Mappin
 
         search = ScaleSearch(ref_vec, w_vec, float(target), full.kind)
 
-        def scale(f: Any) -> float:
+        def scale(f: Replicate | FitResult) -> float:
             return search(predictor(f))
 
         return scale
@@ -134,16 +138,53 @@ def quantity_fn(full: FitResult, question: str, target: float | None, at: Mappin
         raise ScalingError(f"the point lacks axis {missing[0]!r}; the fit's axes are {', '.join(full.axes)}")
     point = np.array([[float(at[a]) for a in full.axes]])
 
-    def predicted(f: Any) -> float:
+    def predicted(f: Replicate | FitResult) -> float:
         return float(np.asarray(predictor(f)(point)).ravel()[0])
 
     return predicted
 
 
+def flops_along_scale(fit: FitResult, cost: CostModel | None, exponents: Mapping[str, float] | None,
+                      training: TrainingLength | ComputeAssumptions | None) -> Callable[[float], float]:
+    """FLOPs of the 'scale every axis' point at log10 k (as ``scaling.project`` prices it): the cost model of a
+    table, else the MAE FLOPs model under a training-length rule or fixed compute assumptions (NaN where it
+    has no answer). +inf for an unreachable k."""
+
+    ref = reference_point(fit)  # type: ignore[arg-type]  # FitLike declares settable members; FitResult is frozen
+    w = {a: 1.0 for a in fit.axes} | dict(exponents or {})
+    price = _pricer(cost, training)
+
+    def flops(log_k: float) -> float:
+        if not math.isfinite(log_k):
+            return math.inf if log_k > 0 else math.nan
+        return price({a: ref[a] * 10.0 ** (log_k * w[a]) for a in fit.axes})
+
+    return flops
+
+
+def _pricer(cost: CostModel | None,
+            training: TrainingLength | ComputeAssumptions | None) -> Callable[[Mapping[str, float]], float]:
+    """point -> pretraining FLOPs: the cost model's, else the MAE model's (NaN where it has no answer)."""
+    if cost is not None:
+        return lambda point: float(cost.cost(point).ravel()[0])
+    if training is None:
+        raise ScalingError("the run database grid lacks samples_seen: no FLOPs model for the projection")
+
+    def mae(point: Mapping[str, float]) -> float:
+        a = training.at(point) if isinstance(training, TrainingLength) else training
+        try:
+            return pretrain_compute(point["n_params"], point["data_hours"], point["image_px"], passes=a.passes,
+                                    mask_ratio=a.mask_ratio, patch_px=a.patch_px).flops
+        except ValueError:
+            return math.nan
+
+    return mae
+
+
 class Preposterior:
     """The current data's bootstrap, and the expected interval after adding a candidate run."""
 
-    def __init__(self, full: FitResult, frame: pd.DataFrame, value: Callable[[Any], float], *, n_boot: int,
+    def __init__(self, full: FitResult, frame: pd.DataFrame, value: Quantity, *, n_boot: int,
                  seed: int, level: float, sigma: float, group: str | Sequence[str] | None, n_outcomes: int = 2,
                  warm: bool = True) -> None:
         if n_boot < 20:
@@ -175,16 +216,16 @@ class Preposterior:
         self.draws = [(int(b), s * float(e)) for b, e in zip(picks, noise, strict=True) for s in (1.0, -1.0)]
         self.draws = self.draws[:n_outcomes]
 
-    def _refitter(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Callable[[np.ndarray], Any]:
+    def _refitter(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Refit:
         if self.warm:
             return self.form.refitter(self.full, X, y, w, options=self.full.fit_options)
         return cold_refitter(self.full, X, y, w)
 
     def _refit_all(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None,
-                   idx: Sequence[np.ndarray]) -> tuple[list[Any], np.ndarray]:
+                   idx: Sequence[np.ndarray]) -> tuple[list[Replicate | None], np.ndarray]:
 
         refit = self._refitter(X, y, w)
-        fits: list[Any] = []
+        fits: list[Replicate | None] = []
         values = np.full(len(idx), np.nan)
         t0 = time.perf_counter()
         with single_threaded_blas():
@@ -227,7 +268,7 @@ class Preposterior:
         return Interval(lo, hi, min(i.n_ok for i in per_draw)), per_draw
 
 
-def cold_refitter(full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Callable[[np.ndarray], Any]:
+def cold_refitter(full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> Refit:
     """Refit every resample from scratch with the form's own ``fit`` (the baseline of bench/bench_suggest.py):
     the generic ``Form.refitter``, bypassing a form's warm-start override."""
 

@@ -22,23 +22,27 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from scaling.compute.flops import pretrain_compute
+from scaling.compute.flops import ComputeAssumptions
 from scaling.compute.training_length import from_grid
 from scaling.core.jsonable import jsonable
-from scaling.core.targets import resolve_target
+from scaling.core.targets import Target, resolve_target
 from scaling.data.tables import load_runs
 from scaling.defaults import DEFAULT_FORM, DEFAULT_LEVELS, DEFAULT_TARGET
 from scaling.design.candidates import candidates_from_rows, one_per_run
-from scaling.design.core import Preposterior, after_all, quantity_fn
+from scaling.design.core import Preposterior, after_all, flops_along_scale, quantity_fn
 from scaling.design.suggest import seed_sigma
 from scaling.errors import ScalingError
 from scaling.fitting import fit as fit_runs
+from scaling.forms.result import FitResult
 from scaling.questions.projection import project_scale, reference_point
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SCHEMA = "scaling.suggest.replay/v1"
 Progress = Callable[[str, int, int], None]
@@ -64,8 +68,10 @@ class ReplayTrace:
 
 @dataclass(frozen=True)
 class ReplayResult:
+    """The replay's traces, one per order, and what they were run with (``suggest_replay``)."""
+
     form: str
-    target: Any
+    target: Target
     start: str  # which runs the replay starts from
     n_start: int
     n_hidden: int
@@ -126,50 +132,136 @@ class ReplayResult:
         r = ", ".join(f"{k}={v:.2f}" for k, v in self.ratios().items())
         return f"ReplayResult(form={self.form!r}, start={self.n_start}, hidden={self.n_hidden}, ratios=({r}))"
 
-    def plot(self, ax: Any = None) -> Any:
+    def plot(self, ax: Axes | None = None) -> Axes:
         """Error (solid) and interval width (dashed) against cumulative FLOPs per order; returns the Axes."""
         from scaling.plots.suggest_figure import plot_replay  # lazy: drawing (matplotlib) is optional
 
         return plot_replay(self, ax)
 
 
-def _answer(fit: Any, target: float, assumptions: Any) -> float:
+def _answer(fit: FitResult, target: float, assumptions: ComputeAssumptions) -> float:
     """log10 FLOPs of 'scale every axis' (inf when unreachable)."""
 
-    p = project_scale(fit, target, compute=assumptions)
+    p = project_scale(fit, target, compute=assumptions)  # type: ignore[arg-type]  # FitLike: settable; FitResult: frozen
     return math.log10(p.compute.flops) if p.reachable and p.compute is not None else math.inf
 
 
-def _step(frame: pd.DataFrame, form: str, tgt: Any, assumptions: Any, n_boot: int, seed: int, level: float,
-          sigma: float, n_outcomes: int) -> tuple[Any, Any, float, float]:
-    """Fit on ``frame``; (fit, preposterior, log10 FLOPs needed, interval width in decades)."""
+@dataclass(frozen=True)
+class _Setup:
+    """What every order of a replay shares: the split of the grid, the full grid's answer, the settings."""
 
-    fit = fit_runs(frame, form, metric=tgt.metric)
-    value = quantity_fn(fit, "scale", tgt.value, None, None)
-    pre = Preposterior(fit, frame, value, n_boot=n_boot, seed=seed, level=level, sigma=sigma, group="run_id",
-                       n_outcomes=n_outcomes)
-    flops = _ray_flops(fit, assumptions)
-    lo, hi = flops(pre.before.lower), flops(pre.before.upper)
-    width = math.log10(hi) - math.log10(lo) if lo > 0 and hi > 0 else math.inf
-    return fit, pre, _answer(fit, tgt.value, assumptions), width
+    form: str
+    target: Target
+    start: pd.DataFrame  # the runs the replay starts from
+    hidden: pd.DataFrame  # the runs it adds back
+    assumptions: ComputeAssumptions  # the full grid's, at its reference point: every step answers in them
+    truth: float  # log10 FLOPs needed on the full grid
+    sigma: float  # seed-to-seed noise of the full grid
+    n_boot: int
+    seed: int
+    level: float
+    n_outcomes: int
+
+    def step(self, frame: pd.DataFrame) -> tuple[FitResult, Preposterior, float, float]:
+        """Fit on ``frame``; (fit, preposterior, error in decades, interval width in decades)."""
+
+        fit = fit_runs(frame, self.form, metric=self.target.metric)
+        value = quantity_fn(fit, "scale", self.target.value, None, None)
+        pre = Preposterior(fit, frame, value, n_boot=self.n_boot, seed=self.seed, level=self.level, sigma=self.sigma,
+                           group="run_id", n_outcomes=self.n_outcomes)
+        flops = flops_along_scale(fit, None, None, self.assumptions)
+        lo, hi = flops(pre.before.lower), flops(pre.before.upper)
+        width = math.log10(hi) - math.log10(lo) if lo > 0 and hi > 0 else math.inf
+        return fit, pre, abs(_answer(fit, self.target.value, self.assumptions) - self.truth), width
 
 
-def _ray_flops(fit: Any, assumptions: Any) -> Callable[[float], float]:
+def _setup(runs: pd.DataFrame | None, target: str, form: str, start_max_hours: float, *, n_boot: int, seed: int,
+           level: float, n_outcomes: int) -> _Setup:
+    """The grid (one row per run), its answer under ``form`` and the split at ``start_max_hours``."""
 
-    ref = reference_point(fit)
+    tgt = resolve_target(target)
+    grid = one_per_run(runs[runs["metric"] == tgt.metric] if runs is not None else load_runs(metric=tgt.metric))
+    if "pretrain_flops" not in grid or grid["pretrain_flops"].isna().any():
+        raise ScalingError("the replay needs every run's recorded pretrain_flops")
+    full = fit_runs(grid, form, metric=tgt.metric)
+    training = from_grid(grid)
+    if training is None:
+        raise ScalingError("the replay needs every run's images seen (samples_seen)")
+    # fixed: every step answers the full grid's question
+    assumptions = training.at(reference_point(full))  # type: ignore[arg-type]  # FitLike: settable; FitResult: frozen
+    truth = _answer(full, tgt.value, assumptions)
+    if not math.isfinite(truth):
+        raise ScalingError(f"the full grid does not reach {tgt.name} under {form}: nothing to replay toward")
+    sigma, _ = seed_sigma(full, grid)
+    start_mask = grid["data_hours"] <= start_max_hours * (1 + 1e-9)
+    start, hidden = grid[start_mask], grid[~start_mask]
+    if len(hidden) == 0 or len(start) < 10:
+        raise ScalingError(f"start_max_hours={start_max_hours:g} leaves {len(start)} start and {len(hidden)} hidden "
+                           "runs: choose a split with both")
+    return _Setup(form, tgt, start, hidden, assumptions, truth, sigma, n_boot, seed, level, n_outcomes)
 
-    def flops(log_k: float) -> float:
-        if not math.isfinite(log_k):
-            return math.inf
-        k = 10.0**log_k
-        try:
-            return pretrain_compute(ref["n_params"] * k, ref["data_hours"] * k, ref["image_px"] * k,
-                                    passes=assumptions.passes, mask_ratio=assumptions.mask_ratio,
-                                    patch_px=assumptions.patch_px).flops
-        except ValueError:
-            return math.nan
 
-    return flops
+# An order: (runs so far, runs still hidden, the fit and preposterior on the runs so far) -> run_id to add next.
+Choose = Callable[[pd.DataFrame, pd.DataFrame, FitResult, Preposterior], str]
+
+
+def _trace(setup: _Setup, order: str, choose: Choose, progress: Progress | None) -> ReplayTrace:
+    """Add the hidden runs back one at a time in ``order``; the error and width after each."""
+
+    current, remaining = setup.start.copy(), setup.hidden.copy()
+    rows, cum = [], 0.0
+    fit, pre, error, width = setup.step(current)
+    rows.append({"step": 0, "run_id": None, "label": "start", "flops_added": 0.0, "cumulative_flops": 0.0,
+                 "error_decades": error, "width_decades": width})
+    n = len(setup.hidden)
+    for step in range(1, n + 1):
+        rid = choose(current, remaining, fit, pre)
+        row = remaining[remaining["run_id"] == rid]
+        current = pd.concat([current, row], ignore_index=True)
+        remaining = remaining[remaining["run_id"] != rid]
+        cum += float(row["pretrain_flops"].iloc[0])
+        fit, pre, error, width = setup.step(current)
+        r = row.iloc[0]
+        rows.append({"step": step, "run_id": rid, "label": f"{r['arch']} {r['image_px']:.0f}px "
+                     f"{r['data_hours']:.4g}h seed {r['subset_seed']}", "flops_added": float(r["pretrain_flops"]),
+                     "cumulative_flops": cum, "error_decades": error, "width_decades": width})
+        if progress is not None:
+            progress(f"replay {order}", step, n)
+    return ReplayTrace(order, pd.DataFrame(rows))
+
+
+def _suggested(workers: int) -> Choose:
+    """The hidden run with the largest expected shrinkage of the interval per recorded FLOP."""
+
+    def pick(current: pd.DataFrame, remaining: pd.DataFrame, fit: FitResult, pre: Preposterior) -> str:
+        cands = candidates_from_rows(remaining, current, fit.axes, None, "hidden runs")
+        before = pre.before.width
+        after = after_all(pre, [c.point for c in cands], workers=workers)
+        value = [(before - iv.width) / c.flops if math.isfinite(iv.width) else -math.inf
+                 for c, iv in zip(cands, after, strict=True)]
+        return str(cands[int(np.argmax(value))].run["run_id"])
+
+    return pick
+
+
+def _naive(current: pd.DataFrame, remaining: pd.DataFrame, fit: FitResult, pre: Preposterior) -> str:
+    """The largest model first: parameters, then hours, then px."""
+
+    order = remaining.sort_values(["n_params", "data_hours", "image_px", "subset_seed"],
+                                  ascending=[False, False, False, True])
+    return str(order["run_id"].iloc[0])
+
+
+def _random_order(hidden: pd.DataFrame, seed: int) -> Choose:
+    """The hidden runs in a random permutation drawn with ``seed``."""
+
+    perm = list(np.random.default_rng(seed).permutation(hidden["run_id"].to_numpy()))
+
+    def pick(current: pd.DataFrame, remaining: pd.DataFrame, fit: FitResult, pre: Preposterior) -> str:
+        left = set(remaining["run_id"])
+        return str(next(r for r in perm if r in left))
+
+    return pick
 
 
 def suggest_replay(
@@ -192,77 +284,17 @@ def suggest_replay(
     ``n_random`` random orders; error and interval width of the 'scale every axis' FLOPs against
     cumulative FLOPs. ``threshold``: the error (decades) at which the FLOPs ratio is reported."""
 
-
     t0 = time.perf_counter()
-    tgt = resolve_target(target)
-    grid = one_per_run(runs[runs["metric"] == tgt.metric] if runs is not None else load_runs(metric=tgt.metric))
-    if "pretrain_flops" not in grid or grid["pretrain_flops"].isna().any():
-        raise ScalingError("the replay needs every run's recorded pretrain_flops")
-    full = fit_runs(grid, form, metric=tgt.metric)
-    training = from_grid(grid)
-    if training is None:
-        raise ScalingError("the replay needs every run's images seen (samples_seen)")
-    assumptions = training.at(reference_point(full))  # fixed: every step answers the full grid's question
-    truth = _answer(full, tgt.value, assumptions)
-    if not math.isfinite(truth):
-        raise ScalingError(f"the full grid does not reach {tgt.name} under {form}: nothing to replay toward")
-    sigma, _ = seed_sigma(full, grid)
-    start_mask = grid["data_hours"] <= start_max_hours * (1 + 1e-9)
-    start, hidden = grid[start_mask], grid[~start_mask]
-    if len(hidden) == 0 or len(start) < 10:
-        raise ScalingError(f"start_max_hours={start_max_hours:g} leaves {len(start)} start and {len(hidden)} hidden "
-                           "runs: choose a split with both")
-
-    def trace(order: str, choose: Callable[[pd.DataFrame, pd.DataFrame, Any, Any], str]) -> ReplayTrace:
-        current, remaining = start.copy(), hidden.copy()
-        rows, cum = [], 0.0
-        fit, pre, ans, width = _step(current, form, tgt, assumptions, n_boot, seed, level, sigma, n_outcomes)
-        rows.append({"step": 0, "run_id": None, "label": "start", "flops_added": 0.0, "cumulative_flops": 0.0,
-                     "error_decades": abs(ans - truth), "width_decades": width})
-        for step in range(1, len(hidden) + 1):
-            rid = choose(current, remaining, fit, pre)
-            row = remaining[remaining["run_id"] == rid]
-            current = pd.concat([current, row], ignore_index=True)
-            remaining = remaining[remaining["run_id"] != rid]
-            cum += float(row["pretrain_flops"].iloc[0])
-            fit, pre, ans, width = _step(current, form, tgt, assumptions, n_boot, seed, level, sigma, n_outcomes)
-            r = row.iloc[0]
-            rows.append({"step": step, "run_id": rid, "label": f"{r['arch']} {r['image_px']:.0f}px "
-                         f"{r['data_hours']:.4g}h seed {r['subset_seed']}", "flops_added": float(r["pretrain_flops"]),
-                         "cumulative_flops": cum, "error_decades": abs(ans - truth), "width_decades": width})
-            if progress is not None:
-                progress(f"replay {order}", step, len(hidden))
-        return ReplayTrace(order, pd.DataFrame(rows))
-
-    def suggested(current: pd.DataFrame, remaining: pd.DataFrame, fit: Any, pre: Any) -> str:
-        cands = candidates_from_rows(remaining, current, fit.axes, None, "hidden runs")
-        before = pre.before.width
-        after = after_all(pre, [c.point for c in cands], workers=workers)
-        value = [(before - iv.width) / c.flops if math.isfinite(iv.width) else -math.inf
-                 for c, iv in zip(cands, after, strict=True)]
-        return str(cands[int(np.argmax(value))].run["run_id"])
-
-    def naive(current: pd.DataFrame, remaining: pd.DataFrame, fit: Any, pre: Any) -> str:
-        order = remaining.sort_values(["n_params", "data_hours", "image_px", "subset_seed"],
-                                      ascending=[False, False, False, True])
-        return str(order["run_id"].iloc[0])
-
-    def random_order(s: int) -> Callable[[pd.DataFrame, pd.DataFrame, Any, Any], str]:
-        perm = list(np.random.default_rng(s).permutation(hidden["run_id"].to_numpy()))
-
-        def pick(current: pd.DataFrame, remaining: pd.DataFrame, fit: Any, pre: Any) -> str:
-            left = set(remaining["run_id"])
-            return str(next(r for r in perm if r in left))
-
-        return pick
-
-    traces = [trace("suggested", suggested), trace("naive", naive)]
-    traces += [trace(f"random {s}", random_order(1000 + s)) for s in range(n_random)]
-    notes = []
+    setup = _setup(runs, target, form, start_max_hours, n_boot=n_boot, seed=seed, level=level, n_outcomes=n_outcomes)
+    orders = [("suggested", _suggested(workers)), ("naive", _naive)]
+    orders += [(f"random {s}", _random_order(setup.hidden, 1000 + s)) for s in range(n_random)]
+    traces = tuple(_trace(setup, order, choose, progress) for order, choose in orders)
+    notes: list[str] = []
     if n_boot < 100:
         notes.append(f"only {n_boot} resamples per step: interval widths and choices are noisy")
-    return ReplayResult(form, tgt, f"data_hours <= {start_max_hours:g}", len(start), len(hidden), 10.0**truth,
-                        threshold, tuple(traces), n_boot, seed, tuple(notes), time.perf_counter() - t0)
+    return ReplayResult(form, setup.target, f"data_hours <= {start_max_hours:g}", len(setup.start), len(setup.hidden),
+                        10.0**setup.truth, threshold, traces, n_boot, seed, tuple(notes),
+                        time.perf_counter() - t0)
 
 
 def replay_thresholds(result: ReplayResult, errors: Sequence[float]) -> pd.DataFrame:

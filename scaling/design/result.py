@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from scaling.core.jsonable import jsonable
+from scaling.core.targets import Target
+from scaling.forms.result import FitResult
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 SCHEMA = "scaling.suggest/v1"
 
@@ -42,7 +47,7 @@ class CandidateScore:
 class SuggestResult:
     """Candidate runs ranked by expected shrinkage of the projection's interval per pretraining FLOP."""
 
-    target: Any  # scaling.core.targets.Target
+    target: Target
     form: str
     question: str  # 'scale' | 'at'
     quantity: str  # what the interval is of, in words
@@ -65,7 +70,7 @@ class SuggestResult:
     notes: tuple[str, ...]
     seconds: float
     refits: int
-    fit: Any = field(repr=False, compare=False, default=None)  # the FitResult of the current data
+    fit: FitResult | None = field(repr=False, compare=False, default=None)  # the fit of the current data
     grid: pd.DataFrame | None = field(repr=False, compare=False, default=None)
 
     @property
@@ -135,7 +140,7 @@ class SuggestResult:
         return (f"SuggestResult(form={self.form!r}, question={self.question!r}, candidates={len(self.scores)}, "
                 f"width_before={self.width_before:.3g}, best={best!r})")
 
-    def plot(self, ax: Any = None) -> Any:
+    def plot(self, ax: Axes | None = None) -> Axes:
         """The candidates on the iso-accuracy map (``scaling.plots.suggest_figure``); returns the Axes."""
         from scaling.plots.suggest_figure import (  # lazy: drawing (matplotlib) is optional
             plot_suggest_map,
