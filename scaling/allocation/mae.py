@@ -42,7 +42,7 @@ from scipy.interpolate import RectBivariateSpline
 
 from scaling.allocation.box import Box, minimise
 from scaling.compute.allocations import Allocation, Cost, answer, log_box, predict_log, unreachable
-from scaling.compute.flops import FRAMES_PER_HOUR, ComputeAssumptions, flops_per_image, pretrain_compute
+from scaling.compute.flops import FRAMES_PER_HOUR, ComputeAssumptions, compute_at, flops_per_image
 from scaling.core.direction import direction
 from scaling.core.jsonable import JSONDict
 from scaling.defaults import COMPUTE_AXES
@@ -102,9 +102,7 @@ class FlopsCost:
         return per_image + logx[:, 1] + math.log(self.assumptions.passes * FRAMES_PER_HOUR)
 
     def exact(self, point: Mapping[str, float]) -> float:
-        a = self.assumptions
-        return pretrain_compute(point["n_params"], point["data_hours"], point["image_px"], passes=a.passes,
-                                mask_ratio=a.mask_ratio, patch_px=a.patch_px).flops
+        return compute_at(point, self.assumptions).flops
 
     def describe(self) -> JSONDict:
         return {"name": self.name, "model": "MAE FLOPs model (scaling.compute), passes x frames x FLOPs/image",

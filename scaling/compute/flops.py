@@ -19,6 +19,7 @@ encoder parameter count (``shape_for_params``). Known sizes (within 0.5%) use th
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from scipy.optimize import brentq
@@ -114,6 +115,13 @@ def flops_per_image(
     n_enc = (math.floor(n_patch * (1 - mask_ratio)) if exact else n_patch * (1 - mask_ratio)) + 1
     f = mae_train_flops(shape.width, shape.depth, patch_px, n_patch, n_enc, DECODER_DIM, DECODER_DEPTH)
     return f.total, f.encoder / f.total, shape
+
+
+def compute_at(point: Mapping[str, float], assumptions: ComputeAssumptions) -> ComputeEstimate:
+    """``pretrain_compute`` of a point (n_params, data_hours, image_px) under fixed ``assumptions``."""
+    a = assumptions
+    return pretrain_compute(point["n_params"], point["data_hours"], point["image_px"], passes=a.passes,
+                            mask_ratio=a.mask_ratio, patch_px=a.patch_px, source=a.source)
 
 
 def pretrain_compute(

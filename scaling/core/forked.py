@@ -25,11 +25,18 @@ def fork_context(workers: int, n: int, min_items: int) -> BaseContext | None:
     return mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
 
 
-def map_chunks(fn: Callable[[int, int], list[T]], n: int, chunk: int, workers: int, ctx: BaseContext,
+def map_chunks(fn: Callable[[int, int], list[T]], n: int, chunk: int, workers: int, ctx: BaseContext | None,
                progress: Callable[[int, int], None] | None = None) -> list[T]:
     """``fn(start, stop)`` over ``range(0, n, chunk)`` in ``workers`` processes; the results concatenated in
-    order (the same as one process), ``progress(done, n)`` as chunks finish."""
-
+    order (the same as one process), ``progress(done, n)`` as chunks finish. Without a fork context
+    (``fork_context`` said no) the items run here one at a time, with progress after each."""
+    if ctx is None:
+        out: list[T] = []
+        for i in range(n):
+            out += fn(i, i + 1)
+            if progress is not None:
+                progress(i + 1, n)
+        return out
     results: dict[int, list[T]] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = {pool.submit(fn, s, min(s + chunk, n)): s for s in range(0, n, chunk)}

@@ -34,7 +34,7 @@ import pandas as pd
 
 from runs_db.archs import ARCHS, encoder_params, get_arch
 from scaling.compute.costs import CostModel
-from scaling.compute.flops import ComputeEstimate, pretrain_compute
+from scaling.compute.flops import ComputeEstimate, compute_at
 from scaling.compute.training_length import TrainingLength, from_grid
 from scaling.data.tables import read_table
 from scaling.errors import ScalingError
@@ -112,9 +112,7 @@ class RunRecipe:
         if self.training is None:
             raise ScalingError("the grid records no images seen (samples_seen): cannot cost a candidate run")
         point = {"n_params": n_params, "image_px": image_px, "data_hours": data_hours}
-        a = self.training.at(point)
-        return pretrain_compute(n_params, data_hours, image_px, passes=a.passes, mask_ratio=a.mask_ratio,
-                                patch_px=a.patch_px, source=a.source)
+        return compute_at(point, self.training.at(point))
 
 
 def one_per_run(frame: pd.DataFrame) -> pd.DataFrame:

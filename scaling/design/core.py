@@ -33,7 +33,7 @@ import pandas as pd
 from scipy.optimize import brentq
 
 from scaling.compute.costs import CostModel
-from scaling.compute.flops import ComputeAssumptions, pretrain_compute
+from scaling.compute.flops import ComputeAssumptions, compute_at
 from scaling.compute.training_length import TrainingLength
 from scaling.core.direction import direction
 from scaling.core.forked import fork_context, map_chunks
@@ -110,7 +110,7 @@ def quantity_fn(full: FitResult, question: str, target: float | None, at: Mappin
 
     if question not in QUESTIONS:
         raise ScalingError(f"unknown question {question!r}; use {' or '.join(QUESTIONS)}")
-    ref = reference_point(full)  # type: ignore[arg-type]  # FitLike declares settable members; FitResult is frozen
+    ref = reference_point(full)
     ref_vec = np.array([ref[a] for a in full.axes])
     w = {a: 1.0 for a in full.axes} | dict(exponents or {})
     unknown = sorted(set(w) - set(full.axes))
@@ -150,7 +150,7 @@ def flops_along_scale(fit: FitResult, cost: CostModel | None, exponents: Mapping
     table, else the MAE FLOPs model under a training-length rule or fixed compute assumptions (NaN where it
     has no answer). +inf for an unreachable k."""
 
-    ref = reference_point(fit)  # type: ignore[arg-type]  # FitLike declares settable members; FitResult is frozen
+    ref = reference_point(fit)
     w = {a: 1.0 for a in fit.axes} | dict(exponents or {})
     price = _pricer(cost, training)
 
@@ -173,8 +173,7 @@ def _pricer(cost: CostModel | None,
     def mae(point: Mapping[str, float]) -> float:
         a = training.at(point) if isinstance(training, TrainingLength) else training
         try:
-            return pretrain_compute(point["n_params"], point["data_hours"], point["image_px"], passes=a.passes,
-                                    mask_ratio=a.mask_ratio, patch_px=a.patch_px).flops
+            return compute_at(point, a).flops
         except ValueError:
             return math.nan
 
@@ -293,13 +292,6 @@ def after_all(pre: Preposterior, points: Sequence[Mapping[str, float]], *, worke
     (results do not depend on it: every candidate uses the same resamples and outcome draws)."""
     n = len(points)
     ctx = fork_context(workers, n, 2 * workers)
-    if ctx is None:
-        out = []
-        for i, p in enumerate(points):
-            out.append(pre.after(p)[0])
-            if progress is not None:
-                progress(i + 1, n)
-        return out
     chunk = max(1, min(8, n // (4 * workers)))
     _JOB.update(pre=pre, points=list(points))
     refits_before = pre.refits

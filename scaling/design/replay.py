@@ -142,7 +142,7 @@ class ReplayResult:
 def _answer(fit: FitResult, target: float, assumptions: ComputeAssumptions) -> float:
     """log10 FLOPs of 'scale every axis' (inf when unreachable)."""
 
-    p = project_scale(fit, target, compute=assumptions)  # type: ignore[arg-type]  # FitLike: settable; FitResult: frozen
+    p = project_scale(fit, target, compute=assumptions)
     return math.log10(p.compute.flops) if p.reachable and p.compute is not None else math.inf
 
 
@@ -188,7 +188,7 @@ def _setup(runs: pd.DataFrame | None, target: str, form: str, start_max_hours: f
     if training is None:
         raise ScalingError("the replay needs every run's images seen (samples_seen)")
     # fixed: every step answers the full grid's question
-    assumptions = training.at(reference_point(full))  # type: ignore[arg-type]  # FitLike: settable; FitResult: frozen
+    assumptions = training.at(reference_point(full))
     truth = _answer(full, tgt.value, assumptions)
     if not math.isfinite(truth):
         raise ScalingError(f"the full grid does not reach {tgt.name} under {form}: nothing to replay toward")

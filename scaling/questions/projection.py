@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from scaling.compute.flops import ComputeEstimate, pretrain_compute
+from scaling.compute.flops import ComputeEstimate, compute_at
 from scaling.core.direction import direction
 from scaling.core.jsonable import JSONDict
 from scaling.defaults import CAUTION_DECADES, COMPUTE_AXES
@@ -121,15 +121,7 @@ def _compute(point: Mapping[str, float], assumptions: Any, details: dict[str, An
     if hasattr(assumptions, "at"):
         assumptions = assumptions.at(point)
     try:
-        return pretrain_compute(
-            point["n_params"],
-            point["data_hours"],
-            point["image_px"],
-            passes=assumptions.passes,
-            mask_ratio=assumptions.mask_ratio,
-            patch_px=assumptions.patch_px,
-            source=assumptions.source,
-        )
+        return compute_at(point, assumptions)
     except ValueError as exc:  # e.g. position embeddings alone exceed the parameter count
         details["compute_note"] = f"no compute estimate: {exc}"
         return None

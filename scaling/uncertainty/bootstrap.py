@@ -342,18 +342,10 @@ def _chunk(start: int, stop: int) -> list[Outcome]:
 def _run_resamples(refit: Callable, derived: DerivedFn | None, full: FitResult, idx: list[np.ndarray],
                    workers: int, progress: Callable[[int, int], None] | None) -> list[Outcome]:
     n = len(idx)
-    ctx = fork_context(workers, n, 2 * CHUNK)
-    if ctx is None:
-        out = []
-        with single_threaded_blas():
-            for b in range(n):
-                out.append(_one(refit, derived, full, idx[b]))
-                if progress is not None:
-                    progress(b + 1, n)
-        return out
     _JOB.update(refit=refit, derived=derived, full=full, idx=idx)
     try:
-        return map_chunks(_chunk, n, CHUNK, workers, ctx, progress)
+        with single_threaded_blas():  # in this process (forked workers limit their own, in _chunk)
+            return map_chunks(_chunk, n, CHUNK, workers, fork_context(workers, n, 2 * CHUNK), progress)
     finally:
         _JOB.clear()
 
