@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from scaling.core.direction import Direction, direction
+from scaling.core.direction import Direction, Kind, direction
 from scaling.core.jsonable import JSONDict
 from scaling.core.jsonable import jsonable as _jsonable
 from scaling.data.dataset import Dataset
@@ -27,7 +27,6 @@ from scaling.forms import get_form
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-Kind = Literal["accuracy", "loss"]
 IntervalKind = Literal["confidence", "prediction"]
 SCHEMA = "scaling.fit/v1"
 
@@ -405,7 +404,7 @@ def fit(
     ``weights`` names a column of positive per-point weights (e.g. inverse seed variance).
     """
     form_obj = get_form(form)
-    direction(kind)  # one-line FitError for a kind other than 'accuracy' or 'loss'
+    direction(kind)  # one-line FitError for a kind other than 'accuracy', 'error' or 'loss'
     axes = tuple(axes)
     if not axes:
         raise FitError(f"form {form!r} needs at least one axis")
