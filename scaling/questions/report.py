@@ -44,6 +44,7 @@ class ProjectionReport:
     plans: Any = None  # ((question, scaling.planning.planner.PlanReport or the reason there is none), ...) with plan=
     training_length: Any = None  # scaling.compute.training_length.TrainingLength: the images every answer's run sees
     cost_model: dict[str, Any] | None = None  # the cost the user named (--cost), which prices every answer
+    combined: Any = None  # scaling.questions.combined.CombinedAnswer: several forms' answer, or calibrated intervals
 
     @classmethod
     def of(cls, target: Target | None, ctx: Context, answers: Sequence[tuple[Question, Answer]], bootstrap: Any,
@@ -85,6 +86,9 @@ class ProjectionReport:
             out["budget"] = self.budget.to_dict()
         if self.bootstrap is not None:
             out["bootstrap"] = self.bootstrap.to_dict()
+        out["interval_kind"] = self.interval_kind
+        if self.combined is not None:
+            out["combined"] = self.combined.to_dict()
         if self.plans is not None:
             out["plans"] = [{"question": q, "plan": p if isinstance(p, str) else p.to_dict()} for q, p in self.plans]
         return jsonable(out)
@@ -139,14 +143,25 @@ class ProjectionReport:
         if self.bootstrap is not None:
             b = self.bootstrap
             level = max(b.levels)
-            lines.append(f"bootstrap ({b.n_ok} of {b.n_requested} resamples, {100 * level:g}% intervals):")
+            lines.append(f"bootstrap of {f.form} ({b.n_ok} of {b.n_requested} resamples, {100 * level:g}% intervals, "
+                         "bootstrap only):")
             for name, s in b.derived.items():
                 lo, hi = s.intervals[level]
                 lines.append(f"  {name}: {s.estimate if s.estimate is not None else math.nan:.4g} "
                              f"[{lo:.4g}, {hi:.4g}]")
+        if self.combined is not None:
+            lines.append(self.combined.summary())
         for question, p in self.plans or ():
             lines.append(f"{question}: {p}" if isinstance(p, str) else f"{question}: {p.summary()}")
         return "\n".join(lines)
+
+    @property
+    def interval_kind(self) -> str | None:
+        """Which intervals the report shows: 'bootstrap' (resampling runs only), 'calibrated (...)' (widened by
+        held-out errors at the answer's distance), or None (no interval)."""
+        if self.combined is not None:
+            return str(self.combined.interval_kind)
+        return "bootstrap" if self.bootstrap is not None else None
 
     def title(self) -> str:
         """The question the report answers, in words."""
@@ -180,6 +195,7 @@ class ProjectionReport:
         extra = (" +optimal" if self.optimal is not None else "")
         extra += " +budget" if self.budget is not None else ""
         extra += " +bootstrap" if self.bootstrap is not None else ""
+        extra += f" +combined({len(self.combined.weights)} forms)" if self.combined is not None else ""
         name = None if self.target is None else self.target.name
         return f"ProjectionReport(target={name!r}, form={self.fit.form!r}, {answers}{extra})"
 
@@ -211,18 +227,24 @@ class ProjectionReport:
                                        interval=interval, level=level or 0.95, **extra)
 
     def plot(self, ax: Axes | None = None, **options: Any) -> Axes:
-        """Draw the iso-accuracy map of the answer on ``ax`` (a new figure when None); returns the Axes.
-        ``options`` go to ``iso_data`` (projection, n, level)."""
+        """Draw the answer on ``ax`` (a new figure when None); returns the Axes. With a combined answer (an
+        ensemble, or calibrated intervals): each form's interval beside the combined one for ``quantity``
+        (``scaling.plots.combined_data``); else the iso-accuracy map, ``options`` going to ``iso_data``
+        (projection, n, level)."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
+        if self.combined is not None:
+            data = plots.combined_data(self.combined, self.fit.kind, options.get("quantity"))
+            if ax is None:
+                _, ax = plots.new_figure(figsize=(8.5, 2.4 + 0.45 * len(data.rows)))
+            return plots.plot_combined(data, ax)
         if ax is None:
             _, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
         return plots.plot_iso_accuracy(self.iso_data(**options), ax)
 
     def save_figure(self, path: str | Path, *, dpi: float | None = None) -> Path:
-        """Write the iso-accuracy map to ``path`` (.png, .pdf or .svg, byte-reproducible)."""
+        """Write the report's figure (``plot``) to ``path`` (.png, .pdf or .svg, byte-reproducible)."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
-        fig, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
-        self.plot(ax)
-        return plots.save_figure(fig, path, dpi=dpi)
+        ax = self.plot()
+        return plots.save_figure(ax.figure, path, dpi=dpi)  # type: ignore[arg-type]
