@@ -11,7 +11,8 @@ coverage of nominal ``--level`` (90%) intervals. Methods:
                 data-constrained law for Muennighoff et al., least squares on E + B D^-beta for Choshen et al.);
 - recommended:  ``scaling.backtest(fit part, forms=None, y, axes=[x], kind='loss').recommended`` (rolling
                 origins along x), fitted with ``scaling.fit``, band from ``scaling.bootstrap``;
-- ensemble, ensemble_calibrated: the hook ``ensemble_predict`` (issue 18; skipped until the library has it);
+- ensemble, ensemble_calibrated: ``scaling.predict`` with every form, stacking weights, bootstrap-only or
+                calibrated intervals (``ensemble_predict``);
 - form:NAME:    every registered form fitted alone (RMSE only), for the best single baseline.
 
 Bands of paper and recommended: percentile intervals over ``--n-boot`` row resamples of the fitting part,
@@ -72,19 +73,18 @@ class Options:
 
 def ensemble_predict(fit: pd.DataFrame, x_new: np.ndarray, *, y: str, x: str, kind: str, level: float,
                      calibrated: bool, n_boot: int, seed: int) -> Band:
-    """HOOK: the library's ensemble of forms on one table, to be wired when issue 18 lands.
+    """The library's ensemble of forms on one table: ``scaling.predict`` with every form that applies,
+    weighted by stacking on the rolling-origin backtest of the fitting part.
 
-    Wanted: one call of the library, e.g. ``scaling.predict(fit, at=pd.DataFrame({x: x_new}), y=y, axes=[x],
-    kind=kind, forms=None, ensemble='stacking', calibrated=calibrated, level=level, n_boot=n_boot,
-    seed=seed)``, returning per row of ``at``: the point prediction and the lower/upper bounds of the central
-    ``level`` interval, in y units, for an *observed* value at x (the forms' weighted bootstrap mixture plus
-    the observation noise; with ``calibrated=True`` widened by the backtest's held-out errors at that
-    extrapolation distance). Return ``Band(predicted, lower, upper, lower_params, upper_params, n_boot)``
-    (the params-only bounds: the interval without observation noise, or the same bounds if there is none).
-    Raise ``ScalingError`` for data the ensemble cannot fit; the harness records it against the curve.
+    Without calibration the band is the forms' weighted bootstrap mixture (parameter uncertainty and the
+    uncertainty of which law; no observation noise); with ``calibrated=True`` it is widened by the
+    split-conformal quantile of the held-out errors at each tail point's distance beyond the data, an
+    interval for an observed value. The params-only bounds are the same bounds.
     """
-    raise NotImplementedError("the ensemble of forms is not in the library yet (issue 18): wire "
-                              "bench_extrapolation.ensemble_predict to it")
+    out = scaling.predict(fit, at=pd.DataFrame({x: x_new}), y=y, axes=[x], kind=kind, forms=None,
+                          ensemble="stacking", calibrated=calibrated, levels=[level], n_boot=n_boot, seed=seed)
+    lo, hi = out.intervals[level]
+    return Band(out.predicted, lo, hi, lo, hi, n_boot)
 
 
 # -- methods ---------------------------------------------------------------------------------------------
