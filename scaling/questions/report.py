@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from scaling.core.display import Text, new_axes
 from scaling.core.jsonable import JSONDict, jsonable
+from scaling.core.results import Result
 from scaling.errors import ScalingError
 from scaling.forms import get_form
 from scaling.questions.projection import Projection
@@ -32,7 +34,7 @@ SCHEMA = "scaling.project/v1"
 
 
 @dataclass(frozen=True)
-class ProjectionReport:
+class ProjectionReport(Result):
     target: Target | None  # None: a table with no target asked (only the prediction and the budget answer)
     fit: FitResult = field(repr=False)
     compute_assumptions: ComputeAssumptions | None  # the training-length rule's at the reference point
@@ -111,7 +113,7 @@ class ProjectionReport:
             rows.append(row)
         return pd.DataFrame(rows).set_index("question")
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         """The answers as text: what reaches the target, under which form, and the caveats."""
         t, f = self.target, self.fit
         pct = f.direction.higher_is_better
@@ -146,7 +148,7 @@ class ProjectionReport:
                              f"[{lo:.4g}, {hi:.4g}]")
         for question, p in self.plans or ():
             lines.append(f"{question}: {p}" if isinstance(p, str) else f"{question}: {p.summary()}")
-        return "\n".join(lines)
+        return Text("\n".join(lines))
 
     def title(self) -> str:
         """The question the report answers, in words."""
@@ -215,8 +217,7 @@ class ProjectionReport:
         ``options`` go to ``iso_data`` (projection, n, level)."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
-        if ax is None:
-            _, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
+        ax = ax if ax is not None else new_axes(figsize=plots.ISO_FIGSIZE)
         return plots.plot_iso_accuracy(self.iso_data(**options), ax)
 
     def save_figure(self, path: str | Path, *, dpi: float | None = None) -> Path:
