@@ -88,7 +88,7 @@ def test_nans_and_missing_columns() -> None:
 def test_bad_options_kind_and_form() -> None:
     refuses(table(), "poly1", r"form 'poly1' does not take option\(s\) huber_delta", huber_delta=0.1)
     refuses(table(), "powerlaw", r"does not take option\(s\) chance", chance=0.9)
-    refuses(table(), "powerlaw", r"kind must be 'accuracy' or 'loss'", kind="error")
+    refuses(table(), "powerlaw", r"kind must be 'accuracy', 'error' \(an error rate\) or 'loss'", kind="rate")
     refuses(table(), "spline", r"unknown form 'spline'")
     df = table()
     df["loss"] = 1 - df["acc"]

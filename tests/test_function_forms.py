@@ -91,6 +91,10 @@ def test_bootstrap_backtest_compare_and_project_work_on_it() -> None:
     exact = table(0.0)
     bt = scaling.backtest(exact, [law, "powerlaw"], **FIT)
     assert set(bt.ranking) == {law.name, "powerlaw"} and bt.by_form[law.name].rmse < 1e-6
+    skipped = scaling.backtest(exact, [law, "powerlaw"], y="loss", axes=["params", "tokens"])  # kind: accuracy
+    assert law.name not in skipped.ranking
+    assert {r.reason for r in skipped.results if r.form == law.name} == {
+        f"form {law.name!r} is a law of a loss: fit it with kind='loss'"}
     cmp = scaling.compare(data, [law, "powerlaw"], n_boot=10, **FIT)
     row = next(r for r in cmp.rows if r.form == law.name)
     assert row.ok and row.interval is not None

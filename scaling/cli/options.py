@@ -27,7 +27,8 @@ DataOpt = Annotated[
 ]
 YOpt = Annotated[str | None, typer.Option("--y", help="Response column of --data.")]
 KindOpt = Annotated[
-    str, typer.Option(help="accuracy (fraction, higher is better) or loss (positive, lower is better).")
+    str, typer.Option(help="accuracy (a fraction, higher is better), error (an error rate, a fraction, lower is "
+                           "better) or loss (positive, lower is better).")
 ]
 ChanceOpt = Annotated[
     float | None,

@@ -73,7 +73,8 @@ class Form(ABC):
     chance_option: str | None = None  # the option a chance level (--chance) goes to, if any
     needs_chance: bool = False  # it cannot be fitted without one (a chance-ceiling law)
     max_axes: int | None = None  # the most axes it fits at once (None: any number)
-    kind: str | None = None  # the kind of y it models when only one ('loss': a law of a loss); None: either
+    requires_fraction: bool = False  # it models a fraction (logit(y)): an accuracy or an error rate, never a loss
+    kind: str | None = None  # the kind of y it models when only one ("loss": a law of a loss); None: any
 
     @abstractmethod
     def fit(self, data: FitData, **options: Any) -> FitResult:

@@ -236,7 +236,7 @@ class FunctionForm(Form):
         if stderr is None:
             notes.append("standard errors unavailable: the parameters are not identified (singular Jacobian)")
         params = dict(zip(self.names, theta.tolist(), strict=True))
-        model = FunctionModel(self.name, self.names, tuple(theta.tolist()), self.kind, self)
+        model = FunctionModel(self.name, self.names, tuple(theta.tolist()), data.kind, self)
         return make_result(data, form=self.name, model=model, params=params, stderr=stderr, cov=cov,
                            n_params=len(self.names), at_bound=at_bound, converged=bool(res.status > 0),
                            message=str(res.message), objective=float(2 * res.cost),

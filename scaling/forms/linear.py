@@ -195,6 +195,7 @@ class PolynomialForm(Form):
     def __init__(self, name: str, degree: int, link: str, description: str, source: str) -> None:
         self.name, self.degree, self.link = name, degree, link
         self.description, self.source = description, source
+        self.requires_fraction = link == "logit"  # logit(y) needs a fraction: an accuracy or an error rate
 
     def fit(self, data: FitData, **options: Any) -> FitResult:
         return fit_polynomial(data, form=self.name, degree=self.degree, link=self.link, **options)

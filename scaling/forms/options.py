@@ -17,6 +17,11 @@ def form_options(form: str, *, metric: str | None, kind: str, chance: float | No
     e.g. the chance error of a chance ceiling from the metric), and the user's ``chance``, ``huber_delta``
     and ``alpha_max`` where the form takes them (a form that does not ignores them)."""
     info = get_form(form)
+    if info.requires_fraction and not direction(kind).is_fraction:
+        raise ScalingError(f"form {form!r} models a fraction (an accuracy or an error rate, kind 'accuracy' or "
+                           f"'error'); a {kind} is not one, whatever its values")
+    if info.kind is not None and kind != info.kind:
+        raise ScalingError(f"form {form!r} is a law of a {info.kind}: fit it with kind={info.kind!r}")
     options: dict[str, Any] = {}
     if huber_delta is not None and "huber_delta" in info.option_names:
         options["huber_delta"] = huber_delta

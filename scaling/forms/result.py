@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from scaling.core.direction import Direction, direction
+from scaling.core.direction import Direction, Kind, direction
 from scaling.core.display import Text, new_axes
 from scaling.core.jsonable import JSONDict
 from scaling.core.jsonable import jsonable as _jsonable
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
     from scaling.forms.base import Form
 
-Kind = Literal["accuracy", "loss"]
 IntervalKind = Literal["confidence", "prediction"]
 SCHEMA = "scaling.fit/v1"
 
@@ -477,7 +476,7 @@ def fit(
     """
     form = use_form(form)
     form_obj = get_form(form)
-    direction(kind)  # one-line FitError for a kind other than 'accuracy' or 'loss'
+    direction(kind)  # one-line FitError for a kind other than 'accuracy', 'error' or 'loss'
     if form_obj.kind is not None and kind != form_obj.kind:
         raise FitError(f"form {form!r} is a law of a {form_obj.kind}: fit it with kind={form_obj.kind!r}")
     axes = tuple(axes)
