@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from scaling.core.direction import direction
+from scaling.data.dataset import Dataset
 from scaling.data.tables import check_chance, select
 from scaling.defaults import DEFAULT_FORM
 from scaling.forms import Form, get_form, use_form
@@ -58,11 +60,18 @@ def fit(
     check_chance(chance, kind, sel)
     opts = form_options(form, metric=sel.metric, kind=kind, chance=chance, huber_delta=huber_delta,
                         alpha_max=alpha_max) | options
-    result = fit_table(sel.frame, form, y=sel.y, axes=sel.axes, kind=kind, weights=weights, **opts)  # type: ignore[arg-type]
-    result = dataclasses.replace(result, source=sel.source, data=sel.frame, fit_options=opts, weights=weights,
-                                 notes=(*sel.notes, *result.notes), dataset=sel)
+    result = fit_dataset(sel, form, weights=weights, **opts)
     if n_boot:
         spec = Bootstrap.of(n_boot, seed=seed, levels=levels, group=group, workers=workers)
         result = dataclasses.replace(result, bootstrap=bootstrap_fit(result, spec, progress=progress))
     return result
+
+
+def fit_dataset(sel: Dataset, form: str, *, weights: str | None = None, **options: Any) -> FitResult:
+    """Fit ``form`` with ``options`` (its ``form_options`` and any more) to a selected ``Dataset``: the result
+    carries the rows, the options, the notes and the dataset, as every later question needs them."""
+    result = fit_table(sel.frame, form, y=sel.y, axes=sel.axes, kind=direction(sel.kind).kind, weights=weights,
+                       **options)
+    return dataclasses.replace(result, source=sel.source, data=sel.frame, fit_options=dict(options), weights=weights,
+                               notes=(*sel.notes, *result.notes), dataset=sel)
 

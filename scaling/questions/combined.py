@@ -76,7 +76,7 @@ class CombinedAnswer:
         weights = ", ".join(f"{f} {w:.2f}" for f, w in sorted(self.weights.items(), key=lambda kv: -kv[1]))
         lines = [f"combined answer: {self.method}; weights {weights}; intervals: {self.interval_kind}",
                  self.to_frame().to_string(float_format=lambda v: f"{v:.4g}")]
-        lines += [f"the forms disagree: {s}" for s in self.disagreement]
+        lines += list(self.disagreement)
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 

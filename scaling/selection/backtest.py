@@ -86,6 +86,7 @@ class SplitResult:
     rmse_log: float | None = None
     noise_units: float | None = None
     predictions: list[float] | None = None
+    observed: list[float] | None = None  # the held-out rows' values, in the order of ``predictions``
     # Per held-out row: prediction - observation on the ranked scale (y for an accuracy, log error for a loss
     # or an error rate), and how far beyond the training rows it lies (decades along its furthest axis).
     residuals: list[float] | None = None
@@ -298,6 +299,7 @@ def _scores(r: FitResult | None, train: pd.DataFrame, test: pd.DataFrame, y: str
         "rmse_log": float(np.sqrt(np.mean(logd**2))) if np.all(np.isfinite(logd)) else None,
         "noise_units": rmse / sigma if sigma else None,
         "predictions": pred.tolist(),
+        "observed": obs.tolist(),
         "residuals": ranked_residuals(pred, obs, direction(kind)).tolist(),
         "distances": distances_beyond(train, test, list(r.axes)).tolist(),
     }

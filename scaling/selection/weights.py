@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from scipy.optimize import minimize
 
 from scaling.errors import ScalingError
 
@@ -88,34 +87,85 @@ class EnsembleWeights:
                 "notes": list(self.notes)}
 
 
+def _held_out_log_densities(residuals: Mapping[str, Mapping[str, Sequence[float]]], split_weight: Mapping[str, float],
+                            sigma_floor: float) -> tuple[list[str], list[str], dict[str, dict[str, float]],
+                                                         list[tuple[float, np.ndarray]]]:
+    """Forms, splits, each form's leave-one-split-out scale per split, and per split (its weight, the
+    (rows, forms) log densities of the held-out rows)."""
+    forms = list(residuals)
+    splits = [s for s in next(iter(residuals.values()))] if forms else []
+    if not forms or not splits:
+        raise ScalingError("weighting forms needs held-out residuals of at least one form on at least one split")
+    sig = {f: _loso_sigma(residuals[f], split_weight, sigma_floor) for f in forms}
+    logp = []
+    for s in splits:
+        cols = [_normal_logpdf(np.asarray(residuals[f][s], dtype=float), sig[f][s]) for f in forms]
+        logp.append((split_weight[s], np.column_stack(cols)))
+    return forms, splits, sig, logp
+
+
 def stacking_weights(residuals: Mapping[str, Mapping[str, Sequence[float]]], split_weight: Mapping[str, float],
                      *, sigma_floor: float = 1e-6) -> EnsembleWeights:
     """Stacking weights from held-out residuals: ``residuals[form][split]`` on the ranked scale, the same rows
     for every form. Each form's predictive density at a held-out row is normal around its prediction with
     the root mean square of its residuals on the *other* splits (all splits when there is one), floored at
     ``sigma_floor``; each split counts by ``split_weight`` whatever its number of rows. Deterministic: a
-    concave objective solved from equal weights (softmax coordinates, L-BFGS-B)."""
-    forms = list(residuals)
-    splits = [s for s in next(iter(residuals.values()))] if forms else []
-    if not forms or not splits:
-        raise ScalingError("stacking needs held-out residuals of at least one form on at least one split")
-    sig = {f: _loso_sigma(residuals[f], split_weight, sigma_floor) for f in forms}
-    logp = []  # per split: (rows, forms) log densities
-    for s in splits:
-        cols = [_normal_logpdf(np.asarray(residuals[f][s], dtype=float), sig[f][s]) for f in forms]
-        logp.append((split_weight[s], np.column_stack(cols)))
-    total = sum(w for w, _ in logp)
+    concave objective climbed from equal weights (``_mixture_em``)."""
+    forms, splits, sig, logp = _held_out_log_densities(residuals, split_weight, sigma_floor)
+    rows = np.vstack([lp for _, lp in logp])
+    row_w = np.concatenate([np.full(lp.shape[0], w / lp.shape[0]) for w, lp in logp])
+    row_w = row_w / row_w.sum()
+    w = _mixture_em(rows, row_w)
+    score = float(row_w @ _logsumexp_rows(rows + np.log(np.maximum(w, 1e-300))))
+    return _weights(STACKING, forms, w, sig, splits, logp, score)
 
-    def objective(z: np.ndarray) -> float:
-        logw = z - _logsumexp(z)
-        return -sum(w * float(np.mean(_logsumexp_rows(lp + logw))) for w, lp in logp) / total
 
-    res = minimize(objective, np.zeros(len(forms)), method="L-BFGS-B", options={"maxiter": 500})
-    w = np.exp(res.x - _logsumexp(res.x))
+def _mixture_em(logp: np.ndarray, row_w: np.ndarray, *, tol: float = 1e-12, max_iter: int = 20000) -> np.ndarray:
+    """The simplex weights maximising sum_i row_w[i] log sum_k w_k p_ik (a concave problem): expectation-
+    maximisation for mixture weights, which climbs monotonically from equal weights to the maximum and keeps
+    every weight on the simplex (a softmax parametrisation stalls near a vertex)."""
+    w = np.full(logp.shape[1], 1.0 / logp.shape[1])
+    shifted = np.exp(logp - logp.max(axis=1, keepdims=True))
+    for _ in range(max_iter):
+        mix = shifted @ w
+        new = w * ((row_w / mix) @ shifted)
+        new /= new.sum()
+        if float(np.max(np.abs(new - w))) < tol:
+            return new
+        w = new
+    return w
+
+
+PSEUDO_BMA = ("pseudo-BMA+ (Yao, Vehtari, Simpson & Gelman 2018, Bayesian Analysis 13, section 3.4): weights "
+              "proportional to exp(held-out log score), averaged over a Bayesian bootstrap of the held-out rows")
+
+
+def pseudo_bma_weights(residuals: Mapping[str, Mapping[str, Sequence[float]]], split_weight: Mapping[str, float],
+                       *, n_draws: int = 1000, seed: int = 0, sigma_floor: float = 1e-6) -> EnsembleWeights:
+    """Pseudo-BMA+ weights from the same held-out log densities as ``stacking_weights``: each held-out row
+    weighs its split's weight over the split's rows (the rows' total is their number, n), and for each of
+    ``n_draws`` Dirichlet(1, ..., 1) reweightings of the rows the forms get softmax(n x weighted mean log
+    density); the weights are the mean over the draws (seeded: the same weights every run)."""
+    forms, splits, sig, logp = _held_out_log_densities(residuals, split_weight, sigma_floor)
+    rows = np.vstack([lp for _, lp in logp])
+    row_w = np.concatenate([np.full(lp.shape[0], w / lp.shape[0]) for w, lp in logp])
+    row_w = row_w / row_w.sum()
+    n = rows.shape[0]
+    alpha = np.random.default_rng(seed).dirichlet(np.ones(n), size=n_draws) * row_w
+    alpha /= alpha.sum(axis=1, keepdims=True)
+    z = n * alpha @ rows  # (draws, forms): n x the reweighted mean log density
+    z -= z.max(axis=1, keepdims=True)
+    w = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    score = float(row_w @ _logsumexp_rows(rows + np.log(np.maximum(w.mean(axis=0), 1e-300))))
+    return _weights(PSEUDO_BMA, forms, w.mean(axis=0), sig, splits, logp, score)
+
+
+def _weights(method: str, forms: list[str], w: np.ndarray, sig: Mapping[str, Mapping[str, float]],
+             splits: list[str], logp: list[tuple[float, np.ndarray]], score: float) -> EnsembleWeights:
     notes = () if len(splits) > 1 else ("one held-out split: each form's predictive scale is its own error there",)
-    return EnsembleWeights(STACKING, dict(zip(forms, (float(v) for v in w), strict=True)),
+    return EnsembleWeights(method, dict(zip(forms, (float(v) for v in w), strict=True)),
                            {f: float(np.mean(list(sig[f].values()))) for f in forms}, tuple(splits),
-                           sum(len(next(iter(residuals.values()))[s]) for s in splits), -float(res.fun), notes)
+                           sum(lp.shape[0] for _, lp in logp), score, notes)
 
 
 def _loso_sigma(by_split: Mapping[str, Sequence[float]], weight: Mapping[str, float],
@@ -131,11 +181,6 @@ def _loso_sigma(by_split: Mapping[str, Sequence[float]], weight: Mapping[str, fl
 
 def _normal_logpdf(r: np.ndarray, sigma: float) -> np.ndarray:
     return -0.5 * (r / sigma) ** 2 - math.log(sigma * math.sqrt(2.0 * math.pi))
-
-
-def _logsumexp(z: np.ndarray) -> float:
-    m = float(np.max(z))
-    return m + math.log(float(np.sum(np.exp(z - m))))
 
 
 def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
