@@ -129,7 +129,7 @@ def test_accuracies_of_exactly_0_or_1_are_left_out_and_named() -> None:
     for form in ("logit1", "powerlaw"):
         r = scaling.fit(saturated, form, y="acc", axes=["n", "d"])
         ref = fit(df, form, y="acc", axes=["n", "d"])
-        assert r.params == pytest.approx(ref.params, rel=1e-9) and r.n_points == ref.n_points == len(df)
+        assert dict(r.params) == pytest.approx(dict(ref.params), rel=1e-9) and r.n_points == ref.n_points == len(df)
         assert r.notes[0].startswith(f"left out 2 of {len(df) + 2} points with an accuracy of exactly 0 or 1 "
                                      f"(row {len(df) + 1}, row {len(df) + 2})"), r.notes
         assert r.to_dict()["fit"]["notes"][0] == r.notes[0]

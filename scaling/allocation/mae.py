@@ -44,7 +44,9 @@ from scaling.allocation.box import Box, minimise
 from scaling.compute.allocations import Allocation, Cost, answer, log_box, predict_log, unreachable
 from scaling.compute.flops import FRAMES_PER_HOUR, ComputeAssumptions, compute_at, flops_per_image
 from scaling.core.direction import direction
+from scaling.core.display import Text, new_axes
 from scaling.core.jsonable import JSONDict
+from scaling.core.results import Result
 from scaling.defaults import COMPUTE_AXES
 from scaling.errors import ProjectionError
 from scaling.forms import get_form
@@ -245,7 +247,7 @@ class FrontierRow:
 
 
 @dataclass(frozen=True)
-class OptimalResult:
+class OptimalResult(Result):
     target: float
     bounds: dict[str, tuple[float, float]]
     optimum: Allocation  # under the FLOPs model (numerical), with its exact FLOPs
@@ -268,7 +270,7 @@ class OptimalResult:
         return pd.DataFrame(rows, columns=["n_params", "data_hours", "image_px", "flops", "relative_cost",
                                            "reachable"])
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         """The compute-optimal allocation, the proportional-cost cross-check, the frontier and the notes."""
         def one(label: str, a: Allocation | None) -> str:
             if a is None:
@@ -287,7 +289,7 @@ class OptimalResult:
             parts.append("iso-target frontier:\n" + self.to_frame().to_string(float_format=lambda v: f"{v:.4g}"))
         if self.notes:
             parts.append("\n".join(f"note: {n}" for n in self.notes))
-        return "\n\n".join(parts)
+        return Text("\n\n".join(parts))
 
     def __repr__(self) -> str:
         pt = "unreachable" if self.optimum.point is None else ", ".join(
@@ -299,8 +301,7 @@ class OptimalResult:
         """The iso-target frontier with the optimum starred. Returns the Axes."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
-        if ax is None:
-            _, ax = plots.new_figure()
+        ax = ax if ax is not None else new_axes()
         return plots.plot_frontier(plots.frontier_data(self, target_label=target_label or f"target {self.target:g}"),
                                    ax)
 

@@ -106,7 +106,7 @@ def _render_fit(result: FitResult) -> None:
     source = result.source
     rows = []
     for name, value in result.params.items():
-        se = (result.stderr or {}).get(name)
+        se = (result.stderr or {}).get(str(name))
         rows.append((name, fmt_estimate(value, se), fmt_stderr(se), "yes" if name in result.at_bound else ""))
     where = ", ".join(f"{k}={v}" for k, v in source.items())
     console.print(table(f"Fit {result.form}: {result.y} ~ {', '.join(result.axes)} ({result.kind})",

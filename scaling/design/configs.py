@@ -20,7 +20,9 @@ from typing import Any
 
 import pandas as pd
 
+from scaling.core.display import Text
 from scaling.core.jsonable import jsonable
+from scaling.core.results import Result
 from scaling.design.result import CandidateScore, SuggestResult
 from scaling.errors import ScalingError
 
@@ -28,7 +30,7 @@ SCHEMA = "scaling.suggest.configs/v1"
 
 
 @dataclass(frozen=True)
-class ConfigsWritten:
+class ConfigsWritten(Result):
     """What ``write_configs`` wrote, and what it skipped with the reason."""
 
     directory: str
@@ -44,10 +46,10 @@ class ConfigsWritten:
                                                                        for c, r in self.skipped]
         return pd.DataFrame(rows)
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         lines = [f"wrote {len(self.paths)} config(s) to {self.directory}", *self.paths]
         lines += [f"skipped {c}: {r}" for c, r in self.skipped]
-        return "\n".join(lines)
+        return Text("\n".join(lines))
 
     def __repr__(self) -> str:
         return f"ConfigsWritten(directory={self.directory!r}, written={len(self.paths)}, skipped={len(self.skipped)})"

@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from scaling.core.display import Text, new_axes
 from scaling.core.jsonable import JSONDict, jsonable
+from scaling.core.results import Result
 from scaling.data.dataset import Dataset
 from scaling.data.tables import check_chance, select
 from scaling.ensemble.calibration import point_interval
@@ -66,7 +68,7 @@ class Coverage:
 
 
 @dataclass(frozen=True)
-class CalibrationResult:
+class CalibrationResult(Result):
     y: str
     kind: str
     splits: tuple[str, ...]  # the held-out splits scored (the backtest's common splits)
@@ -91,13 +93,13 @@ class CalibrationResult:
         wide.columns = [f"{100 * c:g}%" for c in wide.columns]
         return wide
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         lines = [f"Coverage of nominal intervals on {self.n_rows} held-out rows of {len(self.splits)} splits "
                  f"({'; '.join(self.splits)}); {self.n_boot} resamples per fit; calibrated: split-conformal "
                  "from the other splits only",
                  self.table().to_string(float_format=lambda v: f"{v:.1f}")]
         lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
+        return Text("\n".join(lines))
 
     def to_dict(self) -> JSONDict:
         return jsonable({"schema": SCHEMA, "data": dict(self.source), "y": self.y, "kind": self.kind,
@@ -114,8 +116,7 @@ class CalibrationResult:
         """The reliability figure: observed against nominal coverage (the diagonal is calibrated)."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
-        if ax is None:
-            _, ax = plots.new_figure(figsize=(5.6, 5.4))
+        ax = ax if ax is not None else new_axes(figsize=(5.6, 5.4))
         return plots.plot_reliability(self.reliability_data(), ax, title=f"Coverage of held-out {self.y} "
                                       f"({self.n_rows} rows, {len(self.splits)} splits)")
 

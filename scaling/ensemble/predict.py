@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scaling.core.display import Text
 from scaling.core.jsonable import JSONDict, jsonable
+from scaling.core.results import Result
 from scaling.data.tables import check_chance, select
 from scaling.ensemble.calibration import point_interval
 from scaling.ensemble.mixture import mixture_interval, mixture_quantile
@@ -38,7 +40,7 @@ Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Prediction(Result):
     """Predictions at the rows of ``at``: the weighted mean of the forms' fits (``predicted``), the mixture's
     median and intervals per level, and each form's own prediction."""
 
@@ -67,11 +69,11 @@ class Prediction:
             out[f"{f} (w={self.weights[f]:.2f})"] = v
         return out
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         weights = ", ".join(f"{f} {w:.2f}" for f, w in self.weights.items())
         lines = [f"Predicted {self.y} at {len(self.at)} rows: {self.method}; weights {weights}; intervals: "
                  f"{self.interval_kind}", self.to_frame().to_string(float_format=lambda v: f"{v:.4g}")]
-        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+        return Text("\n".join(lines + [f"note: {n}" for n in self.notes]))
 
     def to_dict(self) -> JSONDict:
         return jsonable({"schema": SCHEMA, "data": self.source, "y": self.y, "kind": self.kind,

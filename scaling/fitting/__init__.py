@@ -15,6 +15,7 @@ from scaling.core.direction import direction
 from scaling.data.dataset import Dataset
 from scaling.data.tables import check_chance, select
 from scaling.defaults import DEFAULT_FORM
+from scaling.forms import Form, get_form, use_form
 from scaling.forms.options import form_options
 from scaling.forms.result import FitResult
 from scaling.forms.result import fit as fit_table
@@ -25,12 +26,12 @@ Progress = Callable[[str, int, int], None]
 
 def fit(
     data: pd.DataFrame | None = None,
-    form: str = DEFAULT_FORM,
+    form: str | Form = DEFAULT_FORM,
     *,
     metric: str | None = None,
     y: str | None = None,
     axes: Sequence[str] | None = None,
-    kind: str = "accuracy",
+    kind: str | None = None,
     weights: str | None = None,
     chance: float | None = None,
     huber_delta: float | None = None,
@@ -47,10 +48,14 @@ def fit(
 
     Run-database frames (``load_runs``): ``metric`` (default: the default target's, top-5) against
     parameters, hours and px. Other tables: ``y`` and ``axes`` name the columns, ``kind`` says whether y is
-    an accuracy (a fraction, higher is better) or a loss (lower is better). ``chance``, ``huber_delta`` and
+    an accuracy (a fraction, higher is better) or a loss (lower is better); by default the form's own kind
+    where it models one only (``Form.kind``), else accuracy. ``chance``, ``huber_delta`` and
     ``alpha_max`` reach the forms that take them; ``n_boot=N`` adds percentile intervals from N resamples of
-    whole runs (``group``).
+    whole runs (``group``). ``form`` is a registered form's name or a ``Form`` object
+    (``scaling.Form.from_function``), which needs no registering.
     """
+    form = use_form(form)
+    kind = kind or get_form(form).kind or "accuracy"
     sel = select(data, metric=metric, y=y, axes=axes, kind=kind)
     check_chance(chance, kind, sel)
     opts = form_options(form, metric=sel.metric, kind=kind, chance=chance, huber_delta=huber_delta,

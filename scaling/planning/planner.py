@@ -37,7 +37,9 @@ from runs_db.archs import (
 )
 from scaling.compute.flops import ComputeEstimate
 from scaling.compute.training_length import parse as parse_training_length
+from scaling.core.display import Text
 from scaling.core.jsonable import JSONDict, jsonable
+from scaling.core.results import Result
 from scaling.core.targets import Target
 from scaling.data.tables import load_runs
 from scaling.defaults import DEFAULT_METRIC, FRAMES_PER_HOUR
@@ -64,7 +66,7 @@ class CheckpointingOption:
 
 
 @dataclass(frozen=True)
-class PlanReport:
+class PlanReport(Result):
     """A training plan for one (architecture, resolution, data) point on ``n_gpus`` GPUs of one kind."""
 
     source: str  # where the point came from
@@ -167,7 +169,7 @@ class PlanReport:
                  ("cost", self.cost_usd, "USD")]
         return pd.DataFrame(rows, columns=["quantity", "value", "unit"]).set_index("quantity")
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         m = self.memory
         ac = "every encoder block checkpointed" if self.activation_checkpointing else "no activation checkpointing"
         shard = f"FSDP over {self.n_gpus}" if self.fsdp else ("DDP" if self.n_gpus > 1 else "one GPU")
@@ -196,7 +198,7 @@ class PlanReport:
             hours = "-" if o.gpu_hours is None else f"{o.gpu_hours:,.0f}"
             lines.append(f"  {what} checkpointing: {fit}, {100 * o.mfu:.1f}% MFU, {hours} GPU-hours")
         lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
+        return Text("\n".join(lines))
 
     def __repr__(self) -> str:
         return (f"PlanReport({self.arch!r}, {self.image_px} px, {self.data_hours:g} h, {self.n_gpus}x{self.gpu.name}, "

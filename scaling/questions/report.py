@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from scaling.core.display import Text, new_axes, offscreen
 from scaling.core.jsonable import JSONDict, jsonable
+from scaling.core.results import Result
 from scaling.errors import ScalingError
 from scaling.forms import get_form
 from scaling.questions.projection import Projection
@@ -32,7 +34,7 @@ SCHEMA = "scaling.project/v1"
 
 
 @dataclass(frozen=True)
-class ProjectionReport:
+class ProjectionReport(Result):
     target: Target | None  # None: a table with no target asked (only the prediction and the budget answer)
     fit: FitResult = field(repr=False)
     compute_assumptions: ComputeAssumptions | None  # the training-length rule's at the reference point
@@ -115,7 +117,7 @@ class ProjectionReport:
             rows.append(row)
         return pd.DataFrame(rows).set_index("question")
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         """The answers as text: what reaches the target, under which form, and the caveats."""
         t, f = self.target, self.fit
         pct = f.direction.higher_is_better
@@ -153,7 +155,7 @@ class ProjectionReport:
             lines.append(self.combined.summary())
         for question, p in self.plans or ():
             lines.append(f"{question}: {p}" if isinstance(p, str) else f"{question}: {p.summary()}")
-        return "\n".join(lines)
+        return Text("\n".join(lines))
 
     @property
     def interval_kind(self) -> str | None:
@@ -235,16 +237,15 @@ class ProjectionReport:
 
         if self.combined is not None:
             data = plots.combined_data(self.combined, self.fit.kind, options.get("quantity"))
-            if ax is None:
-                _, ax = plots.new_figure(figsize=(8.5, 2.4 + 0.45 * len(data.rows)))
+            ax = ax if ax is not None else new_axes(figsize=(8.5, 2.4 + 0.45 * len(data.rows)))
             return plots.plot_combined(data, ax)
-        if ax is None:
-            _, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
+        ax = ax if ax is not None else new_axes(figsize=plots.ISO_FIGSIZE)
         return plots.plot_iso_accuracy(self.iso_data(**options), ax)
 
     def save_figure(self, path: str | Path, *, dpi: float | None = None) -> Path:
         """Write the report's figure (``plot``) to ``path`` (.png, .pdf or .svg, byte-reproducible)."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
-        ax = self.plot()
+        with offscreen():  # a figure pyplot does not keep
+            ax = self.plot()
         return plots.save_figure(ax.figure, path, dpi=dpi)  # type: ignore[arg-type]

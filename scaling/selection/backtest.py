@@ -42,7 +42,9 @@ import numpy as np
 import pandas as pd
 
 from scaling.core.direction import Direction, direction
+from scaling.core.display import Text, new_axes
 from scaling.core.jsonable import JSONDict, jsonable
+from scaling.core.results import Result
 from scaling.core.threads import single_threaded_blas
 from scaling.defaults import DEFAULT_LEVEL_TOL
 from scaling.errors import ScalingError
@@ -143,7 +145,7 @@ def _fmt(v: float | None) -> str:
 
 
 @dataclass(frozen=True)
-class BacktestResult:
+class BacktestResult(Result):
     y: str
     kind: str
     axes: tuple[str, ...]
@@ -207,7 +209,7 @@ class BacktestResult:
                          _fmt(s.noise_units), f"{s.n_ok} of {total}", _fmt(s.own_rmse), _fmt(s.own_bias)])
         return rows
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         """The ranking as text, with the splits each mean averages, the rule, the seed-to-seed noise and the
         notes (the numbers of ``scaling backtest``'s ranking table)."""
         noise = self.noise.sigma
@@ -223,7 +225,7 @@ class BacktestResult:
                  f"seed-to-seed noise {noise_text}"]
         if self.notes:
             parts.append("\n".join(f"note: {n}" for n in self.notes))
-        return "\n\n".join(parts)
+        return Text("\n\n".join(parts))
 
     @property
     def direction(self) -> Direction:
@@ -249,8 +251,7 @@ class BacktestResult:
         rows = plots.backtest_parity_frame(self, self.data, split=split)
         data = plots.parity_data(rows, forms=[f for f in self.by_form if f in set(rows["form"])],
                                  title=plots.backtest_title(self, split), metric_label=plots.metric_label(self.data))
-        if ax is None:
-            _, ax = plots.new_figure(figsize=(5.6, 5.8))
+        ax = ax if ax is not None else new_axes(figsize=(5.6, 5.8))
         return plots.plot_backtest_parity(data, ax)
 
     def to_dict(self) -> JSONDict:

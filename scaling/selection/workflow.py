@@ -16,6 +16,7 @@ from scaling.data.dataset import Dataset
 from scaling.data.tables import check_chance, select
 from scaling.defaults import DEFAULT_N_BOOT
 from scaling.errors import ScalingError
+from scaling.forms import Form
 from scaling.forms.options import form_names, form_options
 from scaling.selection.backtest import BacktestResult
 from scaling.selection.backtest import backtest as run_backtest
@@ -29,7 +30,7 @@ Progress = Callable[[str, int, int], None]
 
 def backtest(
     data: pd.DataFrame | None = None,
-    forms: Sequence[str] | None = None,
+    forms: Sequence[str | Form] | None = None,
     *,
     metric: str | None = None,
     y: str | None = None,
@@ -85,7 +86,7 @@ def _rolling_axis(rolling_axis: str | None, sel: Dataset) -> str | None:
 
 def compare(
     data: pd.DataFrame | None = None,
-    forms: Sequence[str] | None = None,
+    forms: Sequence[str | Form] | None = None,
     *,
     metric: str | None = None,
     y: str | None = None,
