@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from scaling.core import checks, work
 from scaling.data.tables import check_chance, select
 from scaling.defaults import DEFAULT_FORM
 from scaling.forms.options import form_options
@@ -51,6 +52,11 @@ def fit(
     """
     sel = select(data, metric=metric, y=y, axes=axes, kind=kind)
     check_chance(chance, kind, sel)
+    huber_delta = None if huber_delta is None else checks.positive(huber_delta, "huber_delta")
+    alpha_max = None if alpha_max is None else checks.alpha_max(alpha_max)
+    n_boot, seed = checks.count(n_boot, "n_boot", minimum=0), checks.seed(seed)
+    if n_boot:  # bounded before the fit: the resamples are drawn and kept whole
+        work.check(work.bootstrap(n_boot, len(sel.frame), workers=workers))
     opts = form_options(form, metric=sel.metric, kind=kind, chance=chance, huber_delta=huber_delta,
                         alpha_max=alpha_max) | options
     result = fit_table(sel.frame, form, y=sel.y, axes=sel.axes, kind=kind, weights=weights, **opts)  # type: ignore[arg-type]
