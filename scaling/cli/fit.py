@@ -7,9 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from scaling.cli.common import db_path, domain_errors, emit_json, parse_assignments, split_csv
+from scaling.cli import validate
+from scaling.cli.common import db_path, domain_errors, emit_json, open_database, parse_assignments, split_csv
 from scaling.cli.options import (
     DEFAULT_AXES,
+    AllowLargeOpt,
     AlphaMaxOpt,
     AxesOpt,
     BootstrapOpt,
@@ -50,6 +52,7 @@ from scaling.cli.render import (
     stdout_console,
     table,
 )
+from scaling.core import work
 from scaling.core.targets import list_targets
 from scaling.defaults import DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_TARGET
 from scaling.errors import ScalingError
@@ -156,6 +159,7 @@ def fit_cmd(
     level: LevelOpt = None,
     group: GroupOpt = None,
     workers: WorkersOpt = 1,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit a named functional form to the run database (or to a CSV table).
@@ -276,12 +280,14 @@ def project_cmd(
                                       "of a --data table].")
     ] = None,
     at: Annotated[
-        str | None, typer.Option(help="Point for --mode at, as NAME=VALUE,... \\[default: the paper's 2.5B "
-                                      "parameters, 20,000 h, 952 px; the largest point of a --data table].")
+        str | None, typer.Option(help="Point for --mode at, as NAME=VALUE,... naming every axis \\[default: the "
+                                      "paper's 2.5B parameters, 20,000 h, 952 px; the largest point of a --data "
+                                      "table].", callback=validate.at)
     ] = None,
     exponents: Annotated[
         str | None,
-        typer.Option(help="Scale axis i by k**w_i in --mode scale, e.g. image_px=0.5 (others 1).")
+        typer.Option(help="Scale axis i by k**w_i in --mode scale, e.g. image_px=0.5 (others 1).",
+                     callback=validate.exponents)
     ] = None,
     passes: PassesOpt = None,
     training_length: TrainingLengthOpt = None,
@@ -302,19 +308,20 @@ def project_cmd(
     bounds: Annotated[
         str | None,
         typer.Option(help="Bounds of --optimal as AXIS=LO:HI,... \\[default: smallest observed value to 1e6 x the "
-                     "largest for n_params and data_hours, 8 x for image_px]."),
+                     "largest for n_params and data_hours, 8 x for image_px].", callback=validate.bounds),
     ] = None,
-    frontier_rows: Annotated[int, typer.Option(min=0, help="Rows of the iso-target frontier of --optimal.")] = 9,
+    frontier_rows: Annotated[int, typer.Option(min=0, help="Rows of the iso-target frontier of --optimal.",
+                                               callback=validate.frontier_rows)] = 9,
     cost: Annotated[
         str | None,
         typer.Option(help="Cost model of --optimal and --budget: mae (the MAE FLOPs model; default on the run "
                           "database), 6nd (C = 6 N D over the first two --axes) or an expression of the axes, "
-                          "e.g. '6*params*tokens'."),
+                          "e.g. '6*params*tokens'.", callback=validate.cost),
     ] = None,
     budget: Annotated[
         float | None,
         typer.Option(help="Also find the best allocation of the axes at this cost (e.g. 1e21 FLOPs): the lowest "
-                          "loss or highest accuracy the form predicts for it."),
+                          "loss or highest accuracy the form predicts for it.", callback=validate.budget),
     ] = None,
     figure: Annotated[
         Path | None,
@@ -324,6 +331,7 @@ def project_cmd(
         bool, typer.Option("--plan", help="Also plan training each answer's point on one H200: memory per GPU, the "
                                           "batch that fits, GPU-hours (more options: `scaling plan`).")
     ] = False,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Invert a fitted form: what scale (and compute) reaches the target?
@@ -359,6 +367,10 @@ def project_cmd(
 
     frame = None if data is None else load_table(ctx, data=data, y=y, protocol=None, eval_set=None, metric=None,
                                                  selection=selection)
+    if n_bootstrap:  # the library's project() leaves its bootstrap unestimated: bounded here, before the fit
+        rows = len(frame) if frame is not None else open_database(ctx).count_runs()
+        work.check(work.bootstrap(n_bootstrap, rows, n_quantities=16, workers=workers,
+                                  what=f"--bootstrap {n_bootstrap:,} (resamples of {rows:,} rows)"))
     with progress_bar() as update:
         report = scaling.project(
             frame, target, db=db_path(ctx), form=form, metric=metric, eval_set=eval_set, protocol=protocol,
