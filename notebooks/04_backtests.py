@@ -20,8 +20,8 @@
 # all of them at once ("joint"), and rolling origins along the data axis (fit on <= 5 h, predict the
 # rest; fit on <= 50 h, predict 500 and 5,000 h). Forms are ranked by held-out RMSE over the
 # splits that every form could fit, each split weighted by its training rows, and the simplest form
-# within one standard error of the best is recommended. The seed-to-seed noise of the grid (three data subsets per point)
-# is the floor no form can beat.
+# within one standard error of the best is recommended. The seed-to-seed noise of the grid (three
+# data subsets per point) is the floor no form can beat.
 
 # %%
 from pathlib import Path

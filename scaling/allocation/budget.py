@@ -94,6 +94,7 @@ def cheapest(fit: Any, target: float, cost: CostModel, bounds: Mapping[str, tupl
              starts: Sequence[Mapping[str, float]] = (), n_random: int = 4, seed: int = 0) -> CostOptimum:
     """The point reaching ``target`` for the least ``cost`` within ``bounds``."""
     b = merge_bounds(fit, bounds)
+    cost.check_box(b)  # finite and positive over the box, or one line naming where it is not
     box = Box(fit.axes, b)
     d = direction(fit.kind)
     scale = 0.01 if d.higher_is_better else max(abs(target), 1e-12) * 0.01
@@ -120,6 +121,7 @@ def best_at_budget(fit: Any, budget: float, cost: CostModel, bounds: Mapping[str
     if not (budget > 0 and math.isfinite(budget)):
         raise ProjectionError(f"the budget must be a positive number; got {budget}")
     b = merge_bounds(fit, bounds)
+    cost.check_box(b)
     box = Box(fit.axes, b)
     d = direction(fit.kind)
     log_budget = math.log(budget)

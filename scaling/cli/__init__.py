@@ -21,7 +21,7 @@ from scaling.cli import project as cli_project
 from scaling.cli import runs as cli_runs
 from scaling.cli import suggest as cli_suggest
 from scaling.cli import train as cli_train
-from scaling.cli.render import reflow_app_help
+from scaling.cli.render import printable, reflow_app_help
 
 app = typer.Typer(
     name="scaling",
@@ -95,7 +95,7 @@ def main() -> None:
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         message = " ".join(exc.format_message().split())  # Click may wrap a long message: keep one line
-        print(f"error: {message}{hint}", file=sys.stderr)
+        print(f"error: {printable(message)}{hint}", file=sys.stderr)
         sys.exit(2)
     except typer.Abort:
         print("error: aborted", file=sys.stderr)

@@ -9,6 +9,7 @@ import typer
 from scaling.cli.common import domain_errors, emit_json, split_csv
 from scaling.cli.options import (
     DEFAULT_AXES,
+    AllowLargeOpt,
     AlphaMaxOpt,
     AxesOpt,
     BootstrapOpt,
@@ -144,6 +145,7 @@ def fit_cmd(
     level: LevelOpt = None,
     group: GroupOpt = None,
     workers: WorkersOpt = 1,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit a named functional form to the run database (or to a CSV table).

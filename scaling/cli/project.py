@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from scaling.cli.common import db_path, domain_errors, parse_assignments, split_csv
+from scaling.cli import validate
+from scaling.cli.common import db_path, domain_errors, open_database, parse_assignments, split_csv
 from scaling.cli.options import (
     DEFAULT_AXES,
+    AllowLargeOpt,
     AlphaMaxOpt,
     AxesOpt,
     BootstrapOpt,
@@ -50,6 +52,7 @@ from scaling.cli.render import (
     stdout_console,
     table,
 )
+from scaling.core import work
 from scaling.defaults import DEFAULT_FORM, DEFAULT_TARGET
 from scaling.errors import ScalingError
 from scaling.questions import Mode
@@ -147,12 +150,14 @@ def project_cmd(
                                       "of a --data table].")
     ] = None,
     at: Annotated[
-        str | None, typer.Option(help="Point for --mode at, as NAME=VALUE,... \\[default: the paper's 2.5B "
-                                      "parameters, 20,000 h, 952 px; the largest point of a --data table].")
+        str | None, typer.Option(help="Point for --mode at, as NAME=VALUE,... naming every axis \\[default: the "
+                                      "paper's 2.5B parameters, 20,000 h, 952 px; the largest point of a --data "
+                                      "table].", callback=validate.at)
     ] = None,
     exponents: Annotated[
         str | None,
-        typer.Option(help="Scale axis i by k**w_i in --mode scale, e.g. image_px=0.5 (others 1).")
+        typer.Option(help="Scale axis i by k**w_i in --mode scale, e.g. image_px=0.5 (others 1).",
+                     callback=validate.exponents)
     ] = None,
     passes: PassesOpt = None,
     training_length: TrainingLengthOpt = None,
@@ -173,19 +178,20 @@ def project_cmd(
     bounds: Annotated[
         str | None,
         typer.Option(help="Bounds of --optimal as AXIS=LO:HI,... \\[default: smallest observed value to 1e6 x the "
-                     "largest for n_params and data_hours, 8 x for image_px]."),
+                     "largest for n_params and data_hours, 8 x for image_px].", callback=validate.bounds),
     ] = None,
-    frontier_rows: Annotated[int, typer.Option(min=0, help="Rows of the iso-target frontier of --optimal.")] = 9,
+    frontier_rows: Annotated[int, typer.Option(min=0, help="Rows of the iso-target frontier of --optimal.",
+                                               callback=validate.frontier_rows)] = 9,
     cost: Annotated[
         str | None,
         typer.Option(help="Cost model of --optimal and --budget: mae (the MAE FLOPs model; default on the run "
                           "database), 6nd (C = 6 N D over the first two --axes) or an expression of the axes, "
-                          "e.g. '6*params*tokens'."),
+                          "e.g. '6*params*tokens'.", callback=validate.cost),
     ] = None,
     budget: Annotated[
         float | None,
         typer.Option(help="Also find the best allocation of the axes at this cost (e.g. 1e21 FLOPs): the lowest "
-                          "loss or highest accuracy the form predicts for it."),
+                          "loss or highest accuracy the form predicts for it.", callback=validate.budget),
     ] = None,
     figure: Annotated[
         Path | None,
@@ -210,6 +216,7 @@ def project_cmd(
         bool, typer.Option("--calibrated", help="Widen each interval by the form's (or ensemble's) held-out errors "
                                                 "at that distance beyond the data (split-conformal).")
     ] = False,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Invert a fitted form: what scale (and compute) reaches the target?
@@ -257,6 +264,10 @@ def project_cmd(
     spec = None
     if ensemble or ensemble_forms:
         spec = scaling.Ensemble(None if ensemble_forms is None else tuple(split_csv(ensemble_forms)), weighting)
+    if n_bootstrap:  # the library's project() leaves its bootstrap unestimated: bounded here, before the fit
+        rows = len(frame) if frame is not None else open_database(ctx).count_runs()
+        work.check(work.bootstrap(n_bootstrap, rows, n_quantities=16, workers=workers,
+                                  what=f"--bootstrap {n_bootstrap:,} (resamples of {rows:,} rows)"))
     with progress_bar() as update:
         report = scaling.project(
             frame, target, ensemble=spec, calibrated=calibrated, db=db_path(ctx), form=form, metric=metric,

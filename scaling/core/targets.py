@@ -6,6 +6,7 @@ Values are fractions, as in the run database.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from scaling.core.direction import direction
@@ -93,8 +94,8 @@ def resolve_target(
         value /= 100.0
     if d.is_fraction and not 0.0 < value < 1.0:
         raise ProjectionError(f"target {spec!r} must be a fraction in (0, 1) or a percent such as 80%")
-    if value <= 0.0:
-        raise ProjectionError(f"target {spec!r} must be positive")
+    if not (math.isfinite(value) and value > 0.0):
+        raise ProjectionError(f"target {spec!r} must be a finite positive number")
     if not d.higher_is_better:  # a loss or error rate of a user's table: no eval set or protocol of the grid
         name = metric or kind
         shown = f"{100 * value:g}%" if percent else f"{value:g}"

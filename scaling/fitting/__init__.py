@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from scaling.core import checks, work
 from scaling.core.direction import direction
 from scaling.data.dataset import Dataset
 from scaling.data.tables import check_chance, select
@@ -58,6 +59,11 @@ def fit(
     kind = kind or get_form(form).kind or "accuracy"
     sel = select(data, metric=metric, y=y, axes=axes, kind=kind)
     check_chance(chance, kind, sel)
+    huber_delta = None if huber_delta is None else checks.positive(huber_delta, "huber_delta")
+    alpha_max = None if alpha_max is None else checks.alpha_max(alpha_max)
+    n_boot, seed = checks.count(n_boot, "n_boot", minimum=0), checks.seed(seed)
+    if n_boot:  # bounded before the fit: the resamples are drawn and kept whole
+        work.check(work.bootstrap(n_boot, len(sel.frame), workers=workers))
     opts = form_options(form, metric=sel.metric, kind=kind, chance=chance, huber_delta=huber_delta,
                         alpha_max=alpha_max) | options
     result = fit_dataset(sel, form, weights=weights, **opts)

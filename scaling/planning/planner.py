@@ -37,6 +37,7 @@ from runs_db.archs import (
 )
 from scaling.compute.flops import ComputeEstimate
 from scaling.compute.training_length import parse as parse_training_length
+from scaling.core import checks
 from scaling.core.display import Text
 from scaling.core.jsonable import JSONDict, jsonable
 from scaling.core.results import Result
@@ -324,18 +325,12 @@ def plan(
                         ("passes", passes if passes is not None else 1.0)):
         if value is None:
             raise ScalingError(f"the plan needs {name} (give it, or plan a projection)")
-        if not (value > 0 and math.isfinite(value)):
-            raise ScalingError(f"{name} must be a positive number, got {value:g}")
-    if gpus < 1:
-        raise ScalingError(f"the number of GPUs must be at least 1, got {gpus}")
-    if mfu is not None and not 0.0 < mfu <= 1.0:
-        raise ScalingError(f"MFU is a fraction of the peak in (0, 1], got {mfu:g}")
-    if peak_tflops is not None and not peak_tflops > 0:
-        raise ScalingError(f"the peak must be positive, got {peak_tflops:g} TFLOP/s")
-    if usd_per_gpu_hour is not None and not usd_per_gpu_hour >= 0:
-        raise ScalingError(f"the price per GPU-hour must be non-negative, got {usd_per_gpu_hour:g}")
-    if batch is not None and batch < 1:
-        raise ScalingError(f"the batch per GPU must be at least 1, got {batch}")
+        checks.positive(value, name)
+    gpus = checks.count(gpus, "gpus")
+    mfu = None if mfu is None else checks.fraction(mfu, "mfu (a fraction of the peak)", closed=True)
+    peak_tflops = None if peak_tflops is None else checks.positive(peak_tflops, "peak_tflops")
+    usd_per_gpu_hour = None if usd_per_gpu_hour is None else checks.non_negative(usd_per_gpu_hour, "usd_per_gpu_hour")
+    batch = None if batch is None else checks.count(batch, "batch (per GPU)")
     kind = get_gpu_kind(gpu_kind)
     mem = parse_memory(gpu_mem) if gpu_mem is not None else kind.memory_gib * GIB
 

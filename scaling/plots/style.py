@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.ticker import FuncFormatter
 
 from runs_db.archs import PUBLISHED_ARCH_NAMES
+from scaling.core import checks, work
 from scaling.errors import ScalingError
 
 if TYPE_CHECKING:
@@ -366,18 +368,28 @@ def freeze_layout(fig: Figure) -> None:
 
 
 def save_figure(fig: Figure, path: str | Path, *, dpi: float | None = None) -> Path:
-    """Write ``fig`` to ``path`` (.png, .pdf or .svg, chosen by the suffix) byte-reproducibly.
+    """Write ``fig`` to ``path`` (.png, .pdf or .svg, chosen by the suffix) byte-reproducibly, whole: into a
+    temporary file beside it, then renamed (a failed write leaves no half-written figure).
 
-    The layout is fixed at the first save (``freeze_layout``): add nothing to a figure after saving it.
+    ``dpi`` is a finite positive number (default ``DEFAULT_DPI``), and the figure's pixels at that dpi are
+    bounded before drawing (``scaling.core.work.raster``). The layout is fixed at the first save
+    (``freeze_layout``): add nothing to a figure after saving it.
     """
     out = Path(path)
     fmt = figure_format(out)
+    resolution = DEFAULT_DPI if dpi is None else checks.positive(dpi, "dpi")
+    width_in, height_in = (float(v) for v in fig.get_size_inches())
+    work.check(work.raster(width_in, height_in, resolution))
     if not out.parent.exists():
         raise ScalingError(f"{out}: directory {out.parent} does not exist")
     freeze_layout(fig)
+    tmp = out.with_name(f".{out.name}.tmp")
     with style():
         try:
-            fig.savefig(out, format=fmt, dpi=dpi or DEFAULT_DPI, metadata=fixed_metadata(fmt))
+            fig.savefig(tmp, format=fmt, dpi=resolution, metadata=fixed_metadata(fmt))
+            os.replace(tmp, out)
         except OSError as exc:
             raise ScalingError(f"{out}: cannot write figure ({exc.strerror or exc})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
     return out
