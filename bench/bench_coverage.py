@@ -44,7 +44,7 @@ from scaling.fitting import fit_dataset
 from scaling.forms import list_forms
 from scaling.questions.objects import At
 from scaling.questions.workflow import project as project_one
-from scaling.selection.conformal import conformal_scale
+from scaling.selection.conformal import conformal_scale, euclidean_decades
 from scaling.selection.splits import ranked_residuals
 from scaling.selection.weights import pseudo_bma_weights, stacking_weights
 from scaling.uncertainty.resampling import Bootstrap
@@ -90,7 +90,7 @@ def one(rep: int, n_boot: int) -> dict[str, Any]:
 
 def _distance_of_scenario() -> float:
     design = _design()
-    return max(math.log10(PAPER_SCENARIO[a] / float(design[a].max())) for a in PAPER_SCENARIO)
+    return euclidean_decades([math.log10(PAPER_SCENARIO[a] / float(design[a].max())) for a in PAPER_SCENARIO])
 
 
 def evaluate(raw: dict[str, Any], weights: dict[str, float], distance: float) -> dict[str, Any]:
