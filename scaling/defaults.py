@@ -10,6 +10,8 @@ from runs_db.published import EVAL_SET_IMAGENET, PROTOCOL_PERMISSIVE
 from runs_db.validate import FRAMES_PER_HOUR
 
 __all__ = [
+    "ALLOCATION_FORM",
+    "ALLOCATION_METHODS",
     "ALPHA_MAX",
     "AXES",
     "CAUTION_DECADES",
@@ -25,8 +27,13 @@ __all__ = [
     "DEFAULT_PROTOCOL",
     "DEFAULT_SELECTION",
     "DEFAULT_TARGET",
+    "ENVELOPE_POINTS",
     "FRAMES_PER_HOUR",
     "HUBER_DELTA",
+    "ISOFLOP_BUDGET_TOL",
+    "ISOFLOP_CHECK_MIN_DECADES",
+    "ISOFLOP_CHECK_Z",
+    "ISOFLOP_MIN_SIZES",
     "MASK_RATIO",
     "N_CLASSES",
     "PAPER_SCENARIO",
@@ -71,3 +78,18 @@ DEFAULT_GROUP = "run_id"
 # Backtests: axis values within 5% are one level (the ViT-H runs at 224/448/476 px differ in parameters by
 # their position embeddings, 0.2%); on a table that is not the run database levels are exact.
 DEFAULT_LEVEL_TOL = 0.05
+
+# Compute-optimal allocation by every method (issue 19): Chinchilla's approaches 1-3 (Hoffmann et al. 2022).
+# IsoFLOP budgets: points whose cost lies within 10% of the next one (sorted) form one budget, and a budget
+# whose costs spread over more than twice that is not one. A parabola needs 3 model sizes. The parametric
+# method's form is Chinchilla's law (approach 3). The envelope is read at 200 log-spaced costs.
+ISOFLOP_BUDGET_TOL = 0.10
+ISOFLOP_MIN_SIZES = 3
+ALLOCATION_FORM = "powerlaw"
+ALLOCATION_METHODS: tuple[str, ...] = ("parametric", "isoflop", "envelope")
+ENVELOPE_POINTS = 200
+# The consistency check of a parametric allocation: its N* at the training budgets is biased when the mean
+# of log10(law N* / vertex N*) is beyond 2 standard errors of the vertices' scatter and at least 0.05 decades
+# (12%): below that, a parabola's own vertex bias on an asymmetric IsoFLOP curve can be as large.
+ISOFLOP_CHECK_Z = 2.0
+ISOFLOP_CHECK_MIN_DECADES = 0.05
