@@ -12,6 +12,7 @@ from runs_db.validate import FRAMES_PER_HOUR
 __all__ = [
     "ALLOCATION_FORM",
     "ALLOCATION_METHODS",
+    "ALLOCATION_N_BOOT",
     "ALPHA_MAX",
     "AXES",
     "CAUTION_DECADES",
@@ -88,6 +89,9 @@ ISOFLOP_MIN_SIZES = 3
 ALLOCATION_FORM = "powerlaw"
 ALLOCATION_METHODS: tuple[str, ...] = ("parametric", "isoflop", "envelope")
 ENVELOPE_POINTS = 200
+# Every method's intervals by default: 200 resamples (the parametric method refits the law and finds two
+# allocations again in each, about 0.05 s a resample; ``n_boot``/``--bootstrap`` asks for more).
+ALLOCATION_N_BOOT = 200
 # The consistency check of a parametric allocation: its N* at the training budgets is biased when the mean
 # of log10(law N* / vertex N*) is beyond 2 standard errors of the vertices' scatter and at least 0.05 decades
 # (12%): below that, a parabola's own vertex bias on an asymmetric IsoFLOP curve can be as large.

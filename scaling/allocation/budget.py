@@ -113,8 +113,11 @@ def cheapest(fit: Any, target: float, cost: CostModel, bounds: Mapping[str, tupl
 
 
 def best_at_budget(fit: Any, budget: float, cost: CostModel, bounds: Mapping[str, tuple[float, float]] | None = None,
-                   *, starts: Sequence[Mapping[str, float]] = (), n_random: int = 4, seed: int = 0) -> CostOptimum:
-    """The point with the best prediction whose ``cost`` is at most ``budget``, within ``bounds``."""
+                   *, starts: Sequence[Mapping[str, float]] = (), n_random: int = 4, seed: int = 0,
+                   warm: bool = False) -> CostOptimum:
+    """The point with the best prediction whose ``cost`` is at most ``budget``, within ``bounds``. ``warm``:
+    try ``starts`` alone first, the box's own starts only when none of them ends feasible (a resample's
+    refit, started from the full data's answer)."""
     if not (budget > 0 and math.isfinite(budget)):
         raise ProjectionError(f"the budget must be a positive number; got {budget}")
     b = merge_bounds(fit, bounds)
@@ -134,7 +137,9 @@ def best_at_budget(fit: Any, budget: float, cost: CostModel, bounds: Mapping[str
         return CostOptimum("budget", cost.describe(), None, budget, False, None, None, None, b,
                            reason=f"the budget is below the cost at the lower bounds "
                                   f"({math.exp(float(cost.log_cost(box.lo)[0])):.4g})")
-    z, n = minimise(objective, constraint, [_starts(box, starts, n_random, seed)], feasible_tol=FEASIBLE_TOL)
+    rounds = ([[box.z_of(p) for p in starts], _starts(box, (), n_random, seed)] if warm and starts
+              else [_starts(box, starts, n_random, seed)])
+    z, n = minimise(objective, constraint, rounds, feasible_tol=FEASIBLE_TOL)
     if z is None:
         return CostOptimum("budget", cost.describe(), None, budget, False, None, None, None, b,
                            reason="the optimiser found no point within the budget")

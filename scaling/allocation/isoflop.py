@@ -80,7 +80,8 @@ def _group_costs(c: np.ndarray, tol: float, formula: str) -> Budgets:
             runs[-1].append(int(i))
         else:
             runs.append([int(i)])
-    values, notes = [], []
+    values: list[float] = []
+    notes: list[str] = []
     for members in runs:
         lc = np.log(c[members])
         if lc.max() - lc.min() > 2 * gap:
