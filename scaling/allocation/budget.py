@@ -46,12 +46,15 @@ class CostOptimum:
     at_bounds: tuple[str, ...] = ()
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # The law's N* against the IsoFLOP vertices of its data (scaling.allocation.consistency.ConsistencyCheck)
+    consistency: Any = None
 
     def to_dict(self) -> JSONDict:
         return {"question": self.question, "cost_model": self.cost_model, "target": self.target,
                 "budget": self.budget, "reachable": self.reachable, "point": self.point,
                 "predicted": self.predicted, "cost": self.cost, "bounds": {a: list(b) for a, b in self.bounds.items()},
-                "at_bounds": list(self.at_bounds), "reason": self.reason, "details": self.details}
+                "at_bounds": list(self.at_bounds), "reason": self.reason, "details": self.details,
+                "consistency": None if self.consistency is None else self.consistency.to_dict()}
 
     def to_frame(self) -> pd.DataFrame:
         """One row per axis: the allocation and its bounds."""
@@ -69,6 +72,8 @@ class CostOptimum:
                  f"predicted {self.predicted:.4g} for a cost of {self.cost:.4g}"]
         if self.at_bounds:
             lines.append(f"at bound(s): {', '.join(self.at_bounds)}; widen the bounds to see past them")
+        if self.consistency is not None:
+            lines.append(self.consistency.verdict)
         return "\n".join(lines)
 
     def __repr__(self) -> str:

@@ -93,7 +93,8 @@ def envelope_fit(runs: Sequence[Curve], axes: Sequence[str], runs_from: str,
     ax = (axes[0], axes[1])
     if len(runs) < 3:
         return EnvelopeFit(ax, runs_from, len(runs), (), (), (), (), None, None,
-                           f"{len(runs)} training curve(s); the envelope needs 3 (a best run between two others)")
+                           f"{len(runs)} training curve(s) of two or more points ({runs_from}); the envelope "
+                           "needs per-step curves of 3 runs or more (a best run between two others)")
     lo = min(float(r.log_c[0]) for r in runs)
     hi = max(float(r.log_c[-1]) for r in runs)
     grid = np.linspace(lo, hi, points)

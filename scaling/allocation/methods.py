@@ -160,7 +160,9 @@ def _isoflop(spec: _Spec) -> MethodAnswer:
     reps = isoflop.resample(sel.frame, sel.axes, sel.y, sel.kind, budgets, spec.n_boot, spec.seed)
     out = _from_fits(spec, "isoflop", full, reps, "points within budgets")
     dropped = [f"{p.budget:.3g}: {p.reason}" for p in full.parabolas if not p.kept]
-    notes = (*full.notes, *([f"budgets without a vertex ({len(dropped)}): " + "; ".join(dropped)] if dropped else []))
+    more = f"; ... ({len(dropped) - 4} more)" if len(dropped) > 4 else ""
+    notes = (*full.notes, *([f"{len(dropped)} of {len(full.parabolas)} budgets without a vertex: "
+                             + "; ".join(dropped[:4]) + more] if dropped else []))
     return MethodAnswer(**{**out.__dict__, "notes": notes})
 
 
