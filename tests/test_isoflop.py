@@ -228,3 +228,24 @@ def test_isoflop_intervals_cover_the_truth_across_sweeps() -> None:
                                                method="isoflop", n_boot=200, seed=s).answer("isoflop"),
                        "n_opt", truth) for s in range(40)]
         assert np.mean(hits) >= 0.8, (law, np.mean(hits))
+
+
+def test_the_isoflop_figure_draws_every_budget_and_each_methods_line(kaplan: scaling.ComputeOptimalResult,
+                                                                     kaplan_csv: Path, tmp_path: Path) -> None:
+    from scaling import plots
+
+    data = plots.isoflop_data(kaplan)
+    assert len(data.budgets) == 6 and all(b["kept"] for b in data.budgets)
+    iso = kaplan.answer("isoflop")
+    line = next(m for m in data.lines if m["method"] == "isoflop")
+    assert line["n"][-1] == pytest.approx(iso.n_opt, rel=1e-12) and line["c"][-1] == pytest.approx(QUERY)
+    assert len(data.checked) == 6 and "does not fit these sweeps" in data.check
+    axes = kaplan.plot()
+    assert len(axes) == 2 and axes[1].get_yscale() == "log" and axes[0].get_xlabel() == "params (model size)"
+    out = ok_json(tmp_path / "db.sqlite", "plot", "isoflop", "--data", str(kaplan_csv), "--y", "loss", "--cost",
+                  "6nd", "--method", "isoflop", "--bootstrap", "20", "--out", str(tmp_path / "iso.png"))
+    assert out["schema"] == "scaling.plot.isoflop/v1" and (tmp_path / "iso.png").stat().st_size > 0
+    assert out["budget"] == pytest.approx(3e20, rel=1e-9)  # the largest training budget by default
+    assert [m["method"] for m in out["methods"]] == ["isoflop"]
+    res = invoke(tmp_path / "db.sqlite", "plot", "isoflop", "--y", "loss", "--out", str(tmp_path / "x.png"))
+    assert "give --data" in one_line_error(res)

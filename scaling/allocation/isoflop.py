@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -132,6 +132,8 @@ class Parabola:
     se_log10_n: float | None  # standard error of log10 N* (None: no residual degrees of freedom)
     kept: bool
     reason: str  # why the vertex is not kept ('' when it is)
+    n: np.ndarray = field(default_factory=lambda: np.array([]), repr=False, compare=False)  # the points fitted
+    err: np.ndarray = field(default_factory=lambda: np.array([]), repr=False, compare=False)
 
     def error_at(self, n: np.ndarray) -> np.ndarray:
         """The parabola's error-like value at sizes ``n`` (NaN without a parabola)."""
@@ -157,14 +159,14 @@ def fit_parabola(budget: float, n: np.ndarray, d: np.ndarray, err: np.ndarray,
     u0 = float(u.mean())
     if sizes < min_sizes:
         return Parabola(budget, len(n), sizes, None, u0, rng, None, None, None, None, False,
-                        f"{sizes} model size(s); a parabola needs {min_sizes}")
+                        f"{sizes} model size(s); a parabola needs {min_sizes}", n, err)
     x = u - u0
     design = np.column_stack([np.ones_like(x), x, x * x])
     coef, *_ = np.linalg.lstsq(design, err, rcond=None)
     c0, c1, c2 = (float(v) for v in coef)
     if not c2 > 0:
         return Parabola(budget, len(n), sizes, (c0, c1, c2), u0, rng, None, None, None, None, False,
-                        "the parabola opens downward (no minimum)")
+                        "the parabola opens downward (no minimum)", n, err)
     xv = -c1 / (2 * c2)
     q, p = np.polyfit(u, lnd, 1)
     vn, vd = math.exp(u0 + xv), math.exp(float(p) + float(q) * (u0 + xv))
@@ -172,7 +174,7 @@ def fit_parabola(budget: float, n: np.ndarray, d: np.ndarray, err: np.ndarray,
     interior = bool(x.min() < xv < x.max())
     side = "smallest" if xv <= x.min() else "largest"
     return Parabola(budget, len(n), sizes, (c0, c1, c2), u0, rng, vn, vd, c0 - c1 * c1 / (4 * c2), se, interior,
-                    "" if interior else f"the minimum lies beyond the {side} size trained at this budget")
+                    "" if interior else f"the minimum lies beyond the {side} size trained at this budget", n, err)
 
 
 def _vertex_se(design: np.ndarray, resid: np.ndarray, c1: float, c2: float) -> float | None:

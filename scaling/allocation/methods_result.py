@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from scaling.allocation.consistency import ConsistencyCheck
@@ -150,9 +151,10 @@ class ComputeOptimalResult:
                         for a in self.answers)
         return f"ComputeOptimalResult(budget={self.budget:.3g}, {self.axes[0]}*: {got})"
 
-    def plot(self, ax: Axes | None = None) -> Axes:
-        """The IsoFLOP figure (``scaling.plots.isoflop_figure``): each budget's parabola and vertex, and N*(C)
-        of every method with the budget's intervals. Returns the Axes of N*(C)."""
+    def plot(self, ax: Axes | None = None) -> np.ndarray:
+        """The IsoFLOP figure (``scaling.plots.isoflop_figure``) in the place of ``ax`` (a new figure when None):
+        each budget's parabola and vertex, and N*(C) by every method with its interval at the budget. Returns
+        its two Axes."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
         return plots.plot_isoflop(plots.isoflop_data(self), ax)
