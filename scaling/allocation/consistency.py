@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from scaling.allocation.budget import best_at_budget
 from scaling.allocation.isoflop import Budgets, IsoflopFit, budget_groups, isoflop_fit
@@ -83,9 +84,11 @@ class ConsistencyCheck:
 
 def consistency_check(fit: Any, cost: CostModel | None, *, budget_column: str | None = None,
                       tol: float = ISOFLOP_BUDGET_TOL, bounds: Mapping[str, tuple[float, float]] | None = None,
-                      z: float = ISOFLOP_CHECK_Z, min_decades: float = ISOFLOP_CHECK_MIN_DECADES) -> ConsistencyCheck:
-    """The check of ``fit``'s allocation under ``cost`` against the IsoFLOP vertices of its own data."""
-    structure = _structure(fit, cost, budget_column, tol)
+                      z: float = ISOFLOP_CHECK_Z, min_decades: float = ISOFLOP_CHECK_MIN_DECADES,
+                      data: pd.DataFrame | None = None) -> ConsistencyCheck:
+    """The check of ``fit``'s allocation under ``cost`` against the IsoFLOP vertices of its own data (``data``:
+    the rows it was fitted to, when the fit does not carry them)."""
+    structure = _structure(fit, cost, budget_column, tol, fit.data if data is None else data)
     if isinstance(structure, str):
         return ConsistencyCheck(False, structure)
     iso, budgets = structure
@@ -107,20 +110,20 @@ def consistency_check(fit: Any, cost: CostModel | None, *, budget_column: str | 
     return ConsistencyCheck(True, "", abs(bias) > threshold, bias, scatter, threshold, tuple(rows), budgets.source)
 
 
-def _structure(fit: Any, cost: CostModel | None, column: str | None,
-               tol: float) -> tuple[IsoflopFit, Budgets] | str:
+def _structure(fit: Any, cost: CostModel | None, column: str | None, tol: float,
+               data: pd.DataFrame | None) -> tuple[IsoflopFit, Budgets] | str:
     """The IsoFLOP fit of ``fit``'s own data, or why there is none (a sentence)."""
     if len(fit.axes) != 2:
         return f"it compares N* over two axes (N, D) at fixed cost; the fit has {len(fit.axes)}"
     if cost is None:
         return "it needs the cost model that defines a budget (--cost)"
-    if fit.data is None:
+    if data is None:
         return "the fit carries no data"
     try:
-        budgets = budget_groups(fit.data, fit.axes, cost=None if column else cost, column=column, tol=tol)
+        budgets = budget_groups(data, fit.axes, cost=None if column else cost, column=column, tol=tol)
     except ScalingError as exc:
         return str(exc)
-    iso = isoflop_fit(fit.data, fit.axes, fit.y, fit.kind, budgets)
+    iso = isoflop_fit(data, fit.axes, fit.y, fit.kind, budgets)
     kept = len(iso.vertices)
     if kept < 2:
         return (f"no IsoFLOP structure in the data: {kept} of {budgets.n} budget(s) ({budgets.source}) have "
