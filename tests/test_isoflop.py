@@ -253,10 +253,11 @@ def test_the_isoflop_figure_draws_every_budget_and_each_methods_line(kaplan: sca
 
 def test_compare_checks_every_forms_allocation_when_given_a_cost(kaplan_csv: Path, tmp_path: Path) -> None:
     df = pd.read_csv(kaplan_csv)
-    res = scaling.compare(df, ["powerlaw"], y="loss", axes=AXES, kind="loss", n_boot=0, cost="6nd")
+    res = scaling.compare(df, ["powerlaw"], y="loss", axes=AXES, kind="loss", n_boot=0, cost="6nd", rolling_axis=None)
     assert res.isoflop_checks["powerlaw"].fires and "does not fit these sweeps" in res.summary()
-    assert "isoflop_checks" not in scaling.compare(df, ["powerlaw"], y="loss", axes=AXES, kind="loss",
-                                                   n_boot=0).to_dict()
+    assert "isoflop_checks" not in scaling.compare(df, ["powerlaw"], y="loss", axes=AXES, kind="loss", n_boot=0,
+                                                   rolling_axis=None).to_dict()
     out = ok_json(tmp_path / "db.sqlite", "compare", "--data", str(kaplan_csv), "--y", "loss", "--axes",
-                  "params,tokens", "--kind", "loss", "--forms", "powerlaw", "--bootstrap", "0", "--cost", "6nd")
+                  "params,tokens", "--kind", "loss", "--forms", "powerlaw", "--bootstrap", "0", "--cost", "6nd",
+                  "--rolling", "none")
     assert out["isoflop_checks"]["powerlaw"]["fires"] is True
