@@ -20,7 +20,7 @@ def check_cell(check: Any) -> str:
 def print_check(check: Any, label: str = "") -> None:
     """The check's sentence on stdout (a finding of the answer, not a note)."""
     if check is not None:
-        stdout_console().print(f"{label}{check.verdict}", markup=False, soft_wrap=True)
+        stdout_console().print(f"{label}{check.verdict}", markup=False)
 
 
 def render_methods(result: Any) -> None:

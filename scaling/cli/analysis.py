@@ -279,6 +279,6 @@ def _render_compare(result: Any, kind: str, n_bootstrap: int, seed: int) -> None
         caption += f". Intervals: {n_bootstrap} bootstrap resamples per form, seed {seed}."
     stdout_console().print(table(f"Forms compared ({ycol} ~ {', '.join(axis_list)})", cols, rows, caption=caption))
     for form, check in result.isoflop_checks.items():
-        stdout_console().print(f"{form}: {check.verdict}", markup=False, soft_wrap=True)
+        stdout_console().print(f"{form}: {check.verdict}", markup=False)
     for line in result.notes:
         stderr_console().print(f"note: {line}", markup=False, soft_wrap=True)

@@ -35,7 +35,7 @@ def isoflop_cmd(
         str | None, typer.Option(help="A column holding each point's budget \\[default: from --cost].")
     ] = None,
     budget_tol: Annotated[
-        float, typer.Option(min=0.001, max=0.5, help="Costs within this fraction of each other share a budget.")
+        float, typer.Option(help="Costs within this fraction of each other share a budget.")
     ] = ISOFLOP_BUDGET_TOL,
     run_column: Annotated[str | None, typer.Option(help="The envelope's runs \\[default: run_id].")] = None,
     form: FormOpt = ALLOCATION_FORM,
