@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -163,7 +164,7 @@ def _isoflop(spec: _Spec) -> MethodAnswer:
     more = f"; ... ({len(dropped) - 4} more)" if len(dropped) > 4 else ""
     notes = (*full.notes, *([f"{len(dropped)} of {len(full.parabolas)} budgets without a vertex: "
                              + "; ".join(dropped[:4]) + more] if dropped else []))
-    return MethodAnswer(**{**out.__dict__, "notes": notes})
+    return replace(out, notes=notes)
 
 
 def _envelope(spec: _Spec) -> MethodAnswer:
@@ -177,7 +178,7 @@ def _envelope(spec: _Spec) -> MethodAnswer:
     full = envelope.envelope_fit(runs, sel.axes, how)
     reps = envelope.resample(runs, sel.axes, how, spec.n_boot, spec.seed)
     out = _from_fits(spec, "envelope", full, reps, "runs")
-    return MethodAnswer(**{**out.__dict__, "notes": (f"{len(runs)} training curves ({how})",)})
+    return replace(out, notes=(f"{len(runs)} training curves ({how})",))
 
 
 def _parametric(spec: _Spec, fitted: FitResult | None, form: str, bounds: Mapping[str, tuple[float, float]] | None,
