@@ -21,8 +21,9 @@ Left of ``=`` a column of the source (split at the last ``=``), right of it:
 
 ``set`` gives what is the same for every row (``protocol``, ``selection``, ``image_px``, ...). A mapping file
 (``.toml`` or ``.json``) holds the same: ``percent = true``, a ``[columns]`` table (source column = target) and
-a ``[set]`` table. The run states of W&B (finished, crashed, failed, killed, running) and MLflow (FINISHED,
-FAILED, KILLED, RUNNING, SCHEDULED) are read as COMPLETED, FAILED or RUNNING.
+a ``[set]`` table. A run's status is COMPLETED unless a column or ``set`` says otherwise; the run states of
+W&B (finished, crashed, failed, killed, running) and MLflow (FINISHED, FAILED, KILLED, RUNNING, SCHEDULED) are
+read as COMPLETED, FAILED or RUNNING.
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ def record_of(row: Mapping[str, object], cmap: ColumnMap, loc: Loc, source: str)
             common[target] = cell
         else:
             fields[target] = cell
-    status = fields.get("status")
+    status = fields.setdefault("status", "COMPLETED")  # a table of finished runs need not say so
     if isinstance(status, str):
         fields["status"] = STATES.get(status.strip().lower(), status)
     if settings:
