@@ -36,6 +36,7 @@ import math
 import re
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -84,9 +85,16 @@ def git_reader(git_dir: Path, commit: str) -> tuple[Reader, Lister, str]:
     return read, files, full
 
 
+def parse(source: str) -> ast.Module:
+    """``source`` parsed, never run (quietly: old files hold escapes that Python now warns about)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(source)
+
+
 def literal_assignment(source: str, name: str) -> object:
     """The literal value assigned to ``name`` at the top of ``source`` (read, never run)."""
-    for node in ast.parse(source).body:
+    for node in parse(source).body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             return ast.literal_eval(node.value)
     raise KeyError(f"{name} is not assigned in the file")
@@ -145,7 +153,7 @@ def sixteen_classes(read: Reader) -> dict[str, list[str]]:
         raise ValueError(f"{WNIDS_FILE}: expected the 1,000 ImageNet WNIDs")
     source = read(CATEGORIES_FILE)
     out: dict[str, list[str]] = {}
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse(source)):
         if isinstance(node, ast.ClassDef) and node.name == "HumanCategories":
             for item in node.body:
                 if isinstance(item, ast.Assign) and isinstance(item.targets[0], ast.Name) \
