@@ -112,9 +112,9 @@ def sixteen_class_groups(own: list[str], classes: list[str]) -> tuple[tuple[int,
     categories (sorted; a category without any scores 0), or None when ``own`` are not model-vs-human's
     categories. Every category that has images must have training classes."""
     categories = human_ood().categories
-    if not own or not set(own) <= set(categories):
-        return None
     index = {c: i for i, c in enumerate(classes)}
+    if not own or not set(own) <= set(categories) or not any(w in index for ws in categories.values() for w in ws):
+        return None  # not the 16 categories, or not a head of ImageNet classes: the folders must be its classes
     groups = {c: tuple(index[w] for w in wnids if w in index) for c, wnids in categories.items()}
     for category in own:
         if not groups[category]:

@@ -117,7 +117,7 @@ LogEvery = Annotated[int | None, typer.Option(help="Steps per log line \\[defaul
 CkptEvery = Annotated[int | None, typer.Option(help="Steps between checkpoints \\[default: 500].")]
 FtData = Annotated[Path | None, typer.Option("--finetune-data", help="ImageFolder root with train/ and val/.")]
 Ood = Annotated[list[Path] | None, typer.Option(
-    "--ood", metavar="[NAME=]DIR", help="OOD eval folder of class folders (repeatable), recorded as NAME "
+    "--ood", metavar="DIR", help="OOD eval folder of class folders (repeatable); NAME=DIR records it as NAME "
                                        "\\[default: the folder's name]. A 16-class set of Geirhos et al. 2021 "
                                        "named as its human target's eval set (mvh-sketch, ...: `scaling targets`) "
                                        "is scored as 16 categories and on that target's conditions.")]
