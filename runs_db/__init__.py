@@ -15,6 +15,7 @@ Modules: ``schema`` (DDL, migrations), ``db`` (location, transactions, ``RunDB``
 ``validate`` (checks and derivations), ``loading`` (paths to records by format), ``mae_logs`` (MAE
 JSON-lines logs), ``records`` (run.json, CSV, JSONL formats), ``parquet`` (the export's table as Parquet),
 ``foreign`` (other trackers' tables through a column mapping), ``mlflow_store`` (MLflow tracking stores),
+``ood`` (the 16-class OOD sets of Geirhos et al. 2021 and human accuracy on them),
 ``store`` (idempotence and conflict rules),
 ``published`` (the shipped grid), ``archs`` (ViT shapes, parameter and FLOPs counts), ``types`` (JSON,
 stored values, ``Evaluation`` and ``RunDetails`` rows: annotations only).
