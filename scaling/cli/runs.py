@@ -203,9 +203,11 @@ def import_cmd(
     if as_json:
         emit_json("scaling.import/v1", {"db": str(db.path), **payload})
         return
-    stdout_console().print(table(f"Imported into {db.path}", ["files", "runs added", "runs unchanged",
+    source = (f"{from_mlflow} ({experiment})" if from_mlflow is not None else str(from_csv) if from_csv is not None
+              else f"{payload['files']} files")
+    stdout_console().print(table(f"Imported into {db.path}", ["from", "runs added", "runs unchanged",
                                                                "runs updated", "evaluations added"],
-                                 [[payload["files"], payload["runs_added"], payload["runs_unchanged"],
+                                 [[source, payload["runs_added"], payload["runs_unchanged"],
                                    payload["runs_updated"], payload["evals_added"]]]))
 
 
