@@ -17,6 +17,7 @@ exist is an error (the client would create an empty one), and a local file store
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -110,6 +111,9 @@ def mlflow_rows(uri: str, experiment: str) -> list[dict[str, object]]:
     kind, path = _local_path(uri)
     if path is not None and not (path.is_dir() if kind == "file" else path.is_file()):
         raise ValidationError(f"no MLflow {'file' if kind == 'file' else 'SQLite'} store there", file=uri)
+    if kind == "sqlite" and importlib.util.find_spec("sqlalchemy") is None:
+        raise ValidationError("an SQLite MLflow store needs the full MLflow package (its database layer, "
+                              "sqlalchemy): pip install mlflow; mlflow-skinny reads file stores and servers", file=uri)
     if kind == "file":
         with _file_store_allowed():
             rows = _fetch(uri, experiment)
