@@ -322,18 +322,14 @@ class RunDB:
 
     def import_table(self, path: str | Path, mapping: ColumnMap | str | Path | Mapping[str, str], *,
                      constants: str | Mapping[str, object] | None = None, percent: bool = False) -> ImportReport:
-        """Import a W&B or hand-made CSV export through a column mapping (``runs_db.foreign``: ``'COLUMN=TARGET,
-        ...'``, a mapping file or a ``ColumnMap``; ``constants`` for what is the same for every row, ``percent``
-        when evaluations are percents), in one transaction: every row, or (on any bad row) nothing."""
+        """Import a W&B or hand-made CSV through a column mapping (``runs_db.foreign``), all rows or none."""
         cmap = ColumnMap.of(mapping, constants=constants, percent=percent)
         return self.import_records(read_mapped_csv(path, cmap), files=1)
 
     def import_mlflow(self, uri: str, experiment: str, mapping: ColumnMap | str | Path | Mapping[str, str] | None
                       = None, *, constants: str | Mapping[str, object] | None = None, percent: bool = False
                       ) -> ImportReport:
-        """Import every run of an MLflow experiment (``runs_db.mlflow_store``: the ``mlflow`` extra) in one
-        transaction; MLflow's own names (params named as run fields, metrics named ``EVAL_SET/METRIC``) need no
-        mapping, and ``mapping`` adds to or replaces them."""
+        """Import every run of an MLflow experiment (``runs_db.mlflow_store``; the ``mlflow`` extra), all or none."""
         cmap = ColumnMap.of(mapping, constants=constants, percent=percent)
         return self.import_records(read_mlflow(uri, experiment, cmap), files=0)
 
