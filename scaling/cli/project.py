@@ -18,7 +18,6 @@ from scaling.cli.options import (
     BootstrapOpt,
     ChanceOpt,
     DataOpt,
-    EvalSetOpt,
     FormOpt,
     GroupOpt,
     HuberOpt,
@@ -53,7 +52,7 @@ from scaling.cli.render import (
     table,
 )
 from scaling.core import work
-from scaling.defaults import DEFAULT_FORM, DEFAULT_TARGET, ISOFLOP_BUDGET_TOL
+from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_FORM, DEFAULT_TARGET, ISOFLOP_BUDGET_TOL
 from scaling.errors import ScalingError
 from scaling.questions import Mode
 
@@ -141,7 +140,9 @@ def project_cmd(
                            help="all | scale (common factor on every axis) | solve (one axis) | at (a point).")
     ] = "all",
     metric: Annotated[str | None, typer.Option(help="Metric of a numeric target \\[default: top1].")] = None,
-    eval_set: EvalSetOpt = None,
+    eval_set: Annotated[str | None, typer.Option(
+        help=f"Evaluation set \\[default: {DEFAULT_EVAL_SET}]. On an out-of-distribution set of Geirhos et al. "
+             "2021 (mvh-sketch, ..., mvh-mean: `scaling targets`) the default target is its human accuracy.")] = None,
     protocol: ProtocolOpt = None,
     selection: SelectionOpt = "best-epoch",
     axes: AxesOpt = DEFAULT_AXES,
@@ -256,6 +257,7 @@ def project_cmd(
 
       scaling project
       scaling project --target 80% --metric top1 --form logit1
+      scaling project --eval-set mvh-mean --form logit1
       scaling project --mode solve --axis n_params --json
       scaling project --mode scale --exponents image_px=0.5
       scaling project --mode at \\

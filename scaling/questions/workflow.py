@@ -21,9 +21,9 @@ from scaling.allocation.budget import CostOptimum
 from scaling.allocation.mae import OptimalResult
 from scaling.compute.costs import CostModel, cost_model
 from scaling.compute.training_length import parse as parse_training_length
-from scaling.core.targets import Target, resolve_target
+from scaling.core.targets import Target, default_target_for, resolve_target
 from scaling.data.tables import is_runs_frame, load_runs
-from scaling.defaults import COMPUTE_AXES, DEFAULT_FORM, DEFAULT_SELECTION, DEFAULT_TARGET
+from scaling.defaults import COMPUTE_AXES, DEFAULT_FORM, DEFAULT_SELECTION
 from scaling.errors import ProjectionError, ScalingError
 from scaling.fitting import fit as fit_data
 from scaling.forms.result import FitResult
@@ -191,7 +191,7 @@ def fit_for_question(data: FitResult | pd.DataFrame | None, target: str | float 
     if data is not None and not is_runs_frame(data):  # any other table: the target is a value of its y
         result = fit_data(data, form, **opts)
         return result, target_of(result, target, metric, eval_set, protocol)
-    spec = DEFAULT_TARGET if target is None else target
+    spec = default_target_for(eval_set) if target is None else target  # an OOD set's own human target
     tgt = spec if isinstance(spec, Target) else resolve_target(str(spec), metric=metric, eval_set=eval_set,
                                                                 protocol=protocol, kind=opts.get("kind", "accuracy"))
     if data is None:
