@@ -33,6 +33,7 @@ from scaling.plots.diagnostics_data import (
     ParityData,
     backtest_panels,
     backtest_parity_frame,
+    backtest_quantity,
     backtest_title,
     compute_distribution_data,
     compute_distribution_from_bootstrap,
@@ -61,6 +62,7 @@ from scaling.plots.figures import (
 )
 from scaling.plots.intervals_figure import CombinedFigure, combined_data, plot_combined, plot_reliability
 from scaling.plots.iso_data import IsoData, PointInterval, band_interval, bootstrap_interval, iso_accuracy_data
+from scaling.plots.labels import Quantity, axis_label, level_text, quantity_of
 from scaling.plots.style import figure_format, new_figure, png_bytes, readable_frame, save_figure
 from scaling.plots.suggest_figure import SuggestMap, plot_replay, plot_suggest_map, suggest_map_data
 
@@ -78,12 +80,15 @@ __all__ = [
     "LossCurves",
     "ParityData",
     "PointInterval",
+    "Quantity",
     "SuggestMap",
     "accuracy_curves_data",
     "accuracy_figure",
+    "axis_label",
     "backtest_figure",
     "backtest_panels",
     "backtest_parity_frame",
+    "backtest_quantity",
     "backtest_title",
     "band_interval",
     "bootstrap_figure",
@@ -97,6 +102,7 @@ __all__ = [
     "frontier_figure",
     "iso_accuracy_data",
     "iso_figure",
+    "level_text",
     "loss_curves_data",
     "loss_figure",
     "metric_label",
@@ -114,6 +120,7 @@ __all__ = [
     "plot_replay",
     "plot_suggest_map",
     "png_bytes",
+    "quantity_of",
     "readable_frame",
     "resolution_figure",
     "save_figure",

@@ -16,7 +16,6 @@ from scaling.plots.diagnostics_data import BacktestPanels, ComputeDistribution, 
 from scaling.plots.style import (
     COUNT_FORMATTER,
     NEUTRAL,
-    PERCENT_FORMATTER,
     PROJECTION_COLOUR,
     TARGET_COLOUR,
     Panels,
@@ -57,6 +56,7 @@ def plot_backtest_parity(data: ParityData, ax: Axes | None = None, *, title: str
         _, ax = new_figure(figsize=(5.0, 5.0))
     lo, hi = limits or data.limits
     stats = data.form_stats()
+    shown = data.shown
     with style():
         ax.plot([lo, hi], [lo, hi], color=NEUTRAL, linewidth=0.9, linestyle="dashed", zorder=1)
         for i, form in enumerate(data.forms):
@@ -68,24 +68,25 @@ def plot_backtest_parity(data: ParityData, ax: Axes | None = None, *, title: str
             s = stats[form]
             ax.scatter(points["observed"], points["predicted"], s=max(80 * 0.55**i, 8), marker=marker,
                        facecolors="none", edgecolors=colour, linewidths=1.3, zorder=3 + i,
-                       label=f"{form}: RMSE {100 * s['rmse']:.1f} pp, bias {100 * s['bias']:+.1f} pp "
-                             f"(n={int(s['n'])} runs)")
+                       label=f"{form}: RMSE {shown.difference(s['rmse'])}, bias "
+                             f"{shown.difference(s['bias'], signed=True)} (n={int(s['n'])} {shown.rows})")
         handles, labels = ax.get_legend_handles_labels()
         for form, reason in data.not_fitted:
             handles.append(Line2D([], [], color="none"))
             labels.append(f"{form}: not fitted ({reason.removeprefix(f'form {form!r} ')})")
         handles.append(Line2D([], [], color=NEUTRAL, linestyle="dashed"))
         labels.append("perfect prediction")
-        handles.append(Line2D([], [], color=NEUTRAL, linewidth=0.8, marker="o", markerfacecolor="none"))
-        labels.append("mean of the subset seeds, bar: their range")
+        if any(k in data.frame.columns for k in RUN_KEYS):
+            handles.append(Line2D([], [], color=NEUTRAL, linewidth=0.8, marker="o", markerfacecolor="none"))
+            labels.append("mean of the subset seeds, bar: their range")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal", adjustable="box")
-        ax.xaxis.set_major_formatter(PERCENT_FORMATTER)
-        ax.yaxis.set_major_formatter(PERCENT_FORMATTER)
-        what = data.metric_label.split(" (")[0] or "accuracy"
-        ax.set_xlabel(f"Observed {what} of the held-out runs, %")
-        ax.set_ylabel("Predicted by the form fitted without them, %")
+        ax.xaxis.set_major_formatter(shown.formatter)
+        ax.yaxis.set_major_formatter(shown.formatter)
+        unit = ", %" if shown.percent else ""
+        ax.set_xlabel(f"Observed {shown.short or 'accuracy'} of the held-out {shown.rows}{unit}")
+        ax.set_ylabel(f"Predicted by the form fitted without them{unit}")
         ax.legend(handles, labels, loc="upper left", fontsize=6.5)
         ax.set_title(title if title is not None else (data.title or "Backtest: held-out runs, predicted vs observed"),
                      loc="left", fontsize=8.5)
@@ -120,8 +121,9 @@ def plot_backtest_splits(data: BacktestPanels, ax: Panels | None = None) -> Axes
         plot_backtest_parity(panel, a, limits=limits)
     for a in axes.ravel()[n:]:
         a.set_axis_off()
-    what = data.metric_label or "accuracy"
-    head = f"Backtest of {what}: each form fitted on the smaller runs, predicting the held-out larger ones"
+    shown = data.shown
+    head = f"Backtest of {shown.name}: each form fitted on the smaller {shown.rows}, predicting the held-out " \
+           "larger ones"
     for split, reason in data.skipped:
         head += "\n" + textwrap.shorten(f"not drawn: split '{split}', no form could be fitted ({reason})",
                                         width=40 + 50 * ncols, placeholder=" ...)")
