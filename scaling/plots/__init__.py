@@ -49,7 +49,13 @@ from scaling.plots.draw_diagnostics import (
     plot_frontier,
     plot_loss_curves,
 )
-from scaling.plots.draw_fits import ISO_FIGSIZE, plot_accuracy_curves, plot_iso_accuracy, save_projection_figure
+from scaling.plots.draw_fits import (
+    ISO_FIGSIZE,
+    plot_accuracy_curves,
+    plot_fit,
+    plot_iso_accuracy,
+    save_projection_figure,
+)
 from scaling.plots.figures import (
     FigureResult,
     accuracy_figure,
@@ -113,6 +119,7 @@ __all__ = [
     "plot_backtest_splits",
     "plot_combined",
     "plot_compute_distribution",
+    "plot_fit",
     "plot_frontier",
     "plot_iso_accuracy",
     "plot_loss_curves",

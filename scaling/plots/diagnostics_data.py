@@ -17,6 +17,7 @@ import pandas as pd
 from scaling.data.tables import RUNS_Y, is_runs_frame
 from scaling.errors import ScalingError
 from scaling.plots.labels import Quantity, metric_label
+from scaling.plots.style import fmt_flops
 from scaling.selection.backtest import make_splits
 from scaling.uncertainty.bootstrap import quantile
 
@@ -249,6 +250,16 @@ class ComputeDistribution:
     counts: np.ndarray
     form: str = ""  # the fitted form and the question answered (for the title; not in the summary)
     question: str = ""
+    # What the samples are, when not pretraining compute: ('tokens', 'tokens') for a table's solved axis,
+    # ('scale factor', 'x') for the factor on every axis; (name, unit).
+    what: tuple[str, str] = ("", "FLOPs")
+
+    def fmt(self, value: float) -> str:
+        """A sample in its unit: '4.85e+22 FLOPs', '1.4e+11 tokens'."""
+        name, unit = self.what
+        if not name:
+            return fmt_flops(value)
+        return f"{value:.3g}" + (f" {unit}" if unit else "")
 
     def summary(self) -> dict[str, Any]:
         def num(v: float | None) -> float | None:

@@ -32,6 +32,7 @@ from scaling.plots.style import (
 )
 
 RUN_KEYS = ("arch", "image_px", "data_hours")  # one held-out configuration; its subset seeds share a prediction
+NOT_FITTED_WIDTH = 60  # characters of a form's reason in a parity legend (a long one would squeeze the panel)
 
 
 def _seed_means(sub: pd.DataFrame) -> pd.DataFrame:
@@ -73,7 +74,8 @@ def plot_backtest_parity(data: ParityData, ax: Axes | None = None, *, title: str
         handles, labels = ax.get_legend_handles_labels()
         for form, reason in data.not_fitted:
             handles.append(Line2D([], [], color="none"))
-            labels.append(f"{form}: not fitted ({reason.removeprefix(f'form {form!r} ')})")
+            why = textwrap.shorten(reason.removeprefix(f"form {form!r} "), width=NOT_FITTED_WIDTH, placeholder=" ...")
+            labels.append(f"{form}: not fitted ({why})")
         handles.append(Line2D([], [], color=NEUTRAL, linestyle="dashed"))
         labels.append("perfect prediction")
         if any(k in data.frame.columns for k in RUN_KEYS):
@@ -156,14 +158,14 @@ def plot_compute_distribution(data: ComputeDistribution, ax: Axes | None = None,
             else None
         if point is not None:
             ax.axvline(point, color=TARGET_COLOUR, linewidth=2.4, zorder=3,
-                       label=f"estimate (full data) {fmt_flops(point)}")
+                       label=f"estimate (full data) {data.fmt(point)}")
         if math.isfinite(data.median):
             gap = "" if point is None else f" ({100 * (data.median / point - 1):+.1f}% vs the estimate)"
             ax.axvline(data.median, color=PROJECTION_COLOUR, linewidth=1.1, linestyle=(0, (3, 2)), zorder=4)
             ax.plot([data.median], [0.97], marker="v", color=PROJECTION_COLOUR, markersize=7,
                     transform=ax.get_xaxis_transform(), zorder=5, linestyle="none")
             ax.plot([], [], color=PROJECTION_COLOUR, linewidth=1.1, linestyle=(0, (3, 2)), marker="v",
-                    label=f"median {fmt_flops(data.median)}{gap}")
+                    label=f"median {data.fmt(data.median)}{gap}")
         if data.n_unreachable:
             ax.plot([], [], linestyle="none",
                     label=f"{data.n_unreachable} resamples never reach the target (not drawn)")
@@ -171,7 +173,9 @@ def plot_compute_distribution(data: ComputeDistribution, ax: Axes | None = None,
             ax.plot([], [], linestyle="none", label=f"{data.n_missing} resamples without a value (left out)")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(LogFormatterSciNotation())
-        ax.set_xlabel("Pretraining compute to reach the target (FLOPs), log scale")
+        name, _ = data.what
+        ax.set_xlabel(f"{name} needed to reach the target, log scale" if name
+                      else "Pretraining compute to reach the target (FLOPs), log scale")
         ax.set_ylabel("Bootstrap resamples (count)")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
         if title is None:
@@ -181,6 +185,9 @@ def plot_compute_distribution(data: ComputeDistribution, ax: Axes | None = None,
             fit = f" (fit {data.form})" if data.form else ""
             title = (f"Compute needed to reach{what}\n{how.strip().capitalize() or 'Projection'}{fit}: bootstrap "
                      "distribution\n(whole runs resampled, each resample refitted and projected again)")
+            if name:  # a table's needed value of an axis, or the scale factor on every axis
+                title = (f"{name} needed to reach{what}\nfit {data.form}: bootstrap distribution\n"
+                         "(rows resampled, each resample refitted and projected again)")
         ax.set_title(title, loc="left")
     return ax
 

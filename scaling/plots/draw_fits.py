@@ -36,9 +36,9 @@ if TYPE_CHECKING:
     from scaling.questions.projection import Projection
 from scaling.core.direction import direction
 from scaling.defaults import CAUTION_DECADES
-from scaling.plots.curves_data import ALL, BAND_WORDS, CurvesData
+from scaling.plots.curves_data import ALL, BAND_WORDS, CurvesData, accuracy_curves_data
 from scaling.plots.iso_data import IsoData, PointInterval, iso_accuracy_data
-from scaling.plots.labels import axis_formatter, axis_label, fmt_level, level_text, point_text
+from scaling.plots.labels import axis_formatter, axis_label, fmt_level, level_text, point_text, quantity_of
 
 ISO_FIGSIZE = (7.4, 6.8)  # inches: room for the contour labels, the colour bar and the legend below
 
@@ -96,6 +96,32 @@ def plot_accuracy_curves(data: CurvesData, ax: Axes | None = None, *, title: str
         if title is None:
             title = _curves_title(data)
         ax.set_title(title, loc="left")
+    return ax
+
+
+MAX_CURVES = 8  # a table's fit draws one curve per level of its first axis up to this many levels
+
+
+def plot_fit(fit: FitResult, ax: Axes) -> Axes:
+    """A fit against its data: on the run database's axes, accuracy vs hours at 224 px with one curve per model
+    size (figure 1); for a table of one axis, or two with at most ``MAX_CURVES`` levels of the first, its
+    response against its last axis, one curve per level of the other; else fitted vs observed values."""
+    data = fit.require_data()
+    if {"n_params", "data_hours", "image_px", "arch"} <= set(data.columns) and "data_hours" in fit.axes:
+        return plot_accuracy_curves(accuracy_curves_data(data, fit, where={"image_px": 224}), ax)
+    if len(fit.axes) == 1 or (len(fit.axes) == 2 and data[fit.axes[0]].nunique() <= MAX_CURVES):
+        return plot_accuracy_curves(accuracy_curves_data(data, fit), ax)
+    shown = quantity_of(fit, data)
+    observed = pd.to_numeric(data[fit.y]).to_numpy(dtype=float)
+    fitted = fit.predict(data).to_numpy(dtype=float)
+    with style():
+        ax.scatter(observed, fitted, s=14)
+        lo, hi = float(min(observed.min(), fitted.min())), float(max(observed.max(), fitted.max()))
+        ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, ls="--")
+        ax.xaxis.set_major_formatter(shown.formatter)
+        ax.yaxis.set_major_formatter(shown.formatter)
+        ax.set_xlabel(f"observed {shown.axis_label}")
+        ax.set_ylabel(f"fitted {shown.axis_label} ({fit.form})")
     return ax
 
 
