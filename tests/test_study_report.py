@@ -136,6 +136,14 @@ def test_report_of_the_shipped_grid(published_db_path: Path, tmp_path: Path) -> 
     assert len([a for t, a in page.tags if t == "img"]) == 5  # the grid's projection has its FLOPs figure
 
 
+def test_the_report_shows_itself_in_jupyter(lm_report: Any) -> None:
+    from IPython.core.formatters import DisplayFormatter
+
+    data, _ = DisplayFormatter().format(lm_report)
+    assert "<table" in data["text/html"] and "What to train next" in data["text/html"]
+    assert data["image/png"].startswith(b"\x89PNG")  # the iso map
+
+
 def test_save_and_load_round_trip(lm_report: Any, tmp_path: Path) -> None:
     back = scaling.load(lm_report.save(tmp_path / "report.json"))
     assert type(back).__name__ == "StudyReport" and back.to_dict() == lm_report.to_dict()

@@ -212,6 +212,15 @@ def test_scaling_plot_draws_a_table(tmp_path: Path) -> None:
         no_accuracy_words([a["xlabel"], a["ylabel"], *a["legend"]])
 
 
+def test_scaling_plot_all_of_a_table(tmp_path: Path) -> None:
+    out = tmp_path / "figs"
+    result = invoke(tmp_path / "db.sqlite", "plot", "all", "--out-dir", str(out), *LOSS, "--form", "poly1",
+                    "--target", "2.5", "--bootstrap", "20")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["accuracy-vs-data.png", "backtest.png", "bootstrap-compute.png",
+                                                     "iso-accuracy.png"]
+
+
 def test_scaling_plot_refuses_what_a_table_cannot_draw(tmp_path: Path) -> None:
     db, out = tmp_path / "db.sqlite", str(tmp_path / "f.png")
     assert "--y describes a table" in one_line_error(invoke(db, "plot", "iso", "--y", "loss", "--out", out))
