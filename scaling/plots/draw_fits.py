@@ -219,6 +219,7 @@ def _draw_surface(ax: Axes, data: IsoData, *, colorbar: bool) -> None:
     else:
         finite = data.surface[np.isfinite(data.surface)]
         lo, hi = float(finite.min()), float(finite.max())
+        hi = max(hi, lo + 1e-9 * max(1.0, abs(lo)))  # a flat surface still fills (one colour)
         inner = data.levels.tolist() or np.linspace(lo, hi, 6)[1:-1].tolist()
         fill_levels, surface = [min(lo, inner[0]), *inner, max(hi, inner[-1])], data.surface
     cmap = "cividis" if direction(shown.kind).higher_is_better else "cividis_r"
