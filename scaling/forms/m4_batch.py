@@ -8,8 +8,9 @@ resample that does not converge is handed back (None) and its caller runs the re
 prediction objective with a finite delta is batched (the paper's implicit residual is refitted per resample).
 
 Every resample is the full rows with integer weights, normalised once (x by its geometric mean, L by the
-largest error of the full data); the bounds that depend on the rows drawn (L_inf below the smallest error
-drawn, a fitted L0 above the largest) are set per resample, as the reference sets them on its rows.
+largest error of the full data), and keeps the rows it drew, padded with weightless rows to the width of its
+batch (``Drawn``); the bounds that depend on the rows drawn (L_inf below the smallest error drawn, a fitted
+L0 above the largest) are set per resample, as the reference sets them on its rows.
 
 Derivatives. L solves G(L, theta) = ln w - alpha ln v - ln s = 0 with w = L - L_inf, v = L0 - L and
 s = sum_k exp(ln beta_k + c_k ln x_k); G_L = 1/w + alpha/v = D / (w v), D = v + alpha w, and K = 1 / G_L.
@@ -58,6 +59,27 @@ class Rows:
         return 1 if self.l0 is not None else 2
 
 
+@dataclass(frozen=True)
+class Drawn:
+    """The rows each resample drew (weight > 0), padded with weightless rows to one width: ln x (B, k, m),
+    err / se and its logarithm (B, m), the weights (B, m)."""
+
+    lx: np.ndarray
+    e: np.ndarray
+    le: np.ndarray
+    W: np.ndarray
+
+    def take(self, which: np.ndarray) -> Drawn:
+        return Drawn(self.lx[which], self.e[which], self.le[which], self.W[which])
+
+
+def drawn(rows: Rows, W: np.ndarray) -> Drawn:
+    used = W > 0
+    order = np.argsort(~used, axis=1, kind="stable")[:, : max(1, int(used.sum(axis=1).max()))]
+    return Drawn(rows.lx.T[order].transpose(0, 2, 1).copy(), rows.e[order], rows.le[order],
+                 np.take_along_axis(W, order, axis=1))
+
+
 def make_rows(X: np.ndarray, err: np.ndarray, delta: float, l0: float | None) -> Rows:
     lx = np.log(np.asarray(X, dtype=float))
     log_sx, se = lx.mean(axis=0), float(np.max(err))
@@ -68,9 +90,9 @@ def make_rows(X: np.ndarray, err: np.ndarray, delta: float, l0: float | None) ->
 def boxes(rows: Rows, W: np.ndarray, *, l0_max: float, alpha_max: float, c_max: float) -> tuple[np.ndarray, ...]:
     """Per-resample bounds of theta = (L_inf, [L0], alpha, ln beta_k, c_k), as ``m4_core.make_problem``
     sets them on the rows drawn (W > 0)."""
-    drawn = W > 0
-    e_min = np.min(np.where(drawn, rows.e, np.inf), axis=1)
-    e_max = np.max(np.where(drawn, rows.e, -np.inf), axis=1)
+    used = W > 0
+    e_min = np.min(np.where(used, rows.e, np.inf), axis=1)
+    e_max = np.max(np.where(used, rows.e, -np.inf), axis=1)
     B, k = len(W), rows.k
     lo, hi = [np.zeros(B)], [e_min * (1.0 - MARGIN)]
     if rows.l0 is None:
@@ -138,18 +160,20 @@ def _split(theta: np.ndarray, rows: Rows) -> tuple[np.ndarray, ...]:
     return theta[:, :1], L0, theta[:, o : o + 1], theta[:, o + 1 : o + 1 + k], theta[:, o + 1 + k :]
 
 
-def evaluate(theta: np.ndarray, W: np.ndarray, rows: Rows, y0: np.ndarray | None,
+def evaluate(theta: np.ndarray, data: Drawn, rows: Rows, y0: np.ndarray | None,
              delta: float) -> tuple[np.ndarray, ...]:
-    """Objective / delta, gradient, Hessian (module docstring) and the solver's logits (the next guess)."""
+    """Objective / delta, gradient, Hessian (module docstring) and the solver's logits (the next guess), each
+    problem on its drawn rows."""
     o, k = rows.off, rows.k
-    m, n = theta.shape[0], len(rows.e)
+    m, n = theta.shape[0], data.W.shape[1]
+    W, lx = data.W, data.lx
     E, L0, alpha, lb, c = _split(theta, rows)
     with np.errstate(all="ignore"):
-        S = np.exp(lb[:, :, None] + c[:, :, None] * rows.lx)  # (m, k, n)
+        S = np.exp(lb[:, :, None] + c[:, :, None] * lx)  # (m, k, n)
         s = S.sum(axis=1)
         L, w, v, y = level(E, L0, alpha, s, y0)
         lv = np.log(np.maximum(v, 1e-300))
-        r = np.log(L) - rows.le
+        r = np.log(L) - data.le
         K = w * v / (v + alpha * w)
     bad = ~np.all(np.isfinite(r) & np.isfinite(K) & (L > 0), axis=1)
     r, K, w, v, L = (np.where(bad[:, None], 1.0, a) for a in (r, K, w, v, L))
@@ -165,20 +189,20 @@ def evaluate(theta: np.ndarray, W: np.ndarray, rows: Rows, y0: np.ndarray | None
             dL[:, 1] = alpha * K / v
     dL[:, o] = K * lv
     np.multiply(share, K[:, None, :], out=dL[:, o + 1 : o + 1 + k])
-    np.multiply(dL[:, o + 1 : o + 1 + k], rows.lx, out=dL[:, o + 1 + k :])
+    np.multiply(dL[:, o + 1 : o + 1 + k], lx, out=dL[:, o + 1 + k :])
     J = dL / L[:, None, :]
     wpsi = W * psi
     g = np.matmul(J, wpsi[:, :, None])[..., 0]
     H = np.matmul(J * (W * phi - wpsi)[:, None, :], J.transpose(0, 2, 1))
     with np.errstate(all="ignore"):
-        H -= _implicit_terms(dL, wpsi * K / L, w, v, alpha, share, rows)
+        H -= _implicit_terms(dL, wpsi * K / L, w, v, alpha, share, lx, rows)
     if bad.any():
         g[bad], H[bad] = 0.0, 0.0
     return f, g, H, y
 
 
 def _implicit_terms(dL: np.ndarray, cw: np.ndarray, w: np.ndarray, v: np.ndarray, alpha: np.ndarray,
-                    share: np.ndarray, rows: Rows) -> np.ndarray:
+                    share: np.ndarray, lx: np.ndarray, rows: Rows) -> np.ndarray:
     """sum_i cw_i [G_LL grad L grad L' + grad L a' + a grad L' + Hess_theta G] (module docstring)."""
     o, k = rows.off, rows.k
     H = np.matmul(dL * (cw * (alpha / v**2 - 1.0 / w**2))[:, None, :], dL.transpose(0, 2, 1))
@@ -195,13 +219,13 @@ def _implicit_terms(dL: np.ndarray, cw: np.ndarray, w: np.ndarray, v: np.ndarray
         H[:, 1, o] -= np.sum(cw / v, axis=1)
         H[:, o, 1] -= np.sum(cw / v, axis=1)
     # -Hess ln s: ln s = ln sum_k exp(ln beta_k + c_k ln x_k); grad ln s = (share_k, share_k ln x_k).
-    ds = np.concatenate([share, share * rows.lx], axis=1)  # (m, 2k, n)
+    ds = np.concatenate([share, share * lx], axis=1)  # (m, 2k, n)
     blk = slice(o + 1, o + 1 + 2 * k)
     H[:, blk, blk] += np.matmul(ds * cw[:, None, :], ds.transpose(0, 2, 1))
     jb, jc = np.arange(o + 1, o + 1 + k), np.arange(o + 1 + k, o + 1 + 2 * k)
     d1 = np.matmul(share, cw[:, :, None])[..., 0]
-    d2 = np.matmul(share * rows.lx, cw[:, :, None])[..., 0]
-    d3 = np.matmul(share * rows.lx**2, cw[:, :, None])[..., 0]
+    d2 = np.matmul(share * lx, cw[:, :, None])[..., 0]
+    d3 = np.matmul(share * lx**2, cw[:, :, None])[..., 0]
     H[:, jb, jb] -= d1
     H[:, jb, jc] -= d2
     H[:, jc, jb] -= d2
@@ -211,30 +235,30 @@ def _implicit_terms(dL: np.ndarray, cw: np.ndarray, w: np.ndarray, v: np.ndarray
 
 @dataclass
 class _Objective:
-    """The batched objective of ``rows`` under weights W, remembering each resample's last logits."""
+    """The batched objective of each resample on its drawn rows, remembering its last logits (the level
+    equation's next guess)."""
 
     rows: Rows
-    W: np.ndarray
+    data: Drawn
     delta: float
 
     def __post_init__(self) -> None:
-        self.Y = np.zeros(self.W.shape)
-        self.seen = np.zeros(len(self.W), dtype=bool)
+        self.Y = np.zeros(self.data.W.shape)
+        self.seen = np.zeros(len(self.data.W), dtype=bool)
 
     def __call__(self, theta: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        y0 = np.where(self.seen[which][:, None], self.Y[which], np.nan)
-        guess = None if not self.seen[which].all() else y0
-        f, g, H, y = evaluate(theta, self.W[which], self.rows, guess, self.delta)
+        guess = self.Y[which] if self.seen[which].all() else None
+        f, g, H, y = evaluate(theta, self.data.take(which), self.rows, guess, self.delta)
         self.Y[which], self.seen[which] = y, True
         return f, g, H
 
 
-def _polish(theta0: np.ndarray, W: np.ndarray, rows: Rows, lo: np.ndarray, hi: np.ndarray) -> BatchResult:
+def _polish(theta0: np.ndarray, data: Drawn, rows: Rows, lo: np.ndarray, hi: np.ndarray) -> BatchResult:
     """``m4_core._polish``: minimise with 10 delta, then with delta from there."""
     span = hi - lo
     start = np.clip(theta0, lo + 1e-9 * span, hi - 1e-9 * span)  # as ``m4_core.refine`` starts
-    rough = minimise(_Objective(rows, W, 10.0 * rows.delta), start, lo, hi)
-    return minimise(_Objective(rows, W, rows.delta), rough.theta, lo, hi)
+    rough = minimise(_Objective(rows, data, 10.0 * rows.delta), start, lo, hi)
+    return minimise(_Objective(rows, data, rows.delta), rough.theta, lo, hi)
 
 
 def solution(theta: np.ndarray, value: float, rows: Rows, l0: float | None) -> M4Solution:
@@ -256,7 +280,7 @@ def solve_m4_warm_batch(X: np.ndarray, err: np.ndarray, init: M4Solution, idx: S
     rows = make_rows(X, err, delta, l0)
     W = counts(idx, len(err)) * (1.0 if weights is None else np.asarray(weights, dtype=float))
     lo, hi = boxes(rows, W, l0_max=l0_max, alpha_max=alpha_max, c_max=c_max)
-    res = _polish(np.tile(to_theta(init, rows), (len(idx), 1)), W, rows, lo, hi)
+    res = _polish(np.tile(to_theta(init, rows), (len(idx), 1)), drawn(rows, W), rows, lo, hi)
     out: list[M4Solution | None] = []
     for b in range(len(idx)):
         out.append(solution(res.theta[b], float(res.value[b] * delta), rows, l0) if res.ok[b] else None)

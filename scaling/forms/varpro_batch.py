@@ -13,12 +13,13 @@ decisions on every resample:
    (None) and its caller runs the reference, whose own fallback is the cold VarPro fit ('cold').
 
 Every resample is the full rows with integer weights (``scaling.forms.batch.counts``), so the rows are
-normalised once, by the full data's geometric means; a normalisation is only a parametrisation. Here the
-amplitudes are linear (E, A_k >= 0 in normalised units), where the reference has their logarithms: a zero
-amplitude is then exactly at its bound instead of at exp(-27.6), and is reported as 0 either way.
+normalised once, by the full data's geometric means (a normalisation is only a parametrisation), and each
+resample keeps the rows it drew (``Drawn``: about 63% of them), padded with weightless rows to the width of
+its batch. theta = (ln E, ln A_k, alpha_k) with the reference's bounds (``varpro._bounds``).
 
-Derivatives, with p the prediction of err, r = ln p - ln err, psi = clip(r, -d, d) / d and
-phi = [|r| <= d] / d for the Huber delta d, and J = grad ln p: the objective is sum_i w_i huber(r_i) / d,
+Derivatives (``evaluate`` in the linear amplitudes, ``evaluate_log`` in their logarithms), with p the
+prediction of err, r = ln p - ln err, psi = clip(r, -d, d) / d and phi = [|r| <= d] / d for the Huber
+delta d, and J = grad ln p: the objective is sum_i w_i huber(r_i) / d,
 its gradient sum_i w_i psi_i J_i and its Hessian sum_i w_i [(phi_i - psi_i) J_i J_i' + psi_i H(p_i) / p_i],
 where H(p) is the Hessian of p. With s = sum_k A_k x_k^-alpha_k: p = E + s (additive; p_E = p_s = 1) or
 p = (E + c s) / (1 + s) (chance), and s has d s / d A_k = x_k^-alpha_k, d s / d alpha_k = -A_k x_k^-alpha_k
@@ -56,12 +57,34 @@ class Rows:
     def k(self) -> int:
         return self.lx.shape[1]
 
-    @property
-    def fw(self) -> np.ndarray:
-        """Feature multiplier of the linearised law (``varpro._feature_weight``)."""
-        if self.chance is None:
-            return np.ones(len(self.y))
-        return np.maximum(self.chance - self.err, 1e-6 * self.chance)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """The rows each resample drew (weight > 0) in their order, padded with weightless rows to one width:
+    ln x (B, k, m), ln err and err (B, m), the weights (B, m)."""
+
+    lx: np.ndarray
+    y: np.ndarray
+    err: np.ndarray
+    W: np.ndarray
+
+    def take(self, which: np.ndarray) -> Drawn:
+        return Drawn(self.lx[which], self.y[which], self.err[which], self.W[which])
+
+    def fw(self, chance: float | None) -> np.ndarray:
+        """Feature multiplier of the linearised law (``varpro._feature_weight``), (B, m)."""
+        if chance is None:
+            return np.ones_like(self.err)
+        return np.maximum(chance - self.err, 1e-6 * chance)
+
+
+def drawn(rows: Rows, W: np.ndarray) -> Drawn:
+    """Each resample's drawn rows (weights W (B, n)), padded to the most any resample drew."""
+    used = W > 0
+    order = np.argsort(~used, axis=1, kind="stable")[:, : max(1, int(used.sum(axis=1).max()))]
+    return Drawn(rows.lx[order].transpose(0, 2, 1).copy(), rows.y[order], rows.err[order],
+                 np.take_along_axis(W, order, axis=1))
 
 
 def make_rows(X: np.ndarray, err: np.ndarray, delta: float, chance: float | None) -> Rows:
@@ -108,10 +131,10 @@ class Prediction:
     pss: np.ndarray | None
 
 
-def _prediction(theta: np.ndarray, rows: Rows) -> Prediction:
+def _prediction(theta: np.ndarray, d: Drawn, rows: Rows) -> Prediction:
     k = rows.k
     E, A, alpha = theta[:, :1], theta[:, 1 : 1 + k], theta[:, 1 + k :]
-    T = np.exp(-alpha[:, :, None] * rows.lx.T[None, :, :])
+    T = np.exp(-alpha[:, :, None] * d.lx)
     S = A[:, :, None] * T
     s = S[:, 0].copy()
     for j in range(1, k):
@@ -122,19 +145,20 @@ def _prediction(theta: np.ndarray, rows: Rows) -> Prediction:
     return Prediction((E + c * s) / q, T, S, 1.0 / q, (c - E) / q**2, -1.0 / q**2, -2.0 * (c - E) / q**3)
 
 
-def evaluate(theta: np.ndarray, W: np.ndarray, rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Objective / delta, gradient and Hessian of the weighted log-Huber loss at theta (m, P), weights W (m, n).
-    Arrays keep the data rows on their last axis (numpy loops over n, not over the few parameters)."""
+def evaluate(theta: np.ndarray, data: Drawn, rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Objective / delta, gradient and Hessian of the weighted log-Huber loss at theta (m, P) in linear
+    amplitudes, each problem on its drawn rows. Arrays keep the data rows on their last axis (numpy loops
+    over them, not over the few parameters)."""
     k, d = rows.k, rows.delta
-    m, n = theta.shape[0], len(rows.y)
-    lxT = rows.lx.T
+    m, n = theta.shape[0], data.y.shape[1]
+    lxT, W = data.lx, data.W
     with np.errstate(all="ignore"):
-        pr = _prediction(theta, rows)
+        pr = _prediction(theta, data, rows)
         p, T, S, pE, ps, pEs, pss = pr.p, pr.T, pr.S, pr.pE, pr.ps, pr.pEs, pr.pss
         bad = ~np.all((p > 0) & np.isfinite(p), axis=1)
         if bad.any():
             p[bad] = 1.0
-        r = np.log(p) - rows.y
+        r = np.log(p) - data.y
     f = np.sum(W * huber(r, d), axis=1) / d
     f[bad] = np.inf
     psi = np.clip(r, -d, d) / d
@@ -166,13 +190,13 @@ def evaluate(theta: np.ndarray, W: np.ndarray, rows: Rows) -> tuple[np.ndarray, 
     return f, g, H
 
 
-def evaluate_log(theta: np.ndarray, W: np.ndarray, rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def evaluate_log(theta: np.ndarray, data: Drawn, rows: Rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``evaluate`` in theta = (ln E, ln A_k, alpha_k), the reference's parametrisation: for u = ln a,
     d f / d u = a f_a and d2 f / d u d v = a b f_ab (+ a f_a where u = v)."""
     k = rows.k
     lin = theta.copy()
     lin[:, : 1 + k] = np.exp(theta[:, : 1 + k])
-    f, g, H = evaluate(lin, W, rows)
+    f, g, H = evaluate(lin, data, rows)
     scale = np.ones_like(theta)
     scale[:, : 1 + k] = lin[:, : 1 + k]
     g *= scale
@@ -182,45 +206,50 @@ def evaluate_log(theta: np.ndarray, W: np.ndarray, rows: Rows) -> tuple[np.ndarr
     return f, g, H
 
 
-def minimise_rows(theta0: np.ndarray, W: np.ndarray, rows: Rows, alpha_max: float) -> BatchResult:
+def minimise_rows(theta0: np.ndarray, data: Drawn, rows: Rows, alpha_max: float) -> BatchResult:
     lo, hi = box(rows, alpha_max)
-    return minimise(lambda t, which: evaluate_log(t, W[which], rows), theta0, lo, hi)
+    return minimise(lambda t, which: evaluate_log(t, data.take(which), rows), theta0, lo, hi)
 
 
 # -- the screen for other basins, batched over resamples ------------------------------------------------
 
 
-def screen(rows: Rows, W: np.ndarray, alphas: np.ndarray, irls: int) -> tuple[np.ndarray, np.ndarray]:
-    """``varpro.screen`` for each resample b (weights W[b]) and its exponent rows alphas[b] (B, C, k):
-    amplitudes (B, C, k + 1) and screened log-Huber objectives (B, C), in chunks of resamples."""
-    B, C, _ = alphas.shape
-    step = max(1, CHUNK_ROWS // max(1, C * len(rows.y)))
-    out = [_screen(rows, W[i : i + step], alphas[i : i + step], irls) for i in range(0, B, step)]
+def screen(rows: Rows, data: Drawn, alphas: np.ndarray, irls: int) -> tuple[np.ndarray, np.ndarray]:
+    """``varpro.screen`` for each resample b (its drawn rows) and its exponent rows alphas[b] (B, C, k), or
+    the same rows for every resample (alphas (1, C, k)): amplitudes (B, C, k + 1) and screened log-Huber
+    objectives (B, C), in chunks of resamples."""
+    B, C = len(data.W), alphas.shape[1]
+    step = max(1, CHUNK_ROWS // max(1, C * data.W.shape[1]))
+    out = [_screen(rows, data.take(np.arange(i, min(i + step, B))),
+                   alphas if len(alphas) == 1 else alphas[i : i + step], irls) for i in range(0, B, step)]
     return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])
 
 
-def _screen(rows: Rows, W: np.ndarray, alphas: np.ndarray, irls: int) -> tuple[np.ndarray, np.ndarray]:
-    """The normal equations of ``varpro.screen`` written out by blocks (E's column is 1 / err, shared by
-    every row), with the data rows on the last axis: numpy then loops over n, not over k + 1."""
-    k, n = rows.k, len(rows.y)
-    B, C, _ = alphas.shape
-    inv_e = 1.0 / rows.err
-    F = np.exp(-alphas[:, :, :, None] * rows.lx.T[None, None, :, :])  # (B, C, k, n) raw features
-    Fw = F * (rows.fw * inv_e)  # the features of the weighted linearised law
-    right = np.concatenate([Fw, np.broadcast_to(np.stack([inv_e, np.ones(n)]), (B, C, 2, n))], axis=2)
-    right = right.transpose(0, 1, 3, 2)  # (B, C, n, k + 2): G's feature block, its E column, the rhs
+def _screen(rows: Rows, data: Drawn, alphas: np.ndarray, irls: int) -> tuple[np.ndarray, np.ndarray]:
+    """The normal equations of ``varpro.screen`` written out by blocks (E's column is 1 / err), with the
+    data rows on the last axis: numpy then loops over them, not over k + 1."""
+    k, n = rows.k, data.W.shape[1]
+    W = data.W
+    B, C = len(W), alphas.shape[1]
+    inv_e = 1.0 / data.err  # (B, n)
+    F = np.exp(-alphas[:, :, :, None] * data.lx[:, None, :, :])  # (B, C, k, n) raw features
+    Fw = F * (data.fw(rows.chance) * inv_e)[:, None, None, :]  # the features of the weighted linearised law
+    ends = np.broadcast_to(np.stack([inv_e, np.ones_like(inv_e)], axis=1)[:, None], (B, C, 2, n))
+    right = np.concatenate([Fw, ends], axis=2).transpose(0, 1, 3, 2)  # G's feature block, E column, the rhs
     use_e = np.ones((B, C), dtype=bool)
     u: np.ndarray = np.broadcast_to(W[:, None, :], (B, C, n))
     coef: np.ndarray = np.zeros((B, C, k + 1))
     G, rhs = np.empty((B, C, k + 1, k + 1)), np.empty((B, C, k + 1))
     eye = 1e-12 * np.eye(k + 1)
     r = np.zeros((B, C, n))
+    blocks = np.zeros((B, C, k, k + 2))
     for it in range(irls + 2):
-        blocks = np.matmul(Fw * u[:, :, None, :], right)  # (B, C, k, k + 2)
+        if it != 1:  # the first two solves share the weights W (the second only drops E where it was < 0)
+            blocks = np.matmul(Fw * u[:, :, None, :], right)  # (B, C, k, k + 2)
         G[..., 1:, 1:] = blocks[..., :k]
         G[..., 0, 1:] = G[..., 1:, 0] = np.where(use_e[..., None], blocks[..., k], 0.0)
-        G[..., 0, 0] = np.where(use_e, u @ inv_e**2, 1.0)
-        rhs[..., 0] = np.where(use_e, u @ inv_e, 0.0)
+        G[..., 0, 0] = np.where(use_e, np.matmul(u, (inv_e**2)[:, :, None])[..., 0], 1.0)
+        rhs[..., 0] = np.where(use_e, np.matmul(u, inv_e[:, :, None])[..., 0], 0.0)
         rhs[..., 1:] = blocks[..., k + 1]
         coef = np.linalg.solve(G + eye, rhs[..., None])[..., 0]
         if it == 0:
@@ -230,7 +259,7 @@ def _screen(rows: Rows, W: np.ndarray, alphas: np.ndarray, irls: int) -> tuple[n
         E = coef[..., :1]
         with np.errstate(all="ignore"):
             p = E + s if rows.chance is None else (E + rows.chance * s) / (1.0 + s)
-            r = np.log(p) - rows.y
+            r = np.log(p) - data.y[:, None, :]
         if it < irls + 1:  # the next IRLS weights, W min(1, delta / |r|) (|r| = 1 where r is nan)
             a = np.abs(r)
             a[np.isnan(a)] = 1.0
@@ -267,7 +296,7 @@ class Screened:
     values: np.ndarray  # (B, C) screened objectives; inf where not a candidate
 
 
-def candidates(rows: Rows, W: np.ndarray, alpha_w: np.ndarray, alpha_max: float, coarse: int, fine: int,
+def candidates(rows: Rows, data: Drawn, alpha_w: np.ndarray, alpha_max: float, coarse: int, fine: int,
                irls: int) -> Screened:
     """``varpro._screen_candidates`` for every resample: local minima of the coarse product grid and of the
     fine scan of each exponent around the warm exponents ``alpha_w`` (B, k), away from them (> 0.1)."""
@@ -275,8 +304,8 @@ def candidates(rows: Rows, W: np.ndarray, alpha_w: np.ndarray, alpha_max: float,
     parts_r, parts_c, parts_v = [], [], []
     if coarse >= 2:
         grid = np.array(list(itertools.product(np.linspace(0.0, alpha_max, coarse), repeat=k)))
+        coefs, values = screen(rows, data, grid[None], irls)  # the same rows for every resample
         al = np.broadcast_to(grid[None], (B, *grid.shape))
-        coefs, values = screen(rows, W, al, irls)
         mask = _local_minima(values.reshape((B,) + (coarse,) * k), axes=range(1, k + 1)).reshape(B, -1)
         parts_r.append(al)
         parts_c.append(coefs)
@@ -286,7 +315,7 @@ def candidates(rows: Rows, W: np.ndarray, alpha_w: np.ndarray, alpha_max: float,
         al = np.repeat(alpha_w[:, None, :], k * fine, axis=1)
         for j in range(k):
             al[:, j * fine : (j + 1) * fine, j] = line
-        coefs, values = screen(rows, W, al, irls)
+        coefs, values = screen(rows, data, al, irls)
         mask = _local_minima(values.reshape(B, k, fine), axes=(2,)).reshape(B, -1)
         parts_r.append(al)
         parts_c.append(coefs)
@@ -301,20 +330,20 @@ def candidates(rows: Rows, W: np.ndarray, alpha_w: np.ndarray, alpha_max: float,
 # -- the warm refit of many resamples --------------------------------------------------------------------
 
 
-def solutions(theta: np.ndarray, W: np.ndarray, rows: Rows, paths: Sequence[str],
+def solutions(theta: np.ndarray, data: Drawn, rows: Rows, paths: Sequence[str],
               refined: np.ndarray) -> list[Solution]:
     """Each resample's solution in user units, amplitudes that move no prediction by ZERO_REL reported as 0
     (``varpro._finish``: the share of each prediction a term carries, over the rows drawn)."""
     k = rows.k
     t = theta.copy()
     t[:, : 1 + k] = np.exp(t[:, : 1 + k])
-    pr = _prediction(t, rows)
+    pr = _prediction(t, data, rows)
     p, S = pr.p, pr.S
     pE, ps = np.broadcast_to(pr.pE, p.shape), np.broadcast_to(pr.ps, p.shape)
     carried = np.concatenate([(t[:, :1] * pE)[:, None, :], ps[:, None, :] * S], axis=1) / p[:, None]
-    share = np.max(np.where(W[:, None, :] > 0, np.abs(carried), 0.0), axis=2)
+    share = np.max(np.where(data.W[:, None, :] > 0, np.abs(carried), 0.0), axis=2)
     t[:, : 1 + k] = np.where(share < ZERO_REL, 0.0, t[:, : 1 + k])
-    f = evaluate(t, W, rows)[0] * rows.delta
+    f = evaluate(t, data, rows)[0] * rows.delta
     se = math.exp(rows.log_se)
     A = t[:, 1 : 1 + k] * np.exp(t[:, 1 + k :] * rows.log_sx) * (se if rows.chance is None else 1.0)
     with np.errstate(divide="ignore"):
@@ -332,10 +361,10 @@ def solve_warm_batch(X: np.ndarray, err: np.ndarray, init: Solution, idx: Sequen
     """``varpro.solve_warm`` on every resample ``idx[b]`` (row indices into X, err) at once (module
     docstring); None where no run converged (the caller runs the reference there)."""
     rows = make_rows(X, err, delta, init.chance)
-    W = counts(idx, len(err)) * (1.0 if weights is None else np.asarray(weights, dtype=float))
+    data = drawn(rows, counts(idx, len(err)) * (1.0 if weights is None else np.asarray(weights, dtype=float)))
     B, k = len(idx), rows.k
-    warm = minimise_rows(np.tile(to_theta(init, rows), (B, 1)), W, rows, alpha_max)
-    sc = candidates(rows, W, warm.theta[:, 1 + k :], alpha_max, screen_coarse, screen_fine, screen_irls)
+    warm = minimise_rows(np.tile(to_theta(init, rows), (B, 1)), data, rows, alpha_max)
+    sc = candidates(rows, data, warm.theta[:, 1 + k :], alpha_max, screen_coarse, screen_fine, screen_irls)
     bar = np.where(warm.ok, warm.value * delta, np.inf)
     order = np.argsort(sc.values, axis=1, kind="stable")[:, :screen_refine]
     first = np.take_along_axis(sc.values, order, axis=1)
@@ -344,14 +373,15 @@ def solve_warm_batch(X: np.ndarray, err: np.ndarray, init: Solution, idx: Sequen
     theta, value = warm.theta.copy(), np.where(warm.ok, warm.value, np.inf)
     screened = np.zeros(B, dtype=bool)
     if len(b_of):
-        cand = minimise_rows(log_theta(sc.coefs[b_of, c, 0], sc.coefs[b_of, c, 1:], sc.rows[b_of, c]), W[b_of], rows,
-                             alpha_max)
+        cand = minimise_rows(log_theta(sc.coefs[b_of, c, 0], sc.coefs[b_of, c, 1:], sc.rows[b_of, c]),
+                             data.take(b_of), rows, alpha_max)
         for i in np.flatnonzero(cand.ok):  # in order: the first of equal values wins, as in ``varpro._pick``
             if cand.value[i] < value[b_of[i]]:
                 theta[b_of[i]], value[b_of[i]], screened[b_of[i]] = cand.theta[i], cand.value[i], True
     found = np.flatnonzero(np.isfinite(value))
     refined = 1 + np.bincount(b_of, minlength=B)
-    sols = solutions(theta[found], W[found], rows, ["screen" if screened[b] else "warm" for b in found], refined[found])
+    sols = solutions(theta[found], data.take(found), rows, ["screen" if screened[b] else "warm" for b in found],
+                     refined[found])
     out: list[Solution | None] = [None] * B
     for b, sol in zip(found, sols, strict=True):
         out[b] = sol
