@@ -21,7 +21,7 @@ from scaling.forms import m4_batch as mb
 from scaling.forms import varpro_batch as vb
 from scaling.forms.batch import counts, minimise
 from scaling.forms.result import fit
-from scaling.uncertainty.bootstrap import bootstrap, resample_indices
+from scaling.uncertainty.bootstrap import BATCH, bootstrap, resample_indices
 from tests.test_bootstrap import powerlaw_grid
 
 AXES = ["n", "d"]
@@ -81,9 +81,10 @@ def test_varpro_batch_derivatives_match_differences(chance: float | None) -> Non
     rows = vb.make_rows(X, err, 0.1, chance)
     W = rng.integers(0, 3, (3, 40)).astype(float)
     theta = np.array([[0.2, 0.5, 0.3, 0.35, 0.45]] * 3) * (1 + 0.1 * rng.standard_normal((3, 5)))
-    for fn in (vb.evaluate, vb.evaluate_log):
-        eg, eh = _fd_check(lambda t, fn=fn: fn(t, W, rows), theta if fn is vb.evaluate else np.column_stack(
-            [np.log(theta[:, :3]), theta[:, 3:]]))
+    data = vb.drawn(rows, W)
+    log_theta = np.column_stack([np.log(theta[:, :3]), theta[:, 3:]])
+    for fn, at in ((vb.evaluate, theta), (vb.evaluate_log, log_theta)):
+        eg, eh = _fd_check(lambda t, fn=fn: fn(t, data, rows), at)
         # central differences at eps 1e-6: truncation ~1e-12 and rounding ~1e-16 / 1e-6 relative
         assert eg < 1e-7 and eh < 1e-6, (fn.__name__, eg, eh)
 
@@ -97,7 +98,8 @@ def test_m4_batch_derivatives_match_differences(l0: float | None) -> None:
     W = rng.integers(0, 3, (3, 40)).astype(float)
     base = [0.05] + ([] if l0 is not None else [1.2]) + [0.7, -0.5, -1.0, -0.3, -0.5]
     theta = np.array([base] * 3) * (1 + 0.05 * rng.standard_normal((3, len(base))))
-    eg, eh = _fd_check(lambda t: mb.evaluate(t, W, rows, None, rows.delta), theta)
+    data = mb.drawn(rows, W)
+    eg, eh = _fd_check(lambda t: mb.evaluate(t, data, rows, None, rows.delta), theta)
     assert eg < 1e-7 and eh < 1e-6, (eg, eh)
 
 
@@ -120,21 +122,6 @@ def test_batched_newton_finds_the_projected_minimum_of_quadratics() -> None:
     assert np.array_equal(res.theta[c != want], want[c != want])  # held at the bound exactly
     tol = 10 * np.sqrt(1e-14 * np.maximum(1.0, res.value)[:, None] / a)
     assert np.all(np.abs(res.theta - want) <= tol)
-
-
-def test_a_problem_does_not_depend_on_its_batch() -> None:
-    """The same resamples solved together and in two halves give bit-identical solutions (so worker
-    processes, which split the batch, give the intervals of one process)."""
-    df = powerlaw_grid(3)
-    X, err = df[AXES].to_numpy(), 1 - df["acc"].to_numpy()
-    sol = fit(df, "powerlaw", y="acc", axes=AXES).require_model().sol
-    idx = resample_indices(np.arange(len(df)), 30, seed=4)
-    whole = vb.solve_warm_batch(X, err, sol, idx, delta=1e-3, alpha_max=2.0)
-    halves = (vb.solve_warm_batch(X, err, sol, idx[:13], delta=1e-3, alpha_max=2.0)
-              + vb.solve_warm_batch(X, err, sol, idx[13:], delta=1e-3, alpha_max=2.0))
-    for a, b in zip(whole, halves, strict=True):
-        assert a is not None and b is not None
-        assert a.objective == b.objective and np.array_equal(a.A, b.A) and np.array_equal(a.alpha, b.alpha)
 
 
 def _compare(df: pd.DataFrame, form: str, n_boot: int, **options: object) -> None:
@@ -212,8 +199,9 @@ def test_unfittable_resamples_fail_with_the_reference_reasons() -> None:
 
 
 def test_worker_processes_give_the_batched_results_of_one() -> None:
+    """More resamples than one batch (``BATCH``): two tasks, in this process or in two workers, bit for bit."""
     df = powerlaw_grid(11)
-    kw = {"y": "acc", "axes": AXES, "n_boot": 40, "seed": 3, "group": "run_id"}
+    kw = {"y": "acc", "axes": AXES, "n_boot": BATCH + 100, "seed": 3, "group": "run_id"}
     one, two = bootstrap(df, "powerlaw", workers=1, **kw), bootstrap(df, "powerlaw", workers=2, **kw)
     for k in one.samples:
         assert np.array_equal(one.samples[k], two.samples[k], equal_nan=True), k

@@ -1,8 +1,9 @@
 """How the bootstrap refits its resamples: a resample's fit as the projections see it, the form's refitters
 on numpy arrays, and the loop that runs them (``run_resamples``), in this process or in forked workers.
 
-With a batched refitter (``Form.batch_refitter``) the resamples are refitted ``BATCH`` at a time (one task
-per worker process); without one, one at a time (``CHUNK`` per worker task) by ``Form.refitter``. Either
+With a batched refitter (``Form.batch_refitter``) the resamples are refitted ``BATCH`` at a time, a task each
+whatever the number of worker processes (so a resample is refitted in the same batch, to the last bit, by
+one process or several); without one, one at a time (``CHUNK`` per worker task) by ``Form.refitter``. Either
 way the outcomes come back in resample order, so the intervals do not depend on the number of workers.
 """
 
@@ -104,7 +105,9 @@ def as_fitlike(full: FitResult, rep: Replicate) -> ReplicateFit:
 Outcome = tuple  # ("ok", params, ceiling, path, values, events) | ("fail", reason)
 _JOB: dict[str, Any] = {}  # what forked workers inherit (closures cannot be pickled)
 CHUNK = 25  # resamples per task of a worker process (per-resample refits)
-BATCH = 2000  # at most this many resamples refitted together by a batched refitter (also per worker task)
+# Resamples refitted together by a batched refitter: one task, in this process or a worker. The tasks do not
+# depend on the number of workers, so neither does any resample's batch, nor its refit to the last bit.
+BATCH = 500
 
 
 def _reason(exc: Exception) -> str:
@@ -134,21 +137,20 @@ def _chunk(start: int, stop: int) -> list[Outcome]:
 
 def run_resamples(refit: Refit, batch: BatchRefit | None, derived: DerivedFn | None, full: FitResult,
                    idx: list[np.ndarray], workers: int, progress: Callable[[int, int], None] | None) -> list[Outcome]:
-    """Every resample's outcome, in order. With a batched refitter, ``BATCH`` resamples at a time (per worker
-    task too); otherwise one at a time in process, ``CHUNK`` per worker task."""
+    """Every resample's outcome, in order. With a batched refitter, ``BATCH`` resamples at a time (a task
+    each, in process or in a worker); otherwise one at a time in process, ``CHUNK`` per worker task."""
     n = len(idx)
     _JOB.update(refit=refit, batch=batch, derived=derived, full=full, idx=idx)
     try:
         with single_threaded_blas():  # in this process (forked workers limit their own, in _chunk)
             if batch is None:
                 return map_chunks(_chunk, n, CHUNK, workers, fork_context(workers, n, 2 * CHUNK), progress)
-            size = min(BATCH, -(-n // max(1, workers)))  # at least one task per worker
-            ctx = fork_context(workers, n, 2 * size)
+            ctx = fork_context(workers, n, BATCH + 1)  # two tasks at least
             if ctx is not None:
-                return map_chunks(_chunk, n, size, workers, ctx, progress)
+                return map_chunks(_chunk, n, BATCH, workers, ctx, progress)
             out: list[Outcome] = []
-            for start in range(0, n, size):
-                out += _chunk(start, min(start + size, n))
+            for start in range(0, n, BATCH):
+                out += _chunk(start, min(start + BATCH, n))
                 if progress is not None:
                     progress(len(out), n)
             return out
