@@ -215,3 +215,23 @@ def test_forms_without_a_batched_refitter_keep_their_own() -> None:
     assert get_form("poly1").batch_refitter(full, X, y, None) is None
     assert type(get_form("logit1")).batch_refitter is Form.batch_refitter
     assert counts([np.array([0, 0, 2])], 3).tolist() == [[2.0, 0.0, 1.0]]
+
+
+def test_a_batch_that_fails_as_a_whole_is_refitted_one_resample_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    df = powerlaw_grid(13)
+
+    def broken(X: np.ndarray, err: np.ndarray, sol: object, idx: object, **kw: object) -> list[object]:
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr("scaling.forms.powerlaw.solve_warm_batch", broken)
+    kw = {"y": "acc", "axes": AXES, "n_boot": 12, "seed": 4, "group": "run_id"}
+    a, b = bootstrap(df, "powerlaw", batched=True, **kw), bootstrap(df, "powerlaw", batched=False, **kw)
+    assert a.failures == {} and all(np.array_equal(a.samples[k], b.samples[k], equal_nan=True) for k in b.samples)
+
+
+def test_a_singular_screen_system_discards_that_resamples_screen() -> None:
+    """As ``varpro.screen`` does on its LinAlgError: every row of that resample is no candidate."""
+    G = np.tile(np.eye(2), (3, 4, 1, 1))
+    G[1, 2] = 0.0
+    x, singular = vb._solve(G, np.ones((3, 4, 2)))
+    assert singular.tolist() == [False, True, False] and np.allclose(x[[0, 2]], 1.0)

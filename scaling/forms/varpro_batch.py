@@ -243,6 +243,7 @@ def _screen(rows: Rows, data: Drawn, alphas: np.ndarray, irls: int) -> tuple[np.
     eye = 1e-12 * np.eye(k + 1)
     r = np.zeros((B, C, n))
     blocks = np.zeros((B, C, k, k + 2))
+    failed = np.zeros(B, dtype=bool)
     for it in range(irls + 2):
         if it != 1:  # the first two solves share the weights W (the second only drops E where it was < 0)
             blocks = np.matmul(Fw * u[:, :, None, :], right)  # (B, C, k, k + 2)
@@ -251,7 +252,8 @@ def _screen(rows: Rows, data: Drawn, alphas: np.ndarray, irls: int) -> tuple[np.
         G[..., 0, 0] = np.where(use_e, np.matmul(u, (inv_e**2)[:, :, None])[..., 0], 1.0)
         rhs[..., 0] = np.where(use_e, np.matmul(u, inv_e[:, :, None])[..., 0], 0.0)
         rhs[..., 1:] = blocks[..., k + 1]
-        coef = np.linalg.solve(G + eye, rhs[..., None])[..., 0]
+        coef, singular = _solve(G + eye, rhs)
+        failed |= singular
         if it == 0:
             use_e = coef[..., 0] >= 0
             continue
@@ -270,10 +272,25 @@ def _screen(rows: Rows, data: Drawn, alphas: np.ndarray, irls: int) -> tuple[np.
             u = a
     with np.errstate(all="ignore"):
         v = np.sum(W[:, None, :] * huber(r, rows.delta), axis=2)
-    ok = np.all(coef >= 0, axis=2) & np.isfinite(v)
+    ok = np.all(coef >= 0, axis=2) & np.isfinite(v) & ~failed[:, None]
     if rows.chance is not None:
         ok &= coef[..., 0] < rows.chance
     return coef, np.where(ok, v, np.inf)
+
+
+def _solve(G: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (B, C) systems G x = rhs, and which resamples had a singular one: ``varpro.screen`` then
+    discards every row of that resample's screen."""
+    try:
+        return np.linalg.solve(G, rhs[..., None])[..., 0], np.zeros(len(G), dtype=bool)
+    except np.linalg.LinAlgError:
+        out, singular = np.zeros(rhs.shape), np.zeros(len(G), dtype=bool)
+        for b in range(len(G)):
+            try:
+                out[b] = np.linalg.solve(G[b], rhs[b][..., None])[..., 0]
+            except np.linalg.LinAlgError:
+                singular[b] = True
+        return out, singular
 
 
 def _local_minima(values: np.ndarray, axes: Sequence[int]) -> np.ndarray:

@@ -128,9 +128,13 @@ def _derive(derived: DerivedFn | None, full: FitResult, rep: Replicate | Excepti
 def _chunk(start: int, stop: int) -> list[Outcome]:
     job = _JOB
     with single_threaded_blas():
+        reps: list[Replicate | Exception] | None = None
         if job["batch"] is not None:
-            reps = job["batch"]([job["idx"][b] for b in range(start, stop)])
-        else:
+            try:
+                reps = job["batch"]([job["idx"][b] for b in range(start, stop)])
+            except REFIT_ERRORS:  # a batch that fails as a whole: its resamples one at a time
+                reps = None
+        if reps is None:
             reps = [attempt(job["refit"], job["idx"][b]) for b in range(start, stop)]
         return [_derive(job["derived"], job["full"], rep) for rep in reps]
 
