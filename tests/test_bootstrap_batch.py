@@ -213,7 +213,7 @@ def test_forms_without_a_batched_refitter_keep_their_own() -> None:
     full = fit(df, "poly1", y="acc", axes=AXES)
     X, y = df[AXES].to_numpy(), df["acc"].to_numpy()
     assert get_form("poly1").batch_refitter(full, X, y, None) is None
-    assert type(get_form("logit1")).batch_refitter is Form.batch_refitter
+    assert type(get_form("logit1")).batch_refitter is Form.batch_refitter  # closed-form refits: none needed
     assert counts([np.array([0, 0, 2])], 3).tolist() == [[2.0, 0.0, 1.0]]
 
 
@@ -235,3 +235,20 @@ def test_a_singular_screen_system_discards_that_resamples_screen() -> None:
     G[1, 2] = 0.0
     x, singular = vb._solve(G, np.ones((3, 4, 2)))
     assert singular.tolist() == [False, True, False] and np.allclose(x[[0, 2]], 1.0)
+
+
+def test_bnsl_without_breaks_batched_equals_per_resample() -> None:
+    """err = 0.1 + 2 x^-0.3 on 12 levels of one axis, 3 runs each: bnsl selects no break, and its batched
+    refits (``bnsl_core.solve_warm_batch``) give the per-resample refits' parameters and percentiles."""
+    x = np.repeat(np.geomspace(1.0, 1e4, 12), 3)
+    rng = np.random.default_rng(14)
+    df = pd.DataFrame({"x": x, "run_id": [f"r{i}" for i in range(len(x))],
+                       "loss": (0.1 + 2.0 * x**-0.3) * np.exp(0.01 * rng.standard_normal(len(x)))})
+    full = fit(df, "bnsl", y="loss", axes=["x"], kind="loss")
+    assert full.params.keys() == {"a", "b", "c0"}
+    kw = {"y": "loss", "axes": ["x"], "kind": "loss", "n_boot": 30, "seed": 6, "full": full, "group": "run_id"}
+    batched, ref = bootstrap(df, "bnsl", batched=True, **kw), bootstrap(df, "bnsl", batched=False, **kw)
+    for name in full.params:
+        assert np.allclose(batched.samples[name], ref.samples[name], rtol=SOLVER, atol=1e-9), name
+        for level, (lo, hi) in ref.params[name].intervals.items():
+            assert batched.params[name].intervals[level] == pytest.approx((lo, hi), rel=SOLVER, abs=1e-9)

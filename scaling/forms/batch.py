@@ -65,12 +65,14 @@ def projected_gradient(theta: np.ndarray, g: np.ndarray, lo: np.ndarray,
 
 
 def damped_step(H: np.ndarray, g: np.ndarray, free: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """-(H + lam D)^-1 g in the free variables (Marquardt: D the diagonal of |H|), 0 for fixed ones. An
-    indefinite H can give a poor step; the caller refuses it and raises lam until H + lam D is positive."""
+    """-(H + lam D)^-1 g in the free variables, 0 for fixed ones. D is Marquardt's diagonal of |H|, raised to
+    |g| where that is larger: where the loss is locally linear (every residual outside Huber's band) H has
+    no curvature to scale a step, and each variable then moves by about 1 / lam, a trust region that lam
+    sets. An indefinite H can give a poor step; the caller refuses it and raises lam until it pays."""
     P = g.shape[1]
     ii = np.arange(P)
     diag = np.abs(H[:, ii, ii])
-    d = np.maximum(diag, np.maximum(1e-12 * diag.max(axis=1, keepdims=True), 1e-300))
+    d = np.maximum(np.maximum(diag, np.abs(g)), np.maximum(1e-12 * diag.max(axis=1, keepdims=True), 1e-300))
     M = np.where(free[:, :, None] & free[:, None, :], H, 0.0)
     M[:, ii, ii] = np.where(free, M[:, ii, ii] + lam[:, None] * d, 1.0)
     rhs = np.where(free, g, 0.0)[..., None]
