@@ -109,10 +109,10 @@ def agreement(grid: pd.DataFrame, n_ref: int) -> None:
         full = fit(grid, form, y="value", axes=axes, **options)
         kw = {"y": "value", "axes": axes, "n_boot": n_ref, "seed": 1, "full": full, **options}
         a, b = bootstrap(grid, form, batched=True, **kw), bootstrap(grid, form, batched=False, **kw)
-        rel = {k: np.abs(a.samples[k] - b.samples[k]) / np.maximum(np.abs(b.samples[k]), 1e-12) for k in full.params}
+        rel = {k: np.abs(a.samples[k] - b.samples[k]) / np.maximum(np.abs(b.samples[k]), 1e-12) for k in full.params.index}
         worst = max(rel, key=lambda k: float(np.max(rel[k])))
         differing = int(np.sum(np.max(np.vstack(list(rel.values())), axis=0) > 1e-4))
-        pct = max(abs(x - y) / max(abs(y), 1e-12) for k in full.params for lvl in a.levels
+        pct = max(abs(x - y) / max(abs(y), 1e-12) for k in full.params.index for lvl in a.levels
                   for x, y in zip(a.params[k].intervals[lvl], b.params[k].intervals[lvl], strict=True))
         print(f"{form:<16} resamples differing by more than 1e-4 in any parameter: {differing}/{n_ref}; largest "
               f"({worst}) {float(np.max(rel[worst])):.1e}; percentiles: largest relative difference {pct:.1e}; "

@@ -131,7 +131,7 @@ def _compare(df: pd.DataFrame, form: str, n_boot: int, **options: object) -> Non
     batched = bootstrap(df, form, batched=True, **kw, **options)  # type: ignore[arg-type]
     ref = bootstrap(df, form, batched=False, **kw, **options)  # type: ignore[arg-type]
     assert batched.failures == ref.failures and batched.n_ok == ref.n_ok
-    for name in full.params:  # resample by resample (the samples keep the resample order)
+    for name in full.params.index:  # resample by resample (the samples keep the resample order)
         want, got = ref.samples[name], batched.samples[name]
         assert np.allclose(got, want, rtol=SOLVER, atol=1e-9), (form, name, np.max(np.abs(got - want) / np.abs(want)))
     for name, summary in ref.params.items():
@@ -245,10 +245,10 @@ def test_bnsl_without_breaks_batched_equals_per_resample() -> None:
     df = pd.DataFrame({"x": x, "run_id": [f"r{i}" for i in range(len(x))],
                        "loss": (0.1 + 2.0 * x**-0.3) * np.exp(0.01 * rng.standard_normal(len(x)))})
     full = fit(df, "bnsl", y="loss", axes=["x"], kind="loss")
-    assert full.params.keys() == {"a", "b", "c0"}
+    assert set(full.params.index) == {"a", "b", "c0"}
     kw = {"y": "loss", "axes": ["x"], "kind": "loss", "n_boot": 30, "seed": 6, "full": full, "group": "run_id"}
     batched, ref = bootstrap(df, "bnsl", batched=True, **kw), bootstrap(df, "bnsl", batched=False, **kw)
-    for name in full.params:
+    for name in full.params.index:
         assert np.allclose(batched.samples[name], ref.samples[name], rtol=SOLVER, atol=1e-9), name
         for level, (lo, hi) in ref.params[name].intervals.items():
             assert batched.params[name].intervals[level] == pytest.approx((lo, hi), rel=SOLVER, abs=1e-9)
