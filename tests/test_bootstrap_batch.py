@@ -252,3 +252,20 @@ def test_bnsl_without_breaks_batched_equals_per_resample() -> None:
         assert np.allclose(batched.samples[name], ref.samples[name], rtol=SOLVER, atol=1e-9), name
         for level, (lo, hi) in ref.params[name].intervals.items():
             assert batched.params[name].intervals[level] == pytest.approx((lo, hi), rel=SOLVER, abs=1e-9)
+
+
+@pytest.mark.parametrize("form", ["powerlaw", "powerlaw_chance", "saturating", "m4", "bnsl"])
+def test_forms_with_a_batched_refitter_keep_their_predictor(form: str) -> None:
+    """A form's predictor (``Form.predictor``, from main) at its fit's own parameters gives the fit's
+    predictions: the batched refitter and the predictor live side by side on the form's class."""
+    if form == "bnsl":
+        x = np.repeat(np.geomspace(1.0, 1e4, 12), 3)
+        df = pd.DataFrame({"x": x, "loss": 0.1 + 2.0 * x**-0.3})
+        full, X = fit(df, form, y="loss", axes=["x"], kind="loss"), df[["x"]].to_numpy()
+    else:
+        df = m4_grid(3) if form == "m4" else chance_grid(3) if form == "powerlaw_chance" else powerlaw_grid(3)
+        options = {"chance": 0.9} if form == "powerlaw_chance" else {}
+        full, X = fit(df, form, y="acc", axes=AXES, **options), df[AXES].to_numpy()  # type: ignore[arg-type]
+    predict = get_form(form).predictor(full, full.params.to_dict())
+    assert predict is not None
+    np.testing.assert_allclose(predict(X), full.predict(df), rtol=1e-12)

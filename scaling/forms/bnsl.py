@@ -360,6 +360,18 @@ class BnslForm(Form):
 
         return refit_all
 
+    def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The law at other values of a, b, c0 and each break's c, d, f (as many breaks as ``params`` has)."""
+        n = sum(1 for k in params if k.startswith("d"))
+
+        def arr(p: str) -> np.ndarray:
+            return np.array([params[f"{p}{i}"] for i in range(1, n + 1)], dtype=float)
+
+        sol = core.Solution(float(params["a"]), float(params["b"]), np.concatenate([[params["c0"]], arr("c")]),
+                            arr("d"), arr("f"), math.nan, True, "")
+        d = direction(fit.kind)
+        return lambda M: d.from_error(core.predict_error(sol, np.asarray(M, dtype=float)[:, 0]))
+
 
 @dataclass(frozen=True)
 class _BnslJob:
@@ -391,19 +403,6 @@ class _BnslJob:
             return d.from_error(core.predict_error(sol, np.asarray(M, dtype=float)[:, 0]))
 
         return Replicate(_params(sol), float(d.from_error(core.limit(sol))), predict, str(sol.info.get("path", "warm")))
-
-
-    def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
-        """The law at other values of a, b, c0 and each break's c, d, f (as many breaks as ``params`` has)."""
-        n = sum(1 for k in params if k.startswith("d"))
-
-        def arr(p: str) -> np.ndarray:
-            return np.array([params[f"{p}{i}"] for i in range(1, n + 1)], dtype=float)
-
-        sol = core.Solution(float(params["a"]), float(params["b"]), np.concatenate([[params["c0"]], arr("c")]),
-                            arr("d"), arr("f"), math.nan, True, "")
-        d = direction(fit.kind)
-        return lambda M: d.from_error(core.predict_error(sol, np.asarray(M, dtype=float)[:, 0]))
 
 
 FORMS: list[Form] = [BnslForm()]
