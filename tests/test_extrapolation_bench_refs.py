@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,8 +75,10 @@ def test_the_harness_runs_on_one_small_curve(tmp_path: Path) -> None:
                            "opt/30b$", "--n-boot", "5", "--workers", "1", "--no-forms", "--csv", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "1 curves" in proc.stdout and "ensemble: skipped" in proc.stdout
-    assert out.read_text().count("\n") == 5  # header + paper, recommended, ensemble, ensemble_calibrated
+    assert "1 curves" in proc.stdout and "ensemble median" in proc.stdout
+    rows = pd.read_csv(out)  # paper, recommended, ensemble, ensemble_calibrated
+    assert list(rows["method"]) == ["paper", "recommended", "ensemble", "ensemble_calibrated"]
+    assert rows["rmse_log"].notna().all() and (rows["rmse_log"] < 0.1).all()
     bad = subprocess.run([sys.executable, "bench/bench_extrapolation.py", "--sources", "nosuch"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown source" in bad.stderr and "Traceback" not in bad.stderr
@@ -87,13 +90,13 @@ def test_an_ensemble_wired_to_the_hook_is_scored(monkeypatch: pytest.MonkeyPatch
     curve = next(c for c in bench.load(("choshen2025",)) if c.id.endswith("/30b"))
     y_tail = curve.tail["y"].to_numpy()
 
-    def fake(fit: object, x_new: np.ndarray, *, y: str, x: str, kind: str, level: float, calibrated: bool,
-             n_boot: int, seed: int) -> object:
+    def fake(fit: object, x_new: np.ndarray, *, y: str, x: str, kind: str, level: float, n_boot: int,
+             seed: int) -> tuple[object, object]:
         assert np.array_equal(x_new, curve.tail["x"].to_numpy()) and kind == "loss" and level == 0.9
-        # off by exactly 0.1 in log y (0.2 when calibrated); the band covers all tail points but the last
-        pred = y_tail * math.exp(0.2 if calibrated else 0.1)
+        # off by exactly 0.1 in log y (0.2 the calibrated band); the band covers all tail points but the last
         upper = np.where(np.arange(len(y_tail)) == len(y_tail) - 1, 0.9, 2.0) * y_tail
-        return bench.Band(pred, 0.5 * y_tail, upper, 0.5 * y_tail, upper, n_boot)
+        return tuple(bench.Band(y_tail * math.exp(d), 0.5 * y_tail, upper, 0.5 * y_tail, upper, n_boot)
+                     for d in (0.1, 0.2))
 
     monkeypatch.setattr(bench, "ensemble_predict", fake)
     rows = {r["method"]: r for r in bench.run_curve(curve, bench.Options(n_boot=5, forms=False))}

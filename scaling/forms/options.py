@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from scaling.core.direction import direction
-from scaling.errors import ScalingError
+from scaling.errors import FitError, ScalingError
 from scaling.forms import Form, get_form, list_forms, use_form
 
 
@@ -21,7 +21,7 @@ def form_options(form: str, *, metric: str | None, kind: str, chance: float | No
         raise ScalingError(f"form {form!r} models a fraction (an accuracy or an error rate, kind 'accuracy' or "
                            f"'error'); a {kind} is not one, whatever its values")
     if info.kind is not None and kind != info.kind:
-        raise ScalingError(f"form {form!r} is a law of a {info.kind}: fit it with kind={info.kind!r}")
+        raise FitError(f"form {form!r} is a law of a {info.kind}: fit it with kind={info.kind!r}")
     options: dict[str, Any] = {}
     if huber_delta is not None and "huber_delta" in info.option_names:
         options["huber_delta"] = huber_delta

@@ -68,6 +68,8 @@ class ProjectOptions(FitOptions, total=False):
     bounds: Mapping[str, tuple[float, float]] | None
     frontier_rows: int
     budget: float | None
+    budget_column: str | None  # the IsoFLOP budgets of the allocations' consistency check
+    budget_tol: float
     n_boot: int
     seed: int
     levels: Sequence[float] | None
@@ -220,10 +222,11 @@ def keyword_questions(target: float | None, options: Mapping[str, Any]) -> list[
     given: dict[str, Question] = {"scale": Scale(options.get("exponents")), "solve": Solve(options.get("axis")),
                                   "at": At(options.get("at"))}
     asked = [given[q.key] for q in asked]
+    iso = {k: options[k] for k in ("budget_column", "budget_tol") if options.get(k) is not None}
     if options.get("optimal"):
-        asked.append(Cheapest(options.get("bounds"), options.get("frontier_rows", 9)))
+        asked.append(Cheapest(options.get("bounds"), options.get("frontier_rows", 9), **iso))
     if budget is not None:
-        asked.append(AtBudget(float(budget), options.get("bounds")))
+        asked.append(AtBudget(float(budget), options.get("bounds"), **iso))
     return asked
 
 
