@@ -20,9 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from scaling.errors import FitError
-from scaling.forms.base import Form, Refit, Replicate, check_resample
+from scaling.forms.base import BatchRefit, Form, Refit, Replicate, check_resample
 
 __all__ = [
+    "BatchRefit",
     "DuplicateFormError",
     "Form",
     "Refit",

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scaling.core.direction import direction
-from scaling.errors import FitError
+from scaling.errors import FitError, ScalingError
 
 if TYPE_CHECKING:
     from scaling.compute.allocations import Allocation, ProportionalLike
@@ -44,6 +44,21 @@ class Replicate:
 
 
 Refit = Callable[[np.ndarray], Replicate]  # row indices of a resample -> its refit (FitError if impossible)
+# Row indices of many resamples -> each one's refit, or the error that made it impossible (a ScalingError, or
+# the numerical error its per-resample refit raised), in order.
+BatchRefit = Callable[[Sequence[np.ndarray]], list[Replicate | Exception]]
+
+
+# What a refit may raise when a resample cannot be fitted: counted by the bootstrap as a failure, with its reason.
+REFIT_ERRORS: tuple[type[Exception], ...] = (ScalingError, np.linalg.LinAlgError, ValueError, FloatingPointError)
+
+
+def attempt(refit: Refit, idx: np.ndarray) -> Replicate | Exception:
+    """``refit(idx)``, or the error that made the resample impossible (``REFIT_ERRORS``) as a value."""
+    try:
+        return refit(idx)
+    except REFIT_ERRORS as exc:
+        return exc
 
 
 def check_resample(
@@ -56,6 +71,15 @@ def check_resample(
             raise FitError(f"fewer than {min_distinct} distinct values of {a!r}")
     if len(X) <= n_params + 1:
         raise FitError(f"too few rows for the form's {what}")
+
+
+def unfittable(X: np.ndarray, axes: Sequence[str], *, min_distinct: int, n_params: int) -> FitError | None:
+    """The FitError ``check_resample`` raises for these rows, or None when they can support a fit."""
+    try:
+        check_resample(X, axes, min_distinct=min_distinct, n_params=n_params)
+    except FitError as exc:
+        return exc
+    return None
 
 
 class Form(ABC):
@@ -118,6 +142,20 @@ class Form(ABC):
             return Replicate(dict(r.params), r.ceiling, r.require_model().predict, "full")
 
         return refit
+
+    def batch_refitter(
+        self,
+        full: FitResult,
+        X: np.ndarray,
+        y: np.ndarray,
+        w: np.ndarray | None,
+        *,
+        options: Mapping[str, Any] | None = None,
+    ) -> BatchRefit | None:
+        """Optional: a function that refits many resamples at once (``BatchRefit``), giving what ``refitter``
+        gives on each, to the solver's tolerance. None (this default): the bootstrap calls ``refitter`` on
+        every resample, which stays the reference that a batched path is tested against."""
+        return None
 
     def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
         """Predictions (y scale, on axis matrices) of ``fit``'s form and options at other values of its

@@ -42,7 +42,7 @@ from scaling.core.direction import direction
 from scaling.defaults import HUBER_DELTA, SLOPE_MAX
 from scaling.errors import FitError
 from scaling.forms import bnsl_core as core
-from scaling.forms.base import Form, Refit, Replicate, check_resample
+from scaling.forms.base import BatchRefit, Form, Refit, Replicate, attempt, check_resample, unfittable
 from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms.varpro import BOUND_TOL
 
@@ -326,28 +326,39 @@ class BnslForm(Form):
                  options: Mapping[str, Any] | None = None) -> Refit:
         """``bnsl_core.solve_warm`` from the full fit with its number of breaks (no new selection: that
         would multiply the cost by ~10; the number of breaks is held fixed across resamples)."""
-        model = full.require_model()
-        if not isinstance(model, BnslModel):
-            raise FitError(f"fit of form {full.form!r} carries no bnsl model to refit")
-        sol0, d = model.sol, direction(full.kind)
-        err = d.error(y)
-        opts = full.options
-        kw: dict[str, Any] = {"delta": float(opts.get("huber_delta", HUBER_DELTA)),
-                              "slope_max": float(opts.get("alpha_max", SLOPE_MAX)), "seed": int(opts.get("seed", 0))}
-        k = core.n_params(sol0.n_breaks)
+        job = _BnslJob.of(full, y)
 
         def refit(idx: np.ndarray) -> Replicate:
-            check_resample(X[idx], full.axes, min_distinct=k, n_params=k)
-            sol = core.solve_warm(X[idx, 0], err[idx], sol0, weights=None if w is None else w[idx], **kw)
-
-            def predict(M: np.ndarray) -> np.ndarray:
-                return d.from_error(core.predict_error(sol, np.asarray(M, dtype=float)[:, 0]))
-
-            limit = float(d.from_error(core.limit(sol)))
-            return Replicate(_params(sol), limit, predict, str(sol.info.get("path", "warm")))
+            check_resample(X[idx], full.axes, min_distinct=job.k, n_params=job.k)
+            return job.replicate(core.solve_warm(X[idx, 0], job.err[idx], job.sol0,
+                                                 weights=None if w is None else w[idx], **job.kw))
 
         return refit
 
+    def batch_refitter(self, full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, *,
+                       options: Mapping[str, Any] | None = None) -> BatchRefit | None:
+        """For a fit without breaks (what every axis of the shipped grid selects): ``bnsl_core.solve_warm_batch``,
+        many resamples at once; a resample that does not converge goes to ``refitter``. With breaks, None
+        (their break-grid screen is refitted per resample)."""
+        job = _BnslJob.of(full, y)
+        if job.sol0.n_breaks:
+            return None
+        one = self.refitter(full, X, y, w, options=options)
+        kw = {k: job.kw[k] for k in ("delta", "slope_max")}
+
+        def refit_all(idx: Sequence[np.ndarray]) -> list[Replicate | Exception]:
+            unfit = [unfittable(X[rows], full.axes, min_distinct=job.k, n_params=job.k) for rows in idx]
+            good = [b for b, e in enumerate(unfit) if e is None]
+            solved = core.solve_warm_batch(X[:, 0], job.err, job.sol0, [idx[b] for b in good], weights=w,
+                                           **kw) if good else []
+            sols = dict(zip(good, solved, strict=True))
+            out: list[Replicate | Exception] = []
+            for b, e in enumerate(unfit):
+                sol = sols.get(b)
+                out.append(e if e is not None else job.replicate(sol) if sol is not None else attempt(one, idx[b]))
+            return out
+
+        return refit_all
 
     def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
         """The law at other values of a, b, c0 and each break's c, d, f (as many breaks as ``params`` has)."""
@@ -360,6 +371,38 @@ class BnslForm(Form):
                             arr("d"), arr("f"), math.nan, True, "")
         d = direction(fit.kind)
         return lambda M: d.from_error(core.predict_error(sol, np.asarray(M, dtype=float)[:, 0]))
+
+
+@dataclass(frozen=True)
+class _BnslJob:
+    """What every refit of resamples of ``full``'s rows shares: the full solution, the errors, the options."""
+
+    sol0: core.Solution
+    err: np.ndarray
+    kw: dict[str, Any]
+    kind: str
+
+    @classmethod
+    def of(cls, full: FitResult, y: np.ndarray) -> _BnslJob:
+        model = full.require_model()
+        if not isinstance(model, BnslModel):
+            raise FitError(f"fit of form {full.form!r} carries no bnsl model to refit")
+        opts = full.options
+        kw: dict[str, Any] = {"delta": float(opts.get("huber_delta", HUBER_DELTA)),
+                              "slope_max": float(opts.get("alpha_max", SLOPE_MAX)), "seed": int(opts.get("seed", 0))}
+        return cls(model.sol, direction(full.kind).error(y), kw, full.kind)
+
+    @property
+    def k(self) -> int:
+        return core.n_params(self.sol0.n_breaks)
+
+    def replicate(self, sol: core.Solution) -> Replicate:
+        d = direction(self.kind)
+
+        def predict(M: np.ndarray) -> np.ndarray:
+            return d.from_error(core.predict_error(sol, np.asarray(M, dtype=float)[:, 0]))
+
+        return Replicate(_params(sol), float(d.from_error(core.limit(sol))), predict, str(sol.info.get("path", "warm")))
 
 
 FORMS: list[Form] = [BnslForm()]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +36,8 @@ from scipy.optimize import minimize, nnls
 from scaling.core.threads import single_threaded_blas
 from scaling.defaults import HUBER_DELTA, SLOPE_MAX
 from scaling.errors import FitError
+from scaling.forms import varpro_batch as vb
+from scaling.forms.batch import counts, minimise
 from scaling.forms.varpro import BOUND_TOL, LOG_FLOOR, ZERO_REL, Refined, huber, log_huber
 
 LOG_B = 60.0  # |ln b| bound (normalised units): keeps exp() finite
@@ -361,3 +364,45 @@ def solve_warm(x: np.ndarray, err: np.ndarray, init: Solution, *, weights: np.nd
     path = "screen" if any(best is r for r in runs[n_warm:]) else "warm"
     return _finish(best, prob, n, f"warm start ({path}) converged", {"path": path, "refined": len(runs)})
 
+
+
+# -- many resamples at once (no breaks) -------------------------------------------------------------
+
+
+def solve_warm_batch(x: np.ndarray, err: np.ndarray, init: Solution, idx: Sequence[np.ndarray], *,
+                     weights: np.ndarray | None = None, delta: float = HUBER_DELTA,
+                     slope_max: float = SLOPE_MAX) -> list[Solution | None]:
+    """``solve_warm`` of a law without breaks (err = a + b x^-c0) on every resample ``idx[b]`` at once;
+    None where it did not converge (the caller runs the reference there, whose fallback is the cold fit).
+
+    Without breaks ``solve_warm`` refines from ``init`` and screens nothing; in theta = (ln a, ln b, c0)
+    this is ``varpro_batch``'s additive law of one axis, minimised by its batched Newton method with this
+    law's bounds: ln a up to 1 above the largest ln err drawn, as ``bounds`` sets it on the rows drawn,
+    c0 in [0, slope_max] and |ln b| <= LOG_B (never reached: it keeps exp finite), the last in the full
+    data's normalisation rather than the resample's."""
+    if init.n_breaks:
+        raise ValueError("solve_warm_batch refits a law without breaks")
+    rows = vb.make_rows(np.asarray(x, dtype=float)[:, None], err, delta, None)
+    W = counts(idx, len(err)) * (1.0 if weights is None else np.asarray(weights, dtype=float))
+    data = vb.drawn(rows, W)
+    top_a = np.max(np.where(W > 0, rows.y, -np.inf), axis=1) + 1.0  # ln(err / se) + 1 over the rows drawn
+    lo = np.tile([LOG_FLOOR, -LOG_B, 0.0], (len(idx), 1))
+    hi = np.column_stack([top_a, np.full(len(idx), LOG_B), np.full(len(idx), slope_max)])
+    se, mu = math.exp(rows.log_se), float(rows.log_sx[0])
+    theta0 = [math.log(max(init.a / se, math.exp(LOG_FLOOR))), math.log(init.b / se) - init.c[0] * mu, init.c[0]]
+    res = minimise(lambda t, which: vb.evaluate_log(t, data.take(which), rows), np.tile(theta0, (len(idx), 1)),
+                   lo, hi)
+    out: list[Solution | None] = []
+    for b in range(len(idx)):
+        if not res.ok[b]:
+            out.append(None)
+            continue
+        la, lb, c0 = res.theta[b]
+        drawn_lx = data.lx[b, 0][data.W[b] > 0]
+        a = math.exp(la)
+        if a / float(np.min(a + np.exp(lb - c0 * drawn_lx))) < ZERO_REL:
+            a = 0.0  # as ``_finish``: invisible at delta 1e-3
+        out.append(Solution(a=a * se, b=se * math.exp(lb + c0 * mu), c=np.array([c0]), d=np.empty(0), f=np.empty(0),
+                            objective=float(res.value[b] * delta), converged=True,
+                            message="warm start (warm) converged", info={"path": "warm", "refined": 1}))
+    return out

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy.special import expit, logit
 
 from scaling.compute.allocations import answer, log_box, unreachable
@@ -155,11 +154,13 @@ def fit_polynomial(data: FitData, *, form: str, degree: int, link: str, **option
     cond = float(np.linalg.cond(scaled))
     if cond > COND_NOTE:
         notes.append(f"design is near-collinear (condition number {cond:.3g}); coefficients are unstable")
+    from statsmodels.regression.linear_model import OLS, WLS  # lazy: ~1 s to import; only linear fits need it
+
     if data.weights is None:
-        results = sm.OLS(z, exog).fit()
+        results = OLS(z, exog).fit()
         solver = "OLS"
     else:
-        results = sm.WLS(z, exog, weights=data.weights).fit()
+        results = WLS(z, exog, weights=data.weights).fit()
         solver = "WLS"
         notes.append("prediction bands use the unit-weight residual variance (statsmodels #8781)")
     kept = [names[j] for j in keep]

@@ -28,10 +28,10 @@ import pandas as pd
 from scaling.core.direction import direction
 from scaling.defaults import HUBER_DELTA, N_CLASSES, SLOPE_MAX
 from scaling.errors import FitError
-from scaling.forms import get_form
+from scaling.forms import get_form, m4_batch
 from scaling.forms import m4_core as core
 from scaling.forms import prediction as _pred
-from scaling.forms.base import Form, Refit, Replicate, check_resample
+from scaling.forms.base import BatchRefit, Form, Refit, Replicate, attempt, check_resample, unfittable
 from scaling.forms.m4_core import MARGIN, M4Solution, limit_error, predict_error, solve_level, terms
 from scaling.forms.powerlaw import PowerLawForm
 from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
@@ -213,6 +213,39 @@ def m4_min_distinct(k: int, l0_fixed: bool) -> int:
     return (4 if l0_fixed else 5) if k == 1 else 3
 
 
+@dataclass(frozen=True)
+class _M4Job:
+    """What every refit of resamples of ``full``'s rows shares: the full solution, the errors, the options."""
+
+    sol0: M4Solution
+    err: np.ndarray
+    kw: dict[str, Any]
+    axes: tuple[str, ...]
+    kind: str
+    n_params: int
+    min_distinct: int
+
+    @classmethod
+    def of(cls, full: FitResult, X: np.ndarray, y: np.ndarray) -> _M4Job:
+        model = full.require_model()
+        if not isinstance(model, M4Model):
+            raise FitError(f"fit of form {full.form!r} carries no m4 model to refit")
+        err = direction(full.kind).error(y)
+        r = _resolve({k: v for k, v in full.options.items() if k in M4_OPTIONS}, err, full.kind)
+        k = len(full.axes)
+        return cls(model.sol, err, _solve_kw(r), full.axes, full.kind, 2 + 2 * k + (r.l0 is None),
+                   m4_min_distinct(k, r.l0 is not None))
+
+    def replicate(self, sol: M4Solution) -> Replicate:
+        d = direction(self.kind)
+
+        def predict(M: np.ndarray) -> np.ndarray:
+            return d.from_error(predict_error(sol, M))
+
+        return Replicate(_m4_params(sol, self.axes), float(d.from_error(limit_error(sol))), predict,
+                         str(sol.info.get("path", "warm")))
+
+
 class M4Form(Form):
     name = "m4"
     description = "(L - L_inf)/(L0 - L)^alpha = sum_k beta_k x_k^c_k; L from chance L0 down to L_inf"
@@ -257,28 +290,40 @@ class M4Form(Form):
                  options: Mapping[str, Any] | None = None) -> Refit:
         """Warm start from the full fit's solution on every resample (one trust-region run); the full
         multi-start fit when that does not converge. L0 stays fixed when the full fit held it fixed."""
-        model = full.require_model()
-        if not isinstance(model, M4Model):
-            raise FitError(f"fit of form {full.form!r} carries no m4 model to refit")
-        d = direction(full.kind)
-        err = d.error(y)
-        r = _resolve({k: v for k, v in full.options.items() if k in M4_OPTIONS}, err, full.kind)
-        kw = _solve_kw(r)
-        axes = full.axes
-        n_params = 2 + 2 * len(axes) + (r.l0 is None)
-        min_distinct = m4_min_distinct(len(axes), r.l0 is not None)
+        job = _M4Job.of(full, X, y)
 
         def refit(idx: np.ndarray) -> Replicate:
-            check_resample(X[idx], axes, min_distinct=min_distinct, n_params=n_params)
-            sol = core.solve_m4_warm(X[idx], err[idx], model.sol, weights=None if w is None else w[idx], **kw)
-
-            def predict(M: np.ndarray) -> np.ndarray:
-                return d.from_error(predict_error(sol, M))
-
-            return Replicate(_m4_params(sol, axes), float(d.from_error(limit_error(sol))), predict,
-                             str(sol.info.get("path", "warm")))
+            check_resample(X[idx], job.axes, min_distinct=job.min_distinct, n_params=job.n_params)
+            return job.replicate(core.solve_m4_warm(X[idx], job.err[idx], job.sol0,
+                                                    weights=None if w is None else w[idx], **job.kw))
 
         return refit
+
+    def batch_refitter(self, full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, *,
+                       options: Mapping[str, Any] | None = None) -> BatchRefit | None:
+        """``scaling.forms.m4_batch``: the same two-stage warm start on many resamples at once; a resample
+        that does not converge goes to ``refitter`` (and its cold fit). None for the implicit objective or
+        an infinite Huber delta (refitted per resample)."""
+        job = _M4Job.of(full, X, y)
+        if job.kw["implicit"] or not math.isfinite(job.kw["delta"]):
+            return None
+        one = self.refitter(full, X, y, w, options=options)
+        kw = {k: v for k, v in job.kw.items() if k != "implicit"}
+
+        def refit_all(idx: Sequence[np.ndarray]) -> list[Replicate | Exception]:
+            unfit = [unfittable(X[rows], job.axes, min_distinct=job.min_distinct, n_params=job.n_params)
+                     for rows in idx]
+            good = [b for b, e in enumerate(unfit) if e is None]
+            solved = m4_batch.solve_m4_warm_batch(X, job.err, job.sol0, [idx[b] for b in good], weights=w,
+                                                  **kw) if good else []
+            sols = dict(zip(good, solved, strict=True))
+            out: list[Replicate | Exception] = []
+            for b, e in enumerate(unfit):
+                sol = sols.get(b)
+                out.append(e if e is not None else job.replicate(sol) if sol is not None else attempt(one, idx[b]))
+            return out
+
+        return refit_all
 
     def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
         """The law at other values of L_inf, L0, alpha, beta_k and c_k."""
@@ -414,6 +459,20 @@ class SaturatingForm(Form):
             return dataclasses.replace(rep, params=_sat_params(rep.params))
 
         return refit
+
+    def batch_refitter(self, full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, *,
+                       options: Mapping[str, Any] | None = None) -> BatchRefit | None:
+        """``powerlaw``'s batched refitter (``scaling.forms.varpro_batch``), reporting M2's names."""
+        opts = {("alpha_max" if k == "c_max" else k): v for k, v in full.options.items()}
+        inner = self._inner.batch_refitter(dataclasses.replace(full, options=opts), X, y, w, options=options)
+        if inner is None:
+            return None
+
+        def refit_all(idx: Sequence[np.ndarray]) -> list[Replicate | Exception]:
+            return [dataclasses.replace(r, params=_sat_params(r.params)) if isinstance(r, Replicate) else r
+                    for r in inner(idx)]
+
+        return refit_all
 
     def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
         """``powerlaw``'s, with M2's names."""

@@ -23,9 +23,10 @@ from scaling.compute.allocations import answer, log_box, unreachable
 from scaling.core.direction import direction
 from scaling.defaults import ALPHA_MAX, COMPUTE_AXES, HUBER_DELTA, N_CLASSES
 from scaling.errors import FitError
-from scaling.forms.base import Form, Refit, Replicate, check_resample
+from scaling.forms.base import BatchRefit, Form, Refit, Replicate, attempt, check_resample, unfittable
 from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms.varpro import BOUND_TOL, Solution, predict_error, solve_chance, solve_powerlaw, solve_warm
+from scaling.forms.varpro_batch import solve_warm_batch
 
 if TYPE_CHECKING:
     from scaling.compute.allocations import Allocation, ProportionalLike
@@ -234,6 +235,42 @@ def _fit(data: FitData, form: str, chance_form: bool, options: dict[str, Any]) -
     )
 
 
+@dataclass(frozen=True)
+class _RefitJob:
+    """What every refit of resamples of ``full``'s rows shares: the full solution, the errors, the options."""
+
+    sol0: Solution
+    err: np.ndarray
+    kw: dict[str, Any]
+    axes: tuple[str, ...]
+    kind: str
+
+    @classmethod
+    def of(cls, full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> _RefitJob:
+        model = full.require_model()
+        if not isinstance(model, PowerLawModel):
+            raise FitError(f"fit of form {full.form!r} carries no power-law model to refit")
+        opts = full.options
+        kw: dict[str, Any] = {"delta": float(opts.get("huber_delta", HUBER_DELTA)),
+                              "alpha_max": float(opts.get("alpha_max", ALPHA_MAX)),
+                              "n_starts": int(opts.get("n_starts", 20)), "seed": int(opts.get("seed", 0))}
+        return cls(model.sol, direction(full.kind).error(y), kw, full.axes, full.kind)
+
+    @property
+    def n_params(self) -> int:
+        return 1 + 2 * len(self.axes)
+
+    def replicate(self, sol: Solution) -> Replicate:
+        path = str(sol.info.get("path", "warm"))
+        sol, _ = _canonical(sol)
+        d = direction(self.kind)
+
+        def predict(M: np.ndarray) -> np.ndarray:
+            return d.from_error(predict_error(sol, M))
+
+        return Replicate(_params(sol, self.axes), float(d.from_error(_limit(sol))), predict, path)
+
+
 class PowerLawForm(Form):
     """The additive power law in the error, or with ``chance`` its chance-ceiling variant."""
 
@@ -265,32 +302,35 @@ class PowerLawForm(Form):
                  options: Mapping[str, Any] | None = None) -> Refit:
         """``scaling.forms.varpro.solve_warm`` from the full-data solution (L-BFGS-B warm start plus a screen
         for other basins, cold VarPro fit when the warm start fails), with ``full``'s resolved options."""
-        model = full.require_model()
-        if not isinstance(model, PowerLawModel):
-            raise FitError(f"fit of form {full.form!r} carries no power-law model to refit")
-        sol0 = model.sol
-        d = direction(full.kind)
-        err = d.error(y)
-        opts = full.options
-        kw: dict[str, Any] = {"delta": float(opts.get("huber_delta", HUBER_DELTA)),
-                              "alpha_max": float(opts.get("alpha_max", ALPHA_MAX)),
-                              "n_starts": int(opts.get("n_starts", 20)), "seed": int(opts.get("seed", 0))}
-        axes = full.axes
-        n_params = 1 + 2 * len(axes)
+        job = _RefitJob.of(full, X, y, w)
 
         def refit(idx: np.ndarray) -> Replicate:
-            check_resample(X[idx], axes, min_distinct=3, n_params=n_params)
-            sol = solve_warm(X[idx], err[idx], sol0, weights=None if w is None else w[idx], **kw)
-            path = str(sol.info.get("path", "warm"))
-            sol, _ = _canonical(sol)
-            limit = _limit(sol)
-
-            def predict(M: np.ndarray) -> np.ndarray:
-                return d.from_error(predict_error(sol, M))
-
-            return Replicate(_params(sol, axes), float(d.from_error(limit)), predict, path)
+            check_resample(X[idx], full.axes, min_distinct=3, n_params=job.n_params)
+            return job.replicate(solve_warm(X[idx], job.err[idx], job.sol0, weights=None if w is None else w[idx],
+                                            **job.kw))
 
         return refit
+
+    def batch_refitter(self, full: FitResult, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, *,
+                       options: Mapping[str, Any] | None = None) -> BatchRefit:
+        """``scaling.forms.varpro_batch.solve_warm_batch``: the same warm start, screen and choice on many
+        resamples at once; a resample where no run converged goes to ``refitter`` (and its cold fit)."""
+        job = _RefitJob.of(full, X, y, w)
+        one = self.refitter(full, X, y, w, options=options)
+
+        def refit_all(idx: Sequence[np.ndarray]) -> list[Replicate | Exception]:
+            unfit = [unfittable(X[rows], full.axes, min_distinct=3, n_params=job.n_params) for rows in idx]
+            good = [b for b, e in enumerate(unfit) if e is None]
+            kw = {k: job.kw[k] for k in ("delta", "alpha_max")}
+            solved = solve_warm_batch(X, job.err, job.sol0, [idx[b] for b in good], weights=w, **kw) if good else []
+            sols = dict(zip(good, solved, strict=True))
+            out: list[Replicate | Exception] = []
+            for b, e in enumerate(unfit):
+                sol = sols.get(b)
+                out.append(e if e is not None else job.replicate(sol) if sol is not None else attempt(one, idx[b]))
+            return out
+
+        return refit_all
 
     def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
         """The law at other values of E, A_k and alpha_k (the chance law with ``fit``'s chance level)."""

@@ -12,6 +12,12 @@ size of the published grid shares. Each resample is refitted with the same form 
   screen for other basins, cold VarPro fit when the warm start fails);
 - any other registered form: by default its ``fit`` on the resampled rows.
 
+A form may also refit many resamples at once (``Form.batch_refitter``: the power laws and M2 by
+``scaling.forms.varpro_batch``, M4 by ``scaling.forms.m4_batch``): the same decisions on every resample, solved
+together by ``scaling.forms.batch``. The bootstrap uses it by default (``batched=False``: the per-resample
+path, the reference it is tested against resample by resample); a resample the batch cannot settle is
+refitted by the per-resample path.
+
 A resample that cannot be fitted (too few distinct axis values, aliased design, no convergence) is
 counted by reason and reported, never silently dropped; intervals use the resamples that were fitted.
 Intervals are percentile intervals (Efron); a derived quantity that does not exist in a resample (the
@@ -33,48 +39,32 @@ import pandas as pd
 
 from scaling.core.direction import direction
 from scaling.core.display import Text, new_axes
-from scaling.core.forked import fork_context, map_chunks
 from scaling.core.jsonable import JSONDict, jsonable
 from scaling.core.results import Result
-from scaling.core.threads import single_threaded_blas
 from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS, DEFAULT_N_BOOT
 from scaling.errors import FitError, ScalingError
-from scaling.forms import Refit, Replicate, get_form
-from scaling.forms.result import FitResult, axis_matrix, fit
+from scaling.forms.result import FitResult, fit
+from scaling.uncertainty.refits import (  # re-exported: the bootstrap's callbacks and refitters live there
+    BATCH,
+    CHUNK,
+    Derived,
+    DerivedFn,
+    Outcome,
+    ReplicateFit,
+    as_fitlike,
+    combine,
+    make_batch_refitter,
+    make_refitter,
+    run_resamples,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
 SCHEMA = "scaling.bootstrap/v1"
-
-
-@dataclass(frozen=True)
-class Derived:
-    """What a callback computes on one fit: real values (intervals) and events (probabilities)."""
-
-    values: dict[str, float] = field(default_factory=dict)
-    events: dict[str, bool] = field(default_factory=dict)
-
-
-DerivedFn = Callable[[Any], Derived]  # a (refitted) fit -> the quantities of it to put intervals on
-
-
-def combine(*fns: DerivedFn | None) -> DerivedFn | None:
-    """One callback computing what each of ``fns`` computes (None where none is given)."""
-    given = [f for f in fns if f is not None]
-    if not given:
-        return None
-
-    def fn(f: Any) -> Derived:
-        values: dict[str, float] = {}
-        events: dict[str, bool] = {}
-        for g in given:
-            out = g(f)
-            values |= out.values
-            events |= out.events
-        return Derived(values, events)
-
-    return fn
+__all__ = ["BATCH", "CHUNK", "SCHEMA", "BootstrapResult", "Derived", "DerivedFn", "Outcome", "ReplicateFit", "Summary",
+           "as_fitlike", "bootstrap", "check_levels", "combine", "group_codes", "make_batch_refitter", "make_refitter",
+           "quantile", "resample_indices", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -279,77 +269,7 @@ def resample_indices(codes: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
     return out
 
 
-# -- fast refits ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReplicateFit:
-    """A resample's fit seen through the projection interface (``scaling.questions.projection.FitLike``).
-
-    ``axis_ranges`` are those of the full data, so that reference points and "decades beyond the data"
-    mean the same in every resample.
-    """
-
-    form: str
-    axes: tuple[str, ...]
-    kind: str
-    ceiling: float | None
-    axis_ranges: dict[str, tuple[float, float]]
-    params: dict[str, float]
-    options: dict[str, Any]
-    _predict: Callable[[np.ndarray], np.ndarray] = field(repr=False)
-
-    def predict(self, X: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
-        M, shape = axis_matrix(X, self.axes)
-        return self._predict(M).reshape(shape)
-
-
-def make_refitter(full: FitResult, data: pd.DataFrame, weights: str | None, options: Mapping[str, Any]) -> Refit:
-    """A function ``refit(row_indices) -> Replicate`` for resamples of ``data`` (the frame ``full`` fitted
-    with ``options``): the form's own (``Form.refitter``), on numpy arrays."""
-    X = np.column_stack([pd.to_numeric(data[a]).to_numpy(dtype=float) for a in full.axes])
-    y = pd.to_numeric(data[full.y]).to_numpy(dtype=float)
-    w = None if weights is None else pd.to_numeric(data[weights]).to_numpy(dtype=float)
-    return get_form(full.form).refitter(full, X, y, w, options=options)
-
-
-def as_fitlike(full: FitResult, rep: Replicate) -> ReplicateFit:
-    return ReplicateFit(full.form, full.axes, full.kind, rep.ceiling, full.axis_ranges, rep.params,
-                        full.options, rep.predict_matrix)
-
-
 # -- the bootstrap ----------------------------------------------------------------------------------
-
-Outcome = tuple  # ("ok", params, ceiling, path, values, events) | ("fail", reason)
-_JOB: dict[str, Any] = {}  # what forked workers inherit (closures cannot be pickled)
-CHUNK = 25
-
-
-def _one(refit: Callable, derived: DerivedFn | None, full: FitResult, idx: np.ndarray) -> Outcome:
-    try:
-        rep = refit(idx)
-        out = derived(as_fitlike(full, rep)) if derived is not None else Derived()
-    except (ScalingError, np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
-        return ("fail", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-    return ("ok", rep.params, rep.ceiling, rep.path, out.values, out.events)
-
-
-def _chunk(start: int, stop: int) -> list[Outcome]:
-    job = _JOB
-    with single_threaded_blas():
-        return [_one(job["refit"], job["derived"], job["full"], job["idx"][b]) for b in range(start, stop)]
-
-
-def _run_resamples(refit: Callable, derived: DerivedFn | None, full: FitResult, idx: list[np.ndarray],
-                   workers: int, progress: Callable[[int, int], None] | None) -> list[Outcome]:
-    n = len(idx)
-    _JOB.update(refit=refit, derived=derived, full=full, idx=idx)
-    try:
-        with single_threaded_blas():  # in this process (forked workers limit their own, in _chunk)
-            return map_chunks(_chunk, n, CHUNK, workers, fork_context(workers, n, 2 * CHUNK), progress)
-    finally:
-        _JOB.clear()
-
 
 
 @dataclass
@@ -439,6 +359,7 @@ def bootstrap(
     progress: Callable[[int, int], None] | None = None,
     keep_samples: bool = True,
     workers: int = 1,
+    batched: bool = True,
     **options: Any,
 ) -> BootstrapResult:
     """Bootstrap ``form`` fitted to ``data``: ``n_boot`` resamples of whole groups, refitted, summarised.
@@ -447,6 +368,8 @@ def bootstrap(
     full fit for the estimate column); see ``scaling.questions.derived``. ``full`` reuses a fit of the same
     data, form and options. ``progress(done, total)`` is called after every resample (every chunk with
     ``workers`` > 1, which forks worker processes where the platform can; results do not depend on it).
+    ``batched`` (default) refits many resamples at once where the form has a batched refitter
+    (``Form.batch_refitter``); False refits each with ``Form.refitter``, the reference it is tested against.
     """
     if n_boot < 1:
         raise ScalingError(f"the bootstrap needs at least 1 resample; got {n_boot}")
@@ -460,8 +383,9 @@ def bootstrap(
     if n_groups < 5:
         raise ScalingError(f"the bootstrap needs at least 5 groups to resample; got {n_groups} ({', '.join(cols)})")
     refit = make_refitter(full, data, weights, options)
+    batch = make_batch_refitter(full, data, weights, options) if batched else None
     est = derived(full) if derived is not None else Derived()
-    outcomes = _run_resamples(refit, derived, full, resample_indices(codes, n_boot, seed), workers, progress)
+    outcomes = run_resamples(refit, batch, derived, full, resample_indices(codes, n_boot, seed), workers, progress)
     got = _Samples.gather(full, est, outcomes)
     if got.n_ok == 0:
         reasons = "; ".join(f"{k} ({v})" for k, v in got.failures.items())
