@@ -136,3 +136,7 @@ ALLOCATION_N_BOOT = 200
 # (12%): below that, a parabola's own vertex bias on an asymmetric IsoFLOP curve can be as large.
 ISOFLOP_CHECK_Z = 2.0
 ISOFLOP_CHECK_MIN_DECADES = 0.05
+
+# Ensembles of forms (issue 18): forms weighted below this share are left out of the mixture (their bootstraps
+# would cost as much as the others' and move no percentile); the notes name them.
+ENSEMBLE_MIN_WEIGHT = 0.01

@@ -30,6 +30,7 @@ from scaling.core.jsonable import JSONDict, jsonable
 from scaling.core.results import Result
 from scaling.data.dataset import Dataset
 from scaling.data.tables import check_chance, select
+from scaling.defaults import ENSEMBLE_MIN_WEIGHT
 from scaling.ensemble.calibration import point_interval
 from scaling.ensemble.mixture import mixture_interval
 from scaling.ensemble.predict import row_samples
@@ -151,7 +152,7 @@ def calibrate(
     chance: float | None = None,
     huber_delta: float | None = None,
     alpha_max: float | None = None,
-    min_weight: float = 0.01,
+    min_weight: float = ENSEMBLE_MIN_WEIGHT,
     progress: Progress | None = None,
 ) -> CalibrationResult:
     """Coverage of nominal ``levels`` intervals on held-out splits, bootstrap-only and calibrated, for each

@@ -24,6 +24,7 @@ from scaling.core.display import Text
 from scaling.core.jsonable import JSONDict, jsonable
 from scaling.core.results import Result
 from scaling.data.tables import check_chance, select
+from scaling.defaults import ENSEMBLE_MIN_WEIGHT
 from scaling.ensemble.calibration import point_interval
 from scaling.ensemble.mixture import mixture_interval, mixture_quantile
 from scaling.ensemble.workflow import backtest_forms, conformal_of, ensemble_weights
@@ -111,7 +112,7 @@ def predict(
     seed: int = 0,
     group: str | Sequence[str] | None = AUTO,
     chance: float | None = None,
-    min_weight: float = 0.01,
+    min_weight: float = ENSEMBLE_MIN_WEIGHT,
     progress: Progress | None = None,
 ) -> Prediction:
     """Predict ``y`` at the rows of ``at`` (see the module docstring). ``forms``: one form, a list (weighted

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from scaling.defaults import ENSEMBLE_MIN_WEIGHT
 from scaling.errors import ScalingError
 
 METHODS = ("stacking", "pseudo-bma+")  # scaling.selection.weights.STACKING and PSEUDO_BMA say what they are
-DEFAULT_MIN_WEIGHT = 0.01
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class Ensemble:
 
     forms: tuple[str, ...] | None = None
     method: str = "stacking"
-    min_weight: float = DEFAULT_MIN_WEIGHT
+    min_weight: float = ENSEMBLE_MIN_WEIGHT
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
