@@ -69,6 +69,9 @@ def shard(model: nn.Module, env: DistEnv, precision: str) -> nn.Module:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+    # FSDP2 warns that an output is a view (the MAE's predictions), lest an in-place op on it skip its hook;
+    # nothing here modifies a model's outputs in place.
+    warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
     mesh = init_device_mesh(env.device.type, (env.world,))
     kwargs: dict[str, Any] = {"mesh": mesh}
     if precision == "bf16" and env.device.type == "cuda":
