@@ -119,6 +119,33 @@ def test_a_crafted_non_tensor_entry_is_refused_and_runs_nothing(tmp_path: Path) 
     assert not marker.exists()
 
 
+def test_metadata_pointing_outside_its_recorded_shards_is_refused(tmp_path: Path) -> None:
+    """Real DCP metadata (admitted by the unpickler), rewritten to read a tensor from a file outside the folder,
+    with a forged digest: refused before torch opens anything."""
+    import dataclasses
+    import pickle
+
+    from train.checkpoint_safety import read_metadata
+
+    folder = tmp_path / "x.dcp"
+    _saved(folder)
+    outside = tmp_path / "outside.distcp"
+    shard = next(p for p in folder.iterdir() if p.suffix == ".distcp")
+    shutil.copy(shard, outside)
+    metadata = read_metadata(folder)
+    metadata.storage_data = {k: dataclasses.replace(v, relative_path="../outside.distcp")
+                             for k, v in metadata.storage_data.items()}
+    (folder / ".metadata").write_bytes(pickle.dumps(metadata))
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["files"][".metadata"] = (folder / ".metadata").stat().st_size
+    meta["metadata_sha256"] = hashlib.sha256((folder / ".metadata").read_bytes()).hexdigest()
+    (folder / "meta.json").write_text(json.dumps(meta))
+    for attempt in (lambda: checkpoint.load(folder, *_model_and_opt(1)), lambda: checkpoint.load_weights(folder)):
+        with pytest.raises(TrainError) as err:
+            attempt()
+        _one_line(err, folder, "not a shard this toolkit wrote")
+
+
 def _damage(folder: Path, how: str) -> None:
     shard = next(p for p in folder.iterdir() if p.suffix == ".distcp")
     if how == "metadata removed":

@@ -29,8 +29,16 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 import torch
+import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint.api import CheckpointException
+from torch.distributed.checkpoint.metadata import Metadata, TensorStorageMetadata
+from torch.distributed.checkpoint.state_dict import (
+    get_model_state_dict,
+    get_state_dict,
+    set_model_state_dict,
+    set_state_dict,
+)
 
 from train import dist
 from train.checkpoint_safety import (
@@ -39,8 +47,7 @@ from train.checkpoint_safety import (
     file_record,
     one_line,
     quiet_dcp,
-    read_metadata,
-    verify_files,
+    verified_metadata,
 )
 from train.errors import TrainError
 
@@ -147,8 +154,6 @@ def progress_of(path: Path, meta: Mapping[str, Any]) -> Progress:
 
 
 def _state(model: nn.Module, opt: torch.optim.Optimizer | None) -> dict[str, Any]:
-    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict
-
     if opt is None:
         return {"model": get_model_state_dict(model)}
     msd, osd = get_state_dict(model, opt)
@@ -159,8 +164,6 @@ def save(folder: Path, model: nn.Module, opt: torch.optim.Optimizer | None, meta
          env: dist.DistEnv) -> None:
     """Every rank writes its part (``model`` unwrapped: plain or FSDP2-sharded); rank 0 records the files in
     ``meta.json`` and swaps the folder in. ``opt`` None: the model only."""
-    import torch.distributed.checkpoint as dcp
-
     tmp, old = _dirs(folder)
     if env.is_main:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -181,23 +184,23 @@ def save(folder: Path, model: nn.Module, opt: torch.optim.Optimizer | None, meta
     dist.barrier(env)
 
 
-def _dcp_load(folder: Path, state: dict[str, Any]) -> None:
-    """Fill ``state`` (nested dicts of tensors, DCP's flattened keys) from a verified folder."""
-    import torch.distributed.checkpoint as dcp
-
-    verify_files(folder, read_meta(folder))
-    metadata = read_metadata(folder)
+def _dcp_load(folder: Path, state: dict[str, Any], metadata: Metadata | None = None) -> None:
+    """Fill ``state`` (nested dicts of tensors, DCP's flattened keys) from a verified folder: with the other
+    ranks (a sharded model), or, given its verified ``metadata``, alone (whole tensors, read by this process
+    without any collective)."""
+    alone = metadata is not None
+    if metadata is None:
+        metadata = verified_metadata(folder, read_meta(folder))
     try:
         with quiet_dcp():
-            dcp.load(state, storage_reader=VerifiedReader(folder, metadata), planner=PlainDataPlanner())
+            dcp.load(state, storage_reader=VerifiedReader(folder, metadata), planner=PlainDataPlanner(),
+                     no_dist=alone)
     except (Exception, CheckpointException) as e:
         raise TrainError(f"cannot load checkpoint {folder}: {one_line(e)}") from None
 
 
 def load(folder: Path, model: nn.Module, opt: torch.optim.Optimizer | None) -> None:
     """Load a checkpoint folder into ``model`` (and ``opt``): sharded or not, saved on any world size."""
-    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_state_dict
-
     state = _state(model, opt)
     _dcp_load(folder, state)
     try:
@@ -224,18 +227,16 @@ def load_weights(path: Path, prefix: str = "") -> tuple[dict[str, torch.Tensor],
     a checkpoint folder (a run folder means its ``pretrain.dcp``) or of an exported file."""
     if not path.is_dir():
         return _exported(path, prefix)
-    from torch.distributed.checkpoint.metadata import TensorStorageMetadata
-
     folder = checkpoint_in(path)
     meta = read_meta(folder)
-    verify_files(folder, meta)
-    entries = read_metadata(folder).state_dict_metadata
+    metadata = verified_metadata(folder, meta)
+    entries = metadata.state_dict_metadata
     weights = {k.removeprefix("model."): torch.empty(tuple(m.size), dtype=m.properties.dtype)
                for k, m in entries.items()
                if k.startswith("model." + prefix) and isinstance(m, TensorStorageMetadata)}
     if not weights:
         raise TrainError(f"checkpoint {folder} holds no model weights{f' named {prefix}*' if prefix else ''}")
-    _dcp_load(folder, {"model": weights})
+    _dcp_load(folder, {"model": weights}, metadata)
     return weights, {k: v for k, v in meta.items() if k not in ("files", "metadata_sha256")}
 
 

@@ -8,7 +8,8 @@ weights_only=False)``: a crafted file would run code. Here, before torch reads a
    with its size, and the SHA-256 of ``.metadata``; a missing, truncated or grown file, or another
    ``.metadata``, is refused (``verify_files``);
 2. ``.metadata`` is unpickled here, once, by ``MetadataUnpickler``, which admits only DCP's own metadata
-   classes and the torch sizes, dtypes and layouts they hold; anything else is refused;
+   classes and the torch sizes, dtypes and layouts they hold; anything else is refused; every shard it
+   points to must be one of the recorded files, read without transforms (``verified_metadata``);
 3. torch reads the shards through ``VerifiedReader`` (which hands it that metadata object: the file is not
    read twice) and ``PlainDataPlanner`` (which reads non-tensor entries with ``weights_only=True``; DCP
    reads tensors that way already).
@@ -24,6 +25,7 @@ import hashlib
 import io
 import logging
 import pickle
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,21 @@ def verify_files(folder: Path, meta: Mapping[str, object]) -> None:
                          "differs); refused")
 
 
+def verified_metadata(folder: Path, meta: Mapping[str, object]) -> Metadata:
+    """``.metadata`` of ``folder`` once its files match ``meta`` (``verify_files``), read by ``read_metadata``;
+    every shard it points to must be a file ``meta`` records, read as written (no transforms)."""
+    verify_files(folder, meta)
+    metadata = read_metadata(folder)
+    files = meta.get("files")
+    recorded = files if isinstance(files, dict) else {}  # a dict: verify_files checked it
+    for info in (metadata.storage_data or {}).values():
+        path, transforms = getattr(info, "relative_path", None), getattr(info, "transform_descriptors", None)
+        if not isinstance(path, str) or path not in recorded or path == METADATA or transforms:
+            raise TrainError(f"checkpoint {folder}: {METADATA} points at {path!r}, which is not a shard this "
+                             "toolkit wrote; refused")
+    return metadata
+
+
 def read_metadata(folder: Path) -> Metadata:
     """``.metadata`` of a verified folder, through ``MetadataUnpickler``."""
     try:
@@ -146,8 +163,6 @@ class PlainDataPlanner(DefaultLoadPlanner):
 def quiet_dcp() -> Iterator[None]:
     """DCP logs its failures with tracebacks (and warns when used without a process group); the failure
     reaches the user as one line instead (``one_line``)."""
-    import warnings
-
     log = logging.getLogger(_DCP)
     level = log.level
     log.setLevel(logging.CRITICAL + 1)
