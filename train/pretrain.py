@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as tdist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -137,8 +138,6 @@ class Window:
         ``TrainDiverged`` on every rank."""
         sums, bad = self.sums.clone(), self.first_bad.clone()
         if env.distributed:
-            import torch.distributed as tdist  # lazy: only under several processes
-
             tdist.all_reduce(sums)
             tdist.all_reduce(bad, op=tdist.ReduceOp.MIN)
             sums /= env.world

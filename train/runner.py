@@ -21,6 +21,7 @@ from typing import Any
 import runs_db
 from runs_db.archs import ViTShape, get_arch
 from train import dist, record
+from train.checkpoint import load_weights
 from train.config import FinetuneConfig, PretrainConfig, folder_name
 from train.data import FrameCorpus, Subset, discover, select_subset
 from train.errors import TrainError
@@ -224,8 +225,6 @@ def finetune_point(run_dir: Path, fcfg: FinetuneConfig, env: dist.DistEnv, *, db
     """Fine-tune the pretrained encoder of ``run_dir`` and add the evaluations to its record. The encoder comes
     from the run's checkpoint (``pretrain.dcp/``) or from ``weights``: a checkpoint folder or the single file
     ``scaling train export`` wrote, of the same run."""
-    from train.checkpoint import load_weights
-
     reporter = reporter or NullReporter()
     rec = _read_run_json(run_dir / "run.json")
     source = weights if weights is not None else run_dir / DCP_NAME
