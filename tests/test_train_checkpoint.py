@@ -162,10 +162,17 @@ def _damage(folder: Path, how: str) -> None:
         shard.write_bytes(b"\0" * shard.stat().st_size)
     elif how == "meta.json garbage":
         (folder / "meta.json").write_text("{not json")
+    if how.endswith("digest forged"):  # meta.json rewritten to match: the unpickler itself meets the damage
+        _damage(folder, how.removesuffix(", digest forged"))
+        meta = json.loads((folder / "meta.json").read_text())
+        meta["files"][".metadata"] = (folder / ".metadata").stat().st_size
+        meta["metadata_sha256"] = hashlib.sha256((folder / ".metadata").read_bytes()).hexdigest()
+        (folder / "meta.json").write_text(json.dumps(meta))
 
 
 @pytest.mark.parametrize("how", ["metadata removed", "metadata truncated", "metadata garbage", "shard truncated",
-                                 "shard removed", "shard garbage", "meta.json garbage"])
+                                 "shard removed", "shard garbage", "meta.json garbage",
+                                 "metadata truncated, digest forged", "metadata garbage, digest forged"])
 def test_a_damaged_folder_is_one_line_naming_it(tmp_path: Path, how: str) -> None:
     folder = tmp_path / "x.dcp"
     _saved(folder)

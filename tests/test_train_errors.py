@@ -96,7 +96,8 @@ def test_a_crafted_metadata_pickle_is_refused_on_resume_and_runs_nothing(
 
 
 # every kind of damage is checked on the library (tests/test_train_checkpoint.py); here, through the command
-@pytest.mark.parametrize("how", ["metadata removed", "shard truncated", "shard garbage"])
+@pytest.mark.parametrize("how", ["metadata removed", "metadata truncated", "metadata garbage", "shard truncated",
+                                 "shard removed", "shard garbage"])
 def test_a_damaged_checkpoint_is_one_line_on_resume(tmp_path: Path, interrupted: Path, how: str) -> None:
     out = tmp_path / "run"
     shutil.copytree(interrupted, out)

@@ -52,6 +52,10 @@ ADMITTED = frozenset({
 })
 
 
+class NotMetadata(pickle.UnpicklingError):
+    """A pickle that refers to something other than checkpoint metadata (a damaged one fails otherwise)."""
+
+
 class MetadataUnpickler(pickle.Unpickler):
     """Unpickles DCP metadata only: a reference to any other global is an ``UnpicklingError``."""
 
@@ -60,7 +64,7 @@ class MetadataUnpickler(pickle.Unpickler):
             return super().find_class(module, name)
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not checkpoint metadata")
+        raise NotMetadata(f"{module}.{name} is not checkpoint metadata")
 
 
 def sha256(path: Path) -> str:
@@ -115,13 +119,12 @@ def read_metadata(folder: Path) -> Metadata:
     """``.metadata`` of a verified folder, through ``MetadataUnpickler``."""
     try:
         metadata = MetadataUnpickler(io.BytesIO((folder / METADATA).read_bytes())).load()
-    except pickle.UnpicklingError as e:
+    except NotMetadata as e:
         raise TrainError(f"checkpoint {folder}: {METADATA} holds objects other than checkpoint metadata "
-                         f"({str(e).splitlines()[0] if str(e) else 'refused'}); refused: reading them could "
-                         "run code") from None
+                         f"({str(e).splitlines()[0]}); refused: reading them could run code") from None
     except Exception as e:  # truncated or garbage pickles fail in many ways
-        raise TrainError(f"checkpoint {folder}: {METADATA} cannot be read ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        raise TrainError(f"checkpoint {folder} is damaged: {METADATA} cannot be read ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else 'no detail'})") from None
     if not isinstance(metadata, Metadata) or not isinstance(metadata.state_dict_metadata, dict):
         raise TrainError(f"checkpoint {folder}: {METADATA} holds a {type(metadata).__name__}, not DCP metadata")
     return metadata
