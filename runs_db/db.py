@@ -31,6 +31,7 @@ import pandas as pd
 
 from . import records as rec_io
 from .errors import RunsDBError, UnknownRunError, ValidationError, ValidationErrors
+from .integrity import check_export_target, check_tables
 from .loading import load_records
 from .published import EVAL_SET_IMAGENET, PROTOCOL_PERMISSIVE, published_logs_dir, published_records
 from .schema import SCHEMA_VERSION, migrate, user_version
@@ -151,6 +152,11 @@ class RunDB:
     def _rows(self, sql: str, params: Sequence[Value] = ()) -> list[sqlite3.Row]:
         return _with_retry(lambda: self._conn.execute(sql, list(params)).fetchall(), str(self.path))
 
+    def _check(self, *tables: str, run_id: str | None = None) -> None:
+        """A damaged cell of ``tables`` (text in a number, a config that is not JSON) is one RunsDBError
+        before a reader meets it (``runs_db.integrity``)."""
+        _with_retry(lambda: check_tables(self._conn, tables, str(self.path), run_id=run_id), str(self.path))
+
     def _initialise(self, *, seed: bool) -> None:
         """Migrate; seed the published grid if the database had no schema yet (a new file)."""
         def state(conn: sqlite3.Connection) -> tuple[int, set[str]]:
@@ -215,6 +221,7 @@ class RunDB:
                 params.append(value)
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY arch, image_px, data_fraction, subset_seed, name, run_id"
+        self._check("runs")
         return self._read(sql, params)
 
     def resolve_id(self, run_id: str) -> str:
@@ -233,6 +240,7 @@ class RunDB:
     def get_run(self, run_id: str) -> RunDetails:
         """Full record: run columns, ``config``, ``tags``, ``evals`` list and ``history`` summary."""
         rid = self.resolve_id(run_id)
+        self._check("runs", "evals", "history", run_id=rid)
         row = self._rows("SELECT * FROM runs WHERE run_id = ?", [rid])[0]
         out: dict[str, Any] = dict(row)
         out["config"] = json.loads(out.pop("config_json"))
@@ -271,6 +279,7 @@ class RunDB:
             sql += " AND r.status = ?"
             params.append(status)
         sql += " ORDER BY r.arch, r.image_px, r.data_fraction, r.subset_seed, r.run_id"
+        self._check("runs", "evals")
         return self._read(sql, params)
 
     def eval_keys(self) -> pd.DataFrame:
@@ -282,6 +291,7 @@ class RunDB:
     def history(self, run_id: str, phase: str | None = None) -> pd.DataFrame:
         """Curves of one run: columns run_id, phase, step, key, value, segment (sorted)."""
         rid = self.resolve_id(run_id)
+        self._check("history", run_id=rid)
         sql = "SELECT run_id, phase, step, key, value, segment FROM history WHERE run_id = ?"
         params: list[Value] = [rid]
         if phase is not None:
@@ -302,20 +312,24 @@ class RunDB:
                             evals_added=counts.evals_added, runs_updated=counts.runs_updated,
                             history_added=counts.history_added)
 
-    def export(self, path: str | Path, *, fmt: str | None = None) -> int:
+    def export(self, path: str | Path, *, fmt: str | None = None, overwrite: bool = False) -> int:
         """Write every run as CSV (one row per run x eval) or JSON lines (one run.json object per run).
 
-        The format comes from ``fmt`` ('csv' | 'jsonl') or the suffix; the file is replaced atomically.
-        Returns the number of rows (CSV) or lines (JSONL) written.
+        The format comes from ``fmt`` ('csv' | 'jsonl') or the suffix; the file is written whole (atomically).
+        It is never the database itself nor a folder, and an existing file is replaced only with ``overwrite``
+        (``runs_db.integrity``); a damaged database is refused before anything is written. Returns the
+        number of rows (CSV) or lines (JSONL) written.
         """
         path = Path(path)
         kind = fmt or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(path.suffix.lower())
         if kind not in ("csv", "jsonl"):
             raise RunsDBError("cannot tell the export format: use a .csv or .jsonl name, or fmt=",
                               file=str(path))
+        check_export_target(path, str(self.path), overwrite=overwrite)
 
         def snapshot(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], ...]:
             # One read transaction, so the export is a consistent snapshot.
+            check_tables(conn, ("runs", "evals", "history") if kind == "jsonl" else ("runs", "evals"), str(self.path))
             runs = [dict(r) for r in conn.execute(
                 f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY arch, image_px, data_fraction, "
                 "subset_seed, name, run_id")]

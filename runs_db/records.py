@@ -339,6 +339,9 @@ def atomic_write(path: Path, write: Callable[[TextIO], None]) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
+    except OSError as e:  # a full disk, a folder where the file goes: one line, the old file (if any) intact
+        Path(tmp).unlink(missing_ok=True)
+        raise RunsDBError(f"cannot write the file ({e.strerror or e})", file=str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

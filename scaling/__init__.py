@@ -9,6 +9,8 @@ The Python API (every workflow returns a result or report object with ``summary(
     rep = scaling.project(fit, "human-top5", [scaling.Scale(), scaling.At()], uncertainty=scaling.Bootstrap(seed=1))
     scaling.compare(runs, metric="top5"); scaling.backtest(runs); scaling.optimal(fit, target="human-top5")
     scaling.fit(pd.read_csv("lm.csv"), y="loss", axes=["params", "tokens"], kind="loss", form="powerlaw")
+    law = scaling.Form.from_function(lambda N, D, E, A, a, B, b: E + A / N**a + B / D**b, p0=..., kind="loss")
+    fit.save("fit.json"); scaling.load("fit.json")                 # exactly the same fit back
 
 The command line ``scaling`` (``python -m scaling``) renders the same calls. Names are imported on first
 use, so ``import scaling`` stays cheap.
@@ -31,7 +33,12 @@ _API = {
     "read_table": "scaling.data.tables",
     "Dataset": "scaling.data.dataset",
     "fit": "scaling.fitting",
-    "project": "scaling.questions.workflow",
+    "project": "scaling.ensemble.workflow",
+    "Ensemble": "scaling.ensemble.spec",
+    "calibrate": "scaling.ensemble.calibrate",
+    "predict": "scaling.ensemble.predict",
+    "Prediction": "scaling.ensemble.predict",
+    "CalibrationResult": "scaling.ensemble.calibrate",
     "optimal": "scaling.questions.workflow",
     "bootstrap": "scaling.uncertainty.resampling",
     "Bootstrap": "scaling.uncertainty.resampling",
@@ -45,6 +52,8 @@ _API = {
     "AtBudget": "scaling.questions.objects",
     "Question": "scaling.questions.objects",
     "FitResult": "scaling.forms.result",
+    "PredictionResult": "scaling.forms.prediction",
+    "load": "scaling.forms.loading",
     "ProjectionReport": "scaling.questions.report",
     "Projection": "scaling.questions.projection",
     "BootstrapResult": "scaling.uncertainty.bootstrap",

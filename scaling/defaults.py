@@ -11,9 +11,12 @@ from runs_db.validate import FRAMES_PER_HOUR
 
 __all__ = [
     "ALPHA_MAX",
+    "ALPHA_MAX_LIMIT",
     "AXES",
     "CAUTION_DECADES",
     "COMPUTE_AXES",
+    "COST_MAX_CHARS",
+    "COST_MAX_DEPTH",
     "DEFAULT_BACKTEST_FORMS",
     "DEFAULT_EVAL_SET",
     "DEFAULT_FORM",
@@ -28,11 +31,16 @@ __all__ = [
     "FRAMES_PER_HOUR",
     "HUBER_DELTA",
     "MASK_RATIO",
+    "MAX_SEED",
+    "MAX_WORKERS",
     "N_CLASSES",
     "PAPER_SCENARIO",
     "PATCH_PX",
     "PLAN_GLOBAL_BATCH",
     "SLOPE_MAX",
+    "WORK_MAX_BYTES",
+    "WORK_MAX_S",
+    "WORK_SILENT_MAX_S",
 ]
 
 # What is fitted: the run database's three axes, ImageNet top-5 of the 2% fine-tune, best epoch.
@@ -50,6 +58,7 @@ N_CLASSES = 1000  # ImageNet-1k: the chance error of top-k is 1 - k / N_CLASSES
 HUBER_DELTA = 1e-3
 ALPHA_MAX = 2.0
 SLOPE_MAX = 5.0
+ALPHA_MAX_LIMIT = 100.0  # the largest exponent bound a user may set: x**-100 is 0 in float64 past x = 1e4
 # The backtest figure's forms: one of each family.
 DEFAULT_BACKTEST_FORMS: tuple[str, ...] = ("poly1", "logit1", "powerlaw")
 
@@ -76,3 +85,19 @@ DEFAULT_GROUP = "run_id"
 # Backtests: axis values within 5% are one level (the ViT-H runs at 224/448/476 px differ in parameters by
 # their position embeddings, 0.2%); on a table that is not the run database levels are exact.
 DEFAULT_LEVEL_TOL = 0.05
+
+# Bounded inputs (issue 23). A cost expression is at most this long and this deeply nested (a 40-term sum
+# nests 40 deep; real costs are a few terms); a seed is a non-negative integer that SQLite's 64-bit integers
+# and numpy's generators both hold.
+COST_MAX_CHARS = 1000
+COST_MAX_DEPTH = 48
+MAX_SEED = 2**63 - 1
+MAX_WORKERS = 256  # processes a command may fork (--workers)
+
+# Bounded work: before it starts, a command estimates its peak memory and its time from its sizes
+# (resamples, outcomes, candidates, frontier rows, dpi; ``scaling.core.work``) and refuses past these limits
+# unless allowed (``--allow-large``, ``scaling.core.work.allow_large_work()``). Work that shows a
+# progress bar may take up to WORK_MAX_S; work that shows nothing until it ends, WORK_SILENT_MAX_S.
+WORK_MAX_BYTES = 2 * 2**30
+WORK_MAX_S = 3600.0
+WORK_SILENT_MAX_S = 60.0

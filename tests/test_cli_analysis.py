@@ -164,7 +164,7 @@ def test_compare_table_says_which_form_is_recommended(published_db_path: Path) -
     assert ("backtest RMSE and bias: means over the 4 of 6 splits every form fits: largest data_hours; largest "
             "image_px; rolling: data_hours <= 4.989; rolling: data_hours <= 49.89") in text
     rows = {r[0]: r for r in _table_rows(result.stdout, 13)}
-    assert rows["logit1"][6:10] == ["4.16", "-2.85", "4.16", "4 of 6"]
+    assert rows["logit1"][6:10] == ["3.56", "-2.16", "3.56", "4 of 6"]
 
 
 def test_bad_inputs_are_one_line_errors(published_db_path: Path) -> None:

@@ -88,7 +88,7 @@ def test_nans_and_missing_columns() -> None:
 def test_bad_options_kind_and_form() -> None:
     refuses(table(), "poly1", r"form 'poly1' does not take option\(s\) huber_delta", huber_delta=0.1)
     refuses(table(), "powerlaw", r"does not take option\(s\) chance", chance=0.9)
-    refuses(table(), "powerlaw", r"kind must be 'accuracy' or 'loss'", kind="error")
+    refuses(table(), "powerlaw", r"kind must be 'accuracy', 'error' \(an error rate\) or 'loss'", kind="rate")
     refuses(table(), "spline", r"unknown form 'spline'")
     df = table()
     df["loss"] = 1 - df["acc"]
@@ -129,7 +129,7 @@ def test_accuracies_of_exactly_0_or_1_are_left_out_and_named() -> None:
     for form in ("logit1", "powerlaw"):
         r = scaling.fit(saturated, form, y="acc", axes=["n", "d"])
         ref = fit(df, form, y="acc", axes=["n", "d"])
-        assert r.params == pytest.approx(ref.params, rel=1e-9) and r.n_points == ref.n_points == len(df)
+        assert dict(r.params) == pytest.approx(dict(ref.params), rel=1e-9) and r.n_points == ref.n_points == len(df)
         assert r.notes[0].startswith(f"left out 2 of {len(df) + 2} points with an accuracy of exactly 0 or 1 "
                                      f"(row {len(df) + 1}, row {len(df) + 2})"), r.notes
         assert r.to_dict()["fit"]["notes"][0] == r.notes[0]

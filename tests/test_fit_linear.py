@@ -47,7 +47,7 @@ def test_exact_recovery(form: str) -> None:
     df["acc"] = expit(z) if form.startswith("logit") else z
     # poly forms model any y (here outside (0, 1), so kind='loss'); logit forms need accuracies.
     r = fit(df, form, y="acc", axes=AXES, kind="accuracy" if form.startswith("logit") else "loss")
-    assert set(r.params) == set(truth)
+    assert set(r.params.index) == set(truth)
     for name, value in truth.items():
         assert r.params[name] == pytest.approx(value, rel=1e-6, abs=1e-9)
     assert r.converged and r.stats["rmse"] < 1e-9 and r.ceiling is None and r.notes == ()
@@ -85,7 +85,7 @@ def test_poly_bands_and_weights() -> None:
     ols = fit(df, "poly1", y="acc", axes=AXES)
     wls = fit(df, "poly1", y="acc", axes=AXES, weights="w")
     assert ols.message.startswith("OLS") and wls.message.startswith("WLS")
-    assert ols.params != wls.params
+    assert not ols.params.equals(wls.params)
     assert any("weighted by column 'w'" in n for n in wls.notes)
     lo, hi = ols.predict_interval({"n_params": 1e8, "hours": 1e3, "px": 224}, kind="prediction")
     assert lo.shape == () and lo < ols.predict({"n_params": 1e8, "hours": 1e3, "px": 224}) < hi

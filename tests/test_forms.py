@@ -167,7 +167,7 @@ def toy_grid(seed: int = 0, sigma: float = SIGMA) -> pd.DataFrame:
 def test_toy_form_fit_recovers_known_parameters() -> None:
     with registered(ToyLogLinear()) as toy:
         exact = fit(toy_grid(sigma=0.0), toy.name, y="y", axes=AXES, kind="loss")
-        assert exact.params == pytest.approx(TRUTH, rel=1e-12)
+        assert dict(exact.params) == pytest.approx(TRUTH, rel=1e-12)
         assert exact.stats["rmse"] < 1e-12 and exact.ceiling is None and exact.n_points == 72
         noisy = fit(toy_grid(), toy.name, y="y", axes=AXES, kind="loss", center=1.0)
         assert noisy.options == {"center": 1.0}
@@ -175,7 +175,7 @@ def test_toy_form_fit_recovers_known_parameters() -> None:
             assert noisy.params[k] == pytest.approx(v, abs=4 * SIGMA)
         # the same surface as the built-in poly1 (OLS on the same design), to rounding
         ols = fit(toy_grid(), "poly1", y="y", axes=AXES, kind="loss")
-        assert [noisy.params[k] for k in ("a", "b_n", "b_d")] == pytest.approx(list(ols.params.values()), rel=1e-10)
+        assert [noisy.params[k] for k in ("a", "b_n", "b_d")] == pytest.approx(list(ols.params), rel=1e-10)
         assert noisy.to_dict()["fit"]["family"] == "toy"
         with pytest.raises(FitError, match="does not take option"):
             fit(toy_grid(), toy.name, y="y", axes=AXES, kind="loss", huber_delta=1.0)
@@ -218,7 +218,7 @@ def test_toy_form_bootstrap_covers_the_truth() -> None:
     # the percentile interval's width matches the OLS standard error of the intercept at the point
     X = np.column_stack([np.ones(len(df)), np.log10(df[AXES].to_numpy())])
     x0 = np.array([1.0, 10.0, 4.0])
-    sigma2 = float(np.sum((df["y"].to_numpy() - X @ np.array(list(full.params.values()))) ** 2)) / (len(df) - 3)
+    sigma2 = float(np.sum((df["y"].to_numpy() - X @ full.params.to_numpy()) ** 2)) / (len(df) - 3)
     se = math.sqrt(sigma2 * x0 @ np.linalg.inv(X.T @ X) @ x0)
     lo, hi = boot.interval("at.predicted", 0.99)
     assert lo < truth(1e10, 1e4) < hi

@@ -45,12 +45,12 @@ def test_registered_with_its_source_options_and_parameters() -> None:
 def test_recovers_one_break() -> None:
     r = fit(table(ONE, 0.01), "bnsl", y="loss", axes=["x"], kind="loss", breaks=1)
     p = r.params
-    assert r.converged and set(p) == {"a", "b", "c0", "c1", "d1", "f1"}
+    assert r.converged and set(p.index) == {"a", "b", "c0", "c1", "d1", "f1"}
     assert p["d1"] == pytest.approx(3e4, rel=0.1)
     assert p["c0"] == pytest.approx(0.05, abs=0.02) and p["c1"] == pytest.approx(0.6, abs=0.05)
     assert p["a"] == pytest.approx(0.5, abs=0.05) and p["f1"] == pytest.approx(0.2, abs=0.1)
     assert r.options["breaks"] == 1 and r.options["breaks_requested"] == 1
-    assert r.stderr is not None and all(math.isfinite(r.stderr[k]) for k in p)
+    assert r.stderr is not None and all(math.isfinite(r.stderr[k]) for k in p.index)
 
 
 def test_recovers_two_breaks() -> None:

@@ -113,7 +113,7 @@ def test_saturating_is_powerlaw_in_the_papers_names() -> None:
     df = curve(0.01, seed=3)
     sat = fit(df, "saturating", y="acc", axes=["x"], c_max=1.5)
     pl = fit(df, "powerlaw", y="acc", axes=["x"], alpha_max=1.5)
-    assert list(sat.params) == ["L_inf", "beta_x", "c_x"] == get_form("saturating").param_names(["x"])
+    assert list(sat.params.index) == ["L_inf", "beta_x", "c_x"] == get_form("saturating").param_names(["x"])
     assert sat.params["L_inf"] == pl.params["E"] and sat.params["beta_x"] == pl.params["A_x"]
     assert sat.params["c_x"] == -pl.params["alpha_x"] and sat.ceiling == pl.ceiling
     assert sat.stderr is not None and pl.stderr is not None and sat.stderr["c_x"] == pl.stderr["alpha_x"]

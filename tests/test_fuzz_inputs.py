@@ -1,9 +1,13 @@
 """Malformed inputs over every format (CSV, JSON lines, run.json, MAE logs, database files) and the commands'
-options: each exits 1 (2 for a usage error) with exactly one line on stderr, no traceback, no warning and an
-unchanged database (a dump of every table, compared before and after).
+options: each exits 1 (2 for a usage error) with exactly one line on stderr, no traceback, no warning, no raw
+control character, and an unchanged database (a dump of every table, compared before and after).
 
 The real entry point (``scaling.cli.main``) runs in-process, so that usage errors are checked as users see
-them and 150+ cases stay fast. Each bad file is tried by ``runs import`` and by ``runs validate``.
+them and 850+ cases stay fast. Each bad file is tried by ``runs import`` and by ``runs validate``. Every case
+runs under a time limit (``CASE_SECONDS``) and a memory limit (``CASE_MEMORY``, on the process's address
+space): work that is not bounded fails the case instead of hanging or exhausting the machine. The groups of
+issue 23 (cost expressions, grid specs, every validated option, unbounded work, damaged databases, export
+targets, control characters) are in ``tests/fuzz_bounded.py``.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ import csv
 import hashlib
 import io
 import json
+import re
+import resource
 import shutil
+import signal
 import sqlite3
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +34,7 @@ import typer
 import runs_db
 import scaling.cli
 from scaling.cli import main
+from tests import fuzz_bounded
 from tests.cli_helpers import sqlite_file
 
 LOGS = runs_db.published_logs_dir()
@@ -44,6 +52,42 @@ def _built_once() -> Any:
         yield
 
 
+CASE_SECONDS = 30  # no case is near this: a bounded command answers in about a second here
+CASE_MEMORY = 2 * 2**30  # address space a case may add to the test process
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+class CaseTimeout(BaseException):
+    """Raised in a case that runs past CASE_SECONDS (a BaseException: nothing in the CLI catches it)."""
+
+
+def _vm_bytes() -> int:
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
+    return kb * 1024
+
+
+@contextlib.contextmanager
+def limits(seconds: float = CASE_SECONDS, memory: int = CASE_MEMORY) -> Iterator[None]:
+    """Run the body under a wall-clock limit (SIGALRM raises CaseTimeout) and an address-space limit (a
+    MemoryError past it), both lifted after."""
+
+    def expire(signum: int, frame: Any) -> None:
+        raise CaseTimeout(f"the case ran past {seconds} s")
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    ceiling = _vm_bytes() + memory
+    resource.setrlimit(resource.RLIMIT_AS, (ceiling if hard == resource.RLIM_INFINITY else min(ceiling, hard), hard))
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 def run_cli(args: list[str]) -> tuple[int, str, str, list[str]]:
     """``scaling ARGS`` in-process through ``scaling.cli.main``: (exit code, stdout, stderr, warnings)."""
     out, err = io.StringIO(), io.StringIO()
@@ -54,7 +98,8 @@ def run_cli(args: list[str]) -> tuple[int, str, str, list[str]]:
             contextlib.redirect_stderr(err):
         warnings.simplefilter("always")
         try:
-            main()
+            with limits():
+                main()
         except SystemExit as exc:
             code = exc.code
         except BaseException as exc:  # a traceback is exactly what must not happen: report it as one
@@ -423,23 +468,58 @@ case("export-under-a-file")(lambda d: ["runs", "export", str(_text(d / "afile", 
 case("plot-out-under-a-file")(lambda d: ["plot", "loss", "--out", str(_text(d / "afile", "x") / "x.png")])
 
 
+# --------------------------------------------------------------------- issue 23's groups (tests/fuzz_bounded.py)
+for key, (builder, expected) in fuzz_bounded.BOUNDED.items():
+    case(f"i23-{key}", expected)(builder)
+for key, (make_damaged, cmd) in fuzz_bounded.DAMAGED_CASES.items():
+    def build_damaged(d: Path, make: Callable[[Path, Path], Path] = make_damaged, cmd: list[str] = cmd) -> list[str]:
+        db = make(d, DB_SOURCE[0])
+        return ["--db", str(db), *fuzz_bounded.damaged_args(cmd, d, db)]
+
+    case(f"i23-{key}")(build_damaged)
+for key, export_args in fuzz_bounded.EXPORTS.items():
+    def build_export(d: Path, make: Callable[[Path, Path], list[str]] = export_args) -> list[str]:
+        db = d / "own.sqlite"
+        db.write_bytes(DB_SOURCE[0].read_bytes())
+        return ["--db", str(db), *make(d, db)]
+
+    case(f"i23-export-{key}")(build_export)
+DB_SOURCE: list[Path] = []  # the fuzz database, for the cases that damage or export onto a copy of it
+
+
 # --------------------------------------------------------------------------------------------------- test
 def test_there_are_enough_cases() -> None:
-    assert len(CASES) >= 150
+    assert len(CASES) >= 650
+    assert len(CASES) - 455 >= 200  # issue 23 added at least 200 to the 455 before it
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_malformed_input(name: str, fuzz_db: Path, tmp_path: Path) -> None:
+    DB_SOURCE[:] = [fuzz_db]
     build, expected = CASES[name]
     args = build(tmp_path)
     own_db = args[0] == "--db"
     db = Path(args[1]) if own_db else fuzz_db
     before = dump(db)
+    files_before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p != db}
     code, out, err, caught = run_cli(args if own_db else ["--db", str(fuzz_db), *args])
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert "Traceback" not in err, err
     assert code == expected, (code, err)
     assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert not CONTROL.search(err), f"a raw control character on stderr: {err!r}"
     assert not caught, caught
     assert out == "", out
     assert dump(db) == before, "the database changed"
+    assert not any(p.name == fuzz_bounded.MARKER for p in tmp_path.rglob("*")), "an input ran code"
+    assert {p: p.read_bytes() for p in files_before} == files_before, "a file the case did not create changed"
+
+
+@pytest.mark.parametrize("name", sorted(fuzz_bounded.SHOWN))
+def test_text_from_files_is_shown_escaped(name: str, tmp_path: Path, fuzz_db: Path) -> None:
+    """Column names with escape sequences and bidirectional overrides: the command runs, and what it prints
+    has them escaped (\\x1b, \\u202e), never raw."""
+    code, out, err, _ = run_cli(["--db", str(fuzz_db), *fuzz_bounded.SHOWN[name](tmp_path)])
+    assert code == 0, err
+    assert not CONTROL.search(out + err), f"raw control characters: {(out + err)!r}"
+    assert "\\x1b[31m" in out and "\\u202e" in out

@@ -55,6 +55,11 @@ def minimise(objective: Callable[[np.ndarray], float], constraint: Callable[[np.
             break
         for z0 in starts:
             n += 1
+            if len(z0) == 0:  # every axis pinned: the box is one point, feasible or not
+                z = np.zeros(0)
+                if constraint(z) >= -feasible_tol and math.isfinite(objective(z)):
+                    best = (objective(z), z)
+                break
             with np.errstate(all="ignore"):
                 res = minimize(objective, z0, method="SLSQP", bounds=[(0.0, 1.0)] * len(z0),
                                constraints=[{"type": "ineq", "fun": constraint}], options=SLSQP_OPTIONS)

@@ -24,14 +24,16 @@ from scaling.allocation.mae import merge_bounds
 from scaling.compute.allocations import at_bounds, predict_log
 from scaling.compute.costs import CostModel
 from scaling.core.direction import direction
+from scaling.core.display import Text
 from scaling.core.jsonable import JSONDict
+from scaling.core.results import Result
 from scaling.errors import ProjectionError
 
 FEASIBLE_TOL = 1e-7
 
 
 @dataclass(frozen=True)
-class CostOptimum:
+class CostOptimum(Result):
     """The answer to one budget question."""
 
     question: str  # 'cheapest' (reach the target for the least cost) | 'budget' (best at the cost)
@@ -59,17 +61,17 @@ class CostOptimum:
                              "lower_bound": {a: b[0] for a, b in self.bounds.items()},
                              "upper_bound": {a: b[1] for a, b in self.bounds.items()}})
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         what = (f"cheapest point reaching {self.target:g}" if self.question == "cheapest"
                 else f"best point at a cost of {self.budget:.4g}")
         head = f"{what} under cost {self.cost_model['formula']}"
         if not self.reachable or self.point is None:
-            return f"{head}: none ({self.reason})"
+            return Text(f"{head}: none ({self.reason})")
         lines = [head, self.to_frame().to_string(float_format=lambda v: f"{v:.4g}"),
                  f"predicted {self.predicted:.4g} for a cost of {self.cost:.4g}"]
         if self.at_bounds:
             lines.append(f"at bound(s): {', '.join(self.at_bounds)}; widen the bounds to see past them")
-        return "\n".join(lines)
+        return Text("\n".join(lines))
 
     def __repr__(self) -> str:
         pt = "none" if self.point is None else ", ".join(f"{k}={v:.3g}" for k, v in self.point.items())
@@ -92,6 +94,7 @@ def cheapest(fit: Any, target: float, cost: CostModel, bounds: Mapping[str, tupl
              starts: Sequence[Mapping[str, float]] = (), n_random: int = 4, seed: int = 0) -> CostOptimum:
     """The point reaching ``target`` for the least ``cost`` within ``bounds``."""
     b = merge_bounds(fit, bounds)
+    cost.check_box(b)  # finite and positive over the box, or one line naming where it is not
     box = Box(fit.axes, b)
     d = direction(fit.kind)
     scale = 0.01 if d.higher_is_better else max(abs(target), 1e-12) * 0.01
@@ -118,6 +121,7 @@ def best_at_budget(fit: Any, budget: float, cost: CostModel, bounds: Mapping[str
     if not (budget > 0 and math.isfinite(budget)):
         raise ProjectionError(f"the budget must be a positive number; got {budget}")
     b = merge_bounds(fit, bounds)
+    cost.check_box(b)
     box = Box(fit.axes, b)
     d = direction(fit.kind)
     log_budget = math.log(budget)

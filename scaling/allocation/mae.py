@@ -43,10 +43,15 @@ from scipy.interpolate import RectBivariateSpline
 from scaling.allocation.box import Box, minimise
 from scaling.compute.allocations import Allocation, Cost, answer, log_box, predict_log, unreachable
 from scaling.compute.flops import FRAMES_PER_HOUR, ComputeAssumptions, compute_at, flops_per_image
+from scaling.core import work
+from scaling.core.checks import box as checked_box
+from scaling.core.checks import count
 from scaling.core.direction import direction
+from scaling.core.display import Text, new_axes
 from scaling.core.jsonable import JSONDict
-from scaling.defaults import COMPUTE_AXES
-from scaling.errors import ProjectionError
+from scaling.core.results import Result
+from scaling.defaults import COMPUTE_AXES, PATCH_PX
+from scaling.errors import ProjectionError, ScalingError
 from scaling.forms import get_form
 from scaling.forms.result import FitLike
 
@@ -69,19 +74,20 @@ def check_bounds(fit: FitLike, bounds: Mapping[str, tuple[float, float]] | None)
         raise ProjectionError(
             f"compute-optimal allocation needs the axes {', '.join(COMPUTE_AXES)}; the fit has {', '.join(fit.axes)}"
         )
-    return merge_bounds(fit, bounds)
+    b = merge_bounds(fit, bounds)
+    if b["image_px"][0] < PATCH_PX:
+        raise ProjectionError(f"bounds of 'image_px' start at {b['image_px'][0]:g} px, below one {PATCH_PX}-px patch")
+    return b
 
 
 def merge_bounds(fit: FitLike, bounds: Mapping[str, tuple[float, float]] | None) -> dict[str, tuple[float, float]]:
     """Bounds for every axis of ``fit``: ``default_bounds`` with the given ones over them, each checked."""
     out = default_bounds(fit)
-    for a, (lo, hi) in (bounds or {}).items():
-        if a not in out:
-            raise ProjectionError(f"bounds for unknown axis {a!r}; axes: {', '.join(fit.axes)}")
-        if not (0 < lo <= hi and math.isfinite(hi)):
-            raise ProjectionError(f"bounds of {a!r} must satisfy 0 < lower <= upper; got {lo:g}:{hi:g}")
-        out[a] = (float(lo), float(hi))
-    return out
+    try:
+        given = checked_box(bounds or {}, fit.axes, "bounds")
+    except ScalingError as exc:
+        raise ProjectionError(str(exc)) from None
+    return out | given
 
 
 # -- cost models ------------------------------------------------------------------------------------
@@ -245,7 +251,7 @@ class FrontierRow:
 
 
 @dataclass(frozen=True)
-class OptimalResult:
+class OptimalResult(Result):
     target: float
     bounds: dict[str, tuple[float, float]]
     optimum: Allocation  # under the FLOPs model (numerical), with its exact FLOPs
@@ -268,7 +274,7 @@ class OptimalResult:
         return pd.DataFrame(rows, columns=["n_params", "data_hours", "image_px", "flops", "relative_cost",
                                            "reachable"])
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         """The compute-optimal allocation, the proportional-cost cross-check, the frontier and the notes."""
         def one(label: str, a: Allocation | None) -> str:
             if a is None:
@@ -287,7 +293,7 @@ class OptimalResult:
             parts.append("iso-target frontier:\n" + self.to_frame().to_string(float_format=lambda v: f"{v:.4g}"))
         if self.notes:
             parts.append("\n".join(f"note: {n}" for n in self.notes))
-        return "\n\n".join(parts)
+        return Text("\n\n".join(parts))
 
     def __repr__(self) -> str:
         pt = "unreachable" if self.optimum.point is None else ", ".join(
@@ -299,8 +305,7 @@ class OptimalResult:
         """The iso-target frontier with the optimum starred. Returns the Axes."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
-        if ax is None:
-            _, ax = plots.new_figure()
+        ax = ax if ax is not None else new_axes()
         return plots.plot_frontier(plots.frontier_data(self, target_label=target_label or f"target {self.target:g}"),
                                    ax)
 
@@ -344,6 +349,8 @@ def optimal_allocation(fit: FitLike, target: float, assumptions: ComputeAssumpti
     """Compute-optimal allocation reaching ``target``: under the FLOPs model (the answer), and under the
     proportional cost numerically and in closed form where the form has one (they must agree)."""
     b = check_bounds(fit, bounds)
+    rows_asked = count(frontier_rows, "frontier_rows", minimum=0)
+    work.check(work.frontier(rows_asked))  # before any work: a frontier's rows show nothing until done
     fc = flops_cost(assumptions, b)
     pc = proportional_cost(assumptions, b)
     notes: list[str] = []
@@ -366,6 +373,6 @@ def optimal_allocation(fit: FitLike, target: float, assumptions: ComputeAssumpti
         at_opt = f" and off by {100 * off:+.0f}% at the FLOPs optimum"
     notes.append(f"proportional cost C = k N D (R/{pc.patch_px})^{pc.rho:.3f} (fitted to the FLOPs model on the "
                  f"bounds box) is off by up to {100 * pc.max_rel_error:.0f}% there{at_opt}")
-    rows = frontier(fit, target, fc, b, opt, n_rows=frontier_rows) if opt.reachable and frontier_rows else []
+    rows = frontier(fit, target, fc, b, opt, n_rows=rows_asked) if opt.reachable and rows_asked else []
     return OptimalResult(target, b, opt, exact, prop_num, closed, rows,
                          {"flops": fc.describe(), "proportional": pc.describe()}, tuple(notes))

@@ -13,13 +13,15 @@ import typer
 
 from scaling import __version__
 from scaling.cli import analysis as cli_analysis
+from scaling.cli import calibrate as cli_calibrate
 from scaling.cli import fit as cli_fit
 from scaling.cli import plan as cli_plan
 from scaling.cli import plot as cli_plot
+from scaling.cli import project as cli_project
 from scaling.cli import runs as cli_runs
 from scaling.cli import suggest as cli_suggest
 from scaling.cli import train as cli_train
-from scaling.cli.render import reflow_app_help
+from scaling.cli.render import printable, reflow_app_help
 
 app = typer.Typer(
     name="scaling",
@@ -70,9 +72,11 @@ def root(
 
 app.add_typer(cli_runs.runs_app, name="runs")
 cli_fit.register(app)
+cli_project.register(app)
 cli_train.register(app)
 cli_plot.register(app)
 cli_analysis.register(app)
+cli_calibrate.register(app)
 cli_plan.register(app)
 cli_suggest.register(app)
 reflow_app_help(app)  # prose paragraphs of every --help wrap at the terminal; examples keep their lines
@@ -91,7 +95,7 @@ def main() -> None:
         ctx = getattr(exc, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         message = " ".join(exc.format_message().split())  # Click may wrap a long message: keep one line
-        print(f"error: {message}{hint}", file=sys.stderr)
+        print(f"error: {printable(message)}{hint}", file=sys.stderr)
         sys.exit(2)
     except typer.Abort:
         print("error: aborted", file=sys.stderr)

@@ -6,9 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
+from scaling.cli import validate
 from scaling.cli.common import domain_errors, parse_assignments
 from scaling.cli.options import (
     DEFAULT_AXES,
+    AllowLargeOpt,
     AlphaMaxOpt,
     AxesOpt,
     ChanceOpt,
@@ -19,6 +21,7 @@ from scaling.cli.options import (
     JsonOpt,
     KindOpt,
     LevelOpt,
+    LevelTolOpt,
     ProtocolOpt,
     SeedOpt,
     SelectionOpt,
@@ -39,20 +42,15 @@ from scaling.cli.render import (
     stdout_console,
     table,
 )
+from scaling.core import checks
 from scaling.core.direction import direction
 from scaling.defaults import DEFAULT_METRIC
-from scaling.errors import ScalingError
 
 FormsOpt = Annotated[str, typer.Option("--forms", help="Comma-separated forms, or 'all' (see `scaling forms`).")]
 MetricOpt = Annotated[str, typer.Option(help="Metric: top1 or top5 (default: that of the default target, human-top5).")]
 RollingOpt = Annotated[
     str, typer.Option(help="Axis of the rolling-origin splits, 'none' for none, or 'auto': data_hours on the run "
                            "database, the last --axes of a --data table.")
-]
-LevelTolOpt = Annotated[
-    float | None,
-    typer.Option(help="Relative tolerance within which axis values count as one level (0.05 = 5%) \\[default: 0.05 "
-                      "on the run database (ViT-H at 224/448/476 px differ by 0.2% in parameters); exact for --data].")
 ]
 
 
@@ -168,14 +166,16 @@ def compare_cmd(
     selection: SelectionOpt = "best-epoch",
     axes: AxesOpt = DEFAULT_AXES,
     at: Annotated[
-        str | None, typer.Option(help="Point of the projection, as NAME=VALUE,... \\[default: the paper's 2.5B "
-                                      "parameters, 20,000 h, 952 px; the largest point of a --data table].")
+        str | None, typer.Option(help="Point of the projection, as NAME=VALUE,... naming every axis \\[default: the "
+                                      "paper's 2.5B parameters, 20,000 h, 952 px; the largest point of a --data "
+                                      "table].", callback=validate.at)
     ] = None,
     target: Annotated[
         str | None, typer.Option(help="Also report the share of resamples meeting this target (e.g. 80%).")
     ] = None,
     n_bootstrap: Annotated[
-        int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples per form for the interval (0: none).")
+        int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples per form for the interval (0: none).",
+                          callback=validate.bootstrap)
     ] = 200,
     seed: SeedOpt = 0,
     level: LevelOpt = None,
@@ -189,6 +189,7 @@ def compare_cmd(
     chance: ChanceOpt = None,
     huber_delta: HuberOpt = None,
     alpha_max: AlphaMaxOpt = None,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Every form side by side: in-sample fit, AICc/BIC, backtest error, projection with its interval.
@@ -207,10 +208,7 @@ def compare_cmd(
     """
     import scaling  # lazy: keeps `scaling --help` fast
 
-    point = parse_assignments(at, "--at") if at else None
-    missing = [a for a in split_axes(axes) if point is not None and a not in point]
-    if missing:
-        raise ScalingError(f"--at lacks axis {missing[0]!r}; the axes are {axes}")
+    point = checks.point(parse_assignments(at, "--at"), split_axes(axes), "--at") if at else None
     frame = load_table(ctx, data=data, y=y, protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)
     with progress_bar() as update:
         result = scaling.compare(frame, forms_list(forms), metric=metric, y=y, axes=split_axes(axes), kind=kind,

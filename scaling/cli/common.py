@@ -10,24 +10,29 @@ from typing import Any, TypeVar
 import typer
 
 from scaling.cli.render import print_json, reflow_help, stderr_console
+from scaling.core.work import allow_large_work, large_work_allowed
 from scaling.errors import ScalingError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def domain_errors(func: F) -> F:
-    """Turn domain errors (bad input, unfittable data) into one line on stderr and exit code 1; and lay out the
-    command's docstring for --help (:func:`scaling.cli.render.reflow_help`)."""
+    """Turn domain errors (bad input, unfittable data) into one line on stderr and exit code 1; run the command
+    with the work limits lifted when it was given ``--allow-large`` (``scaling.core.work``); and lay out
+    the command's docstring for --help (:func:`scaling.cli.render.reflow_help`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from runs_db import RunsDBError  # lazy: keeps `scaling --help` fast
 
         try:
+            if "allow_large_work" in kwargs:  # a command called by another (plot all) keeps the caller's
+                with allow_large_work(bool(kwargs["allow_large_work"]) or large_work_allowed()):
+                    return func(*args, **kwargs)
             return func(*args, **kwargs)
         except (ScalingError, RunsDBError) as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            stderr_console().print(f"error: {message}", markup=False, soft_wrap=True)
+            stderr_console().print(f"error: {message}", markup=False, soft_wrap=True)  # control characters escaped
             raise typer.Exit(1) from None
 
     wrapper.__doc__ = reflow_help(func.__doc__)  # --help reads the docstring

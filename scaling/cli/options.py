@@ -1,5 +1,6 @@
-"""The options shared by the CLI's commands (typed once, with their help) and the one input step they
-share: which table to hand to the library (the run database, or ``--data`` CSV)."""
+"""The options shared by the CLI's commands (typed once, with their help and their validator from
+``scaling.cli.validate``) and the one input step they share: which table to hand to the library (the run
+database, or ``--data`` CSV)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,26 @@ from typing import Annotated
 import pandas as pd
 import typer
 
+from scaling.cli import validate
 from scaling.cli.common import open_database, split_csv
-from scaling.defaults import AXES, DEFAULT_EVAL_SET, DEFAULT_METRIC, DEFAULT_PROTOCOL, PAPER_SCENARIO
+from scaling.core import checks
+from scaling.defaults import (
+    AXES,
+    DEFAULT_EVAL_SET,
+    DEFAULT_METRIC,
+    DEFAULT_PROTOCOL,
+    PAPER_SCENARIO,
+    WORK_MAX_BYTES,
+    WORK_MAX_S,
+    WORK_SILENT_MAX_S,
+)
 from scaling.errors import ScalingError
 
 DEFAULT_AXES = ",".join(AXES)
 PAPER_SCENARIO_TEXT = ",".join(f"{k}={v:g}" for k, v in PAPER_SCENARIO.items())
 
 FormOpt = Annotated[str, typer.Option("--form", "-f", help="Functional form (see `scaling forms`).")]
-AxesOpt = Annotated[str, typer.Option(help="Comma-separated axis columns (x variables).")]
+AxesOpt = Annotated[str, typer.Option(help="Comma-separated axis columns (x variables).", callback=validate.axes)]
 ProtocolOpt = Annotated[str | None, typer.Option(help=f"Evaluation protocol \\[default: {DEFAULT_PROTOCOL}].")]
 EvalSetOpt = Annotated[str | None, typer.Option(help=f"Evaluation set \\[default: {DEFAULT_EVAL_SET}].")]
 SelectionOpt = Annotated[str, typer.Option(help="Which fine-tuning epoch: best-epoch or last-epoch.")]
@@ -27,25 +39,41 @@ DataOpt = Annotated[
 ]
 YOpt = Annotated[str | None, typer.Option("--y", help="Response column of --data.")]
 KindOpt = Annotated[
-    str, typer.Option(help="accuracy (fraction, higher is better) or loss (positive, lower is better).")
+    str, typer.Option(help="accuracy (a fraction, higher is better), error (an error rate, a fraction, lower is "
+                           "better) or loss (positive, lower is better).")
 ]
 ChanceOpt = Annotated[
     float | None,
     typer.Option(help="Chance error for chance-ceiling forms \\[default: 1 - k/1000 for top-k on ImageNet]."),
 ]
-HuberOpt = Annotated[float | None, typer.Option(help="Huber delta of power-law fits in log space \\[default: 1e-3].")]
+HuberOpt = Annotated[float | None, typer.Option(help="Huber delta of power-law fits in log space \\[default: 1e-3].",
+                                                callback=validate.huber_delta)]
 AlphaMaxOpt = Annotated[
     float | None,
-    typer.Option(help="Upper bound of power-law exponents \\[default: 2]; raise it when a fit says an exponent sits "
-                      "at its bound."),
+    typer.Option(help="Upper bound of power-law exponents, at most 100 \\[default: 2]; raise it when a fit says an "
+                      "exponent sits at its bound.", callback=validate.alpha_max),
+]
+LevelTolOpt = Annotated[
+    float | None,
+    typer.Option(help="Relative tolerance within which axis values count as one level, in [0, 1) (0.05 = 5%) "
+                      "\\[default: 0.05 on the run database (ViT-H at 224/448/476 px differ by 0.2% in parameters); "
+                      "exact for --data].", callback=validate.level_tol)
+]
+AllowLargeOpt = Annotated[
+    bool, typer.Option("--allow-large", help=f"Run work estimated past the limits ({WORK_MAX_BYTES / 2**30:g} GiB of "
+                                             f"memory; {WORK_MAX_S / 3600:g} h, or {WORK_SILENT_MAX_S / 60:g} min "
+                                             "without a progress bar) instead of refusing it.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 BootstrapOpt = Annotated[
-    int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for percentile intervals (0: none; try 1000).")
+    int, typer.Option("--bootstrap", min=0, help="Bootstrap resamples for percentile intervals (0: none; try 1000).",
+                      callback=validate.bootstrap)
 ]
-SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap resampling (same seed, same intervals).")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap resampling (same seed, same intervals).",
+                                      callback=validate.seed)]
 LevelOpt = Annotated[
-    list[float] | None, typer.Option("--level", help="Interval level, repeatable \\[default: 0.9 and 0.95].")
+    list[float] | None, typer.Option("--level", help="Interval level, repeatable \\[default: 0.9 and 0.95].",
+                                     callback=validate.levels)
 ]
 GroupOpt = Annotated[
     str | None,
@@ -55,7 +83,7 @@ GroupOpt = Annotated[
 PassesOpt = Annotated[
     float | None,
     typer.Option(help="Every run makes this many passes over its frames (short for --training-length passes=P).",
-                 show_default=False),
+                 show_default=False, callback=validate.passes),
 ]
 TrainingLengthOpt = Annotated[
     str | None,
@@ -64,16 +92,14 @@ TrainingLengthOpt = Annotated[
                  show_default=False),
 ]
 WorkersOpt = Annotated[
-    int, typer.Option(min=1, help="Processes for the bootstrap (results do not depend on it; 2 on 2 cores).")
+    int, typer.Option(min=1, help="Processes for the bootstrap (results do not depend on it; 2 on 2 cores).",
+                      callback=validate.workers)
 ]
 
 
 def cli_levels(level: list[float] | None) -> list[float] | None:
-    """--level as given, each checked here so that the error names the option."""
-    bad = [x for x in level or [] if not 0.0 < x < 1.0]
-    if bad:
-        raise ScalingError(f"--level must be in (0, 1); got {bad[0]:g}")
-    return level
+    """--level as given (each checked by its validator, ``validate.levels``, when parsed)."""
+    return None if level is None else [checks.fraction(x, "--level") for x in level]
 
 
 def cli_group(group: str | None) -> str:

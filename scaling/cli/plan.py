@@ -6,13 +6,23 @@ from typing import Annotated, Any
 
 import typer
 
+from scaling.cli import validate
 from scaling.cli.common import domain_errors
 from scaling.cli.options import FormOpt, JsonOpt, PassesOpt, TrainingLengthOpt, load_table
 from scaling.cli.render import fmt_flops, fmt_hours, fmt_params, print_json, stderr_console, stdout_console, table
+from scaling.core import checks
 from scaling.defaults import DEFAULT_FORM, DEFAULT_TARGET, PAPER_SCENARIO, PLAN_GLOBAL_BATCH
 from scaling.errors import ScalingError
 
 QUESTIONS = {"at": "at point", "scale": "scale every axis", "solve": "solve data_hours"}
+
+
+def _global_batch(value: int) -> int:
+    """``--global-batch``: a count, checked when parsed (as ``scaling.cli.validate``'s options are)."""
+    try:
+        return checks.count(value, "--global-batch")
+    except ScalingError as exc:
+        validate.fail(str(exc))
 
 
 def register(app: typer.Typer) -> None:
@@ -109,15 +119,18 @@ def plan_cmd(
         float | None,
         typer.Option("--params", help="Encoder parameters; the nearest registered shape within 1.5x is "
                                       "planned, else one derived by width = 40 x depth (see the note) "
-                                      f"\\[default: {PAPER_SCENARIO['n_params']:g}, the paper's scenario]."),
+                                      f"\\[default: {PAPER_SCENARIO['n_params']:g}, the paper's scenario].",
+                     callback=validate.params),
     ] = None,
-    px: Annotated[float | None, typer.Option("--px", help="Image side in px \\[default: 952].")] = None,
-    hours: Annotated[float | None, typer.Option("--hours", help="Hours of 1-frame/s video \\[default: 20000].")] = None,
+    px: Annotated[float | None, typer.Option("--px", help="Image side in px \\[default: 952].",
+                                             callback=validate.px)] = None,
+    hours: Annotated[float | None, typer.Option("--hours", help="Hours of 1-frame/s video \\[default: 20000].",
+                                                callback=validate.hours)] = None,
     passes: PassesOpt = None,
     training_length: TrainingLengthOpt = None,
     mask_ratio: Annotated[
         float | None, typer.Option(help="MAE mask ratio \\[default: the training-length rule's, that of the "
-                                        "nearest trained configuration].")
+                                        "nearest trained configuration].", callback=validate.mask_ratio)
     ] = None,
     from_projection: Annotated[
         bool, typer.Option("--from-projection", help="Plan an answer of `scaling project` (--target, --form, "
@@ -126,25 +139,27 @@ def plan_cmd(
     question: Annotated[str, typer.Option(help="With --from-projection: at | scale | solve.")] = "at",
     target: Annotated[str, typer.Option(help="With --from-projection: the target.")] = DEFAULT_TARGET,
     form: FormOpt = DEFAULT_FORM,
-    gpus: Annotated[int, typer.Option("--gpus", help="Number of GPUs (K).")] = 1,
+    gpus: Annotated[int, typer.Option("--gpus", help="Number of GPUs (K).", callback=validate.gpus)] = 1,
     gpu_kind: Annotated[str, typer.Option(help="h200 (measured MFU), h100 or a100 (give --mfu).")] = "h200",
     gpu_mem: Annotated[
         str | None, typer.Option(help="Memory per GPU, e.g. 80GiB or 80GB \\[default: the kind's].")
     ] = None,
     mfu: Annotated[
         float | None, typer.Option(help="Model-FLOP utilisation in (0, 1] \\[default: the measured step most "
-                                        "like this one].")
+                                        "like this one].", callback=validate.mfu)
     ] = None,
     peak_tflops: Annotated[
-        float | None, typer.Option(help="Peak bf16 TFLOP/s the MFU is relative to \\[default: the kind's].")
+        float | None, typer.Option(help="Peak bf16 TFLOP/s the MFU is relative to \\[default: the kind's].",
+                                   callback=validate.peak_tflops)
     ] = None,
-    usd_per_gpu_hour: Annotated[float | None, typer.Option(help="Price of one GPU-hour in USD.")] = None,
+    usd_per_gpu_hour: Annotated[float | None, typer.Option(help="Price of one GPU-hour in USD.",
+                                                           callback=validate.usd_per_gpu_hour)] = None,
     batch: Annotated[int | None, typer.Option(help="Images per GPU per forward/backward (the micro-batch) "
                                               "\\[default: the largest that fits and divides each GPU's share "
-                                              "of the global batch].")] = None,
+                                              "of the global batch].", callback=validate.batch)] = None,
     global_batch: Annotated[int, typer.Option("--global-batch", help="Images per optimizer step, the recipe's: "
                                               "kept on any number of GPUs by accumulating micro-batches "
-                                              "\\[default: MAE's 4,096].")] = PLAN_GLOBAL_BATCH,
+                                              "\\[default: MAE's 4,096].", callback=_global_batch)] = PLAN_GLOBAL_BATCH,
     activation_checkpointing: Annotated[
         bool, typer.Option("--act-checkpointing",
                            help="Activation checkpointing: recompute every encoder block in the backward pass.")
@@ -213,29 +228,14 @@ def plan_cmd(
 
 
 def _check(options: dict[str, Any]) -> None:
-    """Bad numbers fail before the run database is read, naming the option."""
+    """Bad numbers fail before the run database is read, naming the option: the options' own validators
+    (``scaling.cli.validate``) did when they were parsed; the memory size and GPU kind are checked here."""
     from scaling.planning.gpus import get_gpu_kind, parse_memory  # lazy: keeps `scaling --help` fast
 
-    if options["gpus"] < 1:
-        raise ScalingError(f"--gpus must be at least 1, got {options['gpus']}")
-    if options["mfu"] is not None and not 0.0 < options["mfu"] <= 1.0:
-        raise ScalingError(f"--mfu is a fraction of the peak in (0, 1], got {options['mfu']:g}")
-    if options["batch"] is not None and options["batch"] < 1:
-        raise ScalingError(f"--batch must be at least 1, got {options['batch']}")
-    if options["global_batch"] < 1:
-        raise ScalingError(f"--global-batch must be at least 1, got {options['global_batch']}")
     if options["gpu_mem"] is not None:
         try:
             parse_memory(options["gpu_mem"])
         except ScalingError:
             raise ScalingError(f"--gpu-mem {options['gpu_mem']!r}: expected a size such as 80GiB, 80GB or "
                                "141GB") from None
-    for name in ("passes", "mask_ratio", "n_params", "image_px", "data_hours", "usd_per_gpu_hour", "peak_tflops"):
-        v = options[name]
-        if v is not None and not v > 0 and not (name == "usd_per_gpu_hour" and v == 0):
-            flag = {"n_params": "--params", "image_px": "--px", "data_hours": "--hours"}.get(
-                name, "--" + name.replace("_", "-"))
-            raise ScalingError(f"{flag} must be positive, got {v:g}")
-    if options["mask_ratio"] is not None and not options["mask_ratio"] < 1:
-        raise ScalingError(f"--mask-ratio must be in [0, 1), got {options['mask_ratio']:g}")
     get_gpu_kind(options["gpu_kind"])

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from scaling.cli import validate
 from scaling.cli.common import domain_errors, parse_assignments, split_csv
 from scaling.cli.options import (
     PAPER_SCENARIO_TEXT,
+    AllowLargeOpt,
     EvalSetOpt,
     FormOpt,
     GroupOpt,
@@ -46,10 +48,11 @@ MetricOpt = Annotated[str, typer.Option(help="Metric: top1 or top5 (default: tha
 BandOpt = Annotated[
     str, typer.Option(help="Band around the fit: confidence (mean surface), prediction (a new run) or none.")
 ]
-LevelOpt = Annotated[float, typer.Option(help="Level of the band or interval.")]
-DpiOpt = Annotated[float | None, typer.Option(help="Resolution of .png files \\[default: 150].")]
+LevelOpt = Annotated[float, typer.Option(help="Level of the band or interval.", callback=validate.level)]
+DpiOpt = Annotated[float | None, typer.Option(help="Resolution of .png files \\[default: 150].", callback=validate.dpi)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers behind the figure as one JSON document.")]
-ResamplesOpt = Annotated[int, typer.Option("--bootstrap", min=2, help="Bootstrap resamples.")]
+ResamplesOpt = Annotated[int, typer.Option("--bootstrap", min=2, help="Bootstrap resamples.",
+                                           callback=validate.bootstrap)]
 BACKTEST_FORMS = ",".join(DEFAULT_BACKTEST_FORMS)
 
 
@@ -88,6 +91,14 @@ def _runs(ctx: typer.Context, *, metric: str, selection: str, protocol: str | No
                       selection=selection)
 
 
+def _bounded(n_boot: int, frame: pd.DataFrame) -> None:
+    """The figure's bootstrap within the work limits, before it starts (``scaling.core.work``)."""
+    from scaling.core import work  # lazy: keeps `scaling --help` fast
+
+    work.check(work.bootstrap(n_boot, len(frame), n_quantities=4, what=f"--bootstrap {n_boot:,} (resamples of "
+                                                                       f"{len(frame):,} rows)"))
+
+
 def _band(band: str) -> str:
     if band not in ("confidence", "prediction", "none"):
         raise typer.BadParameter(f"unknown band {band!r}; use confidence, prediction or none", param_hint="--band")
@@ -103,11 +114,13 @@ def data_cmd(
     form: FormOpt = DEFAULT_FORM,
     band: BandOpt = "confidence",
     level: LevelOpt = 0.95,
-    image_px: Annotated[float, typer.Option(help="Resolution of the runs shown (all sizes exist at 224).")] = 224,
+    image_px: Annotated[float, typer.Option(help="Resolution of the runs shown (all sizes exist at 224).",
+                                            callback=validate.image_px)] = 224,
     selection: SelectionOpt = "best-epoch",
     protocol: ProtocolOpt = None,
     eval_set: EvalSetOpt = None,
     dpi: DpiOpt = None,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Figure 1: accuracy vs pretraining hours, one colour per model size, with the fitted curves and band.
@@ -143,6 +156,7 @@ def resolution_cmd(
     protocol: ProtocolOpt = None,
     eval_set: EvalSetOpt = None,
     dpi: DpiOpt = None,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Figure 2: the effect of image resolution: ViT-H/14 at 224, 448 and 476 px vs pretraining hours.
@@ -177,10 +191,11 @@ def iso_cmd(
     axis: Annotated[str, typer.Option(help="Axis to solve for in --mode solve.")] = "data_hours",
     at: Annotated[
         str | None, typer.Option(help="Point for --mode at, as NAME=VALUE,... \\[default: the paper's scenario, "
-                                      "n_params=2.5e9, data_hours=20000, image_px=952].")
+                                      "n_params=2.5e9, data_hours=20000, image_px=952].", callback=validate.at)
     ] = None,
     image_px: Annotated[
-        float | None, typer.Option(help="Resolution of the map \\[default: the projection's, else 476].")
+        float | None, typer.Option(help="Resolution of the map \\[default: the projection's, else 476].",
+                                   callback=validate.image_px)
     ] = None,
     interval: Annotated[
         str, typer.Option(help="Interval of the projection: band (the fit's closed-form confidence band), bootstrap, "
@@ -194,6 +209,7 @@ def iso_cmd(
     protocol: ProtocolOpt = None,
     eval_set: EvalSetOpt = None,
     dpi: DpiOpt = None,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Figure 3: iso-accuracy contours over (parameters, hours), the target highlighted, and the projection.
@@ -224,6 +240,8 @@ def iso_cmd(
                                  param_hint="--interval")
     tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
     frame = _runs(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
+    if interval in ("bootstrap", "auto"):
+        _bounded(n_boot, frame)
     with progress_bar() as update:
         result = iso_figure(frame, target=target, metric=metric, form=form, mode=mode, axis=axis,
                             at=parse_assignments(at or PAPER_SCENARIO_TEXT, "--at"), image_px=image_px,
@@ -251,6 +269,7 @@ def backtest_cmd(
     protocol: ProtocolOpt = None,
     eval_set: EvalSetOpt = None,
     dpi: DpiOpt = None,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Figure 4: backtest parity: each form fitted without the held-out runs, predicted vs observed.
@@ -296,6 +315,7 @@ def bootstrap_cmd(
     protocol: ProtocolOpt = None,
     eval_set: EvalSetOpt = None,
     dpi: DpiOpt = None,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Figure 5: the bootstrap distribution of the pretraining compute needed to reach the target.
@@ -319,6 +339,7 @@ def bootstrap_cmd(
         raise typer.BadParameter(f"unknown question {question!r}; use scale or solve", param_hint="--question")
     tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
     frame = _runs(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
+    _bounded(n_boot, frame)
     with progress_bar() as update:
         result = bootstrap_figure(frame, target=target, metric=metric, form=form, question=question, n_boot=n_boot,
                                   seed=seed, group=cli_group(group), level=level, selection=selection,
@@ -341,6 +362,7 @@ def frontier_cmd(
     protocol: ProtocolOpt = None,
     eval_set: EvalSetOpt = None,
     dpi: DpiOpt = None,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The compute-optimal frontier: at each parameter count, the cheapest (hours, px) reaching the target.
@@ -371,12 +393,14 @@ def loss_cmd(
     runs: Annotated[
         str | None, typer.Option(help="Comma-separated run names or ids \\[default: by --fraction].")
     ] = None,
-    fraction: Annotated[float, typer.Option(help="Data fraction of the runs shown (1.0: all ~5,000 h).")] = 1.0,
-    seed: Annotated[int, typer.Option(help="Subset seed of the runs shown.")] = 1,
+    fraction: Annotated[float, typer.Option(help="Data fraction of the runs shown (1.0: all ~5,000 h).",
+                                            callback=validate.fraction)] = 1.0,
+    seed: Annotated[int, typer.Option(help="Subset seed of the runs shown.", callback=validate.subset_seed)] = 1,
     key: Annotated[str, typer.Option(help="History key to draw.")] = "train_loss",
     phase: Annotated[str, typer.Option(help="History phase: pretrain or finetune.")] = "pretrain",
     linear_x: Annotated[bool, typer.Option("--linear-x", help="Linear x axis (default: log).")] = False,
     dpi: DpiOpt = None,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Figure 6: MAE pretraining loss curves from the run database's history, coloured by model size.
@@ -406,6 +430,7 @@ def all_cmd(
     forms: Annotated[str, typer.Option("--forms", help="Forms of the backtest figure.")] = BACKTEST_FORMS,
     n_boot: ResamplesOpt = 1000,
     dpi: DpiOpt = None,
+    allow_large_work: AllowLargeOpt = False,
 ) -> None:
     """Every figure with its default options, into one directory.
 

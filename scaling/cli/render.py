@@ -40,13 +40,38 @@ LONG_WORD = 30
 CONTINUED = "(continued)"
 
 
+# Control characters (C0, DEL, C1) and the bidirectional overrides and isolates that reorder what a terminal
+# shows: text from a user's file (a CSV column name, a config value) is printed with these escaped (\x1b,
+# \u202e), never raw. Newlines and tabs stay in messages and go in table cells, which are one line each.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_IN_CELL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    c = match.group(0)
+    return {"\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100
+                                                                 else f"\\u{ord(c):04x}")
+
+
+def printable(text: str, *, cell: bool = False) -> str:
+    """``text`` with control characters escaped (in a table ``cell``, newlines and tabs too)."""
+    return (_CONTROL_IN_CELL if cell else _CONTROL).sub(_escape, text)
+
+
+class SafeConsole(Console):
+    """A rich console that escapes control characters in the strings it prints (``printable``)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(printable(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
 def stdout_console() -> Console:
     """The console of tables: the terminal's width, or $COLUMNS, or 200 columns when piped without it."""
     if os.environ.get("COLUMNS", "").strip().isdigit():
-        return Console(highlight=False)  # rich reads COLUMNS itself, terminal or not
-    console = Console(highlight=False)
+        return SafeConsole(highlight=False)  # rich reads COLUMNS itself, terminal or not
+    console = SafeConsole(highlight=False)
     if not console.is_terminal:
-        console = Console(highlight=False, width=PIPED_WIDTH)
+        console = SafeConsole(highlight=False, width=PIPED_WIDTH)
     return console
 
 
@@ -88,7 +113,7 @@ def reflow_app_help(app: Any) -> None:
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return SafeConsole(stderr=True, highlight=False)
 
 
 def print_json(document: dict[str, Any]) -> None:
@@ -109,9 +134,11 @@ def table(title: str | None, columns: Sequence[str | Column], rows: Iterable[Seq
           caption: str | None = None, key: int = 1) -> FitTable:
     """A table that fits the console: cells that are not strings are formatted with :func:`fmt_number`;
     ``key`` leading columns are repeated in each part when the columns must be stacked."""
-    cols = [c if isinstance(c, Column) else Column(c) for c in columns]
-    cells = [[cell if isinstance(cell, str) else fmt_number(cell) for cell in r] for r in rows]
-    return FitTable(title, cols, cells, caption, key)
+    cols = [Column(printable(c.header, cell=True), c.wrap) if isinstance(c, Column) else Column(printable(c, cell=True))
+            for c in columns]
+    cells = [[printable(cell if isinstance(cell, str) else fmt_number(cell), cell=True) for cell in r] for r in rows]
+    return FitTable(None if title is None else printable(title, cell=True), cols, cells,
+                    None if caption is None else printable(caption, cell=True), key)
 
 
 def _words(text: str) -> list[str]:

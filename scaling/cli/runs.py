@@ -148,17 +148,21 @@ def export_cmd(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Output file: .csv or .jsonl.")],
     fmt: Annotated[str | None, typer.Option("--format", help="csv or jsonl \\[default: from the suffix].")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export every run with its evaluations (written atomically).
+    """Export every run with its evaluations (written atomically: whole, or not at all).
+
+    An existing file is replaced only with --force; the run database itself never is.
 
     [bold]Examples[/bold]
 
       scaling runs export grid.csv
       scaling runs export runs.jsonl
+      scaling runs export grid.csv --force
     """
     db = open_database(ctx)
-    n = db.export(path, fmt=fmt)
+    n = db.export(path, fmt=fmt, overwrite=force)
     if as_json:
         emit_json("scaling.export/v1", {"db": str(db.path), "path": str(path), "rows": n})
         return

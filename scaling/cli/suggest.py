@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
+from scaling.cli import validate
 from scaling.cli.common import domain_errors, parse_assignments
 from scaling.cli.options import (
+    AllowLargeOpt,
     DataOpt,
     EvalSetOpt,
     FormOpt,
@@ -36,18 +38,6 @@ def register(app: typer.Typer) -> None:
     app.command("suggest")(suggest_cmd)
 
 
-def _budget(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ScalingError(f"--budget must be a number of FLOPs (e.g. 1e20); got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise ScalingError(f"--budget must be a positive number of FLOPs; got {text}")
-    return value
-
-
 def _fmt(v: float | None) -> str:
     return "-" if v is None or v != v else f"{v:.3g}"
 
@@ -63,25 +53,32 @@ def suggest_cmd(
         str, typer.Option(help="scale: FLOPs needed to reach the target scaling every axis (the study's "
                                "question); at: the prediction at --at.")
     ] = "scale",
-    at: Annotated[str | None, typer.Option(help="Point of --question at, NAME=VALUE,... \\[default: the paper's "
-                                                "2.5B parameters, 20,000 h, 952 px].")] = None,
-    budget: Annotated[str | None, typer.Option(help="Cap on a candidate run's pretraining FLOPs, e.g. 1e20.")] = None,
+    at: Annotated[str | None, typer.Option(help="Point of --question at, NAME=VALUE,... naming every axis "
+                                                "\\[default: the paper's 2.5B parameters, 20,000 h, 952 px].",
+                                           callback=validate.at)] = None,
+    budget: Annotated[float | None, typer.Option(help="Cap on a candidate run's pretraining FLOPs, e.g. 1e20.",
+                                                 callback=validate.budget)] = None,
     candidates: Annotated[
         str | None, typer.Option(help="A CSV of candidate runs (arch, image_px, data_hours[, subset_seed, "
                                       "pretrain_flops]) or a grid spec 'arch=vit_h14; image_px=476; "
                                       "data_hours=5000,50000' \\[default: the grid's neighbours one step beyond it].")
     ] = None,
-    n_boot: Annotated[int, typer.Option("--bootstrap", min=20, help="Bootstrap resamples per candidate.")] = 200,
-    outcomes: Annotated[int, typer.Option(min=1, help="Simulated outcomes per candidate (antithetic pairs).")] = 2,
-    top: Annotated[int, typer.Option(min=1, help="How many of the best candidates to show and write.")] = 5,
-    level: Annotated[float, typer.Option(help="Level of the projection's interval.")] = 0.9,
+    n_boot: Annotated[int, typer.Option("--bootstrap", min=20, help="Bootstrap resamples per candidate.",
+                                        callback=validate.bootstrap)] = 200,
+    outcomes: Annotated[int, typer.Option(min=1, help="Simulated outcomes per candidate (antithetic pairs).",
+                                          callback=validate.outcomes)] = 2,
+    top: Annotated[int, typer.Option(min=1, help="How many of the best candidates to show and write.",
+                                     callback=validate.top)] = 5,
+    level: Annotated[float, typer.Option(help="Level of the projection's interval.", callback=validate.level)] = 0.9,
     seed: SeedOpt = 0,
     group: GroupOpt = None,
     workers: WorkersOpt = 1,
     write_config: Annotated[
         Path | None, typer.Option("--write-config", help="Write a `scaling train point` config (TOML) for each of "
-                                                         "the --top candidates into this directory.")
+                                                         "the --top candidates into this directory (an existing "
+                                                         "config with other content needs --force).")
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Let --write-config replace configs that differ.")] = False,
     figure: Annotated[Path | None, typer.Option(help="Draw the candidates on the iso-accuracy map (.png/.pdf/.svg).")]
     = None,
     eval_set: EvalSetOpt = None,
@@ -92,9 +89,11 @@ def suggest_cmd(
     axes: Annotated[str | None, typer.Option(help="Axis columns of --data, comma-separated.")] = None,
     kind: KindOpt = "accuracy",
     cost: Annotated[str | None, typer.Option(help="Cost of a --data candidate: '6nd' or an expression of the axes "
-                                                  "\\[default on the run database: the MAE FLOPs model].")] = None,
+                                                  "\\[default on the run database: the MAE FLOPs model].",
+                                             callback=validate.cost)] = None,
     passes: PassesOpt = None,
     training_length: TrainingLengthOpt = None,
+    allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Which runs to train next: candidates ranked by expected shrinkage of the projection's interval per FLOP.
@@ -122,11 +121,12 @@ def suggest_cmd(
     import scaling  # lazy: keeps `scaling --help` fast
     from scaling.plots.style import figure_format  # lazy: drawing (matplotlib) is optional
 
-    cap = _budget(budget)
     if figure is not None:
         figure_format(figure)  # a bad suffix fails before the work
-    if write_config is not None and write_config.exists() and not write_config.is_dir():
-        raise ScalingError(f"--write-config {write_config}: exists and is not a directory")
+    if write_config is not None:
+        from scaling.design.configs import check_directory  # lazy: keeps `scaling --help` fast
+
+        check_directory(write_config)  # before the work, not after
     point = parse_assignments(at, "--at") if at else None
     if question not in ("scale", "at"):
         raise ScalingError(f"--question must be scale or at; got {question!r}")
@@ -140,11 +140,11 @@ def suggest_cmd(
         raise ScalingError("--data needs --axes naming its axis columns")
     with progress_bar() as update:
         result = scaling.suggest(frame, tgt if tgt is not None else target, form=form, metric=metric,
-                                 question=question, at=point, budget=cap, candidates=candidates, n_boot=n_boot,
+                                 question=question, at=point, budget=budget, candidates=candidates, n_boot=n_boot,
                                  n_outcomes=outcomes, seed=seed, top=top, level=level, group=cli_group(group),
                                  cost=cost, y=y, axes=axis_list, kind=kind, training_length=training_length,
                                  passes=passes, workers=workers, progress=update)
-    written = scaling.write_configs(result, write_config, top=top) if write_config is not None else None
+    written = scaling.write_configs(result, write_config, top=top, force=force) if write_config is not None else None
     if figure is not None:
         from scaling.plots.draw_fits import ISO_FIGSIZE  # lazy: drawing (matplotlib) is optional
         from scaling.plots.style import new_figure, save_figure  # lazy: drawing (matplotlib) is optional

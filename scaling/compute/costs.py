@@ -6,12 +6,21 @@
   the fit's first two axes (e.g. ``--axes params,tokens``);
 - an expression of the axes, e.g. ``6*params*tokens`` or ``2*n*d + 1e9*d``: numbers, axis names,
   + - * / ** and parentheses, parsed with ``ast`` into a small tree that is evaluated with numpy (never
-  ``eval``), so a cost given on the command line cannot run code.
+  ``eval``), so a cost given on the command line cannot run code. It is bounded (``COST_MAX_CHARS``
+  characters, ``COST_MAX_DEPTH`` levels of nesting) and evaluated in float64 with numpy's guarded
+  arithmetic (an overflow is inf, a division by zero inf or nan, never an exception).
+
+A cost must be finite and positive wherever it is asked: a ``6nd`` or expression cost that gives 0, a
+negative number, inf or nan at a point raises a one-line ``ScalingError`` naming the point, and
+``CostModel.check_box`` asks it over a bounds box (its corners, diagonal and axis sweeps) before an
+allocation searches the box. The MAE model is left as it is: it has no value (nan) where position
+embeddings alone exceed the parameters, and the allocations handle that.
 """
 
 from __future__ import annotations
 
 import ast
+import itertools
 import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +31,7 @@ import numpy as np
 
 from scaling.compute.flops import ComputeAssumptions, pretrain_compute
 from scaling.core.jsonable import JSONDict
-from scaling.defaults import AXES
+from scaling.defaults import AXES, COST_MAX_CHARS, COST_MAX_DEPTH
 from scaling.errors import ScalingError
 
 NAMED = ("mae", "6nd")
@@ -44,12 +53,50 @@ class CostModel:
     # The MAE FLOPs model's fixed passes and mask (None for any other cost): an allocation under it also
     # gives the proportional-cost cross-check, the closed forms and the frontier (scaling.allocation).
     assumptions: ComputeAssumptions | None = field(default=None, repr=False, compare=False)
+    # A cost that must be finite and positive at every point with positive axes ('6nd', expressions): a
+    # ScalingError names the first point where it is not.
+    strict: bool = field(default=False, compare=False)
 
     def cost(self, point: Mapping[str, Any]) -> np.ndarray:
         """C at the points of ``point`` (axis -> value or array)."""
         cols = {a: np.asarray(point[a], dtype=float) for a in self.axes}
         with np.errstate(all="ignore"):
-            return np.asarray(self.evaluate(cols), dtype=float)
+            out = np.asarray(self.evaluate(cols), dtype=float)
+        if self.strict:
+            self._require_positive(cols, out)
+        return out
+
+    def _require_positive(self, cols: Mapping[str, np.ndarray], out: np.ndarray) -> None:
+        grid = np.broadcast_arrays(out, *cols.values())
+        given = np.ones(grid[0].shape, dtype=bool)
+        for col in grid[1:]:
+            given &= np.isfinite(col) & (col > 0)
+        bad = given & ~(np.isfinite(grid[0]) & (grid[0] > 0))
+        if bad.any():
+            i = tuple(int(j) for j in np.argwhere(bad)[0])
+            where = ", ".join(f"{a}={float(col[i]):.4g}" for a, col in zip(self.axes, grid[1:], strict=True))
+            formula = self.formula if len(self.formula) <= 60 else self.formula[:57] + "..."
+            raise ScalingError(f"cost {formula!r} is {float(grid[0][i]):.4g} at {where}: a cost must be finite "
+                               "and positive over the axes' range")
+
+    def check_box(self, bounds: Mapping[str, tuple[float, float]]) -> None:
+        """Ask a strict cost over a bounds box (corners, the diagonal, a sweep of each axis through the
+        centre, in log space): a ScalingError names the first point where it is not finite and positive."""
+        if not self.strict:
+            return
+        lo = np.log([bounds[a][0] for a in self.axes])
+        hi = np.log([bounds[a][1] for a in self.axes])
+        k = len(self.axes)
+        t = np.linspace(0.0, 1.0, 17)
+        rows = [lo + np.outer(t, hi - lo)]
+        if k <= 10:
+            rows.append(np.array(list(itertools.product(*zip(lo, hi, strict=True)))))
+        for j in range(k):
+            sweep = np.tile((lo + hi) / 2, (9, 1))
+            sweep[:, j] = np.linspace(lo[j], hi[j], 9)
+            rows.append(sweep)
+        logx = np.vstack(rows)
+        self.cost({a: np.exp(logx[:, j]) for j, a in enumerate(self.axes)})
 
     def log_cost(self, logx: np.ndarray) -> np.ndarray:
         """ln C at rows of ln x, shape (m, k) in ``axes`` order -> (m,); -inf/nan where C <= 0."""
@@ -73,7 +120,7 @@ def cost_model(spec: str, axes: Sequence[str], *, assumptions: Any = None) -> Co
         if len(axes) < 2:
             raise ScalingError(f"cost '6nd' needs two axes (N, D); the fit has {', '.join(axes)}")
         n, d = axes[0], axes[1]
-        return CostModel("6nd", axes, f"6*{n}*{d}", lambda c: 6.0 * c[n] * c[d])
+        return CostModel("6nd", axes, f"6*{n}*{d}", lambda c: 6.0 * c[n] * c[d], strict=True)
     return _expression(text, axes)
 
 
@@ -100,16 +147,40 @@ def _mae(axes: tuple[str, ...], assumptions: Any) -> CostModel:
                      assumptions)
 
 
+def _depth(tree: ast.AST) -> int:
+    """How deeply ``tree`` nests (iteratively: a deep tree must not exhaust the stack here)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, d = stack.pop()
+        deepest = max(deepest, d)
+        stack.extend((child, d + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
+def _constant(value: int | float, where: str) -> np.float64:
+    try:
+        return np.float64(value)
+    except OverflowError:
+        raise ScalingError(f"{where}: the number {str(value)[:20]}... is too large") from None
+
+
 def _expression(text: str, axes: tuple[str, ...]) -> CostModel:
-    where = f"cost expression {text!r}"
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    where = f"cost expression {shown!r}"
+    if len(text) > COST_MAX_CHARS:
+        raise ScalingError(f"{where} is {len(text):,} characters long; a cost expression has at most "
+                           f"{COST_MAX_CHARS:,}")
     try:
         tree = ast.parse(text, mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         raise ScalingError(f"{where} is neither 'mae', '6nd' nor an arithmetic expression of the axes") from None
+    if _depth(tree) > COST_MAX_DEPTH:
+        raise ScalingError(f"{where} nests {_depth(tree)} levels deep; a cost expression has at most "
+                           f"{COST_MAX_DEPTH}")
 
     def build(node: ast.AST) -> Callable[[Mapping[str, np.ndarray]], Any]:
         if isinstance(node, ast.Constant) and isinstance(node.value, int | float) and not isinstance(node.value, bool):
-            value = float(node.value)
+            value = _constant(node.value, where)  # float64: numpy's guarded arithmetic (inf/nan, no exception)
             return lambda c: value
         if isinstance(node, ast.Name):
             if node.id not in axes:
@@ -128,4 +199,4 @@ def _expression(text: str, axes: tuple[str, ...]) -> CostModel:
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     if not used:
         raise ScalingError(f"{where} does not depend on any axis ({', '.join(axes)})")
-    return CostModel("expression", axes, text, fn)
+    return CostModel("expression", axes, text, fn, strict=True)

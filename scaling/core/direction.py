@@ -1,8 +1,9 @@
 """Whether a fitted quantity rises or falls with scale: the one place that decides "better".
 
-An accuracy (a fraction, kind='accuracy') rises with scale towards a ceiling; a loss or error rate
-(kind='loss') falls towards a floor. Every comparison with a target, every "best prediction" and every
-conversion to the error that power laws model goes through a ``Direction``.
+An accuracy (a fraction, kind='accuracy') rises with scale towards a ceiling; an error rate (a fraction,
+kind='error') and a loss (any positive number, kind='loss') fall towards a floor. Every comparison with a
+target, every "best prediction" and every conversion to the error that power laws model goes through a
+``Direction``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from numpy.typing import ArrayLike
 
 from scaling.errors import FitError
 
-Kind = Literal["accuracy", "loss"]
-KINDS: tuple[str, ...] = ("accuracy", "loss")
+Kind = Literal["accuracy", "error", "loss"]
+KINDS: tuple[str, ...] = ("accuracy", "error", "loss")
 
 
 @dataclass(frozen=True)
@@ -64,35 +65,45 @@ class Direction:
         negative loss. Polynomial surfaces extrapolate past these limits; such predictions are flagged."""
         if value is None or not np.isfinite(value):
             return ""
-        if self.higher_is_better and not 0.0 <= value <= 1.0:
-            return f"impossible prediction: accuracy {100 * value:.1f}% is outside [0, 100%]"
-        if not self.higher_is_better and value < 0.0:
+        if self.is_fraction and not 0.0 <= value <= 1.0:
+            what = "accuracy" if self.higher_is_better else "error rate"
+            return f"impossible prediction: {what} {100 * value:.1f}% is outside [0, 100%]"
+        if value < 0.0:
             return f"impossible prediction: negative {self.kind} {value:.4g}"
         return ""
 
     @property
     def is_fraction(self) -> bool:
-        """Values are fractions in (0, 1) (accuracies), shown as percents; else any positive number."""
-        return self.higher_is_better
+        """Values are fractions in (0, 1) (accuracies and error rates), shown as percents; else any positive
+        number (a loss)."""
+        return self.kind in ("accuracy", "error")
 
     def target_metric(self, metric: str | None, y: str) -> str | None:
-        """What a numeric target of this quantity is named after: the run database's metric, else a loss
-        table's own column (an accuracy table's target borrows the default metric's name)."""
-        return metric or (None if self.is_fraction else y)
+        """What a numeric target of this quantity is named after: the run database's metric, else the table's
+        own column (an accuracy table's target borrows the default metric's name)."""
+        return metric or (None if self.higher_is_better else y)
+
+    @property
+    def ranks_on_log(self) -> bool:
+        """Backtests rank held-out errors of this quantity on a log scale (scale-free: a loss, an error rate),
+        or in its own units (accuracy points)."""
+        return self.kind != "accuracy"
 
     @property
     def unit(self) -> str:
-        """Unit of differences on this scale in reports: accuracy points (100 x fraction) or loss units."""
-        return "accuracy points" if self.higher_is_better else "loss units"
+        """Unit of differences on this scale in reports: points (100 x fraction) or loss units."""
+        if self.is_fraction:
+            return "accuracy points" if self.higher_is_better else "error points"
+        return "loss units"
 
     @property
     def scale(self) -> float:
         """Multiplier from the fitted scale to ``unit``."""
-        return 100.0 if self.higher_is_better else 1.0
+        return 100.0 if self.is_fraction else 1.0
 
 
 def direction(kind: str) -> Direction:
-    """The Direction of ``kind``; one-line FitError for anything but 'accuracy' or 'loss'."""
+    """The Direction of ``kind``; one-line FitError for anything but 'accuracy', 'error' or 'loss'."""
     if kind not in KINDS:
-        raise FitError(f"kind must be 'accuracy' or 'loss'; got {kind!r}")
+        raise FitError(f"kind must be 'accuracy', 'error' (an error rate) or 'loss'; got {kind!r}")
     return Direction(kind)  # type: ignore[arg-type]

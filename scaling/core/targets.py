@@ -6,6 +6,7 @@ Values are fractions, as in the run database.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from scaling.core.direction import direction
@@ -64,7 +65,8 @@ def resolve_target(
 ) -> Target:
     """A preset name, or a number (a fraction such as 0.8, or a percent such as 80%) for ``metric``.
 
-    For ``kind="loss"`` any positive number is a target (lower is better).
+    For ``kind="loss"`` any positive number is a target, for ``kind="error"`` a fraction or a percent (both
+    lower is better).
 
     Options override the preset's metric, eval set and protocol only for numbers; for a preset they must
     agree with it, because a preset's value means something only on its own metric.
@@ -72,7 +74,7 @@ def resolve_target(
     d = direction(kind)
     if spec in PRESETS:
         preset = PRESETS[spec]
-        if not d.is_fraction:
+        if not d.higher_is_better:
             raise ProjectionError(f"target {spec!r} is an accuracy ({preset.metric}); for a {kind} give the value "
                                   "to reach, e.g. 2.1")
         for given, own, what in [(metric, preset.metric, "metric"), (eval_set, preset.eval_set, "eval set")]:
@@ -92,11 +94,12 @@ def resolve_target(
         value /= 100.0
     if d.is_fraction and not 0.0 < value < 1.0:
         raise ProjectionError(f"target {spec!r} must be a fraction in (0, 1) or a percent such as 80%")
-    if value <= 0.0:
-        raise ProjectionError(f"target {spec!r} must be positive")
-    if not d.is_fraction:  # a loss (or error) of a user's table: no eval set or protocol of the run database
+    if not (math.isfinite(value) and value > 0.0):
+        raise ProjectionError(f"target {spec!r} must be a finite positive number")
+    if not d.higher_is_better:  # a loss or error rate of a user's table: no eval set or protocol of the grid
         name = metric or kind
-        return Target(name=f"{name} {value:g}", value=value, metric=name, eval_set="", protocol="",
+        shown = f"{100 * value:g}%" if percent else f"{value:g}"
+        return Target(name=f"{name} {shown}", value=value, metric=name, eval_set="", protocol="",
                       description=f"user-given {kind} target (lower is better)", source="user")
     return Target(
         name=f"{100 * value:g}% {metric or DEFAULT_METRIC}",

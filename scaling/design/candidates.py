@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,11 @@ import numpy as np
 import pandas as pd
 
 from runs_db.archs import ARCHS, encoder_params, get_arch
+from runs_db.validate import PLAUSIBLE_MAX
 from scaling.compute.costs import CostModel
 from scaling.compute.flops import ComputeEstimate, compute_at
 from scaling.compute.training_length import TrainingLength, from_grid
+from scaling.core import checks
 from scaling.data.tables import read_table
 from scaling.errors import ScalingError
 
@@ -218,28 +220,38 @@ def table_candidate(point: Mapping[str, float], cost: CostModel | None, *, beyon
 # -- files and grid specs -------------------------------------------------------------------------------
 
 
-def parse_grid_spec(spec: str) -> dict[str, list[str]]:
-    """'arch=vit_h14,vit_l14;image_px=224,476;data_hours=5000' -> {'arch': [...], ...} (every combination)."""
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def parse_grid_spec(spec: str, fields: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """'arch=vit_h14,vit_l14;image_px=224,476;data_hours=5000' -> {'arch': [...], ...} (every combination).
+    Each field once, and (given ``fields``) one of them."""
     out: dict[str, list[str]] = {}
     for part in (p.strip() for p in spec.split(";") if p.strip()):
         name, sep, values = part.partition("=")
+        name = name.strip()
         items = [v.strip() for v in values.split(",") if v.strip()]
-        if not sep or not name.strip() or not items:
-            raise ScalingError(f"grid spec {spec!r}: expected NAME=V1,V2;NAME=... (got {part!r})")
-        out[name.strip()] = items
+        if not sep or not name or not items:
+            raise ScalingError(f"grid spec {_shown(spec)}: expected NAME=V1,V2;NAME=... (got {_shown(part)})")
+        if fields is not None and name not in fields:
+            raise ScalingError(f"grid spec: unknown field {_shown(name)}; the fields are {', '.join(fields)}")
+        if name in out:
+            raise ScalingError(f"grid spec: field {name!r} is given twice")
+        out[name] = items
     if not out:
         raise ScalingError("the grid spec is empty")
     return out
 
 
-def _number(text: Any, what: str) -> float:
-    try:
-        v = float(text)
-    except (TypeError, ValueError):
-        raise ScalingError(f"{what}: {text!r} is not a number") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ScalingError(f"{what}: {text!r} must be a positive number")
-    return v
+def spec_fields(frame: pd.DataFrame, axes: Sequence[str]) -> tuple[str, ...]:
+    """The fields a candidate row may set: a run's on the run database, else the fit's axes; and its cost."""
+    return (*RUN_FIELDS, "n_params", "pretrain_flops") if is_runs_grid(frame) else (*axes, "pretrain_flops")
+
+
+def _number(text: Any, what: str, maximum: float | None = None) -> float:
+    """A finite positive number (at most ``maximum``: a size no real run has is refused, as an import does)."""
+    return checks.positive(text, what, maximum=maximum)
 
 
 def _optional_number(row: Mapping[Hashable, Any], key: str, what: str) -> float | None:
@@ -275,12 +287,13 @@ def _run_rows(rows: pd.DataFrame, frame: pd.DataFrame, axes: Sequence[str], wher
             arch = get_arch(str(r["arch"])).name
         except KeyError as exc:
             raise ScalingError(f"{at}: {str(exc).strip(chr(39) + chr(34))}") from None
-        px = _number(r["image_px"], f"{at} image_px")
+        px = _number(r["image_px"], f"{at} image_px", PLAUSIBLE_MAX["image_px"])
         if px % 14:
             raise ScalingError(f"{at}: image_px {px:g} is not a multiple of the 14-px patch")
-        hours = _number(r["data_hours"], f"{at} data_hours")
-        given = _optional_number(r, "subset_seed", f"{at} subset_seed")
-        seed = int(given) if given is not None else next_seed(recipe.runs, arch, px, hours)
+        hours = _number(r["data_hours"], f"{at} data_hours", PLAUSIBLE_MAX["data_hours"])
+        given = r.get("subset_seed")
+        seed = (checks.seed(given, f"{at} subset_seed") if given is not None and pd.notna(given)
+                else next_seed(recipe.runs, arch, px, hours))
         flops = _optional_number(r, "pretrain_flops", f"{at} pretrain_flops")
         c = _run_candidate(recipe, axes, arch, px, hours, seed, 1.0, (), flops)
         if "n_params" in r and pd.notna(r["n_params"]):
@@ -313,30 +326,56 @@ def _beyond(point: Mapping[str, float], frame: pd.DataFrame, axes: Sequence[str]
 
 def load_candidates(spec: str | Path | pd.DataFrame | Sequence[Candidate] | None, frame: pd.DataFrame,
                     axes: Sequence[str], cost: CostModel | None,
-                    training: TrainingLength | None = None) -> list[Candidate]:
-    """Candidates from ``spec``: None (the default neighbours), a CSV path, a grid spec, a DataFrame of rows,
-    or a list of ``Candidate``; run-database candidates are costed under ``training`` (default: the grid's
-    recipe)."""
+                    training: TrainingLength | None = None, *,
+                    check: Callable[[int], object] | None = None) -> list[Candidate]:
+    """Candidates from ``spec``: None (the default neighbours), a CSV path, a grid spec (its fields:
+    ``spec_fields``), a DataFrame of rows, or a list of ``Candidate``; run-database candidates are costed under
+    ``training`` (default: the grid's recipe). ``check(n)`` is called with their number before any is built
+    (``scaling.suggest`` bounds its work there)."""
     if spec is None:
+        _check(check, default_count(frame, axes))
         return default_run_candidates(frame, axes, training) if is_runs_grid(frame) else \
             default_table_candidates(frame, axes, cost)
     if isinstance(spec, pd.DataFrame):
+        _check(check, len(spec))
         return candidates_from_rows(spec, frame, axes, cost, "candidates", training)
     if isinstance(spec, Sequence) and not isinstance(spec, str):
         if not all(isinstance(c, Candidate) for c in spec):
             raise ScalingError("candidates: a list must hold scaling.design.candidates.Candidate objects")
+        _check(check, len(spec))
         return list(spec)
     text = str(spec)
     path = Path(text)
-    if path.suffix.lower() == ".csv" or path.exists():
-
-        if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError:  # a long grid spec is no file name (ENAMETOOLONG): not a file
+        is_file = False
+    if path.suffix.lower() == ".csv" or is_file:
+        if not is_file:
             raise ScalingError(f"{path}: candidates file not found")
-        return candidates_from_rows(read_table(path), frame, axes, cost, str(path), training)
+        rows = read_table(path)
+        _check(check, len(rows))
+        return candidates_from_rows(rows, frame, axes, cost, str(path), training)
     if "=" not in text:
-        raise ScalingError(f"candidates {text!r}: neither a CSV file nor a grid spec such as "
+        raise ScalingError(f"candidates {_shown(text)}: neither a CSV file nor a grid spec such as "
                            "'arch=vit_h14;image_px=476;data_hours=5000,50000'")
-    grid = parse_grid_spec(text)
+    grid = parse_grid_spec(text, spec_fields(frame, axes))
+    _check(check, math.prod(len(v) for v in grid.values()))
     names = list(grid)
     rows = pd.DataFrame([dict(zip(names, combo, strict=True)) for combo in itertools.product(*grid.values())])
     return candidates_from_rows(rows, frame, axes, cost, "grid spec", training)
+
+
+def _check(check: Callable[[int], object] | None, n: int) -> None:
+    if check is not None:
+        check(n)
+
+
+def default_count(frame: pd.DataFrame, axes: Sequence[str]) -> int:
+    """How many default candidates there are (every combination of the levels, each axis one more), before
+    any is built."""
+    if is_runs_grid(frame):
+        runs = one_per_run(frame)
+        return (runs["arch"].nunique() + 1) * (len(_levels(runs["image_px"])) + 1) * \
+            (len(_levels(runs["data_hours"])) + 1)
+    return math.prod(len(_levels(pd.to_numeric(frame[a]))) + 1 for a in axes)

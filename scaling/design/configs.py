@@ -20,7 +20,9 @@ from typing import Any
 
 import pandas as pd
 
+from scaling.core.display import Text
 from scaling.core.jsonable import jsonable
+from scaling.core.results import Result
 from scaling.design.result import CandidateScore, SuggestResult
 from scaling.errors import ScalingError
 
@@ -28,7 +30,7 @@ SCHEMA = "scaling.suggest.configs/v1"
 
 
 @dataclass(frozen=True)
-class ConfigsWritten:
+class ConfigsWritten(Result):
     """What ``write_configs`` wrote, and what it skipped with the reason."""
 
     directory: str
@@ -44,10 +46,10 @@ class ConfigsWritten:
                                                                        for c, r in self.skipped]
         return pd.DataFrame(rows)
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         lines = [f"wrote {len(self.paths)} config(s) to {self.directory}", *self.paths]
         lines += [f"skipped {c}: {r}" for c, r in self.skipped]
-        return "\n".join(lines)
+        return Text("\n".join(lines))
 
     def __repr__(self) -> str:
         return f"ConfigsWritten(directory={self.directory!r}, written={len(self.paths)}, skipped={len(self.skipped)})"
@@ -96,18 +98,38 @@ def _name(score: CandidateScore) -> str:
     return f"{score.rank:02d}-" + re.sub(r"[^A-Za-z0-9.]+", "-", score.label).strip("-") + ".toml"
 
 
-def write_configs(result: SuggestResult, directory: str | Path, *, top: int | None = None) -> ConfigsWritten:
+def check_directory(directory: str | Path) -> Path:
+    """``directory`` as a folder configs can be written into: itself a folder or not there yet, under a folder
+    (not a file); ScalingError (one line) otherwise, before any work."""
+    out = Path(directory)
+    try:
+        if out.exists() and not out.is_dir():
+            raise ScalingError(f"{out}: exists and is not a directory")
+        parent = out.absolute()
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    except OSError as exc:  # a name too long, a loop of links
+        raise ScalingError(f"{out}: {exc.strerror or exc}") from None
+    if not parent.is_dir():
+        raise ScalingError(f"{out}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ScalingError(f"{out}: {parent} is not writable")
+    return out
+
+
+def write_configs(result: SuggestResult, directory: str | Path, *, top: int | None = None,
+                  force: bool = False) -> ConfigsWritten:
     """Write a ``scaling train point`` config for each of the ``top`` best candidates of ``result`` (a
     ``SuggestResult``; default its own ``top``) into ``directory`` (created if missing). Every config is
-    built before any file is written, and each file is written whole (temporary file, then renamed)."""
+    built, and every existing file checked, before any file is written: a config already there with other
+    content is replaced only with ``force`` (the same content is left as it is). Each file is written whole
+    (temporary file, then renamed); a folder that cannot be written is a one-line ScalingError."""
     k = result.top if top is None else top
     if k < 1:
         raise ScalingError(f"top must be at least 1; got {k}")
     if result.fit is None or "arch" not in (result.grid.columns if result.grid is not None else []):
         raise ScalingError("configs are written for run-database suggestions only (a --data table has no runs)")
-    out = Path(directory)
-    if out.exists() and not out.is_dir():
-        raise ScalingError(f"{out}: exists and is not a directory")
+    out = check_directory(directory)
     texts: list[tuple[Path, str]] = []
     skipped: list[tuple[str, str]] = []
     for s in result.scores[:k]:
@@ -115,11 +137,31 @@ def write_configs(result: SuggestResult, directory: str | Path, *, top: int | No
             texts.append((out / _name(s), config_text(s, result.fit.source, result.quantity)))
         except ScalingError as exc:
             skipped.append((s.label, str(exc)))
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for path, text in texts:
-        tmp = path.with_suffix(".toml.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-        written.append(str(path))
-    return ConfigsWritten(str(out), tuple(written), tuple(skipped))
+    changed = [(path, text) for path, text in texts if not _holds(path, text, force)]
+    temporary: list[Path] = []
+    try:  # every file written beside its name first, then all renamed: a failure leaves none half-written
+        out.mkdir(parents=True, exist_ok=True)
+        for path, text in changed:
+            temporary.append(path.with_suffix(".toml.tmp"))
+            temporary[-1].write_text(text, encoding="utf-8")
+        for (path, _), tmp in zip(changed, temporary, strict=True):
+            os.replace(tmp, path)
+    except OSError as exc:
+        for tmp in temporary:
+            tmp.unlink(missing_ok=True)
+        raise ScalingError(f"{out}: cannot write the configs: {exc.strerror or exc}") from None
+    return ConfigsWritten(str(out), tuple(str(path) for path, _ in texts), tuple(skipped))
+
+
+def _holds(path: Path, text: str, force: bool) -> bool:
+    """Whether ``path`` already holds ``text``; a folder there, or a file with other content without
+    ``force``, is a ScalingError."""
+    if not path.exists():
+        return False
+    if not path.is_file():
+        raise ScalingError(f"{path}: exists and is not a file")
+    if path.read_bytes() == text.encode("utf-8"):
+        return True
+    if not force:
+        raise ScalingError(f"{path} exists with other content; pass --force (force=True) to replace it")
+    return False

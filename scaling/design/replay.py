@@ -29,7 +29,9 @@ import pandas as pd
 
 from scaling.compute.flops import ComputeAssumptions
 from scaling.compute.training_length import from_grid
+from scaling.core.display import Text, new_axes
 from scaling.core.jsonable import jsonable
+from scaling.core.results import Result
 from scaling.core.targets import Target, resolve_target
 from scaling.data.tables import load_runs
 from scaling.defaults import DEFAULT_FORM, DEFAULT_LEVELS, DEFAULT_TARGET
@@ -67,7 +69,7 @@ class ReplayTrace:
 
 
 @dataclass(frozen=True)
-class ReplayResult:
+class ReplayResult(Result):
     """The replay's traces, one per order, and what they were run with (``suggest_replay``)."""
 
     form: str
@@ -119,14 +121,14 @@ class ReplayResult:
                          "seed": self.seed, "notes": list(self.notes), "seconds": self.seconds,
                          "traces": {t.order: t.frame.to_dict("list") for t in self.traces}})
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         f, r = self.flops_to_reach(), self.ratios()
         lines = [f"Replay of {self.form} to {self.target.name}: start from {self.n_start} runs ({self.start}), add "
                  f"{self.n_hidden} hidden runs; full-grid answer {self.full_flops:.3g} FLOPs",
                  f"FLOPs added until the error stays <= {self.threshold:g} decades: "
                  + ", ".join(f"{k} {v:.3g}" for k, v in f.items()),
                  "ratio to the suggested order: " + ", ".join(f"{k} {v:.2f}x" for k, v in r.items())]
-        return "\n".join(lines + [f"note: {n}" for n in self.notes])
+        return Text("\n".join(lines + [f"note: {n}" for n in self.notes]))
 
     def __repr__(self) -> str:
         r = ", ".join(f"{k}={v:.2f}" for k, v in self.ratios().items())
@@ -136,7 +138,7 @@ class ReplayResult:
         """Error (solid) and interval width (dashed) against cumulative FLOPs per order; returns the Axes."""
         from scaling.plots.suggest_figure import plot_replay  # lazy: drawing (matplotlib) is optional
 
-        return plot_replay(self, ax)
+        return plot_replay(self, ax if ax is not None else new_axes(figsize=(6.4, 4.2)))
 
 
 def _answer(fit: FitResult, target: float, assumptions: ComputeAssumptions) -> float:

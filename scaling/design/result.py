@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from scaling.core.display import Text, new_axes
 from scaling.core.jsonable import jsonable
+from scaling.core.results import Result
 from scaling.core.targets import Target
 from scaling.forms.result import FitResult
 
@@ -44,7 +46,7 @@ class CandidateScore:
 
 
 @dataclass(frozen=True)
-class SuggestResult:
+class SuggestResult(Result):
     """Candidate runs ranked by expected shrinkage of the projection's interval per pretraining FLOP."""
 
     target: Target
@@ -121,7 +123,7 @@ class SuggestResult:
             "seconds": self.seconds,
         })
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         lo, hi = self.before
         head = (f"What to train next for {self.quantity} ({self.form}, {100 * self.level:g}% interval now "
                 f"[{_fmt(lo)}, {_fmt(hi)}], width {_fmt(self.width_before)} {self.unit}); "
@@ -133,7 +135,7 @@ class SuggestResult:
         lines.append(f"outcomes simulated from the bootstrap fits plus seed noise sigma={self.sigma:.3g} "
                      f"({self.sigma_source}); {self.n_boot} resamples, {self.n_outcomes} outcome draws each")
         lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
+        return Text("\n".join(lines))
 
     def __repr__(self) -> str:
         best = self.best.label if self.best else None
@@ -142,12 +144,13 @@ class SuggestResult:
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """The candidates on the iso-accuracy map (``scaling.plots.suggest_figure``); returns the Axes."""
+        from scaling.plots.draw_fits import ISO_FIGSIZE  # lazy: drawing (matplotlib) is optional
         from scaling.plots.suggest_figure import (  # lazy: drawing (matplotlib) is optional
             plot_suggest_map,
             suggest_map_data,
         )
 
-        return plot_suggest_map(suggest_map_data(self), ax)
+        return plot_suggest_map(suggest_map_data(self), ax if ax is not None else new_axes(figsize=ISO_FIGSIZE))
 
 
 def _fmt(v: float | None) -> str:

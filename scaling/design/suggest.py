@@ -27,6 +27,7 @@ from scaling import fitting as study
 from scaling.compute.costs import CostModel, cost_model
 from scaling.compute.training_length import TrainingLength
 from scaling.compute.training_length import parse as parse_training_length
+from scaling.core import checks, work
 from scaling.core.targets import Target, resolve_target
 from scaling.data.tables import is_runs_frame, load_runs
 from scaling.defaults import DEFAULT_FORM, DEFAULT_LEVELS, DEFAULT_TARGET, PAPER_SCENARIO
@@ -122,6 +123,8 @@ def _problem(fit: FitResult, tgt: Target, *, question: str, at: Mapping[str, flo
     rule = parse_training_length(training_length, frame if on_runs else None, passes=passes)
     if question == "at" and at is None:
         at = PAPER_SCENARIO if on_runs else {a: float(pd.to_numeric(frame[a]).max()) for a in fit.axes}
+    elif question == "at" and at is not None:
+        at = checks.point(at, fit.axes, "the point of question 'at'")
     value = quantity_fn(fit, question, tgt.value, at, exponents)
     sigma, sigma_source = seed_sigma(fit, frame)
     grp, _ = resolve_group(frame, group)
@@ -139,10 +142,17 @@ class _Pool:
 
 
 def _candidate_pool(spec: str | Path | pd.DataFrame | Sequence[Candidate] | None, p: _Problem,
-                    budget: float | None) -> _Pool:
-    """Load the candidates; leave out those without a FLOPs estimate and those over the budget."""
+                    budget: float | None, sizes: tuple[int, int, int]) -> _Pool:
+    """Load the candidates (their number bounded first, with the work of scoring them: ``sizes`` is
+    resamples, outcomes, workers); leave out those without a FLOPs estimate and those over the budget."""
 
-    cands = load_candidates(spec, p.frame, p.fit.axes, p.cost, p.training)
+    n_boot, n_outcomes, workers = sizes
+
+    def bounded(n: int) -> None:  # building them shows nothing; scoring them shows progress
+        work.check(work.candidates(n, run_database=p.on_runs))
+        work.check(work.suggestion(n, n_boot, n_outcomes, len(p.frame), workers=workers))
+
+    cands = load_candidates(spec, p.frame, p.fit.axes, p.cost, p.training, check=bounded)
     n_all = len(cands)
     notes: list[str] = []
     if p.on_runs and p.cost is None and p.training is not None:
@@ -281,15 +291,14 @@ def suggest(
     """
 
     t0 = time.perf_counter()
-    if budget is not None and not (math.isfinite(budget) and budget > 0):
-        raise ScalingError(f"the budget must be a positive number of FLOPs; got {budget:g}")
-    if top < 1:
-        raise ScalingError(f"top must be at least 1; got {top}")
+    budget = None if budget is None else checks.positive(budget, "the budget (FLOPs)")
+    top, seed = checks.count(top, "top"), checks.seed(seed)
+    n_boot, n_outcomes = checks.count(n_boot, "n_boot", minimum=20), checks.count(n_outcomes, "n_outcomes")
     (lv,) = check_levels([level])
     fit, tgt = _resolve_fit(runs_or_fit, target, form, metric, y, axes, kind)
     p = _problem(fit, tgt, question=question, at=at, exponents=exponents, cost=cost,
                  training_length=training_length, passes=passes, group=group)
-    pool = _candidate_pool(candidates, p, budget)
+    pool = _candidate_pool(candidates, p, budget, (n_boot, n_outcomes, workers))
     pre = Preposterior(fit, p.frame, p.value, n_boot=n_boot, seed=seed, level=lv, sigma=p.sigma, group=p.group,
                        n_outcomes=n_outcomes, warm=warm)
     m = _measure(p, question, exponents)

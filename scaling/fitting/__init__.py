@@ -11,8 +11,12 @@ from typing import Any
 
 import pandas as pd
 
+from scaling.core import checks, work
+from scaling.core.direction import direction
+from scaling.data.dataset import Dataset
 from scaling.data.tables import check_chance, select
 from scaling.defaults import DEFAULT_FORM
+from scaling.forms import Form, get_form, use_form
 from scaling.forms.options import form_options
 from scaling.forms.result import FitResult
 from scaling.forms.result import fit as fit_table
@@ -23,12 +27,12 @@ Progress = Callable[[str, int, int], None]
 
 def fit(
     data: pd.DataFrame | None = None,
-    form: str = DEFAULT_FORM,
+    form: str | Form = DEFAULT_FORM,
     *,
     metric: str | None = None,
     y: str | None = None,
     axes: Sequence[str] | None = None,
-    kind: str = "accuracy",
+    kind: str | None = None,
     weights: str | None = None,
     chance: float | None = None,
     huber_delta: float | None = None,
@@ -45,19 +49,35 @@ def fit(
 
     Run-database frames (``load_runs``): ``metric`` (default: the default target's, top-5) against
     parameters, hours and px. Other tables: ``y`` and ``axes`` name the columns, ``kind`` says whether y is
-    an accuracy (a fraction, higher is better) or a loss (lower is better). ``chance``, ``huber_delta`` and
+    an accuracy (a fraction, higher is better) or a loss (lower is better); by default the form's own kind
+    where it models one only (``Form.kind``), else accuracy. ``chance``, ``huber_delta`` and
     ``alpha_max`` reach the forms that take them; ``n_boot=N`` adds percentile intervals from N resamples of
-    whole runs (``group``).
+    whole runs (``group``). ``form`` is a registered form's name or a ``Form`` object
+    (``scaling.Form.from_function``), which needs no registering.
     """
+    form = use_form(form)
+    kind = kind or get_form(form).kind or "accuracy"
     sel = select(data, metric=metric, y=y, axes=axes, kind=kind)
     check_chance(chance, kind, sel)
+    huber_delta = None if huber_delta is None else checks.positive(huber_delta, "huber_delta")
+    alpha_max = None if alpha_max is None else checks.alpha_max(alpha_max)
+    n_boot, seed = checks.count(n_boot, "n_boot", minimum=0), checks.seed(seed)
+    if n_boot:  # bounded before the fit: the resamples are drawn and kept whole
+        work.check(work.bootstrap(n_boot, len(sel.frame), workers=workers))
     opts = form_options(form, metric=sel.metric, kind=kind, chance=chance, huber_delta=huber_delta,
                         alpha_max=alpha_max) | options
-    result = fit_table(sel.frame, form, y=sel.y, axes=sel.axes, kind=kind, weights=weights, **opts)  # type: ignore[arg-type]
-    result = dataclasses.replace(result, source=sel.source, data=sel.frame, fit_options=opts, weights=weights,
-                                 notes=(*sel.notes, *result.notes), dataset=sel)
+    result = fit_dataset(sel, form, weights=weights, **opts)
     if n_boot:
         spec = Bootstrap.of(n_boot, seed=seed, levels=levels, group=group, workers=workers)
         result = dataclasses.replace(result, bootstrap=bootstrap_fit(result, spec, progress=progress))
     return result
+
+
+def fit_dataset(sel: Dataset, form: str, *, weights: str | None = None, **options: Any) -> FitResult:
+    """Fit ``form`` with ``options`` (its ``form_options`` and any more) to a selected ``Dataset``: the result
+    carries the rows, the options, the notes and the dataset, as every later question needs them."""
+    result = fit_table(sel.frame, form, y=sel.y, axes=sel.axes, kind=direction(sel.kind).kind, weights=weights,
+                       **options)
+    return dataclasses.replace(result, source=sel.source, data=sel.frame, fit_options=dict(options), weights=weights,
+                               notes=(*sel.notes, *result.notes), dataset=sel)
 

@@ -6,6 +6,12 @@ generic: a form never knows whether its columns are parameters, hours of video, 
 The built-in forms live in ``scaling.forms.linear`` (polynomial/logit surfaces) and
 ``scaling.forms.powerlaw`` (additive power laws); they are imported and registered on the first use of the
 registry so that importing this module stays cheap and cycle-free.
+
+A form object can also be used without registering it: ``scaling.fit(data, form=law)`` (and ``backtest``,
+``compare``) take the object, and from then on its name finds it (``get_form``) for the rest of the session,
+as the fit's bootstrap, projections and backtests ask; it is not listed by ``list_forms``. Using another
+object of the same name replaces it (a notebook cell run again); a registered form of that name is never
+shadowed (``register_form(form, replace=True)`` replaces a registered one, built-in names excepted).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ __all__ = [
     "register_form",
     "registered",
     "unregister_form",
+    "use_form",
 ]
 
 
@@ -35,10 +42,12 @@ class DuplicateFormError(FitError, ValueError):
 
 
 _REGISTRY: dict[str, Form] = {}
+_KNOWN: dict[str, Form] = {}  # forms used as objects without registering (``use_form``), by name
+_BUILTIN: set[str] = set()
 _builtins_loaded = False
 
 
-def _add(form: Form) -> None:
+def _check(form: Form) -> None:
     if not isinstance(form, Form):
         raise TypeError(f"a form must be a scaling.forms.Form; got {type(form).__name__}")
     name = getattr(form, "name", "")
@@ -47,9 +56,14 @@ def _add(form: Form) -> None:
         raise ValueError("a form needs a non-empty name and a one-line description")
     if not isinstance(getattr(form, "source", None), str) or not isinstance(getattr(form, "family", None), str):
         raise ValueError(f"form {name!r} needs a source (citation) and a family, both strings")
-    if name in _REGISTRY:
-        raise DuplicateFormError(f"form {name!r} is already registered")
-    _REGISTRY[name] = form
+
+
+def _add(form: Form) -> None:
+    _check(form)
+    if form.name in _REGISTRY:
+        raise DuplicateFormError(f"form {form.name!r} is already registered (register_form(form, replace=True) "
+                                 "replaces it)")
+    _REGISTRY[form.name] = form
 
 
 def _load_builtins() -> None:
@@ -62,19 +76,48 @@ def _load_builtins() -> None:
 
         for form in [*linear.FORMS, *powerlaw.FORMS, *m4.FORMS, *bnsl.FORMS]:
             _add(form)
+            _BUILTIN.add(form.name)
         _builtins_loaded = True
 
 
-def register_form(form: Form) -> None:
-    """Add a form; a name can be registered once (``DuplicateFormError``, built-in names included)."""
+def register_form(form: Form, *, replace: bool = False) -> None:
+    """Add a form. A name is registered once (``DuplicateFormError``), unless ``replace=True`` (a notebook
+    cell run again); a built-in form is never replaced."""
     _load_builtins()
-    _add(form)
+    _check(form)
+    if replace and form.name in _REGISTRY and _REGISTRY[form.name] is not form:
+        if form.name in _BUILTIN:
+            raise DuplicateFormError(f"form {form.name!r} is built in and cannot be replaced; give yours another name")
+        del _REGISTRY[form.name]
+    if not (replace and _REGISTRY.get(form.name) is form):
+        _add(form)
+    _KNOWN.pop(form.name, None)
+
+
+def use_form(form: Form | str) -> str:
+    """The name of ``form``: a name as it is, or a ``Form`` object, which its name then finds without
+    registering it (see the module docstring). FitError for another registered form of the same name."""
+    if isinstance(form, str):
+        return form
+    try:
+        _check(form)
+    except (TypeError, ValueError) as exc:
+        raise FitError(str(exc)) from None
+    _load_builtins()
+    registered = _REGISTRY.get(form.name)
+    if registered is not None and registered is not form:
+        raise FitError(f"another form is registered as {form.name!r}: give yours another name (name=...), or "
+                       "replace it with scaling.register_form(form, replace=True)")
+    if registered is None:
+        _KNOWN[form.name] = form
+    return form.name
 
 
 def unregister_form(name: str) -> Form:
     """Remove the form called ``name`` and return it; ``FitError`` naming the known forms otherwise."""
     form = get_form(name)
-    del _REGISTRY[name]
+    _REGISTRY.pop(name, None)
+    _KNOWN.pop(name, None)
     return form
 
 
@@ -95,10 +138,11 @@ def list_forms() -> list[Form]:
 
 
 def get_form(name: str) -> Form:
-    """The form called ``name``; ``FitError`` naming the known forms otherwise."""
+    """The form called ``name`` (registered, or used as an object this session); ``FitError`` naming the
+    known forms otherwise."""
     _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(_REGISTRY)
-        raise FitError(f"unknown form {name!r}; known: {known}") from None
+    form = _REGISTRY.get(name) or _KNOWN.get(name)
+    if form is None:
+        known = ", ".join([*_REGISTRY, *_KNOWN])
+        raise FitError(f"unknown form {name!r}; known: {known}")
+    return form

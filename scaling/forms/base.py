@@ -73,6 +73,8 @@ class Form(ABC):
     chance_option: str | None = None  # the option a chance level (--chance) goes to, if any
     needs_chance: bool = False  # it cannot be fitted without one (a chance-ceiling law)
     max_axes: int | None = None  # the most axes it fits at once (None: any number)
+    requires_fraction: bool = False  # it models a fraction (logit(y)): an accuracy or an error rate, never a loss
+    kind: str | None = None  # the kind of y it models when only one ("loss": a law of a loss); None: any
 
     @abstractmethod
     def fit(self, data: FitData, **options: Any) -> FitResult:
@@ -116,6 +118,32 @@ class Form(ABC):
             return Replicate(dict(r.params), r.ceiling, r.require_model().predict, "full")
 
         return refit
+
+    def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Predictions (y scale, on axis matrices) of ``fit``'s form and options at other values of its
+        parameters: a bootstrap resample's, or a step of a numerical derivative. None where the form cannot
+        rebuild them; then a fit's predictions get bootstrap or delta-method intervals only through refits."""
+        return None
+
+    @classmethod
+    def from_function(cls, func: Callable[..., Any], *, p0: Mapping[str, float] | Sequence[float] | None = None,
+                      bounds: Any = None, kind: str = "accuracy", name: str | None = None,
+                      params: Sequence[str] | None = None, limit: str | None = None, scale: str = "y",
+                      description: str | None = None, source: str | None = None) -> Form:
+        """A form from a plain function, as ``scipy.optimize.curve_fit`` or lmfit take one::
+
+            law = scaling.Form.from_function(lambda N, D, E, A, a, B, b: E + A / N**a + B / D**b,
+                                             p0={"E": 2, "A": 400, "a": 0.3, "B": 400, "b": 0.3},
+                                             bounds={"E": (0, 10), "a": (0, 2), "b": (0, 2)}, kind="loss")
+            scaling.fit(df, y="loss", axes=["params", "tokens"], kind="loss", form=law)
+
+        The function's first arguments are the axes (the fit's ``axes``, in order), the others its parameters:
+        ``params`` names them, else the keys of ``p0`` (a dict), else the last ``len(p0)`` arguments. See
+        ``scaling.forms.function.FunctionForm`` for ``bounds``, ``limit`` and ``scale``."""
+        from scaling.forms.function import FunctionForm  # lazy: forms.function subclasses this class
+
+        return FunctionForm(func, p0=p0, bounds=bounds, kind=kind, name=name, params=params, limit=limit,
+                            scale=scale, description=description, source=source)
 
     def closed_form_allocation(
         self,

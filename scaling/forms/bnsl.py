@@ -26,11 +26,12 @@ bootstrap (``refitter``: a warm start from the full fit with its number of break
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from scaling.core.direction import direction
 from scaling.defaults import HUBER_DELTA, SLOPE_MAX
@@ -185,8 +186,10 @@ def _notes(sol: core.Solution, at_bound: list[str], slope_max: float) -> list[st
     return notes
 
 
-def _stderr(sol: core.Solution, data: FitData, err: np.ndarray, at_bound: list[str]) -> dict[str, float] | None:
-    """Gauss-Newton standard errors from d log(pred) / d(reported parameters), free ones only."""
+def _stderr(sol: core.Solution, data: FitData, err: np.ndarray,
+            at_bound: list[str]) -> tuple[dict[str, float] | None, pd.DataFrame | None]:
+    """Gauss-Newton standard errors from d log(pred) / d(reported parameters), free ones only, and their
+    covariance."""
     lx = np.log(data.X[:, 0])
     G = np.exp(core.log_term(sol, data.X[:, 0]))
     p = sol.a + G
@@ -200,18 +203,18 @@ def _stderr(sol: core.Solution, data: FitData, err: np.ndarray, at_bound: list[s
     w = np.ones(len(p)) if data.weights is None else data.weights
     dof = len(p) - len(names)
     if dof <= 0 or not names:
-        return None
+        return None, None
     J = np.column_stack([cols[nm] for nm in names]) / p[:, None]
     scale = np.linalg.norm(J, axis=0)  # column scaling: b and d can be 1e-3 or 1e9
     Js = J / scale
     H = Js.T @ (w[:, None] * Js)
     if not np.all(np.isfinite(H)) or np.linalg.cond(H) > 1e14:
-        return None
+        return None, None
     r = np.log(p) - np.log(err)
     cov = np.linalg.inv(H) * (float(np.sum(w * r**2)) / dof) / np.outer(scale, scale)
     out = {nm: math.nan for nm in cols}
     out.update(zip(names, np.sqrt(np.maximum(np.diag(cov), 0.0)).tolist(), strict=True))
-    return out
+    return out, pd.DataFrame(cov, index=names, columns=names)
 
 
 # -- the fit ----------------------------------------------------------------------------------------
@@ -292,10 +295,10 @@ def _fit(data: FitData, form: str, options: dict[str, Any]) -> FitResult:
     resolved.update(sol.info)
     at_bound = _at_bound(sol, x, slope_max)
     notes += _notes(sol, at_bound, slope_max)
-    stderr = _stderr(sol, data, err, at_bound)
+    stderr, cov = _stderr(sol, data, err, at_bound)
     if stderr is None:
         notes.append("standard errors unavailable: the parameters are not identified (singular Jacobian)")
-    return make_result(data, form=form, model=BnslModel(sol, data.kind), params=_params(sol), stderr=stderr,
+    return make_result(data, form=form, model=BnslModel(sol, data.kind), params=_params(sol), stderr=stderr, cov=cov,
                        n_params=core.n_params(n), at_bound=at_bound, converged=sol.converged, message=sol.message,
                        objective=sol.objective, ceiling=float(direction(data.kind).from_error(core.limit(sol))),
                        notes=notes, options=resolved)
@@ -344,6 +347,19 @@ class BnslForm(Form):
             return Replicate(_params(sol), limit, predict, str(sol.info.get("path", "warm")))
 
         return refit
+
+
+    def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The law at other values of a, b, c0 and each break's c, d, f (as many breaks as ``params`` has)."""
+        n = sum(1 for k in params if k.startswith("d"))
+
+        def arr(p: str) -> np.ndarray:
+            return np.array([params[f"{p}{i}"] for i in range(1, n + 1)], dtype=float)
+
+        sol = core.Solution(float(params["a"]), float(params["b"]), np.concatenate([[params["c0"]], arr("c")]),
+                            arr("d"), arr("f"), math.nan, True, "")
+        d = direction(fit.kind)
+        return lambda M: d.from_error(core.predict_error(sol, np.asarray(M, dtype=float)[:, 0]))
 
 
 FORMS: list[Form] = [BnslForm()]

@@ -11,17 +11,19 @@ of letting a rank-deficient solve return arbitrary coefficients.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import statsmodels.api as sm
 from scipy.special import expit, logit
 
 from scaling.compute.allocations import answer, log_box, unreachable
 from scaling.core.direction import direction
+from scaling.core.saved import TRANSIENT
 from scaling.defaults import COMPUTE_AXES
 from scaling.errors import FitError, ProjectionError
 from scaling.forms.base import Form, Refit, Replicate, check_resample
@@ -87,15 +89,21 @@ def independent_columns(D: np.ndarray, tol: float) -> list[int]:
     return keep
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LinearModel:
-    """A fitted statsmodels regression plus what is needed to rebuild its design for new points."""
+    """A fitted least-squares surface: its coefficients and their covariance, the residual variance and
+    degrees of freedom (what confidence and prediction bands need), and how to rebuild its design for new
+    points. ``results`` is statsmodels' results object of a fresh fit (not saved with the fit)."""
 
-    results: Any  # statsmodels RegressionResults
+    beta: np.ndarray
+    cov: np.ndarray
+    scale: float  # residual variance (of unit weight)
+    df_resid: float
     axes: tuple[str, ...]
     degree: int
     keep: tuple[int, ...]
     link: str  # 'identity' | 'logit'
+    results: Any = field(default=None, repr=False, metadata=TRANSIENT)  # statsmodels RegressionResults
 
     def _exog(self, X: np.ndarray) -> np.ndarray:
         return design(X, self.axes, self.degree)[0][:, list(self.keep)]
@@ -104,15 +112,20 @@ class LinearModel:
         return expit(z) if self.link == "logit" else z
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return self._inverse(np.asarray(self._exog(X) @ self.results.params, dtype=float))
+        return self._inverse(np.asarray(self._exog(X) @ self.beta, dtype=float))
 
     def interval(self, X: np.ndarray, level: float, kind: IntervalKind) -> tuple[np.ndarray, np.ndarray]:
-        frame = self.results.get_prediction(self._exog(X)).summary_frame(alpha=1.0 - level)
-        prefix = "mean_ci" if kind == "confidence" else "obs_ci"
+        """t intervals of the mean (confidence) or of a new point (prediction), as statsmodels'
+        ``get_prediction(exog).summary_frame`` computes them (unit weight for a new point)."""
+        from scipy.stats import t as student_t  # lazy: keeps import scaling cheap (scipy.stats takes ~0.3 s)
+
+        exog = self._exog(X)
+        mean = exog @ self.beta
+        var = (exog * (self.cov @ exog.T).T).sum(1) + (self.scale if kind == "prediction" else 0.0)
+        q = float(student_t.ppf(1 - (1 - level) / 2, self.df_resid))
+        half = q * np.sqrt(var)
         # The inverse link is monotone, so mapping the bounds maps the interval (and keeps its level).
-        lo = self._inverse(frame[f"{prefix}_lower"].to_numpy(dtype=float))
-        hi = self._inverse(frame[f"{prefix}_upper"].to_numpy(dtype=float))
-        return lo, hi
+        return self._inverse(mean - half), self._inverse(mean + half)
 
 
 def fit_polynomial(data: FitData, *, form: str, degree: int, link: str, **options: Any) -> FitResult:
@@ -150,7 +163,9 @@ def fit_polynomial(data: FitData, *, form: str, degree: int, link: str, **option
         solver = "WLS"
         notes.append("prediction bands use the unit-weight residual variance (statsmodels #8781)")
     kept = [names[j] for j in keep]
-    model = LinearModel(results=results, axes=data.axes, degree=degree, keep=tuple(keep), link=link)
+    model = LinearModel(beta=np.asarray(results.params, dtype=float), cov=np.asarray(results.cov_params(), dtype=float),
+                        scale=float(results.scale), df_resid=float(results.df_resid), axes=data.axes, degree=degree,
+                        keep=tuple(keep), link=link, results=results)
     scale = "logit(y)" if link == "logit" else "y"
     return make_result(
         data,
@@ -158,6 +173,7 @@ def fit_polynomial(data: FitData, *, form: str, degree: int, link: str, **option
         model=model,
         params=dict(zip(kept, np.asarray(results.params, dtype=float), strict=True)),
         stderr=dict(zip(kept, np.asarray(results.bse, dtype=float), strict=True)),
+        cov=pd.DataFrame(model.cov, index=kept, columns=kept),
         n_params=len(keep),
         converged=True,
         message=f"{solver} closed form on {scale}",
@@ -179,6 +195,7 @@ class PolynomialForm(Form):
     def __init__(self, name: str, degree: int, link: str, description: str, source: str) -> None:
         self.name, self.degree, self.link = name, degree, link
         self.description, self.source = description, source
+        self.requires_fraction = link == "logit"  # logit(y) needs a fraction: an accuracy or an error rate
 
     def fit(self, data: FitData, **options: Any) -> FitResult:
         return fit_polynomial(data, form=self.name, degree=self.degree, link=self.link, **options)
@@ -197,7 +214,7 @@ class PolynomialForm(Form):
         degree, axes, link = self.degree, full.axes, self.link
         D = design(X, axes, degree)[0][:, keep]
         z = logit(y) if link == "logit" else y
-        names = list(full.params)
+        names = list(full.params.index)
         sw = np.ones(len(y)) if w is None else np.sqrt(w)
         inverse = expit if link == "logit" else (lambda v: v)
 
@@ -213,6 +230,14 @@ class PolynomialForm(Form):
             return Replicate(dict(zip(names, beta.tolist(), strict=True)), None, predict_with(beta), "linear")
 
         return refit
+
+    def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The surface with other coefficients (those of ``fit``'s retained terms)."""
+        model = fit.require_model()
+        if not isinstance(model, LinearModel):
+            return None
+        beta = np.asarray([params[n] for n in fit.params.index], dtype=float)
+        return lambda M: model._inverse(np.asarray(model._exog(M) @ beta, dtype=float))
 
     def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalLike,
                                bounds: Mapping[str, tuple[float, float]]) -> Allocation | None:

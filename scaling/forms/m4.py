@@ -18,17 +18,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from scaling.core.direction import direction
 from scaling.defaults import HUBER_DELTA, N_CLASSES, SLOPE_MAX
 from scaling.errors import FitError
 from scaling.forms import get_form
 from scaling.forms import m4_core as core
+from scaling.forms import prediction as _pred
 from scaling.forms.base import Form, Refit, Replicate, check_resample
 from scaling.forms.m4_core import MARGIN, M4Solution, limit_error, predict_error, solve_level, terms
 from scaling.forms.powerlaw import PowerLawForm
@@ -162,9 +164,11 @@ def _m4_notes(sol: M4Solution, axes: Sequence[str], at_bound: list[str], r: Reso
     return notes
 
 
-def _m4_stderr(sol: M4Solution, data: FitData, err: np.ndarray, at_bound: list[str]) -> dict[str, float] | None:
+def _m4_stderr(sol: M4Solution, data: FitData, err: np.ndarray,
+               at_bound: list[str]) -> tuple[dict[str, float] | None, pd.DataFrame | None]:
     """sigma^2 (J'WJ)^-1 with J = d log(pred) / d(L_inf, [L0], alpha, beta_k, c_k), by implicit
-    differentiation of log(L - L_inf) - alpha log(L0 - L) = log s, in user units."""
+    differentiation of log(L - L_inf) - alpha log(L0 - L) = log s, in user units: the standard errors, and the
+    covariance of the parameters that have one."""
     S = terms(sol, data.X)
     s = S.sum(axis=1)
     pred, w, v, _ = solve_level(sol.E, sol.L0, sol.alpha, s)
@@ -180,19 +184,19 @@ def _m4_stderr(sol: M4Solution, data: FitData, err: np.ndarray, at_bound: list[s
     wts = np.ones(len(pred)) if data.weights is None else data.weights
     dof = len(pred) - len(free)
     if dof <= 0 or not free or not np.all(np.isfinite(J)):
-        return None
+        return None, None
     scale = np.linalg.norm(J, axis=0)
     if not np.all(scale > 0):
-        return None
+        return None, None
     Js = J / scale
     H = Js.T @ (wts[:, None] * Js)
     if np.linalg.cond(H) > 1e14:
-        return None
+        return None, None
     r = np.log(pred) - np.log(err)
     cov = np.linalg.inv(H) * (float(np.sum(wts * r**2)) / dof) / np.outer(scale, scale)
     out = dict.fromkeys(names, math.nan)
     out.update(zip(free, np.sqrt(np.maximum(np.diag(cov), 0.0)).tolist(), strict=True))
-    return out
+    return out, pd.DataFrame(cov, index=free, columns=free)
 
 
 def _error_of(data: FitData, form: str) -> np.ndarray:
@@ -238,13 +242,13 @@ class M4Form(Form):
         sol = core.solve_m4(data.X, err, weights=data.weights, l0=r.l0, **_solve_kw(r))
         at_bound = _m4_at_bound(sol, data.axes, err, r)
         notes = _m4_notes(sol, data.axes, at_bound, r)
-        stderr = _m4_stderr(sol, data, err, at_bound)
+        stderr, cov = _m4_stderr(sol, data, err, at_bound)
         if stderr is None:
             notes.append("standard errors unavailable: the parameters are not identified (singular Jacobian)")
         resolved = {**r.as_dict(), "solver": "multi-start trust-region least squares (scipy least_squares)",
                     **sol.info}
         return make_result(data, form=self.name, model=M4Model(sol, data.kind), params=_m4_params(sol, data.axes),
-                           stderr=stderr, n_params=n_params, at_bound=at_bound, converged=sol.converged,
+                           stderr=stderr, cov=cov, n_params=n_params, at_bound=at_bound, converged=sol.converged,
                            message=sol.message, objective=sol.objective,
                            ceiling=float(direction(data.kind).from_error(limit_error(sol))), notes=notes,
                            options=resolved)
@@ -275,6 +279,14 @@ class M4Form(Form):
                              str(sol.info.get("path", "warm")))
 
         return refit
+
+    def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The law at other values of L_inf, L0, alpha, beta_k and c_k."""
+        axes, d = fit.axes, direction(fit.kind)
+        sol = M4Solution(float(params["L_inf"]), float(params["L0"]), float(params["alpha"]),
+                         np.array([params[f"beta_{a}"] for a in axes], dtype=float),
+                         np.array([params[f"c_{a}"] for a in axes], dtype=float), math.nan, True, "", True)
+        return lambda M: d.from_error(predict_error(sol, M))
 
     def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalLike,
                                bounds: Mapping[str, tuple[float, float]]) -> Allocation | None:
@@ -339,6 +351,15 @@ def _sat_params(params: Mapping[str, float]) -> dict[str, float]:
     return {_sat_name(k): (-v if k.startswith("alpha_") else v) for k, v in params.items()}
 
 
+def _sat_cov(cov: pd.DataFrame | None) -> pd.DataFrame | None:
+    """powerlaw's covariance in M2's names and signs (c_k = -alpha_k flips the sign of its row and column)."""
+    if cov is None:
+        return None
+    sign = np.array([-1.0 if str(k).startswith("alpha_") else 1.0 for k in cov.index])
+    names = [_sat_name(str(k)) for k in cov.index]
+    return pd.DataFrame(cov.to_numpy() * np.outer(sign, sign), index=names, columns=names)
+
+
 def _powerlaw_params(params: Mapping[str, float]) -> dict[str, float]:
     out = {"E": params["L_inf"]}
     for k, v in params.items():
@@ -377,7 +398,8 @@ class SaturatingForm(Form):
         r = self._inner.fit(data, **opts)
         resolved = {("c_max" if k == "alpha_max" else k): v for k, v in r.options.items()}
         return dataclasses.replace(
-            r, params=_sat_params(r.params), options=resolved,
+            r, params=pd.Series(_sat_params(_pred.as_dict(r.params)), dtype=float), options=resolved,
+            covariance=_sat_cov(r.covariance),
             stderr=None if r.stderr is None else {_sat_name(k): v for k, v in r.stderr.items()},
             at_bound=tuple(_sat_name(k) for k in r.at_bound), notes=tuple(_rename_note(n) for n in r.notes))
 
@@ -392,6 +414,10 @@ class SaturatingForm(Form):
             return dataclasses.replace(rep, params=_sat_params(rep.params))
 
         return refit
+
+    def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
+        """``powerlaw``'s, with M2's names."""
+        return self._inner.predictor(fit, _powerlaw_params(params))
 
     def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalLike,
                                bounds: Mapping[str, tuple[float, float]]) -> Allocation | None:

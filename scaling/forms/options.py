@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from scaling.core.direction import direction
-from scaling.errors import ScalingError
-from scaling.forms import get_form, list_forms
+from scaling.errors import FitError, ScalingError
+from scaling.forms import Form, get_form, list_forms, use_form
 
 
 def form_options(form: str, *, metric: str | None, kind: str, chance: float | None = None,
@@ -17,6 +17,11 @@ def form_options(form: str, *, metric: str | None, kind: str, chance: float | No
     e.g. the chance error of a chance ceiling from the metric), and the user's ``chance``, ``huber_delta``
     and ``alpha_max`` where the form takes them (a form that does not ignores them)."""
     info = get_form(form)
+    if info.requires_fraction and not direction(kind).is_fraction:
+        raise ScalingError(f"form {form!r} models a fraction (an accuracy or an error rate, kind 'accuracy' or "
+                           f"'error'); a {kind} is not one, whatever its values")
+    if info.kind is not None and kind != info.kind:
+        raise FitError(f"form {form!r} is a law of a {info.kind}: fit it with kind={info.kind!r}")
     options: dict[str, Any] = {}
     if huber_delta is not None and "huber_delta" in info.option_names:
         options["huber_delta"] = huber_delta
@@ -36,12 +41,16 @@ def form_options(form: str, *, metric: str | None, kind: str, chance: float | No
     return options
 
 
-def form_names(forms: Sequence[str] | str | None) -> list[str]:
-    """The forms named (a list, a comma-separated string, 'all' or None for every registered form), each
-    checked to exist (one-line error naming the known forms)."""
+def form_names(forms: Sequence[str | Form] | str | Form | None) -> list[str]:
+    """The forms named (a list, a comma-separated string, 'all' or None for every registered form; a list may
+    hold ``Form`` objects, used without registering them), each checked to exist (one-line error naming the
+    known forms)."""
     if forms is None or (isinstance(forms, str) and forms.strip().lower() == "all"):
         return [f.name for f in list_forms()]
-    names = [f.strip() for f in forms.split(",")] if isinstance(forms, str) else list(forms)
+    if isinstance(forms, Form):
+        forms = [forms]
+    names = [f.strip() for f in forms.split(",")] if isinstance(forms, str) else \
+        [use_form(f).strip() for f in forms]
     names = [n for n in names if n]
     if not names:
         raise ScalingError("name at least one form (or 'all')")

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import brentq
 
 from scaling.compute.allocations import answer, log_box, unreachable
@@ -81,8 +82,10 @@ def _at_bound(sol: Solution, axes: tuple[str, ...], alpha_max: float) -> list[st
     return out
 
 
-def _stderr(sol: Solution, data: FitData, err: np.ndarray, at_bound: list[str], delta: float) -> dict | None:
-    """Gauss-Newton standard errors in user units, from d log(pred) / d(E, A_k, alpha_k)."""
+def _stderr(sol: Solution, data: FitData, err: np.ndarray, at_bound: list[str],
+            delta: float) -> tuple[dict[str, float] | None, pd.DataFrame | None]:
+    """Gauss-Newton standard errors in user units, from d log(pred) / d(E, A_k, alpha_k), and the covariance of
+    the parameters that have one."""
     X = data.X
     k = X.shape[1]
     S = sol.A * X ** (-sol.alpha)  # (n, k)
@@ -105,18 +108,19 @@ def _stderr(sol: Solution, data: FitData, err: np.ndarray, at_bound: list[str], 
     r = np.log(p) - np.log(err)
     dof = len(p) - len(free)
     if dof <= 0 or not free:
-        return None
+        return None, None
     # Column scaling keeps the normal matrix well conditioned whatever the units of A (1e-3 .. 1e6).
     scale = np.linalg.norm(J, axis=0)
     Js = J / scale
     H = Js.T @ (w[:, None] * Js)
     if np.linalg.cond(H) > 1e14:
-        return None
+        return None, None
     cov = np.linalg.inv(H) * (float(np.sum(w * r**2)) / dof) / np.outer(scale, scale)
     out = {nm: math.nan for nm in names}
     for i, se in zip(free, np.sqrt(np.maximum(np.diag(cov), 0.0)), strict=True):
         out[names[i]] = float(se)
-    return out
+    kept = [names[i] for i in free]
+    return out, pd.DataFrame(cov, index=kept, columns=kept)
 
 
 def _error_of(data: FitData, form: str) -> np.ndarray:
@@ -208,7 +212,7 @@ def _fit(data: FitData, form: str, chance_form: bool, options: dict[str, Any]) -
             notes.insert(
                 0, f"{above} points have error above chance {resolved['chance']}; they cannot be fitted"
             )
-    stderr = _stderr(sol, data, err, at_bound, delta)
+    stderr, cov = _stderr(sol, data, err, at_bound, delta)
     if stderr is None:
         notes.append("standard errors unavailable: the parameters are not identified (singular Jacobian)")
     limit = _limit(sol)
@@ -218,6 +222,7 @@ def _fit(data: FitData, form: str, chance_form: bool, options: dict[str, Any]) -
         model=PowerLawModel(sol, data.kind),
         params=_params(sol, data.axes),
         stderr=stderr,
+        cov=cov,
         n_params=n_params,
         at_bound=at_bound,
         converged=sol.converged,
@@ -286,6 +291,14 @@ class PowerLawForm(Form):
             return Replicate(_params(sol, axes), float(d.from_error(limit)), predict, path)
 
         return refit
+
+    def predictor(self, fit: FitResult, params: Mapping[str, float]) -> Callable[[np.ndarray], np.ndarray] | None:
+        """The law at other values of E, A_k and alpha_k (the chance law with ``fit``'s chance level)."""
+        axes, d = fit.axes, direction(fit.kind)
+        sol = Solution(float(params["E"]), np.array([params[f"A_{a}"] for a in axes], dtype=float),
+                       np.array([params[f"alpha_{a}"] for a in axes], dtype=float),
+                       float(fit.options["chance"]) if self.chance else None, math.nan, True, "", np.empty(0))
+        return lambda M: d.from_error(predict_error(sol, M))
 
     def closed_form_allocation(self, fit: Any, target: float, cost: ProportionalLike,
                                bounds: Mapping[str, tuple[float, float]]) -> Allocation | None:

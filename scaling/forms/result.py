@@ -10,24 +10,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from scaling.core.direction import Direction, direction
+from scaling.core.direction import Direction, Kind, direction
+from scaling.core.display import Text, new_axes
 from scaling.core.jsonable import JSONDict
 from scaling.core.jsonable import jsonable as _jsonable
+from scaling.core.results import Result
 from scaling.data.dataset import Dataset
 from scaling.errors import FitError
-from scaling.forms import get_form
+from scaling.forms import get_form, use_form
+from scaling.forms import prediction as _pred
+from scaling.forms.likelihood import gaussian_stats
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-Kind = Literal["accuracy", "loss"]
+    from scaling.forms.base import Form
+
 IntervalKind = Literal["confidence", "prediction"]
 SCHEMA = "scaling.fit/v1"
 
@@ -95,17 +100,23 @@ class FitLike(Protocol):
     @property
     def axis_ranges(self) -> dict[str, tuple[float, float]]: ...
 
-    def predict(self, X: pd.DataFrame | Mapping[str, Any]) -> np.ndarray: ...
+    def predict(self, X: Mapping[str, Any]) -> np.ndarray: ...  # axis columns (FitResult: a frame gives a Series)
 
 
 @dataclass(frozen=True)
-class FitResult:
+class FitResult(Result):
+    """A fitted form. Besides its own report (``summary``, ``to_frame``, ``to_dict``, ``plot``, ``save``) it
+    answers as a statsmodels results object does: ``params`` and ``bse`` (Series), ``conf_int(alpha=0.05)``,
+    ``predict(frame)`` (a Series indexed like the frame), ``get_prediction(X).summary_frame(alpha=0.05)``,
+    ``fittedvalues``, ``resid``, ``nobs``, ``df_resid``, ``llf``, ``aic``, ``bic``, ``rsquared`` and
+    ``cov_params()`` (see each for what it is here)."""
+
     form: str
     axes: tuple[str, ...]
     y: str
     kind: Kind
     n_points: int
-    params: dict[str, float]
+    params: pd.Series  # a mapping given is kept as a Series of floats, in the form's order
     stderr: dict[str, float] | None
     at_bound: tuple[str, ...]
     converged: bool
@@ -126,16 +137,34 @@ class FitResult:
     bootstrap: Any = field(default=None, repr=False, compare=False)  # a resampling.BootstrapResult
     # What the data is, with its defaults (target, solved axis, evaluation point, cost, training length).
     dataset: Dataset | None = field(default=None, repr=False, compare=False)
+    # The covariance of the free parameters (rows and columns named), where the form gives one.
+    covariance: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.params, pd.Series) and self.params.dtype == float):
+            object.__setattr__(self, "params", pd.Series(dict(self.params), dtype=float))
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(_same(getattr(self, f.name), getattr(other, f.name)) for f in fields(self) if f.compare)
 
     @property
     def direction(self) -> Direction:
         """Whether the fitted quantity rises (accuracy) or falls (loss) with scale."""
         return direction(self.kind)
 
-    def predict(self, X: pd.DataFrame | Mapping[str, ArrayLike]) -> np.ndarray:
-        """Prediction on the y scale; the result has the broadcast shape of the axis columns."""
+    @overload
+    def predict(self, X: pd.DataFrame) -> pd.Series: ...
+    @overload
+    def predict(self, X: Mapping[str, ArrayLike]) -> np.ndarray: ...
+
+    def predict(self, X: pd.DataFrame | Mapping[str, ArrayLike]) -> pd.Series | np.ndarray:
+        """Prediction on the y scale: for a DataFrame a Series indexed like it (as statsmodels' ``predict``),
+        for a mapping of axis columns an array of their broadcast shape."""
         M, shape = axis_matrix(X, self.axes)
-        return self.require_model().predict(M).reshape(shape)
+        values = self.require_model().predict(M).reshape(shape)
+        return pd.Series(values, index=X.index) if isinstance(X, pd.DataFrame) else values
 
     def predict_interval(
         self,
@@ -144,49 +173,117 @@ class FitResult:
         level: float = 0.95,
         kind: IntervalKind = "confidence",
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """(lower, upper) on the y scale, or None where the form has no closed-form band."""
+        """(lower, upper) on the y scale: the form's closed-form band, or for a confidence band of a form
+        without one the percentile band of the fit's bootstrap resamples; None without either."""
         if not 0.0 < level < 1.0:
             raise FitError(f"interval level must be in (0, 1); got {level}")
         if kind not in ("confidence", "prediction"):
             raise FitError(f"interval kind must be 'confidence' or 'prediction'; got {kind!r}")
         M, shape = axis_matrix(X, self.axes)
         band = self.require_model().interval(M, level, kind)
+        if band is None and kind == "confidence":
+            band = _pred.bootstrap_band(self, M, level)
         if band is None:
             return None
         return band[0].reshape(shape), band[1].reshape(shape)
+
+    def get_prediction(self, X: pd.DataFrame | Mapping[str, ArrayLike], *,
+                       method: str = "auto") -> _pred.PredictionResult:
+        """Predictions at ``X`` with intervals, as statsmodels' ``get_prediction``:
+        ``.summary_frame(alpha=0.05)`` has ``mean`` and ``mean_ci_lower/upper`` (and ``obs_ci_*`` for a new run
+        where the method gives them). ``method``: 'auto' (bootstrap when the fit has resamples, else the
+        closed form where the form has one, else the delta method), 'bootstrap', 'closed form' or 'delta';
+        the result's ``method`` and ``description`` say which made the intervals."""
+        M, _ = axis_matrix(X, self.axes)
+        index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(M))
+        return _pred.get_prediction(self, M, index, method)
 
     def require_model(self) -> Model:
         if self.model is None:
             raise FitError(f"fit of form {self.form!r} carries no model to predict with")
         return self.model
 
-    def conf_int(self, level: float = 0.95) -> pd.DataFrame:
-        """Wald intervals of the parameters, estimate -/+ t quantile x standard error (columns lower, upper).
+    def conf_int(self, value: float | None = None, /, *, alpha: float | None = None, level: float | None = None,
+                 method: str = "auto") -> pd.DataFrame:
+        """Intervals of the parameters (columns lower, upper), 95% by default: ``alpha=0.05`` as in statsmodels,
+        or ``level=0.95``; a bare number is a level and is refused below 0.5 (``conf_int(0.05)`` would be a 5%
+        interval). ``method``: 'auto' (the bootstrap's percentile intervals when the fit has resamples, else
+        Wald), 'bootstrap' or 'wald'; ``attrs["method"]`` says which. Wald: estimate -/+ t quantile x standard
+        error, exact for the linear forms (OLS on their scale), a Gauss-Newton approximation for nonlinear ones;
+        NaN for parameters without a standard error (at a bound, not identified)."""
+        frame, how = _pred.parameter_intervals(self, _pred.resolve_level(value, alpha, level), method)
+        frame.attrs["method"] = how
+        return frame
 
-        Exact for the linear forms (OLS on their scale); for nonlinear forms the standard errors are a
-        Gauss-Newton approximation (see the fit's notes): prefer ``scaling.bootstrap`` intervals there.
-        Parameters without a standard error (at a bound, not identified) get NaN.
-        """
-        from scipy.stats import t as student_t  # lazy: keeps import scaling cheap (scipy.stats takes ~0.3 s)
+    def cov_params(self) -> pd.DataFrame:
+        """The covariance of the free parameters (statsmodels' ``cov_params``): OLS for the linear forms,
+        Gauss-Newton for the nonlinear ones; FitError where the form gives none."""
+        if self.covariance is None:
+            raise FitError(f"fit of form {self.form!r} has no parameter covariance (see its notes)")
+        return self.covariance.copy()
 
-        if not 0.0 < level < 1.0:
-            raise FitError(f"interval level must be in (0, 1); got {level}")
-        dof = max(self.n_points - int(self.stats.get("n_params", len(self.params))), 1)
-        q = float(student_t.ppf(0.5 + level / 2, dof))
-        est = pd.Series(self.params, dtype=float)
-        se = pd.Series({k: (self.stderr or {}).get(k, math.nan) for k in self.params}, dtype=float)
-        return pd.DataFrame({"lower": est - q * se, "upper": est + q * se})
+    @property
+    def bse(self) -> pd.Series:
+        """Standard errors of ``params`` (NaN where there is none: at a bound, not identified)."""
+        return pd.Series({k: (self.stderr or {}).get(k, math.nan) for k in self.params.index}, dtype=float)
+
+    @property
+    def nobs(self) -> int:
+        return self.n_points
+
+    @property
+    def df_resid(self) -> int:
+        """Points minus free parameters."""
+        return self.n_points - int(self.stats.get("n_params", len(self.params)))
+
+    @property
+    def fittedvalues(self) -> pd.Series:
+        """The fit's predictions at its own rows (y scale), indexed like the data it was fitted to."""
+        return self.predict(self.require_data())
+
+    def require_data(self) -> pd.DataFrame:
+        if self.data is None:
+            raise FitError("this fit carries no data (fit it with scaling.fit)")
+        return self.data
+
+    @property
+    def resid(self) -> pd.Series:
+        """Observed minus fitted, on the y scale (every form: the residuals AICc/BIC and R^2 are computed from)."""
+        return pd.to_numeric(self.require_data()[self.y]).astype(float) - self.fittedvalues
+
+    @property
+    def llf(self) -> float:
+        """Gaussian log-likelihood of the y-scale residuals, with the variance at its maximum."""
+        return self.stats["loglik"]
+
+    @property
+    def aic(self) -> float:
+        """AIC = 2k - 2 llf with k = free parameters + 1: the residual variance counts as a parameter, so this is
+        statsmodels' OLS AIC + 2 (which counts the coefficients only); differences between forms are the same.
+        ``stats["aicc"]`` adds the small-sample correction."""
+        return 2 * (self.stats["n_params"] + 1) - 2 * self.llf
+
+    @property
+    def bic(self) -> float:
+        """BIC = k ln n - 2 llf, with k as in ``aic`` (statsmodels' OLS BIC + ln n)."""
+        return self.stats["bic"]
+
+    @property
+    def rsquared(self) -> float:
+        """1 - SS_res / SS_tot of the y-scale residuals, for every form: for the logit forms and the power laws,
+        fitted on logit(y) or log(error), it is not the R^2 of that regression but of the predictions of y."""
+        return self.stats["r2"]
 
     def to_frame(self) -> pd.DataFrame:
         """One row per parameter: estimate, standard error, 95% Wald interval, at a bound; bootstrap
         percentile intervals too when the fit was bootstrapped."""
-        ci = self.conf_int(0.95)
+        ci = self.conf_int(level=0.95, method="wald")
         frame = pd.DataFrame({
-            "estimate": pd.Series(self.params, dtype=float),
-            "stderr": pd.Series({k: (self.stderr or {}).get(k, math.nan) for k in self.params}, dtype=float),
+            "estimate": self.params,
+            "stderr": self.bse,
             "ci95_lower": ci["lower"],
             "ci95_upper": ci["upper"],
-            "at_bound": [k in self.at_bound for k in self.params],
+            "at_bound": [k in self.at_bound for k in self.params.index],
         })
         frame.index.name = "parameter"
         if self.bootstrap is not None:
@@ -197,7 +294,7 @@ class FitResult:
                 frame[f"boot{100 * level:g}_upper"] = pd.Series(hi, dtype=float)
         return frame
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         """A readable report: the model, the parameters with errors, the fit statistics and the notes."""
         d = self.direction
         head = [
@@ -208,7 +305,7 @@ class FitResult:
         ]
         stats = "  ".join(f"{k}={v:.6g}" for k, v in self.stats.items() if k != "n_params")
         frame = self.to_frame().drop(columns="at_bound")
-        frame.insert(len(frame.columns), "at bound", ["yes" if k in self.at_bound else "" for k in self.params])
+        frame.insert(len(frame.columns), "at bound", ["yes" if k in self.at_bound else "" for k in self.params.index])
         parts = ["\n".join(head), frame.to_string(float_format=lambda v: f"{v:.6g}"), f"statistics: {stats}"]
         if self.notes:
             parts.append("\n".join(f"note: {n}" for n in self.notes))
@@ -216,25 +313,20 @@ class FitResult:
             b = self.bootstrap
             parts.append(f"bootstrap: {b.n_ok} of {b.n_requested} resamples fitted (seed {b.seed}, groups by "
                          f"{', '.join(b.group) or 'single rows'})")
-        return "\n\n".join(parts)
+        return Text("\n\n".join(parts))
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """The fit against its data: for the run database's axes, accuracy vs hours at 224 px with one curve
-        per model size (figure 1); for any other table, fitted vs observed values."""
-        from scaling.plots import (  # lazy: drawing (matplotlib) is optional
-            accuracy_curves_data,
-            new_figure,
-            plot_accuracy_curves,
-        )
+        per model size (figure 1); for any other table, fitted vs observed values. Without ``ax``, on a new
+        pyplot figure (shown inline in Jupyter)."""
+        from scaling.plots import accuracy_curves_data, plot_accuracy_curves  # lazy: drawing (matplotlib) is optional
 
-        if self.data is None:
-            raise FitError("this fit carries no data to draw (fit it with scaling.fit)")
-        if ax is None:
-            _, ax = new_figure()
-        if {"n_params", "data_hours", "image_px", "arch"} <= set(self.data.columns) and "data_hours" in self.axes:
-            return plot_accuracy_curves(accuracy_curves_data(self.data, self, where={"image_px": 224}), ax)
-        observed = pd.to_numeric(self.data[self.y]).to_numpy(dtype=float)
-        fitted = self.predict(self.data)
+        data = self.require_data()
+        ax = ax if ax is not None else new_axes()
+        if {"n_params", "data_hours", "image_px", "arch"} <= set(data.columns) and "data_hours" in self.axes:
+            return plot_accuracy_curves(accuracy_curves_data(data, self, where={"image_px": 224}), ax)
+        observed = pd.to_numeric(data[self.y]).to_numpy(dtype=float)
+        fitted = self.predict(data).to_numpy(dtype=float)
         ax.scatter(observed, fitted, s=14)
         lo, hi = float(min(observed.min(), fitted.min())), float(max(observed.max(), fitted.max()))
         ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, ls="--")
@@ -283,6 +375,13 @@ class FitResult:
         return _jsonable(out)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Field equality of results: Series and frames by content (labels, values, NaN equal to NaN)."""
+    if isinstance(a, pd.Series | pd.DataFrame) or isinstance(b, pd.Series | pd.DataFrame):
+        return type(a) is type(b) and a.equals(b)
+    return bool(a == b)
+
+
 def axis_matrix(X: pd.DataFrame | Mapping[str, ArrayLike], axes: Sequence[str]) -> tuple[np.ndarray, tuple]:
     """Stack the axis columns of ``X`` (broadcast together) into an (m, k) matrix, and their shape."""
     missing = [a for a in axes if a not in X]
@@ -296,39 +395,6 @@ def axis_matrix(X: pd.DataFrame | Mapping[str, ArrayLike], axes: Sequence[str]) 
         if bad:
             raise FitError(f"prediction input: axis {axis!r} has {bad} non-positive or non-finite values")
     return M, shape
-
-
-def gaussian_stats(
-    y: np.ndarray, yhat: np.ndarray, n_params: int, weights: np.ndarray | None = None
-) -> dict[str, float]:
-    """Residual statistics on the y scale and AICc/BIC of a Gaussian likelihood with k = n_params + 1.
-
-    With weights the residual variance of point i is sigma^2 / w_i (heteroscedastic Gaussian); the
-    variance sigma^2 is at its maximum-likelihood value.
-    """
-    r = y - yhat
-    n = len(y)
-    w = np.ones(n) if weights is None else weights / np.mean(weights)
-    ss_res = float(np.sum(r**2))
-    ss_tot = float(np.sum((y - np.mean(y)) ** 2))
-    sigma2 = float(np.sum(w * r**2)) / n
-    if sigma2 > 0:
-        loglik = -0.5 * n * (math.log(2 * math.pi * sigma2) + 1.0) + 0.5 * float(np.sum(np.log(w)))
-    else:  # an exact fit: the likelihood is unbounded
-        loglik = math.inf
-    k = n_params + 1
-    aic = 2 * k - 2 * loglik
-    aicc = aic + 2 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else math.inf
-    return {
-        "rmse": math.sqrt(ss_res / n),
-        "mae": float(np.mean(np.abs(r))),
-        "max_abs": float(np.max(np.abs(r))),
-        "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else math.nan,
-        "loglik": loglik,
-        "aicc": aicc,
-        "bic": k * math.log(n) - 2 * loglik,
-        "n_params": float(n_params),
-    }
 
 
 def make_result(
@@ -346,8 +412,10 @@ def make_result(
     ceiling: float | None = None,
     notes: Sequence[str] = (),
     options: Mapping[str, Any] | None = None,
+    cov: pd.DataFrame | None = None,
 ) -> FitResult:
-    """Assemble a FitResult, computing residual statistics from the model's own predictions."""
+    """Assemble a FitResult, computing residual statistics from the model's own predictions; ``cov`` is the
+    covariance of the free parameters (rows and columns named), where the form has one."""
     yhat = model.predict(data.X)
     notes = list(notes)
     if data.weights is not None:
@@ -358,7 +426,7 @@ def make_result(
         y=data.y_name,
         kind=data.kind,
         n_points=data.n,
-        params={k: float(v) for k, v in params.items()},
+        params=pd.Series({k: float(v) for k, v in params.items()}, dtype=float),
         stderr=None if stderr is None else {k: float(v) for k, v in stderr.items()},
         at_bound=tuple(at_bound),
         converged=converged,
@@ -372,6 +440,7 @@ def make_result(
         notes=tuple(notes),
         options=dict(options or {}),
         model=model,
+        covariance=cov,
     )
 
 
@@ -390,7 +459,7 @@ def _column(data: pd.DataFrame, name: str, role: str) -> np.ndarray:
 
 def fit(
     data: pd.DataFrame,
-    form: str,
+    form: str | Form,
     *,
     y: str,
     axes: Sequence[str],
@@ -402,10 +471,14 @@ def fit(
 
     kind='accuracy': y is a fraction in (0, 1), higher is better (power laws model 1 - y).
     kind='loss': y is a loss or error rate, lower is better (power laws model y itself).
-    ``weights`` names a column of positive per-point weights (e.g. inverse seed variance).
+    ``weights`` names a column of positive per-point weights (e.g. inverse seed variance). ``form`` is a name
+    or a ``Form`` object (``scaling.Form.from_function``), used without registering it.
     """
+    form = use_form(form)
     form_obj = get_form(form)
-    direction(kind)  # one-line FitError for a kind other than 'accuracy' or 'loss'
+    direction(kind)  # one-line FitError for a kind other than 'accuracy', 'error' or 'loss'
+    if form_obj.kind is not None and kind != form_obj.kind:
+        raise FitError(f"form {form!r} is a law of a {form_obj.kind}: fit it with kind={form_obj.kind!r}")
     axes = tuple(axes)
     if not axes:
         raise FitError(f"form {form!r} needs at least one axis")

@@ -40,7 +40,10 @@ from runs_db.archs import (
 )
 from scaling.compute.flops import ComputeEstimate
 from scaling.compute.training_length import parse as parse_training_length
+from scaling.core import checks
+from scaling.core.display import Text
 from scaling.core.jsonable import JSONDict, jsonable
+from scaling.core.results import Result
 from scaling.core.targets import Target
 from scaling.data.tables import load_runs
 from scaling.defaults import DEFAULT_METRIC, FRAMES_PER_HOUR, PLAN_GLOBAL_BATCH
@@ -68,7 +71,7 @@ class CheckpointingOption:
 
 
 @dataclass(frozen=True)
-class PlanReport:
+class PlanReport(Result):
     """A training plan for one (architecture, resolution, data) point on ``n_gpus`` GPUs of one kind."""
 
     source: str  # where the point came from
@@ -174,7 +177,7 @@ class PlanReport:
                  ("cost", self.cost_usd, "USD")]
         return pd.DataFrame(rows, columns=["quantity", "value", "unit"]).set_index("quantity")
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         m = self.memory
         ac = "every encoder block checkpointed" if self.activation_checkpointing else "no activation checkpointing"
         shard = f"FSDP over {self.n_gpus}" if self.fsdp else ("DDP" if self.n_gpus > 1 else "one GPU")
@@ -204,7 +207,7 @@ class PlanReport:
             hours = "-" if o.gpu_hours is None else f"{o.gpu_hours:,.0f}"
             lines.append(f"  {what} checkpointing: {fit}, {100 * o.mfu:.1f}% MFU, {hours} GPU-hours")
         lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
+        return Text("\n".join(lines))
 
     def __repr__(self) -> str:
         return (f"PlanReport({self.arch!r}, {self.image_px} px, {self.data_hours:g} h, {self.n_gpus}x{self.gpu.name}, "
@@ -333,18 +336,12 @@ def plan(
                         ("passes", passes if passes is not None else 1.0)):
         if value is None:
             raise ScalingError(f"the plan needs {name} (give it, or plan a projection)")
-        if not (value > 0 and math.isfinite(value)):
-            raise ScalingError(f"{name} must be a positive number, got {value:g}")
-    if gpus < 1:
-        raise ScalingError(f"the number of GPUs must be at least 1, got {gpus}")
-    if mfu is not None and not 0.0 < mfu <= 1.0:
-        raise ScalingError(f"MFU is a fraction of the peak in (0, 1], got {mfu:g}")
-    if peak_tflops is not None and not peak_tflops > 0:
-        raise ScalingError(f"the peak must be positive, got {peak_tflops:g} TFLOP/s")
-    if usd_per_gpu_hour is not None and not usd_per_gpu_hour >= 0:
-        raise ScalingError(f"the price per GPU-hour must be non-negative, got {usd_per_gpu_hour:g}")
-    if batch is not None and batch < 1:
-        raise ScalingError(f"the batch per GPU must be at least 1, got {batch}")
+        checks.positive(value, name)
+    gpus = checks.count(gpus, "gpus")
+    mfu = None if mfu is None else checks.fraction(mfu, "mfu (a fraction of the peak)", closed=True)
+    peak_tflops = None if peak_tflops is None else checks.positive(peak_tflops, "peak_tflops")
+    usd_per_gpu_hour = None if usd_per_gpu_hour is None else checks.non_negative(usd_per_gpu_hour, "usd_per_gpu_hour")
+    batch = None if batch is None else checks.count(batch, "batch (per GPU)")
     kind = get_gpu_kind(gpu_kind)
     mem = parse_memory(gpu_mem) if gpu_mem is not None else kind.memory_gib * GIB
 

@@ -12,6 +12,8 @@ Figure                                   data                          drawing
 4 backtest parity (one panel per split)  ``backtest_panels``           ``plot_backtest_splits``
   (one split)                            ``parity_data``               ``plot_backtest_parity``
 5 bootstrap distribution of compute      ``compute_distribution_data`` ``plot_compute_distribution``
+  each form's answer and the combined one ``combined_data``     ``plot_combined``
+  coverage of intervals (reliability)    ``CalibrationResult.reliability_data`` ``plot_reliability``
 6 MAE pretraining loss curves            ``loss_curves_data``          ``plot_loss_curves``
   compute-optimal frontier               ``frontier_data``             ``plot_frontier``
 
@@ -57,6 +59,7 @@ from scaling.plots.figures import (
     loss_figure,
     resolution_figure,
 )
+from scaling.plots.intervals_figure import CombinedFigure, combined_data, plot_combined, plot_reliability
 from scaling.plots.iso_data import IsoData, PointInterval, band_interval, bootstrap_interval, iso_accuracy_data
 from scaling.plots.style import figure_format, new_figure, png_bytes, readable_frame, save_figure
 from scaling.plots.suggest_figure import SuggestMap, plot_replay, plot_suggest_map, suggest_map_data
@@ -65,6 +68,7 @@ __all__ = [
     "AXIS_LABELS",
     "ISO_FIGSIZE",
     "BacktestPanels",
+    "CombinedFigure",
     "ComputeDistribution",
     "Curve",
     "CurvesData",
@@ -84,6 +88,7 @@ __all__ = [
     "band_interval",
     "bootstrap_figure",
     "bootstrap_interval",
+    "combined_data",
     "compute_distribution_data",
     "compute_distribution_from_bootstrap",
     "default_split",
@@ -100,10 +105,12 @@ __all__ = [
     "plot_accuracy_curves",
     "plot_backtest_parity",
     "plot_backtest_splits",
+    "plot_combined",
     "plot_compute_distribution",
     "plot_frontier",
     "plot_iso_accuracy",
     "plot_loss_curves",
+    "plot_reliability",
     "plot_replay",
     "plot_suggest_map",
     "png_bytes",

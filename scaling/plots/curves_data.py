@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -24,8 +24,7 @@ from scaling.plots.style import (
 )
 
 if TYPE_CHECKING:
-    from scaling.forms.result import FitResult
-
+    from scaling.forms.result import FitResult, IntervalKind
 
 
 AXIS_LABELS = {
@@ -66,11 +65,11 @@ def metric_label(grid: pd.DataFrame | None = None, *, metric: str | None = None)
     return f"{where} {pretty}" + (f" ({', '.join(extras)})" if extras else "")
 
 
-def _band_or_none(fit: FitResult, X: Mapping[str, Any], band: str | None, level: float
+def _band_or_none(fit: FitResult, X: Mapping[str, np.ndarray], band: IntervalKind | None, level: float
                   ) -> tuple[np.ndarray, np.ndarray] | None:
     if band is None:
         return None
-    return fit.predict_interval(X, level=level, kind=band)  # type: ignore[arg-type]
+    return fit.predict_interval(X, level=level, kind=band)
 
 
 @dataclass(frozen=True)
@@ -105,7 +104,7 @@ class CurvesData:
     form: str
     n_points: int
     y_label: str
-    where: dict[str, Any]
+    where: dict[str, float | str]
     notes: tuple[str, ...] = ()
 
     def curve(self, key: Any) -> Curve:
@@ -128,7 +127,7 @@ class CurvesData:
         }
 
 
-def _filter(grid: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
+def _filter(grid: pd.DataFrame, where: Mapping[str, float | str]) -> pd.DataFrame:
     out = grid
     for col, value in where.items():
         if col not in out.columns:
@@ -156,7 +155,7 @@ def accuracy_curves_data(
     fit: FitResult,
     *,
     group_by: str = "arch",
-    where: Mapping[str, Any] | None = None,
+    where: Mapping[str, float | str] | None = None,
     x_axis: str = "data_hours",
     band: str | None = "confidence",
     level: float = 0.95,
@@ -176,6 +175,7 @@ def accuracy_curves_data(
         raise ScalingError(f"x axis {x_axis!r} is not an axis of the fit ({', '.join(fit.axes)})")
     if band not in (None, "confidence", "prediction"):
         raise ScalingError(f"band must be 'confidence', 'prediction' or none; got {band!r}")
+    kind = cast("IntervalKind | None", band)  # checked just above
     rows = _filter(grid, where)
     if group_by not in rows.columns:
         raise ScalingError(f"cannot group by {group_by!r}: not a grid column")
@@ -199,7 +199,7 @@ def accuracy_curves_data(
             fixed[a] = float(values[0])
         X = {x_axis: x, **{a: np.full_like(x, v) for a, v in fixed.items()}}
         pred = np.asarray(fit.predict(X), dtype=float)
-        bounds = _band_or_none(fit, X, band, level)
+        bounds = _band_or_none(fit, X, kind, level)
         if band is not None and bounds is None:
             drawn_band = None
         label, colour, marker = _group_style(group_by, key)

@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,12 @@ import pandas as pd
 from scaling.errors import ScalingError
 from scaling.selection.backtest import make_splits
 from scaling.uncertainty.bootstrap import quantile
+
+if TYPE_CHECKING:
+    from runs_db import RunDB
+    from scaling.allocation.mae import OptimalResult
+    from scaling.selection.backtest import BacktestResult
+    from scaling.uncertainty.bootstrap import BootstrapResult
 
 
 @dataclass(frozen=True)
@@ -31,13 +37,16 @@ class ParityData:
     # form -> the backtest splits whose held-out runs its stats pool (when the rows name their split)
     splits: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
+    def form_stats(self) -> dict[str, dict[str, float]]:
+        """Each form's error statistics (n, rmse, mae, bias, max_abs) as floats."""
+        return {str(f): {str(k): float(v) for k, v in row.items()} for f, row in self.stats.iterrows()}
+
     def summary(self) -> dict[str, Any]:
-        def stats(form: str, row: pd.Series) -> dict[str, Any]:
-            out: dict[str, Any] = {k: float(v) for k, v in row.items()}
-            return out | ({"splits": list(self.splits[form])} if form in self.splits else {})
+        def stats(form: str, values: dict[str, float]) -> dict[str, Any]:
+            return values | ({"splits": list(self.splits[form])} if form in self.splits else {})
 
         return {"forms": list(self.forms), "limits": list(self.limits),
-                "stats": {f: stats(str(f), row) for f, row in self.stats.iterrows()}}
+                "stats": {f: stats(f, values) for f, values in self.form_stats().items()}}
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class BacktestPanels:
                 "skipped": [{"split": s, "reason": r} for s, r in self.skipped]}
 
 
-def backtest_panels(result: Any, data: pd.DataFrame, *, forms: Sequence[str] | None = None,
+def backtest_panels(result: BacktestResult, data: pd.DataFrame, *, forms: Sequence[str] | None = None,
                     split: str | None = None, metric_label: str = "") -> BacktestPanels:
     """Figure 4's data: every split of a ``BacktestResult`` (or only ``split``, a name or pooled kind), each as
     ``parity_data`` of the forms fitted there; splits no form could fit are listed in ``skipped``."""
@@ -133,7 +142,7 @@ def parity_data(
     return ParityData(df.reset_index(drop=True), tuple(order), stats, limits, title, metric_label, (), splits)
 
 
-def default_split(result: Any) -> str:
+def default_split(result: BacktestResult) -> str:
     """The split every form could fit with the most held-out rows (on the published grid: predicting
     50-5,000 h from the 0.5 and 5 h runs)."""
     common = [s for s in result.splits if s["name"] in result.common_splits]
@@ -142,11 +151,11 @@ def default_split(result: Any) -> str:
     return str(max(common, key=lambda s: s["n_test"])["name"])
 
 
-def _chosen_splits(result: Any, split: str) -> list[dict[str, Any]]:
+def _chosen_splits(result: BacktestResult, split: str) -> list[dict[str, Any]]:
     return [s for s in result.splits if s["name"] == split] or [s for s in result.splits if s["kind"] == split]
 
 
-def backtest_parity_frame(result: Any, data: pd.DataFrame, *, split: str | None = None) -> pd.DataFrame:
+def backtest_parity_frame(result: BacktestResult, data: pd.DataFrame, *, split: str | None = None) -> pd.DataFrame:
     """Held-out rows of a ``scaling.selection.backtest.BacktestResult``: form, split, observed, predicted, run
     columns.
 
@@ -185,7 +194,7 @@ def backtest_parity_frame(result: Any, data: pd.DataFrame, *, split: str | None 
     return pd.concat(frames, ignore_index=True)
 
 
-def backtest_title(result: Any, split: str | None = None) -> str:
+def backtest_title(result: BacktestResult, split: str | None = None) -> str:
     split = split or default_split(result)
     chosen = _chosen_splits(result, split)
     if len(chosen) == 1:
@@ -267,7 +276,7 @@ def compute_distribution_data(
                                interval, median, edges, counts)
 
 
-def compute_distribution_from_bootstrap(boot: Any, *, key: str = "scale.flops", target: float | None = None,
+def compute_distribution_from_bootstrap(boot: BootstrapResult, *, key: str = "scale.flops", target: float | None = None,
                                         target_label: str = "", level: float = 0.90,
                                         bins: int = 40) -> ComputeDistribution:
     """Figure 5's data from a ``scaling.uncertainty.bootstrap.BootstrapResult`` that kept its samples.
@@ -298,7 +307,7 @@ class LossCurves:
 
 
 def loss_curves_data(
-    db: Any,
+    db: RunDB,
     *,
     runs: Sequence[str] | None = None,
     data_fraction: float | None = 1.0,
@@ -388,7 +397,7 @@ class FrontierData:
                 "frontier": self.frame.to_dict(orient="records")}
 
 
-def frontier_data(result: Any, *, target_label: str = "") -> FrontierData:
+def frontier_data(result: OptimalResult, *, target_label: str = "") -> FrontierData:
     """The iso-target frontier of a ``scaling.allocation.mae.OptimalResult``: at each parameter count, the cheapest
     (hours, resolution) that reaches the target, and its compute relative to the optimum."""
     rows = []

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,9 +19,11 @@ from scaling.plots.style import (
     PERCENT_FORMATTER,
     PROJECTION_COLOUR,
     TARGET_COLOUR,
+    Panels,
     fmt_flops,
     fmt_hours,
     form_style,
+    host_figure,
     new_figure,
     size_colour,
     size_label,
@@ -55,6 +56,7 @@ def plot_backtest_parity(data: ParityData, ax: Axes | None = None, *, title: str
     if ax is None:
         _, ax = new_figure(figsize=(5.0, 5.0))
     lo, hi = limits or data.limits
+    stats = data.form_stats()
     with style():
         ax.plot([lo, hi], [lo, hi], color=NEUTRAL, linewidth=0.9, linestyle="dashed", zorder=1)
         for i, form in enumerate(data.forms):
@@ -63,7 +65,7 @@ def plot_backtest_parity(data: ParityData, ax: Axes | None = None, *, title: str
             spread = points[points["hi"] > points["lo"]]
             ax.hlines(spread["predicted"], spread["lo"], spread["hi"], color=colour, linewidth=0.8, alpha=0.7,
                       zorder=2)
-            s = data.stats.loc[form]
+            s = stats[form]
             ax.scatter(points["observed"], points["predicted"], s=max(80 * 0.55**i, 8), marker=marker,
                        facecolors="none", edgecolors=colour, linewidths=1.3, zorder=3 + i,
                        label=f"{form}: RMSE {100 * s['rmse']:.1f} pp, bias {100 * s['bias']:+.1f} pp "
@@ -90,17 +92,27 @@ def plot_backtest_parity(data: ParityData, ax: Axes | None = None, *, title: str
     return ax
 
 
-def plot_backtest_splits(data: BacktestPanels, ax: Axes | Any | None = None) -> Any:
+def _panel_grid(n: int) -> tuple[int, int]:
+    """(rows, columns) of figure 4's ``n`` panels: two columns at the most."""
+    ncols = min(n, 2)
+    return math.ceil(n / ncols), ncols
+
+
+def backtest_figsize(data: BacktestPanels) -> tuple[float, float]:
+    """The size (inches) of figure 4 with its panels."""
+    nrows, ncols = _panel_grid(len(data.panels))
+    return 5.0 * ncols, 5.2 * nrows + 0.6
+
+
+def plot_backtest_splits(data: BacktestPanels, ax: Panels | None = None) -> Axes | np.ndarray:
     """Figure 4 over every split: one parity panel per split (same axes limits), in the place of ``ax``.
 
     Returns the panels' axes (an array; the one Axes for a single split)."""
     n = len(data.panels)
-    ncols = min(n, 2)
-    nrows = math.ceil(n / ncols)
+    nrows, ncols = _panel_grid(n)
     if ax is None:
-        _, ax = new_figure(figsize=(5.0 * ncols, 5.2 * nrows + 0.6))
-    fig = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
-    alone = hasattr(ax, "get_subplotspec") and len(fig.axes) == 1
+        _, ax = new_figure(figsize=backtest_figsize(data))
+    fig, alone = host_figure(ax)
     axes = split_axes(ax, nrows, ncols)
     lows, highs = zip(*(p.limits for p in data.panels), strict=True)
     limits = (min(lows), max(highs))
@@ -198,8 +210,8 @@ def _loss_panel(df: pd.DataFrame, ax: Axes, *, log_x: bool, log_y: bool, what: s
     ax.set_title(what, loc="left", fontsize=8.5)
 
 
-def plot_loss_curves(data: LossCurves, ax: Axes | None = None, *, log_x: bool = True, log_y: bool = True,
-                     title: str | None = None, single_steps: bool = False) -> Any:
+def plot_loss_curves(data: LossCurves, ax: Panels | None = None, *, log_x: bool = True, log_y: bool = True,
+                     title: str | None = None, single_steps: bool = False) -> Axes | np.ndarray:
     """Figure 6: one line per run, coloured by model size; runs at 224 px and at larger images in separate
     panels (the loss of a masked patch depends on the image size). Returns the panels' axes (one Axes when
     every run has one image size).
@@ -219,8 +231,7 @@ def plot_loss_curves(data: LossCurves, ax: Axes | None = None, *, log_x: bool = 
         groups.append((rest, df[df["image_px"].round() != pxs[0]]))
     if ax is None:
         _, ax = new_figure(figsize=(6.4 if len(groups) == 1 else 10.0, 4.6))
-    fig = ax.figure if hasattr(ax, "figure") else np.ravel(ax)[0].figure
-    alone = hasattr(ax, "get_subplotspec") and len(fig.axes) == 1
+    fig, alone = host_figure(ax)
     axes = split_axes(ax, 1, len(groups), sharey=True)
     what = LOSS_NAMES.get(data.key, data.key)
     with style():
@@ -264,8 +275,8 @@ def plot_frontier(data: FrontierData, ax: Axes | None = None, *, title: str | No
         ax.scatter(df.loc[bound, "n_params"], df.loc[bound, "flops"], s=20, facecolors="white",
                    edgecolors=PROJECTION_COLOUR, zorder=4,
                    label="hollow: resolution or hours at a bound of the search" if bound.any() else None)
-        best = int(df["flops"].idxmin()) if len(df) else -1
-        for i, r in df.iterrows():
+        best = int(np.nanargmin(df["flops"].to_numpy(dtype=float))) if len(df) else -1
+        for i, (_, r) in enumerate(df.iterrows()):
             # Left of the minimum the curve falls to the right: a label below-left of its point is clear of
             # it; right of the minimum the mirror image; the minimum itself straight below.
             side = 0 if i == best else (-1 if i < best else 1)

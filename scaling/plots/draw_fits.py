@@ -4,15 +4,17 @@ an ``ax`` and returns the ax; nothing here computes a fit or touches pyplot's gl
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.text import Text
 
 from scaling.plots.style import (
     COUNT_FORMATTER,
@@ -23,6 +25,7 @@ from scaling.plots.style import (
     TARGET_COLOUR,
     fmt_count,
     fmt_hours_tick,
+    fmt_percent_tick,
     fmt_px,
     new_figure,
     save_figure,
@@ -76,7 +79,7 @@ def plot_accuracy_curves(data: CurvesData, ax: Axes | None = None, *, title: str
         ax.yaxis.set_major_formatter(PERCENT_FORMATTER)
         ax.set_xlabel(AXIS_LABELS.get(data.x_axis, data.x_axis) + ", log scale")
         ax.set_ylabel(f"{data.y_label}, %")
-        handles: list[Any] = [Line2D([], [], color=c.colour, marker=c.marker, markersize=6,
+        handles: list[Artist] = [Line2D([], [], color=c.colour, marker=c.marker, markersize=6,
                                      markeredgecolor="white", label=labels[i]) for i, c in enumerate(data.curves)]
         seeds = "subset seeds (small); mean (large)"
         if n > 1 and dodge_decades:
@@ -161,109 +164,159 @@ def plot_iso_accuracy(data: IsoData, ax: Axes | None = None, *, title: str | Non
     extrapolation region hatched, the projection with its interval, and a colour bar of the surface."""
     if ax is None:
         _, ax = new_figure(figsize=ISO_FIGSIZE)
-    H, N = data.data_hours, data.n_params
     with style():
-        fill_levels = [0.0, *data.levels.tolist(), 1.0]
-        filled = ax.contourf(H, N, np.clip(data.accuracy, 0.0, 1.0), levels=fill_levels, cmap="cividis",
-                             alpha=0.35, extend="neither")
-        if colorbar:
-            bar = ax.figure.colorbar(filled, ax=ax, shrink=0.85, pad=0.02, aspect=30)
-            bar.set_label(f"Predicted {data.y_label.split(' (')[0]}, %"
-                          + (f" (at {fmt_px(data.image_px)})" if data.image_px else ""))
-            bar.ax.yaxis.set_major_formatter(PERCENT_FORMATTER)
-            bar.ax.tick_params(labelsize=7)
-        if len(data.levels):
-            cs = ax.contour(H, N, data.accuracy, levels=data.levels, colors="0.25", linewidths=0.7)
-            _upright(ax.clabel(cs, fmt=lambda v: f"{100 * v:.0f}%", fontsize=7, inline=False))
-        handles: list[Any] = []
-        if data.target is not None:
-            ct = ax.contour(H, N, data.accuracy, levels=[data.target], colors=TARGET_COLOUR, linewidths=2.2)
-            spot = _target_label_spot(data, ct.allsegs[0])
-            if spot is not None:
-                _upright(ax.clabel(ct, fmt=lambda v: f"{100 * v:.1f}%", fontsize=8, inline=False, manual=[spot]),
-                         colour=TARGET_COLOUR)
-            handles.append(Line2D([], [], color=TARGET_COLOUR, linewidth=2.2, label=data.target_label))
-            if data.target_band is not None:
-                for b in data.target_band:
-                    ax.contour(H, N, b, levels=[data.target], colors=TARGET_COLOUR, linewidths=0.9,
-                               linestyles="dashed")
-                handles.append(Line2D([], [], color=TARGET_COLOUR, linewidth=0.9, linestyle="dashed",
-                                      label=f"same, {100 * (data.band_level or 0):.0f}% confidence band"))
-        ax.contourf(H, N, data.outside.astype(float), levels=[0.5, 1.5], colors="none", hatches=["////"])
-        handles.append(Patch(facecolor="white", edgecolor="0.55", hatch="////",
-                             label="beyond the trained (N, D) grid"))
-        if len(data.observed):
-            obs = data.observed.drop_duplicates(subset=["n_params", "data_hours"])
-            archs = obs["arch"] if "arch" in obs else pd.Series([""] * len(obs))
-            for arch in sorted(archs.unique(), key=size_rank):
-                sub = obs[archs == arch]
-                px = sorted({round(float(v)) for v in data.observed.loc[data.observed["arch"] == arch, "image_px"]}) \
-                    if "image_px" in data.observed and "arch" in data.observed else []
-                where = f" ({px[0]} px)" if len(px) == 1 else (f" ({px[0]}-{px[-1]} px)" if px else "")
-                ax.scatter(sub["data_hours"], sub["n_params"], s=22, color=size_colour(arch),
-                           marker=size_marker(arch), edgecolors="black", linewidths=0.4, zorder=4)
-                handles.append(Line2D([], [], color=size_colour(arch), marker=size_marker(arch), linestyle="none",
-                                      markeredgecolor="black", markeredgewidth=0.4,
-                                      label=f"trained {size_label(arch)}{where}"))
+        _draw_surface(ax, data, colorbar=colorbar)
+        _draw_levels(ax, data)
+        handles = _draw_target(ax, data)
+        handles.append(_draw_extrapolation(ax, data))
+        handles += _draw_trained(ax, data)
         if data.point is not None:
-            p = data.point
-            iv = data.interval
-            if iv is not None and iv.samples is not None and len(iv.samples):
-                ax.scatter(iv.samples["data_hours"], iv.samples["n_params"], s=3, color=PROJECTION_COLOUR,
-                           alpha=0.12, linewidths=0, zorder=5)
-            if data.reference is not None:
-                ax.plot([data.reference["data_hours"], p["data_hours"]], [data.reference["n_params"], p["n_params"]],
-                        color=PROJECTION_COLOUR, linewidth=0.8, linestyle="dotted", zorder=5)
-            if iv is not None and (iv.near or iv.far):
-                ends = [q for q in (iv.near, iv.far) if q]
-                ax.plot([q["data_hours"] for q in ends], [q["n_params"] for q in ends], color=PROJECTION_COLOUR,
-                        linewidth=2.6, alpha=0.55, solid_capstyle="butt", marker="|", markersize=9, zorder=6)
-            ax.scatter([p["data_hours"]], [p["n_params"]], s=150, marker="*", color=PROJECTION_COLOUR,
-                       edgecolors="white", linewidths=0.8, zorder=7)
-            where = f"{fmt_count(p['n_params'])} params, {fmt_hours_tick(p['data_hours'])} h" + (
-                f", {fmt_px(p['image_px'])}" if "image_px" in p else "")
-            label = f"projection: {where}"
-            if data.predicted is not None:
-                label += f"\npredicted {_pct(data.predicted)}"
-                if iv is not None and iv.accuracy is not None:
-                    label += f" [{_pct(iv.accuracy[0])}, {_pct(iv.accuracy[1])}]"
-            if data.decades_beyond:
-                far = max(data.decades_beyond.values())
-                label += f", {far:.2f} decades beyond the data"
-                if far > CAUTION_DECADES:  # the caution of the table and the JSON, on the figure too
-                    label += "\ncaution: that far out the answer rests on the form alone"
-            if iv is not None:
-                label += f"\nbar and [ ]: {iv.method}"
-            handles.append(Line2D([], [], color=PROJECTION_COLOUR, marker="*", markersize=11, linewidth=2.6,
-                                  alpha=0.8, label=label))
-            if annotate:
-                ax.annotate("projection", (p["data_hours"], p["n_params"]), xytext=(-8, 0), textcoords="offset points",
-                            ha="right", va="center", fontsize=7.5, zorder=8,
-                            bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(H[0], H[-1])
-        ax.set_ylim(N[0], N[-1])
-        ax.xaxis.set_major_formatter(HOURS_FORMATTER)
-        ax.yaxis.set_major_formatter(COUNT_FORMATTER)
-        ax.set_xlabel(AXIS_LABELS["data_hours"] + ", log scale")
-        ax.set_ylabel(AXIS_LABELS["n_params"] + ", log scale")
-        ax.grid(False)
+            handles.append(_draw_projection(ax, data, data.point, annotate=annotate))
+        _set_map_axes(ax, data)
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, fontsize=7)
-        if title is None:
-            at = f" at {fmt_px(data.image_px)}" if data.image_px is not None else ""
-            title = f"Iso-accuracy contours of {data.y_label}{at}; fit {data.form}"
-            if data.notes:
-                title += "\n" + "; ".join(data.notes)
-            elsewhere = _trained_elsewhere(data)
-            if elsewhere:
-                title += f"\ntrained runs ({elsewhere}) are marked at their (parameters, hours) on this " \
-                         f"{fmt_px(data.image_px or 0)} surface"
-        ax.set_title(title, loc="left", fontsize=9)
+        ax.set_title(_iso_title(data) if title is None else title, loc="left", fontsize=9)
     return ax
 
 
-def _upright(texts: Sequence[Any], *, colour: str = "0.15") -> None:
+def _draw_surface(ax: Axes, data: IsoData, *, colorbar: bool) -> None:
+    """The predicted surface filled between the contour levels, with its colour bar."""
+    fill_levels = [0.0, *data.levels.tolist(), 1.0]
+    filled = ax.contourf(data.data_hours, data.n_params, np.clip(data.accuracy, 0.0, 1.0), levels=fill_levels,
+                         cmap="cividis", alpha=0.35, extend="neither")
+    if colorbar:
+        bar = ax.figure.colorbar(filled, ax=ax, shrink=0.85, pad=0.02, aspect=30)
+        bar.set_label(f"Predicted {data.y_label.split(' (')[0]}, %"
+                      + (f" (at {fmt_px(data.image_px)})" if data.image_px else ""))
+        bar.ax.yaxis.set_major_formatter(PERCENT_FORMATTER)
+        bar.ax.tick_params(labelsize=7)
+
+
+def _draw_levels(ax: Axes, data: IsoData) -> None:
+    """The iso-accuracy contours, labelled upright."""
+    if len(data.levels):
+        cs = ax.contour(data.data_hours, data.n_params, data.accuracy, levels=data.levels, colors="0.25",
+                        linewidths=0.7)
+        _upright(ax.clabel(cs, fmt=fmt_percent_tick, fontsize=7, inline=False))
+
+
+def _draw_target(ax: Axes, data: IsoData) -> list[Artist]:
+    """The target contour, labelled away from the projection, and its band dashed; their legend entries."""
+    if data.target is None:
+        return []
+    H, N = data.data_hours, data.n_params
+    ct = ax.contour(H, N, data.accuracy, levels=[data.target], colors=TARGET_COLOUR, linewidths=2.2)
+    spot = _target_label_spot(data, ct.allsegs[0])
+    if spot is not None:
+        _upright(ax.clabel(ct, fmt=_pct, fontsize=8, inline=False, manual=[spot]), colour=TARGET_COLOUR)
+    handles: list[Artist] = [Line2D([], [], color=TARGET_COLOUR, linewidth=2.2, label=data.target_label)]
+    if data.target_band is not None:
+        for b in data.target_band:
+            ax.contour(H, N, b, levels=[data.target], colors=TARGET_COLOUR, linewidths=0.9, linestyles="dashed")
+        handles.append(Line2D([], [], color=TARGET_COLOUR, linewidth=0.9, linestyle="dashed",
+                              label=f"same, {100 * (data.band_level or 0):.0f}% confidence band"))
+    return handles
+
+
+def _draw_extrapolation(ax: Axes, data: IsoData) -> Patch:
+    """The region beyond the trained (N, D) points, hatched; its legend entry."""
+    ax.contourf(data.data_hours, data.n_params, data.outside.astype(float), levels=[0.5, 1.5], colors="none",
+                hatches=["////"])
+    return Patch(facecolor="white", edgecolor="0.55", hatch="////", label="beyond the trained (N, D) grid")
+
+
+def _draw_trained(ax: Axes, data: IsoData) -> list[Artist]:
+    """The trained runs at their (N, D), one marker per model size; their legend entries."""
+    if not len(data.observed):
+        return []
+    handles: list[Artist] = []
+    obs = data.observed.drop_duplicates(subset=["n_params", "data_hours"])
+    archs = obs["arch"] if "arch" in obs else pd.Series([""] * len(obs))
+    for arch in sorted(archs.unique(), key=size_rank):
+        sub = obs[archs == arch]
+        px = _px_span(data.observed.loc[data.observed["arch"] == arch, "image_px"]) \
+            if "image_px" in data.observed and "arch" in data.observed else ""
+        where = f" ({px})" if px else ""
+        ax.scatter(sub["data_hours"], sub["n_params"], s=22, color=size_colour(arch),
+                   marker=size_marker(arch), edgecolors="black", linewidths=0.4, zorder=4)
+        handles.append(Line2D([], [], color=size_colour(arch), marker=size_marker(arch), linestyle="none",
+                              markeredgecolor="black", markeredgewidth=0.4,
+                              label=f"trained {size_label(arch)}{where}"))
+    return handles
+
+
+def _draw_projection(ax: Axes, data: IsoData, p: Mapping[str, float], *, annotate: bool) -> Line2D:
+    """The projected point ``p`` starred, with the bootstrap's projected points, the ray from the reference and
+    the interval's bar; its legend entry."""
+    iv = data.interval
+    if iv is not None and iv.samples is not None and len(iv.samples):
+        ax.scatter(iv.samples["data_hours"], iv.samples["n_params"], s=3, color=PROJECTION_COLOUR,
+                   alpha=0.12, linewidths=0, zorder=5)
+    if data.reference is not None:
+        ax.plot([data.reference["data_hours"], p["data_hours"]], [data.reference["n_params"], p["n_params"]],
+                color=PROJECTION_COLOUR, linewidth=0.8, linestyle="dotted", zorder=5)
+    if iv is not None and (iv.near or iv.far):
+        ends = [q for q in (iv.near, iv.far) if q]
+        ax.plot([q["data_hours"] for q in ends], [q["n_params"] for q in ends], color=PROJECTION_COLOUR,
+                linewidth=2.6, alpha=0.55, solid_capstyle="butt", marker="|", markersize=9, zorder=6)
+    ax.scatter([p["data_hours"]], [p["n_params"]], s=150, marker="*", color=PROJECTION_COLOUR,
+               edgecolors="white", linewidths=0.8, zorder=7)
+    if annotate:
+        ax.annotate("projection", (p["data_hours"], p["n_params"]), xytext=(-8, 0), textcoords="offset points",
+                    ha="right", va="center", fontsize=7.5, zorder=8,
+                    bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+    return Line2D([], [], color=PROJECTION_COLOUR, marker="*", markersize=11, linewidth=2.6, alpha=0.8,
+                  label=_projection_label(data, p))
+
+
+def _projection_label(data: IsoData, p: Mapping[str, float]) -> str:
+    """The projection's legend entry: where, the prediction and its interval, how far beyond the data (with
+    the caution past ``CAUTION_DECADES``) and what the interval is."""
+    iv = data.interval
+    where = f"{fmt_count(p['n_params'])} params, {fmt_hours_tick(p['data_hours'])} h" + (
+        f", {fmt_px(p['image_px'])}" if "image_px" in p else "")
+    label = f"projection: {where}"
+    if data.predicted is not None:
+        label += f"\npredicted {_pct(data.predicted)}"
+        if iv is not None and iv.accuracy is not None:
+            label += f" [{_pct(iv.accuracy[0])}, {_pct(iv.accuracy[1])}]"
+    if data.decades_beyond:
+        far = max(data.decades_beyond.values())
+        label += f", {far:.2f} decades beyond the data"
+        if far > CAUTION_DECADES:  # the caution of the table and the JSON, on the figure too
+            label += "\ncaution: that far out the answer rests on the form alone"
+    if iv is not None:
+        label += f"\nbar and [ ]: {iv.method}"
+    return label
+
+
+def _set_map_axes(ax: Axes, data: IsoData) -> None:
+    """Log axes over the map's mesh: hours across, parameters up."""
+    H, N = data.data_hours, data.n_params
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(H[0], H[-1])
+    ax.set_ylim(N[0], N[-1])
+    ax.xaxis.set_major_formatter(HOURS_FORMATTER)
+    ax.yaxis.set_major_formatter(COUNT_FORMATTER)
+    ax.set_xlabel(AXIS_LABELS["data_hours"] + ", log scale")
+    ax.set_ylabel(AXIS_LABELS["n_params"] + ", log scale")
+    ax.grid(False)
+
+
+def _iso_title(data: IsoData) -> str:
+    """What the map shows, its notes, and where trained runs at other image sizes are drawn."""
+    at = f" at {fmt_px(data.image_px)}" if data.image_px is not None else ""
+    title = f"Iso-accuracy contours of {data.y_label}{at}; fit {data.form}"
+    if data.notes:
+        title += "\n" + "; ".join(data.notes)
+    elsewhere = _trained_elsewhere(data)
+    if elsewhere:
+        title += f"\ntrained runs ({elsewhere}) are marked at their (parameters, hours) on this " \
+                 f"{fmt_px(data.image_px or 0)} surface"
+    return title
+
+
+def _upright(texts: Iterable[Text], *, colour: str = "0.15") -> None:
     """Contour labels set horizontal on a white box: on log axes matplotlib's rotation along the line can
     turn them sideways or upside down ('%09')."""
     for t in texts:
@@ -272,14 +325,21 @@ def _upright(texts: Sequence[Any], *, colour: str = "0.15") -> None:
         t.set_bbox({"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
 
 
+def _px_span(values: Iterable[float]) -> str:
+    """The image sizes among ``values``: '224 px', '224-476 px', or '' for none."""
+    px = sorted({round(float(v)) for v in values})
+    if not px:
+        return ""
+    return f"{px[0]} px" if len(px) == 1 else f"{px[0]}-{px[-1]} px"
+
+
 def _trained_elsewhere(data: IsoData) -> str:
     """'224-476 px' when trained runs at other image sizes than the map's are drawn on it, else ''."""
     if data.image_px is None or "image_px" not in data.observed or not len(data.observed):
         return ""
-    px = sorted({round(float(v)) for v in data.observed["image_px"]})
-    if px == [round(data.image_px)]:
+    if {round(float(v)) for v in data.observed["image_px"]} == {round(data.image_px)}:
         return ""
-    return f"{px[0]} px" if len(px) == 1 else f"{px[0]}-{px[-1]} px"
+    return _px_span(data.observed["image_px"])
 
 
 def save_projection_figure(

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
+import numpy as np
 import pandas as pd
 
-from runs_db import open_db
+from runs_db import RunDB, open_db
 from scaling.allocation.mae import optimal_allocation
 from scaling.compute.training_length import from_grid
 from scaling.core.jsonable import jsonable
@@ -36,8 +37,12 @@ from scaling.defaults import (
 from scaling.errors import ScalingError
 from scaling.fitting import fit
 from scaling.forms import get_form
-from scaling.plots.curves_data import accuracy_curves_data, metric_label
+from scaling.plots.curves_data import CurvesData, accuracy_curves_data, metric_label
 from scaling.plots.diagnostics_data import (
+    BacktestPanels,
+    ComputeDistribution,
+    FrontierData,
+    LossCurves,
     backtest_panels,
     compute_distribution_from_bootstrap,
     default_split,
@@ -45,28 +50,33 @@ from scaling.plots.diagnostics_data import (
     loss_curves_data,
 )
 from scaling.plots.draw_diagnostics import (
+    backtest_figsize,
     plot_backtest_splits,
     plot_compute_distribution,
     plot_frontier,
     plot_loss_curves,
 )
 from scaling.plots.draw_fits import ISO_FIGSIZE, plot_accuracy_curves, plot_iso_accuracy
-from scaling.plots.iso_data import bootstrap_interval, iso_accuracy_data
+from scaling.plots.iso_data import IsoData, PointInterval, bootstrap_interval, iso_accuracy_data
 from scaling.plots.style import figure_format, new_figure, png_bytes, save_figure
 from scaling.questions.derived import projection_quantities
 from scaling.questions.projection import project_at, project_axis, project_scale, reference_point
 from scaling.selection.workflow import backtest
-from scaling.uncertainty.resampling import resample
+from scaling.uncertainty.resampling import fitted_frame, resample
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from scaling.compute.training_length import TrainingLength
+    from scaling.core.targets import Target
     from scaling.forms.result import FitResult
 
 BAND_KINDS = ("confidence", "prediction", "none")
 ISO_MODES = ("scale", "solve", "at", "none")
 INTERVALS = ("auto", "band", "bootstrap", "none")
 QUESTIONS = ("scale", "solve")
+# What a figure draws from: the data object of each kind.
+FigureData: TypeAlias = CurvesData | IsoData | BacktestPanels | ComputeDistribution | FrontierData | LossCurves
 
 
 @dataclass(frozen=True)
@@ -74,7 +84,7 @@ class FigureResult:
     """One figure's data and how to draw it."""
 
     kind: str  # data | resolution | iso | backtest | bootstrap | frontier | loss
-    data: Any = field(repr=False)  # the figure's data object (scaling.plots: CurvesData, IsoData, ...)
+    data: FigureData = field(repr=False)  # the figure's data object
     info: dict[str, Any] = field(default_factory=dict, repr=False)  # more numbers behind it (form, notes, ...)
     figsize: tuple[float, float] | None = None
     draw_options: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -105,7 +115,7 @@ class FigureResult:
         return "\n".join([f"figure {self.kind}" + (f" -> {self.path}" if self.path else ""),
                           self.to_frame().to_string()])
 
-    def plot(self, ax: Axes | None = None) -> Any:
+    def plot(self, ax: Axes | None = None) -> Axes | np.ndarray:
         """Draw on ``ax`` (a new figure when None); returns the Axes (multi-panel figures, ``backtest`` over
         several splits and ``loss`` at several image sizes, put their panels in its place and return them)."""
         if ax is None:
@@ -160,9 +170,38 @@ def _fit(runs: pd.DataFrame | None, *, metric: str, form: str, selection: str, p
                metric=metric)
 
 
-def _target(target: str, metric: str | None, eval_set: str | None, protocol: str | None) -> Any:
+def _target_fit(runs: pd.DataFrame | None, *, target: str, metric: str | None, form: str, selection: str,
+                protocol: str | None, eval_set: str | None) -> tuple[Target, FitResult]:
+    """The target, and ``form`` fitted on the target's metric, protocol and eval set (to ``runs``, or to the run
+    database's evaluations)."""
+    tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
+    return tgt, _fit(runs, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
+                     eval_set=tgt.eval_set)
 
-    return resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
+
+def _target_words(tgt: Target) -> str:
+    """'human-top5 (95.0% top5)'."""
+    return f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})"
+
+
+def _training(fit: FitResult) -> TrainingLength:
+    """The training-length rule of the grid ``fit`` was fitted to (the compute model)."""
+    training = from_grid(fitted_frame(fit))
+    if training is None:
+        raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
+    return training
+
+
+def _curves_figure(kind: str, runs: pd.DataFrame | None, *, group_by: str, where: Mapping[str, float | str],
+                   metric: str, form: str, band: str, level: float, selection: str, protocol: str | None,
+                   eval_set: str | None) -> FigureResult:
+    """Figures 1 and 2: ``form`` fitted on ``metric``, one curve per ``group_by`` over the runs where ``where``
+    holds, with its ``band`` ('none': no band)."""
+    _choice(band, BAND_KINDS, "band")
+    fit = _fit(runs, metric=metric, form=form, selection=selection, protocol=protocol, eval_set=eval_set)
+    data = accuracy_curves_data(fitted_frame(fit), fit, group_by=group_by, where=where,
+                                band=None if band == "none" else band, level=level)
+    return FigureResult(kind, data)
 
 
 def accuracy_figure(runs: pd.DataFrame | None = None, *, metric: str = DEFAULT_METRIC, form: str = DEFAULT_FORM,
@@ -171,11 +210,8 @@ def accuracy_figure(runs: pd.DataFrame | None = None, *, metric: str = DEFAULT_M
                     eval_set: str | None = None) -> FigureResult:
     """Figure 1: accuracy vs pretraining hours at ``image_px``, one colour per model size, fit and band."""
 
-    _choice(band, BAND_KINDS, "band")
-    fit = _fit(runs, metric=metric, form=form, selection=selection, protocol=protocol, eval_set=eval_set)
-    data = accuracy_curves_data(fit.data, fit, where={"image_px": image_px},
-                                      band=None if band == "none" else band, level=level)
-    return FigureResult("data", data)
+    return _curves_figure("data", runs, group_by="arch", where={"image_px": image_px}, metric=metric, form=form,
+                          band=band, level=level, selection=selection, protocol=protocol, eval_set=eval_set)
 
 
 def resolution_figure(runs: pd.DataFrame | None = None, *, metric: str = DEFAULT_METRIC, form: str = DEFAULT_FORM,
@@ -184,11 +220,8 @@ def resolution_figure(runs: pd.DataFrame | None = None, *, metric: str = DEFAULT
                       eval_set: str | None = None) -> FigureResult:
     """Figure 2: the effect of image resolution for one model size (ViT-H/14 at 224, 448 and 476 px)."""
 
-    _choice(band, BAND_KINDS, "band")
-    fit = _fit(runs, metric=metric, form=form, selection=selection, protocol=protocol, eval_set=eval_set)
-    data = accuracy_curves_data(fit.data, fit, group_by="image_px", where={"arch": arch},
-                                      band=None if band == "none" else band, level=level)
-    return FigureResult("resolution", data)
+    return _curves_figure("resolution", runs, group_by="image_px", where={"arch": arch}, metric=metric, form=form,
+                          band=band, level=level, selection=selection, protocol=protocol, eval_set=eval_set)
 
 
 def iso_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET, metric: str | None = None,
@@ -202,9 +235,8 @@ def iso_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET
 
     _choice(mode, ISO_MODES, "mode")
     _choice(interval, INTERVALS, "interval")
-    tgt = _target(target, metric, eval_set, protocol)
-    fit = _fit(runs, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
-               eval_set=tgt.eval_set)
+    tgt, fit = _target_fit(runs, target=target, metric=metric, form=form, selection=selection, protocol=protocol,
+                           eval_set=eval_set)
     projection = None
     if mode == "scale":
         projection = project_scale(fit, tgt.value)
@@ -214,14 +246,14 @@ def iso_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET
         projection = project_at(fit, dict(at if at is not None else PAPER_SCENARIO), target=tgt.value)
     if interval == "auto":
         interval = "band" if get_form(form).has_band else "bootstrap"
-    chosen: Any = None if interval == "none" else "band"
+    chosen: PointInterval | str | None = None if interval == "none" else "band"
     if interval == "bootstrap" and projection is not None and projection.point is not None:
         derived = projection_quantities(tgt.value, reference=reference_point(fit), at=projection.point,
                                         scale=mode == "scale", solve_axis=axis if mode == "solve" else None)
         boot = resample(fit, n_boot=n_boot, seed=seed, levels=(level,), group=group, derived=derived, progress=progress)
         chosen = bootstrap_interval(boot, projection, level=level)
     data = iso_accuracy_data(fit, grid=fit.data, image_px=image_px, target=tgt, projection=projection,
-                                   interval=chosen, level=level)
+                             interval=chosen, level=level)
     return FigureResult("iso", data, figsize=ISO_FIGSIZE)
 
 
@@ -237,9 +269,7 @@ def backtest_figure(runs: pd.DataFrame | None = None, *, forms: Sequence[str] | 
     data = backtest_panels(result, frame, split=split, metric_label=metric_label(frame))
     info = {"split": split or default_split(result), "notes": list(result.notes), "ranking": result.ranking,
             "common_splits": result.common_splits}
-    ncols = min(len(data.panels), 2)
-    nrows = -(-len(data.panels) // ncols)
-    return FigureResult("backtest", data, info, figsize=(5.0 * ncols, 5.2 * nrows + 0.6))
+    return FigureResult("backtest", data, info, figsize=backtest_figsize(data))
 
 
 def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET, metric: str | None = None,
@@ -250,19 +280,15 @@ def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_
     """Figure 5: the bootstrap distribution of the pretraining compute needed to reach the target."""
 
     _choice(question, QUESTIONS, "question")
-    tgt = _target(target, metric, eval_set, protocol)
-    fit = _fit(runs, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
-               eval_set=tgt.eval_set)
+    tgt, fit = _target_fit(runs, target=target, metric=metric, form=form, selection=selection, protocol=protocol,
+                           eval_set=eval_set)
     ref = reference_point(fit)
-    training = from_grid(fit.data)
-    if training is None:
-        raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
+    training = _training(fit)
     derived = projection_quantities(tgt.value, reference=ref, scale=question == "scale",
                                     solve_axis="data_hours" if question == "solve" else None, compute=training)
     boot = resample(fit, n_boot=n_boot, seed=seed, levels=(level,), group=group, derived=derived, progress=progress)
     data = compute_distribution_from_bootstrap(boot, key=f"{question}.flops", target=tgt.value,
-                                                     target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})",
-                                                     level=level)
+                                               target_label=_target_words(tgt), level=level)
     data = replace(data, form=fit.form, question=question)
     info = {"form": fit.form, "question": question, "seed": seed, "n_ok": boot.n_ok, "notes": list(boot.notes)}
     return FigureResult("bootstrap", data, info, figsize=(6.4, 4.6))
@@ -273,24 +299,21 @@ def frontier_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_T
                     protocol: str | None = None, eval_set: str | None = None) -> FigureResult:
     """The compute-optimal frontier: at each parameter count, the cheapest (hours, px) reaching the target."""
 
-    tgt = _target(target, metric, eval_set, protocol)
-    fit = _fit(runs, metric=tgt.metric, form=form, selection=selection, protocol=tgt.protocol,
-               eval_set=tgt.eval_set)
-    training = from_grid(fit.data)
-    if training is None:
-        raise ScalingError("the grid has no samples_seen to derive passes over the data from (compute model)")
+    tgt, fit = _target_fit(runs, target=target, metric=metric, form=form, selection=selection, protocol=protocol,
+                           eval_set=eval_set)
+    training = _training(fit)
     result = optimal_allocation(fit, tgt.value, training.for_allocation(reference_point(fit)), frontier_rows=rows)
-    data = frontier_data(result, target_label=f"{tgt.name} ({100 * tgt.value:.1f}% {tgt.metric})")
+    data = frontier_data(result, target_label=_target_words(tgt))
     return FigureResult("frontier", data, {"form": fit.form, "notes": list(result.notes)})
 
 
-def loss_figure(db: Any = None, *, runs: Sequence[str] | None = None, fraction: float = 1.0, seed: int = 1,
-                key: str = "train_loss", phase: str = "pretrain", log_x: bool = True) -> FigureResult:
+def loss_figure(db: RunDB | str | Path | None = None, *, runs: Sequence[str] | None = None, fraction: float = 1.0,
+                seed: int = 1, key: str = "train_loss", phase: str = "pretrain", log_x: bool = True) -> FigureResult:
     """Figure 6: MAE pretraining loss curves from the run database's history, coloured by model size.
     ``db``: a ``runs_db.RunDB``, a path, or None (the default database)."""
 
-    database = db if hasattr(db, "history") or hasattr(db, "grid") else open_db(db)
-    data = loss_curves_data(database, runs=list(runs) if runs else None, data_fraction=fraction,
-                                  subset_seed=seed, key=key, phase=phase)
+    database = db if isinstance(db, RunDB) else open_db(db)
+    data = loss_curves_data(database, runs=list(runs) if runs else None, data_fraction=fraction, subset_seed=seed,
+                            key=key, phase=phase)
     two = data.frame["image_px"].round().nunique() > 1  # 224 px and larger images in two panels
     return FigureResult("loss", data, figsize=(10.0, 4.9) if two else None, draw_options={"log_x": log_x})

@@ -6,23 +6,22 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
 from matplotlib.path import Path as MplPath
 from scipy.spatial import ConvexHull, QhullError
 
-from scaling.core.direction import direction
+from scaling.core.direction import Direction, direction
 from scaling.errors import ScalingError
-from scaling.plots.style import (
-    log_range,
-)
+from scaling.plots.style import log_range
 
 if TYPE_CHECKING:
     from scaling.core.targets import Target
-    from scaling.forms.result import FitResult
+    from scaling.forms.result import FitResult, IntervalKind
     from scaling.questions.projection import Projection
+    from scaling.uncertainty.bootstrap import BootstrapResult
 from scaling.plots.curves_data import metric_label
 from scaling.questions.projection import reference_point
 
@@ -102,7 +101,6 @@ def _hull(points: np.ndarray) -> np.ndarray:
     """Convex hull (counter-clockwise vertices) of 2-D points; degenerate inputs give their bounding box."""
     pts = np.unique(np.round(points, 12), axis=0)
     if len(pts) >= 3:
-
         try:
             return pts[ConvexHull(pts).vertices]
         except QhullError:  # collinear points
@@ -111,7 +109,11 @@ def _hull(points: np.ndarray) -> np.ndarray:
     return np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]])
 
 
-def _ray_point(reference: Mapping[str, float], point: Mapping[str, float], s: float) -> dict[str, float]:
+S = TypeVar("S", float, np.ndarray)
+
+
+def _ray_point(reference: Mapping[str, float], point: Mapping[str, float], s: S) -> dict[str, S]:
+    """The point ``s`` of the way along the ray in log (N, D) from ``reference`` (s = 0) through ``point`` (s = 1)."""
     return {a: reference[a] * (point[a] / reference[a]) ** s for a in ("n_params", "data_hours")}
 
 
@@ -123,7 +125,7 @@ def band_interval(
     image_px: float | None = None,
     reference: Mapping[str, float] | None = None,
     level: float = 0.95,
-    kind: str = "confidence",
+    kind: IntervalKind = "confidence",
 ) -> PointInterval | None:
     """The interval of a projected point from the fit's closed-form band (None for forms without one).
 
@@ -135,37 +137,50 @@ def band_interval(
     ref = dict(reference or reference_point(fit))
     px = {} if "image_px" not in fit.axes else {"image_px": float(image_px or point["image_px"])}
     at = {a: np.array([float(point[a])]) for a in fit.axes}
-    band = fit.predict_interval(at, level=level, kind=kind)  # type: ignore[arg-type]
+    band = fit.predict_interval(at, level=level, kind=kind)
     if band is None:
         return None
     accuracy = (float(band[0][0]), float(band[1][0]))
-    near = far = None
-    u = max(abs(math.log10(point[a] / ref[a])) for a in ("n_params", "data_hours"))
-    if u > 1e-9:
-        s = np.linspace(0.0, SEARCH_DECADES / u, 4001)
-        ray = _ray_point(ref, point, s)  # type: ignore[arg-type]
-        lo, hi = fit.predict_interval({**ray, **{a: np.full_like(s, v) for a, v in px.items()}},
-                                      level=level, kind=kind)  # type: ignore[arg-type]
-        d = direction(fit.kind)
-        # The optimistic bound reaches the target first ("near"), the pessimistic one last ("far").
-        for bound, slot in ((hi if d.higher_is_better else lo, "near"), (lo if d.higher_is_better else hi, "far")):
-            ok = d.meets(bound, target)
-            if ok.any():
-                i = int(np.argmax(ok))
-                if i > 0:  # linear interpolation in s between the bracketing grid points
-                    b0, b1 = float(bound[i - 1]), float(bound[i])
-                    si = s[i - 1] + (s[i] - s[i - 1]) * (target - b0) / (b1 - b0)
-                else:
-                    si = float(s[0])
-                found = _ray_point(ref, point, float(si))
-                if slot == "near":
-                    near = found
-                else:
-                    far = found
+    near, far = _band_ends(fit, ref, point, target, px, level=level, kind=kind)
     return PointInterval(level, f"{100 * level:.0f}% {kind} band (closed form)", accuracy, near, far)
 
 
-def bootstrap_interval(boot: Any, projection: Projection, *, level: float = 0.95) -> PointInterval:
+def _band_ends(fit: FitResult, reference: Mapping[str, float], point: Mapping[str, float], target: float,
+               px: Mapping[str, float], *, level: float, kind: IntervalKind
+               ) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """(near, far) of ``band_interval``: where along the ray from ``reference`` through ``point`` (at ``px``)
+    the optimistic and the pessimistic bound of the band reach ``target``; None where not within
+    ``SEARCH_DECADES`` of the reference."""
+    u = max(abs(math.log10(point[a] / reference[a])) for a in ("n_params", "data_hours"))
+    if not u > 1e-9:  # the point is the reference: no ray
+        return None, None
+    s = np.linspace(0.0, SEARCH_DECADES / u, 4001)
+    ray = _ray_point(reference, point, s)
+    bounds = fit.predict_interval({**ray, **{a: np.full_like(s, v) for a, v in px.items()}}, level=level, kind=kind)
+    if bounds is None:  # a form has a band everywhere or nowhere: band_interval saw one at the point
+        return None, None
+    lo, hi = bounds
+    d = direction(fit.kind)
+    # The optimistic bound reaches the target first ("near"), the pessimistic one last ("far").
+    ends = [_first_reach(bound, s, target, d) for bound in ((hi, lo) if d.higher_is_better else (lo, hi))]
+    near, far = (None if si is None else _ray_point(reference, point, si) for si in ends)
+    return near, far
+
+
+def _first_reach(bound: np.ndarray, s: np.ndarray, target: float, d: Direction) -> float | None:
+    """The first ``s`` where ``bound`` (over the grid ``s``) reaches ``target``, interpolated linearly between the
+    bracketing grid points; None where it never does."""
+    ok = d.meets(bound, target)
+    if not ok.any():
+        return None
+    i = int(np.argmax(ok))
+    if i == 0:
+        return float(s[0])
+    b0, b1 = float(bound[i - 1]), float(bound[i])
+    return float(s[i - 1] + (s[i] - s[i - 1]) * (target - b0) / (b1 - b0))
+
+
+def bootstrap_interval(boot: BootstrapResult, projection: Projection, *, level: float = 0.95) -> PointInterval:
     """The interval of a projected point from a ``scaling.uncertainty.bootstrap`` run with ``projection_quantities``.
 
     ``near``/``far`` are the percentile bounds of the projected axes (``scale.<axis>`` for a scale
@@ -184,26 +199,27 @@ def bootstrap_interval(boot: Any, projection: Projection, *, level: float = 0.95
     # projection's prediction); `scaling project --bootstrap` evaluates it at --at, another point.
     if at is not None and projection.predicted is not None and at.estimate is not None \
             and math.isclose(at.estimate, projection.predicted, rel_tol=1e-9, abs_tol=1e-12):
-        accuracy = tuple(float(v) for v in boot.interval("at.predicted", level))
+        lo, hi = boot.interval("at.predicted", level)
+        accuracy = (float(lo), float(hi))
     near = far = None
     samples = None
     prefix = {"scale": "scale", "solve": "solve"}.get(projection.mode)
     if prefix is not None and projection.point is not None:
         moved = [a for a in ("n_params", "data_hours") if f"{prefix}.{a}" in boot.samples]
         if moved:
-            lo = {a: boot.interval(f"{prefix}.{a}", level)[0] for a in moved}
-            hi = {a: boot.interval(f"{prefix}.{a}", level)[1] for a in moved}
+            low = {a: boot.interval(f"{prefix}.{a}", level)[0] for a in moved}
+            high = {a: boot.interval(f"{prefix}.{a}", level)[1] for a in moved}
             fixed = {a: projection.point[a] for a in ("n_params", "data_hours") if a not in moved}
-            if all(math.isfinite(v) for v in lo.values()):
-                near = fixed | lo
-            if all(math.isfinite(v) for v in hi.values()):
-                far = fixed | hi
+            if all(math.isfinite(v) for v in low.values()):
+                near = fixed | low
+            if all(math.isfinite(v) for v in high.values()):
+                far = fixed | high
             cols = {a: boot.samples[f"{prefix}.{a}"] for a in moved}
             frame = pd.DataFrame({a: cols.get(a, np.full(len(next(iter(cols.values()))), fixed.get(a, np.nan)))
                                   for a in ("n_params", "data_hours")})
-            samples = frame[np.isfinite(frame).all(axis=1)].reset_index(drop=True)
+            samples = frame.loc[np.isfinite(frame.to_numpy(dtype=float)).all(axis=1)].reset_index(drop=True)
     method = f"bootstrap {100 * level:.0f}% percentile interval ({boot.n_ok} resamples)"
-    return PointInterval(level, method, accuracy, near, far, samples)  # type: ignore[arg-type]
+    return PointInterval(level, method, accuracy, near, far, samples)
 
 
 def iso_accuracy_data(
@@ -228,6 +244,42 @@ def iso_accuracy_data(
     (``band_interval``); pass a ``PointInterval`` (e.g. from a bootstrap) or None instead. The region
     outside the convex hull of the trained (N, D) points is flagged in ``outside``.
     """
+    _check_map_axes(fit)
+    notes: list[str] = []
+    point = dict(projection.point) if projection is not None and projection.point else None
+    if projection is not None and not projection.point:
+        notes.append(f"projection not drawn: {projection.reason or 'no point'}")
+    image_px = _map_resolution(fit, image_px, point)
+    tval, tlabel = _target_value(target if target is not None else (projection.target if projection else None))
+    observed, obs_pts = _trained_points(fit, grid)
+    hull_log = _hull(np.log10(obs_pts))
+    ref = reference_point(fit)
+    pint, want_band = _projection_interval(fit, interval, point, tval, image_px=image_px, reference=ref,
+                                           level=level)
+    ends = [q for q in ([point] if point else []) + ([pint.near, pint.far] if pint else []) if q]
+    N, D, X = _mesh(obs_pts, ends, image_px, n_params_range=n_params_range, hours_range=hours_range, n=n)
+    acc = np.asarray(fit.predict(X), dtype=float)
+    levels_arr = _contour_levels(acc, levels, tval)
+    outside = _outside(hull_log, X["n_params"], X["data_hours"])
+    predicted, decades = _at_point(fit, point, image_px)
+    if image_px is not None and image_px > fit.axis_ranges["image_px"][1] * (1 + 1e-9):
+        beyond = math.log10(image_px / fit.axis_ranges["image_px"][1])
+        notes.append(f"the whole map is {beyond:.2f} decades beyond the largest trained resolution "
+                     f"({fit.axis_ranges['image_px'][1]:.0f} px)")
+    target_band = _mesh_band(fit, X, level) if want_band else None
+    if want_band and target_band is None:
+        notes.append(f"form {fit.form!r} has no closed-form band; no interval drawn (use a bootstrap)")
+    return IsoData(
+        n_params=N, data_hours=D, image_px=image_px, accuracy=acc, levels=levels_arr, target=tval,
+        target_label=tlabel, outside=outside, hull=10.0 ** hull_log, observed=observed, form=fit.form,
+        y_label=metric_label(grid), point=point, predicted=predicted, reference=ref, decades_beyond=decades,
+        interval=pint, target_band=target_band, band_level=level if target_band is not None else None,
+        notes=tuple(notes),
+    )
+
+
+def _check_map_axes(fit: FitResult) -> None:
+    """A map needs the axes n_params and data_hours, and no axis but those and image_px."""
     for a in ("n_params", "data_hours"):
         if a not in fit.axes:
             raise ScalingError(f"an iso-accuracy map needs axes n_params and data_hours; the fit has "
@@ -235,41 +287,50 @@ def iso_accuracy_data(
     extra = [a for a in fit.axes if a not in ("n_params", "data_hours", "image_px")]
     if extra:
         raise ScalingError(f"cannot map a fit with axis {extra[0]!r} over (parameters, hours)")
-    notes: list[str] = []
-    point = dict(projection.point) if projection is not None and projection.point else None
-    if projection is not None and not projection.point:
-        notes.append(f"projection not drawn: {projection.reason or 'no point'}")
-    if "image_px" in fit.axes:
-        if image_px is None:
-            image_px = point["image_px"] if point else fit.axis_ranges["image_px"][1]
-        image_px = float(image_px)
-    else:
-        image_px = None
-    tval, tlabel = _target_value(target if target is not None else (projection.target if projection else None))
 
+
+def _map_resolution(fit: FitResult, image_px: float | None, point: Mapping[str, float] | None) -> float | None:
+    """The map's image size: ``image_px``, else the projected point's, else the largest trained one (None
+    for a fit without an image_px axis)."""
+    if "image_px" not in fit.axes:
+        return None
+    if image_px is None:
+        image_px = point["image_px"] if point else fit.axis_ranges["image_px"][1]
+    return float(image_px)
+
+
+def _trained_points(fit: FitResult, grid: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The trained runs drawn (n_params, data_hours, image_px, arch) and their (N, D) points; without a grid,
+    none drawn and the corners of the fit's (N, D) ranges."""
     if grid is not None and len(grid):
         observed = grid[[c for c in ("n_params", "data_hours", "image_px", "arch") if c in grid.columns]].copy()
-        obs_pts = observed[["n_params", "data_hours"]].to_numpy(dtype=float)
-    else:
-        observed = pd.DataFrame(columns=["n_params", "data_hours", "image_px", "arch"])
-        (n0, n1), (d0, d1) = fit.axis_ranges["n_params"], fit.axis_ranges["data_hours"]
-        obs_pts = np.array([[n0, d0], [n1, d0], [n1, d1], [n0, d1]], dtype=float)
-    hull_log = _hull(np.log10(obs_pts))
+        return observed, observed[["n_params", "data_hours"]].to_numpy(dtype=float)
+    observed = pd.DataFrame(columns=["n_params", "data_hours", "image_px", "arch"])
+    (n0, n1), (d0, d1) = fit.axis_ranges["n_params"], fit.axis_ranges["data_hours"]
+    return observed, np.array([[n0, d0], [n1, d0], [n1, d1], [n0, d1]], dtype=float)
 
 
-    ref = reference_point(fit)
-    pint: PointInterval | None = None
-    want_band = False
+def _projection_interval(fit: FitResult, interval: PointInterval | str | None, point: Mapping[str, float] | None,
+                         target: float | None, *, image_px: float | None, reference: Mapping[str, float],
+                         level: float) -> tuple[PointInterval | None, bool]:
+    """The projection's interval as ``interval`` asks (a ``PointInterval`` as given, 'band' from the fit's band,
+    None none), and whether the map draws the band of the target contour ('band')."""
     if isinstance(interval, PointInterval):
-        pint = interval
-    elif interval == "band":
-        want_band = True
-        if point and tval is not None:
-            pint = band_interval(fit, point, tval, image_px=image_px, reference=ref, level=level)
-    elif interval is not None:
+        return interval, False
+    if interval == "band":
+        if point and target is not None:
+            return band_interval(fit, point, target, image_px=image_px, reference=reference, level=level), True
+        return None, True
+    if interval is not None:
         raise ScalingError(f"interval must be 'band', a PointInterval or None; got {interval!r}")
+    return None, False
 
-    ends = [q for q in ([point] if point else []) + ([pint.near, pint.far] if pint else []) if q]
+
+def _mesh(obs_pts: np.ndarray, ends: Sequence[Mapping[str, float]], image_px: float | None, *,
+          n_params_range: tuple[float, float] | None, hours_range: tuple[float, float] | None, n: int
+          ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The map's axes (N, D: ``n`` log-spaced values each, by default over the trained points and the
+    projection's ends with 0.3 decades to spare) and the (N, D, image_px) mesh the surface is predicted on."""
     extent_n = [*obs_pts[:, 0], *(q["n_params"] for q in ends)]
     extent_d = [*obs_pts[:, 1], *(q["data_hours"] for q in ends)]
     nr = n_params_range or log_range(extent_n, pad_decades=0.3)
@@ -277,50 +338,50 @@ def iso_accuracy_data(
     N = np.logspace(math.log10(nr[0]), math.log10(nr[1]), n)
     D = np.logspace(math.log10(hr[0]), math.log10(hr[1]), n)
     DD, NN = np.meshgrid(D, N)
-    X: dict[str, Any] = {"n_params": NN, "data_hours": DD}
+    X = {"n_params": NN, "data_hours": DD}
     if image_px is not None:
         X["image_px"] = np.full_like(NN, image_px)
-    acc = np.asarray(fit.predict(X), dtype=float)
+    return N, D, X
 
+
+def _contour_levels(acc: np.ndarray, levels: Sequence[float] | None, target: float | None) -> np.ndarray:
+    """``levels`` sorted, or every 10% strictly inside the surface's range; the target's level left out."""
     if levels is None:
         finite = acc[np.isfinite(acc)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         cand = np.round(np.arange(0.1, 1.0, 0.1), 10)
-        levels_arr = cand[(cand > lo) & (cand < min(hi, 1.0))]
+        out = cand[(cand > lo) & (cand < min(hi, 1.0))]
     else:
-        levels_arr = np.asarray(sorted(float(v) for v in levels))
-    if tval is not None:
-        levels_arr = levels_arr[~np.isclose(levels_arr, tval, atol=5e-3)]
+        out = np.asarray(sorted(float(v) for v in levels))
+    if target is not None:
+        out = out[~np.isclose(out, target, atol=5e-3)]
+    return out
 
+
+def _outside(hull_log: np.ndarray, NN: np.ndarray, DD: np.ndarray) -> np.ndarray:
+    """True where the mesh lies outside the hull of the trained points (in log10 (N, D))."""
     path = MplPath(hull_log)
     mesh = np.column_stack([np.log10(NN).ravel(), np.log10(DD).ravel()])
     inside = path.contains_points(mesh, radius=1e-9) | path.contains_points(mesh, radius=-1e-9)
-    outside = ~inside.reshape(NN.shape)
-    hull = 10.0 ** hull_log
+    return ~inside.reshape(NN.shape)
 
-    predicted = decades = None
-    if point:
-        at = {a: np.array([point[a]]) for a in fit.axes if a != "image_px"}
-        if image_px is not None:
-            at["image_px"] = np.array([image_px])
-        predicted = float(np.asarray(fit.predict(at)).ravel()[0])
-        decades = {a: math.log10(point[a] / fit.axis_ranges[a][1]) for a in fit.axes}
-    if image_px is not None and image_px > fit.axis_ranges["image_px"][1] * (1 + 1e-9):
-        beyond = math.log10(image_px / fit.axis_ranges["image_px"][1])
-        notes.append(f"the whole map is {beyond:.2f} decades beyond the largest trained resolution "
-                     f"({fit.axis_ranges['image_px'][1]:.0f} px)")
 
-    target_band = None
-    if want_band:
-        bounds = fit.predict_interval(X, level=level, kind="confidence")
-        if bounds is None:
-            notes.append(f"form {fit.form!r} has no closed-form band; no interval drawn (use a bootstrap)")
-        else:
-            target_band = (np.asarray(bounds[0], dtype=float), np.asarray(bounds[1], dtype=float))
-    return IsoData(
-        n_params=N, data_hours=D, image_px=image_px, accuracy=acc, levels=levels_arr, target=tval,
-        target_label=tlabel, outside=outside, hull=hull, observed=observed, form=fit.form,
-        y_label=metric_label(grid), point=point, predicted=predicted, reference=ref, decades_beyond=decades,
-        interval=pint, target_band=target_band, band_level=level if target_band is not None else None,
-        notes=tuple(notes),
-    )
+def _at_point(fit: FitResult, point: Mapping[str, float] | None, image_px: float | None
+              ) -> tuple[float | None, dict[str, float] | None]:
+    """The surface at the projected point (at the map's resolution) and how many decades beyond the largest
+    trained value each of the point's axes lies; (None, None) without a point."""
+    if not point:
+        return None, None
+    at = {a: np.array([point[a]]) for a in fit.axes if a != "image_px"}
+    if image_px is not None:
+        at["image_px"] = np.array([image_px])
+    predicted = float(np.asarray(fit.predict(at)).ravel()[0])
+    return predicted, {a: math.log10(point[a] / fit.axis_ranges[a][1]) for a in fit.axes}
+
+
+def _mesh_band(fit: FitResult, X: Mapping[str, np.ndarray], level: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The fit's confidence band over the mesh (the target contour's band); None for a form without one."""
+    bounds = fit.predict_interval(X, level=level, kind="confidence")
+    if bounds is None:
+        return None
+    return np.asarray(bounds[0], dtype=float), np.asarray(bounds[1], dtype=float)

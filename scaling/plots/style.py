@@ -13,20 +13,27 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, overload
 
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from cycler import cycler
-from matplotlib.figure import Figure
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure, SubFigure
 from matplotlib.ticker import FuncFormatter
 
 from runs_db.archs import PUBLISHED_ARCH_NAMES
+from scaling.core import checks, work
 from scaling.errors import ScalingError
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+    from numpy.typing import ArrayLike
 
 OKABE_ITO = {
     "orange": "#E69F00",
@@ -60,7 +67,7 @@ FORMATS = ("png", "pdf", "svg")
 DEFAULT_DPI = 150
 SVG_HASHSALT = "humanlike-scaling"
 
-STYLE: dict[str, Any] = {
+STYLE: dict[RcKeyType, Any] = {
     "figure.figsize": (6.4, 4.4),
     "figure.dpi": 100,
     "savefig.dpi": DEFAULT_DPI,
@@ -120,20 +127,45 @@ class InlineFigure(Figure):
         return png_bytes(self)
 
 
+@overload
+def new_figure(nrows: Literal[1] = 1, ncols: Literal[1] = 1, *, figsize: tuple[float, float] | None = None,
+               squeeze: Literal[True] = True, **subplot_kw: Any) -> tuple[Figure, Axes]: ...
+
+
+@overload
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
+               squeeze: bool = True, **subplot_kw: Any) -> tuple[Figure, Any]: ...
+
+
 def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
                squeeze: bool = True, **subplot_kw: Any) -> tuple[Figure, Any]:
     """A styled Figure and its axes, without pyplot (no global state, nothing to close or show); in a
-    notebook the figure displays itself as an image. ``subplot_kw``: ``sharex``/``sharey`` of ``subplots``."""
+    notebook the figure displays itself as an image. ``subplot_kw``: ``sharex``/``sharey`` of ``subplots``.
+
+    The axes are those of ``Figure.subplots``: one Axes for one panel (typed so), else an array of them."""
     with style():
         fig = InlineFigure(figsize=figsize or STYLE["figure.figsize"], layout="constrained")
         axes = fig.subplots(nrows, ncols, squeeze=squeeze, **subplot_kw)
     return fig, axes
 
 
-def split_axes(ax: Any, nrows: int, ncols: int, *, sharey: bool = False) -> np.ndarray:
+# What a multi-panel figure is drawn on: one Axes, whose place its panels take, or an array (or sequence) of
+# as many axes as it has panels.
+Panels: TypeAlias = Axes | np.ndarray | Sequence[Axes]
+
+
+def host_figure(ax: Panels) -> tuple[Figure | SubFigure, bool]:
+    """The figure ``ax`` is on, and whether ``ax`` is one subplot alone on it (a multi-panel figure drawn in its
+    place then titles the whole figure)."""
+    if isinstance(ax, Axes):
+        return ax.figure, len(ax.figure.axes) == 1
+    return np.ravel(np.asarray(ax))[0].figure, False
+
+
+def split_axes(ax: Panels, nrows: int, ncols: int, *, sharey: bool = False) -> np.ndarray:
     """``nrows`` x ``ncols`` axes in the place of ``ax`` (a figure's subplot), for multi-panel figures drawn
     through a one-``ax`` interface; a sequence of axes with that many entries is used as it is."""
-    if not hasattr(ax, "get_subplotspec"):
+    if not isinstance(ax, Axes):
         axes = np.asarray(ax, dtype=object).ravel()
         if axes.size != nrows * ncols:
             raise ScalingError(f"this figure needs {nrows * ncols} axes; got {axes.size}")
@@ -141,6 +173,9 @@ def split_axes(ax: Any, nrows: int, ncols: int, *, sharey: bool = False) -> np.n
     if nrows * ncols == 1:
         return np.array([[ax]], dtype=object)
     spec = ax.get_subplotspec()
+    if spec is None:
+        raise ScalingError(f"this figure needs {nrows * ncols} axes: pass them, or a subplot to put them in the "
+                           "place of (not an Axes placed with add_axes)")
     fig = ax.figure
     ax.remove()
     grid = spec.subgridspec(nrows, ncols)
@@ -153,27 +188,27 @@ def split_axes(ax: Any, nrows: int, ncols: int, *, sharey: bool = False) -> np.n
     return out
 
 
-def size_key(arch: Any) -> str:
+def size_key(arch: object) -> str:
     """Registry name of an architecture given as ``vit_h14`` or as the published ``vith14``."""
 
     text = str(arch)
     return PUBLISHED_ARCH_NAMES.get(text, text)
 
 
-def size_label(arch: Any) -> str:
+def size_label(arch: object) -> str:
     return SIZES.get(size_key(arch), (str(arch), NEUTRAL, "o"))[0]
 
 
-def size_colour(arch: Any) -> str:
+def size_colour(arch: object) -> str:
     """The fixed colour of a model size (neutral grey for unregistered sizes)."""
     return SIZES.get(size_key(arch), ("", NEUTRAL, "o"))[1]
 
 
-def size_marker(arch: Any) -> str:
+def size_marker(arch: object) -> str:
     return SIZES.get(size_key(arch), ("", NEUTRAL, "o"))[2]
 
 
-def size_rank(arch: Any) -> int:
+def size_rank(arch: object) -> int:
     key = size_key(arch)
     return SIZE_ORDER.index(key) if key in SIZE_ORDER else len(SIZE_ORDER)
 
@@ -262,12 +297,13 @@ COLUMN_FORMATS = {"n_params": fmt_count, "data_hours": fmt_hours, "image_px": _f
                   "FLOPs": _fmt_sci, "pretrain_flops": _fmt_sci}
 
 
-def readable_frame(frame: Any, formats: dict[str, Any] | None = None, *, digits: int = 4) -> Any:
+def readable_frame(frame: pd.DataFrame, formats: Mapping[str, Callable[[Any], str] | str] | None = None, *,
+                   digits: int = 4) -> pd.DataFrame:
     """A copy of a DataFrame for display: parameters as '2.92B', hours as '23,059 h', image sides as
     '2,200 px', FLOPs as '6.11e+22' (by column name, or ``formats``: name -> callable or format spec), other
     floats to ``digits`` significant figures; NaN stays blank. Numbers become strings: display only."""
 
-    table = {**COLUMN_FORMATS, **(formats or {})}
+    table: dict[str, Callable[[Any], str] | str] = {**COLUMN_FORMATS, **(formats or {})}
     out = frame.copy()
     for col in out.columns:
         values = out[col]
@@ -286,7 +322,7 @@ HOURS_FORMATTER = FuncFormatter(lambda x, _pos: fmt_hours_tick(x))
 PERCENT_FORMATTER = FuncFormatter(lambda x, _pos: fmt_percent_tick(x))
 
 
-def log_range(values: Any, *, pad_decades: float = 0.15) -> tuple[float, float]:
+def log_range(values: ArrayLike, *, pad_decades: float = 0.15) -> tuple[float, float]:
     """(low, high) around positive ``values`` on a log axis with a margin in decades."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
@@ -305,7 +341,7 @@ def figure_format(path: str | Path) -> str:
     return suffix
 
 
-def fixed_metadata(fmt: str) -> dict[str, Any]:
+def fixed_metadata(fmt: str) -> dict[str, str | None]:
     """Metadata that makes the bytes depend only on the figure: no software, no dates."""
     if fmt == "png":
         return {"Software": None}
@@ -328,22 +364,32 @@ def freeze_layout(fig: Figure) -> None:
     with style():
         fig.draw_without_rendering()
     fig.set_layout_engine("none")
-    fig._scaling_layout_frozen = True  # type: ignore[attr-defined]
+    fig._scaling_layout_frozen = True  # type: ignore[attr-defined]  # our mark on a matplotlib Figure
 
 
 def save_figure(fig: Figure, path: str | Path, *, dpi: float | None = None) -> Path:
-    """Write ``fig`` to ``path`` (.png, .pdf or .svg, chosen by the suffix) byte-reproducibly.
+    """Write ``fig`` to ``path`` (.png, .pdf or .svg, chosen by the suffix) byte-reproducibly, whole: into a
+    temporary file beside it, then renamed (a failed write leaves no half-written figure).
 
-    The layout is fixed at the first save (``freeze_layout``): add nothing to a figure after saving it.
+    ``dpi`` is a finite positive number (default ``DEFAULT_DPI``), and the figure's pixels at that dpi are
+    bounded before drawing (``scaling.core.work.raster``). The layout is fixed at the first save
+    (``freeze_layout``): add nothing to a figure after saving it.
     """
     out = Path(path)
     fmt = figure_format(out)
+    resolution = DEFAULT_DPI if dpi is None else checks.positive(dpi, "dpi")
+    width_in, height_in = (float(v) for v in fig.get_size_inches())
+    work.check(work.raster(width_in, height_in, resolution))
     if not out.parent.exists():
         raise ScalingError(f"{out}: directory {out.parent} does not exist")
     freeze_layout(fig)
+    tmp = out.with_name(f".{out.name}.tmp")
     with style():
         try:
-            fig.savefig(out, format=fmt, dpi=dpi or DEFAULT_DPI, metadata=fixed_metadata(fmt))
+            fig.savefig(tmp, format=fmt, dpi=resolution, metadata=fixed_metadata(fmt))
+            os.replace(tmp, out)
         except OSError as exc:
             raise ScalingError(f"{out}: cannot write figure ({exc.strerror or exc})") from None
+        finally:
+            tmp.unlink(missing_ok=True)
     return out

@@ -7,10 +7,11 @@ axes get the value panel instead: shrinkage against FLOPs per candidate."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
@@ -19,6 +20,10 @@ from scaling.plots.draw_fits import ISO_FIGSIZE, plot_iso_accuracy
 from scaling.plots.iso_data import IsoData, iso_accuracy_data
 from scaling.plots.style import log_range, new_figure, style
 from scaling.questions.projection import project_scale
+
+if TYPE_CHECKING:
+    from scaling.design.replay import ReplayResult
+    from scaling.design.result import SuggestResult
 
 
 @dataclass(frozen=True)
@@ -34,7 +39,7 @@ class SuggestMap:
                 "map": None if self.iso is None else self.iso.summary()}
 
 
-def suggest_map_data(result: Any) -> SuggestMap:
+def suggest_map_data(result: SuggestResult) -> SuggestMap:
     """The figure's data from a ``SuggestResult``."""
 
     fit = result.fit
@@ -97,7 +102,7 @@ def plot_suggest_map(data: SuggestMap, ax: Axes | None = None) -> Axes:
         for mask, marker in ((at_map & shown, "o"), (~at_map & shown, "s")):
             if mask.any():
                 ax.scatter(np.asarray(x)[mask], np.asarray(y)[mask], c=colours[mask], cmap="viridis", norm=norm,
-                           marker=marker, s=30, edgecolors=np.where(positive[mask], "black", "red"),
+                           marker=marker, s=30, edgecolors=np.where(positive[mask], "black", "red").tolist(),
                            linewidths=0.5, alpha=0.9, zorder=9)
         labels: dict[tuple[float, float], list[int]] = {}
         for i in np.flatnonzero(c["rank"].to_numpy() <= data.top):
@@ -112,19 +117,19 @@ def plot_suggest_map(data: SuggestMap, ax: Axes | None = None) -> Axes:
             sm.set_label(f"expected shrinkage per FLOP ({data.unit} / FLOP)")
         if data.iso is not None:
             px = data.iso.image_px
-            handles = [Line2D([], [], marker="o", linestyle="none", color="0.5", markeredgecolor="black",
+            handles: list[Artist] = [Line2D([], [], marker="o", linestyle="none", color="0.5", markeredgecolor="black",
                               label=f"best candidate at its (N, D), at {px:.0f} px" if px else "candidate"),
                        Line2D([], [], marker="s", linestyle="none", color="0.5", markeredgecolor="black",
                               label="best candidate at its (N, D), another px")]
             old = ax.get_legend()
             if old is not None:
-                handles = [*old.legend_handles, *handles]
+                handles = [*(h for h in old.legend_handles if h is not None), *handles]
             ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, fontsize=7)
         ax.set_title(data.title, loc="left", fontsize=9)
     return ax
 
 
-def plot_replay(result: Any, ax: Axes | None = None) -> Axes:
+def plot_replay(result: ReplayResult, ax: Axes | None = None) -> Axes:
     """The replay of ``scaling.suggest_replay``: the projection's error (solid) and its interval width
     (dashed), in decades of FLOPs, against cumulative FLOPs added, per order (random orders in grey)."""
     if ax is None:

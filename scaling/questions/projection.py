@@ -102,7 +102,12 @@ def _predict_point(fit: FitLike, point: Mapping[str, float]) -> float:
     return float(fit.predict({a: np.array([point[a]]) for a in fit.axes})[0])
 
 
-def _check_axes(fit: FitLike, point: Mapping[str, float], what: str) -> None:
+def _check_axes(fit: FitLike, point: Mapping[str, float], what: str, *, exact: bool = False) -> None:
+    """Every axis of ``fit`` in ``point``, each a positive number (and, ``exact``, no other name)."""
+    extra = [str(a) for a in point if a not in fit.axes] if exact else []
+    if extra:
+        raise ProjectionError(f"{what} names {extra[0]!r}, which is not an axis; the fit's axes are "
+                              f"{', '.join(fit.axes)}")
     missing = [a for a in fit.axes if a not in point]
     if missing:
         raise ProjectionError(f"{what} lacks axis {missing[0]!r}; the fit's axes are {', '.join(fit.axes)}")
@@ -232,7 +237,7 @@ def project_at(
     compute: Any = None,
 ) -> Projection:
     """The prediction at ``point``; ``reachable`` says whether it meets ``target`` (when one is given)."""
-    _check_axes(fit, point, "evaluation point")
+    _check_axes(fit, point, "evaluation point", exact=True)
     pt = {a: float(point[a]) for a in fit.axes}
     value = _predict_point(fit, pt)
     meets = True if target is None else direction(fit.kind).meets_one(value, target)

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from scaling.core.display import Text, new_axes, offscreen
 from scaling.core.jsonable import JSONDict, jsonable
+from scaling.core.results import Result
 from scaling.errors import ScalingError
 from scaling.forms import get_form
 from scaling.questions.projection import Projection
@@ -32,7 +34,7 @@ SCHEMA = "scaling.project/v1"
 
 
 @dataclass(frozen=True)
-class ProjectionReport:
+class ProjectionReport(Result):
     target: Target | None  # None: a table with no target asked (only the prediction and the budget answer)
     fit: FitResult = field(repr=False)
     compute_assumptions: ComputeAssumptions | None  # the training-length rule's at the reference point
@@ -44,6 +46,7 @@ class ProjectionReport:
     plans: Any = None  # ((question, scaling.planning.planner.PlanReport or the reason there is none), ...) with plan=
     training_length: Any = None  # scaling.compute.training_length.TrainingLength: the images every answer's run sees
     cost_model: dict[str, Any] | None = None  # the cost the user named (--cost), which prices every answer
+    combined: Any = None  # scaling.questions.combined.CombinedAnswer: several forms' answer, or calibrated intervals
 
     @classmethod
     def of(cls, target: Target | None, ctx: Context, answers: Sequence[tuple[Question, Answer]], bootstrap: Any,
@@ -85,6 +88,9 @@ class ProjectionReport:
             out["budget"] = self.budget.to_dict()
         if self.bootstrap is not None:
             out["bootstrap"] = self.bootstrap.to_dict()
+        out["interval_kind"] = self.interval_kind
+        if self.combined is not None:
+            out["combined"] = self.combined.to_dict()
         if self.plans is not None:
             out["plans"] = [{"question": q, "plan": p if isinstance(p, str) else p.to_dict()} for q, p in self.plans]
         return jsonable(out)
@@ -111,7 +117,7 @@ class ProjectionReport:
             rows.append(row)
         return pd.DataFrame(rows).set_index("question")
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         """The answers as text: what reaches the target, under which form, and the caveats."""
         t, f = self.target, self.fit
         pct = f.direction.higher_is_better
@@ -139,14 +145,25 @@ class ProjectionReport:
         if self.bootstrap is not None:
             b = self.bootstrap
             level = max(b.levels)
-            lines.append(f"bootstrap ({b.n_ok} of {b.n_requested} resamples, {100 * level:g}% intervals):")
+            lines.append(f"bootstrap of {f.form} ({b.n_ok} of {b.n_requested} resamples, {100 * level:g}% intervals, "
+                         "bootstrap only):")
             for name, s in b.derived.items():
                 lo, hi = s.intervals[level]
                 lines.append(f"  {name}: {s.estimate if s.estimate is not None else math.nan:.4g} "
                              f"[{lo:.4g}, {hi:.4g}]")
+        if self.combined is not None:
+            lines.append(self.combined.summary())
         for question, p in self.plans or ():
             lines.append(f"{question}: {p}" if isinstance(p, str) else f"{question}: {p.summary()}")
-        return "\n".join(lines)
+        return Text("\n".join(lines))
+
+    @property
+    def interval_kind(self) -> str | None:
+        """Which intervals the report shows: 'bootstrap' (resampling runs only), 'calibrated (...)' (widened by
+        held-out errors at the answer's distance), or None (no interval)."""
+        if self.combined is not None:
+            return str(self.combined.interval_kind)
+        return "bootstrap" if self.bootstrap is not None else None
 
     def title(self) -> str:
         """The question the report answers, in words."""
@@ -180,6 +197,7 @@ class ProjectionReport:
         extra = (" +optimal" if self.optimal is not None else "")
         extra += " +budget" if self.budget is not None else ""
         extra += " +bootstrap" if self.bootstrap is not None else ""
+        extra += f" +combined({len(self.combined.weights)} forms)" if self.combined is not None else ""
         name = None if self.target is None else self.target.name
         return f"ProjectionReport(target={name!r}, form={self.fit.form!r}, {answers}{extra})"
 
@@ -211,18 +229,23 @@ class ProjectionReport:
                                        interval=interval, level=level or 0.95, **extra)
 
     def plot(self, ax: Axes | None = None, **options: Any) -> Axes:
-        """Draw the iso-accuracy map of the answer on ``ax`` (a new figure when None); returns the Axes.
-        ``options`` go to ``iso_data`` (projection, n, level)."""
+        """Draw the answer on ``ax`` (a new figure when None); returns the Axes. With a combined answer (an
+        ensemble, or calibrated intervals): each form's interval beside the combined one for ``quantity``
+        (``scaling.plots.combined_data``); else the iso-accuracy map, ``options`` going to ``iso_data``
+        (projection, n, level)."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
-        if ax is None:
-            _, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
+        if self.combined is not None:
+            data = plots.combined_data(self.combined, self.fit.kind, options.get("quantity"))
+            ax = ax if ax is not None else new_axes(figsize=(8.5, 2.4 + 0.45 * len(data.rows)))
+            return plots.plot_combined(data, ax)
+        ax = ax if ax is not None else new_axes(figsize=plots.ISO_FIGSIZE)
         return plots.plot_iso_accuracy(self.iso_data(**options), ax)
 
     def save_figure(self, path: str | Path, *, dpi: float | None = None) -> Path:
-        """Write the iso-accuracy map to ``path`` (.png, .pdf or .svg, byte-reproducible)."""
+        """Write the report's figure (``plot``) to ``path`` (.png, .pdf or .svg, byte-reproducible)."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
-        fig, ax = plots.new_figure(figsize=plots.ISO_FIGSIZE)
-        self.plot(ax)
-        return plots.save_figure(fig, path, dpi=dpi)
+        with offscreen():  # a figure pyplot does not keep
+            ax = self.plot()
+        return plots.save_figure(ax.figure, path, dpi=dpi)  # type: ignore[arg-type]

@@ -118,7 +118,7 @@ def project(
         raise ScalingError(f"passes over the data must be a positive number, got {passes}")
     result, tgt = fit_for_question(fit, target, options)
     value = None if tgt is None else tgt.value
-    asked = [q.resolved(result) for q in (questions if questions is not None else _keyword_questions(value, options))]
+    asked = [q.resolved(result) for q in (questions if questions is not None else keyword_questions(value, options))]
     if figure is not None and tgt is None:
         raise ProjectionError("the iso map marks the target: give a target (--target, target=) for --figure")
     ctx = context(result, value, asked, training_length=training_length, passes=passes, cost=cost,
@@ -197,7 +197,7 @@ def fit_for_question(data: FitResult | pd.DataFrame | None, target: str | float 
     return fit_data(data, form, metric=tgt.metric, **opts), tgt
 
 
-def _keyword_questions(target: float | None, options: Mapping[str, Any]) -> list[Question]:
+def keyword_questions(target: float | None, options: Mapping[str, Any]) -> list[Question]:
     """The questions of the keyword form (``mode``, ``at``, ``axis``, ``exponents``, ``optimal``,
     ``budget``); each needs only its own inputs."""
     mode = options.get("mode", "all")

@@ -17,18 +17,23 @@ for loss), and the RMSE in units of seed-to-seed noise: the pooled standard devi
 that share every axis level (the published grid has 3 subset seeds per point). A split that leaves a
 form too few points or distinct values is reported as skipped with the form's reason, never dropped.
 
-Forms are ranked by mean held-out RMSE over the *common* splits, those every compared form could fit,
-so that no form is rewarded for the splits it could not attempt. The common splits depend on which forms
-are compared (backtesting ``poly1`` and ``logit1`` alone, they are the four splits both fit; beside the
-power laws, which cannot fit the 5 h rolling origin nor the held-out resolution, the two every form fits),
-so every mean says which splits it averages (``FormSummary.splits_averaged``, ``BacktestResult.ranked_on``).
-Each form also has its mean over its *own* splits, every split it could fit (``FormSummary.own_rmse``, ...):
-that number does not depend on the other forms compared.
+Forms are ranked by a weighted mean held-out error over the *common* splits, those every compared form could
+fit, so that no form is rewarded for the splits it could not attempt. The error ranked is the RMSE in accuracy
+points for an accuracy, and the RMSE of log error for a loss or an error rate (scale-free: a loss of 2.3 and
+one of 0.23 are ranked alike; ``Direction.ranks_on_log``). Each split is weighted by its training rows, so the
+earliest rolling origins, fitted on the fewest points and predicting furthest, do not dominate the mean
+(``split_weights``). The recommended form follows the one-standard-error rule (Breiman et al. 1984): among the
+forms whose mean is within one standard error of the best (the weighted spread of the best form's split errors
+over the root of the effective number of splits), the one with the fewest parameters. The common splits depend
+on which forms are compared (backtesting ``poly1`` and ``logit1`` alone, they are the four splits both fit;
+beside the power laws, which cannot fit the 5 h rolling origin nor the held-out resolution, the two every form
+fits), so every mean says which splits it averages (``FormSummary.splits_averaged``,
+``BacktestResult.ranked_on``). Each form also has its mean over its *own* splits, every split it could fit
+(``FormSummary.own_rmse``, ...): that number does not depend on the other forms compared.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,95 +42,33 @@ import numpy as np
 import pandas as pd
 
 from scaling.core.direction import Direction, direction
+from scaling.core.display import Text, new_axes
 from scaling.core.jsonable import JSONDict, jsonable
+from scaling.core.results import Result
 from scaling.core.threads import single_threaded_blas
 from scaling.defaults import DEFAULT_LEVEL_TOL
 from scaling.errors import ScalingError
 from scaling.forms import get_form
 from scaling.forms.result import FitResult, fit
+from scaling.selection.splits import (
+    SeedNoise,
+    Split,
+    axis_levels,
+    distances_beyond,
+    make_splits,
+    ranked_residuals,
+    seed_noise,
+)
+from scaling.selection.weights import one_se_choice, split_weights, weighted_mean, weighted_se
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+__all__ = ["RANKING_COLUMNS", "BacktestResult", "FormSummary", "SeedNoise", "Split", "SplitResult", "axis_levels",
+           "backtest", "make_splits", "seed_noise"]
+
 SCHEMA = "scaling.backtest/v1"
 MIN_TEST_ROWS = 1
-
-
-@dataclass(frozen=True)
-class Split:
-    name: str
-    kind: str  # 'leave-largest-out' | 'joint' | 'rolling-origin'
-    axis: str | None
-    train: np.ndarray = field(repr=False)  # boolean masks over the rows
-    test: np.ndarray = field(repr=False)
-
-    @property
-    def n_train(self) -> int:
-        return int(self.train.sum())
-
-    @property
-    def n_test(self) -> int:
-        return int(self.test.sum())
-
-
-def axis_levels(values: np.ndarray, tol: float = DEFAULT_LEVEL_TOL) -> np.ndarray:
-    """Level index per value: sorted distinct values, a new level wherever the ratio to the previous
-    distinct value exceeds 1 + tol (so nearby values chain into one level)."""
-    v = np.asarray(values, dtype=float)
-    distinct = np.unique(v)
-    level_of = np.zeros(len(distinct), dtype=int)
-    for i in range(1, len(distinct)):
-        level_of[i] = level_of[i - 1] + (distinct[i] > distinct[i - 1] * (1 + tol))
-    return level_of[np.searchsorted(distinct, v)]
-
-
-def make_splits(data: pd.DataFrame, axes: Sequence[str], *, rolling_axis: str | None = "data_hours",
-                level_tol: float = DEFAULT_LEVEL_TOL, min_train_levels: int = 2) -> list[Split]:
-    """Leave-largest-out per axis, joint, and rolling origin along ``rolling_axis`` (if it is an axis)."""
-    levels = {a: axis_levels(data[a].to_numpy(dtype=float), level_tol) for a in axes}
-    splits = []
-    top_any = np.zeros(len(data), dtype=bool)
-    for a in axes:
-        lv = levels[a]
-        if lv.max() == 0:
-            continue  # one level: nothing larger to hold out
-        top = lv == lv.max()
-        top_any |= top
-        splits.append(Split(f"largest {a}", "leave-largest-out", a, ~top, top))
-    if sum(levels[a].max() > 0 for a in axes) > 1:
-        splits.append(Split("joint: largest of every axis", "joint", None, ~top_any, top_any))
-    if rolling_axis is not None and rolling_axis in axes:
-        lv = levels[rolling_axis]
-        # The last origin (train on every level but the largest) is the leave-largest-out split above.
-        for k in range(min_train_levels - 1, int(lv.max()) - 1):
-            edge = float(data[rolling_axis].to_numpy(dtype=float)[lv == k].max())
-            splits.append(Split(f"rolling: {rolling_axis} <= {edge:.4g}", "rolling-origin", rolling_axis,
-                                lv <= k, lv > k))
-    return splits
-
-
-@dataclass(frozen=True)
-class SeedNoise:
-    sigma: float | None  # pooled std of y across replicate rows (same level on every axis)
-    n_groups: int  # configurations with >= 2 replicates
-    dof: int
-
-    def to_dict(self) -> JSONDict:
-        return {"sigma": self.sigma, "replicated_configurations": self.n_groups, "dof": self.dof}
-
-
-def seed_noise(data: pd.DataFrame, y: str, axes: Sequence[str], level_tol: float = DEFAULT_LEVEL_TOL) -> SeedNoise:
-    """Pooled within-configuration standard deviation of ``y`` (replicates share every axis level)."""
-    keys = pd.DataFrame({a: axis_levels(data[a].to_numpy(dtype=float), level_tol) for a in axes})
-    keys["_y"] = pd.to_numeric(data[y]).to_numpy(dtype=float)
-    g = keys.groupby(list(axes))["_y"]
-    n = g.count()
-    var = g.var(ddof=1)
-    rep = n >= 2
-    dof = int((n[rep] - 1).sum())
-    if dof == 0:
-        return SeedNoise(None, 0, 0)
-    return SeedNoise(float(math.sqrt(float(((n[rep] - 1) * var[rep]).sum()) / dof)), int(rep.sum()), dof)
 
 
 @dataclass(frozen=True)
@@ -143,6 +86,11 @@ class SplitResult:
     rmse_log: float | None = None
     noise_units: float | None = None
     predictions: list[float] | None = None
+    observed: list[float] | None = None  # the held-out rows' values, in the order of ``predictions``
+    # Per held-out row: prediction - observation on the ranked scale (y for an accuracy, log error for a loss
+    # or an error rate), and how far beyond the training rows it lies (decades along its furthest axis).
+    residuals: list[float] | None = None
+    distances: list[float] | None = None
 
     def to_dict(self) -> JSONDict:
         return {k: getattr(self, k) for k in ("form", "split", "kind", "n_train", "n_test", "ok", "reason", "rmse",
@@ -169,13 +117,17 @@ class FormSummary:
     own_bias: float | None = None
     own_rmse_log: float | None = None
     own_noise_units: float | None = None
+    score: float | None = None  # what the ranking compares: rmse (an accuracy) or rmse_log (a loss, an error rate)
+    score_se: float | None = None  # its standard error over the splits averaged (the one-SE rule)
+    parameters: int = 0  # free parameters of the form on these axes (the one-SE rule prefers fewer)
 
     @property
     def n_averaged(self) -> int:
         return len(self.splits_averaged)
 
     def to_dict(self) -> JSONDict:
-        return {"form": self.form, "rmse": self.rmse, "bias": self.bias, "rmse_log": self.rmse_log,
+        return {"form": self.form, "score": self.score, "score_se": self.score_se, "parameters": self.parameters,
+                "rmse": self.rmse, "bias": self.bias, "rmse_log": self.rmse_log,
                 "noise_units": self.noise_units, "splits_averaged": list(self.splits_averaged), "n_ok": self.n_ok,
                 "n_skipped": self.n_skipped, "splits_fitted": list(self.splits_fitted), "own_rmse": self.own_rmse,
                 "own_bias": self.own_bias, "own_rmse_log": self.own_rmse_log,
@@ -193,7 +145,7 @@ def _fmt(v: float | None) -> str:
 
 
 @dataclass(frozen=True)
-class BacktestResult:
+class BacktestResult(Result):
     y: str
     kind: str
     axes: tuple[str, ...]
@@ -209,6 +161,7 @@ class BacktestResult:
     notes: tuple[str, ...]
     source: dict[str, Any] = field(default_factory=dict)  # where the data came from (scaling.data.tables)
     data: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # the rows backtested
+    split_weights: dict[str, float] = field(default_factory=dict)  # each split's weight in the means
 
     def to_frame(self) -> pd.DataFrame:
         """One row per (split, form): sizes, whether it could be fitted (and why not), its errors, and whether
@@ -256,7 +209,7 @@ class BacktestResult:
                          _fmt(s.noise_units), f"{s.n_ok} of {total}", _fmt(s.own_rmse), _fmt(s.own_bias)])
         return rows
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         """The ranking as text, with the splits each mean averages, the rule, the seed-to-seed noise and the
         notes (the numbers of ``scaling backtest``'s ranking table)."""
         noise = self.noise.sigma
@@ -267,15 +220,22 @@ class BacktestResult:
                  "mean RMSE, bias, RMSE log err and x seed noise: means over those splits (splits averaged); "
                  "own-splits RMSE and bias: each form's means over every split it fits (splits fitted)",
                  table,
-                 f"recommended: {self.recommended or 'none'} (lowest mean held-out RMSE over the splits averaged); "
+                 f"recommended: {self.recommended or 'none'} ({self.ranked_by}; the fewest parameters within one "
+                 "standard error of the best); "
                  f"seed-to-seed noise {noise_text}"]
         if self.notes:
             parts.append("\n".join(f"note: {n}" for n in self.notes))
-        return "\n\n".join(parts)
+        return Text("\n\n".join(parts))
 
     @property
     def direction(self) -> Direction:
         return direction(self.kind)
+
+    @property
+    def ranked_by(self) -> str:
+        """What the ranking compares, in words."""
+        what = "RMSE of log error" if self.direction.ranks_on_log else f"RMSE in {self.unit}"
+        return f"{what}, mean over the common splits weighted by their training rows"
 
     def __repr__(self) -> str:
         return (f"BacktestResult(y={self.y!r}, forms={list(self.by_form)}, splits={len(self.splits)}, "
@@ -291,8 +251,7 @@ class BacktestResult:
         rows = plots.backtest_parity_frame(self, self.data, split=split)
         data = plots.parity_data(rows, forms=[f for f in self.by_form if f in set(rows["form"])],
                                  title=plots.backtest_title(self, split), metric_label=plots.metric_label(self.data))
-        if ax is None:
-            _, ax = plots.new_figure(figsize=(5.6, 5.8))
+        ax = ax if ax is not None else new_axes(figsize=(5.6, 5.8))
         return plots.plot_backtest_parity(data, ax)
 
     def to_dict(self) -> JSONDict:
@@ -316,12 +275,13 @@ class BacktestResult:
             "summary": {k: v.to_dict() for k, v in self.by_form.items()},
             "ranking": self.ranking,
             "recommended": self.recommended,
-            "ranked_by": "mean held-out RMSE over the common splits",
+            "ranked_by": self.ranked_by,
+            "split_weights": self.split_weights,
             "notes": list(self.notes),
         })
 
 
-def _scores(r: FitResult | None, test: pd.DataFrame, y: str, kind: str, scale: float,
+def _scores(r: FitResult | None, train: pd.DataFrame, test: pd.DataFrame, y: str, kind: str, scale: float,
             sigma: float | None) -> dict[str, Any]:
     assert r is not None
     obs = pd.to_numeric(test[y]).to_numpy(dtype=float)
@@ -339,6 +299,9 @@ def _scores(r: FitResult | None, test: pd.DataFrame, y: str, kind: str, scale: f
         "rmse_log": float(np.sqrt(np.mean(logd**2))) if np.all(np.isfinite(logd)) else None,
         "noise_units": rmse / sigma if sigma else None,
         "predictions": pred.tolist(),
+        "observed": obs.tolist(),
+        "residuals": ranked_residuals(pred, obs, direction(kind)).tolist(),
+        "distances": distances_beyond(train, test, list(r.axes)).tolist(),
     }
 
 
@@ -362,7 +325,7 @@ def _run(data: pd.DataFrame, forms: Sequence[str], splits: list[Split], results:
                 except ScalingError as exc:
                     results.append(SplitResult(**base, ok=False, reason=str(exc).splitlines()[0]))
                 else:
-                    sc = _scores(r, data[s.test], y, kind, scale, sigma)
+                    sc = _scores(r, data[s.train], data[s.test], y, kind, scale, sigma)
                     reason = "" if r.converged else "fit did not converge"
                     results.append(SplitResult(**base, ok=True, reason=reason, **sc))
             done += 1
@@ -373,24 +336,43 @@ def _run(data: pd.DataFrame, forms: Sequence[str], splits: list[Split], results:
 TIE_REL = 1e-6  # held-out errors this close (relative) are a tie: nested laws that ended at the same fit
 
 
-def _order(ranking: list[str], summary: Mapping[str, FormSummary], axes: Sequence[str]) -> list[str]:
+def _order(ranking: list[str], summary: Mapping[str, FormSummary]) -> list[str]:
     """Break ties of equal held-out error by the number of parameters, fewer first: ``m4`` at alpha = 0 is
     ``saturating`` is ``powerlaw``, and the simpler statement of the same fit should be recommended."""
-
-    def n_params(form: str) -> int:
-        return len(get_form(form).param_names(axes))
-
     out = list(ranking)
     for i in range(1, len(out)):
         j = i
         while j > 0:
-            a, b = summary[out[j - 1]].rmse, summary[out[j]].rmse
+            a, b = summary[out[j - 1]].score, summary[out[j]].score
             assert a is not None and b is not None  # only forms with a mean are ranked
-            if abs(a - b) > TIE_REL * max(abs(a), abs(b)) or n_params(out[j]) >= n_params(out[j - 1]):
+            simpler = summary[out[j]].parameters < summary[out[j - 1]].parameters
+            if abs(a - b) > TIE_REL * max(abs(a), abs(b)) or not simpler:
                 break
             out[j - 1], out[j] = out[j], out[j - 1]
             j -= 1
     return out
+
+
+def _summarise(form: str, is_ranked: bool, splits: Sequence[Split], common: Sequence[str],
+               results: Sequence[SplitResult], weight: Mapping[str, float], d: Direction,
+               axes: Sequence[str]) -> FormSummary:
+    """A form's weighted means over the common splits (none when it is left out of the ranking: its splits
+    differ from the ranked forms') and over its own splits, with the ranked score and its standard error."""
+    averaged = [s.name for s in splits if s.name in common] if is_ranked else []
+    fitted = [r.split for r in results if r.form == form and r.ok]
+    by_split = {r.split: r for r in results if r.form == form}
+
+    def mean(key: str, names: list[str]) -> float | None:
+        return weighted_mean([getattr(by_split[n], key) for n in names], [weight[n] for n in names])
+
+    key = "rmse_log" if d.ranks_on_log else "rmse"
+    return FormSummary(form, mean("rmse", averaged), mean("bias", averaged), mean("rmse_log", averaged),
+                       mean("noise_units", averaged), len(fitted), len(splits) - len(fitted), tuple(averaged),
+                       tuple(fitted), mean("rmse", fitted), mean("bias", fitted), mean("rmse_log", fitted),
+                       mean("noise_units", fitted), score=mean(key, averaged),
+                       score_se=weighted_se([getattr(by_split[n], key) for n in averaged],
+                                            [weight[n] for n in averaged]),
+                       parameters=len(get_form(form).param_names(axes)))
 
 
 def _rankable(forms: Sequence[str], splits: list[Split],
@@ -455,24 +437,10 @@ def backtest(
         _run(data, forms, splits, results, y=y, axes=axes, kind=kind, weights=weights, options=options,
              scale=scale, sigma=noise.sigma, progress=progress, unavailable=dict(unavailable or {}))
     ranked, common, dropped = _rankable(forms, splits, results)
-    summary = {}
-    for form in forms:
-        # A form left out of the comparison gets no common-split means: its splits differ from the ranked
-        # forms'. Its own-split means (every split it fitted) it always gets.
-        averaged = [s.name for s in splits if s.name in common] if form in ranked else []
-        fitted = [r.split for r in results if r.form == form and r.ok]
-        by_split = {r.split: r for r in results if r.form == form}
-
-        def mean(key: str, names: list[str], by_split: dict[str, SplitResult] = by_split) -> float | None:
-            vals = [getattr(by_split[n], key) for n in names]
-            return float(np.mean(vals)) if vals and all(v is not None for v in vals) else None
-
-        summary[form] = FormSummary(form, mean("rmse", averaged), mean("bias", averaged), mean("rmse_log", averaged),
-                                    mean("noise_units", averaged), len(fitted), len(splits) - len(fitted),
-                                    tuple(averaged), tuple(fitted), mean("rmse", fitted), mean("bias", fitted),
-                                    mean("rmse_log", fitted), mean("noise_units", fitted))
-    with_mean = [f for f in ranked if summary[f].rmse is not None]
-    ranking = _order(sorted(with_mean, key=lambda f: float(summary[f].rmse or 0.0)), summary, axes)
+    weight = split_weights(splits)
+    summary = {form: _summarise(form, form in ranked, splits, common, results, weight, d, axes) for form in forms}
+    with_mean = [f for f in ranked if summary[f].score is not None]
+    ranking = _order(sorted(with_mean, key=lambda f: float(summary[f].score or 0.0)), summary)
     notes = []
     if dropped:
         notes.append("not ranked (fitted on too few splits to compare with the others): "
@@ -487,5 +455,5 @@ def backtest(
     split_info = [{"name": s.name, "kind": s.kind, "axis": s.axis, "n_train": s.n_train, "n_test": s.n_test}
                   for s in splits]
     return BacktestResult(y, kind, axes, d.unit, split_info,
-                          results, common, summary, ranking, ranking[0] if ranking else None, noise, level_tol,
-                          tuple(notes))
+                          results, common, summary, ranking, one_se_choice(ranking, summary), noise, level_tol,
+                          tuple(notes), split_weights={s.name: weight[s.name] for s in splits})

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from scaling.core.direction import direction
+from scaling.core.display import Text, new_axes
 from scaling.core.jsonable import JSONDict, jsonable
+from scaling.core.results import Result
 from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS, DEFAULT_N_BOOT
 from scaling.errors import ScalingError
 from scaling.forms.result import FitResult, fit
@@ -68,7 +70,7 @@ class FormRow:
 
 
 @dataclass(frozen=True)
-class CompareResult:
+class CompareResult(Result):
     point: dict[str, float]
     target: float | None
     rows: list[FormRow]
@@ -104,7 +106,7 @@ class CompareResult:
             rows.append(row)
         return pd.DataFrame(rows).set_index("form")
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         """Every form side by side as text, with the recommendation and the rule that made it."""
         where = ", ".join(f"{k}={v:g}" for k, v in self.point.items())
         parts = [f"Forms compared at {where}" + ("" if self.target is None else f" (target {self.target:g})"),
@@ -115,7 +117,7 @@ class CompareResult:
                  f"splits; information criteria measure in-sample fit, not extrapolation)"]
         if self.notes:
             parts.append("\n".join(f"note: {n}" for n in self.notes))
-        return "\n\n".join(parts)
+        return Text("\n\n".join(parts))
 
     def __repr__(self) -> str:
         return (f"CompareResult(forms={[r.form for r in self.rows]}, point={self.point}, "
@@ -124,10 +126,7 @@ class CompareResult:
     def plot(self, ax: Axes | None = None) -> Axes:
         """Each form's prediction at the comparison point with its widest bootstrap interval, the
         recommended form highlighted and the target drawn. Returns the Axes."""
-        from scaling.plots import new_figure  # lazy: drawing (matplotlib) is optional
-
-        if ax is None:
-            _, ax = new_figure()
+        ax = ax if ax is not None else new_axes()
         ok = [r for r in self.rows if r.ok and r.predicted is not None]
         level = max(self.levels) if self.levels else None
         scale = direction(self.backtest.kind).scale

@@ -10,12 +10,14 @@ from typing import Any
 
 import pandas as pd
 
+from scaling.core import checks, work
 from scaling.core.direction import direction
 from scaling.core.targets import Target, resolve_target
 from scaling.data.dataset import Dataset
 from scaling.data.tables import check_chance, select
 from scaling.defaults import DEFAULT_N_BOOT
 from scaling.errors import ScalingError
+from scaling.forms import Form
 from scaling.forms.options import form_names, form_options
 from scaling.selection.backtest import BacktestResult
 from scaling.selection.backtest import backtest as run_backtest
@@ -29,7 +31,7 @@ Progress = Callable[[str, int, int], None]
 
 def backtest(
     data: pd.DataFrame | None = None,
-    forms: Sequence[str] | None = None,
+    forms: Sequence[str | Form] | None = None,
     *,
     metric: str | None = None,
     y: str | None = None,
@@ -55,6 +57,7 @@ def backtest(
     sel = select(data, metric=metric, y=y, axes=axes, kind=kind)
     check_chance(chance, kind, sel)
     options, unavailable = options_for(names, sel, chance, huber_delta, alpha_max)
+    level_tol = None if level_tol is None else checks.level_tol(level_tol)
     result = run_backtest(sel.frame, names, y=sel.y, axes=sel.axes, kind=kind, options=options,
                           rolling_axis=_rolling_axis(rolling_axis, sel),
                           level_tol=sel.level_tol if level_tol is None else level_tol,
@@ -65,6 +68,8 @@ def backtest(
 def options_for(names: Sequence[str], sel: Dataset, chance: float | None, huber_delta: float | None,
                 alpha_max: float | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """Each form's options, and the forms that cannot apply to these data with the reason."""
+    huber_delta = None if huber_delta is None else checks.positive(huber_delta, "huber_delta")
+    alpha_max = None if alpha_max is None else checks.alpha_max(alpha_max)
     options: dict[str, dict[str, Any]] = {}
     unavailable: dict[str, str] = {}
     for f in names:
@@ -85,7 +90,7 @@ def _rolling_axis(rolling_axis: str | None, sel: Dataset) -> str | None:
 
 def compare(
     data: pd.DataFrame | None = None,
-    forms: Sequence[str] | None = None,
+    forms: Sequence[str | Form] | None = None,
     *,
     metric: str | None = None,
     y: str | None = None,
@@ -111,10 +116,13 @@ def compare(
     names = form_names(forms)
     sel = select(data, metric=metric, y=y, axes=axes, kind=kind)
     check_chance(chance, kind, sel)
-    point = dict(at) if at is not None else sel.evaluation_point
-    missing = [a for a in sel.axes if a not in point]
-    if missing:
-        raise ScalingError(f"the comparison point lacks axis {missing[0]!r}; the axes are {', '.join(sel.axes)}")
+    point = checks.point(at, sel.axes, "the comparison point") if at is not None else sel.evaluation_point
+    level_tol = None if level_tol is None else checks.level_tol(level_tol)
+    n_boot = checks.count(n_boot, "n_boot", minimum=0)
+    seed = checks.seed(seed)
+    if n_boot:  # a bootstrap per form, before any is fitted
+        what = f"{n_boot:,} bootstrap resamples x {len(names)} form(s) of {len(sel.frame):,} rows"
+        work.check(work.bootstrap(n_boot * len(names), len(sel.frame), n_quantities=2, workers=workers, what=what))
     tgt = None
     if target is not None:
         tgt = target if isinstance(target, Target) else resolve_target(

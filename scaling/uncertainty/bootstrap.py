@@ -32,8 +32,10 @@ import numpy as np
 import pandas as pd
 
 from scaling.core.direction import direction
+from scaling.core.display import Text, new_axes
 from scaling.core.forked import fork_context, map_chunks
 from scaling.core.jsonable import JSONDict, jsonable
+from scaling.core.results import Result
 from scaling.core.threads import single_threaded_blas
 from scaling.defaults import DEFAULT_GROUP, DEFAULT_LEVELS, DEFAULT_N_BOOT
 from scaling.errors import FitError, ScalingError
@@ -97,7 +99,7 @@ class Summary:
 
 
 @dataclass(frozen=True)
-class BootstrapResult:
+class BootstrapResult(Result):
     form: str
     n_requested: int
     n_ok: int
@@ -140,7 +142,7 @@ class BootstrapResult:
                 rows.append(row)
         return pd.DataFrame(rows).set_index("quantity")
 
-    def summary(self) -> str:
+    def summary(self) -> Text:
         """The intervals as text, with the shares of resamples in which each event holds and the notes."""
         group = ", ".join(self.group) if self.group else "single rows"
         parts = [f"Bootstrap of form {self.form!r}: {self.n_ok} of {self.n_requested} resamples fitted "
@@ -150,7 +152,7 @@ class BootstrapResult:
             parts.append("\n".join(f"share of resamples where {k}: {v:.3f}" for k, v in self.probabilities.items()))
         if self.notes:
             parts.append("\n".join(f"note: {n}" for n in self.notes))
-        return "\n\n".join(parts)
+        return Text("\n\n".join(parts))
 
     def __repr__(self) -> str:
         names = [*self.params, *self.derived]
@@ -167,8 +169,7 @@ class BootstrapResult:
         if name not in self.samples:
             raise ScalingError(f"no samples of {name!r} kept (bootstrap with keep_samples=True); "
                                f"quantities: {', '.join(self.samples)}")
-        if ax is None:
-            _, ax = plots.new_figure()
+        ax = ax if ax is not None else new_axes()
         level = max(self.levels)
         if name.endswith("flops"):
             return plots.plot_compute_distribution(
@@ -364,7 +365,8 @@ class _Samples:
 
     @classmethod
     def gather(cls, full: FitResult, est: Derived, outcomes: list[Outcome]) -> _Samples:
-        out = cls({k: [] for k in [*full.params, "ceiling"]}, {k: [] for k in est.values}, dict.fromkeys(est.events, 0))
+        out = cls({k: [] for k in [*full.params.index, "ceiling"]}, {k: [] for k in est.values},
+                  dict.fromkeys(est.events, 0))
         for o in outcomes:  # in resample order, whatever the number of workers
             if o[0] == "fail":
                 out.failures[o[1]] = out.failures.get(o[1], 0) + 1
@@ -372,7 +374,7 @@ class _Samples:
             _, rparams, ceiling, path, values, events = o
             out.n_ok += 1
             out.paths[path] = out.paths.get(path, 0) + 1
-            for k in full.params:
+            for k in full.params.index:
                 out.params[k].append(rparams.get(k, math.nan))
             out.params["ceiling"].append(math.inf if ceiling is None else ceiling)
             for k in out.values:
@@ -466,7 +468,7 @@ def bootstrap(
         raise FitError(f"no bootstrap resample of form {form!r} could be fitted: {reasons}")
     notes = ([] if cols else ["every row resampled on its own (no group column)"]) + _notes(got, n_boot, full)
     samples = {k: np.asarray(v, dtype=float) for k, v in {**got.params, **got.values}.items()}
-    params = {k: summarise(k, samples[k], lv, full.params.get(k)) for k in full.params}
+    params = {k: summarise(k, samples[k], lv, full.params.get(k)) for k in full.params.index}
     params["ceiling"] = summarise("ceiling", samples["ceiling"], lv,
                                   math.inf if full.ceiling is None else full.ceiling)
     dsum = {k: summarise(k, samples[k], lv, est.values.get(k)) for k in got.values}
