@@ -159,6 +159,10 @@ def test_accumulation_trains_the_same_run(tmp_path: Path) -> None:
     r = invoke(db, "train", "pretrain", *tiny_args(clip(), steps=3), "--micro-batch", "3", "--out",
                str(tmp_path / "bad"), "--no-db")
     assert r.exit_code == 1 and "micro-batch 3 do not make the 8 samples" in r.stderr
+    # --batch-size (tiny_args: 8) is the older name of --global-batch: both, with other values, is a usage error
+    r = invoke(db, "train", "pretrain", *tiny_args(clip(), steps=3), "--global-batch", "16", "--out",
+               str(tmp_path / "both"), "--no-db")
+    assert r.exit_code == 2 and "--batch-size" in r.stderr and not (tmp_path / "both").exists()
 
 
 def test_train_without_torch_is_one_line(tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ from scaling.cli.train_options import (
     ActCkpt,
     Arch,
     Batch,
+    BatchSize,
     CkptEvery,
     Compile,
     ConfigOpt,
@@ -140,6 +141,11 @@ def _pretrain_cfg(config: Path | None, o: dict[str, Any]) -> Any:
         o["fps"] = fps
     if o.get("data"):
         o["data"] = [str(p) for p in o["data"]]
+    older = o.pop("batch_size", None)
+    if older is not None:
+        if o.get("global_batch") not in (None, older):
+            raise typer.BadParameter("give --global-batch or its older name, not both", param_hint="--batch-size")
+        o["global_batch"] = older
     return build(PretrainConfig, file_values, o)
 
 
@@ -208,7 +214,8 @@ def pretrain_cmd(
     dataset: Dataset = None, fps: Fps = None, data_fraction: Fraction = None, subset_seed: SubsetSeed = None,
     subset: SubsetMode = None, mask_ratio: MaskRatio = None, norm_pix_loss: NormPix = None,
     decoder_dim: DecDim = None, decoder_depth: DecDepth = None, decoder_heads: DecHeads = None,
-    global_batch: Batch = None, micro_batch: MicroBatch = None, accum: Accum = None, lr: Lr = None,
+    global_batch: Batch = None, batch_size: BatchSize = None, micro_batch: MicroBatch = None,
+    accum: Accum = None, lr: Lr = None,
     weight_decay: Wd = None, schedule: Schedule = None,
     warmup_steps: Warmup = None, steps: Steps = None, images: Images = None, minutes: Minutes = None,
     precision: Precision = None, compile: Compile = None, fsdp: Fsdp = None,
@@ -332,7 +339,8 @@ def point_cmd(
     dataset: Dataset = None, fps: Fps = None, data_fraction: Fraction = None, subset_seed: SubsetSeed = None,
     subset: SubsetMode = None, mask_ratio: MaskRatio = None, norm_pix_loss: NormPix = None,
     decoder_dim: DecDim = None, decoder_depth: DecDepth = None, decoder_heads: DecHeads = None,
-    global_batch: Batch = None, micro_batch: MicroBatch = None, accum: Accum = None, lr: Lr = None,
+    global_batch: Batch = None, batch_size: BatchSize = None, micro_batch: MicroBatch = None,
+    accum: Accum = None, lr: Lr = None,
     weight_decay: Wd = None, schedule: Schedule = None,
     warmup_steps: Warmup = None, steps: Steps = None, images: Images = None, minutes: Minutes = None,
     precision: Precision = None, compile: Compile = None, fsdp: Fsdp = None,

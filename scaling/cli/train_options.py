@@ -37,9 +37,11 @@ NormPix = Annotated[bool | None, typer.Option("--norm-pix-loss/--no-norm-pix-los
 DecDim = Annotated[int | None, typer.Option(help="Decoder width \\[default: 512].")]
 DecDepth = Annotated[int | None, typer.Option(help="Decoder depth \\[default: 8].")]
 DecHeads = Annotated[int | None, typer.Option(help="Decoder heads \\[default: 16].")]
-Batch = Annotated[int | None, typer.Option("--global-batch", "--batch-size", help="Samples per optimizer step, all "
-                                           "processes and micro-batches together: the recipe's batch, hashed "
-                                           "into the run id \\[default: 256].")]
+Batch = Annotated[int | None, typer.Option("--global-batch", help="Samples per optimizer step, all processes and "
+                                           "micro-batches together: the recipe's batch, hashed into the run id; "
+                                           "--batch-size is its older name \\[default: 256].")]
+# The older name of --global-batch, still accepted; hidden so that the option's names fit an 80-column help.
+BatchSize = Annotated[int | None, typer.Option("--batch-size", hidden=True)]
 MicroBatch = Annotated[int | None, typer.Option("--micro-batch", help="Samples per process per forward/backward "
                                                 "(what fits one GPU); accumulation steps = global / (micro x "
                                                 "processes) \\[default: from --accum, else all of its share].")]
