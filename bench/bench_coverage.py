@@ -44,7 +44,7 @@ from scaling.fitting import fit_dataset
 from scaling.forms import list_forms
 from scaling.questions.objects import At
 from scaling.questions.workflow import project as project_one
-from scaling.selection.conformal import conformal_scale
+from scaling.selection.conformal import conformal_scale, euclidean_decades
 from scaling.selection.splits import ranked_residuals
 from scaling.selection.weights import pseudo_bma_weights, stacking_weights
 from scaling.uncertainty.resampling import Bootstrap
@@ -90,7 +90,7 @@ def one(rep: int, n_boot: int) -> dict[str, Any]:
 
 def _distance_of_scenario() -> float:
     design = _design()
-    return max(math.log10(PAPER_SCENARIO[a] / float(design[a].max())) for a in PAPER_SCENARIO)
+    return euclidean_decades([math.log10(PAPER_SCENARIO[a] / float(design[a].max())) for a in PAPER_SCENARIO])
 
 
 def evaluate(raw: dict[str, Any], weights: dict[str, float], distance: float) -> dict[str, Any]:
@@ -190,6 +190,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", type=Path, default=Path("coverage.jsonl"))
     ap.add_argument("--summary", action="store_true", help="print the table of --out and stop")
+    ap.add_argument("--from-rep", type=int, default=0,
+                    help="summarise replications from this one on (23: those after the Euclidean distance was "
+                         "chosen on the first 23)")
     args = ap.parse_args()
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     if not args.summary:
@@ -200,7 +203,7 @@ def main() -> None:
                 fh.flush()
                 done.append(row)
                 print(f"rep {row['rep']} ({row['family']}) {row['seconds']:.1f} s  [{i}/{len(todo)}]", flush=True)
-    done = sorted(done, key=lambda r: r["rep"])
+    done = sorted((r for r in done if r["rep"] >= args.from_rep), key=lambda r: r["rep"])
     print(summary(done))
     print()
     print(summary(done, FIRST_ORDER))

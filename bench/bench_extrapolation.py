@@ -72,19 +72,19 @@ class Options:
 # -- the ensemble hook (issue 18) ------------------------------------------------------------------------
 
 def ensemble_predict(fit: pd.DataFrame, x_new: np.ndarray, *, y: str, x: str, kind: str, level: float,
-                     calibrated: bool, n_boot: int, seed: int) -> Band:
+                     n_boot: int, seed: int) -> tuple[Band, Band]:
     """The library's ensemble of forms on one table: ``scaling.predict`` with every form that applies,
-    weighted by stacking on the rolling-origin backtest of the fitting part.
+    weighted by stacking on the rolling-origin backtest of the fitting part; one call gives both bands.
 
-    Without calibration the band is the forms' weighted bootstrap mixture (parameter uncertainty and the
-    uncertainty of which law; no observation noise); with ``calibrated=True`` it is widened by the
-    split-conformal quantile of the held-out errors at each tail point's distance beyond the data, an
-    interval for an observed value. The params-only bounds are the same bounds.
+    Bootstrap-only: the forms' weighted bootstrap mixture (parameter uncertainty and the uncertainty of which
+    law; no observation noise). Calibrated: widened by the split-conformal quantile of the held-out errors
+    at each tail point's distance beyond the data, an interval for an observed value. Each band's
+    params-only bounds are its own bounds.
     """
     out = scaling.predict(fit, at=pd.DataFrame({x: x_new}), y=y, axes=[x], kind=kind, forms=None,
-                          ensemble="stacking", calibrated=calibrated, levels=[level], n_boot=n_boot, seed=seed)
-    lo, hi = out.intervals[level]
-    return Band(out.predicted, lo, hi, lo, hi, n_boot)
+                          ensemble="stacking", calibrated=True, levels=[level], n_boot=n_boot, seed=seed)
+    (lo, hi), (blo, bhi) = out.intervals[level], out.bootstrap_intervals[level]
+    return Band(out.predicted, blo, bhi, blo, bhi, n_boot), Band(out.predicted, lo, hi, lo, hi, n_boot)
 
 
 # -- methods ---------------------------------------------------------------------------------------------
@@ -189,10 +189,16 @@ def run_curve(curve: Curve, opts: Options) -> list[dict[str, object]]:
         PAPER: lambda: paper_band(curve, train, x_tail, opts),
         RECOMMENDED: lambda: recommended_band(train, x_tail, opts)}
     if opts.ensemble:
-        for name, cal in ((ENSEMBLE, False), (ENSEMBLE_CAL, True)):
-            runs[name] = (lambda cal=cal: (ensemble_predict(train, x_tail, y="y", x="x", kind="loss",
-                                                            level=opts.level, calibrated=cal, n_boot=opts.n_boot,
-                                                            seed=opts.seed), ""))
+        both: dict[str, tuple[Band, Band]] = {}  # one library call gives both bands: computed once
+
+        def ensemble_band(i: int) -> tuple[Band, str]:
+            if "bands" not in both:
+                both["bands"] = ensemble_predict(train, x_tail, y="y", x="x", kind="loss", level=opts.level,
+                                                 n_boot=opts.n_boot, seed=opts.seed)
+            return both["bands"][i], ""
+
+        runs[ENSEMBLE] = lambda: ensemble_band(0)
+        runs[ENSEMBLE_CAL] = lambda: ensemble_band(1)
     rows = []
     with single_threaded_blas():
         for method, fn in runs.items():

@@ -31,8 +31,11 @@ import pandas as pd
 
 from . import records as rec_io
 from .errors import RunsDBError, UnknownRunError, ValidationError, ValidationErrors
+from .foreign import ColumnMap, read_mapped_csv
 from .integrity import check_export_target, check_tables
 from .loading import load_records
+from .mlflow_store import read_mlflow
+from .parquet import parquet_writer
 from .published import EVAL_SET_IMAGENET, PROTOCOL_PERMISSIVE, published_logs_dir, published_records
 from .schema import SCHEMA_VERSION, migrate, user_version
 from .store import RUN_COLUMNS, evaluation_of_row, write_records
@@ -43,6 +46,7 @@ DB_ENV_VAR = "SCALING_DB"
 BUSY_TIMEOUT_S = 10.0
 RETRY_DEADLINE_S = 120.0
 MEMORY = ":memory:"
+EXPORT_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 
 T = TypeVar("T")
 # A filter of RunDB.list_runs: a value (None: IS NULL), or a list, tuple or set of values (any of them).
@@ -224,6 +228,17 @@ class RunDB:
         self._check("runs")
         return self._read(sql, params)
 
+    def list_with_eval(self, *, protocol: str = PROTOCOL_PERMISSIVE, eval_set: str = EVAL_SET_IMAGENET,
+                       metric: str = "top1", selection: str = "best-epoch", **filters: RunFilter) -> pd.DataFrame:
+        """``list_runs(**filters)`` with one evaluation beside each run: columns ``protocol``, ``eval_set``,
+        ``metric``, ``selection`` and ``value`` (a fraction; NaN where the run has no such evaluation)."""
+        frame = self.list_runs(**filters)
+        values = self.grid(protocol=protocol, eval_set=eval_set, metric=metric, selection=selection, status=None)
+        by_run = dict(zip(values["run_id"], values["value"], strict=True))
+        out = frame.assign(protocol=protocol, eval_set=eval_set, metric=metric, selection=selection)
+        out["value"] = [by_run.get(r, float("nan")) for r in frame["run_id"]]
+        return out
+
     def resolve_id(self, run_id: str) -> str:
         """The full run id for an id or a unique id prefix."""
         prefix = str(run_id).strip().lower()
@@ -305,6 +320,19 @@ class RunDB:
         n_files, records = load_records(paths, fmt)
         return self.import_records(records, files=n_files)
 
+    def import_table(self, path: str | Path, mapping: ColumnMap | str | Path | Mapping[str, str], *,
+                     constants: str | Mapping[str, object] | None = None, percent: bool = False) -> ImportReport:
+        """Import a W&B or hand-made CSV through a column mapping (``runs_db.foreign``), all rows or none."""
+        cmap = ColumnMap.of(mapping, constants=constants, percent=percent)
+        return self.import_records(read_mapped_csv(path, cmap), files=1)
+
+    def import_mlflow(self, uri: str, experiment: str, mapping: ColumnMap | str | Path | Mapping[str, str] | None
+                      = None, *, constants: str | Mapping[str, object] | None = None, percent: bool = False
+                      ) -> ImportReport:
+        """Import every run of an MLflow experiment (``runs_db.mlflow_store``; the ``mlflow`` extra), all or none."""
+        cmap = ColumnMap.of(mapping, constants=constants, percent=percent)
+        return self.import_records(read_mlflow(uri, experiment, cmap), files=0)
+
     def import_records(self, records: Sequence[RunRecord], *, files: int = 0) -> ImportReport:
         imported_at = _utc_now()
         counts = self._write(lambda conn: write_records(conn, records, imported_at))
@@ -313,23 +341,25 @@ class RunDB:
                             history_added=counts.history_added)
 
     def export(self, path: str | Path, *, fmt: str | None = None, overwrite: bool = False) -> int:
-        """Write every run as CSV (one row per run x eval) or JSON lines (one run.json object per run).
+        """Write every run as CSV or Parquet (one row per run x eval) or JSON lines (one run.json object per run).
 
-        The format comes from ``fmt`` ('csv' | 'jsonl') or the suffix; the file is written whole (atomically).
+        The format comes from ``fmt`` ('csv' | 'jsonl' | 'parquet': pyarrow, the ``parquet`` extra) or the
+        suffix; the file is written whole (atomically).
         It is never the database itself nor a folder, and an existing file is replaced only with ``overwrite``
         (``runs_db.integrity``); a damaged database is refused before anything is written. Returns the
         number of rows (CSV) or lines (JSONL) written.
         """
         path = Path(path)
-        kind = fmt or {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(path.suffix.lower())
-        if kind not in ("csv", "jsonl"):
-            raise RunsDBError("cannot tell the export format: use a .csv or .jsonl name, or fmt=",
+        kind = fmt or EXPORT_SUFFIXES.get(path.suffix.lower())
+        if kind not in EXPORT_SUFFIXES.values():
+            raise RunsDBError("cannot tell the export format: use a .csv, .jsonl or .parquet name, or fmt=",
                               file=str(path))
         check_export_target(path, str(self.path), overwrite=overwrite)
 
         def snapshot(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], ...]:
             # One read transaction, so the export is a consistent snapshot.
-            check_tables(conn, ("runs", "evals", "history") if kind == "jsonl" else ("runs", "evals"), str(self.path))
+            check_tables(conn, ("runs", "evals", "history") if kind == "jsonl" else ("runs", "evals"),
+                         str(self.path))
             runs = [dict(r) for r in conn.execute(
                 f"SELECT {', '.join(RUN_COLUMNS)} FROM runs ORDER BY arch, image_px, data_fraction, "
                 "subset_seed, name, run_id")]
@@ -352,6 +382,10 @@ class RunDB:
         for h in hist:
             hist_by.setdefault(h.pop("run_id"), []).append(h)
 
+        if kind == "parquet":
+            rows = list(rec_io.csv_rows(runs, evals_by, tags_by))
+            rec_io.atomic_write(path, parquet_writer(rows), binary=True)
+            return len(rows)
         if kind == "csv":
             rows = list(rec_io.csv_rows(runs, evals_by, tags_by))
 

@@ -92,7 +92,7 @@ def check_export_target(path: Path, db_path: str, *, overwrite: bool) -> None:
                 raise RunsDBError("refusing to export onto the run database itself (or its journal); choose "
                                   "another file name", file=str(path))
         if path.is_dir():
-            raise RunsDBError("is a folder; export to a file (.csv or .jsonl) in it", file=str(path))
+            raise RunsDBError("is a folder; export to a file (.csv, .jsonl or .parquet) in it", file=str(path))
         if path.exists() and not overwrite:
             raise RunsDBError("exists; pass --force (overwrite=True) to replace it", file=str(path))
     except OSError as e:  # a name too long, a loop of links: one line

@@ -1,7 +1,8 @@
 """Reading import inputs: a user's paths expanded into files by format, each parsed into run records.
 
 Formats: MAE log folders (``mae_logs``), CSV tables, ``run.json`` records and JSON-lines files
-(``records``). A plain folder is searched recursively for ``run.json`` (train's output tree).
+(``records``), and Parquet files of the export's table (``parquet``). A plain folder is searched recursively
+for ``run.json`` (train's output tree).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from typing import TypeVar
 from . import records as rec_io
 from .errors import ValidationError
 from .mae_logs import is_mae_logs_dir, read_mae_logs
+from .parquet import read_parquet_rows
 from .published import PUBLISHED_SPEC
 from .validate import RunRecord
 
-FORMATS = ("auto", "mae-logs", "csv", "run-json", "jsonl")
+FORMATS = ("auto", "mae-logs", "csv", "run-json", "jsonl", "parquet")
 T = TypeVar("T")
 
 
@@ -45,11 +47,16 @@ def _detect(path: Path, fmt: str) -> list[tuple[str, Path]]:
     if fmt != "auto":
         return [(fmt, path)]
     suffix = path.suffix.lower()
-    by_suffix = {".csv": "csv", ".json": "run-json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+    by_suffix = {".csv": "csv", ".json": "run-json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
     if suffix not in by_suffix:
-        raise ValidationError("unknown file type (expected .csv, .json, .jsonl or an MAE logs directory)",
+        raise ValidationError("unknown file type (expected .csv, .json, .jsonl, .parquet or an MAE logs directory)",
                               file=str(path))
     return [(by_suffix[suffix], path)]
+
+
+def _read_parquet(path: Path, shown: str, errors: list[ValidationError] | None) -> list[RunRecord]:
+    header, rows = read_parquet_rows(path, shown)
+    return rec_io.records_from_rows(header, rows, shown, errors)
 
 
 def load_records(paths: Sequence[str | Path], fmt: str = "auto",
@@ -83,6 +90,8 @@ def load_records(paths: Sequence[str | Path], fmt: str = "auto",
             n_files += 1
             if kind == "csv":
                 out += collect(rec_io.read_csv, path, shown, errors)
+            elif kind == "parquet":
+                out += collect(_read_parquet, path, shown, errors)
             elif kind == "run-json":
                 out += collect(rec_io.read_run_json, path, shown)
             else:

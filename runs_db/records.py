@@ -66,7 +66,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from .errors import RunsDBError, ValidationError
 from .types import Evaluation, JSONObject, Value
@@ -183,13 +183,19 @@ def read_csv(path: Path, shown: str, errors: list[ValidationError] | None = None
         raise ValidationError(f"cannot read CSV: {e}", file=shown) from None
     if not rows:
         raise ValidationError("empty CSV (no header)", file=shown, row=1)
-    header = [h.strip() for h in rows[0]]
+    return records_from_rows([h.strip() for h in rows[0]], rows[1:], shown, errors)
+
+
+def records_from_rows(header: Sequence[str], rows: Iterable[Sequence[str]], shown: str,
+                      errors: list[ValidationError] | None = None) -> list[RunRecord]:
+    """Run records from the text cells of a table in the export's columns (``CSV_COLUMNS``): a CSV file, or a
+    Parquet file's rows as text. The header is row 1; rows that are all blank are skipped."""
     for column in header:
         if column not in CSV_COLUMNS:
             raise ValidationError("unknown column (see runs_db.records for the CSV columns)",
                                   file=shown, row=1, column=column)
     if len(set(header)) != len(header):
-        dup = next(h for h in header if header.count(h) > 1)
+        dup = next(h for h in header if list(header).count(h) > 1)
         raise ValidationError("duplicate column", file=shown, row=1, column=dup)
     for column in CSV_REQUIRED:
         if column not in header:
@@ -200,7 +206,7 @@ def read_csv(path: Path, shown: str, errors: list[ValidationError] | None = None
 
     merged: dict[str, RunRecord] = {}
     n_rows = 0
-    for rowno, cells in enumerate(rows[1:], start=2):
+    for rowno, cells in enumerate(rows, start=2):
         if not any(c.strip() for c in cells):
             continue
         n_rows += 1
@@ -208,12 +214,7 @@ def read_csv(path: Path, shown: str, errors: list[ValidationError] | None = None
             if len(cells) != len(header):
                 raise ValidationError(f"{len(cells)} cells, header has {len(header)}", file=shown, row=rowno)
             row = dict(zip(header, cells, strict=True))
-            rec = _record_from_csv_row(row, Loc(shown, rowno))
-            first = merged.get(rec.run_id)
-            if first is None:
-                merged[rec.run_id] = rec
-            else:
-                _merge_same_run(first, rec)
+            merge_into(merged, _record_from_csv_row(row, Loc(shown, rowno)))
         except ValidationError as e:
             if errors is None:
                 raise
@@ -221,6 +222,15 @@ def read_csv(path: Path, shown: str, errors: list[ValidationError] | None = None
     if not n_rows:
         raise ValidationError("no data rows (only a header): nothing to import", file=shown, row=2)
     return list(merged.values())
+
+
+def merge_into(merged: dict[str, RunRecord], rec: RunRecord) -> None:
+    """Add ``rec`` to ``merged`` (by run id), pooling it with an earlier row of the same run."""
+    first = merged.get(rec.run_id)
+    if first is None:
+        merged[rec.run_id] = rec
+    else:
+        _merge_same_run(first, rec)
 
 
 def _record_from_csv_row(row: dict[str, str], loc: Loc) -> RunRecord:
@@ -322,16 +332,18 @@ def run_json_object(run: Mapping[str, Value], evals: Sequence[Mapping[str, Value
     return obj
 
 
-def atomic_write(path: Path, write: Callable[[TextIO], None]) -> None:
-    """Write through ``write(file)`` into a temp file next to ``path``, then ``os.replace`` it."""
+def atomic_write(path: Path, write: Callable[[TextIO], None] | Callable[[BinaryIO], None], *,
+                 binary: bool = False) -> None:
+    """Write through ``write(file)`` (a text file, or a binary one with ``binary``) into a temp file next to
+    ``path``, then ``os.replace`` it."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:  # a parent that is a file, no permission, a full disk: one line, nothing written
         raise RunsDBError(f"cannot write the file ({e.strerror or e}: {e.filename or path})", file=str(path)) from None
     try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            write(f)
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", newline="", encoding="utf-8")) as f:
+            write(f)  # type: ignore[arg-type]  # the file's mode follows ``binary``, as the caller's writer does
             f.flush()
             os.fsync(f.fileno())
         # mkstemp creates the file 0600; give the export the permissions of an ordinary new file.

@@ -409,11 +409,13 @@ def build_record(
     tags: Mapping[str, object] | None = None,
     run_id: object = None,
     config_from_fields: Sequence[str] = (),
+    extra_config: Mapping[str, object] | None = None,
 ) -> RunRecord:
     """Validate run fields (``RUN_FIELDS`` names) and attached data into a ``RunRecord``.
 
     ``config`` is hashed into the run id; without one, the config is the subset ``config_from_fields``
-    of the typed fields (used by CSV rows that carry no ``config_json``). A given ``run_id`` must equal
+    of the typed fields (used by CSV rows that carry no ``config_json``), plus ``extra_config`` (a run's
+    identity in another tracker, the settings that tell runs apart there). A given ``run_id`` must equal
     the hash of the config.
     """
     run: dict[str, Value] = {}
@@ -430,7 +432,7 @@ def build_record(
     _check_plausible(run, loc)  # derived values too (hours from frames, samples = steps x batch)
 
     if config is None:
-        config = {c: run[c] for c in config_from_fields if run.get(c) is not None}
+        config = {c: run[c] for c in config_from_fields if run.get(c) is not None} | dict(extra_config or {})
     if not isinstance(config, Mapping) or not config:
         raise loc.error("config", "missing or empty: the run id is the hash of the config")
     json_depth(config, loc, "config")

@@ -10,6 +10,9 @@ from runs_db.published import EVAL_SET_IMAGENET, PROTOCOL_PERMISSIVE
 from runs_db.validate import FRAMES_PER_HOUR
 
 __all__ = [
+    "ALLOCATION_FORM",
+    "ALLOCATION_METHODS",
+    "ALLOCATION_N_BOOT",
     "ALPHA_MAX",
     "ALPHA_MAX_LIMIT",
     "AXES",
@@ -28,8 +31,13 @@ __all__ = [
     "DEFAULT_PROTOCOL",
     "DEFAULT_SELECTION",
     "DEFAULT_TARGET",
+    "ENVELOPE_POINTS",
     "FRAMES_PER_HOUR",
     "HUBER_DELTA",
+    "ISOFLOP_BUDGET_TOL",
+    "ISOFLOP_CHECK_MIN_DECADES",
+    "ISOFLOP_CHECK_Z",
+    "ISOFLOP_MIN_SIZES",
     "MASK_RATIO",
     "MAX_SEED",
     "MAX_WORKERS",
@@ -101,3 +109,20 @@ MAX_WORKERS = 256  # processes a command may fork (--workers)
 WORK_MAX_BYTES = 2 * 2**30
 WORK_MAX_S = 3600.0
 WORK_SILENT_MAX_S = 60.0
+# Compute-optimal allocation by every method (issue 19): Chinchilla's approaches 1-3 (Hoffmann et al. 2022).
+# IsoFLOP budgets: points whose cost lies within 10% of the next one (sorted) form one budget, and a budget
+# whose costs spread over more than twice that is not one. A parabola needs 3 model sizes. The parametric
+# method's form is Chinchilla's law (approach 3). The envelope is read at 200 log-spaced costs.
+ISOFLOP_BUDGET_TOL = 0.10
+ISOFLOP_MIN_SIZES = 3
+ALLOCATION_FORM = "powerlaw"
+ALLOCATION_METHODS: tuple[str, ...] = ("parametric", "isoflop", "envelope")
+ENVELOPE_POINTS = 200
+# Every method's intervals by default: 200 resamples (the parametric method refits the law and finds two
+# allocations again in each, about 0.05 s a resample; ``n_boot``/``--bootstrap`` asks for more).
+ALLOCATION_N_BOOT = 200
+# The consistency check of a parametric allocation: its N* at the training budgets is biased when the mean
+# of log10(law N* / vertex N*) is beyond 2 standard errors of the vertices' scatter and at least 0.05 decades
+# (12%): below that, a parabola's own vertex bias on an asymmetric IsoFLOP curve can be as large.
+ISOFLOP_CHECK_Z = 2.0
+ISOFLOP_CHECK_MIN_DECADES = 0.05

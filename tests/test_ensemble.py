@@ -246,3 +246,17 @@ def test_cli_calibrate_and_project_ensemble(published_db_path: Any, tmp_path: An
     body = ok_json(db, "project", "--mode", "at", "--ensemble", "--ensemble-forms", "poly1,logit1", "--calibrated",
                    "--bootstrap", "20")
     assert body["interval_kind"].startswith("calibrated") and set(body["combined"]["weights"]) <= {"poly1", "logit1"}
+
+
+def test_distance_beyond_the_data_is_euclidean_in_decades() -> None:
+    from scaling.selection.conformal import euclidean_decades
+    from scaling.selection.splits import distances_beyond
+
+    train = pd.DataFrame({"n": [1e6, 1e8], "d": [10.0, 1e3], "r": [224.0, 448.0]})
+    test = pd.DataFrame({"n": [1e9, 1e7, 1e10, 1e9], "d": [1e3, 1e2, 1e5, 1e4], "r": [448.0, 224.0, 448.0, 896.0]})
+    got = distances_beyond(train, test, ["n", "d", "r"])
+    want = [1.0, 0.0, math.hypot(2.0, 2.0), math.sqrt(1.0 + 1.0 + math.log10(2.0) ** 2)]
+    assert np.allclose(got, want, rtol=1e-12, atol=1e-15)
+    want_d = math.sqrt(0.72 + math.log10(2.0) ** 2)
+    assert euclidean_decades([0.6, 0.6, -0.2, math.log10(2.0)]) == pytest.approx(want_d, rel=1e-14)
+    assert euclidean_decades([]) == 0.0 and euclidean_decades([0.5, math.inf]) == math.inf

@@ -90,13 +90,13 @@ def test_an_ensemble_wired_to_the_hook_is_scored(monkeypatch: pytest.MonkeyPatch
     curve = next(c for c in bench.load(("choshen2025",)) if c.id.endswith("/30b"))
     y_tail = curve.tail["y"].to_numpy()
 
-    def fake(fit: object, x_new: np.ndarray, *, y: str, x: str, kind: str, level: float, calibrated: bool,
-             n_boot: int, seed: int) -> object:
+    def fake(fit: object, x_new: np.ndarray, *, y: str, x: str, kind: str, level: float, n_boot: int,
+             seed: int) -> tuple[object, object]:
         assert np.array_equal(x_new, curve.tail["x"].to_numpy()) and kind == "loss" and level == 0.9
-        # off by exactly 0.1 in log y (0.2 when calibrated); the band covers all tail points but the last
-        pred = y_tail * math.exp(0.2 if calibrated else 0.1)
+        # off by exactly 0.1 in log y (0.2 the calibrated band); the band covers all tail points but the last
         upper = np.where(np.arange(len(y_tail)) == len(y_tail) - 1, 0.9, 2.0) * y_tail
-        return bench.Band(pred, 0.5 * y_tail, upper, 0.5 * y_tail, upper, n_boot)
+        return tuple(bench.Band(y_tail * math.exp(d), 0.5 * y_tail, upper, 0.5 * y_tail, upper, n_boot)
+                     for d in (0.1, 0.2))
 
     monkeypatch.setattr(bench, "ensemble_predict", fake)
     rows = {r["method"]: r for r in bench.run_curve(curve, bench.Options(n_boot=5, forms=False))}

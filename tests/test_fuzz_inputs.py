@@ -468,6 +468,42 @@ case("export-under-a-file")(lambda d: ["runs", "export", str(_text(d / "afile", 
 case("plot-out-under-a-file")(lambda d: ["plot", "loss", "--out", str(_text(d / "afile", "x") / "x.png")])
 
 
+# ------------------------------------------------------------- your own runs: a mapped CSV, Parquet, MLflow
+# The bad cells above through `--from-csv` and a mapping (the first bad value of each mappable column that is not
+# empty: an empty value is a run without that evaluation), and the ways a mapping, a Parquet file or an MLflow
+# store can be wrong.
+MAPPED = [c for c in CSV_HEADER if c not in ("config_json", "tags_json")]
+IDENTITY = ",".join(f"{c}={c}" for c in MAPPED)
+
+
+def mapped_import(path: Path, mapping: str = IDENTITY, *extra: str) -> list[str]:
+    return ["runs", "import", "--from-csv", str(path), "--map", mapping, *extra]
+
+
+for column, values in BAD_CELLS.items():
+    if column in MAPPED:
+        first_bad = next(v for v in values if v != "")
+        case(f"own-csv-{column}")(lambda d, column=column, bad=first_bad: mapped_import(write_csv(
+            d / "own.csv", [csv_row(subset_seed=7), csv_row(**{"subset_seed": 8, column: bad})], MAPPED)))
+OWN: dict[str, Builder] = {
+    "map-unknown-target": lambda d: mapped_import(write_csv(d / "o.csv", [csv_row()], MAPPED), "arch=colour"),
+    "map-column-absent": lambda d: mapped_import(write_csv(d / "o.csv", [csv_row()], MAPPED), "nope=arch"),
+    "map-control-characters": lambda d: mapped_import(write_csv(d / "o.csv", [csv_row()], MAPPED),
+                                                      "ar\x1bch=arch\u202e"),
+    "map-file-garbage": lambda d: mapped_import(write_csv(d / "o.csv", [csv_row()], MAPPED),
+                                                str(_bytes(d / "m.toml", bytes(range(256))))),
+    "set-unknown-field": lambda d: mapped_import(write_csv(d / "o.csv", [csv_row()], MAPPED), IDENTITY,
+                                                 "--set", "colour=red"),
+    "csv-binary": lambda d: mapped_import(_bytes(d / "bin.csv", bytes(range(256)) * 4)),
+    "same-run-twice": lambda d: mapped_import(write_csv(d / "o.csv", [csv_row(), csv_row(value=0.3)], MAPPED)),
+    "parquet-not-parquet": lambda d: ["runs", "import", str(_text(d / "x.parquet", "not parquet"))],
+    "mlflow-no-store": lambda d: ["runs", "import", "--from-mlflow", str(d / "mlruns"), "--experiment", "e"],
+    "mlflow-no-sqlite": lambda d: ["runs", "import", "--from-mlflow", f"sqlite:///{d / 'm.db'}", "--experiment", "e"],
+}
+for key, builder in OWN.items():
+    case(f"own-{key}")(builder)
+
+
 # --------------------------------------------------------------------- issue 23's groups (tests/fuzz_bounded.py)
 for key, (builder, expected) in fuzz_bounded.BOUNDED.items():
     case(f"i23-{key}", expected)(builder)

@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from runs_db.archs import ViTShape
+from runs_db.ood import MEAN_EVAL_SET, human_ood
 from train import checkpoint, dist, parallel
 from train.checkpoint import atomic_write_bytes
 from train.config import FinetuneConfig
@@ -132,6 +133,15 @@ def _padded_share(n: int, env: dist.DistEnv) -> tuple[list[int], int]:
     return mine + [0] * (length - len(mine)), len(mine)
 
 
+def sixteen_class_scores(logits: torch.Tensor, groups: tuple[tuple[int, ...], ...]) -> torch.Tensor:
+    """Each category's mean softmax probability over its classes (0 for a category without any), normalised
+    to sum to 1 per image: how Geirhos et al. read a 1,000-way classifier as a 16-class answer."""
+    probs = logits.softmax(dim=1)
+    scores = torch.stack([probs[:, list(g)].mean(dim=1) if g else probs.new_zeros(len(probs)) for g in groups],
+                         dim=1)
+    return scores / scores.sum(dim=1, keepdim=True)
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: LabelledSet, image_px: int, env: dist.DistEnv, precision: str,
              batch_size: int, workers: int) -> dict[str, float]:
@@ -150,6 +160,8 @@ def evaluate(model: nn.Module, data: LabelledSet, image_px: int, env: dist.DistE
         keep = torch.arange(seen, seen + len(labels), device=env.device) < real  # the padding is not counted
         seen += len(labels)
         logits = logits.float()
+        if data.groups is not None:  # a 16-class set on an ImageNet head: log of the normalised category scores
+            logits = sixteen_class_scores(logits, data.groups).clamp_min(1e-30).log()
         hit = (logits.topk(k, dim=1).indices == labels[:, None]) & keep[:, None]
         loss = F.cross_entropy(logits, labels, reduction="none") * keep
         sums += torch.stack([loss.sum().double(), hit[:, :1].any(1).sum().double(), hit.any(1).sum().double(),
@@ -252,7 +264,8 @@ def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, tor
     reporter.stop()
     result = FinetuneResult(epochs, n_parameters, precision, seconds)
     result.evals, result.history = summarise(cfg, epochs, [name for name, _ in eval_sets],
-                                             n_classes=len(data.train.classes))
+                                             n_classes=len(data.train.classes),
+                                             top1_only={s.name for s in data.ood if s.groups is not None})
     return result
 
 
@@ -294,26 +307,36 @@ def _epoch(cfg: FinetuneConfig, model: ViTClassifier, net: nn.Module, opt: torch
     return loss_sum.item() / (steps * env.world)
 
 
-def summarise(cfg: FinetuneConfig, epochs: list[EpochScores], set_names: list[str], *, n_classes: int
+def summarise(cfg: FinetuneConfig, epochs: list[EpochScores], set_names: list[str], *, n_classes: int,
+              top1_only: set[str] | frozenset[str] = frozenset()
               ) -> tuple[list[FinetuneEval], list[FinetuneHistoryPoint]]:
-    """Run-record evals (best and last epoch, every set) and history (keys prefixed by the protocol)."""
+    """Run-record evals (best and last epoch, every set) and history (keys prefixed by the protocol).
+
+    Sets in ``top1_only`` (16-class sets, scored as humans answered) record top-1 only. When every OOD set of
+    Geirhos et al. 2021 was evaluated under its run-database name, their mean top-1 is recorded too (as
+    ``mvh-mean``, the eval set of the target ``human-ood-mean``), at the same epochs."""
     protocol, main = cfg.protocol_name(), cfg.eval_set_name()
     # max() keeps the first of equal values: the first epoch reaching the best validation top-1.
     best = max(epochs, key=lambda e: e.scores[main]["top1"])
     last = epochs[-1]
     metrics = ("top1", "top5") if n_classes > 5 else ("top1",)  # top-5 of <= 5 classes is always 1
+    ood_names = [s.eval_set for s in human_ood().sets]
     evals: list[FinetuneEval] = []
     for selection, ep in (("best-epoch", best), ("last-epoch", last)):
         for name in set_names:
-            for metric in metrics:
+            for metric in ("top1",) if name in top1_only else metrics:
                 evals.append({"protocol": protocol, "eval_set": name, "metric": metric, "selection": selection,
                               "value": ep.scores[name][metric], "epoch": ep.epoch, "n_epochs": len(epochs)})
+        if set(ood_names) <= set(set_names):
+            mean = math.fsum(ep.scores[n]["top1"] for n in ood_names) / len(ood_names)
+            evals.append({"protocol": protocol, "eval_set": MEAN_EVAL_SET, "metric": "top1", "selection": selection,
+                          "value": mean, "epoch": ep.epoch, "n_epochs": len(epochs)})
     history: list[FinetuneHistoryPoint] = []
     for ep in epochs:
         history.append({"phase": "finetune", "key": f"{protocol}/train_loss", "step": ep.epoch,
                         "value": ep.train_loss if math.isfinite(ep.train_loss) else None})
         for name in set_names:
-            for metric in ("loss", *metrics):
+            for metric in ("loss", *(("top1",) if name in top1_only else metrics)):
                 history.append({"phase": "finetune", "key": f"{protocol}/{name}/{metric}", "step": ep.epoch,
                                 "value": ep.scores[name][metric]})
     return evals, history

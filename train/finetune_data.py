@@ -2,7 +2,15 @@
 
 Layout (as torchvision's ImageFolder and ImageNet): ``ROOT/train/<class>/*.png`` and ``ROOT/val/<class>/*``;
 classes are the sorted sub-folder names. An OOD set is another folder of class folders (or one with a
-``val/`` inside) whose class names are all training classes; it is scored with the same head.
+``val/`` inside) whose class names are all training classes; it is scored with the same head. ``--ood
+NAME=DIR`` names the set (default: the folder's name).
+
+A 16-class set of Geirhos et al. 2021 (model-vs-human: class folders airplane, bear, ..., truck) is scored on
+a head trained on ImageNet classes (WNID folders) as that work scores a 1,000-way classifier: each category's
+score is the mean softmax probability of its ImageNet classes (``runs_db.ood``'s map), and the answer is the
+highest-scoring category. Under one of the run database's names of those sets (``mvh-contrast``, ...) the
+images of the conditions its human number leaves out are left out too (read from the file names), so that
+the model is scored on what humans were.
 
 The "permissive" condition of the study keeps ``int(fraction x N)`` training images drawn uniformly at
 random (not class-balanced; eminorhan/mae ``eval_finetune.py`` with ``--frac_retained 0.02``). Here the
@@ -30,6 +38,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from runs_db.ood import human_ood, left_out
 from train.data import IMAGE_EXTS, augment, decode_image_bytes, resize_short
 from train.errors import TrainError
 from train.model import mix_seed
@@ -44,6 +53,10 @@ class LabelledSet:
     classes: list[str]
     paths: list[str]
     labels: list[int]
+    # A 16-class set on an ImageNet head: for each of its classes, the training classes whose mean probability
+    # scores it (labels index these groups, not the training classes).
+    groups: tuple[tuple[int, ...], ...] | None = None
+    left_out: int = 0  # images of conditions the set's human number leaves out
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -84,9 +97,48 @@ def read_finetune_data(root: Path, name: str) -> tuple[LabelledSet, LabelledSet]
     return train, val
 
 
-def read_ood(path: Path, classes: list[str]) -> LabelledSet:
+def ood_spec(spec: str | Path) -> tuple[str, Path]:
+    """(set name, folder) of an ``--ood`` value: ``NAME=DIR``, or a folder named as the set."""
+    text = str(spec)
+    name, eq, folder = text.partition("=")
+    if eq and name.strip() and folder.strip() and not Path(text).exists() and "/" not in name:
+        return name.strip(), Path(folder.strip()).expanduser()
+    path = Path(text).expanduser()
+    return path.name, path
+
+
+def sixteen_class_groups(own: list[str], classes: list[str]) -> tuple[tuple[int, ...], ...] | None:
+    """For category folders ``own`` and WNID training ``classes``: the training class indices of each of the 16
+    categories (sorted; a category without any scores 0), or None when ``own`` are not model-vs-human's
+    categories. Every category that has images must have training classes."""
+    categories = human_ood().categories
+    index = {c: i for i, c in enumerate(classes)}
+    if not own or not set(own) <= set(categories) or not any(w in index for ws in categories.values() for w in ws):
+        return None  # not the 16 categories, or not a head of ImageNet classes: the folders must be its classes
+    groups = {c: tuple(index[w] for w in wnids if w in index) for c, wnids in categories.items()}
+    for category in own:
+        if not groups[category]:
+            raise TrainError(f"16-class category {category!r} has none of its ImageNet classes "
+                             f"({', '.join(categories[category][:3])}, ...) among the training classes")
+    return tuple(groups[c] for c in sorted(categories))
+
+
+def read_ood(spec: str | Path, classes: list[str]) -> LabelledSet:
+    name, path = ood_spec(spec)
     root = path / "val" if (path / "val").is_dir() else path
-    return read_image_folder(root, path.name, classes)
+    own = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    groups = None if set(own) <= set(classes) else sixteen_class_groups(own, classes)
+    data = read_image_folder(root, name, classes if groups is None else sorted(human_ood().categories))
+    if human_ood().by_eval_set(name) is None:
+        return LabelledSet(data.name, data.classes, data.paths, data.labels, groups)
+    try:
+        keep = [i for i, p in enumerate(data.paths) if not left_out(name, p)]
+    except ValueError as e:
+        raise TrainError(f"{root}: {e}") from None
+    if not keep:
+        raise TrainError(f"{root}: every image is of a condition that {name}'s human number leaves out")
+    return LabelledSet(name, data.classes, [data.paths[i] for i in keep], [data.labels[i] for i in keep], groups,
+                       left_out=len(data.paths) - len(keep))
 
 
 def label_subset(train: LabelledSet, fraction: float, seed: int) -> list[int]:

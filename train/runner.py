@@ -253,6 +253,11 @@ def finetune_point(run_dir: Path, fcfg: FinetuneConfig, env: dist.DistEnv, *, db
                                                "n_train": len(data.train), "n_parameters": result.n_parameters,
                                                "precision": result.precision, "wall_seconds": round(result.seconds, 1),
                                                "best_epoch_selected_on": fcfg.eval_set_name()}, sort_keys=True)
+    for s in data.ood:  # how each OOD set was scored, and what it left out (16-class sets of Geirhos et al.)
+        tags[f"ood:{protocol}/{s.name}"] = json.dumps({
+            "images": len(s), "left_out": s.left_out,
+            "decision": "16 categories: mean probability of each one's ImageNet classes" if s.groups is not None
+            else "training classes"}, sort_keys=True)
     old_keys = {(e["protocol"], e["eval_set"], e["metric"], e["selection"]) for e in rec.get("evals", [])}
     evals = [e for e in rec.get("evals", [])]
     evals += [e for e in result.evals if (e["protocol"], e["eval_set"], e["metric"], e["selection"]) not in old_keys]

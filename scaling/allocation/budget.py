@@ -48,12 +48,15 @@ class CostOptimum(Result):
     at_bounds: tuple[str, ...] = ()
     reason: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    # The law's N* against the IsoFLOP vertices of its data (scaling.allocation.consistency.ConsistencyCheck)
+    consistency: Any = None
 
     def to_dict(self) -> JSONDict:
         return {"question": self.question, "cost_model": self.cost_model, "target": self.target,
                 "budget": self.budget, "reachable": self.reachable, "point": self.point,
                 "predicted": self.predicted, "cost": self.cost, "bounds": {a: list(b) for a, b in self.bounds.items()},
-                "at_bounds": list(self.at_bounds), "reason": self.reason, "details": self.details}
+                "at_bounds": list(self.at_bounds), "reason": self.reason, "details": self.details,
+                "consistency": None if self.consistency is None else self.consistency.to_dict()}
 
     def to_frame(self) -> pd.DataFrame:
         """One row per axis: the allocation and its bounds."""
@@ -71,6 +74,8 @@ class CostOptimum(Result):
                  f"predicted {self.predicted:.4g} for a cost of {self.cost:.4g}"]
         if self.at_bounds:
             lines.append(f"at bound(s): {', '.join(self.at_bounds)}; widen the bounds to see past them")
+        if self.consistency is not None:
+            lines.append(self.consistency.verdict)
         return Text("\n".join(lines))
 
     def __repr__(self) -> str:
@@ -116,8 +121,11 @@ def cheapest(fit: Any, target: float, cost: CostModel, bounds: Mapping[str, tupl
 
 
 def best_at_budget(fit: Any, budget: float, cost: CostModel, bounds: Mapping[str, tuple[float, float]] | None = None,
-                   *, starts: Sequence[Mapping[str, float]] = (), n_random: int = 4, seed: int = 0) -> CostOptimum:
-    """The point with the best prediction whose ``cost`` is at most ``budget``, within ``bounds``."""
+                   *, starts: Sequence[Mapping[str, float]] = (), n_random: int = 4, seed: int = 0,
+                   warm: bool = False) -> CostOptimum:
+    """The point with the best prediction whose ``cost`` is at most ``budget``, within ``bounds``. ``warm``:
+    try ``starts`` alone first, the box's own starts only when none of them ends feasible (a resample's
+    refit, started from the full data's answer)."""
     if not (budget > 0 and math.isfinite(budget)):
         raise ProjectionError(f"the budget must be a positive number; got {budget}")
     b = merge_bounds(fit, bounds)
@@ -138,7 +146,9 @@ def best_at_budget(fit: Any, budget: float, cost: CostModel, bounds: Mapping[str
         return CostOptimum("budget", cost.describe(), None, budget, False, None, None, None, b,
                            reason=f"the budget is below the cost at the lower bounds "
                                   f"({math.exp(float(cost.log_cost(box.lo)[0])):.4g})")
-    z, n = minimise(objective, constraint, [_starts(box, starts, n_random, seed)], feasible_tol=FEASIBLE_TOL)
+    rounds = ([[box.z_of(p) for p in starts], _starts(box, (), n_random, seed)] if warm and starts
+              else [_starts(box, starts, n_random, seed)])
+    z, n = minimise(objective, constraint, rounds, feasible_tol=FEASIBLE_TOL)
     if z is None:
         return CostOptimum("budget", cost.describe(), None, budget, False, None, None, None, b,
                            reason="the optimiser found no point within the budget")

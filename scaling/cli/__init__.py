@@ -17,6 +17,7 @@ from scaling.cli import calibrate as cli_calibrate
 from scaling.cli import fit as cli_fit
 from scaling.cli import plan as cli_plan
 from scaling.cli import plot as cli_plot
+from scaling.cli import plot_isoflop as cli_plot_isoflop
 from scaling.cli import project as cli_project
 from scaling.cli import runs as cli_runs
 from scaling.cli import suggest as cli_suggest
@@ -75,6 +76,7 @@ cli_fit.register(app)
 cli_project.register(app)
 cli_train.register(app)
 cli_plot.register(app)
+cli_plot_isoflop.register(cli_plot.plot_app)
 cli_analysis.register(app)
 cli_calibrate.register(app)
 cli_plan.register(app)

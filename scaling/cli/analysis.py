@@ -190,6 +190,13 @@ def compare_cmd(
     huber_delta: HuberOpt = None,
     alpha_max: AlphaMaxOpt = None,
     allow_large_work: AllowLargeOpt = False,
+    cost: Annotated[
+        str | None, typer.Option(help="Also check each form's allocation against the table's IsoFLOP parabola "
+                                      "vertices under this cost: 6nd or an expression of the axes.")
+    ] = None,
+    budget_column: Annotated[
+        str | None, typer.Option(help="A column holding each point's IsoFLOP budget \\[default: from --cost].")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Every form side by side: in-sample fit, AICc/BIC, backtest error, projection with its interval.
@@ -205,6 +212,11 @@ def compare_cmd(
       scaling compare --metric top5 --target human-top5 --bootstrap 1000 --json
       scaling compare --forms poly1,logit1,powerlaw \\
           --at n_params=1e9,data_hours=5000,image_px=476
+      scaling compare --data sweep.csv --y loss --axes params,tokens \\
+          --kind loss --forms powerlaw,saturating --cost 6nd
+
+    With --cost, each form's best allocation at every training budget is compared with the table's
+    IsoFLOP parabola vertices, and the output says whether the law fits those sweeps.
     """
     import scaling  # lazy: keeps `scaling --help` fast
 
@@ -216,10 +228,14 @@ def compare_cmd(
                                  huber_delta=huber_delta, alpha_max=alpha_max,
                                  n_boot=n_bootstrap, seed=seed, levels=cli_levels(level),
                                  group=cli_group(group), workers=workers, rolling_axis=_rolling(rolling),
-                                 level_tol=level_tol, progress=update)
+                                 level_tol=level_tol, progress=update, cost=cost, budget_column=budget_column)
     if as_json:
         print_json(result.to_dict())
         return
+    _render_compare(result, kind, n_bootstrap, seed)
+
+
+def _render_compare(result: Any, kind: str, n_bootstrap: int, seed: int) -> None:
     tgt, point, levels, ycol, axis_list = result.target_spec, result.point, result.levels, result.backtest.y, \
         list(result.backtest.axes)
     pct = direction(kind).is_fraction
@@ -260,5 +276,7 @@ def compare_cmd(
     if n_bootstrap:
         caption += f". Intervals: {n_bootstrap} bootstrap resamples per form, seed {seed}."
     stdout_console().print(table(f"Forms compared ({ycol} ~ {', '.join(axis_list)})", cols, rows, caption=caption))
+    for form, check in result.isoflop_checks.items():
+        stdout_console().print(f"{form}: {check.verdict}", markup=False)
     for line in result.notes:
         stderr_console().print(f"note: {line}", markup=False, soft_wrap=True)

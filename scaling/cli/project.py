@@ -18,7 +18,6 @@ from scaling.cli.options import (
     BootstrapOpt,
     ChanceOpt,
     DataOpt,
-    EvalSetOpt,
     FormOpt,
     GroupOpt,
     HuberOpt,
@@ -53,7 +52,7 @@ from scaling.cli.render import (
     table,
 )
 from scaling.core import work
-from scaling.defaults import DEFAULT_FORM, DEFAULT_TARGET
+from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_FORM, DEFAULT_TARGET, ISOFLOP_BUDGET_TOL
 from scaling.errors import ScalingError
 from scaling.questions import Mode
 
@@ -141,7 +140,9 @@ def project_cmd(
                            help="all | scale (common factor on every axis) | solve (one axis) | at (a point).")
     ] = "all",
     metric: Annotated[str | None, typer.Option(help="Metric of a numeric target \\[default: top1].")] = None,
-    eval_set: EvalSetOpt = None,
+    eval_set: Annotated[str | None, typer.Option(
+        help=f"Evaluation set \\[default: {DEFAULT_EVAL_SET}]. On an out-of-distribution set of Geirhos et al. "
+             "2021 (mvh-sketch, ..., mvh-mean: `scaling targets`) the default target is its human accuracy.")] = None,
     protocol: ProtocolOpt = None,
     selection: SelectionOpt = "best-epoch",
     axes: AxesOpt = DEFAULT_AXES,
@@ -217,6 +218,21 @@ def project_cmd(
                                                 "at that distance beyond the data (split-conformal).")
     ] = False,
     allow_large_work: AllowLargeOpt = False,
+    method: Annotated[
+        str | None, typer.Option(help="The compute-optimal allocation at --budget by: parametric (the law, "
+                                      "approach 3), isoflop (a parabola per budget, approach 2), envelope (of "
+                                      "training curves, approach 1) or all, side by side with intervals.")
+    ] = None,
+    budget_column: Annotated[
+        str | None, typer.Option(help="A column holding each point's IsoFLOP budget \\[default: budgets from "
+                                      "--cost, points within --budget-tol].")
+    ] = None,
+    budget_tol: Annotated[
+        float, typer.Option(help="Costs within this fraction of each other share a budget.")
+    ] = ISOFLOP_BUDGET_TOL,
+    run_column: Annotated[
+        str | None, typer.Option(help="The envelope's runs \\[default: run_id, else one run per model size].")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Invert a fitted form: what scale (and compute) reaches the target?
@@ -241,6 +257,7 @@ def project_cmd(
 
       scaling project
       scaling project --target 80% --metric top1 --form logit1
+      scaling project --eval-set mvh-mean --form logit1
       scaling project --mode solve --axis n_params --json
       scaling project --mode scale --exponents image_px=0.5
       scaling project --mode at \\
@@ -256,8 +273,20 @@ def project_cmd(
       scaling project --data lm.csv --y loss --axes params,tokens \\
           --kind loss --form powerlaw --target 2.2 --optimal --cost 6nd \\
           --budget 1e21
+      scaling project --data sweep.csv --y loss --axes params,tokens \\
+          --kind loss --budget 1e21 --cost 6nd --method all
+
+    --method answers Chinchilla's question at --budget by each method; the parametric answer (with or
+    without --method) says whether the law's N* agrees with the IsoFLOP parabola vertices of its data.
     """
     import scaling  # lazy: keeps `scaling --help` fast
+
+    if method is not None:
+        _project_methods(ctx, method, data=data, y=y, axes=axes, kind=kind, form=form, cost=cost, budget=budget,
+                         bounds=bounds, budget_column=budget_column, budget_tol=budget_tol, run_column=run_column,
+                         n_bootstrap=n_bootstrap, seed=seed, level=level, group=group, workers=workers,
+                         huber_delta=huber_delta, alpha_max=alpha_max, as_json=as_json)
+        return
 
     frame = None if data is None else load_table(ctx, data=data, y=y, protocol=None, eval_set=None, metric=None,
                                                  selection=selection)
@@ -277,11 +306,39 @@ def project_cmd(
             exponents=parse_assignments(exponents, "--exponents") if exponents else None, passes=passes,
             training_length=training_length, n_boot=n_bootstrap, seed=seed, levels=cli_levels(level),
             group=cli_group(group), workers=workers, optimal=optimal, bounds=parse_bounds(bounds) if bounds else None,
-            frontier_rows=frontier_rows, cost=cost, budget=budget, figure=figure, plan=plan, progress=update)
+            frontier_rows=frontier_rows, cost=cost, budget=budget, figure=figure, plan=plan, progress=update,
+            budget_column=budget_column, budget_tol=budget_tol)
     if as_json:
         print_json(report.to_dict())
         return
     render_report(report)
+
+
+def _project_methods(ctx: typer.Context, method: str, *, data: Path | None, y: str | None, axes: str, kind: str,
+                     form: str, cost: str | None, budget: float | None, bounds: str | None, n_bootstrap: int,
+                     seed: int, level: list[float] | None, group: str | None, workers: int, as_json: bool,
+                     **options: Any) -> None:
+    """``--method``: one call of ``scaling.compute_optimal``, its table (or JSON)."""
+    import scaling  # lazy: keeps `scaling --help` fast
+    from scaling.cli.allocation_render import render_methods  # lazy: keeps `scaling --help` fast
+    from scaling.defaults import ALLOCATION_FORM, ALLOCATION_N_BOOT  # lazy: keeps `scaling --help` fast
+
+    if budget is None:
+        raise typer.BadParameter("--method compares ways to find the best allocation at a cost: give --budget C",
+                                 param_hint="--method")
+    given = {p: getattr(ctx.get_parameter_source(p), "name", "DEFAULT") != "DEFAULT" for p in ("form", "n_bootstrap")}
+    frame = load_table(ctx, data=data, y=y, protocol=None, eval_set=None, metric=None, selection="best-epoch")
+    extra = {k: v for k, v in options.items() if v is not None}
+    with progress_bar() as update:
+        result = scaling.compute_optimal(
+            frame, budget, method=method, y=y, axes=split_csv(axes), kind=kind, cost=cost,
+            form=form if given["form"] else ALLOCATION_FORM, bounds=parse_bounds(bounds) if bounds else None,
+            n_boot=n_bootstrap if given["n_bootstrap"] else ALLOCATION_N_BOOT, seed=seed, levels=cli_levels(level),
+            group=cli_group(group), workers=workers, progress=update, **extra)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    render_methods(result)
 
 
 def render_report(report: Any) -> None:
@@ -403,10 +460,14 @@ def _render_cost_optimum(a: Any, title: str, kind: str) -> None:
     if not a.reachable or a.point is None:
         stdout_console().print(table(title, ["reached", "reason"], [["no", a.reason]]))
         return
+    from scaling.cli.allocation_render import check_cell, print_check  # lazy: keeps `scaling --help` fast
+
     pred = fmt_value(kind)(a.predicted)
-    cols = [*a.point, "predicted", "cost", "at bounds"]
-    rows = [[*[fmt_number(v) for v in a.point.values()], pred, f"{a.cost:.3e}", ", ".join(a.at_bounds)]]
+    cols = [*a.point, "predicted", "cost", "at bounds", "IsoFLOP check"]
+    rows = [[*[fmt_number(v) for v in a.point.values()], pred, f"{a.cost:.3e}", ", ".join(a.at_bounds),
+             check_cell(a.consistency)]]
     stdout_console().print(table(title, cols, rows, caption=f"cost model: {a.cost_model['formula']}"))
+    print_check(a.consistency)
 
 
 def _render_optimal(opt: Any, target_desc: str, kind: str) -> None:

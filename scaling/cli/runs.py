@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from scaling.cli.common import domain_errors, emit_json, open_database
-from scaling.cli.render import fmt_hours, fmt_number, fmt_params, fmt_percent, stderr_console, stdout_console, table
+from scaling.cli.render import (
+    fmt_hours,
+    fmt_number,
+    fmt_params,
+    fmt_percent,
+    printable,
+    stderr_console,
+    stdout_console,
+    table,
+)
 from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_METRIC, DEFAULT_PROTOCOL
 
 runs_app = typer.Typer(
@@ -19,8 +30,9 @@ runs_app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
-FormatOpt = Annotated[str, typer.Option("--format", help="auto | mae-logs | csv | run-json.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="auto | mae-logs | csv | run-json | jsonl | parquet.")]
 
+EVAL_COLUMNS = ["protocol", "eval_set", "metric", "selection", "value"]
 LIST_COLUMNS = ["run_id", "arch", "n_params", "image_px", "data_hours", "data_fraction", "subset_seed",
                 "samples_seen", "pretrain_flops", "status", "source"]
 
@@ -41,10 +53,14 @@ def list_cmd(
     ] = DEFAULT_PROTOCOL,
     eval_set: Annotated[str, typer.Option(help="... on this eval set, e.g. digits-val.")] = DEFAULT_EVAL_SET,
     as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV: one row per run, every run column, and the "
+                                                       "evaluation shown (protocol, eval_set, metric, selection, "
+                                                       "value as a fraction).")] = False,
 ) -> None:
     """List the runs (one per pretraining grid point).
 
     --json prints one document like every command's: {"schema", "db", "count", "runs": [one object per run]}.
+    --csv prints a table for a spreadsheet or pandas (`pd.read_csv`), with the evaluation shown beside each run.
 
     [bold]Examples[/bold]
 
@@ -52,18 +68,23 @@ def list_cmd(
       scaling runs list --arch vit_h14 --image-px 476
       scaling runs list --json | jq '.runs | length'
       scaling runs list --json | jq -r '.runs[].run_id'
+      scaling runs list --csv > runs.csv
       scaling runs list --arch vit_nano8 --protocol finetune-digits-20pct \\
           --eval-set digits-val
     """
+    if as_json and as_csv:
+        raise typer.BadParameter("--json and --csv: choose one", param_hint="--csv")
     db = open_database(ctx)
     filters: dict[str, Any] = {k: v for k, v in
                                {"arch": arch, "image_px": image_px, "source": source, "status": status}.items()
                                if v is not None}
-    frame = db.list_runs(**filters)
-    grid = db.grid(protocol=protocol, eval_set=eval_set, metric=with_metric)
-    acc = dict(zip(grid["run_id"], grid["value"], strict=True)) if not grid.empty else {}
+    frame = db.list_with_eval(protocol=protocol, eval_set=eval_set, metric=with_metric, **filters)
+    if as_csv:
+        sys.stdout.write(printable(frame.to_csv(index=False, lineterminator="\n")))
+        return
+    acc = dict(zip(frame["run_id"], frame["value"], strict=True))
     if as_json:
-        records = json.loads(frame.to_json(orient="records"))
+        records = json.loads(frame.drop(columns=EVAL_COLUMNS).to_json(orient="records"))
         emit_json("scaling.runs/v1", {"db": str(db.path), "count": len(records), "runs": records})
         return
     rows = []
@@ -72,11 +93,15 @@ def list_cmd(
             str(r["run_id"]), str(r["arch"]), fmt_params(r["n_params"]), f"{r['image_px']} px",
             fmt_hours(r["data_hours"]), fmt_number(r.get("data_fraction")), fmt_number(r.get("subset_seed")),
             fmt_number(r.get("samples_seen")), fmt_number(r.get("pretrain_flops")), str(r["status"]),
-            str(r["source"]), fmt_percent(acc.get(r["run_id"])),
+            str(r["source"]), fmt_percent(_fraction(acc.get(r["run_id"]))),
         ])
     cols = ["run id", "arch", "parameters", "image", "data", "fraction", "subset seed", "images seen",
             "pretraining FLOPs", "status", "source", f"{eval_set} {with_metric} (best)"]
     stdout_console().print(table(f"{len(rows)} runs in {db.path}", cols, rows))
+
+
+def _fraction(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 @runs_app.command("show")
@@ -116,49 +141,97 @@ def show_cmd(
 @domain_errors
 def import_cmd(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders: MAE log folders, CSV tables, run.json.")],
+    paths: Annotated[list[Path] | None, typer.Argument(
+        help="Files or folders: MAE log folders, CSV or Parquet tables, run.json.", show_default=False)] = None,
     fmt: FormatOpt = "auto",
+    from_csv: Annotated[Path | None, typer.Option(
+        "--from-csv", metavar="FILE", help="A W&B or hand-made CSV export, read through --map.")] = None,
+    from_mlflow: Annotated[str | None, typer.Option(
+        "--from-mlflow", metavar="URI", help="An MLflow tracking store: a folder (./mlruns), a file:, sqlite: or "
+                                             "http(s): URI (needs the mlflow extra).")] = None,
+    experiment: Annotated[str | None, typer.Option(
+        help="The MLflow experiment to import (with --from-mlflow).")] = None,
+    mapping: Annotated[str | None, typer.Option(
+        "--map", metavar="SPEC|FILE", help="COLUMN=TARGET,... or a .toml/.json mapping file: which source column is "
+                                           "which run field (arch, image_px, data_hours, n_params, name, ...), "
+                                           "evaluation (EVAL_SET/METRIC, e.g. imagenet-val/top5), foreign_id, "
+                                           "config.KEY or tag.KEY.")] = None,
+    constants: Annotated[str | None, typer.Option(
+        "--set", metavar="F=V,...", help="Fields the same for every run, comma-separated: e.g. "
+                                        "protocol=finetune-in1k-2pct, selection=best-epoch.")] = None,
+    percent: Annotated[bool, typer.Option(
+        "--percent", help="The source's evaluations are percents (0-100), stored as fractions.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import runs in one transaction: all files land, or none (the database is left unchanged).
+    """Import runs in one transaction: all of them land, or none (the database is left unchanged).
 
     Importing the same runs twice adds nothing; a run id that exists with different content is an error.
+    Runs kept elsewhere come in through a column mapping: --from-csv reads a W&B or hand-made export (one
+    row per run, or per run and evaluation), --from-mlflow an MLflow experiment, whose params named as run
+    fields and metrics named EVAL_SET/METRIC need no mapping. Every row is checked as any import is, and
+    an error names the source's own column.
 
     [bold]Examples[/bold]
 
       scaling runs import out/run-0001/run.json
-      scaling runs import results.csv
+      scaling runs import results.csv runs.parquet
       scaling runs import path/to/humanlike-vits/logs --format mae-logs
+      scaling runs import --from-csv wandb.csv --percent --map \\
+          'arch=arch,px=image_px,h=data_hours,acc5=imagenet-val/top5' \\
+          --set protocol=finetune-in1k-2pct,selection=best-epoch
+      scaling runs import --from-csv wandb.csv --map wandb-map.toml
+      scaling runs import --from-mlflow ./mlruns --experiment mae-grid \\
+          --set protocol=finetune-in1k-2pct,selection=last-epoch
     """
+    sources = [name for name, given in (("paths", bool(paths)), ("--from-csv", from_csv is not None),
+                                        ("--from-mlflow", from_mlflow is not None)) if given]
+    if len(sources) != 1:
+        raise typer.BadParameter("give the paths to import, or --from-csv FILE, or --from-mlflow URI --experiment "
+                                 "NAME" + (f" (not {' and '.join(sources)} together)" if sources else ""))
+    if from_mlflow is not None and not experiment:
+        raise typer.BadParameter("--from-mlflow needs --experiment NAME", param_hint="--experiment")
+    if paths and (mapping or constants or percent or experiment):
+        raise typer.BadParameter("--map, --set, --percent and --experiment go with --from-csv or --from-mlflow")
     db = open_database(ctx)
-    report = db.import_paths(paths, fmt=fmt)
+    if from_csv is not None:
+        report = db.import_table(from_csv, mapping or "", constants=constants, percent=percent)
+    elif from_mlflow is not None:
+        report = db.import_mlflow(from_mlflow, str(experiment), mapping, constants=constants, percent=percent)
+    else:
+        report = db.import_paths(paths or [], fmt=fmt)
     payload = dict(report.__dict__)
     if as_json:
         emit_json("scaling.import/v1", {"db": str(db.path), **payload})
         return
-    stdout_console().print(table(f"Imported into {db.path}", ["files", "runs added", "runs unchanged",
-                                                               "evaluations added"],
-                                 [[payload["files"], payload["runs_added"], payload["runs_unchanged"],
-                                   payload["evals_added"]]]))
+    source = (f"{from_mlflow} ({experiment})" if from_mlflow is not None else str(from_csv) if from_csv is not None
+              else f"{payload['files']} files")
+    stdout_console().print(table(f"Imported into {db.path}", ["from", "runs added", "runs unchanged",
+                                                               "runs updated", "evaluations added"],
+                                 [[source, payload["runs_added"], payload["runs_unchanged"],
+                                   payload["runs_updated"], payload["evals_added"]]]))
 
 
 @runs_app.command("export")
 @domain_errors
 def export_cmd(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="Output file: .csv or .jsonl.")],
-    fmt: Annotated[str | None, typer.Option("--format", help="csv or jsonl \\[default: from the suffix].")] = None,
+    path: Annotated[Path, typer.Argument(help="Output file: .csv, .jsonl or .parquet.")],
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="csv, jsonl or parquet (pyarrow: the parquet extra) \\[default: from the suffix].")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace the file if it exists.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Export every run with its evaluations (written atomically: whole, or not at all).
 
-    An existing file is replaced only with --force; the run database itself never is.
+    CSV and Parquet hold one row per run and evaluation, typed in Parquet (`pd.read_parquet`); JSON lines one
+    run.json record per run, with its curves. Each re-imports as unchanged. An existing file is replaced only
+    with --force; the run database itself never is.
 
     [bold]Examples[/bold]
 
       scaling runs export grid.csv
       scaling runs export runs.jsonl
+      scaling runs export runs.parquet
       scaling runs export grid.csv --force
     """
     db = open_database(ctx)

@@ -30,6 +30,7 @@ from scaling.cli.options import (
 )
 from scaling.cli.progress import progress_bar
 from scaling.cli.render import fmt_flops, print_json, stderr_console, stdout_console, table
+from scaling.core.targets import default_target_for
 from scaling.defaults import DEFAULT_FORM, DEFAULT_TARGET
 from scaling.errors import ScalingError
 
@@ -45,8 +46,9 @@ def _fmt(v: float | None) -> str:
 @domain_errors
 def suggest_cmd(
     ctx: typer.Context,
-    target: Annotated[str, typer.Option(help="Named target (see `scaling targets`) or a value, e.g. 0.9.")]
-    = DEFAULT_TARGET,
+    target: Annotated[str | None, typer.Option(
+        help=f"Named target (see `scaling targets`) or a value, e.g. 0.9 \\[default: {DEFAULT_TARGET}; on an OOD "
+             "--eval-set such as mvh-sketch, its human target].")] = None,
     form: FormOpt = DEFAULT_FORM,
     metric: Annotated[str | None, typer.Option(help="Metric \\[default: the target's].")] = None,
     question: Annotated[
@@ -130,8 +132,8 @@ def suggest_cmd(
     point = parse_assignments(at, "--at") if at else None
     if question not in ("scale", "at"):
         raise ScalingError(f"--question must be scale or at; got {question!r}")
-    tgt = None if data is not None else scaling.resolve_target(target, metric=metric, eval_set=eval_set,
-                                                              protocol=protocol)
+    tgt = None if data is not None else scaling.resolve_target(target or default_target_for(eval_set), metric=metric,
+                                                              eval_set=eval_set, protocol=protocol)
     frame = load_table(ctx, data=data, y=y, protocol=protocol or (tgt.protocol if tgt else None),
                        eval_set=eval_set or (tgt.eval_set if tgt else None),
                        metric=metric or (tgt.metric if tgt else None), selection=selection)
@@ -139,7 +141,8 @@ def suggest_cmd(
     if data is not None and not axis_list:
         raise ScalingError("--data needs --axes naming its axis columns")
     with progress_bar() as update:
-        result = scaling.suggest(frame, tgt if tgt is not None else target, form=form, metric=metric,
+        chosen = tgt if tgt is not None else (target or DEFAULT_TARGET)
+        result = scaling.suggest(frame, chosen, form=form, metric=metric,
                                  question=question, at=point, budget=budget, candidates=candidates, n_boot=n_boot,
                                  n_outcomes=outcomes, seed=seed, top=top, level=level, group=cli_group(group),
                                  cost=cost, y=y, axes=axis_list, kind=kind, training_length=training_length,

@@ -70,8 +70,11 @@ Workers = Annotated[int | None, typer.Option(help="Data-loading processes per ra
 LogEvery = Annotated[int | None, typer.Option(help="Steps per log line \\[default: 50].")]
 CkptEvery = Annotated[int | None, typer.Option(help="Steps between checkpoints \\[default: 500].")]
 FtData = Annotated[Path | None, typer.Option("--finetune-data", help="ImageFolder root with train/ and val/.")]
-Ood = Annotated[list[Path] | None, typer.Option("--ood", metavar="DIR",
-                                                help="OOD eval folder of class folders (repeatable).")]
+Ood = Annotated[list[Path] | None, typer.Option(
+    "--ood", metavar="DIR", help="OOD eval folder of class folders (repeatable); NAME=DIR records it as NAME "
+                                       "\\[default: the folder's name]. A 16-class set of Geirhos et al. 2021 "
+                                       "named as its human target's eval set (mvh-sketch, ...: `scaling targets`) "
+                                       "is scored as 16 categories and on that target's conditions.")]
 LabelFraction = Annotated[float | None, typer.Option(help="Fraction of labelled training images \\[default: 0.02].")]
 LabelSeed = Annotated[int | None, typer.Option(help="Which labelled subset \\[default: 0].")]
 Epochs = Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: 50].")]

@@ -142,6 +142,9 @@ def from_grid(grid: pd.DataFrame) -> TrainingLength | None:
     no images seen."""
     if not set(GRID_COLUMNS) <= set(grid.columns):
         return None
+    # only the columns read, without the frame's attrs (pandas copies attrs on every step of the loop below)
+    cols = [c for c in (*GRID_COLUMNS, "arch", "n_params", "mask_ratio", "patch_px", "run_id") if c in grid.columns]
+    grid = pd.DataFrame({c: grid[c].to_numpy() for c in dict.fromkeys(cols)})
     runs = grid.drop_duplicates(subset=["run_id"]) if "run_id" in grid.columns else grid
     runs = runs.dropna(subset=list(GRID_COLUMNS))
     runs = runs[(runs["samples_seen"] > 0) & (runs["data_hours"] > 0)]

@@ -1,16 +1,22 @@
 """Named projection targets, each with its source, and parsing of user-given targets.
 
 A target is a value of one stored metric (protocol, eval set, metric) that a projection tries to reach.
-Values are fractions, as in the run database.
+Values are fractions, as in the run database. Besides ImageNet's, the presets hold human 16-class accuracy on
+the 17 out-of-distribution sets of Geirhos et al. 2021 (``human-ood-<set>`` on eval set ``mvh-<set>``) and their
+mean (``human-ood-mean`` on ``mvh-mean``), computed from the model-vs-human repository's human trials
+(``runs_db.ood``); a projection on one of those eval sets aims at its human target unless told otherwise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
 
+from runs_db.ood import MEAN_EVAL_SET, OodSet, human_ood
+from runs_db.ood import METRIC as OOD_METRIC
 from scaling.core.direction import direction
-from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_METRIC, DEFAULT_PROTOCOL
+from scaling.defaults import DEFAULT_EVAL_SET, DEFAULT_METRIC, DEFAULT_PROTOCOL, DEFAULT_TARGET
 from scaling.errors import ProjectionError
 
 
@@ -30,6 +36,25 @@ class Target:
         return asdict(self)
 
 
+def ood_targets() -> list[Target]:
+    """Human 16-class accuracy on each OOD set of Geirhos et al. 2021, and the mean over the 17 sets."""
+    data = human_ood()
+    def conditions(s: OodSet) -> str:
+        if not s.excluded_conditions:
+            return ""
+        return f"; conditions {', '.join(s.conditions)}, not {', '.join(s.excluded_conditions)}"
+
+    out = [Target(f"human-ood-{s.dataset}", s.human_accuracy, OOD_METRIC, eval_set=s.eval_set,
+                  description=f"Human 16-class accuracy on {s.dataset} ({s.subjects} subjects, {s.trials:,} "
+                              f"trials{conditions(s)})",
+                  source=data.source(s.files))
+           for s in data.sets]
+    out.append(Target("human-ood-mean", data.mean, OOD_METRIC, eval_set=MEAN_EVAL_SET,
+                      description=f"Human 16-class accuracy, mean over the {len(data.sets)} OOD sets",
+                      source=data.source("raw-data/*/*.csv")))
+    return out
+
+
 PRESETS: dict[str, Target] = {
     t.name: t
     for t in [
@@ -47,12 +72,24 @@ PRESETS: dict[str, Target] = {
             description="MAE ViT-H/14 fine-tuned on all of ImageNet-1k at 224 px (86.9% top-1)",
             source="He et al. 2022, Masked Autoencoders Are Scalable Vision Learners, CVPR, Table 3",
         ),
+        *ood_targets(),
     ]
 }
 
 
-def list_targets() -> list[Target]:
-    return list(PRESETS.values())
+def list_targets(eval_set: str | None = None) -> list[Target]:
+    """The named targets (those on ``eval_set`` only, when given)."""
+    return [t for t in PRESETS.values() if eval_set is None or t.eval_set == eval_set]
+
+
+def default_target_for(eval_set: str | None) -> str:
+    """The named target a projection on ``eval_set`` aims at when given none: the human target of that set
+    where it has one (an OOD set, ``human-ood-sketch`` on ``mvh-sketch``), else ``DEFAULT_TARGET``."""
+    if eval_set:
+        for t in PRESETS.values():
+            if t.eval_set == eval_set and t.name.startswith("human-"):
+                return t.name
+    return DEFAULT_TARGET
 
 
 def resolve_target(
@@ -68,8 +105,9 @@ def resolve_target(
     For ``kind="loss"`` any positive number is a target, for ``kind="error"`` a fraction or a percent (both
     lower is better).
 
-    Options override the preset's metric, eval set and protocol only for numbers; for a preset they must
-    agree with it, because a preset's value means something only on its own metric.
+    Options override the preset's metric and eval set only for numbers; for a preset they must agree with it,
+    because a preset's value means something only on its own metric and set. A protocol given with a preset
+    says which of the runs' fine-tunings is compared with it (the value to reach does not depend on it).
     """
     d = direction(kind)
     if spec in PRESETS:
@@ -80,7 +118,7 @@ def resolve_target(
         for given, own, what in [(metric, preset.metric, "metric"), (eval_set, preset.eval_set, "eval set")]:
             if given is not None and given != own:
                 raise ProjectionError(f"target {spec!r} is defined on {what} {own!r}, not {given!r}")
-        return preset
+        return preset if protocol is None else dataclasses.replace(preset, protocol=protocol)
     text = spec.strip()
     percent = text.endswith("%")
     try:

@@ -4,7 +4,8 @@ a kind, and the defaults each carries. No workflow asks "is this the run databas
 =====================  ==========================================  =========================================
 default                 the run database's grid                     any other table
 =====================  ==========================================  =========================================
-target                  human-top5 (``defaults.DEFAULT_TARGET``)    none (a loss never borrows an accuracy)
+target                  human-top5 (``defaults.DEFAULT_TARGET``;    none (a loss never borrows an accuracy)
+                        an OOD eval set's human target)
 axis solved for         ``data_hours``                               its last axis
 evaluation point        the paper's scenario (2.5B, 20,000 h, 952)  its largest value of every axis
 cost of a point         the MAE FLOPs model (``mae``)               none: name one (``6nd``, an expression)
@@ -23,11 +24,11 @@ from typing import Any
 import pandas as pd
 
 from scaling.core.direction import direction
+from scaling.core.targets import default_target_for
 from scaling.defaults import (
     COMPUTE_AXES,
     DEFAULT_GROUP,
     DEFAULT_LEVEL_TOL,
-    DEFAULT_TARGET,
     PAPER_SCENARIO,
 )
 
@@ -51,7 +52,11 @@ class Dataset:
 
     @property
     def default_target(self) -> str | None:
-        return DEFAULT_TARGET if self.is_run_grid and direction(self.kind).is_fraction else None
+        """The run database's human target on its eval set (human-top5 on ImageNet, ``human-ood-<set>`` on an OOD
+        set of Geirhos et al. 2021); none for any other table."""
+        if not (self.is_run_grid and direction(self.kind).is_fraction):
+            return None
+        return default_target_for(self.source.get("eval_set"))
 
     @property
     def solve_axis(self) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 from scaling.core.direction import Direction
 from scaling.questions.combined import Interval
 from scaling.questions.objects import Answer, Context, Question
-from scaling.selection.conformal import ConformalScale
+from scaling.selection.conformal import ConformalScale, euclidean_decades
 
 CALIBRATED_KEYS = ("at", "scale", "solve")  # questions whose answers the held-out errors speak to
 MAX_DECADES = 6.0  # the furthest a calibrated end is sought (a million times the data)
@@ -56,16 +56,17 @@ def point_interval(predicted: float, h: float, d: Direction) -> Interval:
 
 
 def _distance(values: Mapping[str, float], key: str, predictor: Any) -> float:
-    """Decades beyond the data of the answer whose values are ``values`` (+inf when it is unreachable)."""
-    far = 0.0
+    """Decades beyond the data of the answer whose values are ``values`` (Euclidean over the axes, as the
+    held-out rows' distances: ``selection.conformal.euclidean_decades``; +inf when it is unreachable)."""
+    decades = []
     for a in predictor.axes:
         v = values.get(f"{key}.{a}")
         if v is None:
             continue
         if not math.isfinite(v):
             return math.inf
-        far = max(far, math.log10(v / predictor.axis_ranges[a][1]))
-    return max(far, 0.0)
+        decades.append(math.log10(v / predictor.axis_ranges[a][1]))
+    return euclidean_decades(decades)
 
 
 def _needed_end(question: Question, answer: Answer, ctx: Context, predictor: Any, scale: ConformalScale,

@@ -57,6 +57,8 @@ class Prediction(Result):
     interval_kind: str  # 'bootstrap' or 'calibrated (...)'
     notes: tuple[str, ...] = ()
     source: dict[str, Any] = field(default_factory=dict)
+    # The mixture's percentile intervals before calibration (equal to ``intervals`` when not calibrated).
+    bootstrap_intervals: dict[float, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         out = self.at.reset_index(drop=True).copy()
@@ -139,12 +141,14 @@ def predict(
     scale = conformal_of(bt, weights) if calibrated else None
     lower = {lvl: np.empty(len(rows)) for lvl in spec.levels}
     upper = {lvl: np.empty(len(rows)) for lvl in spec.levels}
+    boot = {lvl: (np.empty(len(rows)), np.empty(len(rows))) for lvl in spec.levels}
     median = np.empty(len(rows))
     for i in range(len(rows)):
         mix = {f: got[f][1][:, i] for f in weights}
         median[i] = mixture_quantile(mix, weights, 0.5)
         for lvl in spec.levels:
             lo, hi = mixture_interval(mix, weights, lvl)
+            boot[lvl][0][i], boot[lvl][1][i] = lo, hi
             if scale is not None:
                 c = point_interval(float(centre[i]), scale.half_width(lvl, float(dist[i])), bt.direction)
                 lo, hi = min(lo, c[0]), max(hi, c[1])
@@ -155,4 +159,4 @@ def predict(
              f"{', '.join(f'{100 * v:g}%' for v in thin)} calibrated interval: unbounded"] if thin else []
     return Prediction(rows, sel.y, sel.kind, weights, method, centre, median,
                       {lvl: (lower[lvl], upper[lvl]) for lvl in spec.levels}, {f: got[f][0] for f in weights}, dist,
-                      kind_text, (*sel.notes, *notes), dict(sel.source))
+                      kind_text, (*sel.notes, *notes), dict(sel.source), boot)

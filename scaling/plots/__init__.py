@@ -16,6 +16,7 @@ Figure                                   data                          drawing
   coverage of intervals (reliability)    ``CalibrationResult.reliability_data`` ``plot_reliability``
 6 MAE pretraining loss curves            ``loss_curves_data``          ``plot_loss_curves``
   compute-optimal frontier               ``frontier_data``             ``plot_frontier``
+  IsoFLOP parabolas and N*(C) by method  ``isoflop_data``              ``plot_isoflop``
 
 Accuracies are fractions in the data and percent on the axes. Bands are labelled with what they are: a
 *confidence* band covers the mean surface (where the average run would land), a *prediction* band a new
@@ -56,11 +57,13 @@ from scaling.plots.figures import (
     bootstrap_figure,
     frontier_figure,
     iso_figure,
+    isoflop_figure,
     loss_figure,
     resolution_figure,
 )
 from scaling.plots.intervals_figure import CombinedFigure, combined_data, plot_combined, plot_reliability
 from scaling.plots.iso_data import IsoData, PointInterval, band_interval, bootstrap_interval, iso_accuracy_data
+from scaling.plots.isoflop_figure import IsoflopFigure, isoflop_data, plot_isoflop
 from scaling.plots.style import figure_format, new_figure, png_bytes, readable_frame, save_figure
 from scaling.plots.suggest_figure import SuggestMap, plot_replay, plot_suggest_map, suggest_map_data
 
@@ -75,6 +78,7 @@ __all__ = [
     "FigureResult",
     "FrontierData",
     "IsoData",
+    "IsoflopFigure",
     "LossCurves",
     "ParityData",
     "PointInterval",
@@ -97,6 +101,8 @@ __all__ = [
     "frontier_figure",
     "iso_accuracy_data",
     "iso_figure",
+    "isoflop_data",
+    "isoflop_figure",
     "loss_curves_data",
     "loss_figure",
     "metric_label",
@@ -109,6 +115,7 @@ __all__ = [
     "plot_compute_distribution",
     "plot_frontier",
     "plot_iso_accuracy",
+    "plot_isoflop",
     "plot_loss_curves",
     "plot_reliability",
     "plot_replay",

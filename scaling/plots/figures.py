@@ -20,6 +20,8 @@ import pandas as pd
 
 from runs_db import RunDB, open_db
 from scaling.allocation.mae import optimal_allocation
+from scaling.allocation.methods import compute_optimal
+from scaling.compute.costs import cost_model
 from scaling.compute.training_length import from_grid
 from scaling.core.jsonable import jsonable
 from scaling.core.targets import resolve_target
@@ -58,6 +60,7 @@ from scaling.plots.draw_diagnostics import (
 )
 from scaling.plots.draw_fits import ISO_FIGSIZE, plot_accuracy_curves, plot_iso_accuracy
 from scaling.plots.iso_data import IsoData, PointInterval, bootstrap_interval, iso_accuracy_data
+from scaling.plots.isoflop_figure import ISOFLOP_FIGSIZE, IsoflopFigure, isoflop_data, plot_isoflop
 from scaling.plots.style import figure_format, new_figure, png_bytes, save_figure
 from scaling.questions.derived import projection_quantities
 from scaling.questions.projection import project_at, project_axis, project_scale, reference_point
@@ -76,7 +79,8 @@ ISO_MODES = ("scale", "solve", "at", "none")
 INTERVALS = ("auto", "band", "bootstrap", "none")
 QUESTIONS = ("scale", "solve")
 # What a figure draws from: the data object of each kind.
-FigureData: TypeAlias = CurvesData | IsoData | BacktestPanels | ComputeDistribution | FrontierData | LossCurves
+FigureData: TypeAlias = (CurvesData | IsoData | BacktestPanels | ComputeDistribution | FrontierData | LossCurves
+                         | IsoflopFigure)
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ class FigureResult:
 _DRAW: dict[str, Callable[..., Any]] = {
     "data": plot_accuracy_curves, "resolution": plot_accuracy_curves, "iso": plot_iso_accuracy,
     "backtest": plot_backtest_splits, "bootstrap": plot_compute_distribution, "frontier": plot_frontier,
-    "loss": plot_loss_curves}
+    "loss": plot_loss_curves, "isoflop": plot_isoflop}
 
 
 def _choice(value: str, allowed: Sequence[str], what: str) -> str:
@@ -317,3 +321,19 @@ def loss_figure(db: RunDB | str | Path | None = None, *, runs: Sequence[str] | N
                             key=key, phase=phase)
     two = data.frame["image_px"].round().nunique() > 1  # 224 px and larger images in two panels
     return FigureResult("loss", data, figsize=(10.0, 4.9) if two else None, draw_options={"log_x": log_x})
+
+
+def isoflop_figure(data: pd.DataFrame, *, y: str, axes: Sequence[str], kind: str = "loss", cost: str | None = None,
+                   budget: float | None = None, method: str = "all", **options: Any) -> FigureResult:
+    """The IsoFLOP figure of ``scaling.compute_optimal`` on ``data`` (``options``: its keywords) at ``budget``
+    (default: the table's largest cost, or its largest --budget-column value)."""
+    if budget is None:
+        column = options.get("budget_column")
+        values = (data[column] if column in data.columns else None) if column else \
+            (cost_model(cost, axes).cost({a: data[a].to_numpy(dtype=float) for a in axes}) if cost else None)
+        if values is None:
+            raise ScalingError("the IsoFLOP figure needs budgets: a cost model (--cost) or a --budget-column")
+        budget = float(np.nanmax(pd.to_numeric(pd.Series(np.ravel(values)), errors="coerce")))
+    res = compute_optimal(data, budget, method=method, y=y, axes=axes, kind=kind, cost=cost, **options)
+    notes = [f"{a.method}: no answer ({a.reason})" for a in res.answers if not a.available]
+    return FigureResult("isoflop", isoflop_data(res), {"notes": notes}, ISOFLOP_FIGSIZE)

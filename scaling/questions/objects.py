@@ -23,9 +23,11 @@ import numpy as np
 
 from scaling.allocation import cheapest_allocation
 from scaling.allocation.budget import CostOptimum, best_at_budget
+from scaling.allocation.consistency import consistency_check
 from scaling.allocation.mae import OptimalResult, flops_cost
 from scaling.compute.costs import CostModel
 from scaling.compute.training_length import TrainingLength
+from scaling.defaults import ISOFLOP_BUDGET_TOL
 from scaling.errors import ProjectionError
 from scaling.forms.result import FitResult
 from scaling.questions import derived
@@ -179,6 +181,8 @@ class Cheapest(Question):
 
     bounds: Mapping[str, tuple[float, float]] | None = None
     frontier_rows: int = 9
+    budget_column: str | None = None  # the IsoFLOP budgets of the consistency check (default: from the cost)
+    budget_tol: float = ISOFLOP_BUDGET_TOL
     key: ClassVar[str] = "cheapest"
     needs_target: ClassVar[bool] = True
 
@@ -187,8 +191,11 @@ class Cheapest(Question):
         return "cheapest"
 
     def answer(self, ctx: Context) -> OptimalResult | CostOptimum:
-        return cheapest_allocation(ctx.fit, ctx.require_target(self), ctx.require_cost(self), self.bounds,
-                                   frontier_rows=self.frontier_rows, seed=ctx.seed)
+        out = cheapest_allocation(ctx.fit, ctx.require_target(self), ctx.require_cost(self), self.bounds,
+                                  frontier_rows=self.frontier_rows, seed=ctx.seed)
+        if not isinstance(out, CostOptimum):  # the MAE model's answer (three axes): no IsoFLOP check
+            return out
+        return checked(out, ctx, self.bounds, self.budget_column, self.budget_tol)
 
     def quantities(self, ctx: Context, answer: Answer) -> DerivedFn:
         target = ctx.require_target(self)
@@ -207,6 +214,8 @@ class AtBudget(Question):
 
     budget: float
     bounds: Mapping[str, tuple[float, float]] | None = field(default=None)
+    budget_column: str | None = None  # the IsoFLOP budgets of the consistency check (default: from the cost)
+    budget_tol: float = ISOFLOP_BUDGET_TOL
     key: ClassVar[str] = "budget"
 
     @property
@@ -214,11 +223,22 @@ class AtBudget(Question):
         return f"best at a cost of {self.budget:.3g}"
 
     def answer(self, ctx: Context) -> CostOptimum:
-        return best_at_budget(ctx.fit, self.budget, ctx.require_cost(self), self.bounds, seed=ctx.seed)
+        out = best_at_budget(ctx.fit, self.budget, ctx.require_cost(self), self.bounds, seed=ctx.seed)
+        return checked(out, ctx, self.bounds, self.budget_column, self.budget_tol)
 
     def quantities(self, ctx: Context, answer: Answer) -> DerivedFn:
         assert isinstance(answer, CostOptimum)
         return derived.budget_quantities(self.budget, ctx.require_cost(self), answer.bounds, answer.point)
+
+
+def checked(answer: CostOptimum, ctx: Context, bounds: Mapping[str, tuple[float, float]] | None, column: str | None,
+            tol: float) -> CostOptimum:
+    """A parametric allocation under a named cost with its consistency check against the IsoFLOP vertices of
+    the fitted data (``scaling.allocation.consistency``)."""
+    if ctx.cost is None:
+        return answer
+    return replace(answer, consistency=consistency_check(ctx.fit, ctx.cost, budget_column=column, tol=tol,
+                                                         bounds=bounds))
 
 
 def default_questions(target: float | None, *, budget: float | None = None) -> list[Question]:

@@ -21,9 +21,9 @@ from scaling.allocation.budget import CostOptimum
 from scaling.allocation.mae import OptimalResult
 from scaling.compute.costs import CostModel, cost_model
 from scaling.compute.training_length import parse as parse_training_length
-from scaling.core.targets import Target, resolve_target
+from scaling.core.targets import Target, default_target_for, resolve_target
 from scaling.data.tables import is_runs_frame, load_runs
-from scaling.defaults import COMPUTE_AXES, DEFAULT_FORM, DEFAULT_SELECTION, DEFAULT_TARGET
+from scaling.defaults import COMPUTE_AXES, DEFAULT_FORM, DEFAULT_SELECTION
 from scaling.errors import ProjectionError, ScalingError
 from scaling.fitting import fit as fit_data
 from scaling.forms.result import FitResult
@@ -68,6 +68,8 @@ class ProjectOptions(FitOptions, total=False):
     bounds: Mapping[str, tuple[float, float]] | None
     frontier_rows: int
     budget: float | None
+    budget_column: str | None  # the IsoFLOP budgets of the allocations' consistency check
+    budget_tol: float
     n_boot: int
     seed: int
     levels: Sequence[float] | None
@@ -189,7 +191,7 @@ def fit_for_question(data: FitResult | pd.DataFrame | None, target: str | float 
     if data is not None and not is_runs_frame(data):  # any other table: the target is a value of its y
         result = fit_data(data, form, **opts)
         return result, target_of(result, target, metric, eval_set, protocol)
-    spec = DEFAULT_TARGET if target is None else target
+    spec = default_target_for(eval_set) if target is None else target  # an OOD set's own human target
     tgt = spec if isinstance(spec, Target) else resolve_target(str(spec), metric=metric, eval_set=eval_set,
                                                                 protocol=protocol, kind=opts.get("kind", "accuracy"))
     if data is None:
@@ -220,10 +222,11 @@ def keyword_questions(target: float | None, options: Mapping[str, Any]) -> list[
     given: dict[str, Question] = {"scale": Scale(options.get("exponents")), "solve": Solve(options.get("axis")),
                                   "at": At(options.get("at"))}
     asked = [given[q.key] for q in asked]
+    iso = {k: options[k] for k in ("budget_column", "budget_tol") if options.get(k) is not None}
     if options.get("optimal"):
-        asked.append(Cheapest(options.get("bounds"), options.get("frontier_rows", 9)))
+        asked.append(Cheapest(options.get("bounds"), options.get("frontier_rows", 9), **iso))
     if budget is not None:
-        asked.append(AtBudget(float(budget), options.get("bounds")))
+        asked.append(AtBudget(float(budget), options.get("bounds"), **iso))
     return asked
 
 

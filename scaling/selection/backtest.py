@@ -88,7 +88,7 @@ class SplitResult:
     predictions: list[float] | None = None
     observed: list[float] | None = None  # the held-out rows' values, in the order of ``predictions``
     # Per held-out row: prediction - observation on the ranked scale (y for an accuracy, log error for a loss
-    # or an error rate), and how far beyond the training rows it lies (decades along its furthest axis).
+    # or an error rate), and how far beyond the training rows it lies (decades, Euclidean over the axes).
     residuals: list[float] | None = None
     distances: list[float] | None = None
 

@@ -80,6 +80,8 @@ class CompareResult(Result):
     notes: tuple[str, ...]
     source: dict[str, Any] = field(default_factory=dict)  # where the data came from (scaling.data.tables)
     target_spec: Any = None  # the scaling.core.targets.Target behind ``target``, when one was named
+    # form -> its allocation's consistency check against the IsoFLOP vertices (asked with a cost model)
+    isoflop_checks: dict[str, Any] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per form: in-sample RMSE, dAICc/dBIC, backtest RMSE and bias (means over the common splits,
@@ -115,6 +117,8 @@ class CompareResult(Result):
                  self.to_frame().to_string(float_format=lambda v: f"{v:.4g}"),
                  f"recommended: {self.recommended or 'none'} (lowest mean held-out RMSE over the common backtest "
                  f"splits; information criteria measure in-sample fit, not extrapolation)"]
+        if self.isoflop_checks:
+            parts.append("\n".join(f"{form}: {c.verdict}" for form, c in self.isoflop_checks.items()))
         if self.notes:
             parts.append("\n".join(f"note: {n}" for n in self.notes))
         return Text("\n\n".join(parts))
@@ -160,6 +164,8 @@ class CompareResult(Result):
             "forms": [r.to_dict() | {"backtest": self.backtest.by_form[r.form].to_dict()
                                      if r.form in self.backtest.by_form else None} for r in self.rows],
             "backtest": self.backtest.describe(),
+            **({"isoflop_checks": {f: c.to_dict() for f, c in self.isoflop_checks.items()}}
+               if self.isoflop_checks else {}),
             "notes": list(self.notes),
         })
 

@@ -94,12 +94,14 @@ def seed_noise(data: pd.DataFrame, y: str, axes: Sequence[str], level_tol: float
 
 
 def distances_beyond(train: pd.DataFrame, test: pd.DataFrame, axes: Sequence[str]) -> np.ndarray:
-    """Decades each test row lies beyond the training rows, along its furthest axis (0 inside them)."""
-    out = np.zeros(len(test))
+    """Decades each test row lies beyond the training rows: Euclidean over the axes it exceeds
+    (``conformal.euclidean_decades``; one axis: its decades; 0 inside the data's range)."""
+    total = np.zeros(len(test))
     for a in axes:
         top = float(pd.to_numeric(train[a]).max())
-        out = np.maximum(out, np.log10(pd.to_numeric(test[a]).to_numpy(dtype=float) / top))
-    return np.maximum(out, 0.0)
+        over = np.maximum(np.log10(pd.to_numeric(test[a]).to_numpy(dtype=float) / top), 0.0)
+        total = total + over**2
+    return np.sqrt(total)
 
 
 def ranked_residuals(pred: np.ndarray, obs: np.ndarray, d: Direction) -> np.ndarray:

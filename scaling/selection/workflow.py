@@ -10,12 +10,14 @@ from typing import Any
 
 import pandas as pd
 
+from scaling.allocation.consistency import consistency_check
+from scaling.compute.costs import cost_model
 from scaling.core import checks, work
 from scaling.core.direction import direction
 from scaling.core.targets import Target, resolve_target
 from scaling.data.dataset import Dataset
 from scaling.data.tables import check_chance, select
-from scaling.defaults import DEFAULT_N_BOOT
+from scaling.defaults import DEFAULT_N_BOOT, ISOFLOP_BUDGET_TOL
 from scaling.errors import ScalingError
 from scaling.forms import Form
 from scaling.forms.options import form_names, form_options
@@ -109,10 +111,15 @@ def compare(
     rolling_axis: str | None = AUTO,
     level_tol: float | None = None,
     progress: Progress | None = None,
+    cost: str | None = None,
+    budget_column: str | None = None,
+    budget_tol: float = ISOFLOP_BUDGET_TOL,
 ) -> CompareResult:
     """Every form side by side: in-sample fit, AICc/BIC, backtest error and the prediction at ``at``
     (default: the data's evaluation point) with a bootstrap interval from ``n_boot`` resamples (0: none);
-    recommends the best-backtesting form (defaults of the backtest as in ``backtest``)."""
+    recommends the best-backtesting form (defaults of the backtest as in ``backtest``). With ``cost`` ('6nd'
+    or an expression of the axes), each form's allocation is checked against the table's IsoFLOP vertices
+    (``scaling.allocation.consistency``; budgets from ``budget_column`` or the cost within ``budget_tol``)."""
     names = form_names(forms)
     sel = select(data, metric=metric, y=y, axes=axes, kind=kind)
     check_chance(chance, kind, sel)
@@ -138,5 +145,9 @@ def compare(
                          level_tol=sel.level_tol if level_tol is None else level_tol, progress=progress,
                          workers=workers)
     rows = {r.form: r for r in result.rows} | {f: FormRow(f, False, why) for f, why in unavailable.items()}
+    iso_checks = {} if cost is None else {
+        r.form: consistency_check(r.fit, cost_model(cost, sel.axes), budget_column=budget_column, tol=budget_tol,
+                                  data=sel.frame)
+        for r in result.rows if r.fit is not None}
     return dataclasses.replace(result, rows=[rows[f] for f in names], source=sel.source, target_spec=tgt,
-                               notes=(*sel.notes, *result.notes))
+                               notes=(*sel.notes, *result.notes), isoflop_checks=iso_checks)
