@@ -11,6 +11,7 @@ The Python API (every workflow returns a result or report object with ``summary(
     scaling.fit(pd.read_csv("lm.csv"), y="loss", axes=["params", "tokens"], kind="loss", form="powerlaw")
     law = scaling.Form.from_function(lambda N, D, E, A, a, B, b: E + A / N**a + B / D**b, p0=..., kind="loss")
     fit.save("fit.json"); scaling.load("fit.json")                 # exactly the same fit back
+    scaling.report(runs).save_html("study.html")                   # the study on one self-contained page
 
 The command line ``scaling`` (``python -m scaling``) renders the same calls. Names are imported on first
 use, so ``import scaling`` stays cheap.
@@ -80,6 +81,8 @@ _API = {
     "SuggestResult": "scaling.design.result",
     "write_configs": "scaling.design.configs",
     "suggest_replay": "scaling.design.replay",
+    "report": "scaling.study.report",
+    "StudyReport": "scaling.study.report",
     "ScalingError": "scaling.errors",
     "FitError": "scaling.errors",
     "ProjectionError": "scaling.errors",

@@ -45,6 +45,11 @@ __all__ = [
     "PAPER_SCENARIO",
     "PATCH_PX",
     "PLAN_GLOBAL_BATCH",
+    "REPORT_FORMS",
+    "REPORT_N_BOOT",
+    "REPORT_SUGGEST_N_BOOT",
+    "REPORT_SUGGEST_OUTCOMES",
+    "REPORT_SUGGEST_TOP",
     "SLOPE_MAX",
     "WORK_MAX_BYTES",
     "WORK_MAX_S",
@@ -89,6 +94,16 @@ CAUTION_DECADES = 1.0
 DEFAULT_LEVELS: tuple[float, ...] = (0.9, 0.95)
 DEFAULT_N_BOOT = 1000
 DEFAULT_GROUP = "run_id"
+
+# The one-page study report (``scaling report``, ``scaling.report``): small settings that keep it to seconds
+# (about 15-25 s on a loaded 2-core machine, for the shipped grid or a 20-row table): three forms side by side
+# and backtested, 100 resamples per bootstrap, and a suggestion from 20 resamples x 1 simulated outcome per
+# candidate, its top 5 shown. Its intervals are rough at these sizes; the commands of each section give more.
+REPORT_FORMS: tuple[str, ...] = DEFAULT_BACKTEST_FORMS
+REPORT_N_BOOT = 100
+REPORT_SUGGEST_N_BOOT = 20
+REPORT_SUGGEST_OUTCOMES = 1
+REPORT_SUGGEST_TOP = 5
 
 # Backtests: axis values within 5% are one level (the ViT-H runs at 224/448/476 px differ in parameters by
 # their position embeddings, 0.2%); on a table that is not the run database levels are exact.

@@ -138,6 +138,9 @@ PER_OPTION: dict[str, tuple[list[list[str]], list[str]]] = {
               "n_params=1e9,n_params=2e9,data_hours=2e4,image_px=952", ",", "x"]),
     "--budget": ([["project"], ["suggest"]], ["0", "-1", "nan", "inf", "1e400"]),
     "--target": ([["project"], ["suggest"], ["plot", "iso", *FIG]], ["nan", "inf", "1.5", "-0.2", "1e400"]),
+    "--map-axes": ([["plot", "iso", *FIG]], ["n_params", "n_params,n_params", "a,b,c", ","]),
+    "--hold": ([["plot", "iso", *FIG]], ["image_px=nan", "image_px=0", "x", "image_px=1,image_px=2"]),
+    "--where": ([["plot", "data", *FIG]], ["image_px=inf", "x", ","]),
 }
 for flag, (commands, values) in PER_OPTION.items():
     for cmd in commands:

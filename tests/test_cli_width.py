@@ -49,6 +49,7 @@ COMMANDS: list[Any] = [
     "plan --gpus 64 --fsdp --act-checkpointing --usd-per-gpu-hour 3.5",
     "project --mode at --plan",
     "suggest --bootstrap 20 --outcomes 1 --candidates arch=vit_h14;image_px=476;data_hours=500,5000",
+    "report --forms poly1,logit1 --bootstrap 10 --suggest-bootstrap 20",
     pytest.param("train flops --arch vit_nano8 --image-px 32 --decoder-dim 128 --decoder-depth 2 "
                  "--decoder-heads 4", marks=pytest.mark.slow),
 ]

@@ -65,7 +65,7 @@ KNOWN_LARGE = {"scaling/forms/varpro.py"}
 # Lowest first: a module imports (at its top) only its own layer and the layers below it.
 LAYERS = (("errors", "defaults"), ("core",), ("data",), ("compute",), ("forms",), ("uncertainty",), ("fitting",),
           ("allocation",), ("planning",), ("questions",), ("selection",), ("ensemble",), ("design",), ("plots",),
-          ("cli",))
+          ("study",), ("cli",))
 RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
 SCALING = [p for p in sorted((ROOT / "scaling").rglob("*.py"))
            if p.relative_to(ROOT) not in (Path("scaling/__init__.py"), Path("scaling/__main__.py"))]

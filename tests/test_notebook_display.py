@@ -79,12 +79,18 @@ def test_plot_draws_on_a_pyplot_figure(results: dict[str, Any]) -> None:
 
 
 def test_a_result_without_a_figure_says_why(runs: pd.DataFrame) -> None:
-    """A loss table's report has no iso map over n_params x data_hours: the table shows, and the reason."""
+    """A one-axis table's report has no iso map (it needs two axes): the table shows, and the reason. A loss
+    table over two axes shows its map."""
     lm = pd.read_csv(ROOT / "tests" / "golden" / "lm_loss.csv")
-    fit = scaling.fit(lm, y="loss", axes=["params", "tokens"], kind="loss", form="powerlaw")
-    rep = scaling.project(fit, 2.2, [scaling.Solve("tokens")])
+    one = lm[lm["tokens"] == 3e10]
+    fit = scaling.fit(one, y="loss", axes=["params"], kind="loss", form="powerlaw")
+    rep = scaling.project(fit, 2.5, [scaling.Solve("params")])
     data, _ = DisplayFormatter().format(rep)
-    assert "<table" in data["text/html"] and "no figure: " in data["text/html"] and "image/png" not in data
+    assert "<table" in data["text/html"] and "no figure: the iso map is over two axes" in data["text/html"]
+    assert "image/png" not in data
+    two = scaling.project(scaling.fit(lm, y="loss", axes=["params", "tokens"], kind="loss", form="powerlaw"), 2.2)
+    data, _ = DisplayFormatter().format(two)
+    assert "no figure" not in data["text/html"] and data["image/png"].startswith(b"\x89PNG")
 
 
 CELLS = [

@@ -19,6 +19,7 @@ from scaling.cli import plan as cli_plan
 from scaling.cli import plot as cli_plot
 from scaling.cli import plot_isoflop as cli_plot_isoflop
 from scaling.cli import project as cli_project
+from scaling.cli import report as cli_report
 from scaling.cli import runs as cli_runs
 from scaling.cli import suggest as cli_suggest
 from scaling.cli import train as cli_train
@@ -66,6 +67,7 @@ def root(
       scaling plot iso --out iso.png
       scaling runs list --arch vit_h14
       scaling suggest --target human-top5 --budget 1e20
+      scaling report --html study.html
       scaling train demo
     """
     ctx.obj = {"db": db}
@@ -81,6 +83,7 @@ cli_analysis.register(app)
 cli_calibrate.register(app)
 cli_plan.register(app)
 cli_suggest.register(app)
+cli_report.register(app)
 reflow_app_help(app)  # prose paragraphs of every --help wrap at the terminal; examples keep their lines
 
 

@@ -1,7 +1,8 @@
-"""``scaling plot KIND --out FILE``: the study's figures from the run database (.png, .pdf or .svg).
+"""``scaling plot KIND --out FILE``: the study's figures from the run database (.png, .pdf or .svg), or a
+table's (``--data FILE --y COLUMN --axes A,B --kind loss``: ``data``, ``iso``, ``backtest``, ``bootstrap``).
 
-Every command loads the grid and fits it as ``scaling fit`` does, computes the figure's data with
-``scaling.plots`` and writes the file byte-reproducibly. stdout gets the path written (or, with --json,
+Every command loads the grid (or the table) and fits it as ``scaling fit`` does, computes the figure's data
+with ``scaling.plots`` and writes the file byte-reproducibly. stdout gets the path written (or, with --json,
 the numbers behind the figure); notes go to stderr.
 """
 
@@ -15,94 +16,55 @@ import typer
 from scaling.cli import validate
 from scaling.cli.common import domain_errors, parse_assignments, split_csv
 from scaling.cli.options import (
-    PAPER_SCENARIO_TEXT,
     AllowLargeOpt,
+    DataOpt,
     EvalSetOpt,
     FormOpt,
     GroupOpt,
     ProtocolOpt,
     SeedOpt,
     SelectionOpt,
+    YOpt,
     cli_group,
-    load_table,
+)
+from scaling.cli.plot_options import (
+    BACKTEST_FORMS,
+    BandOpt,
+    DpiOpt,
+    JsonOpt,
+    LevelOpt,
+    MetricOpt,
+    OutOpt,
+    ResamplesOpt,
+    TableAxesOpt,
+    TableKindOpt,
+    TargetOpt,
+    band_choice,
+    bounded,
+    check_out,
+    finish,
+    run_grid,
+    table_of,
 )
 from scaling.cli.progress import progress_bar
-from scaling.cli.render import print_json, stderr_console
 from scaling.core.targets import resolve_target
-from scaling.defaults import DEFAULT_BACKTEST_FORMS, DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_TARGET
-from scaling.errors import ScalingError
+from scaling.defaults import DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_TARGET
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 
 plot_app = typer.Typer(
     name="plot",
     no_args_is_help=True,
     rich_markup_mode="rich",
-    help="Draw the study's figures to .png, .pdf or .svg files (byte-reproducible).",
+    help="Draw the study's figures to .png, .pdf or .svg files (byte-reproducible). With --data FILE --y "
+         "COLUMN --axes A,B --kind loss, data, iso, backtest and bootstrap draw any table in its own words; "
+         "resolution, frontier and loss are figures of the run database.",
 )
-
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="File to write: .png, .pdf or .svg.")]
-MetricOpt = Annotated[str, typer.Option(help="Metric: top1 or top5 (default: that of the default target, human-top5).")]
-BandOpt = Annotated[
-    str, typer.Option(help="Band around the fit: confidence (mean surface), prediction (a new run) or none.")
-]
-LevelOpt = Annotated[float, typer.Option(help="Level of the band or interval.", callback=validate.level)]
-DpiOpt = Annotated[float | None, typer.Option(help="Resolution of .png files \\[default: 150].", callback=validate.dpi)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the numbers behind the figure as one JSON document.")]
-ResamplesOpt = Annotated[int, typer.Option("--bootstrap", min=2, help="Bootstrap resamples.",
-                                           callback=validate.bootstrap)]
-BACKTEST_FORMS = ",".join(DEFAULT_BACKTEST_FORMS)
-
 
 def register(app: typer.Typer) -> None:
     app.add_typer(plot_app, name="plot")
-
-
-def _check_out(out: Path) -> None:
-    from scaling.plots.style import figure_format  # lazy: drawing (matplotlib) is optional
-
-    try:
-        figure_format(out)
-    except ScalingError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--out") from None
-    # Fail before drawing (seconds), not after: the nearest existing ancestor must be a folder.
-    parent = out.absolute().parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ScalingError(f"--out {out}: {parent} is not a folder")
-
-
-def _finish(result: Any, out: Path, dpi: float | None, as_json: bool) -> None:
-    saved = result.save(out, dpi=dpi)
-    for note in saved.notes:
-        stderr_console().print(f"note: {note}", markup=False, soft_wrap=True)
-    if as_json:
-        print_json(saved.to_dict())
-    else:
-        print(out)
-
-
-def _runs(ctx: typer.Context, *, metric: str, selection: str, protocol: str | None,
-          eval_set: str | None) -> pd.DataFrame:
-    return load_table(ctx, data=None, y=None, protocol=protocol, eval_set=eval_set, metric=metric,
-                      selection=selection)
-
-
-def _bounded(n_boot: int, frame: pd.DataFrame) -> None:
-    """The figure's bootstrap within the work limits, before it starts (``scaling.core.work``)."""
-    from scaling.core import work  # lazy: keeps `scaling --help` fast
-
-    work.check(work.bootstrap(n_boot, len(frame), n_quantities=4, what=f"--bootstrap {n_boot:,} (resamples of "
-                                                                       f"{len(frame):,} rows)"))
-
-
-def _band(band: str) -> str:
-    if band not in ("confidence", "prediction", "none"):
-        raise typer.BadParameter(f"unknown band {band!r}; use confidence, prediction or none", param_hint="--band")
-    return band
 
 
 @plot_app.command("data")
@@ -119,6 +81,16 @@ def data_cmd(
     selection: SelectionOpt = "best-epoch",
     protocol: ProtocolOpt = None,
     eval_set: EvalSetOpt = None,
+    data: DataOpt = None,
+    y: YOpt = None,
+    axes: TableAxesOpt = None,
+    kind: TableKindOpt = None,
+    x_axis: Annotated[str | None, typer.Option("--x-axis", help="Axis across \\[default: data_hours; a "
+                                               "table's last axis].")] = None,
+    group_by: Annotated[str | None, typer.Option("--group-by", help="Column with one curve per value "
+                                                 "\\[default: arch; a table's first other axis].")] = None,
+    where: Annotated[str | None, typer.Option(help="Only the rows with these values, NAME=VALUE,...",
+                                              callback=validate.where)] = None,
     dpi: DpiOpt = None,
     allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
@@ -126,20 +98,27 @@ def data_cmd(
     """Figure 1: accuracy vs pretraining hours, one colour per model size, with the fitted curves and band.
 
     Subset seeds are small markers and their mean a large one; the fit is solid over the data and dashed
-    beyond it.
+    beyond it. With --data, any table: its --y against its last axis, one curve per level of its first
+    (legend entries as params=3.2e7), a loss in its own units.
 
     [bold]Examples[/bold]
 
       scaling plot data --out fig1-data.png
       scaling plot data --metric top5 --band prediction --out fig1-top5.pdf
       scaling plot data --form powerlaw --band none --out fig1-powerlaw.svg
+      scaling plot data --data lm.csv --y loss --axes params,tokens \\
+          --kind loss --form powerlaw --out loss-curves.png
     """
     from scaling.plots.figures import accuracy_figure  # lazy: drawing (matplotlib) is optional
 
-    _check_out(out)
-    frame = _runs(ctx, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
-    result = accuracy_figure(frame, metric=metric, form=form, band=_band(band), level=level, image_px=image_px)
-    _finish(result, out, dpi, as_json)
+    check_out(out)
+    frame, table = table_of(ctx, data, y, axes, kind)
+    if frame is None:
+        frame = run_grid(ctx, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
+    result = accuracy_figure(frame, metric=metric, form=form, band=band_choice(band), level=level, image_px=image_px,
+                             x_axis=x_axis, group_by=group_by,
+                             where=parse_assignments(where, "--where") if where else None, **table)
+    finish(result, out, dpi, as_json)
 
 
 @plot_app.command("resolution")
@@ -168,10 +147,10 @@ def resolution_cmd(
     """
     from scaling.plots.figures import resolution_figure  # lazy: drawing (matplotlib) is optional
 
-    _check_out(out)
-    frame = _runs(ctx, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
-    result = resolution_figure(frame, metric=metric, form=form, band=_band(band), level=level, arch=arch)
-    _finish(result, out, dpi, as_json)
+    check_out(out)
+    frame = run_grid(ctx, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
+    result = resolution_figure(frame, metric=metric, form=form, band=band_choice(band), level=level, arch=arch)
+    finish(result, out, dpi, as_json)
 
 
 @plot_app.command("iso")
@@ -179,24 +158,30 @@ def resolution_cmd(
 def iso_cmd(
     ctx: typer.Context,
     out: OutOpt,
-    target: Annotated[
-        str, typer.Option(help="A named target (see `scaling targets`) or a number: 0.8 or 80%.")
-    ] = DEFAULT_TARGET,
+    target: TargetOpt = None,
     metric: Annotated[str | None, typer.Option(help="Metric of a numeric target \\[default: top1].")] = None,
     form: FormOpt = DEFAULT_FORM,
     mode: Annotated[
         str, typer.Option(help="Projection drawn: scale (every axis by one factor), solve (one axis), at (a point) "
                                "or none.")
     ] = "scale",
-    axis: Annotated[str, typer.Option(help="Axis to solve for in --mode solve.")] = "data_hours",
+    axis: Annotated[str | None, typer.Option(help="Axis to solve for in --mode solve \\[default: data_hours; a "
+                                                  "table's last axis].")] = None,
     at: Annotated[
         str | None, typer.Option(help="Point for --mode at, as NAME=VALUE,... \\[default: the paper's scenario, "
-                                      "n_params=2.5e9, data_hours=20000, image_px=952].", callback=validate.at)
+                                      "n_params=2.5e9, data_hours=20000, image_px=952; a table's largest "
+                                      "point].", callback=validate.at)
     ] = None,
     image_px: Annotated[
         float | None, typer.Option(help="Resolution of the map \\[default: the projection's, else 476].",
                                    callback=validate.image_px)
     ] = None,
+    map_axes: Annotated[str | None, typer.Option("--map-axes", help="The map's two axes, ACROSS,UP "
+                                                 "\\[default: data_hours,n_params; a table's last and first].",
+                                                 callback=validate.map_axes)] = None,
+    hold: Annotated[str | None, typer.Option(help="Values of the other axes, NAME=VALUE,... \\[default: the "
+                                             "projection's, else the largest trained].",
+                                             callback=validate.hold)] = None,
     interval: Annotated[
         str, typer.Option(help="Interval of the projection: band (the fit's closed-form confidence band), bootstrap, "
                                "none, or auto (band where the form has one, else bootstrap).")
@@ -208,6 +193,10 @@ def iso_cmd(
     selection: SelectionOpt = "best-epoch",
     protocol: ProtocolOpt = None,
     eval_set: EvalSetOpt = None,
+    data: DataOpt = None,
+    y: YOpt = None,
+    axes: TableAxesOpt = None,
+    kind: TableKindOpt = None,
     dpi: DpiOpt = None,
     allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
@@ -218,7 +207,8 @@ def iso_cmd(
     Trained runs are overlaid, the region beyond them is hatched, and the projection carries its interval.
     With the closed-form band (linear forms): the dashed target contours of the band and, along the path
     from the largest trained run, where its optimistic and pessimistic bounds reach the target. With the
-    bootstrap: the percentile interval of the projected point and of the accuracy there.
+    bootstrap: the percentile interval of the projected point and of the accuracy there. With --data, any
+    table over any two of its axes (--map-axes), the others held (--hold), a loss in its own units.
 
     [bold]Examples[/bold]
 
@@ -229,26 +219,32 @@ def iso_cmd(
       scaling plot iso --mode none --image-px 224 --out iso-224.svg
       scaling plot iso --metric top5 --interval bootstrap --bootstrap 1000 \\
           --seed 1 --out iso-boot.png
+      scaling plot iso --data lm.csv --y loss --axes params,tokens \\
+          --kind loss --form powerlaw --target 2.2 --bootstrap 200 --out lm.png
     """
     from scaling.plots.figures import iso_figure  # lazy: drawing (matplotlib) is optional
 
-    _check_out(out)
+    check_out(out)
     if mode not in {"scale", "solve", "at", "none"}:
         raise typer.BadParameter(f"unknown mode {mode!r}; use scale, solve, at or none", param_hint="--mode")
     if interval not in {"auto", "band", "bootstrap", "none"}:
         raise typer.BadParameter(f"unknown interval {interval!r}; use auto, band, bootstrap or none",
                                  param_hint="--interval")
-    tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
-    frame = _runs(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
+    frame, table = table_of(ctx, data, y, axes, kind)
+    if frame is None:
+        tgt = resolve_target(target or DEFAULT_TARGET, metric=metric, eval_set=eval_set, protocol=protocol)
+        frame = run_grid(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
     if interval in ("bootstrap", "auto"):
-        _bounded(n_boot, frame)
+        bounded(n_boot, frame)
     with progress_bar() as update:
         result = iso_figure(frame, target=target, metric=metric, form=form, mode=mode, axis=axis,
-                            at=parse_assignments(at or PAPER_SCENARIO_TEXT, "--at"), image_px=image_px,
+                            at=parse_assignments(at, "--at") if at else None, image_px=image_px,
                             interval=interval, level=level,
                             n_boot=n_boot, seed=seed, group=cli_group(group), selection=selection,
-                            protocol=protocol, eval_set=eval_set, progress=update)
-    _finish(result, out, dpi, as_json)
+                            protocol=protocol, eval_set=eval_set, progress=update,
+                            map_axes=split_csv(map_axes) if map_axes else None,
+                            held=parse_assignments(hold, "--hold") if hold else None, **table)
+    finish(result, out, dpi, as_json)
 
 
 @plot_app.command("backtest")
@@ -268,6 +264,10 @@ def backtest_cmd(
     selection: SelectionOpt = "best-epoch",
     protocol: ProtocolOpt = None,
     eval_set: EvalSetOpt = None,
+    data: DataOpt = None,
+    y: YOpt = None,
+    axes: TableAxesOpt = None,
+    kind: TableKindOpt = None,
     dpi: DpiOpt = None,
     allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
@@ -275,7 +275,8 @@ def backtest_cmd(
     """Figure 4: backtest parity: each form fitted without the held-out runs, predicted vs observed.
 
     The splits are those of `scaling backtest` (fit on the smaller part of the grid, predict the larger);
-    the legend gives each form's held-out RMSE and bias on each split.
+    the legend gives each form's held-out RMSE and bias on each split (in points of percent for an
+    accuracy, in the table's units for a loss).
 
     [bold]Examples[/bold]
 
@@ -284,14 +285,18 @@ def backtest_cmd(
           --out fig4-all.pdf
       scaling plot backtest --forms poly1,logit1 --split rolling-origin \\
           --metric top5 --out fig4-top5.svg
+      scaling plot backtest --data lm.csv --y loss --axes params,tokens \\
+          --kind loss --forms poly1,powerlaw --out lm-backtest.png
     """
     from scaling.cli.options import forms_list  # lazy: keeps `scaling --help` fast
     from scaling.plots.figures import backtest_figure  # lazy: drawing (matplotlib) is optional
 
-    _check_out(out)
-    frame = _runs(ctx, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
-    result = backtest_figure(frame, forms=forms_list(forms), split=split, metric=metric)
-    _finish(result, out, dpi, as_json)
+    check_out(out)
+    frame, table = table_of(ctx, data, y, axes, kind)
+    if frame is None:
+        frame = run_grid(ctx, metric=metric, selection=selection, protocol=protocol, eval_set=eval_set)
+    result = backtest_figure(frame, forms=forms_list(forms), split=split, metric=metric, **table)
+    finish(result, out, dpi, as_json)
 
 
 @plot_app.command("bootstrap")
@@ -299,14 +304,15 @@ def backtest_cmd(
 def bootstrap_cmd(
     ctx: typer.Context,
     out: OutOpt,
-    target: Annotated[
-        str, typer.Option(help="A named target (see `scaling targets`) or a number: 0.8 or 80%.")
-    ] = DEFAULT_TARGET,
+    target: TargetOpt = None,
     metric: Annotated[str | None, typer.Option(help="Metric of a numeric target \\[default: top1].")] = None,
     form: FormOpt = DEFAULT_FORM,
     question: Annotated[
-        str, typer.Option(help="scale (every axis by one factor from the largest run) or solve (data hours only).")
+        str, typer.Option(help="scale (every axis by one factor from the largest run) or solve (data hours only; "
+                               "a table's --axis).")
     ] = "scale",
+    axis: Annotated[str | None, typer.Option(help="The axis a table's --question solve solves \\[default: its "
+                                                  "last].")] = None,
     n_boot: ResamplesOpt = 1000,
     seed: SeedOpt = 0,
     group: GroupOpt = None,
@@ -314,6 +320,10 @@ def bootstrap_cmd(
     selection: SelectionOpt = "best-epoch",
     protocol: ProtocolOpt = None,
     eval_set: EvalSetOpt = None,
+    data: DataOpt = None,
+    y: YOpt = None,
+    axes: TableAxesOpt = None,
+    kind: TableKindOpt = None,
     dpi: DpiOpt = None,
     allow_large_work: AllowLargeOpt = False,
     as_json: JsonOpt = False,
@@ -323,7 +333,8 @@ def bootstrap_cmd(
     Each resample of whole runs is refitted and projected as `scaling project --bootstrap` does; the
     histogram is over log FLOPs, with the point estimate, the median and the percentile interval.
     Resamples that never reach the target are counted in the legend (and open the interval's upper end
-    when there are enough of them).
+    when there are enough of them). A table (--data) has no compute model: the figure shows the value of
+    --axis needed (--question solve) or the factor on every axis (scale), and needs --target.
 
     [bold]Examples[/bold]
 
@@ -331,20 +342,25 @@ def bootstrap_cmd(
       scaling plot bootstrap --form powerlaw --bootstrap 500 --seed 1 \\
           --out fig5-powerlaw.pdf
       scaling plot bootstrap --question solve --level 0.95 --out fig5-solve.svg
+      scaling plot bootstrap --data lm.csv --y loss --axes params,tokens \\
+          --kind loss --form powerlaw --target 2.2 --question solve \\
+          --bootstrap 200 --out lm-tokens.png
     """
     from scaling.plots.figures import bootstrap_figure  # lazy: drawing (matplotlib) is optional
 
-    _check_out(out)
+    check_out(out)
     if question not in {"scale", "solve"}:
         raise typer.BadParameter(f"unknown question {question!r}; use scale or solve", param_hint="--question")
-    tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
-    frame = _runs(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
-    _bounded(n_boot, frame)
+    frame, table = table_of(ctx, data, y, axes, kind)
+    if frame is None:
+        tgt = resolve_target(target or DEFAULT_TARGET, metric=metric, eval_set=eval_set, protocol=protocol)
+        frame = run_grid(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
+    bounded(n_boot, frame)
     with progress_bar() as update:
         result = bootstrap_figure(frame, target=target, metric=metric, form=form, question=question, n_boot=n_boot,
                                   seed=seed, group=cli_group(group), level=level, selection=selection,
-                                  protocol=protocol, eval_set=eval_set, progress=update)
-    _finish(result, out, dpi, as_json)
+                                  protocol=protocol, eval_set=eval_set, progress=update, axis=axis, **table)
+    finish(result, out, dpi, as_json)
 
 
 @plot_app.command("frontier")
@@ -377,12 +393,12 @@ def frontier_cmd(
     """
     from scaling.plots.figures import frontier_figure  # lazy: drawing (matplotlib) is optional
 
-    _check_out(out)
+    check_out(out)
     tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
-    frame = _runs(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
+    frame = run_grid(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
     result = frontier_figure(frame, target=target, metric=metric, form=form, rows=rows, selection=selection,
                              protocol=protocol, eval_set=eval_set)
-    _finish(result, out, dpi, as_json)
+    finish(result, out, dpi, as_json)
 
 
 @plot_app.command("loss")
@@ -415,10 +431,10 @@ def loss_cmd(
     from scaling.cli.common import open_database  # lazy: keeps `scaling --help` fast
     from scaling.plots.figures import loss_figure  # lazy: drawing (matplotlib) is optional
 
-    _check_out(out)
+    check_out(out)
     result = loss_figure(open_database(ctx), runs=split_csv(runs) if runs else None, fraction=fraction, seed=seed,
                          key=key, phase=phase, log_x=not linear_x)
-    _finish(result, out, dpi, as_json)
+    finish(result, out, dpi, as_json)
 
 
 @plot_app.command("all")
@@ -429,29 +445,46 @@ def all_cmd(
     fmt: Annotated[str, typer.Option("--format", help="png, pdf or svg.")] = "png",
     forms: Annotated[str, typer.Option("--forms", help="Forms of the backtest figure.")] = BACKTEST_FORMS,
     n_boot: ResamplesOpt = 1000,
+    form: FormOpt = DEFAULT_FORM,
+    target: TargetOpt = None,
+    data: DataOpt = None,
+    y: YOpt = None,
+    axes: TableAxesOpt = None,
+    kind: TableKindOpt = None,
     dpi: DpiOpt = None,
     allow_large_work: AllowLargeOpt = False,
 ) -> None:
     """Every figure with its default options, into one directory.
 
+    With --data, a table's figures: data, iso and backtest, and bootstrap when --target is given
+    (resolution, frontier and loss are the run database's).
+
     [bold]Examples[/bold]
 
       scaling plot all --out-dir figures
       scaling plot all --out-dir figures --format pdf --forms all
+      scaling plot all --out-dir lm-figures --data lm.csv --y loss \\
+          --axes params,tokens --kind loss --form powerlaw --target 2.2
     """
     from scaling.plots.style import FORMATS  # lazy: drawing (matplotlib) is optional
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; use png, pdf or svg", param_hint="--format")
+    table_of(ctx, data, y, axes, kind)  # checks the table's options before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
+    table = {"data": data, "y": y, "axes": axes, "kind": kind}
     jobs: list[tuple[str, Any, dict[str, Any]]] = [
-        ("accuracy-vs-data", data_cmd, {}),
-        ("resolution", resolution_cmd, {}),
-        ("iso-accuracy", iso_cmd, {"metric": "top5"}),
-        ("backtest", backtest_cmd, {"forms": forms}),
-        ("bootstrap-compute", bootstrap_cmd, {"n_boot": n_boot}),
-        ("frontier", frontier_cmd, {}),
-        ("loss-curves", loss_cmd, {}),
+        ("accuracy-vs-data", data_cmd, {"form": form, **table}),
+        ("iso-accuracy", iso_cmd, {"metric": "top5" if data is None else None, "form": form, "target": target,
+                                   "n_boot": n_boot,
+                                   **table}),
+        ("backtest", backtest_cmd, {"forms": forms, **table}),
     ]
+    if data is None or target is not None:
+        jobs.append(("bootstrap-compute", bootstrap_cmd, {"n_boot": n_boot, "form": form, "target": target, **table}))
+    if data is None:
+        jobs[1:1] = [("resolution", resolution_cmd, {"form": form})]
+        jobs += [("frontier", frontier_cmd, {"form": form, "target": target or DEFAULT_TARGET}),
+                 ("loss-curves", loss_cmd, {})]
     for name, command, extra in jobs:
         command(ctx, out=out_dir / f"{name}.{fmt}", dpi=dpi, **extra)

@@ -8,7 +8,7 @@ import typer
 
 from scaling.cli.common import domain_errors, split_csv
 from scaling.cli.options import BootstrapOpt, DataOpt, FormOpt, KindOpt, SeedOpt, YOpt, load_table
-from scaling.cli.plot import DpiOpt, JsonOpt, OutOpt, _check_out, _finish
+from scaling.cli.plot_options import DpiOpt, JsonOpt, OutOpt, check_out, finish
 from scaling.cli.progress import progress_bar
 from scaling.defaults import ALLOCATION_FORM, ALLOCATION_N_BOOT, ISOFLOP_BUDGET_TOL
 from scaling.errors import ScalingError
@@ -60,12 +60,12 @@ def isoflop_cmd(
 
     if data is None:
         raise ScalingError("the IsoFLOP figure is of a sweep table: give --data FILE.csv with --y")
-    _check_out(out)
+    check_out(out)
     frame = load_table(ctx, data=data, y=y, protocol=None, eval_set=None, metric=None, selection="best-epoch")
     assert y is not None  # load_table refuses a --data table without --y
     with progress_bar() as update:
         result = isoflop_figure(frame, y=y, axes=split_csv(axes), kind=kind, cost=cost, budget=budget, method=method,
                                 budget_column=budget_column, budget_tol=budget_tol, run_column=run_column, form=form,
                                 n_boot=n_bootstrap, seed=seed, progress=update)
-    _finish(result, out, dpi, as_json)
+    finish(result, out, dpi, as_json)
 

@@ -95,6 +95,12 @@ def _axes(text: str) -> None:
         raise ScalingError(f"--axes names {twice!r} twice")
 
 
+def _map_axes(text: str) -> None:
+    names = [a.strip() for a in text.split(",") if a.strip()]
+    if len(names) != 2 or names[0] == names[1]:
+        raise ScalingError(f"--map-axes names two different axes, ACROSS,UP (e.g. tokens,params); got {text!r}")
+
+
 def _mask_ratio(v: float) -> None:
     if not (math.isfinite(v) and 0.0 <= v < 1.0):
         raise ScalingError(f"--mask-ratio must be in [0, 1); got {v:g}")
@@ -116,6 +122,9 @@ levels = _callback(_each(lambda v: checks.fraction(v, "--level")))
 passes = _callback(lambda v: checks.positive(v, "--passes"))
 dpi = _callback(lambda v: checks.positive(v, "--dpi"))
 at = _callback(_assignments("--at"))
+where = _callback(_assignments("--where"))
+hold = _callback(_assignments("--hold"))
+map_axes = _callback(_map_axes)
 exponents = _callback(_assignments("--exponents"))
 bounds = _callback(_assignments("--bounds", low_high=True))
 budget = _callback(_budget("--budget"))

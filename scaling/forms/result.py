@@ -316,23 +316,13 @@ class FitResult(Result):
         return Text("\n\n".join(parts))
 
     def plot(self, ax: Axes | None = None) -> Axes:
-        """The fit against its data: for the run database's axes, accuracy vs hours at 224 px with one curve
-        per model size (figure 1); for any other table, fitted vs observed values. Without ``ax``, on a new
-        pyplot figure (shown inline in Jupyter)."""
-        from scaling.plots import accuracy_curves_data, plot_accuracy_curves  # lazy: drawing (matplotlib) is optional
+        """The fit against its data (``scaling.plots.plot_fit``): on the run database's axes, accuracy vs hours
+        at 224 px with one curve per model size (figure 1); for a table of one or two axes, its response
+        against its last axis, one curve per level of the other (loss vs tokens by params); else fitted vs
+        observed values. Without ``ax``, on a new pyplot figure (shown inline in Jupyter)."""
+        from scaling import plots  # lazy: drawing (matplotlib) is optional
 
-        data = self.require_data()
-        ax = ax if ax is not None else new_axes()
-        if {"n_params", "data_hours", "image_px", "arch"} <= set(data.columns) and "data_hours" in self.axes:
-            return plot_accuracy_curves(accuracy_curves_data(data, self, where={"image_px": 224}), ax)
-        observed = pd.to_numeric(data[self.y]).to_numpy(dtype=float)
-        fitted = self.predict(data).to_numpy(dtype=float)
-        ax.scatter(observed, fitted, s=14)
-        lo, hi = float(min(observed.min(), fitted.min())), float(max(observed.max(), fitted.max()))
-        ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, ls="--")
-        ax.set_xlabel(f"observed {self.y}")
-        ax.set_ylabel(f"fitted {self.y} ({self.form})")
-        return ax
+        return plots.plot_fit(self, ax if ax is not None else new_axes())
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v:.4g}" for k, v in list(self.params.items())[:6])

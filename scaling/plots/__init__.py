@@ -34,6 +34,7 @@ from scaling.plots.diagnostics_data import (
     ParityData,
     backtest_panels,
     backtest_parity_frame,
+    backtest_quantity,
     backtest_title,
     compute_distribution_data,
     compute_distribution_from_bootstrap,
@@ -49,7 +50,13 @@ from scaling.plots.draw_diagnostics import (
     plot_frontier,
     plot_loss_curves,
 )
-from scaling.plots.draw_fits import ISO_FIGSIZE, plot_accuracy_curves, plot_iso_accuracy, save_projection_figure
+from scaling.plots.draw_fits import (
+    ISO_FIGSIZE,
+    plot_accuracy_curves,
+    plot_fit,
+    plot_iso_accuracy,
+    save_projection_figure,
+)
 from scaling.plots.figures import (
     FigureResult,
     accuracy_figure,
@@ -64,6 +71,7 @@ from scaling.plots.figures import (
 from scaling.plots.intervals_figure import CombinedFigure, combined_data, plot_combined, plot_reliability
 from scaling.plots.iso_data import IsoData, PointInterval, band_interval, bootstrap_interval, iso_accuracy_data
 from scaling.plots.isoflop_figure import IsoflopFigure, isoflop_data, plot_isoflop
+from scaling.plots.labels import Quantity, axis_label, level_text, quantity_of
 from scaling.plots.style import figure_format, new_figure, png_bytes, readable_frame, save_figure
 from scaling.plots.suggest_figure import SuggestMap, plot_replay, plot_suggest_map, suggest_map_data
 
@@ -82,12 +90,15 @@ __all__ = [
     "LossCurves",
     "ParityData",
     "PointInterval",
+    "Quantity",
     "SuggestMap",
     "accuracy_curves_data",
     "accuracy_figure",
+    "axis_label",
     "backtest_figure",
     "backtest_panels",
     "backtest_parity_frame",
+    "backtest_quantity",
     "backtest_title",
     "band_interval",
     "bootstrap_figure",
@@ -103,6 +114,7 @@ __all__ = [
     "iso_figure",
     "isoflop_data",
     "isoflop_figure",
+    "level_text",
     "loss_curves_data",
     "loss_figure",
     "metric_label",
@@ -113,6 +125,7 @@ __all__ = [
     "plot_backtest_splits",
     "plot_combined",
     "plot_compute_distribution",
+    "plot_fit",
     "plot_frontier",
     "plot_iso_accuracy",
     "plot_isoflop",
@@ -121,6 +134,7 @@ __all__ = [
     "plot_replay",
     "plot_suggest_map",
     "png_bytes",
+    "quantity_of",
     "readable_frame",
     "resolution_figure",
     "save_figure",

@@ -12,8 +12,11 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingError
+from scaling.plots.labels import AXIS_LABELS, Quantity, level_text, metric_label, quantity_of
 from scaling.plots.style import (
+    FORM_MARKERS,
     NEUTRAL,
+    level_colour,
     resolution_colour,
     resolution_marker,
     size_colour,
@@ -26,43 +29,12 @@ from scaling.plots.style import (
 if TYPE_CHECKING:
     from scaling.forms.result import FitResult, IntervalKind
 
-
-AXIS_LABELS = {
-    "n_params": "Parameters (encoder, incl. position embeddings)",
-    "data_hours": "Pretraining data (hours of video at 1 frame/s)",
-    "image_px": "Image size (px per side)",
-    "pretrain_flops": "Pretraining compute (FLOPs)",
-}
-
+__all__ = ["AXIS_LABELS", "Curve", "CurvesData", "accuracy_curves_data", "metric_label"]
 
 BAND_WORDS = {
     "confidence": "confidence band of the mean surface",
     "prediction": "prediction band for a new run",
 }
-
-
-def metric_label(grid: pd.DataFrame | None = None, *, metric: str | None = None) -> str:
-    """'ImageNet top-1 (2% fine-tune, best epoch)' from the grid's protocol/metric/selection columns."""
-    def first(col: str) -> str | None:
-        if grid is None or col not in grid.columns or grid.empty:
-            return None
-        values = grid[col].dropna().unique()
-        return str(values[0]) if len(values) == 1 else None
-
-    metric = metric or first("metric") or "accuracy"
-    pretty = {"top1": "top-1", "top5": "top-5"}.get(metric, metric)
-    protocol = first("protocol")
-    eval_set = first("eval_set")
-    selection = first("selection")
-    where = "ImageNet" if eval_set in (None, "imagenet-val") else eval_set
-    extras = []
-    if protocol == "finetune-in1k-2pct":
-        extras.append("2% fine-tune")
-    elif protocol:
-        extras.append(protocol)
-    if selection:
-        extras.append(selection.replace("-", " "))
-    return f"{where} {pretty}" + (f" ({', '.join(extras)})" if extras else "")
 
 
 def _band_or_none(fit: FitResult, X: Mapping[str, np.ndarray], band: IntervalKind | None, level: float
@@ -106,6 +78,12 @@ class CurvesData:
     y_label: str
     where: dict[str, float | str]
     notes: tuple[str, ...] = ()
+    quantity: Quantity | None = None  # what y is (its name, percent or not); None: the run database's accuracy
+
+    @property
+    def shown(self) -> Quantity:
+        """The quantity on the y axis (the run database's accuracy when none was recorded)."""
+        return self.quantity or Quantity(self.y_label)
 
     def curve(self, key: Any) -> Curve:
         for c in self.curves:
@@ -143,27 +121,52 @@ def _filter(grid: pd.DataFrame, where: Mapping[str, float | str]) -> pd.DataFram
 
 
 def _group_style(group_by: str, key: Any) -> tuple[str, str, str]:
+    """A group's legend label, colour and marker: model sizes and resolutions in their fixed styles, any
+    other level as 'N=3.2e7' in the neutral colour."""
     if group_by == "arch":
         return size_label(key), size_colour(key), size_marker(key)
     if group_by == "image_px":
         return f"{float(key):.0f} px", resolution_colour(float(key)), resolution_marker(float(key))
-    return f"{group_by}={key}", NEUTRAL, "o"
+    if group_by == ALL:
+        return "all rows", NEUTRAL, "o"
+    try:
+        return level_text(group_by, float(key)), NEUTRAL, "o"
+    except (TypeError, ValueError):
+        return f"{group_by}={key}", NEUTRAL, "o"
+
+
+ALL = "(all rows)"  # the group of a one-axis fit: every row in one curve
+
+
+def default_curve_axes(fit: FitResult, grid: pd.DataFrame, x_axis: str | None, group_by: str | None
+                       ) -> tuple[str, str]:
+    """(x axis, grouping column) of a curves figure: hours by model size on the run database; on another
+    table its last axis, one curve per level of its first other axis (one curve for a one-axis fit)."""
+    x = x_axis or ("data_hours" if "data_hours" in fit.axes else fit.axes[-1])
+    if group_by is not None:
+        return x, group_by
+    if "arch" in grid.columns:
+        return x, "arch"
+    others = [a for a in fit.axes if a != x]
+    return x, others[0] if others else ALL
 
 
 def accuracy_curves_data(
     grid: pd.DataFrame,
     fit: FitResult,
     *,
-    group_by: str = "arch",
+    group_by: str | None = None,
     where: Mapping[str, float | str] | None = None,
-    x_axis: str = "data_hours",
+    x_axis: str | None = None,
     band: str | None = "confidence",
     level: float = 0.95,
     extend_decades: float = 1.0,
     n_points: int = 200,
-    y: str = "value",
+    y: str | None = None,
 ) -> CurvesData:
-    """Observed runs, their seed means and the fitted curves of figure 1 (and 2, with group_by='image_px').
+    """Observed runs, their seed means and the fitted curves of figure 1 (and 2, with group_by='image_px'),
+    or of any table: its response ``y`` (default: the fit's) against ``x_axis``, one curve per level of
+    ``group_by`` (defaults: ``default_curve_axes``, e.g. loss vs tokens by params), in the table's words.
 
     Each group's curve holds the fit's other axes at the group's (single) values, e.g. ViT-B/14 at 224 px;
     ``where`` filters the grid first (``{"image_px": 224}`` for figure 1, ``{"arch": "vit_h14"}`` for 2).
@@ -171,6 +174,12 @@ def accuracy_curves_data(
     'confidence', 'prediction' or None; forms without a closed-form band get none (see ``notes``).
     """
     where = dict(where or {})
+    y = y or fit.y
+    x_axis, group_by = default_curve_axes(fit, grid, x_axis, group_by)
+    if group_by == ALL:
+        grid = grid.assign(**{ALL: "all"})
+    if y not in grid.columns:
+        raise ScalingError(f"no column {y!r} to draw (columns: {', '.join(map(str, grid.columns))})")
     if x_axis not in fit.axes:
         raise ScalingError(f"x axis {x_axis!r} is not an axis of the fit ({', '.join(fit.axes)})")
     if band not in (None, "confidence", "prediction"):
@@ -187,7 +196,7 @@ def accuracy_curves_data(
     keys = sorted(rows[group_by].unique(), key=lambda k: (size_rank(k), k) if group_by == "arch" else (0, k))
     curves = []
     drawn_band = band
-    for key in keys:
+    for rank, key in enumerate(keys):
         sub = rows[rows[group_by] == key]
         fixed = {}
         for a in other:
@@ -203,6 +212,8 @@ def accuracy_curves_data(
         if band is not None and bounds is None:
             drawn_band = None
         label, colour, marker = _group_style(group_by, key)
+        if colour == NEUTRAL and len(keys) > 1:  # a table's levels: viridis from the smallest to the largest
+            colour, marker = level_colour(rank, len(keys)), FORM_MARKERS[rank % len(FORM_MARKERS)]
         curves.append(Curve(key, label, colour, marker, fixed, x, pred,
                             None if bounds is None else np.asarray(bounds[0], dtype=float),
                             None if bounds is None else np.asarray(bounds[1], dtype=float),
@@ -224,5 +235,6 @@ def accuracy_curves_data(
              .agg(x=("x", "mean"), value=("value", "mean"), sd=("value", "std"), n=("value", "size"))
              .reset_index().drop(columns="x_key"))
     observed = observed.drop(columns="x_key")
+    shown = quantity_of(fit, grid, y=y)
     return CurvesData(x_axis, group_by, observed, means, tuple(curves), drawn_band, level, fit.form,
-                      fit.n_points, metric_label(grid), where, tuple(notes))
+                      fit.n_points, shown.name, where, tuple(notes), shown)

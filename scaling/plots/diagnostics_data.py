@@ -8,13 +8,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from scaling.data.tables import RUNS_Y, is_runs_frame
 from scaling.errors import ScalingError
+from scaling.plots.labels import Quantity, metric_label
+from scaling.plots.style import fmt_flops
 from scaling.selection.backtest import make_splits
 from scaling.uncertainty.bootstrap import quantile
 
@@ -36,6 +39,13 @@ class ParityData:
     not_fitted: tuple[tuple[str, str], ...] = ()  # (form, reason): forms of the backtest without a fit here
     # form -> the backtest splits whose held-out runs its stats pool (when the rows name their split)
     splits: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    quantity: Quantity | None = None  # what is predicted (name, percent or not); None: accuracy of runs
+
+    @property
+    def shown(self) -> Quantity:
+        """The quantity on the axes (the run database's accuracy, named by ``metric_label``, when none was
+        recorded)."""
+        return self.quantity or Quantity(self.metric_label or "accuracy")
 
     def form_stats(self) -> dict[str, dict[str, float]]:
         """Each form's error statistics (n, rmse, mae, bias, max_abs) as floats."""
@@ -59,6 +69,11 @@ class BacktestPanels:
     skipped: tuple[tuple[str, str], ...]  # (split, reason): no form could be fitted
     main: ParityData
     metric_label: str
+    quantity: Quantity | None = None
+
+    @property
+    def shown(self) -> Quantity:
+        return self.quantity or Quantity(self.metric_label or "accuracy")
 
     def summary(self) -> dict[str, Any]:
         return {**self.main.summary(),
@@ -67,9 +82,12 @@ class BacktestPanels:
 
 
 def backtest_panels(result: BacktestResult, data: pd.DataFrame, *, forms: Sequence[str] | None = None,
-                    split: str | None = None, metric_label: str = "") -> BacktestPanels:
+                    split: str | None = None, metric_label: str = "",
+                    quantity: Quantity | None = None) -> BacktestPanels:
     """Figure 4's data: every split of a ``BacktestResult`` (or only ``split``, a name or pooled kind), each as
-    ``parity_data`` of the forms fitted there; splits no form could fit are listed in ``skipped``."""
+    ``parity_data`` of the forms fitted there; splits no form could fit are listed in ``skipped``.
+    ``quantity``: what the backtest predicted (default: ``backtest_quantity`` of the result and ``data``)."""
+    quantity = quantity or backtest_quantity(result, data, metric_label)
     names = [split] if split else [s["name"] for s in result.splits]
     main_split = split or default_split(result)
     order = list(forms) if forms is not None else list(result.by_form)
@@ -86,16 +104,25 @@ def backtest_panels(result: BacktestResult, data: pd.DataFrame, *, forms: Sequen
         here = [f for f in order if f in set(rows["form"])]
         missing = tuple((r.form, r.reason or "not fitted") for r in result.results
                         if r.split == name and not r.ok and r.form in order)
-        panel = parity_data(rows, forms=here, title=backtest_title(result, name), metric_label=metric_label)
-        panel = ParityData(panel.frame, panel.forms, panel.stats, panel.limits, panel.title, metric_label, missing,
-                           panel.splits)
+        panel = parity_data(rows, forms=here, title=backtest_title(result, name), metric_label=quantity.name,
+                            quantity=quantity)
+        panel = replace(panel, not_fitted=missing)
         panels.append(panel)
         shown.append(name)
         if name == main_split:
             main = panel
     if not panels:
         raise ScalingError("no backtest split could be fitted by any form")
-    return BacktestPanels(tuple(panels), tuple(shown), tuple(skipped), main or panels[0], metric_label)
+    return BacktestPanels(tuple(panels), tuple(shown), tuple(skipped), main or panels[0], quantity.name, quantity)
+
+
+def backtest_quantity(result: BacktestResult, data: pd.DataFrame | None = None, label: str = "") -> Quantity:
+    """What a backtest predicted, in its data's words: the run database's metric (``label``, else from the
+    rows), or the table's response column (a loss in its own units)."""
+    frame = data if data is not None else result.data
+    if frame is not None and is_runs_frame(frame) and result.y == RUNS_Y:
+        return Quantity(label or metric_label(frame), result.kind, runs=True)
+    return Quantity(result.y, result.kind, runs=False)
 
 
 def parity_data(
@@ -107,9 +134,11 @@ def parity_data(
     forms: Sequence[str] | None = None,
     title: str = "",
     metric_label: str = "",
+    quantity: Quantity | None = None,
 ) -> ParityData:
     """Predicted vs observed held-out points, per form, with each form's error statistics (pooled over the
-    rows; when the frame has a ``split`` column, ``ParityData.splits`` names each form's splits)."""
+    rows; when the frame has a ``split`` column, ``ParityData.splits`` names each form's splits).
+    ``quantity``: what is predicted, for the labels (default: an accuracy named ``metric_label``)."""
     missing = [c for c in (form, observed, predicted) if c not in frame.columns]
     if missing:
         columns = ", ".join(map(str, frame.columns))
@@ -139,7 +168,8 @@ def parity_data(
     # Rows of a backtest name their split: each form's statistics say which splits they pool.
     splits = {f: tuple(dict.fromkeys(map(str, df.loc[df["form"] == f, "split"]))) for f in order} \
         if "split" in df.columns else {}
-    return ParityData(df.reset_index(drop=True), tuple(order), stats, limits, title, metric_label, (), splits)
+    return ParityData(df.reset_index(drop=True), tuple(order), stats, limits, title,
+                      metric_label or (quantity.name if quantity else ""), (), splits, quantity)
 
 
 def default_split(result: BacktestResult) -> str:
@@ -197,10 +227,11 @@ def backtest_parity_frame(result: BacktestResult, data: pd.DataFrame, *, split: 
 def backtest_title(result: BacktestResult, split: str | None = None) -> str:
     split = split or default_split(result)
     chosen = _chosen_splits(result, split)
+    rows = backtest_quantity(result).rows if result.data is not None else "runs"
     if len(chosen) == 1:
         s = chosen[0]
-        return f"Backtest, split {s['name']!r}:\nfitted on {s['n_train']} runs, predicting the other {s['n_test']}"
-    return f"Backtest, {len(chosen)} {split} splits pooled:\npredicted vs observed held-out runs"
+        return f"Backtest, split {s['name']!r}:\nfitted on {s['n_train']} {rows}, predicting the other {s['n_test']}"
+    return f"Backtest, {len(chosen)} {split} splits pooled:\npredicted vs observed held-out {rows}"
 
 
 @dataclass(frozen=True)
@@ -219,6 +250,16 @@ class ComputeDistribution:
     counts: np.ndarray
     form: str = ""  # the fitted form and the question answered (for the title; not in the summary)
     question: str = ""
+    # What the samples are, when not pretraining compute: ('tokens', 'tokens') for a table's solved axis,
+    # ('scale factor', 'x') for the factor on every axis; (name, unit).
+    what: tuple[str, str] = ("", "FLOPs")
+
+    def fmt(self, value: float) -> str:
+        """A sample in its unit: '4.85e+22 FLOPs', '1.4e+11 tokens'."""
+        name, unit = self.what
+        if not name:
+            return fmt_flops(value)
+        return f"{value:.3g}" + (f" {unit}" if unit else "")
 
     def summary(self) -> dict[str, Any]:
         def num(v: float | None) -> float | None:

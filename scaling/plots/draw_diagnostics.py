@@ -16,7 +16,6 @@ from scaling.plots.diagnostics_data import BacktestPanels, ComputeDistribution, 
 from scaling.plots.style import (
     COUNT_FORMATTER,
     NEUTRAL,
-    PERCENT_FORMATTER,
     PROJECTION_COLOUR,
     TARGET_COLOUR,
     Panels,
@@ -33,6 +32,7 @@ from scaling.plots.style import (
 )
 
 RUN_KEYS = ("arch", "image_px", "data_hours")  # one held-out configuration; its subset seeds share a prediction
+NOT_FITTED_WIDTH = 60  # characters of a form's reason in a parity legend (a long one would squeeze the panel)
 
 
 def _seed_means(sub: pd.DataFrame) -> pd.DataFrame:
@@ -57,6 +57,7 @@ def plot_backtest_parity(data: ParityData, ax: Axes | None = None, *, title: str
         _, ax = new_figure(figsize=(5.0, 5.0))
     lo, hi = limits or data.limits
     stats = data.form_stats()
+    shown = data.shown
     with style():
         ax.plot([lo, hi], [lo, hi], color=NEUTRAL, linewidth=0.9, linestyle="dashed", zorder=1)
         for i, form in enumerate(data.forms):
@@ -68,24 +69,26 @@ def plot_backtest_parity(data: ParityData, ax: Axes | None = None, *, title: str
             s = stats[form]
             ax.scatter(points["observed"], points["predicted"], s=max(80 * 0.55**i, 8), marker=marker,
                        facecolors="none", edgecolors=colour, linewidths=1.3, zorder=3 + i,
-                       label=f"{form}: RMSE {100 * s['rmse']:.1f} pp, bias {100 * s['bias']:+.1f} pp "
-                             f"(n={int(s['n'])} runs)")
+                       label=f"{form}: RMSE {shown.difference(s['rmse'])}, bias "
+                             f"{shown.difference(s['bias'], signed=True)} (n={int(s['n'])} {shown.rows})")
         handles, labels = ax.get_legend_handles_labels()
         for form, reason in data.not_fitted:
             handles.append(Line2D([], [], color="none"))
-            labels.append(f"{form}: not fitted ({reason.removeprefix(f'form {form!r} ')})")
+            why = textwrap.shorten(reason.removeprefix(f"form {form!r} "), width=NOT_FITTED_WIDTH, placeholder=" ...")
+            labels.append(f"{form}: not fitted ({why})")
         handles.append(Line2D([], [], color=NEUTRAL, linestyle="dashed"))
         labels.append("perfect prediction")
-        handles.append(Line2D([], [], color=NEUTRAL, linewidth=0.8, marker="o", markerfacecolor="none"))
-        labels.append("mean of the subset seeds, bar: their range")
+        if any(k in data.frame.columns for k in RUN_KEYS):
+            handles.append(Line2D([], [], color=NEUTRAL, linewidth=0.8, marker="o", markerfacecolor="none"))
+            labels.append("mean of the subset seeds, bar: their range")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal", adjustable="box")
-        ax.xaxis.set_major_formatter(PERCENT_FORMATTER)
-        ax.yaxis.set_major_formatter(PERCENT_FORMATTER)
-        what = data.metric_label.split(" (")[0] or "accuracy"
-        ax.set_xlabel(f"Observed {what} of the held-out runs, %")
-        ax.set_ylabel("Predicted by the form fitted without them, %")
+        ax.xaxis.set_major_formatter(shown.formatter)
+        ax.yaxis.set_major_formatter(shown.formatter)
+        unit = ", %" if shown.percent else ""
+        ax.set_xlabel(f"Observed {shown.short or 'accuracy'} of the held-out {shown.rows}{unit}")
+        ax.set_ylabel(f"Predicted by the form fitted without them{unit}")
         ax.legend(handles, labels, loc="upper left", fontsize=6.5)
         ax.set_title(title if title is not None else (data.title or "Backtest: held-out runs, predicted vs observed"),
                      loc="left", fontsize=8.5)
@@ -120,8 +123,9 @@ def plot_backtest_splits(data: BacktestPanels, ax: Panels | None = None) -> Axes
         plot_backtest_parity(panel, a, limits=limits)
     for a in axes.ravel()[n:]:
         a.set_axis_off()
-    what = data.metric_label or "accuracy"
-    head = f"Backtest of {what}: each form fitted on the smaller runs, predicting the held-out larger ones"
+    shown = data.shown
+    head = f"Backtest of {shown.name}: each form fitted on the smaller {shown.rows}, predicting the held-out " \
+           "larger ones"
     for split, reason in data.skipped:
         head += "\n" + textwrap.shorten(f"not drawn: split '{split}', no form could be fitted ({reason})",
                                         width=40 + 50 * ncols, placeholder=" ...)")
@@ -154,14 +158,14 @@ def plot_compute_distribution(data: ComputeDistribution, ax: Axes | None = None,
             else None
         if point is not None:
             ax.axvline(point, color=TARGET_COLOUR, linewidth=2.4, zorder=3,
-                       label=f"estimate (full data) {fmt_flops(point)}")
+                       label=f"estimate (full data) {data.fmt(point)}")
         if math.isfinite(data.median):
             gap = "" if point is None else f" ({100 * (data.median / point - 1):+.1f}% vs the estimate)"
             ax.axvline(data.median, color=PROJECTION_COLOUR, linewidth=1.1, linestyle=(0, (3, 2)), zorder=4)
             ax.plot([data.median], [0.97], marker="v", color=PROJECTION_COLOUR, markersize=7,
                     transform=ax.get_xaxis_transform(), zorder=5, linestyle="none")
             ax.plot([], [], color=PROJECTION_COLOUR, linewidth=1.1, linestyle=(0, (3, 2)), marker="v",
-                    label=f"median {fmt_flops(data.median)}{gap}")
+                    label=f"median {data.fmt(data.median)}{gap}")
         if data.n_unreachable:
             ax.plot([], [], linestyle="none",
                     label=f"{data.n_unreachable} resamples never reach the target (not drawn)")
@@ -169,7 +173,9 @@ def plot_compute_distribution(data: ComputeDistribution, ax: Axes | None = None,
             ax.plot([], [], linestyle="none", label=f"{data.n_missing} resamples without a value (left out)")
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(LogFormatterSciNotation())
-        ax.set_xlabel("Pretraining compute to reach the target (FLOPs), log scale")
+        name, _ = data.what
+        ax.set_xlabel(f"{name} needed to reach the target, log scale" if name
+                      else "Pretraining compute to reach the target (FLOPs), log scale")
         ax.set_ylabel("Bootstrap resamples (count)")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
         if title is None:
@@ -179,6 +185,9 @@ def plot_compute_distribution(data: ComputeDistribution, ax: Axes | None = None,
             fit = f" (fit {data.form})" if data.form else ""
             title = (f"Compute needed to reach{what}\n{how.strip().capitalize() or 'Projection'}{fit}: bootstrap "
                      "distribution\n(whole runs resampled, each resample refitted and projected again)")
+            if name:  # a table's needed value of an axis, or the scale factor on every axis
+                title = (f"{name} needed to reach{what}\nfit {data.form}: bootstrap distribution\n"
+                         "(rows resampled, each resample refitted and projected again)")
         ax.set_title(title, loc="left")
     return ax
 

@@ -230,6 +230,12 @@ def resolution_marker(image_px: float) -> str:
     return RESOLUTION_MARKERS.get(round(image_px), "o")
 
 
+def level_colour(rank: int, count: int) -> str:
+    """The colour of the rank-th of ``count`` ordered levels of a table's axis (viridis, dark to light)."""
+    t = 0.05 + 0.85 * rank / max(count - 1, 1)
+    return mpl.colors.to_hex(mpl.colormaps["viridis"](t))
+
+
 def form_style(index: int) -> tuple[str, str]:
     """(colour, marker) of the index-th form in a plot."""
     return FORM_COLOURS[index % len(FORM_COLOURS)], FORM_MARKERS[index % len(FORM_MARKERS)]

@@ -1,8 +1,9 @@
 """Figure of ``scaling.suggest``: the candidate runs on the iso-accuracy map, coloured by expected shrinkage of
 the projection's interval per FLOP, the top ones numbered by rank. The map is ``iso_accuracy_data`` of the
 current fit with the 'scale every axis' projection, at its resolution (as the iso figure); candidates at
-other resolutions are drawn at their (parameters, hours) with square markers. Tables without parameter and hour
-axes get the value panel instead: shrinkage against FLOPs per candidate."""
+other resolutions are drawn at their (parameters, hours) with square markers. A table's map is over its last and
+first axes (``default_map_axes``); a one-axis table gets the value panel instead: shrinkage against FLOPs per
+candidate."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from matplotlib.colors import LogNorm
 from matplotlib.lines import Line2D
 
 from scaling.plots.draw_fits import ISO_FIGSIZE, plot_iso_accuracy
-from scaling.plots.iso_data import IsoData, iso_accuracy_data
+from scaling.plots.iso_data import IsoData, default_map_axes, iso_accuracy_data
+from scaling.plots.labels import level_text
 from scaling.plots.style import log_range, new_figure, style
 from scaling.questions.projection import project_scale
 
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SuggestMap:
-    iso: IsoData | None  # None: the fit has no (n_params, data_hours) map
+    iso: IsoData | None  # None: the fit has one axis, no map
     candidates: pd.DataFrame  # rank, label, flops, shrinkage, value_per_flop, axis columns
     top: int
     unit: str
@@ -47,20 +49,17 @@ def suggest_map_data(result: SuggestResult) -> SuggestMap:
              "value_per_flop": s.value_per_flop, **s.point} for s in result.scores]
     frame = pd.DataFrame(rows)
     iso = None
-    if fit is not None and {"n_params", "data_hours"} <= set(fit.axes) and set(fit.axes) <= {"n_params", "data_hours",
-                                                                                               "image_px"}:
+    if fit is not None and len(fit.axes) >= 2:
+        across, up = default_map_axes(fit.axes)
         proj = project_scale(fit, result.target.value) if result.target is not None else None
-        # At the projection's resolution (so it lies on the target contour), as the iso figure; else the largest.
-        px = None if proj is not None and proj.point else (fit.axis_ranges["image_px"][1] if "image_px" in fit.axes
-                                                           else None)
+        # At the projection's other axes (so it lies on the target contour), as the iso figure; else the largest.
         point = proj.point if proj is not None and proj.point else None
-        grid = result.grid if result.grid is not None else pd.DataFrame(columns=["n_params", "data_hours"])
-        ns = [*grid.get("n_params", []), *frame.get("n_params", []), *([point["n_params"]] if point else [])]
-        hs = [*grid.get("data_hours", []), *frame.get("data_hours", []), *([point["data_hours"]] if point else [])]
-        iso = iso_accuracy_data(fit, grid=result.grid, image_px=px, target=result.target,
-                                projection=proj if point else None, interval=None, n=80,
-                                n_params_range=log_range(ns, pad_decades=0.2),
-                                hours_range=log_range(hs, pad_decades=0.2))
+        grid = result.grid if result.grid is not None else pd.DataFrame(columns=[up, across])
+        ys = [*grid.get(up, []), *frame.get(up, []), *([point[up]] if point else [])]
+        xs = [*grid.get(across, []), *frame.get(across, []), *([point[across]] if point else [])]
+        iso = iso_accuracy_data(fit, grid=result.grid, target=result.target, projection=proj if point else None,
+                                interval=None, n=80, map_axes=(across, up),
+                                ranges={up: log_range(ys, pad_decades=0.2), across: log_range(xs, pad_decades=0.2)})
     title = (f"What to train next: {len(frame)} candidates by expected shrinkage of the "
              f"{100 * result.level:g}% interval per FLOP ({result.form})")
     return SuggestMap(iso, frame, result.top, result.unit, title)
@@ -78,9 +77,11 @@ def plot_suggest_map(data: SuggestMap, ax: Axes | None = None) -> Axes:
     with style():
         if data.iso is not None:
             plot_iso_accuracy(data.iso, ax, annotate=False, title="")
-            x, y = c["data_hours"], c["n_params"]
-            at_map = np.isclose(c["image_px"], data.iso.image_px) if "image_px" in c and data.iso.image_px else \
-                np.ones(len(c), dtype=bool)
+            x, y = c[data.iso.x_axis], c[data.iso.y_axis]
+            at_map = np.ones(len(c), dtype=bool)
+            for axis, held in data.iso.held.items():
+                if axis in c:
+                    at_map &= np.isclose(c[axis].to_numpy(dtype=float), held, rtol=1e-6)
         else:
             x, y = c["flops"], c["shrinkage"]
             at_map = np.ones(len(c), dtype=bool)
@@ -116,17 +117,28 @@ def plot_suggest_map(data: SuggestMap, ax: Axes | None = None) -> Axes:
         if sm is not None:
             sm.set_label(f"expected shrinkage per FLOP ({data.unit} / FLOP)")
         if data.iso is not None:
-            px = data.iso.image_px
-            handles: list[Artist] = [Line2D([], [], marker="o", linestyle="none", color="0.5", markeredgecolor="black",
-                              label=f"best candidate at its (N, D), at {px:.0f} px" if px else "candidate"),
-                       Line2D([], [], marker="s", linestyle="none", color="0.5", markeredgecolor="black",
-                              label="best candidate at its (N, D), another px")]
+            handles = _candidate_handles(data.iso)
             old = ax.get_legend()
             if old is not None:
                 handles = [*(h for h in old.legend_handles if h is not None), *handles]
             ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=2, fontsize=7)
         ax.set_title(data.title, loc="left", fontsize=9)
     return ax
+
+
+def _candidate_handles(iso: IsoData) -> list[Artist]:
+    """Legend entries of the candidates on the map: on it (at its held values) and off it."""
+    px = iso.image_px
+    where = "(N, D)" if (iso.x_axis, iso.y_axis) == ("data_hours", "n_params") else f"({iso.y_axis}, {iso.x_axis})"
+    held = f"at {px:.0f} px" if px else ", ".join(level_text(a, v) for a, v in iso.held.items())
+    other = "another px" if px else "other values of the held axes"
+    on = f"best candidate at its {where}, {held}" if held else "candidate"
+    handles: list[Artist] = [Line2D([], [], marker="o", linestyle="none", color="0.5", markeredgecolor="black",
+                                    label=on)]
+    if iso.held:
+        handles.append(Line2D([], [], marker="s", linestyle="none", color="0.5", markeredgecolor="black",
+                              label=f"best candidate at its {where}, {other}"))
+    return handles
 
 
 def plot_replay(result: ReplayResult, ax: Axes | None = None) -> Axes:

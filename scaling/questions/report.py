@@ -207,32 +207,34 @@ class ProjectionReport(Result):
         return reached[0] if reached else (self.projections[0][1] if self.projections else None)
 
     def iso_data(self, *, projection: Projection | None = None, n: int | None = None,
-                 level: float | None = None) -> Any:
-        """The data of the iso-accuracy map of an answer (``scaling.plots.IsoData``): by default the first
-        that reached the target; ``n`` mesh points per axis; ``level`` of the band.
+                 level: float | None = None, map_axes: Sequence[str] | None = None,
+                 held: dict[str, float] | None = None) -> Any:
+        """The data of the iso map of an answer (``scaling.plots.IsoData``): by default the first that reached
+        the target; ``n`` mesh points per axis; ``level`` of the band; ``map_axes`` (across, up; default hours
+        and parameters on the run database, a table's last and first axes otherwise) and ``held`` (the other
+        axes' values; default the answer's). A table without a target gets the map without a target contour.
 
         Its interval is the bootstrap's when one ran and resampled that answer, else the closed-form
         confidence band where the form has one."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
-        if not {"n_params", "data_hours"} <= set(self.fit.axes):
-            raise ScalingError("the iso-accuracy map is over n_params x data_hours: fit with those axes")
-        if self.target is None:
-            raise ScalingError("the iso map marks the target: project with a target to draw it")
+        if len(self.fit.axes) < 2:
+            raise ScalingError(f"the iso map is over two axes; this fit has one ({self.fit.axes[0]})")
         projection = projection or self.figure_projection()
-        interval: Any = "band" if get_form(self.fit.form).has_band else None
+        interval: Any = "band" if get_form(self.fit.form).has_band and self.target is not None else None
         boot = self.bootstrap
         if boot is not None and projection is not None and projection.mode in {"scale", "solve"} and projection.point:
-            interval = plots.bootstrap_interval(boot, projection, level=level or max(boot.levels))
+            interval = plots.bootstrap_interval(boot, projection, level=level or max(boot.levels), map_axes=map_axes)
         extra: dict[str, Any] = {} if n is None else {"n": n}
         return plots.iso_accuracy_data(self.fit, grid=self.fit.data, target=self.target, projection=projection,
-                                       interval=interval, level=level or 0.95, **extra)
+                                       interval=interval, level=level or 0.95, map_axes=map_axes, held=held,
+                                       **extra)
 
     def plot(self, ax: Axes | None = None, **options: Any) -> Axes:
         """Draw the answer on ``ax`` (a new figure when None); returns the Axes. With a combined answer (an
         ensemble, or calibrated intervals): each form's interval beside the combined one for ``quantity``
-        (``scaling.plots.combined_data``); else the iso-accuracy map, ``options`` going to ``iso_data``
-        (projection, n, level)."""
+        (``scaling.plots.combined_data``); else the iso map (over any two axes of any table), ``options`` going
+        to ``iso_data`` (projection, n, level, map_axes, held)."""
         from scaling import plots  # lazy: drawing (matplotlib) is optional
 
         if self.combined is not None:

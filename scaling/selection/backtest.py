@@ -250,7 +250,7 @@ class BacktestResult(Result):
             raise ScalingError("this backtest carries no data to draw (run it with scaling.backtest)")
         rows = plots.backtest_parity_frame(self, self.data, split=split)
         data = plots.parity_data(rows, forms=[f for f in self.by_form if f in set(rows["form"])],
-                                 title=plots.backtest_title(self, split), metric_label=plots.metric_label(self.data))
+                                 title=plots.backtest_title(self, split), quantity=plots.backtest_quantity(self))
         ax = ax if ax is not None else new_axes(figsize=(5.6, 5.8))
         return plots.plot_backtest_parity(data, ax)
 

@@ -144,9 +144,9 @@ class CompareResult(Result):
             ax.axvline(scale * self.target, color="k", ls="--", lw=1, label="target")
             ax.legend(frameon=False)
         ax.set_yticks(range(len(ok)), [r.form + (" (recommended)" if r.form == self.recommended else "") for r in ok])
-        unit = "%" if scale == 100.0 else "loss"
+        unit = ", %" if scale == 100.0 else ""  # a fraction in percent; a loss in its own units
         where = ", ".join(f"{k}={v:g}" for k, v in self.point.items())
-        ax.set_xlabel(f"predicted {self.backtest.y} ({unit}) at {where}"
+        ax.set_xlabel(f"predicted {self.backtest.y}{unit} at {where}"
                       + ("" if level is None else f"; {100 * level:g}% bootstrap intervals"))
         return ax
 
