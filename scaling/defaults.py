@@ -44,6 +44,7 @@ __all__ = [
     "N_CLASSES",
     "PAPER_SCENARIO",
     "PATCH_PX",
+    "PLAN_GLOBAL_BATCH",
     "REPORT_FORMS",
     "REPORT_N_BOOT",
     "REPORT_SUGGEST_N_BOOT",
@@ -79,6 +80,10 @@ DEFAULT_FORM = "poly1"
 DEFAULT_TARGET = "human-top5"  # scaling.core.targets.PRESETS
 # The paper's headline scenario (Orhan 2023, abstract): 2.5B parameters, 20,000 h of video, 952 px.
 PAPER_SCENARIO: dict[str, float] = {"n_params": 2.5e9, "data_hours": 20000.0, "image_px": 952.0}
+# The global batch a training plan keeps, whatever fits one GPU (the rest is gradient accumulation): MAE's
+# pretraining recipe, 4,096 (He et al. 2022, arXiv 2111.06377, Table 8: batch size 4096; facebookresearch/mae
+# reaches it as batch x accum_iter x GPUs).
+PLAN_GLOBAL_BATCH = 4096
 
 # An answer more than this many decades beyond the data along any axis carries a caution.
 CAUTION_DECADES = 1.0

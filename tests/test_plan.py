@@ -130,7 +130,10 @@ def test_gpu_hours_of_the_study_scenario_are_about_4000_h200_hours() -> None:
     assert p.gpu_hours == pytest.approx(f_img * images / (0.5 * 790e12) / 3600)
     assert p.gpu_hours == pytest.approx(4000, rel=0.03)  # "about 4,000 H200-hours" (notes-gpu)
     assert p.images_per_s_per_gpu == pytest.approx(24.5, rel=0.01)  # the measured rate at 50% MFU
-    assert p.fits and p.batch == largest_batch(scenario(1, False), 139 * GIB)
+    # the recipe's global batch (MAE's 4,096) in micro-batches of 16, the largest power of two under the 25
+    # that fit; the measured batch of notes-gpu (102 GiB) is that micro-batch
+    assert p.fits and p.options[0].largest_batch == largest_batch(scenario(1, False), 139 * GIB) == 25
+    assert (p.batch, p.accum, p.global_batch) == (16, 256, 4096) and p.steps == pytest.approx(images / 4096)
     k = scaling.plan(arch="vit_2p5b14", image_px=952, data_hours=20000, passes=4.846609325145845, mask_ratio=0.8,
                      gpus=64, fsdp=True, usd_per_gpu_hour=3.5, activation_checkpointing=True)
     assert k.mfu == 0.43 and k.wall_clock_hours == pytest.approx(k.gpu_hours / 64)
@@ -180,6 +183,39 @@ def test_a_projection_is_planned_with_its_passes_and_mask() -> None:
     assert p.arch == "vit_2p5b14" and "at point" in p.source and any("nearest" in n for n in p.notes)
     with pytest.raises(ScalingError, match="no answer"):
         scaling.plan(rep, question="scale every axis")
+
+
+@pytest.mark.parametrize(("gpus", "fsdp", "micro", "accum"), [(1, False, 16, 256), (8, False, 16, 32),
+                                                               (64, True, 32, 2), (256, True, 16, 1)])
+def test_a_plan_keeps_the_recipes_global_batch_and_accumulates_the_rest(gpus: int, fsdp: bool, micro: int,
+                                                                       accum: int) -> None:
+    import scaling
+    from scaling.planning.batches import split_global_batch
+
+    p = scaling.plan(arch="vit_2p5b14", image_px=952, data_hours=20000, passes=4.85, mask_ratio=0.8, gpus=gpus,
+                     fsdp=fsdp)
+    fitting = p.options[0].largest_batch
+    assert (p.batch, p.accum) == (micro, accum) and p.global_batch == gpus * accum * micro == 4096
+    # the largest micro-batch that fits and divides each GPU's share: every larger divisor does not fit
+    share = 4096 // gpus
+    assert p.batch <= fitting and not any(share % m == 0 for m in range(p.batch + 1, min(fitting, share) + 1))
+    assert p.steps == pytest.approx(4.85 * 20000 * 3600 / 4096)
+    assert p.gpu_hours == pytest.approx(p.flops / (p.mfu * p.peak_tflops * 1e12) / 3600)  # accumulation is free
+    assert split_global_batch(136, 4, fitting=9, given=None).micro_batch == 2  # 34 = 2 x 17: 9 does not divide
+    other = scaling.plan(arch="vit_2p5b14", image_px=952, data_hours=20000, passes=4.85, mask_ratio=0.8,
+                         gpus=gpus, fsdp=fsdp, global_batch=1024)
+    assert other.global_batch == 1024 and other.steps == pytest.approx(4 * p.steps)
+
+
+@pytest.mark.parametrize(("kw", "fragment"), [(dict(gpus=3), "does not split evenly over 3 GPUs"),
+                                              (dict(batch=24), "micro-batch of 24 per GPU does not divide"),
+                                              (dict(global_batch=0), "at least 1")])
+def test_a_global_batch_the_gpus_cannot_split_is_a_one_line_error(kw: dict[str, int], fragment: str) -> None:
+    import scaling
+
+    with pytest.raises(ScalingError) as err:
+        scaling.plan(arch="vit_b14", image_px=224, data_hours=100, passes=1.0, **kw)  # type: ignore[arg-type]
+    assert fragment in str(err.value) and "\n" not in str(err.value)
 
 
 # ---------------------------------------------------------------- shapes past the registry, batches that do not fit
@@ -284,9 +320,13 @@ def test_cli_plans_the_paper_scenario_as_json(published_db_path) -> None:  # typ
     assert d["batch"]["fits"] and d["memory_gib"]["total"] <= 139
     k = ok_json(published_db_path, "plan", "--gpus", "8", "--fsdp", "--gpu-mem", "80GiB", "--batch", "4",
                 "--act-checkpointing", "--usd-per-gpu-hour", "2")
-    assert k["batch"]["per_gpu"] == 4 and k["batch"]["global"] == 32 and k["hardware"]["gpu_mem_gib"] == 80
+    assert k["batch"]["per_gpu"] == 4 and k["batch"]["accum"] == 128 and k["batch"]["global"] == 4096
+    assert k["hardware"]["gpu_mem_gib"] == 80
     assert k["time"]["cost_usd"] == pytest.approx(2 * k["time"]["gpu_hours"])
     assert k["memory_gib"]["optimizer"] == pytest.approx(d["memory_gib"]["optimizer"] / 8)
+    g = ok_json(published_db_path, "plan", "--gpus", "8", "--global-batch", "1024")
+    assert g["batch"]["global"] == 1024 == 8 * g["batch"]["accum"] * g["batch"]["per_gpu"]
+    assert g["batch"]["steps"] == pytest.approx(d["batch"]["steps"] * 4)
     table = invoke(published_db_path, "plan", "--arch", "vit_1b14", "--px", "448", "--hours", "5000")
     assert table.exit_code == 0 and "Memory per GPU" in table.stdout and "vit_1b14" in table.stdout
 
@@ -295,6 +335,7 @@ def test_cli_plans_the_paper_scenario_as_json(published_db_path) -> None:  # typ
     (["--gpu-mem", "80XB"], "--gpu-mem"), (["--gpus", "0"], "--gpus"), (["--mfu", "2"], "--mfu"),
     (["--gpu-kind", "tpu"], "unknown GPU kind"), (["--gpu-kind", "a100"], "--mfu"), (["--arch", "vit_x"], "vit_x"),
     (["--question", "why"], "--question"), (["--hours", "-5"], "--hours"),
+    (["--gpus", "3"], "does not split evenly over 3 GPUs"), (["--global-batch", "0"], "--global-batch"),
 ])
 def test_cli_bad_input_is_one_line(published_db_path, args: list[str], fragment: str) -> None:  # type: ignore[no-untyped-def]
     assert fragment in one_line_error(invoke(published_db_path, "plan", *args))

@@ -20,15 +20,22 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_gpu_check_smoke_runs_every_case(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHON": sys.executable}
     proc = subprocess.run(["bash", "bench/gpu_check.sh", "--smoke", str(tmp_path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=1500)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for name in ("vit_b14_224", "vit_h14_224", "vit_2p5b14_952"):
+    for name in ("vit_h14_224", "vit_2p5b14_952"):
         doc = json.loads((tmp_path / f"{name}.json").read_text())
         (r,) = doc["results"].values()
         assert r["mae_images_per_s"] > 0 and 0 < r["mae_fraction_of_peak"] < 1.5
         assert ("speedup" in r) == (name != "vit_2p5b14_952")
-    assert json.loads((tmp_path / "vit_b14_224.json").read_text())["compile"] is True
-    assert "summary" in proc.stdout and proc.stdout.count("   exit 0") == 3
+        # the masks are made inside the timed step: a measured, small share of it
+        assert 0 < r["mask_seconds_in_step"] < r["step_seconds_with_masks"] and r["mask_share_of_step"] < 0.5
+        assert r["step_seconds_fixed_masks"] > 0
+    assert json.loads((tmp_path / "vit_h14_224.json").read_text())["compile"] is True
+    dist_doc = json.loads((tmp_path / "dist_check.json").read_text())
+    assert dist_doc["world"] == 2 and set(dist_doc["checks"]) == {"masks", "accumulation", "fsdp_compile_bf16",
+                                                                  "syncbn", "resume_export"}
+    assert all(c["ok"] for c in dist_doc["checks"].values()), {k: c.get("error") for k, c in dist_doc["checks"].items()}
+    assert "summary" in proc.stdout and proc.stdout.count("   exit 0") == 3 and "FAIL" not in proc.stdout
 
 
 def test_loader_bench_measures_workers_and_the_decode_jpeg_path(tmp_path: Path) -> None:

@@ -59,3 +59,35 @@ def test_hashed_config_leaves_out_paths_and_speed_knobs() -> None:
                        activation_checkpointing=True)
     assert a.hashed() == b.hashed()
     assert a.hashed() != PretrainConfig(data=["/a/frames"], steps=6).hashed()
+
+
+def test_the_global_batch_is_the_recipe_and_its_split_is_not() -> None:
+    """The run id hashes the global batch (under its older name, so ids did not change), never the world size,
+    the micro-batch or the accumulation steps."""
+    base = PretrainConfig(data=["x"], steps=5, global_batch=4096)
+    split = PretrainConfig(data=["x"], steps=5, global_batch=4096, micro_batch=16, accum=256)
+    assert base.hashed() == split.hashed() and base.hashed()["batch_size"] == 4096
+    assert "global_batch" not in base.hashed() and "micro_batch" not in base.hashed()
+    assert base.hashed() != PretrainConfig(data=["x"], steps=5, global_batch=2048).hashed()
+    # older files and options name it batch_size
+    assert build(PretrainConfig, {"batch_size": 64}, {}).global_batch == 64
+    with pytest.raises(TrainError, match="not both"):
+        build(PretrainConfig, {"batch_size": 64, "global_batch": 64}, {})
+
+
+@pytest.mark.parametrize(("world", "micro", "accum", "want"), [
+    (1, None, None, (4096, 1)), (1, 16, None, (16, 256)), (64, 16, None, (16, 4)), (8, None, 4, (128, 4)),
+    (2, 2, 2, (2, 2)), (3, None, None, None), (1, 24, None, None), (2, 2, 3, None), (2, None, 3, None),
+])
+def test_accumulation_steps_follow_from_the_global_batch_micro_batch_and_world(
+        world: int, micro: int | None, accum: int | None, want: tuple[int, int] | None) -> None:
+    from train.config import split_batch
+
+    global_batch = 8 if (micro, accum) == (2, 2) or (micro, accum) == (2, 3) else 4096
+    if want is None:
+        with pytest.raises(TrainError) as err:
+            split_batch(global_batch, world, micro_batch=micro, accum=accum)
+        assert "\n" not in str(err.value) and str(global_batch) in str(err.value)
+        return
+    b = split_batch(global_batch, world, micro_batch=micro, accum=accum)
+    assert (b.micro_batch, b.accum) == want and b.world * b.accum * b.micro_batch == global_batch

@@ -147,3 +147,22 @@ def test_frames_command_extracts_one_frame_per_second(tmp_path: Path) -> None:
     assert [d["frames"] for d in json.loads(r.stdout)["folders"]] == [10]  # 10.0 s at 1 frame/s
     corpus = discover([tmp_path / "f"], fps=1.0, short_side=None)
     assert len(corpus) == 10 and min(corpus.load(0).shape[-2:]) == 64
+
+
+def test_micro_batches_split_each_ranks_share_in_order_and_carry_their_masks(tmp_path: Path) -> None:
+    """Accumulation changes how a step's samples are grouped, never which samples or their masks."""
+    from train.data import MaskedStream
+    from train.model import mask_noise
+
+    whole = list(StreamBatches(8, rank=0, world=1, start_step=3, n_steps=2))
+    for world, accum in ((1, 4), (2, 2), (4, 1), (2, 1)):
+        parts = [list(StreamBatches(8, rank=r, world=world, start_step=3, n_steps=2, accum=accum))
+                 for r in range(world)]
+        assert all(len(p) == 2 * accum for p in parts) and {len(m) for p in parts for m in p} == {8 // world // accum}
+        for t in range(2):  # step t: the ranks' micro-batches, in rank order, are the whole step's samples
+            got = [j for r in range(world) for m in parts[r][t * accum:(t + 1) * accum] for j in m]
+            assert got == whole[t]
+    corpus = discover([clip()], fps=None, short_side=40)
+    stream = MaskedStream(PretrainStream(corpus, select_subset(corpus, 1.0, 1), 32, seed=5), 16)
+    img, noise = stream[41]
+    assert torch.equal(img, stream.stream[41]) and torch.equal(noise, mask_noise([41], 16, seed=5)[0])

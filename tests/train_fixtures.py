@@ -25,7 +25,7 @@ def clip(name: str = "carphone_pristine.mp4") -> Path:
 def tiny_pretrain(**overrides: object) -> PretrainConfig:
     """ViT-pico/8 at 32 px (16 patches, 4 visible) with a 32-wide, 1-deep decoder: ~30 ms a step."""
     values: dict[str, object] = dict(arch="vit_pico8", image_px=32, data=[str(clip())], fps=None,
-                                     decoder_dim=32, decoder_depth=1, decoder_heads=2, batch_size=8, lr=1e-3,
+                                     decoder_dim=32, decoder_depth=1, decoder_heads=2, global_batch=8, lr=1e-3,
                                      steps=6, log_every=1, ckpt_every=2, precision="fp32")
     values.update(overrides)
     return PretrainConfig(**values)  # type: ignore[arg-type]

@@ -8,9 +8,14 @@ fine-tuning on 2% of the labels, AdamW wd 0.05, constant lr 1e-4, BatchNorm + li
 token, 50 epochs.
 
 ``hashed()`` is the part of a config that defines *what* is trained (and so the run id): it leaves out
-where files live and how it runs (workers, compile, sharding, activation checkpointing, logging and
-checkpoint intervals: the same numbers, in different memory or time); the
+where files live and how it runs (workers, compile, sharding, activation checkpointing, the micro-batch and
+accumulation steps, logging and checkpoint intervals: the same numbers, in different memory or time); the
 data enter through the digest of the selected frame list instead of their paths.
+
+The global batch is part of the recipe; how it is split is not. One optimizer step sees ``global_batch``
+samples: each of the ``world`` processes takes ``global_batch / world`` of them in ``accum`` micro-batches of
+``micro_batch`` (``batches``), so the same recipe runs on any number of processes. The global batch is
+hashed under its name before accumulation existed, ``batch_size``, so run ids did not change.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ class PretrainConfig:
     decoder_dim: int = DECODER_DIM
     decoder_depth: int = DECODER_DEPTH
     decoder_heads: int = DECODER_HEADS
-    batch_size: int = 256  # global batch (all ranks together)
+    global_batch: int = 256  # samples per optimizer step, all processes and micro-batches together
     lr: float = 3e-4
     weight_decay: float = 0.0
     beta1: float = 0.9
@@ -63,18 +68,25 @@ class PretrainConfig:
     compile: bool | None = None  # None: on for CUDA, off for CPUs (train.parallel.resolve_compile)
     fsdp: bool = False  # shard parameters, gradients and optimizer state over the processes (FSDP2)
     activation_checkpointing: bool = False  # recompute encoder blocks in the backward pass (memory for time)
+    micro_batch: int | None = None  # samples per process per forward/backward (None: from accum, else all)
+    accum: int | None = None  # micro-batches per optimizer step (None: from micro_batch, else 1)
     workers: int = 0
     log_every: int = 50
     ckpt_every: int = 500
 
-    UNHASHED = ("data", "compile", "fsdp", "activation_checkpointing", "workers", "log_every", "ckpt_every")
+    UNHASHED = ("data", "compile", "fsdp", "activation_checkpointing", "micro_batch", "accum", "workers",
+                "log_every", "ckpt_every")
 
     def total_steps(self) -> int | None:
         if self.steps is not None:
             return self.steps
         if self.images is not None:
-            return math.ceil(self.images / self.batch_size)
+            return math.ceil(self.images / self.global_batch)
         return None
+
+    def batches(self, world: int) -> Batches:
+        """How ``world`` processes split the global batch (a one-line error when they cannot)."""
+        return split_batch(self.global_batch, world, micro_batch=self.micro_batch, accum=self.accum)
 
     def validate(self) -> None:
         try:
@@ -101,14 +113,55 @@ class PretrainConfig:
             raise TrainError("the pretraining budget must be positive")
         if self.schedule == "cosine" and self.total_steps() is None:
             raise TrainError("a cosine schedule needs a budget in steps or images, not minutes")
-        if self.batch_size <= 0 or self.lr <= 0 or self.weight_decay < 0:
-            raise TrainError("batch size and lr must be positive, weight decay non-negative")
+        if self.global_batch <= 0 or self.lr <= 0 or self.weight_decay < 0:
+            raise TrainError("global batch and lr must be positive, weight decay non-negative")
+        for name, value in (("micro-batch", self.micro_batch), ("accumulation steps", self.accum)):
+            if value is not None and value < 1:
+                raise TrainError(f"{name} must be at least 1, got {value}")
+        if self.log_every < 1 or self.ckpt_every < 1:
+            raise TrainError("log and checkpoint intervals must be at least 1 step")
         if self.decoder_dim % 4 or self.decoder_dim % self.decoder_heads or self.decoder_depth < 1:
             raise TrainError(f"decoder width {self.decoder_dim} must be divisible by 4 and by its "
                              f"{self.decoder_heads} heads, with depth >= 1")
 
     def hashed(self) -> dict[str, object]:
-        return {k: v for k, v in asdict(self).items() if k not in self.UNHASHED}
+        values = {k: v for k, v in asdict(self).items() if k not in self.UNHASHED}
+        return {("batch_size" if k == "global_batch" else k): v for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class Batches:
+    """One optimizer step of ``global_batch`` samples: each of ``world`` processes runs ``accum``
+    micro-batches of ``micro_batch`` samples (global = world x accum x micro)."""
+
+    global_batch: int
+    world: int
+    micro_batch: int
+    accum: int
+
+    def describe(self) -> str:
+        return (f"global batch {self.global_batch} = {self.world} process(es) x {self.accum} micro-batch(es) x "
+                f"{self.micro_batch}")
+
+
+def split_batch(global_batch: int, world: int, *, micro_batch: int | None = None,
+                accum: int | None = None) -> Batches:
+    """Accumulation steps from the global batch, the per-process micro-batch and the world size, or the
+    micro-batch from ``accum``; neither: one micro-batch of ``global_batch / world``."""
+    if global_batch % world:
+        raise TrainError(f"global batch {global_batch} is not divisible by the {world} processes")
+    per_process = global_batch // world
+    if micro_batch is None:
+        steps = accum or 1
+        if per_process % steps:
+            raise TrainError(f"the {per_process} samples of each of {world} process(es) (global batch "
+                             f"{global_batch}) do not split into {steps} equal micro-batches")
+        return Batches(global_batch, world, per_process // steps, steps)
+    if per_process % micro_batch or (accum is not None and accum * micro_batch != per_process):
+        given = f"{accum} micro-batches of {micro_batch}" if accum is not None else f"micro-batch {micro_batch}"
+        raise TrainError(f"{given} do not make the {per_process} samples each of {world} process(es) takes of "
+                         f"the global batch {global_batch}; give one of --micro-batch and --accum, dividing it")
+    return Batches(global_batch, world, micro_batch, per_process // micro_batch)
 
 
 @dataclass
@@ -129,9 +182,10 @@ class FinetuneConfig:
     eval_set: str | None = None  # e.g. imagenet-val
     precision: str = "auto"
     seed: int = 0
+    fsdp: bool = False  # shard the classifier over the processes (FSDP2), as pretraining's --fsdp
     workers: int = 0
 
-    UNHASHED = ("data", "ood", "workers")
+    UNHASHED = ("data", "ood", "fsdp", "workers")
 
     def validate(self) -> None:
         if not self.data:
@@ -215,10 +269,14 @@ def section(data: dict[str, object], name: str, other: str) -> dict[str, object]
 def build(cls: type[Config], file_values: Mapping[str, object], overrides: Mapping[str, object]) -> Config:
     """``cls`` from file values overlaid with the options that were given (None = not given)."""
     known = {f.name for f in fields(cls)}
-    unknown = sorted(set(file_values) - known)
+    unknown = sorted(set(file_values) - known - ({"batch_size"} if cls is PretrainConfig else set()))
     if unknown:
         raise TrainError(f"config file: unknown {cls.__name__} key {unknown[0]!r}; known: {', '.join(sorted(known))}")
     values: dict[str, Any] = dict(file_values)  # taken as given by cls(**values); cls.validate() checks them
+    if "batch_size" in values and "global_batch" in known:  # its name before gradient accumulation
+        if "global_batch" in values:
+            raise TrainError("config file: give global_batch or its older name batch_size, not both")
+        values["global_batch"] = values.pop("batch_size")
     values.update({k: v for k, v in overrides.items() if v is not None and v != [] and k in known})
     if isinstance(values.get("fps"), str) and values["fps"].strip().lower() == "native":
         values["fps"] = None  # TOML has no null: "native" means every frame

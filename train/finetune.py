@@ -7,8 +7,16 @@ validation set and on every OOD set. The record keeps the best epoch (the first 
 validation top-1, the checkpoint the study kept; OOD sets are read at that same epoch) and the last one.
 ``linear_probe`` freezes the encoder (eval mode) and trains the head only.
 
-Outputs in ``out_dir``: ``finetune.ckpt`` (atomic, every epoch; resumes at the next epoch) and
-``finetune_log.txt`` in the MAE fine-tune format (accuracies in percent, ``n_parameters``).
+Several processes split every batch evenly. The head's BatchNorm sees the global batch (``SyncBatchNorm`` on
+CUDA, ``train.parallel.GlobalBatchNorm1d`` on CPUs), and the model is replicated (DDP) or, with ``fsdp``,
+sharded as pretraining shards it (FSDP2: every encoder block, then the rest), so the model that was
+pretrained on some GPUs can be fine-tuned on the same ones. Either way N processes train what one would.
+Evaluation gives every rank the same number of batches (padding the last, which is not counted), as a
+sharded model needs every rank in every forward pass.
+
+Outputs in ``out_dir``: ``finetune.dcp/`` (``train.checkpoint``, every epoch; resumes at the next epoch on
+any number of processes) and ``finetune_log.txt`` in the MAE fine-tune format (accuracies in percent,
+``n_parameters``).
 """
 
 from __future__ import annotations
@@ -19,27 +27,26 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypedDict, cast
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.optimizer import StateDict
 
 from runs_db.archs import ViTShape
 from runs_db.ood import MEAN_EVAL_SET, human_ood
-from train import dist
-from train.checkpoint import RngState, atomic_write_bytes, resume, rng_state, save_checkpoint
+from train import checkpoint, dist, parallel
+from train.checkpoint import atomic_write_bytes
 from train.config import FinetuneConfig
 from train.data import normalize
 from train.errors import TrainDiverged, TrainError
 from train.finetune_data import LabelledImages, LabelledSet, label_subset, read_finetune_data, read_ood
 from train.model import ViTClassifier, build_vit, count_params, mix_seed
-from train.parallel import global_batchnorm
 from train.runtime import NullReporter, Reporter, autocast, param_groups, resolve_precision, use_attention_kernel_for
 
-CKPT_NAME = "finetune.ckpt"
+DCP_NAME = "finetune.dcp"
+LEGACY_NAME = "finetune.ckpt"  # the single-file checkpoint of versions before issue 22
 LOG_NAME = "finetune_log.txt"
 ORDER_SALT = 0x6F726472  # "ordr"
 
@@ -78,13 +85,10 @@ class EpochRecord(TypedDict):
     scores: dict[str, dict[str, float]]
 
 
-class FinetuneCheckpoint(TypedDict):
-    """``finetune.ckpt``: weights, optimizer and RNG after the last finished epoch, and the epochs so far."""
+class FinetuneMeta(TypedDict):
+    """``meta.json`` of ``finetune.dcp/`` (besides the files it records): the epochs so far."""
 
     identity: Mapping[str, object]
-    model: dict[str, torch.Tensor]
-    optimizer: StateDict
-    rng: RngState
     epochs: list[EpochRecord]
     log: list[dict[str, float]]  # the lines of finetune_log.txt
     seconds: float
@@ -121,6 +125,14 @@ class FinetuneResult:
     history: list[FinetuneHistoryPoint] = field(default_factory=list)
 
 
+def _padded_share(n: int, env: dist.DistEnv) -> tuple[list[int], int]:
+    """This rank's interleaved share of ``n`` items, padded (with item 0) to the same length on every rank,
+    and how many of them are real."""
+    mine = list(range(env.rank, n, env.world))
+    length = -(-n // env.world)
+    return mine + [0] * (length - len(mine)), len(mine)
+
+
 def sixteen_class_scores(logits: torch.Tensor, groups: tuple[tuple[int, ...], ...]) -> torch.Tensor:
     """Each category's mean softmax probability over its classes (0 for a category without any), normalised
     to sum to 1 per image: how Geirhos et al. read a 1,000-way classifier as a 16-class answer."""
@@ -135,36 +147,36 @@ def evaluate(model: nn.Module, data: LabelledSet, image_px: int, env: dist.DistE
              batch_size: int, workers: int) -> dict[str, float]:
     """Loss, top-1 and top-5 (fractions) of ``data``; ranks score interleaved shards and add up counts."""
     model.eval()
-    mine = list(range(env.rank, len(data), env.world))
-    loader = torch.utils.data.DataLoader(LabelledImages(data, mine, image_px, train=False),
+    indices, real = _padded_share(len(data), env)
+    loader = torch.utils.data.DataLoader(LabelledImages(data, indices, image_px, train=False),
                                          batch_size=batch_size, num_workers=workers)
     k = min(5, len(data.classes))
     sums = torch.zeros(4, dtype=torch.float64, device=env.device)  # loss, top1, top5, n
+    seen = 0
     for imgs, labels in loader:
         imgs, labels = normalize(imgs.to(env.device)), labels.to(env.device)
         with autocast(precision, env.device):
             logits = model(imgs)
+        keep = torch.arange(seen, seen + len(labels), device=env.device) < real  # the padding is not counted
+        seen += len(labels)
         logits = logits.float()
         if data.groups is not None:  # a 16-class set on an ImageNet head: log of the normalised category scores
             logits = sixteen_class_scores(logits, data.groups).clamp_min(1e-30).log()
-        top = logits.topk(k, dim=1).indices
-        hit = top == labels[:, None]
-        sums += torch.stack([F.cross_entropy(logits, labels, reduction="sum").double(),
-                             hit[:, :1].any(1).sum().double(), hit.any(1).sum().double(),
-                             torch.tensor(float(len(labels)), dtype=torch.float64, device=env.device)])
+        hit = (logits.topk(k, dim=1).indices == labels[:, None]) & keep[:, None]
+        loss = F.cross_entropy(logits, labels, reduction="none") * keep
+        sums += torch.stack([loss.sum().double(), hit[:, :1].any(1).sum().double(), hit.any(1).sum().double(),
+                             keep.sum().double()])
     dist.all_reduce_sum(sums, env)
     n = sums[3].item()
     return {"loss": sums[0].item() / n, "top1": sums[1].item() / n, "top5": sums[2].item() / n}
 
 
-def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, torch.Tensor], shape: ViTShape,
-                 image_px: int, out_dir: Path, env: dist.DistEnv, *, identity: Mapping[str, object],
-                 reporter: Reporter | None = None) -> FinetuneResult:
-    reporter = reporter or NullReporter()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    precision = resolve_precision(cfg.precision, env.device)
+def _classifier(cfg: FinetuneConfig, encoder: Mapping[str, torch.Tensor], shape: ViTShape, image_px: int,
+                n_classes: int, env: dist.DistEnv, precision: str) -> tuple[ViTClassifier, nn.Module, int]:
+    """(model, the module the loop calls, parameter count): the encoder's weights, a new head, made to see
+    the global batch and wrapped for the processes (DDP, or FSDP2 with ``cfg.fsdp``)."""
     torch.manual_seed(mix_seed(cfg.seed, 1))
-    model = ViTClassifier(build_vit(shape, image_px), len(data.train.classes))
+    model = ViTClassifier(build_vit(shape, image_px), n_classes)
     try:
         model.encoder.load_state_dict(encoder)
     except RuntimeError as e:  # a checkpoint of another architecture or resolution
@@ -174,65 +186,62 @@ def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, tor
     n_parameters = count_params(model)
     if cfg.linear_probe:
         model.encoder.requires_grad_(False)
-    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
-    epochs: list[EpochScores] = []
-    seconds = 0.0
-    ckpt_path = out_dir / CKPT_NAME
-    log_lines: list[dict[str, float]] = []
-    state = cast("FinetuneCheckpoint | None", resume(
-        ckpt_path, identity, model, opt,
-        mismatch="another fine-tuning configuration; delete it or use another output folder"))
-    if state is not None:  # written below by a run of this identity
-        epochs = [EpochScores(**e) for e in state["epochs"]]
-        log_lines, seconds = list(state["log"]), float(state["seconds"])
-        if epochs:
-            reporter.note(f"fine-tuning resumed after epoch {epochs[-1].epoch}")
+    if not env.distributed:
+        return model, model, n_parameters
+    # Batch statistics over the global batch, as one process would see them: SyncBatchNorm on CUDA (the
+    # only place it runs), an all-reduced BatchNorm on CPUs (gloo). The linear probe too: without it each
+    # rank's head would follow its own share of the batch.
+    parallel.global_batchnorm(model, env.device)
+    if cfg.fsdp:
+        return model, parallel.shard(model, env, precision), n_parameters
+    net = DistributedDataParallel(model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    return model, net, n_parameters
+
+
+def _resumed(out_dir: Path, identity: Mapping[str, object], model: nn.Module,
+             opt: torch.optim.Optimizer) -> tuple[list[EpochScores], list[dict[str, float]], float]:
+    """(epochs, log lines, seconds) of the fine-tuning checkpoint in ``out_dir``, loaded into model and opt."""
+    mismatch = "another fine-tuning configuration; delete it or use another output folder"
+    found = checkpoint.matching(out_dir / DCP_NAME, identity, mismatch=mismatch)
+    if found is None:
+        if (out_dir / LEGACY_NAME).exists():
+            raise TrainError(f"{out_dir / LEGACY_NAME} is a checkpoint of an earlier version (one file); delete "
+                             "it to fine-tune again")
+        return [], [], 0.0
+    path, meta = found
+    checkpoint.load(path, model, opt)
+    try:
+        epochs = [EpochScores(int(e["epoch"]), float(e["train_loss"]), dict(e["scores"])) for e in meta["epochs"]]
+        return epochs, list(meta["log"]), float(meta["seconds"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise TrainError(f"checkpoint {path} has a malformed {checkpoint.META}: {e}") from None
+
+
+def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, torch.Tensor], shape: ViTShape,
+                 image_px: int, out_dir: Path, env: dist.DistEnv, *, identity: Mapping[str, object],
+                 reporter: Reporter | None = None) -> FinetuneResult:
+    reporter = reporter or NullReporter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    precision = resolve_precision(cfg.precision, env.device)
+    model, net, n_parameters = _classifier(cfg, encoder, shape, image_px, len(data.train.classes), env, precision)
+    opt = parallel.adamw(param_groups(model, cfg.weight_decay), env.device, lr=cfg.lr)  # after sharding
+    epochs, log_lines, seconds = _resumed(out_dir, identity, model, opt)
+    if epochs:
+        reporter.note(f"fine-tuning resumed after epoch {epochs[-1].epoch}")
     if env.is_main:
         atomic_write_bytes(out_dir / LOG_NAME, "".join(json.dumps(r) + "\n" for r in log_lines).encode())
-
-    net: nn.Module = model
-    if env.distributed:
-        # Batch statistics over the global batch, as one process would see them: SyncBatchNorm on CUDA (the
-        # only place it runs), an all-reduced BatchNorm on CPUs (gloo). Then 2 processes = 1 process.
-        net = global_batchnorm(net, env.device)
-        # The linear probe too: without DDP each rank's head would follow its own half of the batch.
-        net = DistributedDataParallel(net, device_ids=[env.device.index] if env.device.type == "cuda" else None)
     train_set = LabelledImages(data.train, data.keep, image_px, train=True, seed=cfg.seed,
                                crop_min_scale=cfg.crop_min_scale, flip=cfg.flip)
     n = len(data.keep)
     B = min(cfg.batch_size, n - n % env.world) if n >= env.world else 0
     if B < 2 * env.world:  # BatchNorm needs at least two samples per process
         raise TrainError(f"{n} labelled images are too few for a batch on {env.world} process(es)")
-    b = B // env.world
-    steps_per_epoch = n // B  # incomplete final batches are dropped, as MAE's loaders do
     eval_sets = [(cfg.eval_set_name(), data.val), *((s.name, s) for s in data.ood)]
     reporter.start("finetune", cfg.epochs, "epochs")
     reporter.update(len(epochs), "")
     for epoch in range(len(epochs), cfg.epochs):
         t0 = time.perf_counter()
-        train_set.epoch = epoch
-        g = torch.Generator().manual_seed(mix_seed(cfg.seed, ORDER_SALT, epoch))
-        order = torch.randperm(n, generator=g).tolist()
-        model.train()
-        if cfg.linear_probe:
-            model.encoder.eval()
-        loss_sum = torch.zeros(1, dtype=torch.float64, device=env.device)
-        chunks = [order[s * B + env.rank * b: s * B + (env.rank + 1) * b] for s in range(steps_per_epoch)]
-        loader = torch.utils.data.DataLoader(train_set, batch_sampler=chunks, num_workers=cfg.workers,
-                                             pin_memory=env.device.type == "cuda")
-        for imgs, labels in loader:
-            imgs, labels = normalize(imgs.to(env.device, non_blocking=True)), labels.to(env.device)
-            with autocast(precision, env.device):
-                logits = net(imgs)
-            loss = F.cross_entropy(logits.float(), labels)
-            if not torch.isfinite(loss):
-                raise TrainDiverged(f"non-finite loss in fine-tuning epoch {epoch}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.detach().double()
-        dist.all_reduce_sum(loss_sum, env)
-        train_loss = loss_sum.item() / (steps_per_epoch * env.world)
+        train_loss = _epoch(cfg, model, net, opt, train_set, epoch, B, env, precision)
         scores = {name: evaluate(model, s, image_px, env, precision, cfg.batch_size, cfg.workers)
                   for name, s in eval_sets}
         seconds += time.perf_counter() - t0
@@ -248,11 +257,9 @@ def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, tor
         if env.is_main:
             with open(out_dir / LOG_NAME, "a", encoding="utf-8") as f:
                 f.write(json.dumps(line) + "\n")
-            save_checkpoint(ckpt_path, {
-                "identity": identity, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "rng": rng_state(), "epochs": [e.__dict__ for e in epochs], "log": log_lines, "seconds": seconds,
-            })
-        dist.barrier(env)
+        meta: FinetuneMeta = {"identity": identity, "epochs": [_record(e) for e in epochs], "log": log_lines,
+                              "seconds": seconds}
+        checkpoint.save(out_dir / DCP_NAME, model, opt, meta, env)  # every rank writes its part
         reporter.update(epoch + 1, f"val top-1 {100 * main['top1']:.1f}%")
     reporter.stop()
     result = FinetuneResult(epochs, n_parameters, precision, seconds)
@@ -260,6 +267,44 @@ def run_finetune(cfg: FinetuneConfig, data: FinetuneData, encoder: dict[str, tor
                                              n_classes=len(data.train.classes),
                                              top1_only={s.name for s in data.ood if s.groups is not None})
     return result
+
+
+def _record(e: EpochScores) -> EpochRecord:
+    return {"epoch": e.epoch, "train_loss": e.train_loss, "scores": e.scores}
+
+
+def _epoch(cfg: FinetuneConfig, model: ViTClassifier, net: nn.Module, opt: torch.optim.Optimizer,
+           train_set: LabelledImages, epoch: int, B: int, env: dist.DistEnv, precision: str) -> float:
+    """One epoch of global batches of ``B`` (the incomplete last batch is dropped, as MAE's loaders do);
+    returns the mean training loss over the ranks and batches."""
+    n = len(train_set)
+    b = B // env.world
+    train_set.epoch = epoch
+    g = torch.Generator().manual_seed(mix_seed(cfg.seed, ORDER_SALT, epoch))
+    order = torch.randperm(n, generator=g).tolist()
+    model.train()
+    if cfg.linear_probe:
+        model.encoder.eval()
+    loss_sum = torch.zeros(1, dtype=torch.float64, device=env.device)
+    steps = n // B
+    chunks = [order[s * B + env.rank * b: s * B + (env.rank + 1) * b] for s in range(steps)]
+    loader = torch.utils.data.DataLoader(train_set, batch_sampler=chunks, num_workers=cfg.workers,
+                                         pin_memory=env.device.type == "cuda")
+    bad = torch.zeros((), dtype=torch.bool, device=env.device)
+    for imgs, labels in loader:
+        imgs, labels = normalize(imgs.to(env.device, non_blocking=True)), labels.to(env.device)
+        with autocast(precision, env.device):
+            logits = net(imgs)
+        loss = F.cross_entropy(logits.float(), labels)
+        bad |= ~torch.isfinite(loss)  # read once, after the epoch: no step waits on the host
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach().double()
+    if bool(bad.item()):
+        raise TrainDiverged(f"non-finite loss in fine-tuning epoch {epoch}")
+    dist.all_reduce_sum(loss_sum, env)
+    return loss_sum.item() / (steps * env.world)
 
 
 def summarise(cfg: FinetuneConfig, epochs: list[EpochScores], set_names: list[str], *, n_classes: int,

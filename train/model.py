@@ -12,7 +12,8 @@ Conventions (as in the MAE paper's code): ``patchify`` orders a patch's values (
 2-D sin-cos with channels [sin x, cos x, sin y, cos y] so published MAE checkpoints line up.
 
 Per-sample mask noise is drawn from a generator seeded by (seed, global sample index): every sample gets
-the same mask whichever rank or resumed job processes it, which is what makes DDP and resume exact.
+the same mask whichever rank, micro-batch or resumed job processes it, which is what makes data
+parallelism, gradient accumulation and resume exact.
 """
 
 from __future__ import annotations
@@ -45,11 +46,37 @@ def mix_seed(*parts: int) -> int:
     return h & 0x7FFFFFFFFFFFFFFF
 
 
+class MaskNoise:
+    """Row j of the mask noise: ``n_patches`` uniform draws of a generator seeded by (seed, sample index j).
+
+    One generator is kept and re-seeded per sample (building one per sample cost as much as the draws); the
+    values are the same, and ``tests/golden/train_masks.json`` pins them. Training computes the rows in its
+    data pipeline (``train.data.MaskedStream``): in the loader's workers, off the training thread.
+    """
+
+    def __init__(self, n_patches: int, seed: int) -> None:
+        self.n_patches, self.seed = n_patches, seed
+        self._generator: torch.Generator | None = None  # made on first use (each loader worker has its own)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_generator": None}
+
+    def row(self, j: int, out: Tensor | None = None) -> Tensor:
+        if self._generator is None:
+            self._generator = torch.Generator()
+        self._generator.manual_seed(mix_seed(self.seed, MASK_SALT, j))
+        return torch.rand(self.n_patches, generator=self._generator, out=out)
+
+    def rows(self, sample_ids: Sequence[int]) -> Tensor:
+        out = torch.empty(len(sample_ids), self.n_patches)
+        for i, j in enumerate(sample_ids):
+            self.row(j, out[i])
+        return out
+
+
 def mask_noise(sample_ids: Sequence[int], n_patches: int, seed: int) -> Tensor:
     """(N, L) uniform noise whose row i depends only on (seed, sample_ids[i]); argsort of a row = its mask."""
-    rows = [torch.rand(n_patches, generator=torch.Generator().manual_seed(mix_seed(seed, MASK_SALT, j)))
-            for j in sample_ids]
-    return torch.stack(rows)
+    return MaskNoise(n_patches, seed).rows(sample_ids)
 
 
 # ---------------------------------------------------------------------------------- position embedding

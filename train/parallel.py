@@ -60,15 +60,20 @@ def enable_activation_checkpointing(model: nn.Module) -> None:
     encoder.set_grad_checkpointing(True)
 
 
-def shard(model: nn.Module, env: DistEnv, precision: str) -> nn.Module:
+def shard(model: nn.Module, env: DistEnv, precision: str, *, compile: bool = False) -> nn.Module:
     """FSDP2: ``fully_shard`` each block, then the root. Parameters become DTensors sharded on dim 0.
 
     With bf16 on CUDA the gathered parameters are bf16 and gradients are reduced in fp32 (the usual mixed
     precision policy; it halves the traffic); elsewhere parameters stay fp32, so CPU results are exact.
+    ``compile`` compiles each block's ``forward`` only, so FSDP's gather/free hooks run around the compiled
+    graphs, as torchtitan does. A process group must exist (of any size: one process shards over itself).
     """
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
+    # FSDP2 warns that an output is a view (the MAE's predictions), lest an in-place op on it skip its hook;
+    # nothing here modifies a model's outputs in place.
+    warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
     mesh = init_device_mesh(env.device.type, (env.world,))
     kwargs: dict[str, Any] = {"mesh": mesh}
     if precision == "bf16" and env.device.type == "cuda":
@@ -76,6 +81,9 @@ def shard(model: nn.Module, env: DistEnv, precision: str) -> nn.Module:
     for block in blocks_of(model):
         fully_shard(block, **kwargs)
     fully_shard(model, **kwargs)
+    if compile:
+        for block in blocks_of(model):
+            block.forward = torch.compile(block.forward)
     return model
 
 
@@ -90,11 +98,7 @@ def wrap(model: nn.Module, env: DistEnv, *, fsdp: bool, activation_checkpointing
     if activation_checkpointing:
         enable_activation_checkpointing(model)
     if fsdp and env.distributed:  # one process has nothing to shard: it trains the plain model
-        shard(model, env, precision)
-        if compile:  # each block's forward only: FSDP's gather/free hooks run around it, outside the graph
-            for block in blocks_of(model):
-                block.forward = torch.compile(block.forward)
-        return model
+        return shard(model, env, precision, compile=compile)
     if compile:
         model.compile()
     if env.distributed:

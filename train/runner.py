@@ -21,13 +21,14 @@ from typing import Any
 import runs_db
 from runs_db.archs import ViTShape, get_arch
 from train import dist, record
+from train.checkpoint import load_weights
 from train.config import FinetuneConfig, PretrainConfig, folder_name
 from train.data import FrameCorpus, Subset, discover, select_subset
 from train.errors import TrainError
 from train.finetune import FinetuneData, prepare_finetune_data, run_finetune
 from train.flops import FlopsCheck, check_flops
 from train.model import check_mask_ratio
-from train.pretrain import CKPT_NAME, PretrainResult, run_pretrain
+from train.pretrain import DCP_NAME, PretrainResult, run_pretrain
 from train.runtime import NullReporter, Reporter
 
 CONFIG_SCHEMA = "train/mae-pretrain@1"
@@ -92,7 +93,7 @@ def build_record(prep: PreparedPretrain, *, status: str, started_at: str, name: 
     from runs_db.archs import encoder_params
 
     steps = result.steps if result else 0
-    samples = steps * cfg.batch_size
+    samples = steps * cfg.global_batch
     tags: dict[str, str] = {
         "data_paths": json.dumps([str(Path(p).expanduser().resolve()) for p in cfg.data]),
         "data_digest": subset.digest,
@@ -106,6 +107,8 @@ def build_record(prep: PreparedPretrain, *, status: str, started_at: str, name: 
         "processes": str(world),
         "device": device,
     }
+    if result is not None and result.batches is not None:  # how the last job split the global batch
+        tags["micro_batch"], tags["accum"] = str(result.batches.micro_batch), str(result.batches.accum)
     if result is not None:
         tags["precision"] = result.precision
         tags["pretrain_wall_seconds"] = f"{result.seconds:.1f}"
@@ -135,7 +138,7 @@ def build_record(prep: PreparedPretrain, *, status: str, started_at: str, name: 
         "subset_seed": cfg.subset_seed,
         "train_seed": cfg.seed,
         "pretrain_steps": steps,
-        "global_batch": cfg.batch_size,
+        "global_batch": cfg.global_batch,
         "samples_seen": samples,
         "pretrain_flops": flops.counted * samples,
         "flops_method": FLOPS_METHOD,
@@ -182,7 +185,7 @@ def pretrain_point(prep: PreparedPretrain, run_dir: Path, env: dist.DistEnv, *, 
     existing = _read_run_json(run_dir / "run.json")
     if existing is not None and existing.get("run_id") not in (None, run_id):
         raise TrainError(f"{run_dir} holds another run ({existing.get('run_id')}); use another --out")
-    if existing is not None and existing.get("status") == "COMPLETED" and (run_dir / CKPT_NAME).exists():
+    if existing is not None and existing.get("status") == "COMPLETED" and (run_dir / DCP_NAME).exists():
         reporter.note(f"pretraining of run {run_id} is already complete in {run_dir}")
         message = _publish(existing, run_dir, db, use_db) if env.is_main else None
         return Outcome(existing, run_dir, message)
@@ -217,25 +220,28 @@ def pretrain_point(prep: PreparedPretrain, run_dir: Path, env: dist.DistEnv, *, 
 
 
 def finetune_point(run_dir: Path, fcfg: FinetuneConfig, env: dist.DistEnv, *, db: Path | None, use_db: bool,
-                   data: FinetuneData | None = None, reporter: Reporter | None = None) -> Outcome:
-    """Fine-tune the pretrained encoder of ``run_dir`` and add the evaluations to its record."""
-    from train.checkpoint import load_checkpoint
-
+                   data: FinetuneData | None = None, reporter: Reporter | None = None,
+                   weights: Path | None = None) -> Outcome:
+    """Fine-tune the pretrained encoder of ``run_dir`` and add the evaluations to its record. The encoder comes
+    from the run's checkpoint (``pretrain.dcp/``) or from ``weights``: a checkpoint folder or the single file
+    ``scaling train export`` wrote, of the same run."""
     reporter = reporter or NullReporter()
     rec = _read_run_json(run_dir / "run.json")
-    if rec is None or not (run_dir / CKPT_NAME).exists():
-        raise TrainError(f"{run_dir} holds no pretrained run (run.json and {CKPT_NAME}); run `scaling train "
+    source = weights if weights is not None else run_dir / DCP_NAME
+    if rec is None or not source.exists():
+        raise TrainError(f"{run_dir} holds no pretrained run (run.json and {source.name}); run `scaling train "
                          "pretrain` first")
     if rec.get("status") != "COMPLETED":
         raise TrainError(f"the pretraining in {run_dir} is {rec.get('status')}; finish it first (rerun the same "
                          "pretrain command to resume)")
     data = data or prepare_finetune_data(fcfg)
-    state = load_checkpoint(run_dir / CKPT_NAME)
-    weights = state.get("model")
-    if not isinstance(weights, dict) or not all(isinstance(k, str) for k in weights):
-        raise TrainError(f"{run_dir / CKPT_NAME} holds no model weights")
-    encoder = {k.removeprefix("encoder."): v for k, v in weights.items() if k.startswith("encoder.")}
-    del state, weights
+    weights_found, meta = load_weights(source, prefix="encoder.")
+    found_id = runs_db.run_id_for(meta["identity"]) if isinstance(meta.get("identity"), dict) else None
+    if weights is not None and found_id != rec.get("run_id"):
+        raise TrainError(f"{weights} holds the weights of run {found_id or 'unknown'}, not of {run_dir}'s run "
+                         f"{rec.get('run_id')}")
+    encoder = {k.removeprefix("encoder."): v for k, v in weights_found.items()}
+    del weights_found
     shape = get_arch(rec["arch"])
     protocol = fcfg.protocol_name()
     ft_dir = run_dir / fcfg.protocol_folder()  # finetune-<set>-<pct>pct or linprobe-...; never outside run_dir

@@ -10,10 +10,19 @@ from scaling.cli import validate
 from scaling.cli.common import domain_errors
 from scaling.cli.options import FormOpt, JsonOpt, PassesOpt, TrainingLengthOpt, load_table
 from scaling.cli.render import fmt_flops, fmt_hours, fmt_params, print_json, stderr_console, stdout_console, table
-from scaling.defaults import DEFAULT_FORM, DEFAULT_TARGET, PAPER_SCENARIO
+from scaling.core import checks
+from scaling.defaults import DEFAULT_FORM, DEFAULT_TARGET, PAPER_SCENARIO, PLAN_GLOBAL_BATCH
 from scaling.errors import ScalingError
 
 QUESTIONS = {"at": "at point", "scale": "scale every axis", "solve": "solve data_hours"}
+
+
+def _global_batch(value: int) -> int:
+    """``--global-batch``: a count, checked when parsed (as ``scaling.cli.validate``'s options are)."""
+    try:
+        return checks.count(value, "--global-batch")
+    except ScalingError as exc:
+        validate.fail(str(exc))
 
 
 def register(app: typer.Typer) -> None:
@@ -34,8 +43,8 @@ def _batch(p: Any) -> str:
     if not p.fits:
         return (f"{p.batch} per GPU (given): does not fit" if p.batch_given
                 else "none fits: not even 1 image per GPU (memory below at batch 1)")
-    return (f"{p.batch} per GPU ({'given' if p.batch_given else 'the largest that fits'}), "
-            f"{p.global_batch:,} global, {p.steps:,.0f} steps")
+    return (f"{p.batch} per GPU ({'given' if p.batch_given else 'the largest that fits and divides'}) x "
+            f"{p.accum} accumulated = {p.global_batch:,} global, {p.steps:,.0f} steps")
 
 
 def render_plan(p: Any) -> None:
@@ -85,7 +94,8 @@ def render_plans(plans: Any) -> None:
         if isinstance(p, str):
             rows.append([question, *["-"] * 8, p])
             continue
-        batch = str(p.batch) if p.fits else ("none fits" if not p.batch_given else f"{p.batch}: does not fit")
+        batch = f"{p.batch} x {p.accum}" if p.fits else ("none fits" if not p.batch_given
+                                                         else f"{p.batch}: does not fit")
         rows.append([question, p.arch, f"{p.image_px} px", fmt_hours(p.data_hours), fmt_flops(p.flops),
                      batch, _gib(p.memory.total / 2**30), f"{100 * p.mfu:.1f}%", _num(p.gpu_hours, ",.0f"),
                      "; ".join(p.notes)])
@@ -94,7 +104,7 @@ def render_plans(plans: Any) -> None:
         f"{first.n_gpus} x {first.gpu.name.upper()} ({first.gpu_mem_bytes / 2**30:.0f} GiB); MFU: the measured step "
         "most like each (scaling.planning.gpus, notes-gpu). Details: `scaling plan --from-projection --question "
         "at|scale|solve`.")
-    stdout_console().print(table("Training plans (batch per GPU: the largest that fits)",
+    stdout_console().print(table("Training plans (batch per GPU: the largest that fits, x accumulation steps)",
                                  ["question", "arch", "image", "data", "FLOPs", "batch per GPU", "peak memory",
                                   "MFU", "GPU-hours", "notes"], rows, caption=caption))
 
@@ -144,8 +154,12 @@ def plan_cmd(
     ] = None,
     usd_per_gpu_hour: Annotated[float | None, typer.Option(help="Price of one GPU-hour in USD.",
                                                            callback=validate.usd_per_gpu_hour)] = None,
-    batch: Annotated[int | None, typer.Option(help="Images per GPU \\[default: the largest that fits].",
-                                              callback=validate.batch)] = None,
+    batch: Annotated[int | None, typer.Option(help="Images per GPU per forward/backward (the micro-batch) "
+                                              "\\[default: the largest that fits and divides each GPU's share "
+                                              "of the global batch].", callback=validate.batch)] = None,
+    global_batch: Annotated[int, typer.Option("--global-batch", help="Images per optimizer step, the recipe's: "
+                                              "kept on any number of GPUs by accumulating micro-batches "
+                                              "\\[default: MAE's 4,096].", callback=_global_batch)] = PLAN_GLOBAL_BATCH,
     activation_checkpointing: Annotated[
         bool, typer.Option("--act-checkpointing",
                            help="Activation checkpointing: recompute every encoder block in the backward pass.")
@@ -155,7 +169,9 @@ def plan_cmd(
 ) -> None:
     """Plan training a point: memory per GPU, the largest batch that fits, GPU-hours, wall-clock and cost.
 
-    Without options it plans the paper's scenario (2.5B parameters, 20,000 h, 952 px) on one H200. Its
+    Without options it plans the paper's scenario (2.5B parameters, 20,000 h, 952 px) on one H200, with
+    MAE's global batch of 4,096: each GPU runs the largest micro-batch that fits and accumulates the rest,
+    so the plan is the same recipe on any number of GPUs (--global-batch). Its
     training length is that of `scaling project` and `scaling suggest` for the same point
     (--training-length: the grid's recipe by default, 4.85 passes over the frames beyond the grid's data).
     A parameter count names the nearest registered shape (vit_2p5b14 for 2.5B) when it is within 1.5x;
@@ -170,6 +186,7 @@ def plan_cmd(
 
       scaling plan
       scaling plan --gpus 64 --fsdp --usd-per-gpu-hour 3.5
+      scaling plan --gpus 8 --global-batch 1024 --batch 16
       scaling plan --arch vit_3b14 --px 952 --hours 20000 \\
           --act-checkpointing --json
       scaling plan --params 1e9 --px 448 --hours 5000 \\
@@ -181,7 +198,8 @@ def plan_cmd(
     if question not in QUESTIONS:
         raise ScalingError(f"--question {question!r}: use at, scale or solve")
     options = dict(gpus=gpus, gpu_kind=gpu_kind, gpu_mem=gpu_mem, mfu=mfu, peak_tflops=peak_tflops,
-                   usd_per_gpu_hour=usd_per_gpu_hour, batch=batch, activation_checkpointing=activation_checkpointing,
+                   usd_per_gpu_hour=usd_per_gpu_hour, batch=batch, global_batch=global_batch,
+                   activation_checkpointing=activation_checkpointing,
                    fsdp=fsdp, passes=passes, mask_ratio=mask_ratio, arch=arch, n_params=params, image_px=px,
                    data_hours=hours)
     _check(options)

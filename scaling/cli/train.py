@@ -1,4 +1,4 @@
-"""``scaling train pretrain | finetune | point | demo | flops``: add grid points to the run database.
+"""``scaling train pretrain | finetune | point | export | demo | flops``: add grid points to the run database.
 
 torch is imported inside the commands only, so ``scaling --help`` and the fitting commands work without
 the ``train`` extra; without it a train command prints one line with the install hint and exits 1.
@@ -9,6 +9,7 @@ the command and only rank 0 prints and writes.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -19,6 +20,59 @@ from runs_db.archs import DECODER_DEPTH, DECODER_DIM, MASK_RATIO
 from scaling.cli.common import db_path, emit_json
 from scaling.cli.progress import TrainReporter
 from scaling.cli.render import fmt_flops, fmt_hours, fmt_number, fmt_params, stderr_console, stdout_console, table
+from scaling.cli.train_options import (
+    FINETUNE_OPTIONS,
+    NOT_PRETRAIN_OPTIONS,
+    Accum,
+    ActCkpt,
+    Arch,
+    Batch,
+    BatchSize,
+    CkptEvery,
+    Compile,
+    ConfigOpt,
+    Data,
+    Dataset,
+    DecDepth,
+    DecDim,
+    DecHeads,
+    Epochs,
+    EvalSet,
+    Fps,
+    Fraction,
+    Fsdp,
+    FtBatch,
+    FtData,
+    FtLr,
+    FtName,
+    FtWd,
+    ImagePx,
+    Images,
+    JsonOpt,
+    LabelFraction,
+    LabelSeed,
+    LogEvery,
+    Lr,
+    MaskRatio,
+    MicroBatch,
+    Minutes,
+    NameOpt,
+    NoDbOpt,
+    NormPix,
+    Ood,
+    OutOpt,
+    Precision,
+    Probe,
+    Protocol,
+    Schedule,
+    Seed,
+    Steps,
+    SubsetMode,
+    SubsetSeed,
+    Warmup,
+    Wd,
+    Workers,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -65,78 +119,6 @@ def train_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-# --------------------------------------------------------------------------------------------- options
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or JSON file with \\[pretrain] and/or "
-                                                "\\[finetune] tables; options given here override it.")]
-OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (checkpoints, logs, run.json). "
-                                             "Default: runs/<name>. Rerunning into it resumes.")]
-NameOpt = Annotated[str | None, typer.Option(help="Run name \\[default: from the arch, px, data fraction and subset "
-                                             "seed: vit_s14@224_0.01_1 for vit_s14 at 224 px, 0.01, seed 1].")]
-NoDbOpt = Annotated[bool, typer.Option("--no-db", help="Only write run.json; do not insert into the database.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
-Arch = Annotated[str | None, typer.Option(help="Registered ViT: vit_s14, vit_b14, vit_l14, vit_h14, vit_t14, "
-                                          "vit_nano8, vit_pico8 \\[default: vit_s14].")]
-ImagePx = Annotated[int | None, typer.Option("--image-px", help="Image side in px, a multiple of the patch "
-                                             "\\[default: 224].")]
-Data = Annotated[list[Path] | None, typer.Option("--data", metavar="PATH", help="Video file, folder of frames, "
-                                                 "images or videos, or .tar shard (repeatable; concatenated in "
-                                                 "order).")]
-Dataset = Annotated[str | None, typer.Option(help="Corpus name for the record \\[default: the data names].")]
-Fps = Annotated[str | None, typer.Option(help="Frames/s decoded from video (the study: 1), or 'native' for every "
-                                         "frame; for frame folders the rate they were extracted at \\[default: 1].")]
-Fraction = Annotated[float | None, typer.Option("--data-fraction", help="Fraction of the frames \\[default: 1].")]
-SubsetSeed = Annotated[int | None, typer.Option("--subset-seed", help="Which subset of that size \\[default: 1].")]
-SubsetMode = Annotated[str | None, typer.Option("--subset", help="contiguous (the study: one block) or uniform.")]
-MaskRatio = Annotated[float | None, typer.Option(help=f"Fraction of patches hidden \\[default: {MASK_RATIO:g}].")]
-NormPix = Annotated[bool | None, typer.Option("--norm-pix-loss/--no-norm-pix-loss", help="Per-patch normalised "
-                                              "targets \\[default: off, as the study].")]
-DecDim = Annotated[int | None, typer.Option(help="Decoder width \\[default: 512].")]
-DecDepth = Annotated[int | None, typer.Option(help="Decoder depth \\[default: 8].")]
-DecHeads = Annotated[int | None, typer.Option(help="Decoder heads \\[default: 16].")]
-Batch = Annotated[int | None, typer.Option(help="Global batch, all processes together \\[default: 256].")]
-Lr = Annotated[float | None, typer.Option(help="Peak learning rate \\[default: 3e-4].")]
-Wd = Annotated[float | None, typer.Option(help="AdamW weight decay \\[default: 0, as the study].")]
-Schedule = Annotated[str | None, typer.Option(help="constant (the study) or cosine (needs --steps/--images).")]
-Warmup = Annotated[int | None, typer.Option(help="Linear warmup steps \\[default: 0].")]
-Steps = Annotated[int | None, typer.Option(help="Budget: optimizer steps.")]
-Images = Annotated[int | None, typer.Option(help="Budget: images seen (rounded up to whole steps).")]
-Minutes = Annotated[float | None, typer.Option(help="Budget: wall-clock minutes of training.")]
-Precision = Annotated[str | None, typer.Option(help="auto (bf16 where fast: GPUs, CPUs with AVX512-BF16/AMX), "
-                                               "bf16 or fp32.")]
-Compile = Annotated[bool | None, typer.Option("--compile/--no-compile", help="torch.compile the model (pays on "
-                                              "GPUs; on CPUs it did not) \\[default: on for CUDA, off on CPUs].")]
-Fsdp = Annotated[bool | None, typer.Option("--fsdp/--no-fsdp", help="Shard parameters, gradients and optimizer "
-                                           "state over the processes (FSDP2; for models that do not fit one GPU); "
-                                           "checkpoints resume on any number of processes \\[default: off].")]
-ActCkpt = Annotated[bool | None, typer.Option("--act-checkpointing",
-                                              help="Recompute each encoder block in the backward pass: less memory, "
-                                              "~1/3 more compute \\[default: the config's, else off].")]
-Seed = Annotated[int | None, typer.Option(help="Training seed (init, order, crops, masks) \\[default: 0].")]
-Workers = Annotated[int | None, typer.Option(help="Data-loading processes per rank \\[default: 0].")]
-LogEvery = Annotated[int | None, typer.Option(help="Steps per log line \\[default: 50].")]
-CkptEvery = Annotated[int | None, typer.Option(help="Steps between checkpoints \\[default: 500].")]
-FtData = Annotated[Path | None, typer.Option("--finetune-data", help="ImageFolder root with train/ and val/.")]
-Ood = Annotated[list[Path] | None, typer.Option(
-    "--ood", metavar="DIR", help="OOD eval folder of class folders (repeatable); NAME=DIR records it as NAME "
-                                       "\\[default: the folder's name]. A 16-class set of Geirhos et al. 2021 "
-                                       "named as its human target's eval set (mvh-sketch, ...: `scaling targets`) "
-                                       "is scored as 16 categories and on that target's conditions.")]
-LabelFraction = Annotated[float | None, typer.Option(help="Fraction of labelled training images \\[default: 0.02].")]
-LabelSeed = Annotated[int | None, typer.Option(help="Which labelled subset \\[default: 0].")]
-Epochs = Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: 50].")]
-FtBatch = Annotated[int | None, typer.Option("--ft-batch-size", help="Fine-tuning global batch \\[default: 128].")]
-FtLr = Annotated[float | None, typer.Option("--ft-lr", help="Fine-tuning lr \\[default: 1e-4].")]
-FtWd = Annotated[float | None, typer.Option("--ft-weight-decay", help="Fine-tuning weight decay \\[default: 0.05].")]
-Probe = Annotated[bool | None, typer.Option("--linear-probe/--finetune-all", help="Train the head only on frozen "
-                                            "features \\[default: whole network, the study's protocol].")]
-Protocol = Annotated[str | None, typer.Option(help="Eval protocol name \\[default: from the labelled set and "
-                                              "fraction]; finetune-in1k-2pct (2% of ImageNet labels) lines up with "
-                                              "the published grid.")]
-EvalSet = Annotated[str | None, typer.Option(help="Name of the validation set \\[default: <set>-val]; "
-                                             "imagenet-val for ImageNet.")]
-FtName = Annotated[str | None, typer.Option("--finetune-name", help="Name of the labelled set \\[default: folder].")]
-
-
 def _fps(value: str | None) -> Any:
     if value is None:
         return None
@@ -159,6 +141,11 @@ def _pretrain_cfg(config: Path | None, o: dict[str, Any]) -> Any:
         o["fps"] = fps
     if o.get("data"):
         o["data"] = [str(p) for p in o["data"]]
+    older = o.pop("batch_size", None)
+    if older is not None:
+        if o.get("global_batch") not in (None, older):
+            raise typer.BadParameter("give --global-batch or its older name, not both", param_hint="--batch-size")
+        o["global_batch"] = older
     return build(PretrainConfig, file_values, o)
 
 
@@ -194,7 +181,9 @@ def _show(outcome: Any, as_json: bool, env: Any) -> None:
         ("image", f"{rec.get('image_px')} px"),
         ("data", f"{rec.get('data_frames')} frames = {fmt_hours(rec.get('data_hours'))} ({rec.get('dataset')})"),
         ("steps x batch", f"{rec.get('pretrain_steps')} x {rec.get('global_batch')} = "
-                          f"{fmt_number(rec.get('samples_seen'))} images"),
+                          f"{fmt_number(rec.get('samples_seen'))} images"
+                          + (f" ({tags['accum']} micro-batch(es) of {tags['micro_batch']} per process)"
+                             if "accum" in tags and "micro_batch" in tags else "")),
         ("pretraining FLOPs", f"{fmt_flops(rec.get('pretrain_flops'))} (counted/analytic per image = "
                               f"{tags.get('flops_counted_over_analytic')})"),
         ("throughput", f"{tags.get('pretrain_images_per_s', '-')} images/s, {tags.get('precision', '-')}, "
@@ -225,7 +214,9 @@ def pretrain_cmd(
     dataset: Dataset = None, fps: Fps = None, data_fraction: Fraction = None, subset_seed: SubsetSeed = None,
     subset: SubsetMode = None, mask_ratio: MaskRatio = None, norm_pix_loss: NormPix = None,
     decoder_dim: DecDim = None, decoder_depth: DecDepth = None, decoder_heads: DecHeads = None,
-    batch_size: Batch = None, lr: Lr = None, weight_decay: Wd = None, schedule: Schedule = None,
+    global_batch: Batch = None, batch_size: BatchSize = None, micro_batch: MicroBatch = None,
+    accum: Accum = None, lr: Lr = None,
+    weight_decay: Wd = None, schedule: Schedule = None,
     warmup_steps: Warmup = None, steps: Steps = None, images: Images = None, minutes: Minutes = None,
     precision: Precision = None, compile: Compile = None, fsdp: Fsdp = None,
     activation_checkpointing: ActCkpt = None, seed: Seed = None, workers: Workers = None,
@@ -234,18 +225,24 @@ def pretrain_cmd(
 ) -> None:
     """MAE-pretrain one grid point and record it (no evaluation; add one with `scaling train finetune`).
 
+    The global batch is the recipe's (hashed into the run id); each process runs its share in
+    micro-batches (--micro-batch or --accum), so the same recipe trains the same run on any number of
+    processes, and resumes on any number from its checkpoint (pretrain.dcp/).
+
     [bold]Examples[/bold]
 
       scaling train pretrain --arch vit_s14 --data frames/ \\
           --data-fraction 0.01 --subset-seed 2 --steps 20000
       scaling train pretrain --config point.toml --out runs/s14-0.01-2
+      scaling train pretrain --config big.toml --global-batch 4096 \\
+          --micro-batch 16
       torchrun --standalone --nproc_per_node 4 -m scaling train pretrain \\
           --config point.toml
       torchrun --nnodes 4 --nproc_per_node 8 --rdzv-backend c10d \\
           --rdzv-endpoint HOST:29400 -m scaling train pretrain \\
-          --config big.toml --fsdp --act-checkpointing
+          --config big.toml --global-batch 4096 --accum 4 --fsdp
     """
-    opts = {k: v for k, v in locals().items() if k not in ("ctx", "config", "out", "name", "no_db", "as_json")}
+    opts = {k: v for k, v in locals().items() if k not in NOT_PRETRAIN_OPTIONS}
     cfg = _pretrain_cfg(config, opts)
     from train.runner import prepare_pretrain, pretrain_point, run_folder  # lazy: keeps `scaling --help` fast
 
@@ -266,12 +263,16 @@ def pretrain_cmd(
 @train_errors
 def finetune_cmd(
     ctx: typer.Context,
-    run_dir: Annotated[Path, typer.Argument(help="Folder of a pretrained run (run.json + pretrain.ckpt).")],
+    run_dir: Annotated[Path, typer.Argument(help="Folder of a pretrained run (run.json + pretrain.dcp/).")],
     config: ConfigOpt = None, finetune_data: FtData = None, ood: Ood = None, finetune_name: FtName = None,
     label_fraction: LabelFraction = None, label_seed: LabelSeed = None, epochs: Epochs = None,
     ft_batch_size: FtBatch = None, ft_lr: FtLr = None, ft_weight_decay: FtWd = None, linear_probe: Probe = None,
     protocol: Protocol = None, eval_set: EvalSet = None, precision: Precision = None, seed: Seed = None,
-    workers: Workers = None, no_db: NoDbOpt = False, as_json: JsonOpt = False,
+    fsdp: Fsdp = None, workers: Workers = None,
+    weights: Annotated[Path | None, typer.Option(help="Pretrained weights of this run to start from: a "
+                                                 "checkpoint folder or the file `scaling train export` wrote "
+                                                 "\\[default: RUN_DIR/pretrain.dcp].")] = None,
+    no_db: NoDbOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a pretrained run on a fraction of labels; add top-1/top-5 (val + OOD) to its record.
 
@@ -282,22 +283,53 @@ def finetune_cmd(
           --eval-set imagenet-val --epochs 50
       scaling train finetune runs/demo --finetune-data digits/ \\
           --ood digits-inverted/ --linear-probe
+      torchrun --standalone --nproc_per_node 8 -m scaling train finetune \\
+          runs/big --finetune-data /data/imagenet --fsdp
+      scaling train finetune runs/demo --weights demo.pt \\
+          --finetune-data digits/
     """
-    cfg = _finetune_cfg(config, {
-        "data": finetune_data, "ood": ood, "name": finetune_name, "label_fraction": label_fraction,
-        "label_seed": label_seed, "epochs": epochs, "batch_size": ft_batch_size, "lr": ft_lr,
-        "weight_decay": ft_weight_decay, "linear_probe": linear_probe, "protocol": protocol, "eval_set": eval_set,
-        "precision": precision, "seed": seed, "workers": workers})
+    values = locals()
+    cfg = _finetune_cfg(config, {key: values[arg] for arg, key in FINETUNE_OPTIONS.items()})
     from train.runner import finetune_point  # lazy: keeps `scaling --help` fast
 
     env = _setup()
     reporter = TrainReporter(env.is_main)
     try:
-        outcome = finetune_point(run_dir, cfg, env, db=db_path(ctx), use_db=not no_db, reporter=reporter)
+        outcome = finetune_point(run_dir, cfg, env, db=db_path(ctx), use_db=not no_db, reporter=reporter,
+                                 weights=weights)
     finally:
         reporter.stop()
         _finish(env)
     _show(outcome, as_json, env)
+
+
+@train_app.command("export")
+@train_errors
+def export_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="A run folder (its pretrain.dcp/) or a checkpoint folder.")],
+    out: Annotated[Path, typer.Argument(help="The single file to write (torch.save, weights only).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT if it exists.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Consolidate a checkpoint's model (on any number of shards) into one file, for evaluation or sharing.
+
+    The file holds the whole model's weights and the checkpoint's run identity and step; `scaling train
+    finetune RUN --weights FILE` evaluates from it as from the checkpoint itself. Loading it runs no code
+    (torch.load with weights_only).
+
+    [bold]Examples[/bold]
+
+      scaling train export runs/b14-0.01-1 b14-0.01-1.pt
+      scaling train export runs/big/pretrain.dcp big.pt --force --json
+    """
+    from train.checkpoint import export  # lazy: keeps `scaling --help` fast
+
+    done = export(checkpoint, out, force=force)
+    if as_json:
+        emit_json("scaling.train-export/v1", done)
+        return
+    rows = [(k, str(v)) for k, v in done.items()]
+    stdout_console().print(table("Exported model", ["field", "value"], rows))
 
 
 @train_app.command("point")
@@ -307,7 +339,9 @@ def point_cmd(
     dataset: Dataset = None, fps: Fps = None, data_fraction: Fraction = None, subset_seed: SubsetSeed = None,
     subset: SubsetMode = None, mask_ratio: MaskRatio = None, norm_pix_loss: NormPix = None,
     decoder_dim: DecDim = None, decoder_depth: DecDepth = None, decoder_heads: DecHeads = None,
-    batch_size: Batch = None, lr: Lr = None, weight_decay: Wd = None, schedule: Schedule = None,
+    global_batch: Batch = None, batch_size: BatchSize = None, micro_batch: MicroBatch = None,
+    accum: Accum = None, lr: Lr = None,
+    weight_decay: Wd = None, schedule: Schedule = None,
     warmup_steps: Warmup = None, steps: Steps = None, images: Images = None, minutes: Minutes = None,
     precision: Precision = None, compile: Compile = None, fsdp: Fsdp = None,
     activation_checkpointing: ActCkpt = None, seed: Seed = None, workers: Workers = None,
@@ -332,17 +366,10 @@ def point_cmd(
       torchrun --standalone --nproc_per_node 8 -m scaling train point \\
           --config grid/vitb14_0.01_1.toml
     """
-    pre_keys = ("arch", "image_px", "data", "dataset", "fps", "data_fraction", "subset_seed", "subset",
-                "mask_ratio", "norm_pix_loss", "decoder_dim", "decoder_depth", "decoder_heads", "batch_size", "lr",
-                "weight_decay", "schedule", "warmup_steps", "steps", "images", "minutes", "precision", "compile",
-                "fsdp", "activation_checkpointing", "seed", "workers", "log_every", "ckpt_every")
     values = locals()
-    pcfg = _pretrain_cfg(config, {k: values[k] for k in pre_keys})
-    fcfg = _finetune_cfg(config, {
-        "data": finetune_data, "ood": ood, "name": finetune_name, "label_fraction": label_fraction,
-        "label_seed": label_seed, "epochs": epochs, "batch_size": ft_batch_size, "lr": ft_lr,
-        "weight_decay": ft_weight_decay, "linear_probe": linear_probe, "protocol": protocol, "eval_set": eval_set,
-        "precision": precision, "seed": seed, "workers": workers})
+    pretrain_options = [p for p in inspect.signature(pretrain_cmd).parameters if p not in NOT_PRETRAIN_OPTIONS]
+    pcfg = _pretrain_cfg(config, {k: values[k] for k in pretrain_options})
+    fcfg = _finetune_cfg(config, {key: values[arg] for arg, key in FINETUNE_OPTIONS.items()})
     _point(ctx, pcfg, fcfg, out, name, no_db, as_json)
 
 

@@ -17,6 +17,9 @@ measured step most like the plan (``scaling.planning.gpus``). GPU-hours = FLOPs 
 GPU-hours / GPUs (the per-GPU rate is assumed to hold at that scale: communication is not modelled).
 The largest batch that fits fills ``gpu_mem`` with the predicted allocated bytes (the measured H200 peaks
 are allocated bytes too); give less memory to leave headroom for the allocator's fragmentation.
+A plan keeps the recipe's global batch (``global_batch``, default MAE's 4,096): each GPU runs the largest
+micro-batch that fits and divides its share, and accumulates the rest (``scaling.planning.batches``), as
+``scaling train --global-batch`` does; steps = images / global batch.
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ from scaling.core.jsonable import JSONDict, jsonable
 from scaling.core.results import Result
 from scaling.core.targets import Target
 from scaling.data.tables import load_runs
-from scaling.defaults import DEFAULT_METRIC, FRAMES_PER_HOUR
+from scaling.defaults import DEFAULT_METRIC, FRAMES_PER_HOUR, PLAN_GLOBAL_BATCH
 from scaling.errors import ScalingError
 from scaling.forms.result import FitLike
+from scaling.planning.batches import split_global_batch
 from scaling.planning.gpus import GIB, GpuKind, default_mfu, get_gpu_kind, parse_memory
 from scaling.planning.memory import MemoryBreakdown, StepSetup, largest_batch, step_memory
 from scaling.planning.shapes import DERIVED_SHAPE_RULE, plan_shape
@@ -88,7 +92,7 @@ class PlanReport(Result):
     precision: str
     fsdp: bool
     activation_checkpointing: bool
-    batch: int  # per GPU
+    batch: int  # per GPU: the micro-batch of one forward/backward
     batch_given: bool
     fits: bool
     memory: MemoryBreakdown  # at ``batch`` (at batch 1 when nothing fits)
@@ -100,6 +104,7 @@ class PlanReport(Result):
     notes: tuple[str, ...] = ()
     derived: bool = False  # the shape was derived by ``DERIVED_SHAPE_RULE`` (not a registered one)
     training: str = ""  # where the passes come from (the training-length rule, or the projection)
+    accum: int = 1  # micro-batches per optimizer step on each GPU (gradient accumulation)
 
     # Time, cost and steps exist only for a batch that fits: None otherwise (the notes say what to try).
     @property
@@ -122,7 +127,8 @@ class PlanReport(Result):
 
     @property
     def global_batch(self) -> int:
-        return self.batch * self.n_gpus
+        """The recipe's batch: GPUs x accumulation steps x micro-batch."""
+        return self.batch * self.accum * self.n_gpus
 
     @property
     def steps(self) -> float | None:
@@ -144,8 +150,8 @@ class PlanReport(Result):
             "hardware": {"gpu": self.gpu.to_dict(), "n_gpus": self.n_gpus, "gpu_mem_gib": self.gpu_mem_bytes / GIB,
                          "precision": self.precision, "fsdp": self.fsdp,
                          "activation_checkpointing": self.activation_checkpointing},
-            "batch": {"per_gpu": self.batch, "global": self.global_batch, "given": self.batch_given,
-                      "fits": self.fits, "steps": self.steps},
+            "batch": {"per_gpu": self.batch, "accum": self.accum, "global": self.global_batch,
+                      "given": self.batch_given, "fits": self.fits, "steps": self.steps},
             "memory_gib": self.memory.to_dict(),
             "time": {"mfu": self.mfu, "mfu_source": self.mfu_source, "peak_tflops": self.peak_tflops,
                      "images_per_s_per_gpu": self.images_per_s_per_gpu, "gpu_hours": self.gpu_hours,
@@ -162,7 +168,8 @@ class PlanReport(Result):
             ("arch", self.arch, ""), ("n_params", self.n_params, "parameters"), ("image_px", self.image_px, "px"),
             ("data_hours", self.data_hours, "h"), ("passes", self.passes, ""), ("images_seen", self.images_seen, ""),
             ("flops", self.flops, "FLOPs"), ("gpus", self.n_gpus, self.gpu.name),
-            ("batch_per_gpu", self.batch, "images"), ("fits", self.fits, ""),
+            ("batch_per_gpu", self.batch, "images"), ("accum", self.accum, "micro-batches"),
+            ("global_batch", self.global_batch, "images"), ("steps", self.steps, ""), ("fits", self.fits, ""),
         ]
         rows += [(f"memory.{k}", v, "GiB") for k, v in self.memory.to_dict().items() if k != "phase"]
         rows += [("mfu", self.mfu, ""), ("images_per_s_per_gpu", self.images_per_s_per_gpu, "img/s"),
@@ -179,7 +186,8 @@ class PlanReport(Result):
             f"{self.data_hours:,.0f} h x {self.passes:.3g} passes = {self.images_seen:.3g} images, "
             f"{self.flops:.3g} FLOPs ({self.source}; training length: {self.training})",
             f"on {self.n_gpus} x {self.gpu.name.upper()} ({self.gpu_mem_bytes / GIB:.0f} GiB, {shard}, {ac}):",
-            f"  batch {self.batch} per GPU ({_batch_why(self)}): "
+            f"  batch {self.batch} per GPU x {self.accum} accumulated = {self.global_batch:,} global "
+            f"({_batch_why(self)}): "
             f"peak {m.total / GIB:.1f} GiB = parameters {m.parameters / GIB:.1f} + gradients {m.gradients / GIB:.1f}"
             f" + AdamW {m.optimizer / GIB:.1f} + weight copies {m.weight_copies / GIB:.1f} + DDP buckets "
             f"{m.ddp_buckets / GIB:.1f} + activations {m.activations / GIB:.1f} + working {m.working / GIB:.1f}"
@@ -210,7 +218,7 @@ class PlanReport(Result):
 def _batch_why(p: PlanReport) -> str:
     if p.batch_given:
         return "given" if p.fits else "given; it does not fit"
-    return "the largest that fits" if p.fits else "not even this one fits"
+    return "the largest that fits and divides the global batch" if p.fits else "not even this one fits"
 
 
 class PricedAnswer(Protocol):
@@ -285,6 +293,7 @@ def plan(
     peak_tflops: float | None = None,
     usd_per_gpu_hour: float | None = None,
     batch: int | None = None,
+    global_batch: int = PLAN_GLOBAL_BATCH,
     activation_checkpointing: bool = False,
     fsdp: bool = False,
     precision: str = "bf16",
@@ -302,7 +311,9 @@ def plan(
     price the same point. ``mask_ratio`` defaults to the rule's (the nearest trained configuration's).
 
     ``gpus`` GPUs of ``gpu_kind`` with ``gpu_mem`` each (default: the kind's memory; '80GiB', '80GB' or
-    bytes); ``batch`` per GPU (default: the largest that fits); ``mfu`` (default: the measured step most
+    bytes); ``global_batch`` images per optimizer step (the recipe's, default MAE's 4,096), run as ``batch``
+    per GPU (a micro-batch; default: the largest that fits and divides each GPU's share) and gradient
+    accumulation for the rest; ``mfu`` (default: the measured step most
     like this one, ``scaling.planning.gpus``) of ``peak_tflops`` (default: the kind's); ``fsdp`` shards parameters,
     gradients and AdamW states over the GPUs, ``activation_checkpointing`` checkpoints every encoder block;
     ``source`` names where a given point comes from.
@@ -359,7 +370,8 @@ def plan(
                       activation_checkpointing=activation_checkpointing, fsdp=fsdp, n_gpus=gpus)
     options = tuple(_option(setup, ac, mem, f_img * images, kind, mfu, peak_tflops) for ac in (False, True))
     fitting = next(o.largest_batch for o in options if o.activation_checkpointing == activation_checkpointing)
-    chosen = batch if batch is not None else max(fitting, 1)
+    split = split_global_batch(global_batch, gpus, fitting=fitting, given=batch)
+    chosen = split.micro_batch
     memory = step_memory(replace(setup, batch=chosen))
     fits = memory.total <= mem
     if not fits:
@@ -376,7 +388,7 @@ def plan(
         mfu_source="given" if measured is None else measured.describe(),
         peak_tflops=peak_tflops if peak_tflops is not None else kind.peak_tflops,
         usd_per_gpu_hour=usd_per_gpu_hour, options=options, notes=tuple(notes), derived=shape_note is not None,
-        training=training,
+        training=training, accum=split.accum,
     )
 
 
