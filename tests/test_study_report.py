@@ -192,6 +192,16 @@ def test_the_page_renders_in_a_headless_chromium(lm_report: Any, lm_page: Path, 
     if exe is None:
         pytest.skip(f"no headless browser on this machine (looked for {', '.join(BROWSERS)}; `.ci/run` installs "
                     "Debian's chromium where apt can)")
+    # A control page first: a browser that is installed but cannot render here at all (no shared memory, a
+    # missing library of a machine's image) says so by a skip, not by failing the report's test.
+    control, control_shot = tmp_path / "control.html", tmp_path / "control.png"
+    control.write_text('<html><body style="background:#c00"><p>control</p></body></html>', encoding="utf-8")
+    try:
+        ran = run_browser(exe, tmp_path, "--window-size=200,200", f"--screenshot={control_shot}", control.as_uri())
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"{exe} is installed but cannot run here: {exc}")
+    if not control_shot.exists():
+        pytest.skip(f"{exe} is installed but renders no control page here: {ran.stderr.strip()[-300:]}")
     # The screenshot: something drawn over most of the page, in more than one colour.
     shot = tmp_path / "page.png"
     done = run_browser(exe, tmp_path, "--window-size=1200,2400", f"--screenshot={shot}", lm_page.as_uri())
