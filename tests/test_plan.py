@@ -494,8 +494,12 @@ def _profiled_peak_matches(torch: Any, model: Any, opt: Any, imgs: Any, noise: A
         with record_function("second step"):
             step()
     events = list(prof.profiler.kineto_results.events())
-    start = min(e.start_ns() for e in events if e.name() == "second step")
-    memory = sorted((e for e in events if e.name() == "[memory]"), key=lambda e: e.start_ns())
+    marker = min((e for e in events if e.name() == "second step"), key=lambda e: e.start_ns())
+    start, thread = marker.start_ns(), marker.start_thread_id()
+    # Only the step's own thread: the profiler records every thread's allocations, and a background thread
+    # left by an earlier test in the same process (a client library's worker) would add its own at random.
+    memory = sorted((e for e in events if e.name() == "[memory]" and e.start_thread_id() == thread),
+                    key=lambda e: e.start_ns())
     live, peak = 0, -math.inf
     for e in memory:
         live += e.nbytes()
