@@ -5,7 +5,7 @@
   NeurIPS, arXiv 2209.06640), fitted by least squares on the paper's residual in logs,
   log(L - L_inf) - alpha log(L0 - L) - log(beta x^c), with L_inf, L0, alpha, beta, c all estimated (the
   paper starts L0 at the random-guess error and updates it). This is the toolkit's ``m4`` form with
-  ``objective='implicit', huber_delta=inf, l0='fit'`` (and ``l0_max=1`` for an error rate, which cannot
+  ``objective='implicit', huber_delta=1e6 (least squares), l0='fit'`` (and ``l0_max=1`` for an error rate, which cannot
   start above 1): same model and objective; the toolkit minimises it from several starts by bounded
   trust-region least squares where the paper alternates a regression for (log beta, c, alpha) with
   gradient/Newton steps on (L_inf, L0) from one start, so it reaches the paper's optimum or a better one
