@@ -61,6 +61,21 @@ def attempt(refit: Refit, idx: np.ndarray) -> Replicate | Exception:
         return exc
 
 
+def batched_or_each(idx: Sequence[np.ndarray], unfit: Sequence[Exception | None],
+                    solve: Callable[[list[np.ndarray]], list[Any]], replicate: Callable[[Any], Replicate],
+                    one: Refit) -> list[Replicate | Exception]:
+    """A batched refitter's common path: resamples that cannot be fitted keep their reason (``unfit``), the
+    others are solved together by ``solve`` (None where one did not converge), and each of those is refitted
+    on its own by ``one`` instead."""
+    good = [b for b, e in enumerate(unfit) if e is None]
+    sols = dict(zip(good, solve([idx[b] for b in good]) if good else [], strict=True))
+    out: list[Replicate | Exception] = []
+    for b, e in enumerate(unfit):
+        sol = sols.get(b)
+        out.append(e if e is not None else replicate(sol) if sol is not None else attempt(one, idx[b]))
+    return out
+
+
 def check_resample(
     X: np.ndarray, axes: Sequence[str], *, min_distinct: int, n_params: int, what: str = "parameters"
 ) -> None:

@@ -42,7 +42,7 @@ from scaling.core.direction import direction
 from scaling.defaults import HUBER_DELTA, SLOPE_MAX
 from scaling.errors import FitError
 from scaling.forms import bnsl_core as core
-from scaling.forms.base import BatchRefit, Form, Refit, Replicate, attempt, check_resample, unfittable
+from scaling.forms.base import BatchRefit, Form, Refit, Replicate, batched_or_each, check_resample, unfittable
 from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms.varpro import BOUND_TOL
 
@@ -348,15 +348,9 @@ class BnslForm(Form):
 
         def refit_all(idx: Sequence[np.ndarray]) -> list[Replicate | Exception]:
             unfit = [unfittable(X[rows], full.axes, min_distinct=job.k, n_params=job.k) for rows in idx]
-            good = [b for b, e in enumerate(unfit) if e is None]
-            solved = core.solve_warm_batch(X[:, 0], job.err, job.sol0, [idx[b] for b in good], weights=w,
-                                           **kw) if good else []
-            sols = dict(zip(good, solved, strict=True))
-            out: list[Replicate | Exception] = []
-            for b, e in enumerate(unfit):
-                sol = sols.get(b)
-                out.append(e if e is not None else job.replicate(sol) if sol is not None else attempt(one, idx[b]))
-            return out
+            return batched_or_each(idx, unfit, lambda sub: core.solve_warm_batch(X[:, 0], job.err, job.sol0, sub,
+                                                                                weights=w, **kw),
+                                   job.replicate, one)
 
         return refit_all
 

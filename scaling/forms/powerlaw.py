@@ -23,7 +23,7 @@ from scaling.compute.allocations import answer, log_box, unreachable
 from scaling.core.direction import direction
 from scaling.defaults import ALPHA_MAX, COMPUTE_AXES, HUBER_DELTA, N_CLASSES
 from scaling.errors import FitError
-from scaling.forms.base import BatchRefit, Form, Refit, Replicate, attempt, check_resample, unfittable
+from scaling.forms.base import BatchRefit, Form, Refit, Replicate, batched_or_each, check_resample, unfittable
 from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms.varpro import BOUND_TOL, Solution, predict_error, solve_chance, solve_powerlaw, solve_warm
 from scaling.forms.varpro_batch import solve_warm_batch
@@ -320,15 +320,9 @@ class PowerLawForm(Form):
 
         def refit_all(idx: Sequence[np.ndarray]) -> list[Replicate | Exception]:
             unfit = [unfittable(X[rows], full.axes, min_distinct=3, n_params=job.n_params) for rows in idx]
-            good = [b for b, e in enumerate(unfit) if e is None]
             kw = {k: job.kw[k] for k in ("delta", "alpha_max")}
-            solved = solve_warm_batch(X, job.err, job.sol0, [idx[b] for b in good], weights=w, **kw) if good else []
-            sols = dict(zip(good, solved, strict=True))
-            out: list[Replicate | Exception] = []
-            for b, e in enumerate(unfit):
-                sol = sols.get(b)
-                out.append(e if e is not None else job.replicate(sol) if sol is not None else attempt(one, idx[b]))
-            return out
+            return batched_or_each(idx, unfit, lambda sub: solve_warm_batch(X, job.err, job.sol0, sub, weights=w,
+                                                                           **kw), job.replicate, one)
 
         return refit_all
 
