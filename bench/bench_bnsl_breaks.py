@@ -8,7 +8,7 @@ Curves:
 - synthetic: ``--seeds`` one-break curves of ``bench_bnsl.curve`` (Caballero et al. 2022's law with a sharp
   break between 1e4 and 1e5, four decades of x, 1% log-normal noise), fitted on the smallest 70% of log x;
 - ``--curves FILE``: public learning curves in the layout ``curve, x, y, split`` (``split`` fit/tail), e.g.
-  the branch ``extrapolation-bench``'s ``bench/data/extrapolation/curves.csv`` (Alabdulmohsin et al. 2022's
+  ``bench/data/extrapolation/curves.csv`` (Alabdulmohsin et al. 2022's
   benchmark, Apache-2.0: its ImageNet few-shot error curves break sharply), filtered by ``--match``.
 
 For each curve, ``bnsl`` is fitted with 0, 1 and 2 breaks on the fitting part, and each count is scored on
@@ -17,13 +17,10 @@ choose from the same scores. Printed: the tail RMSE of log(y) of each rule's cho
 and of the best count in hindsight (oracle), and per rule the median, the mean and the number of curves
 where it is worse than the other by more than 1%.
 
-Not compared: the authors' own fitting recipe (their paper, arXiv 2210.14891, describes a grid search of
-starting values and a least-squares fit); its text was not at hand when this was written, and a recipe
-written from memory would not be theirs.
+The authors' own fitting recipe is compared in ``bench/bench_bnsl_authors.py``.
 
     .venv/bin/python bench/bench_bnsl_breaks.py --seeds 10
-    git show extrapolation-bench:bench/data/extrapolation/curves.csv > /tmp/curves.csv
-    .venv/bin/python bench/bench_bnsl_breaks.py --seeds 0 --curves /tmp/curves.csv --match ic/inet_
+    .venv/bin/python bench/bench_bnsl_breaks.py --seeds 0 --curves bench/data/extrapolation/curves.csv --match ic/inet_
 """
 
 from __future__ import annotations
