@@ -14,11 +14,14 @@ from scaling.cli import validate
 from scaling.cli.common import open_database, split_csv
 from scaling.core import checks
 from scaling.defaults import (
+    ALPHA_MAX,
     AXES,
+    BNSL_SLOPE_MAX,
     DEFAULT_EVAL_SET,
     DEFAULT_METRIC,
     DEFAULT_PROTOCOL,
     PAPER_SCENARIO,
+    SLOPE_MAX,
     WORK_MAX_BYTES,
     WORK_MAX_S,
     WORK_SILENT_MAX_S,
@@ -50,8 +53,9 @@ HuberOpt = Annotated[float | None, typer.Option(help="Huber delta of power-law f
                                                 callback=validate.huber_delta)]
 AlphaMaxOpt = Annotated[
     float | None,
-    typer.Option(help="Upper bound of power-law exponents, at most 100 \\[default: 2]; raise it when a fit says an "
-                      "exponent sits at its bound.", callback=validate.alpha_max),
+    typer.Option(help=f"Upper bound of power-law exponents, at most 100 \\[default: {ALPHA_MAX:g}; m4: {SLOPE_MAX:g}; "
+                      f"bnsl: {BNSL_SLOPE_MAX:g}]; raise it when a fit says an exponent sits at its bound.",
+                 callback=validate.alpha_max),
 ]
 LevelTolOpt = Annotated[
     float | None,

@@ -6,8 +6,9 @@ of breaks chosen by held-out error, around the numpy core of ``scaling.forms.bns
 Parameters: ``a`` (the floor of err), ``b``, ``c0`` (the slope before the first break) and ``c<i>``
 (the change of slope at break i), ``d<i>`` (its position, in x units) and ``f<i>`` (its width in ln x:
 small is sharp), breaks in increasing x. ``a``, ``b`` >= 0 and every segment slope c0 + ... + c_k lies
-in [0, alpha_max] (default 5): err does not rise with x between well-separated breaks (no double descent;
-widely overlapping breaks of different widths can still make a small bump) and always has a limit. A
+in [0, alpha_max] (default 10, ``BNSL_SLOPE_MAX``: real breaks are steep, e.g. 5.7 after the break of the
+authors' 4-digit addition curve): err does not rise with x between well-separated breaks (no double
+descent; widely overlapping breaks of different widths can still make a small bump) and always has a limit. A
 break sits between the second-smallest and the third-largest distinct x (``bnsl_core.break_range``).
 
 The number of breaks (option ``breaks='auto'``, the default) is chosen by held-out error inside the
@@ -39,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.core.direction import direction
-from scaling.defaults import HUBER_DELTA, SLOPE_MAX
+from scaling.defaults import BNSL_SLOPE_MAX, HUBER_DELTA
 from scaling.errors import FitError
 from scaling.forms import bnsl_core as core
 from scaling.forms.base import BatchRefit, Form, Refit, Replicate, batched_or_each, check_resample, unfittable
@@ -260,7 +261,8 @@ def _fit(data: FitData, form: str, options: dict[str, Any]) -> FitResult:
     if max_breaks is None:
         raise FitError(f"form {form!r}: option max_breaks must be 0..{MAX_BREAKS}; got 'auto'")
     try:
-        delta, slope_max = float(options.get("huber_delta", HUBER_DELTA)), float(options.get("alpha_max", SLOPE_MAX))
+        delta = float(options.get("huber_delta", HUBER_DELTA))
+        slope_max = float(options.get("alpha_max", BNSL_SLOPE_MAX))
         tol, grid = float(options.get("select_tol", 0.2)), options.get("grid_points")
         kw: dict[str, Any] = {"delta": delta, "slope_max": slope_max,
                               "positions": None if grid is None else int(grid),
@@ -383,7 +385,8 @@ class _BnslJob:
             raise FitError(f"fit of form {full.form!r} carries no bnsl model to refit")
         opts = full.options
         kw: dict[str, Any] = {"delta": float(opts.get("huber_delta", HUBER_DELTA)),
-                              "slope_max": float(opts.get("alpha_max", SLOPE_MAX)), "seed": int(opts.get("seed", 0))}
+                              "slope_max": float(opts.get("alpha_max", BNSL_SLOPE_MAX)),
+                              "seed": int(opts.get("seed", 0))}
         return cls(model.sol, direction(full.kind).error(y), kw, full.kind)
 
     @property

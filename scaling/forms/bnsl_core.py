@@ -34,7 +34,7 @@ import numpy as np
 from scipy.optimize import minimize, nnls
 
 from scaling.core.threads import single_threaded_blas
-from scaling.defaults import HUBER_DELTA, SLOPE_MAX
+from scaling.defaults import BNSL_SLOPE_MAX, HUBER_DELTA
 from scaling.errors import FitError
 from scaling.forms import varpro_batch as vb
 from scaling.forms.batch import counts, minimise
@@ -305,7 +305,7 @@ def _random_start(prob: Problem, n: int, rng: np.random.Generator) -> np.ndarray
 
 
 def solve(x: np.ndarray, err: np.ndarray, n: int, *, weights: np.ndarray | None = None, delta: float = HUBER_DELTA,
-          slope_max: float = 5.0, positions: int | None = None, n_refine: int = 3, n_starts: int = 10,
+          slope_max: float = BNSL_SLOPE_MAX, positions: int | None = None, n_refine: int = 3, n_starts: int = 10,
           seed: int = 0) -> Solution:
     """Cold fit with ``n`` breaks: grid screen, VarPro amplitudes, L-BFGS-B refinement (module docstring)."""
     with single_threaded_blas():  # tiny BLAS calls: threads only add synchronisation (scaling.core.threads)
@@ -332,7 +332,7 @@ def solve(x: np.ndarray, err: np.ndarray, n: int, *, weights: np.ndarray | None 
 
 
 def solve_warm(x: np.ndarray, err: np.ndarray, init: Solution, *, weights: np.ndarray | None = None,
-               delta: float = HUBER_DELTA, slope_max: float = SLOPE_MAX, margin: float = 0.01,
+               delta: float = HUBER_DELTA, slope_max: float = BNSL_SLOPE_MAX, margin: float = 0.01,
                seed: int = 0) -> Solution:
     """Refit ``init``'s law (same number of breaks) to data close to its own, e.g. a bootstrap resample.
 
@@ -371,7 +371,7 @@ def solve_warm(x: np.ndarray, err: np.ndarray, init: Solution, *, weights: np.nd
 
 def solve_warm_batch(x: np.ndarray, err: np.ndarray, init: Solution, idx: Sequence[np.ndarray], *,
                      weights: np.ndarray | None = None, delta: float = HUBER_DELTA,
-                     slope_max: float = SLOPE_MAX) -> list[Solution | None]:
+                     slope_max: float = BNSL_SLOPE_MAX) -> list[Solution | None]:
     """``solve_warm`` of a law without breaks (err = a + b x^-c0) on every resample ``idx[b]`` at once;
     None where it did not converge (the caller runs the reference there, whose fallback is the cold fit).
 
