@@ -31,6 +31,7 @@ except PackageNotFoundError:  # running from a checkout that was not installed
 # public name -> module that defines it
 _API = {
     "load_runs": "scaling.data.tables",
+    "load_curves": "scaling.data.curves",
     "read_table": "scaling.data.tables",
     "Dataset": "scaling.data.dataset",
     "fit": "scaling.fitting",

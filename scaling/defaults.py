@@ -21,6 +21,9 @@ __all__ = [
     "COMPUTE_AXES",
     "COST_MAX_CHARS",
     "COST_MAX_DEPTH",
+    "CURVE_AXES",
+    "CURVE_COST",
+    "CURVE_KEY",
     "DEFAULT_BACKTEST_FORMS",
     "DEFAULT_EVAL_SET",
     "DEFAULT_FORM",
@@ -72,6 +75,11 @@ N_CLASSES = 1000  # ImageNet-1k: the chance error of top-k is 1 - k / N_CLASSES
 # curve has a slope of 5.7 after the break, and a bound of 5 sent the fit to another basin, 16x worse in the
 # tail; bench/bench_bnsl_authors.py).
 HUBER_DELTA = 1e-3
+# Chinchilla's approach 1 on the run database's own curves (scaling.data.curves): the pretraining history key,
+# the two axes of its step table (model size, images seen by the step) and the column of each step's FLOPs.
+CURVE_KEY = "train_loss"
+CURVE_AXES: tuple[str, str] = ("n_params", "samples_seen")
+CURVE_COST = "pretrain_flops"
 ALPHA_MAX = 2.0
 SLOPE_MAX = 5.0
 BNSL_SLOPE_MAX = 10.0

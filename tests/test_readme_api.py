@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from scaling.forms import list_forms, unregister_form
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -32,8 +34,13 @@ def test_readme_python_api_runs(published_db_path: Path, tmp_path: Path, monkeyp
     # the README's "lm.csv": a loss table of Chinchilla's law (tests/golden_cases.py writes the same one)
     shutil.copy(ROOT / "tests" / "golden" / "lm_loss.csv", tmp_path / "lm.csv")
     namespace: dict[str, object] = {"__name__": "readme"}
-    for i, block in enumerate(api_blocks()):
-        exec(compile(block, f"README.md Python API block {i + 1}", "exec"), namespace)
+    before = {f.name for f in list_forms()}
+    try:
+        for i, block in enumerate(api_blocks()):
+            exec(compile(block, f"README.md Python API block {i + 1}", "exec"), namespace)
+    finally:  # the README registers a form of its own: later tests (the golden 'forms' list) see the registry
+        for name in {f.name for f in list_forms()} - before:
+            unregister_form(name)
     import matplotlib.pyplot as plt
 
     plt.close("all")

@@ -4,9 +4,9 @@ costs; at each cost, the run with the lowest loss among those whose curve reache
 data at that cost D*(C); power laws N*(C) = k C^a and D*(C) = k' C^b are fitted through them.
 
 - **Curves** (``curves``): the rows of a table grouped into runs by a run column (``run_id`` when the table has
-  one), else by model size; each row is one logged step (D: the data seen so far). A run with one size, and at
-  least two points. The run database's own pretraining histories are not read here (their loss is the MAE's
-  reconstruction loss, not the fitted metric).
+  one), else by model size; each row is one logged step (D: the data seen so far), priced by the cost model
+  or by a column of each step's compute. A run with one size, and at least two points. The run database's
+  own curves come as such a table from ``scaling.data.curves.load_curves``.
 - **Envelope** (``envelope_fit``): ``ENVELOPE_POINTS`` costs log-spaced over the curves' span; each curve
   linear in ln C between its points. A cost counts only where the best run is interior: some run with a
   smaller and some with a larger model reaches that cost too (as IsoFLOP vertices must lie inside the sizes
@@ -40,14 +40,20 @@ class Curve:
     log_d: np.ndarray
 
 
-def curves(frame: pd.DataFrame, axes: Sequence[str], y: str, kind: str, cost: CostModel,
+def curves(frame: pd.DataFrame, axes: Sequence[str], y: str, kind: str, cost: CostModel | str,
            run_column: str | None = None) -> tuple[list[Curve], str]:
-    """The training curves of ``frame`` and how its rows were grouped into runs."""
+    """The training curves of ``frame`` and how its rows were grouped into runs. ``cost``: a cost model of the
+    axes, or the name of a column holding each row's compute (a run database's ``pretrain_flops``)."""
     column = run_column if run_column is not None else (DEFAULT_GROUP if DEFAULT_GROUP in frame.columns else None)
     if column is not None and column not in frame.columns:
         raise ScalingError(f"run column {column!r} is not in the table (columns: {', '.join(map(str, frame.columns))})")
     n, d, err = columns(frame, axes, y, kind)
-    c = np.broadcast_to(np.asarray(cost.cost({axes[0]: n, axes[1]: d}), dtype=float), n.shape)
+    if isinstance(cost, str):
+        if cost not in frame.columns:
+            raise ScalingError(f"cost column {cost!r} is not in the table")
+        c = pd.to_numeric(frame[cost], errors="coerce").to_numpy(dtype=float)
+    else:
+        c = np.broadcast_to(np.asarray(cost.cost({axes[0]: n, axes[1]: d}), dtype=float), n.shape)
     ok = np.isfinite(n) & np.isfinite(c) & (c > 0)
     keys = frame[column].astype(str).to_numpy() if column is not None else np.array([f"{v:.6g}" for v in n])
     out = []

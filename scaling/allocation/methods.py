@@ -72,10 +72,11 @@ def compute_optimal(
 
     ``data``: a table with ``y`` and two ``axes`` (N, D), or a ``scaling.fit`` result (its table, and its
     form for the parametric method). ``cost``: '6nd' or an expression of the axes (needed by the parametric
-    and envelope methods, and by the IsoFLOP method unless ``budget_column`` holds each point's budget;
-    ``budget_tol``: how close costs must be to share a budget). ``run_column``: the envelope's runs (default
-    ``run_id`` where present, else one run per N). ``n_boot`` resamples (0: no intervals), ``levels``,
-    ``seed``; ``group`` and ``workers`` go to the parametric bootstrap; ``fit_options`` to the form.
+    and envelope methods, unless ``budget_column`` holds each point's compute: its IsoFLOP budget, or a
+    curve step's cost for the envelope; ``budget_tol``: how close costs must be to share a budget).
+    ``run_column``: the envelope's runs (default ``run_id`` where present, else one run per N). ``n_boot``
+    resamples (0: no intervals), ``levels``, ``seed``; ``group`` and ``workers`` go to the parametric
+    bootstrap; ``fit_options`` to the form.
     """
     if method not in METHODS:
         raise ScalingError(f"unknown method {method!r}; use {', '.join(METHODS)}")
@@ -100,8 +101,15 @@ def compute_optimal(
     if method != "all" and not answers[0].available:
         raise ScalingError(f"{method}: {answers[0].reason}")
     return ComputeOptimalResult(budget, (sel.axes[0], sel.axes[1]), sel.y, sel.kind,
-                                None if model is None else model.describe(), lv, tuple(answers), dict(sel.source),
+                                _priced(model, budget_column), lv, tuple(answers), dict(sel.source),
                                 _budgets_from(answers))
+
+
+def _priced(model: CostModel | None, column: str | None) -> dict[str, Any] | None:
+    """The result's cost model: the formula's description, or the column that priced each point."""
+    if model is not None:
+        return model.describe()
+    return None if column is None else {"formula": f"column {column!r}", "column": column}
 
 
 class _Spec:
@@ -169,16 +177,22 @@ def _isoflop(spec: _Spec) -> MethodAnswer:
 
 def _envelope(spec: _Spec) -> MethodAnswer:
     sel = spec.sel
-    if spec.cost is None:
-        return MethodAnswer("envelope", False, "it prices every step of a curve: give a cost model (--cost)")
+    price: CostModel | str | None = spec.column if spec.column is not None else spec.cost
+    if price is None:
+        return MethodAnswer("envelope", False, "it prices every step of a curve: give a cost model (--cost) or a "
+                                               "column of each step's compute (--budget-column)")
     try:
-        runs, how = envelope.curves(sel.frame, sel.axes, sel.y, sel.kind, spec.cost, spec.run_column)
+        runs, how = envelope.curves(sel.frame, sel.axes, sel.y, sel.kind, price, spec.run_column)
     except ScalingError as exc:
         return MethodAnswer("envelope", False, str(exc))
     full = envelope.envelope_fit(runs, sel.axes, how)
     reps = envelope.resample(runs, sel.axes, how, spec.n_boot, spec.seed)
     out = _from_fits(spec, "envelope", full, reps, "runs")
-    return replace(out, notes=(f"{len(runs)} training curves ({how})",))
+    notes = [f"{len(runs)} training curves ({how})"]
+    if "epochs" in sel.frame.columns:  # a step table of the run database (scaling.data.curves)
+        notes.append(f"the curves pass over their data up to {sel.frame['epochs'].max():.3g} times: a loss on "
+                     "repeated data, where Chinchilla's envelope has each run see fresh data")
+    return replace(out, notes=tuple(notes))
 
 
 def _parametric(spec: _Spec, fitted: FitResult | None, form: str, bounds: Mapping[str, tuple[float, float]] | None,

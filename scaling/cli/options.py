@@ -11,7 +11,7 @@ import pandas as pd
 import typer
 
 from scaling.cli import validate
-from scaling.cli.common import open_database, split_csv
+from scaling.cli.common import db_path, open_database, parse_assignments, split_csv
 from scaling.core import checks
 from scaling.defaults import (
     ALPHA_MAX,
@@ -123,6 +123,13 @@ def load_table(ctx: typer.Context, *, data: Path | None, y: str | None, protocol
     db = open_database(ctx)
     return load_runs(db.path, metric=metric or DEFAULT_METRIC, protocol=protocol or DEFAULT_PROTOCOL,
                      eval_set=eval_set or DEFAULT_EVAL_SET, selection=selection)
+
+
+def curves_table(ctx: typer.Context, key: str, where: str | None) -> pd.DataFrame:
+    """``--curves KEY [--where ...]``: the run database's pretraining step table of KEY."""
+    from scaling.data.curves import load_curves  # lazy: keeps `scaling --help` fast
+
+    return load_curves(db_path(ctx), key=key, where=parse_assignments(where, "--where") if where else None)
 
 
 def forms_list(text: str) -> list[str] | None:

@@ -33,6 +33,7 @@ from scaling.cli.options import (
     YOpt,
     cli_group,
     cli_levels,
+    curves_table,
     load_table,
 )
 from scaling.cli.progress import progress_bar
@@ -233,6 +234,12 @@ def project_cmd(
     run_column: Annotated[
         str | None, typer.Option(help="The envelope's runs \\[default: run_id, else one run per model size].")
     ] = None,
+    curves: Annotated[
+        str | None, typer.Option(help="With --method envelope: the run database's pretraining curves of this key "
+                                      "(e.g. train_loss) instead of --data, priced by each step's FLOPs.")
+    ] = None,
+    where: Annotated[str | None, typer.Option(help="With --curves: only the runs with these values, NAME=VALUE,...",
+                                              callback=validate.where)] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Invert a fitted form: what scale (and compute) reaches the target?
@@ -273,6 +280,8 @@ def project_cmd(
       scaling project --data lm.csv --y loss --axes params,tokens \\
           --kind loss --form powerlaw --target 2.2 --optimal --cost 6nd \\
           --budget 1e21
+      scaling project --method envelope --curves train_loss \\
+          --where data_fraction=1,image_px=224 --budget 5e19
       scaling project --data sweep.csv --y loss --axes params,tokens \\
           --kind loss --budget 1e21 --cost 6nd --method all
 
@@ -281,11 +290,15 @@ def project_cmd(
     """
     import scaling  # lazy: keeps `scaling --help` fast
 
+    if (curves is not None or where is not None) and method != "envelope":
+        raise typer.BadParameter("--curves and --where give the envelope's training curves: add --method envelope",
+                                 param_hint="--curves")
     if method is not None:
         _project_methods(ctx, method, data=data, y=y, axes=axes, kind=kind, form=form, cost=cost, budget=budget,
                          bounds=bounds, budget_column=budget_column, budget_tol=budget_tol, run_column=run_column,
                          n_bootstrap=n_bootstrap, seed=seed, level=level, group=group, workers=workers,
-                         huber_delta=huber_delta, alpha_max=alpha_max, as_json=as_json)
+                         huber_delta=huber_delta, alpha_max=alpha_max, as_json=as_json, curves=curves,
+                         where=where)
         return
 
     frame = None if data is None else load_table(ctx, data=data, y=y, protocol=None, eval_set=None, metric=None,
@@ -317,17 +330,29 @@ def project_cmd(
 def _project_methods(ctx: typer.Context, method: str, *, data: Path | None, y: str | None, axes: str, kind: str,
                      form: str, cost: str | None, budget: float | None, bounds: str | None, n_bootstrap: int,
                      seed: int, level: list[float] | None, group: str | None, workers: int, as_json: bool,
-                     **options: Any) -> None:
-    """``--method``: one call of ``scaling.compute_optimal``, its table (or JSON)."""
+                     curves: str | None, where: str | None, **options: Any) -> None:
+    """``--method``: one call of ``scaling.compute_optimal``, its table (or JSON); with ``--curves``, on the run
+    database's step table (``scaling.data.curves.load_curves``), each step priced by its FLOPs."""
     import scaling  # lazy: keeps `scaling --help` fast
     from scaling.cli.allocation_render import render_methods  # lazy: keeps `scaling --help` fast
-    from scaling.defaults import ALLOCATION_FORM, ALLOCATION_N_BOOT  # lazy: keeps `scaling --help` fast
+    from scaling.defaults import (  # lazy: keeps `scaling --help` fast
+        ALLOCATION_FORM,
+        ALLOCATION_N_BOOT,
+        CURVE_AXES,
+        CURVE_COST,
+        CURVE_KEY,
+    )
 
     if budget is None:
         raise typer.BadParameter("--method compares ways to find the best allocation at a cost: give --budget C",
                                  param_hint="--method")
     given = {p: getattr(ctx.get_parameter_source(p), "name", "DEFAULT") != "DEFAULT" for p in ("form", "n_bootstrap")}
-    frame = load_table(ctx, data=data, y=y, protocol=None, eval_set=None, metric=None, selection="best-epoch")
+    if curves is not None or where is not None:
+        y, axes, kind = curves or CURVE_KEY, ",".join(CURVE_AXES), "loss"
+        frame = curves_table(ctx, y, where)
+        options["budget_column"] = options.get("budget_column") or CURVE_COST
+    else:
+        frame = load_table(ctx, data=data, y=y, protocol=None, eval_set=None, metric=None, selection="best-epoch")
     extra = {k: v for k, v in options.items() if v is not None}
     with progress_bar() as update:
         result = scaling.compute_optimal(
