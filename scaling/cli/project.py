@@ -225,8 +225,9 @@ def project_cmd(
                                       "training curves, approach 1) or all, side by side with intervals.")
     ] = None,
     budget_column: Annotated[
-        str | None, typer.Option(help="A column holding each point's IsoFLOP budget \\[default: budgets from "
-                                      "--cost, points within --budget-tol].")
+        str | None, typer.Option(help="A column holding each point's compute: its IsoFLOP budget, or a curve step's "
+                                      "FLOPs for the envelope \\[default: from --cost, budgets within --budget-tol; "
+                                      "with --curves: pretrain_flops].")
     ] = None,
     budget_tol: Annotated[
         float, typer.Option(help="Costs within this fraction of each other share a budget.")
