@@ -177,3 +177,16 @@ def test_a_projection_on_an_ood_set_aims_at_its_human_target(published_db_path: 
     assert rep.answer("solve data_hours").point["data_hours"] == pytest.approx(hours, rel=1e-8)
     line = one_line_error(invoke(db_path, "project", "--eval-set", "mvh-sketch", "--target", "human-top5"))
     assert "defined on eval set 'imagenet-val', not 'mvh-sketch'" in line
+
+
+def test_figures_on_an_ood_set_aim_at_its_human_target(published_db_path: Path, tmp_path: Path) -> None:
+    """``scaling plot iso|bootstrap|frontier --eval-set mvh-sketch`` draw the set's human target, as
+    ``project`` aims at it; before, they drew ImageNet's human-top5 (and refused it on that set)."""
+    db_path = ood_database(published_db_path, tmp_path, "mvh-sketch")
+    human = human_ood().by_eval_set("mvh-sketch").human_accuracy  # type: ignore[union-attr]
+    for figure, extra in (("iso", ["--interval", "none"]), ("bootstrap", ["--bootstrap", "20"]),
+                          ("frontier", [])):
+        doc = ok_json(db_path, "plot", figure, "--eval-set", "mvh-sketch", "--form", "logit1", *extra,
+                      "--out", str(tmp_path / f"{figure}.png"))
+        text = json.dumps(doc)
+        assert "human-ood-sketch" in text or f"{human:.1%}" in text, (figure, text[:400])

@@ -47,7 +47,7 @@ from scaling.cli.plot_options import (
     table_of,
 )
 from scaling.cli.progress import progress_bar
-from scaling.core.targets import resolve_target
+from scaling.core.targets import default_target_for, resolve_target
 from scaling.defaults import DEFAULT_FORM, DEFAULT_METRIC, DEFAULT_TARGET
 
 if TYPE_CHECKING:
@@ -232,7 +232,8 @@ def iso_cmd(
                                  param_hint="--interval")
     frame, table = table_of(ctx, data, y, axes, kind)
     if frame is None:
-        tgt = resolve_target(target or DEFAULT_TARGET, metric=metric, eval_set=eval_set, protocol=protocol)
+        tgt = resolve_target(target or default_target_for(eval_set), metric=metric, eval_set=eval_set,
+                             protocol=protocol)
         frame = run_grid(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
     if interval in ("bootstrap", "auto"):
         bounded(n_boot, frame)
@@ -353,7 +354,8 @@ def bootstrap_cmd(
         raise typer.BadParameter(f"unknown question {question!r}; use scale or solve", param_hint="--question")
     frame, table = table_of(ctx, data, y, axes, kind)
     if frame is None:
-        tgt = resolve_target(target or DEFAULT_TARGET, metric=metric, eval_set=eval_set, protocol=protocol)
+        tgt = resolve_target(target or default_target_for(eval_set), metric=metric, eval_set=eval_set,
+                             protocol=protocol)
         frame = run_grid(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
     bounded(n_boot, frame)
     with progress_bar() as update:
@@ -369,8 +371,9 @@ def frontier_cmd(
     ctx: typer.Context,
     out: OutOpt,
     target: Annotated[
-        str, typer.Option(help="A named target (see `scaling targets`) or a number: 0.8 or 80%.")
-    ] = DEFAULT_TARGET,
+        str | None, typer.Option(help="A named target (see `scaling targets`) or a number: 0.8 or 80% \\[default: "
+                                      f"{DEFAULT_TARGET}, or the --eval-set's human target].")
+    ] = None,
     metric: Annotated[str | None, typer.Option(help="Metric of a numeric target \\[default: top1].")] = None,
     form: FormOpt = DEFAULT_FORM,
     rows: Annotated[int, typer.Option(min=2, help="Parameter counts on the frontier.")] = 9,
@@ -394,7 +397,7 @@ def frontier_cmd(
     from scaling.plots.figures import frontier_figure  # lazy: drawing (matplotlib) is optional
 
     check_out(out)
-    tgt = resolve_target(target, metric=metric, eval_set=eval_set, protocol=protocol)
+    tgt = resolve_target(target or default_target_for(eval_set), metric=metric, eval_set=eval_set, protocol=protocol)
     frame = run_grid(ctx, metric=tgt.metric, selection=selection, protocol=tgt.protocol, eval_set=tgt.eval_set)
     result = frontier_figure(frame, target=target, metric=metric, form=form, rows=rows, selection=selection,
                              protocol=protocol, eval_set=eval_set)
@@ -484,7 +487,7 @@ def all_cmd(
         jobs.append(("bootstrap-compute", bootstrap_cmd, {"n_boot": n_boot, "form": form, "target": target, **table}))
     if data is None:
         jobs[1:1] = [("resolution", resolution_cmd, {"form": form})]
-        jobs += [("frontier", frontier_cmd, {"form": form, "target": target or DEFAULT_TARGET}),
+        jobs += [("frontier", frontier_cmd, {"form": form, "target": target}),
                  ("loss-curves", loss_cmd, {})]
     for name, command, extra in jobs:
         command(ctx, out=out_dir / f"{name}.{fmt}", dpi=dpi, **extra)

@@ -25,7 +25,7 @@ from scaling.compute.costs import cost_model
 from scaling.compute.training_length import from_grid
 from scaling.core.direction import direction
 from scaling.core.jsonable import jsonable
-from scaling.core.targets import resolve_target
+from scaling.core.targets import default_target_for, resolve_target
 from scaling.data.tables import load_runs
 from scaling.defaults import (
     DEFAULT_BACKTEST_FORMS,
@@ -34,7 +34,6 @@ from scaling.defaults import (
     DEFAULT_METRIC,
     DEFAULT_PROTOCOL,
     DEFAULT_SELECTION,
-    DEFAULT_TARGET,
     PAPER_SCENARIO,
 )
 from scaling.errors import ScalingError
@@ -291,8 +290,8 @@ def iso_figure(runs: pd.DataFrame | None = None, *, target: str | None = None, m
     table = Table.of(y, axes, kind)
     tgt: Target | None
     if table is None:
-        tgt, fit = _target_fit(runs, target=target or DEFAULT_TARGET, metric=metric, form=form, selection=selection,
-                               protocol=protocol, eval_set=eval_set)
+        tgt, fit = _target_fit(runs, target=target or default_target_for(eval_set), metric=metric, form=form,
+                               selection=selection, protocol=protocol, eval_set=eval_set)
     else:
         fit = _fit(runs, metric=DEFAULT_METRIC, form=form, selection=selection, protocol=None, eval_set=None,
                    table=table)
@@ -369,8 +368,8 @@ def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str | None = N
     _choice(question, QUESTIONS, "question")
     table = Table.of(y, axes, kind)
     if table is None:
-        tgt, fit = _target_fit(runs, target=target or DEFAULT_TARGET, metric=metric, form=form, selection=selection,
-                               protocol=protocol, eval_set=eval_set)
+        tgt, fit = _target_fit(runs, target=target or default_target_for(eval_set), metric=metric, form=form,
+                               selection=selection, protocol=protocol, eval_set=eval_set)
         compute: Any = _training(fit)
         axis = "data_hours"
     else:
@@ -395,13 +394,14 @@ def bootstrap_figure(runs: pd.DataFrame | None = None, *, target: str | None = N
     return FigureResult("bootstrap", data, info, figsize=(6.4, 4.6))
 
 
-def frontier_figure(runs: pd.DataFrame | None = None, *, target: str = DEFAULT_TARGET, metric: str | None = None,
+def frontier_figure(runs: pd.DataFrame | None = None, *, target: str | None = None, metric: str | None = None,
                     form: str = DEFAULT_FORM, rows: int = 9, selection: str = DEFAULT_SELECTION,
                     protocol: str | None = None, eval_set: str | None = None) -> FigureResult:
-    """The compute-optimal frontier: at each parameter count, the cheapest (hours, px) reaching the target."""
+    """The compute-optimal frontier: at each parameter count, the cheapest (hours, px) reaching the target
+    (default: the eval set's human target, ``scaling.core.targets.default_target_for``)."""
 
-    tgt, fit = _target_fit(runs, target=target, metric=metric, form=form, selection=selection, protocol=protocol,
-                           eval_set=eval_set)
+    tgt, fit = _target_fit(runs, target=target or default_target_for(eval_set), metric=metric, form=form,
+                           selection=selection, protocol=protocol, eval_set=eval_set)
     training = _training(fit)
     result = optimal_allocation(fit, tgt.value, training.for_allocation(reference_point(fit)), frontier_rows=rows)
     data = frontier_data(result, target_label=_target_words(tgt))
