@@ -16,6 +16,7 @@ Lustre let each run write its ``run.json`` and import those instead of sharing o
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import random
@@ -30,6 +31,7 @@ from typing import Any, TextIO, TypeAlias, TypeVar, cast
 import pandas as pd
 
 from . import records as rec_io
+from .archs import PUBLISHED_ARCH_NAMES
 from .errors import RunsDBError, UnknownRunError, ValidationError, ValidationErrors
 from .foreign import ColumnMap, read_mapped_csv
 from .integrity import check_export_target, check_tables
@@ -390,8 +392,6 @@ class RunDB:
             rows = list(rec_io.csv_rows(runs, evals_by, tags_by))
 
             def write_csv(f: TextIO) -> None:
-                import csv
-
                 w = csv.writer(f, lineterminator="\n")
                 w.writerow(rec_io.CSV_COLUMNS)
                 w.writerows(rows)
@@ -411,8 +411,6 @@ class RunDB:
 
 
 def _arch_names(value: RunFilter) -> RunFilter:
-    from .archs import PUBLISHED_ARCH_NAMES
-
     if isinstance(value, str):
         return PUBLISHED_ARCH_NAMES.get(value, value)
     if isinstance(value, list | tuple | set | frozenset):

@@ -69,6 +69,7 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from .errors import RunsDBError, ValidationError
+from .mae_logs import read_json_lines
 from .types import Evaluation, JSONObject, Value
 from .validate import (
     EVAL_FIELDS,
@@ -154,8 +155,6 @@ def read_run_json(path: Path, shown: str) -> list[RunRecord]:
 
 def read_jsonl(path: Path, shown: str, errors: list[ValidationError] | None = None) -> list[RunRecord]:
     """One record per non-blank line. With ``errors`` (a list), a bad line is appended there and skipped."""
-    from .mae_logs import read_json_lines
-
     out: list[RunRecord] = []
     n_bad = len(errors) if errors is not None else 0
     for lineno, obj in read_json_lines(path, shown, errors):

@@ -28,6 +28,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from .errors import RunsDBError
+
 STATUSES = ("RUNNING", "COMPLETED", "FAILED")
 PHASES = ("pretrain", "finetune")
 SELECTIONS = ("best-epoch", "last-epoch")
@@ -127,8 +129,6 @@ def user_version(conn: sqlite3.Connection) -> int:
 
 def migrate(conn: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
     """Bring the schema to ``target``; the caller holds the write transaction. Returns the old version."""
-    from .errors import RunsDBError
-
     current = user_version(conn)
     if current > SCHEMA_VERSION:
         raise RunsDBError(

@@ -110,10 +110,11 @@ def test_layers_import_only_downward(path: Path) -> None:
     assert not upward, f"{path.relative_to(ROOT)} imports a higher layer at its top: {', '.join(upward)}"
 
 
-@pytest.mark.parametrize("path", SCALING, ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", SCALING + [p for d in ("runs_db", "train") for p in sorted((ROOT / d).rglob("*.py"))],
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_imports_inside_functions_say_why(path: Path) -> None:
-    """An import inside a function keeps ``import scaling`` (or ``scaling --help``) cheap or reaches an
-    optional dependency, and says so on its line: ``# lazy: <reason>``."""
+    """An import inside a function (of ``scaling``, ``runs_db`` or ``train``) keeps ``import scaling`` (or
+    ``scaling --help``) cheap or reaches an optional dependency, and says so on its line: ``# lazy: <reason>``."""
     source = path.read_text()
     lines = source.splitlines()
     silent = []

@@ -6,13 +6,13 @@ Importing this package does not import torch; modules that need it import it the
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 INSTALL_HINT = "install the training extra: pip install 'humanlike-scaling[train]'"
 
 
 def torch_available() -> bool:
     """Whether torch can be imported, without importing it."""
-    from importlib.util import find_spec
-
     try:
         return find_spec("torch") is not None
     except (ImportError, ValueError):  # an import hook that refuses torch, or a broken half-install

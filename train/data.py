@@ -81,7 +81,7 @@ def decode_video(path: Path, fps: float | None, short_side: int | None) -> list[
 
     Raises a one-line ``TrainError`` for an unreadable, corrupt or frameless file.
     """
-    import av
+    import av  # lazy: PyAV (video decoding) is needed only for video sources
 
     frames: list[tuple[float, Tensor]] = []
     next_tick = 0.0
@@ -110,7 +110,7 @@ def decode_video(path: Path, fps: float | None, short_side: int | None) -> list[
 
 
 def native_fps(path: Path) -> float:
-    import av
+    import av  # lazy: PyAV (video decoding) is needed only for video sources
 
     with av.open(str(path)) as container:
         rate = container.streams.video[0].average_rate

@@ -214,7 +214,7 @@ def export_sklearn_digits(out: Path, *, val_fraction: float = 0.3, seed: int = 0
     intensities (dark ink on light paper) as an out-of-distribution set with the same classes.
     """
     try:
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # lazy: scikit-learn, only for this export
     except ImportError:
         raise TrainError("scikit-learn is needed for the digits data: pip install scikit-learn") from None
     digits = load_digits()

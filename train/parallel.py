@@ -68,8 +68,8 @@ def shard(model: nn.Module, env: DistEnv, precision: str, *, compile: bool = Fal
     ``compile`` compiles each block's ``forward`` only, so FSDP's gather/free hooks run around the compiled
     graphs, as torchtitan does. A process group must exist (of any size: one process shards over itself).
     """
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    from torch.distributed.device_mesh import init_device_mesh  # lazy: distributed modules, only for FSDP runs
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard  # lazy: as above
 
     # FSDP2 warns that an output is a view (the MAE's predictions), lest an in-place op on it skip its hook;
     # nothing here modifies a model's outputs in place.
@@ -116,7 +116,7 @@ def adamw(groups: ParamsT, device: torch.device, **options: Unpack[AdamWOptions]
 def as_full(t: torch.Tensor) -> torch.Tensor:
     """A plain tensor of the whole value (a sharded gradient, or the replicated DTensor norm that
     ``clip_grad_norm_`` returns under FSDP2, gathered)."""
-    from torch.distributed.tensor import DTensor
+    from torch.distributed.tensor import DTensor  # lazy: distributed modules, only for sharded gradients
 
     return t.full_tensor() if isinstance(t, DTensor) else t
 
@@ -131,11 +131,11 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import torch.distributed as tdist
+        import torch.distributed as tdist  # lazy: distributed modules, only when a process group may exist
 
         if not (self.training and tdist.is_available() and tdist.is_initialized()):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
+        from torch.distributed.nn.functional import all_reduce  # lazy: only inside a process group
 
         n_local = torch.tensor([float(x.shape[0])], device=x.device, dtype=torch.float32)
         xf = x.float()

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+import runs_db
 from train.checkpoint import atomic_write_json
 
 NETWORK_FS = {"nfs", "nfs4", "cifs", "smb", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs",
@@ -96,8 +97,6 @@ def write_run_json(out_dir: Path, record: dict[str, object]) -> Path:
 
 def insert_into_db(db_path: Path | None, record: Mapping[str, object]) -> tuple[str | None, str]:
     """Insert the record when the database is local: (run id or None, what happened, for the user)."""
-    import runs_db
-
     path = Path(db_path) if db_path is not None else runs_db.default_db_path()
     if not is_local(path):
         return None, (f"run database {path} is on a {filesystem_type(path)} filesystem: not inserted; "

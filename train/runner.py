@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import runs_db
-from runs_db.archs import ViTShape, get_arch
+from runs_db.archs import ViTShape, encoder_params, get_arch
 from train import dist, record
 from train.checkpoint import load_weights
 from train.config import FinetuneConfig, PretrainConfig, folder_name
@@ -90,8 +90,6 @@ def build_record(prep: PreparedPretrain, *, status: str, started_at: str, name: 
                  world: int = 1, device: str = "cpu") -> dict[str, object]:
     """The ``run.json`` object (``runs_db/run.json@1``) of a pretraining run in any state."""
     cfg, subset, flops = prep.cfg, prep.subset, prep.flops
-    from runs_db.archs import encoder_params
-
     steps = result.steps if result else 0
     samples = steps * cfg.global_batch
     tags: dict[str, str] = {
