@@ -74,12 +74,13 @@ def test_save_and_load_restore_the_same_identity_and_refuse_another(tmp_path: Pa
     # the model alone (a finished run), exported into one file: the same tensors
     out = tmp_path / "model.pt"
     done = checkpoint.export(folder, out)
-    assert done["tensors"] == 4 and done["parameters"] == 4 * 3 + 3 + 3 + 3 and done["step"] == 1
+    assert (done.tensors, done.parameters, done.step, done.out) == (4, 4 * 3 + 3 + 3 + 3, 1, str(out))
+    assert done.bytes == out.stat().st_size and done.to_dict()["tensors"] == 4
     weights, meta = checkpoint.load_weights(out)
     assert meta["identity"] == IDENTITY and all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
     with pytest.raises(TrainError, match="give --force"):
         checkpoint.export(folder, out)
-    assert checkpoint.export(folder, out, force=True)["tensors"] == 4
+    assert checkpoint.export(folder, out, force=True).tensors == 4
 
 
 def test_a_crafted_metadata_pickle_is_refused_and_runs_nothing(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ import pickle
 import shutil
 import tempfile
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -258,7 +259,22 @@ def _exported(path: Path, prefix: str) -> tuple[dict[str, torch.Tensor], dict[st
     return weights, {k: v for k, v in (meta if isinstance(meta, dict) else {}).items() if k != "model"}
 
 
-def export(source: Path, out: Path, *, force: bool = False) -> dict[str, object]:
+@dataclass(frozen=True)
+class Exported:
+    """What ``export`` wrote: the checkpoint read, the file, its tensors, bytes and parameters, the step."""
+
+    source: str
+    out: str
+    tensors: int
+    bytes: int
+    parameters: int
+    step: int | None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def export(source: Path, out: Path, *, force: bool = False) -> Exported:
     """Consolidate the model of a checkpoint folder (or a run folder's ``pretrain.dcp``) into the single file
     ``out`` (written atomically; an existing file only with ``force``). Returns what was written."""
     if out.exists() and (out.is_dir() or not force):
@@ -276,5 +292,6 @@ def export(source: Path, out: Path, *, force: bool = False) -> dict[str, object]
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return {"source": str(found), "out": str(out), "tensors": len(weights), "bytes": out.stat().st_size,
-            "parameters": sum(v.numel() for v in weights.values()), "step": meta.get("step")}
+    step = meta.get("step")
+    return Exported(str(found), str(out), len(weights), out.stat().st_size,
+                    int(sum(v.numel() for v in weights.values())), None if step is None else int(step))

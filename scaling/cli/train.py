@@ -324,7 +324,7 @@ def export_cmd(
     """
     from train.checkpoint import export  # lazy: keeps `scaling --help` fast
 
-    done = export(checkpoint, out, force=force)
+    done = export(checkpoint, out, force=force).to_dict()
     if as_json:
         emit_json("scaling.train-export/v1", done)
         return
