@@ -111,3 +111,30 @@ def test_far_point_without_a_vit_shape_has_no_compute_and_says_why() -> None:
                       compute=ComputeAssumptions(passes=2.0))
     assert proj.compute is None
     assert "position embeddings" in proj.details["compute_note"]
+
+
+def test_a_form_that_turns_back_is_not_answered_below_the_reference() -> None:
+    """A quadratic in log x (poly2 fits it exactly) with its maximum inside the data: loss = 4 - (l - 2.5)^2 / 2,
+    l = log10 x, data up to l = 3.5 (loss 3.5). Target 3: the loss meets it again at tiny x (l < 1.09), which
+    the search used to return as 'already reached at 0.001 x the reference'; going up from the reference it
+    is met at l = 2.5 + sqrt(2) (closed form), so k = 10^(sqrt(2) - 1)."""
+    import pandas as pd
+
+    import scaling
+    from scaling.design.core import ScaleSearch
+    from scaling.questions.projection import crossing
+
+    lx = np.linspace(1.5, 3.5, 9)
+    df = pd.DataFrame({"x": 10**lx, "loss": 4 - 0.5 * (lx - 2.5) ** 2})
+    fit = scaling.fit(df, form="poly2", y="loss", axes=["x"], kind="loss")
+    p = project_scale(fit, 3.0)
+    assert p.reachable and p.scale_factor == pytest.approx(10 ** (math.sqrt(2) - 1), rel=1e-8) and p.reason == ""
+    search = ScaleSearch(np.array([10**3.5]), np.array([1.0]), 3.0, "loss")
+    assert search(fit.require_model().predict) == pytest.approx(math.sqrt(2) - 1, abs=1e-8)
+    # the rule on a grid of 7 factors, the reference at the middle (log factor 0)
+    logf = np.arange(-3.0, 4.0)
+    cases = {(0, 0, 0, 0, 1, 1, 1): (4, ""), (1, 1, 0, 0, 0, 0, 0): (None, "below"),  # met only below: no answer
+             (0, 1, 1, 1, 1, 0, 0): (1, ""), (1, 1, 1, 1, 0, 0, 0): (0, "floor"),  # met at the reference: down
+             (1, 0, 0, 0, 0, 1, 0): (5, ""), (0, 0, 0, 0, 0, 0, 0): (None, "never")}
+    for ok, want in cases.items():
+        assert crossing(logf, np.array(ok, dtype=bool)) == want, ok

@@ -42,7 +42,7 @@ from scaling.errors import FitError, ScalingError
 from scaling.forms import get_form
 from scaling.forms.base import Form, Refit, Replicate
 from scaling.forms.result import FitResult
-from scaling.questions.projection import GRID_STEP_DECADES, SEARCH_DECADES, reference_point
+from scaling.questions.projection import GRID_STEP_DECADES, SEARCH_DECADES, crossing, reference_point
 from scaling.uncertainty.bootstrap import group_codes, quantile, resample_indices
 
 QUESTIONS = ("scale", "at")
@@ -91,10 +91,10 @@ class ScaleSearch:
 
         pred = predict_matrix(self.points)
         ok = self.direction.meets(pred, self.target) & np.isfinite(pred)
-        if not ok.any():
+        i, status = crossing(self.logk, ok)
+        if i is None:
             return math.inf
-        i = int(np.argmax(ok))
-        if i == 0:
+        if status == "floor":
             return float(self.lo)
 
         def gap(v: float) -> float:

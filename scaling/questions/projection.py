@@ -141,10 +141,30 @@ def _unreachable_reason(fit: FitLike, target: float, best: float, what: str) -> 
     return f"not reached for {what} up to {hi:.0e} x the reference (best prediction {best:.4g})"
 
 
+def crossing(logf: np.ndarray, ok: np.ndarray) -> tuple[int | None, str]:
+    """Where a path on the log grid ``logf`` (0: the reference) meets the target, on the stretch connected
+    to the reference: (i, '') with the crossing between logf[i - 1] and logf[i]; (0, 'floor') when the
+    target is met from the reference down to the smallest factor searched; (None, 'below') when it is met
+    only at factors below a reference that misses it; (None, 'never').
+
+    A form can turn back outside its data (a quadratic in logs is U-shaped): its predictions at tiny scale
+    can meet a target that the reference misses. That is not an answer to "how much larger", so the search
+    goes up from the reference when the reference misses the target, and down only while it meets it."""
+    j = int(np.argmin(np.abs(logf)))
+    if ok[j]:
+        missed = np.flatnonzero(~ok[:j])
+        return (0, "floor") if missed.size == 0 else (int(missed[-1]) + 1, "")
+    above = np.flatnonzero(ok[j:])
+    if above.size:
+        return j + int(above[0]), ""
+    return None, "below" if ok.any() else "never"
+
+
 def _solve_path(
     fit: FitLike, target: float, path: Any, *, what: str
 ) -> tuple[float | None, float, str]:
-    """Smallest factor f on a log grid with path(f) meeting the target, refined by root finding.
+    """The factor f nearest the reference at which path(f) meets the target (``crossing``), on a log grid
+    refined by root finding.
 
     ``path`` maps an array of factors to predictions. Returns (factor or None, best prediction, reason).
     """
@@ -154,10 +174,13 @@ def _solve_path(
     d = direction(fit.kind)
     ok = d.meets(pred, target) & np.isfinite(pred)
     best = d.best(pred)
-    if not ok.any():
+    i, status = crossing(logf, ok)
+    if status == "never":
         return None, best, _unreachable_reason(fit, target, best, what)
-    i = int(np.argmax(ok))
-    if i == 0:
+    if status == "below":
+        return None, best, (f"not reached for {what} above the reference; the form meets the target only at "
+                            "smaller factors, where it turns back (a non-monotone fit outside its data)")
+    if status == "floor" or i is None:
         return 10.0**lo, best, f"already reached at the smallest {what} searched ({10.0**lo:g} x the reference)"
 
     def gap(log_factor: float) -> float:
