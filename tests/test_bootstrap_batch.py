@@ -233,8 +233,20 @@ def test_a_singular_screen_system_discards_that_resamples_screen() -> None:
     """As ``varpro.screen`` does on its LinAlgError: every row of that resample is no candidate."""
     G = np.tile(np.eye(2), (3, 4, 1, 1))
     G[1, 2] = 0.0
-    x, singular = vb._solve(G, np.ones((3, 4, 2)))
+    lower = [[G[..., i, j] for j in range(2)] for i in range(2)]
+    x, singular = vb._solve(lower, [np.ones((3, 4))] * 2)
     assert singular.tolist() == [False, True, False] and np.allclose(x[[0, 2]], 1.0)
+
+
+def test_the_screen_solver_solves_gram_systems() -> None:
+    """``varpro_batch._solve`` (LDL', vectorised) against numpy's LU on random Gram matrices plus a ridge."""
+    rng = np.random.default_rng(15)
+    Z = rng.standard_normal((5, 6, 4, 30))
+    G = np.matmul(Z, Z.transpose(0, 1, 3, 2)) + 1e-12 * np.eye(4)
+    b = rng.standard_normal((5, 6, 4))
+    x, singular = vb._solve([[G[..., i, j] for j in range(4)] for i in range(4)], list(np.moveaxis(b, -1, 0)))
+    assert not singular.any()
+    np.testing.assert_allclose(x, np.linalg.solve(G, b[..., None])[..., 0], rtol=1e-10, atol=1e-12)
 
 
 def test_bnsl_without_breaks_batched_equals_per_resample() -> None:
