@@ -19,7 +19,7 @@ import pytest
 from scaling.forms import Form, get_form
 from scaling.forms import m4_batch as mb
 from scaling.forms import varpro_batch as vb
-from scaling.forms.batch import counts, minimise
+from scaling.forms.batch import chunked, counts, minimise
 from scaling.forms.result import fit
 from scaling.uncertainty.bootstrap import BATCH, bootstrap, resample_indices
 from tests.test_bootstrap import powerlaw_grid
@@ -87,6 +87,21 @@ def test_varpro_batch_derivatives_match_differences(chance: float | None) -> Non
         eg, eh = _fd_check(lambda t, fn=fn: fn(t, data, rows), at)
         # central differences at eps 1e-6: truncation ~1e-12 and rounding ~1e-16 / 1e-6 relative
         assert eg < 1e-7 and eh < 1e-6, (fn.__name__, eg, eh)
+
+
+def test_chunked_evaluation_is_the_same_to_the_last_bit() -> None:
+    """``batch.chunked``: the problems evaluated a few at a time give the numbers of one call."""
+    rng = np.random.default_rng(16)
+    X = np.exp(rng.uniform(0, 5, (40, 2)))
+    err = (0.1 + 0.5 * X[:, 0] ** -0.3 + 0.3 * X[:, 1] ** -0.5) * np.exp(0.01 * rng.standard_normal(40))
+    rows = vb.make_rows(X, err, 1e-3, None)
+    data = vb.drawn(rows, rng.integers(0, 3, (23, 40)).astype(float))
+    theta = np.array([[-1.0, -0.5, -0.8, 0.3, 0.5]]) + 0.1 * rng.standard_normal((23, 5))
+    which = rng.permutation(23)
+    one = vb.evaluate_log(theta, data.take(which), rows)
+    few = chunked(lambda t, w: vb.evaluate_log(t, data.take(w), rows), data.W.shape[1], rows=5 * data.W.shape[1])
+    for a, b in zip(one, few(theta, which), strict=True):
+        assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("l0", [0.95, None])

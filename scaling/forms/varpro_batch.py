@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling.forms.batch import BatchResult, counts, minimise
+from scaling.forms.batch import BatchResult, chunked, counts, minimise
 from scaling.forms.varpro import LOG_CEIL, LOG_FLOOR, ZERO_REL, Solution, huber
 
 CHUNK_ROWS = 50_000  # screen work per numpy pass: resamples x exponent rows x data rows
@@ -208,7 +208,8 @@ def evaluate_log(theta: np.ndarray, data: Drawn, rows: Rows) -> tuple[np.ndarray
 
 def minimise_rows(theta0: np.ndarray, data: Drawn, rows: Rows, alpha_max: float) -> BatchResult:
     lo, hi = box(rows, alpha_max)
-    return minimise(lambda t, which: evaluate_log(t, data.take(which), rows), theta0, lo, hi)
+    return minimise(chunked(lambda t, which: evaluate_log(t, data.take(which), rows), data.W.shape[1]), theta0,
+                    lo, hi)
 
 
 # -- the screen for other basins, batched over resamples ------------------------------------------------
