@@ -261,12 +261,15 @@ def resample_indices(codes: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
     """``n`` row-index arrays, each the rows of as many groups as there are, drawn with replacement."""
     rng = np.random.default_rng(seed)
     n_groups = int(codes.max()) + 1
-    members = [np.flatnonzero(codes == g) for g in range(n_groups)]
-    out = []
-    for _ in range(n):
-        chosen = rng.integers(0, n_groups, n_groups)
-        out.append(np.concatenate([members[g] for g in chosen]))
-    return out
+    if n < 1:
+        return []
+    chosen = np.stack([rng.integers(0, n_groups, n_groups) for _ in range(n)]).ravel()  # one draw a resample
+    rows = np.argsort(codes, kind="stable")  # each group's rows in order, group after group
+    size = np.bincount(codes, minlength=n_groups)
+    lens = size[chosen]
+    ends = np.cumsum(lens)  # the chosen groups' rows, one after the other: rows[first + position in its run]
+    flat = rows[np.repeat(np.cumsum(size)[chosen] - ends, lens) + np.arange(ends[-1])]
+    return np.split(flat, ends[n_groups - 1 :: n_groups][:-1])
 
 
 # -- the bootstrap ----------------------------------------------------------------------------------
