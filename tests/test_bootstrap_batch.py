@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scaling.errors import FitError
 from scaling.forms import Form, get_form
 from scaling.forms import m4_batch as mb
 from scaling.forms import varpro_batch as vb
+from scaling.forms.base import unfittable, unfittable_each
 from scaling.forms.batch import chunked, counts, minimise
 from scaling.forms.result import fit
 from scaling.uncertainty.bootstrap import BATCH, bootstrap, resample_indices
@@ -211,6 +213,19 @@ def test_unfittable_resamples_fail_with_the_reference_reasons() -> None:
     a, b = bootstrap(df, "powerlaw", batched=True, **kw), bootstrap(df, "powerlaw", batched=False, **kw)
     assert a.failures == b.failures and sum(a.failures.values()) > 0
     assert all("distinct values" in reason for reason in a.failures)
+
+
+def test_unfittable_resamples_are_found_at_once_with_their_reasons() -> None:
+    """``base.unfittable_each`` gives ``base.unfittable`` resample by resample: too few distinct values of
+    either axis (the first one named), too few rows, or None."""
+    rng = np.random.default_rng(17)
+    X = np.column_stack([rng.integers(0, 3, 12), rng.integers(0, 4, 12)]).astype(float)
+    idx = [rng.integers(0, 12, int(rng.integers(3, 12))) for _ in range(200)]
+    got = unfittable_each(X, idx, AXES, min_distinct=3, n_params=5)
+    want = [unfittable(X[rows], AXES, min_distinct=3, n_params=5) for rows in idx]
+    assert [None if e is None else str(e) for e in got] == [None if e is None else str(e) for e in want]
+    assert {type(e) for e in want} == {type(None), FitError} and unfittable_each(X, [], AXES, min_distinct=3,
+                                                                                n_params=5) == []
 
 
 def test_worker_processes_give_the_batched_results_of_one() -> None:
