@@ -25,6 +25,7 @@
 
     .venv/bin/python bench/bench_bootstrap.py                         # everything (several minutes)
     .venv/bin/python bench/bench_bootstrap.py --starts 450 --no-ensemble  # quicker: 450 reference starts
+    .venv/bin/python bench/bench_bootstrap.py --only chinchilla      # sections 3 and 4 only
 """
 
 from __future__ import annotations
@@ -262,14 +263,19 @@ def main() -> None:
     parser.add_argument("--reference", type=int, default=200, help="resamples refitted by the per-resample path")
     parser.add_argument("--starts", type=int, default=4500, help="L-BFGS starts of the Chinchilla reference fit")
     parser.add_argument("--no-ensemble", action="store_true", help="skip section 5")
+    parser.add_argument("--only", choices=["chinchilla"], help="only sections 3 and 4 (the Chinchilla-sized table)")
     args = parser.parse_args()
     from runs_db import open_db  # lazy: builds the database
 
+    print(f"machine: {os.cpu_count()} cores, {load()}; python {sys.version.split()[0]}, numpy {np.__version__}; "
+          f"scaling from {Path(scaling.__file__).parent}")
+    if args.only == "chinchilla":
+        chinchilla(args.n, args.starts)
+        print(f"\nafter: {load()}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         db_path = Path(tmp) / "runs.sqlite"
         grid = open_db(db_path).grid(metric="top1").reset_index(drop=True)
-        print(f"machine: {os.cpu_count()} cores, {load()}; python {sys.version.split()[0]}, numpy {np.__version__}; "
-              f"scaling from {Path(scaling.__file__).parent}")
         grid_processes(db_path, grid, args.n, args.reference)
         agreement(grid, args.reference)
         chinchilla(args.n, args.starts)

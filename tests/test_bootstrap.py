@@ -68,6 +68,18 @@ def test_resamples_keep_groups_whole() -> None:
         assert np.all(np.diff(chunks, axis=1) == 1)
 
 
+def test_resamples_are_the_drawn_groups_rows_in_turn() -> None:
+    """Each resample is the rows of the groups one draw of the seeded generator chose, in the order drawn,
+    each group's rows in their stored order; groups of unequal sizes, stored interleaved."""
+    codes = np.array([2, 0, 2, 1, 0, 2, 3, 3])
+    members = [np.flatnonzero(codes == g) for g in range(4)]
+    rng = np.random.default_rng(11)
+    want = [np.concatenate([members[g] for g in rng.integers(0, 4, 4)]) for _ in range(20)]
+    got = resample_indices(codes, 20, seed=11)
+    assert len(got) == 20 and all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+    assert resample_indices(codes, 0, seed=11) == []
+
+
 def test_group_by_several_columns_and_missing_column() -> None:
     df = pd.DataFrame({"frac": [0.1, 0.1, 0.1, 1.0], "seed": [1, 2, 1, 1]})
     codes, cols = group_codes(df, ["frac", "seed"])

@@ -16,10 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scaling.errors import FitError
 from scaling.forms import Form, get_form
 from scaling.forms import m4_batch as mb
 from scaling.forms import varpro_batch as vb
-from scaling.forms.batch import counts, minimise
+from scaling.forms.base import unfittable, unfittable_each
+from scaling.forms.batch import chunked, counts, minimise
 from scaling.forms.result import fit
 from scaling.uncertainty.bootstrap import BATCH, bootstrap, resample_indices
 from tests.test_bootstrap import powerlaw_grid
@@ -87,6 +89,21 @@ def test_varpro_batch_derivatives_match_differences(chance: float | None) -> Non
         eg, eh = _fd_check(lambda t, fn=fn: fn(t, data, rows), at)
         # central differences at eps 1e-6: truncation ~1e-12 and rounding ~1e-16 / 1e-6 relative
         assert eg < 1e-7 and eh < 1e-6, (fn.__name__, eg, eh)
+
+
+def test_chunked_evaluation_is_the_same_to_the_last_bit() -> None:
+    """``batch.chunked``: the problems evaluated a few at a time give the numbers of one call."""
+    rng = np.random.default_rng(16)
+    X = np.exp(rng.uniform(0, 5, (40, 2)))
+    err = (0.1 + 0.5 * X[:, 0] ** -0.3 + 0.3 * X[:, 1] ** -0.5) * np.exp(0.01 * rng.standard_normal(40))
+    rows = vb.make_rows(X, err, 1e-3, None)
+    data = vb.drawn(rows, rng.integers(0, 3, (23, 40)).astype(float))
+    theta = np.array([[-1.0, -0.5, -0.8, 0.3, 0.5]]) + 0.1 * rng.standard_normal((23, 5))
+    which = rng.permutation(23)
+    one = vb.evaluate_log(theta, data.take(which), rows)
+    few = chunked(lambda t, w: vb.evaluate_log(t, data.take(w), rows), data.W.shape[1], rows=5 * data.W.shape[1])
+    for a, b in zip(one, few(theta, which), strict=True):
+        assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("l0", [0.95, None])
@@ -198,6 +215,19 @@ def test_unfittable_resamples_fail_with_the_reference_reasons() -> None:
     assert all("distinct values" in reason for reason in a.failures)
 
 
+def test_unfittable_resamples_are_found_at_once_with_their_reasons() -> None:
+    """``base.unfittable_each`` gives ``base.unfittable`` resample by resample: too few distinct values of
+    either axis (the first one named), too few rows, or None."""
+    rng = np.random.default_rng(17)
+    X = np.column_stack([rng.integers(0, 3, 12), rng.integers(0, 4, 12)]).astype(float)
+    idx = [rng.integers(0, 12, int(rng.integers(3, 12))) for _ in range(200)]
+    got = unfittable_each(X, idx, AXES, min_distinct=3, n_params=5)
+    want = [unfittable(X[rows], AXES, min_distinct=3, n_params=5) for rows in idx]
+    assert [None if e is None else str(e) for e in got] == [None if e is None else str(e) for e in want]
+    assert {type(e) for e in want} == {type(None), FitError} and unfittable_each(X, [], AXES, min_distinct=3,
+                                                                                n_params=5) == []
+
+
 def test_worker_processes_give_the_batched_results_of_one() -> None:
     """More resamples than one batch (``BATCH``): two tasks, in this process or in two workers, bit for bit."""
     df = powerlaw_grid(11)
@@ -233,8 +263,20 @@ def test_a_singular_screen_system_discards_that_resamples_screen() -> None:
     """As ``varpro.screen`` does on its LinAlgError: every row of that resample is no candidate."""
     G = np.tile(np.eye(2), (3, 4, 1, 1))
     G[1, 2] = 0.0
-    x, singular = vb._solve(G, np.ones((3, 4, 2)))
+    lower = [[G[..., i, j] for j in range(2)] for i in range(2)]
+    x, singular = vb._solve(lower, [np.ones((3, 4))] * 2)
     assert singular.tolist() == [False, True, False] and np.allclose(x[[0, 2]], 1.0)
+
+
+def test_the_screen_solver_solves_gram_systems() -> None:
+    """``varpro_batch._solve`` (LDL', vectorised) against numpy's LU on random Gram matrices plus a ridge."""
+    rng = np.random.default_rng(15)
+    Z = rng.standard_normal((5, 6, 4, 30))
+    G = np.matmul(Z, Z.transpose(0, 1, 3, 2)) + 1e-12 * np.eye(4)
+    b = rng.standard_normal((5, 6, 4))
+    x, singular = vb._solve([[G[..., i, j] for j in range(4)] for i in range(4)], list(np.moveaxis(b, -1, 0)))
+    assert not singular.any()
+    np.testing.assert_allclose(x, np.linalg.solve(G, b[..., None])[..., 0], rtol=1e-10, atol=1e-12)
 
 
 def test_bnsl_without_breaks_batched_equals_per_resample() -> None:

@@ -97,6 +97,25 @@ def unfittable(X: np.ndarray, axes: Sequence[str], *, min_distinct: int, n_param
     return None
 
 
+def unfittable_each(X: np.ndarray, idx: Sequence[np.ndarray], axes: Sequence[str], *, min_distinct: int,
+                    n_params: int) -> list[FitError | None]:
+    """``unfittable(X[rows], ...)`` for every resample ``rows`` of ``idx``: the distinct values of each axis
+    counted for all resamples at once, and only the resamples that fail refitted by ``unfittable`` for its
+    reason (so the messages are its own)."""
+    if len(idx) == 0:
+        return []
+    lens = np.array([len(rows) for rows in idx])
+    flat, which = np.concatenate(idx), np.repeat(np.arange(len(idx)), lens)
+    ok = lens > n_params + 1
+    for j in range(len(axes)):
+        codes = np.unique(X[:, j], return_inverse=True)[1].ravel()
+        seen = np.zeros((len(idx), int(codes.max(initial=0)) + 1), dtype=bool)
+        seen[which, codes[flat]] = True
+        ok &= np.count_nonzero(seen, axis=1) >= min_distinct
+    return [None if good else unfittable(X[rows], axes, min_distinct=min_distinct, n_params=n_params)
+            for good, rows in zip(ok, idx, strict=True)]
+
+
 class Form(ABC):
     """A functional form of a scaling law. Subclasses set the class (or instance) attributes below and
     implement ``fit`` and ``param_names``; every other method has a correct generic default."""

@@ -37,6 +37,7 @@ Evaluate = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.n
 GTOL = 1e-10  # converged: max |projected gradient| <= GTOL * max(1, |objective|)
 ACCEPT_GTOL = 1e-5  # when no step helps any more: converged if below this (scipy-based refiners' test)
 LAMBDA0, LAMBDA_MIN, LAMBDA_MAX = 1e-3, 1e-12, 1e10
+EVAL_ROWS = 20_000  # problems x data rows per call of a form's evaluate (``chunked``)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,24 @@ def counts(idx: Sequence[np.ndarray], n: int) -> np.ndarray:
     for b, rows in enumerate(idx):
         out[b] = np.bincount(rows, minlength=n)
     return out
+
+
+def chunked(evaluate: Evaluate, width: int, rows: int = EVAL_ROWS) -> Evaluate:
+    """``evaluate`` on at most ``rows`` // ``width`` problems at a time (``width``: data rows per problem).
+    Each problem's numbers do not depend on the others, so the results are the same to the last bit; the
+    temporaries stay small and in the cache, where large ones would cost a fresh mapping of memory (and
+    its page faults) on every call: on 1,000 Chinchilla-sized resamples the Newton steps take half the time.
+    """
+    step = max(1, rows // max(1, width))
+
+    def run(theta: np.ndarray, which: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if len(which) <= step:
+            return evaluate(theta, which)
+        parts = [evaluate(theta[i : i + step], which[i : i + step]) for i in range(0, len(which), step)]
+        f, g, H = zip(*parts, strict=True)
+        return np.concatenate(f), np.concatenate(g), np.concatenate(H)
+
+    return run
 
 
 def projected_gradient(theta: np.ndarray, g: np.ndarray, lo: np.ndarray,

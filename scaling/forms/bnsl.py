@@ -43,7 +43,7 @@ from scaling.core.direction import direction
 from scaling.defaults import BNSL_SLOPE_MAX, HUBER_DELTA
 from scaling.errors import FitError
 from scaling.forms import bnsl_core as core
-from scaling.forms.base import BatchRefit, Form, Refit, Replicate, batched_or_each, check_resample, unfittable
+from scaling.forms.base import BatchRefit, Form, Refit, Replicate, batched_or_each, check_resample, unfittable_each
 from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms.varpro import BOUND_TOL
 
@@ -349,7 +349,7 @@ class BnslForm(Form):
         kw = {k: job.kw[k] for k in ("delta", "slope_max")}
 
         def refit_all(idx: Sequence[np.ndarray]) -> list[Replicate | Exception]:
-            unfit = [unfittable(X[rows], full.axes, min_distinct=job.k, n_params=job.k) for rows in idx]
+            unfit = unfittable_each(X, idx, full.axes, min_distinct=job.k, n_params=job.k)
             return batched_or_each(idx, unfit, lambda sub: core.solve_warm_batch(X[:, 0], job.err, job.sol0, sub,
                                                                                 weights=w, **kw),
                                    job.replicate, one)

@@ -31,7 +31,7 @@ from scaling.errors import FitError
 from scaling.forms import get_form, m4_batch
 from scaling.forms import m4_core as core
 from scaling.forms import prediction as _pred
-from scaling.forms.base import BatchRefit, Form, Refit, Replicate, batched_or_each, check_resample, unfittable
+from scaling.forms.base import BatchRefit, Form, Refit, Replicate, batched_or_each, check_resample, unfittable_each
 from scaling.forms.m4_core import MARGIN, M4Solution, limit_error, predict_error, solve_level, terms
 from scaling.forms.powerlaw import PowerLawForm
 from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
@@ -311,8 +311,7 @@ class M4Form(Form):
         kw = {k: v for k, v in job.kw.items() if k != "implicit"}
 
         def refit_all(idx: Sequence[np.ndarray]) -> list[Replicate | Exception]:
-            unfit = [unfittable(X[rows], job.axes, min_distinct=job.min_distinct, n_params=job.n_params)
-                     for rows in idx]
+            unfit = unfittable_each(X, idx, job.axes, min_distinct=job.min_distinct, n_params=job.n_params)
             return batched_or_each(idx, unfit, lambda sub: m4_batch.solve_m4_warm_batch(X, job.err, job.sol0, sub,
                                                                                        weights=w, **kw),
                                    job.replicate, one)

@@ -23,7 +23,7 @@ from scaling.compute.allocations import answer, log_box, unreachable
 from scaling.core.direction import direction
 from scaling.defaults import ALPHA_MAX, COMPUTE_AXES, HUBER_DELTA, N_CLASSES
 from scaling.errors import FitError
-from scaling.forms.base import BatchRefit, Form, Refit, Replicate, batched_or_each, check_resample, unfittable
+from scaling.forms.base import BatchRefit, Form, Refit, Replicate, batched_or_each, check_resample, unfittable_each
 from scaling.forms.result import FitData, FitResult, IntervalKind, check_options, make_result
 from scaling.forms.varpro import BOUND_TOL, Solution, predict_error, solve_chance, solve_powerlaw, solve_warm
 from scaling.forms.varpro_batch import solve_warm_batch
@@ -319,7 +319,7 @@ class PowerLawForm(Form):
         one = self.refitter(full, X, y, w, options=options)
 
         def refit_all(idx: Sequence[np.ndarray]) -> list[Replicate | Exception]:
-            unfit = [unfittable(X[rows], full.axes, min_distinct=3, n_params=job.n_params) for rows in idx]
+            unfit = unfittable_each(X, idx, full.axes, min_distinct=3, n_params=job.n_params)
             kw = {k: job.kw[k] for k in ("delta", "alpha_max")}
             return batched_or_each(idx, unfit, lambda sub: solve_warm_batch(X, job.err, job.sol0, sub, weights=w,
                                                                            **kw), job.replicate, one)

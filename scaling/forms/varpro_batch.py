@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling.forms.batch import BatchResult, counts, minimise
+from scaling.forms.batch import BatchResult, chunked, counts, minimise
 from scaling.forms.varpro import LOG_CEIL, LOG_FLOOR, ZERO_REL, Solution, huber
 
 CHUNK_ROWS = 50_000  # screen work per numpy pass: resamples x exponent rows x data rows
@@ -208,7 +208,8 @@ def evaluate_log(theta: np.ndarray, data: Drawn, rows: Rows) -> tuple[np.ndarray
 
 def minimise_rows(theta0: np.ndarray, data: Drawn, rows: Rows, alpha_max: float) -> BatchResult:
     lo, hi = box(rows, alpha_max)
-    return minimise(lambda t, which: evaluate_log(t, data.take(which), rows), theta0, lo, hi)
+    return minimise(chunked(lambda t, which: evaluate_log(t, data.take(which), rows), data.W.shape[1]), theta0,
+                    lo, hi)
 
 
 # -- the screen for other basins, batched over resamples ------------------------------------------------
@@ -217,80 +218,129 @@ def minimise_rows(theta0: np.ndarray, data: Drawn, rows: Rows, alpha_max: float)
 def screen(rows: Rows, data: Drawn, alphas: np.ndarray, irls: int) -> tuple[np.ndarray, np.ndarray]:
     """``varpro.screen`` for each resample b (its drawn rows) and its exponent rows alphas[b] (B, C, k), or
     the same rows for every resample (alphas (1, C, k)): amplitudes (B, C, k + 1) and screened log-Huber
-    objectives (B, C), in chunks of resamples."""
+    objectives (B, C), in chunks of resamples. The resamples go through in the order of how many rows they
+    drew, so that each chunk is padded only to its own widest resample (a weightless row adds nothing)."""
     B, C = len(data.W), alphas.shape[1]
+    used = np.count_nonzero(data.W, axis=1)
+    order = np.argsort(used, kind="stable")
+    coefs, values = np.empty((B, C, rows.k + 1)), np.empty((B, C))
     step = max(1, CHUNK_ROWS // max(1, C * data.W.shape[1]))
-    out = [_screen(rows, data.take(np.arange(i, min(i + step, B))),
-                   alphas if len(alphas) == 1 else alphas[i : i + step], irls) for i in range(0, B, step)]
-    return np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out])
+    for i in range(0, B, step):
+        which = order[i : i + step]
+        width = max(1, int(used[which].max()))
+        part = Drawn(data.lx[which, :, :width], data.y[which, :width], data.err[which, :width],
+                     data.W[which, :width])
+        coefs[which], values[which] = _screen(rows, part, alphas if len(alphas) == 1 else alphas[which], irls)
+    return coefs, values
 
 
 def _screen(rows: Rows, data: Drawn, alphas: np.ndarray, irls: int) -> tuple[np.ndarray, np.ndarray]:
-    """The normal equations of ``varpro.screen`` written out by blocks (E's column is 1 / err), with the
-    data rows on the last axis: numpy then loops over them, not over k + 1."""
-    k, n = rows.k, data.W.shape[1]
-    W = data.W
-    B, C = len(W), alphas.shape[1]
+    """The weighted normal equations of ``varpro.screen``: with z = (1, fw x^-alpha) / err a row of the
+    linearised law (target 1), each IRLS pass needs the sums of u z_a z_b and u z_a over the data rows for
+    weights u; the products z_a z_b do not change between passes, so they are formed once (``P``) and every
+    pass is one matrix-vector product per problem, with the data rows on the last axis."""
+    d, W = rows.delta, data.W
     inv_e = 1.0 / data.err  # (B, n)
+    h = inv_e if rows.chance is None else data.fw(rows.chance) * inv_e  # z_j = h x_j^-alpha_j
     F = np.exp(-alphas[:, :, :, None] * data.lx[:, None, :, :])  # (B, C, k, n) raw features
-    Fw = F * (data.fw(rows.chance) * inv_e)[:, None, None, :]  # the features of the weighted linearised law
-    ends = np.broadcast_to(np.stack([inv_e, np.ones_like(inv_e)], axis=1)[:, None], (B, C, 2, n))
-    right = np.concatenate([Fw, ends], axis=2).transpose(0, 1, 3, 2)  # G's feature block, E column, the rhs
-    use_e = np.ones((B, C), dtype=bool)
-    u: np.ndarray = np.broadcast_to(W[:, None, :], (B, C, n))
-    coef: np.ndarray = np.zeros((B, C, k + 1))
-    G, rhs = np.empty((B, C, k + 1, k + 1)), np.empty((B, C, k + 1))
-    eye = 1e-12 * np.eye(k + 1)
-    r = np.zeros((B, C, n))
-    blocks = np.zeros((B, C, k, k + 2))
-    failed = np.zeros(B, dtype=bool)
+    P, pairs = _products(inv_e, h, F)
+    z = P[:, :, len(pairs) :]  # (B, C, k + 1, n): the rows z_a of the linearised law
+    use_e = np.ones(P.shape[:2], dtype=bool)
+    failed = np.zeros(len(W), dtype=bool)
+    sums = np.matmul(P, W[:, None, :, None])[..., 0]  # the first two solves share the weights W
     for it in range(irls + 2):
-        if it != 1:  # the first two solves share the weights W (the second only drops E where it was < 0)
-            blocks = np.matmul(Fw * u[:, :, None, :], right)  # (B, C, k, k + 2)
-        G[..., 1:, 1:] = blocks[..., :k]
-        G[..., 0, 1:] = G[..., 1:, 0] = np.where(use_e[..., None], blocks[..., k], 0.0)
-        G[..., 0, 0] = np.where(use_e, np.matmul(u, (inv_e**2)[:, :, None])[..., 0], 1.0)
-        rhs[..., 0] = np.where(use_e, np.matmul(u, inv_e[:, :, None])[..., 0], 0.0)
-        rhs[..., 1:] = blocks[..., k + 1]
-        coef, singular = _solve(G + eye, rhs)
+        coef, singular = _solve(*_normal(sums, pairs, use_e))
         failed |= singular
-        if it == 0:
+        if it == 0:  # the second solve only drops E where it was < 0
             use_e = coef[..., 0] >= 0
             continue
-        s = np.matmul(coef[..., None, 1:], F)[..., 0, :]
-        E = coef[..., :1]
         with np.errstate(all="ignore"):
-            p = E + s if rows.chance is None else (E + rows.chance * s) / (1.0 + s)
-            r = np.log(p) - data.y[:, None, :]
+            if rows.chance is None:  # p / err = z . coef
+                r = np.log(np.matmul(coef[..., None, :], z)[..., 0, :])
+            else:
+                s = np.matmul(coef[..., None, 1:], F)[..., 0, :]
+                r = np.log((coef[..., :1] + rows.chance * s) / (1.0 + s)) - data.y[:, None, :]
+        a = np.abs(r)
         if it < irls + 1:  # the next IRLS weights, W min(1, delta / |r|) (|r| = 1 where r is nan)
-            a = np.abs(r)
-            a[np.isnan(a)] = 1.0
-            np.maximum(a, 1e-300, out=a)
-            np.divide(rows.delta, a, out=a)
-            np.minimum(a, 1.0, out=a)
+            nan = np.isnan(a)
+            if nan.any():
+                a[nan] = 1.0
+            np.maximum(a, d, out=a)
+            np.divide(d, a, out=a)
             a *= W[:, None, :]
-            u = a
+            sums = np.matmul(P, a[..., None])[..., 0]
+    m = np.minimum(a, d)  # huber(r) = m (|r| - m / 2), m = min(|r|, delta): varpro.huber's numbers
+    a -= 0.5 * m
+    a *= m
     with np.errstate(all="ignore"):
-        v = np.sum(W[:, None, :] * huber(r, rows.delta), axis=2)
+        v = np.matmul(a, W[:, :, None])[..., 0]
     ok = np.all(coef >= 0, axis=2) & np.isfinite(v) & ~failed[:, None]
     if rows.chance is not None:
         ok &= coef[..., 0] < rows.chance
     return coef, np.where(ok, v, np.inf)
 
 
-def _solve(G: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (B, C) systems G x = rhs, and which resamples had a singular one: ``varpro.screen`` then
-    discards every row of that resample's screen."""
-    try:
-        return np.linalg.solve(G, rhs[..., None])[..., 0], np.zeros(len(G), dtype=bool)
-    except np.linalg.LinAlgError:
-        out, singular = np.zeros(rhs.shape), np.zeros(len(G), dtype=bool)
-        for b in range(len(G)):
-            try:
-                out[b] = np.linalg.solve(G[b], rhs[b][..., None])[..., 0]
-            except np.linalg.LinAlgError:
-                singular[b] = True
-        return out, singular
+def _products(inv_e: np.ndarray, h: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """P (B, C, q, n): the products z_a z_b (a <= b, in the order of ``pairs``), then the rows z_a, for
+    z = (1 / err, h F_1, .., h F_k)."""
+    B, C, k, n = F.shape
+    pairs = [(a, b) for a in range(k + 1) for b in range(a, k + 1)]
+    P = np.empty((B, C, len(pairs) + k + 1, n))
+    z = P[:, :, len(pairs) :]
+    z[:, :, 0] = inv_e[:, None, :]
+    np.multiply(F, h[:, None, None, :], out=z[:, :, 1:])
+    for q, (a, b) in enumerate(pairs):
+        np.multiply(z[:, :, a], z[:, :, b], out=P[:, :, q])
+    return P, pairs
+
+
+def _normal(sums: np.ndarray, pairs: list[tuple[int, int]],
+            use_e: np.ndarray) -> tuple[list[list[np.ndarray]], list[np.ndarray]]:
+    """The normal equations (G + 1e-12 I) x = rhs from the weighted sums, G's lower triangle and rhs as
+    (B, C) arrays; where E is not used its row and column are those of the identity (E = 0)."""
+    K = len(sums[0, 0]) - len(pairs)
+    G: list[list[np.ndarray]] = [[np.empty(0)] * K for _ in range(K)]
+    for q, (a, b) in enumerate(pairs):
+        v = sums[..., q]
+        if a == 0:
+            v = np.where(use_e, v, 1.0 if b == 0 else 0.0)
+        G[b][a] = v + 1e-12 if a == b else v
+    rhs = [np.where(use_e, sums[..., len(pairs)], 0.0)] + [sums[..., len(pairs) + a] for a in range(1, K)]
+    return G, rhs
+
+
+def _solve(G: list[list[np.ndarray]], rhs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The (B, C) symmetric systems G x = rhs (G's lower triangle: G[i][j], j <= i, each (B, C)), by
+    LDL' without pivoting (the systems are Gram matrices plus a ridge), vectorised over the systems, and
+    which resamples had an exactly singular one: ``varpro.screen`` then discards every row of that
+    resample's screen."""
+    K = len(rhs)
+    L: list[list[np.ndarray]] = [[np.empty(0)] * K for _ in range(K)]
+    D: list[np.ndarray] = []
+    with np.errstate(all="ignore"):
+        for j in range(K):  # L[i][j] holds L_ij d_j until d_j is known
+            for i in range(j, K):
+                v = G[i][j]
+                for p in range(j):
+                    v = v - L[i][p] * (L[j][p] * D[p])
+                L[i][j] = v
+            D.append(L[j][j])
+            for i in range(j + 1, K):
+                L[i][j] = L[i][j] / D[j]
+        y: list[np.ndarray] = []
+        for i in range(K):
+            v = rhs[i]
+            for p in range(i):
+                v = v - L[i][p] * y[p]
+            y.append(v)
+        x: list[np.ndarray] = [np.empty(0)] * K
+        for i in reversed(range(K)):
+            v = y[i] / D[i]
+            for p in range(i + 1, K):
+                v = v - L[p][i] * x[p]
+            x[i] = v
+    singular = np.any(np.stack(D) == 0.0, axis=(0, 2))
+    return np.stack(x, axis=-1), singular
 
 
 def _local_minima(values: np.ndarray, axes: Sequence[int]) -> np.ndarray:

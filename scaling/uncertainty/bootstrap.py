@@ -257,15 +257,25 @@ def group_codes(data: pd.DataFrame, group: str | Sequence[str] | None) -> tuple[
     return np.asarray(codes), cols
 
 
+RESAMPLE_BLOCK = 64  # resamples gathered at once: their temporaries are a few times the indices they keep
+
+
 def resample_indices(codes: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
-    """``n`` row-index arrays, each the rows of as many groups as there are, drawn with replacement."""
+    """``n`` row-index arrays, each the rows of as many groups as there are, drawn with replacement (one draw
+    of the generator a resample), gathered ``RESAMPLE_BLOCK`` resamples at a time: the chosen groups' rows
+    one after the other, rows[end of the group's rows - end of its run + position in the run]."""
     rng = np.random.default_rng(seed)
     n_groups = int(codes.max()) + 1
-    members = [np.flatnonzero(codes == g) for g in range(n_groups)]
-    out = []
-    for _ in range(n):
-        chosen = rng.integers(0, n_groups, n_groups)
-        out.append(np.concatenate([members[g] for g in chosen]))
+    rows = np.argsort(codes, kind="stable")  # each group's rows in order, group after group
+    size = np.bincount(codes, minlength=n_groups)
+    last = np.cumsum(size)
+    out: list[np.ndarray] = []
+    for start in range(0, n, RESAMPLE_BLOCK):
+        chosen = np.stack([rng.integers(0, n_groups, n_groups) for _ in range(min(RESAMPLE_BLOCK, n - start))])
+        lens = size[chosen.ravel()]
+        ends = np.cumsum(lens)
+        flat = rows[np.repeat(last[chosen.ravel()] - ends, lens) + np.arange(ends[-1])]
+        out += np.split(flat, ends[n_groups - 1 :: n_groups][:-1])
     return out
 
 
