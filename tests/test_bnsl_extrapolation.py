@@ -51,7 +51,7 @@ def test_a_steep_published_break_extrapolates_as_well_as_its_authors_recipe() ->
     the tail with an RMSE of log(y) of 0.0109; with segment slopes bounded by 5, bnsl found another basin
     (floor 0, slope 3.4) and scored 0.172. With the bound at 10 it finds their basin: the floor within 2% of
     their 0.414 and the tail within 10% of their error (0.0113 measured: the objectives differ, Huber on
-    log(y) against least squares on log(y + 1))."""
+    log(y) against least squares on log(y + 1)). The capped fit now says that its bound chose it."""
     table = pd.read_csv(ROOT / "bench" / "data" / "bnsl" / "curves.csv")
     train, tail = table[table["split"] == "fit"], table[table["split"] == "tail"]
     r = fit(train, "bnsl", y="y", axes=["x"], kind="loss")
@@ -62,3 +62,7 @@ def test_a_steep_published_break_extrapolates_as_well_as_its_authors_recipe() ->
     capped = fit(train, "bnsl", y="y", axes=["x"], kind="loss", alpha_max=5)
     capped_rmse = np.sqrt(np.mean(np.log(np.asarray(capped.predict(tail), dtype=float) / tail["y"].to_numpy()) ** 2))
     assert capped_rmse > 10 * rmse  # the reason for the bound: the failure it replaces
+    # and that failure is no longer silent: no slope sat at 5, but a refit under 10 needs 5.7 and fits better
+    named = [n for n in capped.notes if n.startswith("the slope bound alpha_max 5 chose this fit")]
+    assert len(named) == 1 and "a segment slope of 5.7" in named[0], capped.notes
+    assert not any("chose this fit" in n for n in r.notes)

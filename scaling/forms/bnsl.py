@@ -25,6 +25,8 @@ than a break fitted to noise. ``breaks=0..3`` fixes the number.
 
 BNSL is a one-axis law. We found no natural multi-axis version (the additive sum of one BNSL per axis
 has 3 + 3n parameters per axis and no shared break), so data with more axes is refused with one line.
+A full fit is solved again with twice the slope bound: when that fit needs a steeper slope and is more than
+5% better, a note names the bound as the reason for the fit (``_basin_check``).
 Standard errors are a Gauss-Newton approximation on the log residuals, as for ``powerlaw``; the
 bootstrap (``refitter``: a warm start from the full fit with its number of breaks) gives intervals.
 """
@@ -40,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.core.direction import direction
-from scaling.defaults import BNSL_SLOPE_MAX, HUBER_DELTA
+from scaling.defaults import ALPHA_MAX_LIMIT, BNSL_SLOPE_MAX, HUBER_DELTA
 from scaling.errors import FitError
 from scaling.forms import bnsl_core as core
 from scaling.forms.base import BatchRefit, Form, Refit, Replicate, batched_or_each, check_resample, unfittable_each
@@ -55,6 +57,7 @@ SOURCE = (
 OPTIONS = ["breaks", "max_breaks", "select_tol", "huber_delta", "alpha_max", "grid_points", "n_refine",
            "n_starts", "seed"]
 MAX_BREAKS = 3
+BASIN_GAIN = 0.05  # how much lower a fit under twice the slope bound must reach for the bound to be named
 FOLD_FRACTIONS = (0.15, 0.3)  # the largest fractions of the distinct x values held out by the folds
 
 
@@ -187,6 +190,28 @@ def _notes(sol: core.Solution, at_bound: list[str], slope_max: float) -> list[st
     return notes
 
 
+def _basin_check(x: np.ndarray, err: np.ndarray, weights: np.ndarray | None, sol: core.Solution,
+                 at_bound: list[str], kw: dict[str, Any]) -> str | None:
+    """Whether the slope bound chose the basin while no slope sits at it (issue 19: a bound of 5 sent the
+    4-digit addition fit to another basin, 16x worse in the tail, with every slope below 5 and no note). The
+    fit is solved again with twice the bound; a note when that fit needs a steeper slope than the bound allows
+    and is more than ``BASIN_GAIN`` better. Full fits only (bootstrap refits start from the full fit)."""
+    slope_max = float(kw["slope_max"])
+    wider = min(2.0 * slope_max, ALPHA_MAX_LIMIT)
+    if wider <= slope_max or any(k.startswith("c") and sol.slopes[int(k[1:])] > BOUND_TOL for k in at_bound):
+        return None  # a slope at the bound already has its note
+    try:
+        alt = core.solve(x, err, sol.n_breaks, weights=weights, **(kw | {"slope_max": wider}))
+    except FitError:
+        return None
+    steepest = float(np.max(alt.slopes))
+    if steepest <= slope_max or not alt.objective < (1.0 - BASIN_GAIN) * sol.objective:
+        return None
+    return (f"the slope bound alpha_max {slope_max:g} chose this fit: with {wider:g}, a segment slope of "
+            f"{steepest:.3g} fits {1.0 - alt.objective / sol.objective:.0%} better (a lower objective); "
+            "consider a larger alpha_max")
+
+
 def _stderr(sol: core.Solution, data: FitData, err: np.ndarray,
             at_bound: list[str]) -> tuple[dict[str, float] | None, pd.DataFrame | None]:
     """Gauss-Newton standard errors from d log(pred) / d(reported parameters), free ones only, and their
@@ -297,6 +322,8 @@ def _fit(data: FitData, form: str, options: dict[str, Any]) -> FitResult:
     resolved.update(sol.info)
     at_bound = _at_bound(sol, x, slope_max)
     notes += _notes(sol, at_bound, slope_max)
+    basin = _basin_check(x, err, data.weights, sol, at_bound, kw)
+    notes += [basin] if basin else []
     stderr, cov = _stderr(sol, data, err, at_bound)
     if stderr is None:
         notes.append("standard errors unavailable: the parameters are not identified (singular Jacobian)")
