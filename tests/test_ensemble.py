@@ -260,3 +260,27 @@ def test_distance_beyond_the_data_is_euclidean_in_decades() -> None:
     want_d = math.sqrt(0.72 + math.log10(2.0) ** 2)
     assert euclidean_decades([0.6, 0.6, -0.2, math.log10(2.0)]) == pytest.approx(want_d, rel=1e-14)
     assert euclidean_decades([]) == 0.0 and euclidean_decades([0.5, math.inf]) == math.inf
+
+
+def test_a_runaway_form_does_not_squeeze_the_forest_plot() -> None:
+    """A form of no weight whose resamples reach 1e71 FLOPs (powerlaw on the shipped grid reaches 1e62): the
+    axis stops 3 decades beyond the rows with weight (plus padding), and that row runs to the edge with an
+    arrow and its value."""
+    import matplotlib.pyplot as plt
+
+    from scaling.plots.intervals_figure import FAR, CombinedFigure, _x_range, plot_combined
+
+    rows = pd.DataFrame([
+        {"label": "logit1 (weight 0.90)", "weight": 0.9, "estimate": 2e22, "lower": 1e22, "upper": 5e22,
+         "kind": "form"},
+        {"label": "powerlaw (weight 0.001)", "weight": 0.001, "estimate": 3e23, "lower": 1e21, "upper": 1e71,
+         "kind": "form"},
+        {"label": "combined", "weight": 1.0, "estimate": 3e22, "lower": 1e22, "upper": 4e23, "kind": "combined"}])
+    left, right = _x_range(rows, log_scale=True)
+    span = math.log10(4e23 * 10**FAR / 1e21)  # the clipped span: from the lowest bound to 3 decades past 4e23
+    assert right == pytest.approx(4e23 * 10**FAR * 10 ** (3 * 0.08 * span), rel=1e-9)
+    assert left == pytest.approx(1e21 / 10 ** (0.08 * span), rel=1e-9)
+    fig, ax = plt.subplots()
+    plot_combined(CombinedFigure("x.flops", "pretraining compute (FLOPs)", 0.9, rows, True, "", "bootstrap"), ax)
+    assert [t.get_text() for t in ax.texts] == ["to 1e+71"] and ax.get_xlim() == pytest.approx((left, right))
+    plt.close(fig)

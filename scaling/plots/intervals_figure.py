@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
 from scaling.core.direction import direction
+from scaling.defaults import ENSEMBLE_MIN_WEIGHT
 from scaling.ensemble.combine import headline, words
 from scaling.errors import ScalingError
 from scaling.plots.style import NEUTRAL, PROJECTION_COLOUR, TARGET_COLOUR, form_style
@@ -68,16 +69,32 @@ def combined_data(combined: Any, kind: str, quantity: str | None = None) -> Comb
                           " ".join(combined.disagreement), str(combined.interval_kind))
 
 
+FAR = 3.0  # the axis reaches this far beyond the weighted rows: decades, or their span's widths
+
+
 def _x_range(rows: pd.DataFrame, log_scale: bool) -> tuple[float, float]:
-    """The finite span of the rows' estimates and bounds, padded (unbounded ends are drawn to its edge)."""
+    """The finite span of the rows' estimates and bounds, padded, but no further than ``FAR`` beyond the rows
+    that carry weight (the combined ones, and forms of at least ``ENSEMBLE_MIN_WEIGHT``): a form of no weight
+    whose resamples run away (a power law reaching 1e62 FLOPs on the shipped grid) would otherwise squeeze
+    every other row into a point. Ends beyond the span, and unbounded ones, are drawn to its edge with an
+    arrow and their value."""
+    keep = np.isfinite if not log_scale else (lambda a: np.isfinite(a) & (a > 0))
     v = rows[["estimate", "lower", "upper"]].to_numpy(dtype=float).ravel()
-    v = v[np.isfinite(v) & ((v > 0) if log_scale else True)]
+    v = v[keep(v)]
     if v.size == 0:
         return (0.1, 10.0) if log_scale else (0.0, 1.0)
+    weighted = rows[(rows["kind"] != "form") | (rows["weight"] >= ENSEMBLE_MIN_WEIGHT)]
+    core = weighted[["estimate", "lower", "upper"]].to_numpy(dtype=float).ravel()
+    core = core[keep(core)]
     lo, hi = float(v.min()), float(v.max())
     if log_scale:
+        if core.size:
+            lo, hi = max(lo, float(core.min()) / 10**FAR), min(hi, float(core.max()) * 10**FAR)
         pad = max(math.log10(hi / lo), 1.0) * 0.08
         return lo / 10**pad, hi * 10 ** (3 * pad)
+    if core.size:
+        width = max(float(core.max() - core.min()), abs(float(core.max())) * 0.01, 1e-12)
+        lo, hi = max(lo, float(core.min()) - FAR * width), min(hi, float(core.max()) + FAR * width)
     pad = max(hi - lo, abs(hi) * 0.01, 1e-12) * 0.08
     return lo - pad, hi + 3 * pad
 
@@ -93,13 +110,18 @@ def plot_combined(data: CombinedFigure, ax: Axes) -> Axes:
     for i, r in enumerate(data.rows.to_dict(orient="records")):
         colour = colours.get(str(r["kind"]), form_style(i)[0] if r["kind"] == "form" else NEUTRAL)
         lo, hi = float(r["lower"]), float(r["upper"])
-        lo_x = lo if math.isfinite(lo) and (lo > 0 or not data.log_scale) else left
-        hi_x = hi if math.isfinite(hi) else right
+        lo_x = min(max(lo, left), right) if math.isfinite(lo) and (lo > 0 or not data.log_scale) else left
+        hi_x = max(min(hi, right), left) if math.isfinite(hi) else right
         ax.plot([lo_x, hi_x], [i, i], color=colour, solid_capstyle="butt", linewidth=2.0 + 6.0 * float(r["weight"]),
                 alpha=0.8)
-        if not math.isfinite(hi):
-            ax.annotate("unbounded", (right, i), xytext=(-2, 7), textcoords="offset points", ha="right", fontsize=7)
+        if not hi < right:  # unbounded, or beyond the axis: drawn to its edge, with where it ends
+            text = "unbounded" if not math.isfinite(hi) else f"to {hi:.3g}"
+            text = f"{lo:.3g} {text}" if math.isfinite(lo) and lo >= right else text  # wholly beyond
+            ax.annotate(text, (right, i), xytext=(-2, 7), textcoords="offset points", ha="right", fontsize=7)
             ax.plot([right], [i], marker=">", color=colour, markersize=7, clip_on=False)
+        if math.isfinite(lo) and lo < left:
+            ax.annotate(f"from {lo:.3g}", (left, i), xytext=(2, 7), textcoords="offset points", ha="left", fontsize=7)
+            ax.plot([left], [i], marker="<", color=colour, markersize=7, clip_on=False)
         if math.isfinite(float(r["estimate"])):
             ax.plot([float(r["estimate"])], [i], marker="o", color="white", markeredgecolor=colour, markersize=6,
                     zorder=3)
