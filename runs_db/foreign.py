@@ -28,7 +28,6 @@ read as COMPLETED, FAILED or RUNNING.
 
 from __future__ import annotations
 
-import csv
 import json
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ValidationError
-from .records import CSV_CONFIG_FIELDS, merge_into
+from .records import CSV_CONFIG_FIELDS, merge_into, read_csv_rows
 from .validate import RUN_FIELDS, Loc, RunRecord, build_record
 
 EVAL_TARGETS = ("protocol", "eval_set", "metric", "selection", "value", "epoch", "n_epochs")
@@ -281,14 +280,7 @@ def read_mapped_csv(path: str | Path, cmap: ColumnMap, *, errors: list[Validatio
     shown = str(path)
     if path.is_dir():
         raise ValidationError("is a folder; give the CSV file", file=shown)
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ValidationError(f"cannot read CSV: {e}", file=shown) from None
-    if not rows:
-        raise ValidationError("empty CSV (no header)", file=shown, row=1)
-    header = [h.strip() for h in rows[0]]
+    header, rows = read_csv_rows(path, shown)
     if not cmap.columns:
         raise ValidationError("no columns mapped: give the mapping (COLUMN=TARGET,...) or a mapping file", file=shown)
     for column, _ in cmap.columns:
@@ -299,7 +291,7 @@ def read_mapped_csv(path: str | Path, cmap: ColumnMap, *, errors: list[Validatio
         if header.count(column) > 1:
             raise ValidationError("mapped column appears twice in the header", file=shown, row=1, column=column)
     table: list[tuple[Loc, Mapping[str, object]]] = []
-    for rowno, cells in enumerate(rows[1:], start=2):
+    for rowno, cells in enumerate(rows, start=2):
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(header):

@@ -170,11 +170,9 @@ def read_jsonl(path: Path, shown: str, errors: list[ValidationError] | None = No
 
 
 # -------------------------------------------------------------------------------------------------- CSV
-def read_csv(path: Path, shown: str, errors: list[ValidationError] | None = None) -> list[RunRecord]:
-    """Parse a CSV of run x eval rows into merged run records (one per run id).
-
-    A problem with the header raises. A problem with a row raises too, or, with ``errors`` (a list), is
-    appended there and the row skipped, so that one pass finds every bad row."""
+def read_csv_rows(path: Path, shown: str) -> tuple[list[str], list[list[str]]]:
+    """(the stripped header, the other rows) of a CSV file; one ``ValidationError`` naming ``shown`` when it
+    cannot be read or has no header."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             rows = list(csv.reader(f))
@@ -182,7 +180,16 @@ def read_csv(path: Path, shown: str, errors: list[ValidationError] | None = None
         raise ValidationError(f"cannot read CSV: {e}", file=shown) from None
     if not rows:
         raise ValidationError("empty CSV (no header)", file=shown, row=1)
-    return records_from_rows([h.strip() for h in rows[0]], rows[1:], shown, errors)
+    return [h.strip() for h in rows[0]], rows[1:]
+
+
+def read_csv(path: Path, shown: str, errors: list[ValidationError] | None = None) -> list[RunRecord]:
+    """Parse a CSV of run x eval rows into merged run records (one per run id).
+
+    A problem with the header raises. A problem with a row raises too, or, with ``errors`` (a list), is
+    appended there and the row skipped, so that one pass finds every bad row."""
+    header, rows = read_csv_rows(path, shown)
+    return records_from_rows(header, rows, shown, errors)
 
 
 def records_from_rows(header: Sequence[str], rows: Iterable[Sequence[str]], shown: str,
