@@ -24,10 +24,10 @@ import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, BinaryIO, TypedDict
 
 import torch
 import torch.distributed.checkpoint as dcp
@@ -81,18 +81,24 @@ class PretrainMeta(Progress):
     identity: Mapping[str, object]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """``write(f)`` into a temporary file beside ``path``, synced, then renamed over it: a reader sees the old
+    file or the whole new one, and an interrupted write leaves no temporary behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_json(path: Path, obj: object) -> None:
@@ -281,17 +287,7 @@ def export(source: Path, out: Path, *, force: bool = False) -> Exported:
         raise TrainError(f"{out} exists; give --force to replace it" if not out.is_dir() else f"{out} is a folder")
     found = checkpoint_in(source)
     weights, meta = load_weights(found)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": EXPORT_FORMAT, "model": weights, "meta": meta}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, lambda f: torch.save({"format": EXPORT_FORMAT, "model": weights, "meta": meta}, f))
     step = meta.get("step")
     return Exported(str(found), str(out), len(weights), out.stat().st_size,
                     int(sum(v.numel() for v in weights.values())), None if step is None else int(step))
