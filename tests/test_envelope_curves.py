@@ -57,6 +57,8 @@ def test_the_database_curves_become_a_priced_step_table(published_db_path: Path)
         scaling.load_curves(published_db_path, key="top9", where=FULL_224)
     with pytest.raises(scaling.ScalingError, match="no column 'colour'"):
         scaling.load_curves(published_db_path, where={"colour": 1})
+    with pytest.raises(scaling.ScalingError, match="no completed runs match where image_px=999"):
+        scaling.load_curves(published_db_path, where={"image_px": 999})
 
 
 def test_the_cli_answers_from_the_database_curves_as_the_api_does(published_db_path: Path) -> None:

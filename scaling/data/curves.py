@@ -72,12 +72,14 @@ def load_curves(db: str | Path | None = None, *, key: str = CURVE_KEY, phase: st
         steps = _run_steps(database.history(str(run["run_id"]), phase=phase), run, key)
         if len(steps):
             frames.append(steps)
+    chosen = ", ".join(f"{k}={v:g}" for k, v in (where or {}).items()) or "every run"
+    if runs.empty:
+        raise ScalingError(f"no completed runs match where {chosen} (see `scaling runs list`)")
     if not frames:
-        held = database.get_run(str(runs["run_id"].iloc[0]))["history"] if len(runs) else []
+        held = database.get_run(str(runs["run_id"].iloc[0]))["history"]
         have = ", ".join(sorted({f"{h['phase']}:{h['key']}" for h in held})) or "none"
         raise ScalingError(f"no {phase} curves of {key!r} in {len(runs)} matching run(s) (the first one holds: "
                            f"{have})")
     table = pd.concat(frames, ignore_index=True)
-    chosen = ", ".join(f"{k}={v:g}" for k, v in (where or {}).items()) or "every run"
     table.attrs[SOURCE_ATTR] = {"source": f"{database.path}: {phase} curves of {key} ({chosen})"}
     return table
