@@ -40,6 +40,8 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from runs_db.ood import same_condition  # the rule the package applies to image names: one definition
+
 REPOSITORY = "bethgelab/model-vs-human"
 # The 17 OOD sets of the paper and of the repository's benchmark (modelvshuman/constants.py, DEFAULT_DATASETS).
 DATASETS = ("colour", "contrast", "high-pass", "low-pass", "phase-scrambling", "power-equalisation", "false-colour",
@@ -98,17 +100,6 @@ def literal_assignment(source: str, name: str) -> object:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             return ast.literal_eval(node.value)
     raise KeyError(f"{name} is not assigned in the file")
-
-
-def same_condition(a: str, b: str) -> bool:
-    """Conditions as the CSV files spell them against the repository's names: equal text (any case) or the
-    same number (``3`` and ``3.0``, ``0.90`` and ``0.9``)."""
-    if a.strip().lower() == b.strip().lower():
-        return True
-    try:
-        return float(a) == float(b)
-    except ValueError:
-        return False
 
 
 def set_accuracy(trials: list[dict[str, str]], excluded: list[str]) -> dict[str, object]:
